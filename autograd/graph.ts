@@ -1,0 +1,236 @@
+/**
+ * Reverse-mode automatic differentiation.
+ *
+ * Every op that sees an input requiring grad records a {@link GraphNode} on its output: the
+ * inputs, and a `backward` closure that maps the gradient of the output to the gradients of
+ * the inputs (the chain rule for that one op). `backward(loss)` visits the graph in reverse
+ * topological order, so each tensor's gradient is complete (summed over all its uses) before
+ * it is passed on, and gradients reaching leaves are *accumulated* into `.grad`:
+ *
+ *     leaf.grad = leaf.grad + incoming     // += : a parameter used twice gets both terms
+ *
+ * As it goes, backward releases what it no longer needs (see the memory rule in
+ * `tensor/tensor.ts`): each intermediate once its own backward has run, and each gradient
+ * once it has been passed on.
+ *
+ * @module
+ */
+
+import { onesLike, Tensor } from "../tensor/tensor.ts";
+import { formatShape, sameShape } from "../tensor/shape.ts";
+import { add } from "../tensor/ops/elementwise.ts";
+
+/** How a tensor was computed: the op, its inputs, and the chain rule for it. */
+export interface GraphNode {
+  /** Op name, for error messages and debugging. */
+  readonly op: string;
+  /** The tensors the op read. */
+  readonly inputs: readonly Tensor[];
+  /** Given dL/d(output), returns dL/d(input) for each input (null where none flows). */
+  readonly backward: (grad: Tensor) => (Tensor | null)[];
+  /** Extra tensors the op keeps only for its backward (argmax indices, say); freed with the node. */
+  readonly saved: readonly Tensor[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grad mode and scopes
+
+let gradEnabled = true;
+const scopes: Set<Tensor>[] = [];
+
+/** Whether ops currently record the graph. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** The innermost active scope's set of tensors, if any (tensors register themselves). */
+export function currentScope(): Set<Tensor> | undefined {
+  return scopes[scopes.length - 1];
+}
+
+/** Anything a scope callback may return; every tensor found inside survives the scope. */
+export type ScopeResult = unknown;
+
+/**
+ * Runs `fn` and then releases every tensor created inside it, except those it returns (found
+ * in arrays and plain objects), those kept with `.keep()`, and those a returned tensor's graph
+ * still needs for backward.
+ */
+export function scope<T extends ScopeResult>(fn: () => T): T {
+  const created = new Set<Tensor>();
+  scopes.push(created);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  for (const t of [...survivors]) markGraph(t, survivors);
+  const outer = currentScope();
+  for (const t of created) {
+    if (survivors.has(t) || t.isKept) outer?.add(t);
+    else t.release("released when the scope() or noGrad() that created it ended");
+  }
+  return result;
+}
+
+/** Runs `fn` without recording a graph; like {@link scope}, it releases what `fn` created but did not return. */
+export function noGrad<T extends ScopeResult>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return scope(fn);
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/** Runs `fn` with graph recording switched on or off, releasing nothing. */
+export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
+  if (depth > 8 || value === null || typeof value !== "object") return;
+  if (value instanceof Tensor) {
+    into.add(value);
+    if (value.grad) into.add(value.grad);
+    return;
+  }
+  if (Array.isArray(value)) for (const v of value) collectTensors(v, into, depth + 1);
+  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+  }
+}
+
+function markGraph(t: Tensor, into: Set<Tensor>): void {
+  const stack = [t];
+  while (stack.length) {
+    const node = stack.pop()!.node;
+    if (!node) continue;
+    for (const x of [...node.inputs, ...node.saved]) {
+      if (!into.has(x)) {
+        into.add(x);
+        stack.push(x);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+/** Tensors with a graph node reachable from `root`, inputs before outputs. */
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  // Iterative depth-first search: AlexNet's graph is shallow, but a user's RNN may not be.
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, next] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (next < inputs.length) {
+      top[1]++;
+      const input = inputs[next];
+      if (input.node && !visited.has(input)) {
+        visited.add(input);
+        stack.push([input, 0]);
+      }
+    } else {
+      stack.pop();
+      if (t.node) order.push(t);
+    }
+  }
+  return order;
+}
+
+/**
+ * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
+ * Releases the graph as it goes (see the module comment).
+ */
+export function backward(root: Tensor, upstream?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error(
+      `backward: tensor ${formatShape(root.shape)} does not require grad (no input of its graph has requiresGrad)`,
+    );
+  }
+  if (upstream === undefined && root.size !== 1) {
+    throw new Error(
+      `backward: tensor ${formatShape(root.shape)} is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
+    );
+  }
+  if (upstream && !sameShape(upstream.shape, root.shape)) {
+    throw new RangeError(
+      `backward: upstream gradient ${formatShape(upstream.shape)} does not match tensor ${formatShape(root.shape)}`,
+    );
+  }
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, upstream ?? withGradEnabled(false, () => onesLike(root)));
+  const accumulate = (t: Tensor, g: Tensor) => {
+    if (!sameShape(g.shape, t.shape)) {
+      throw new Error(
+        `backward: gradient ${formatShape(g.shape)} does not match ${formatShape(t.shape)} (op ${t.node?.op ?? "leaf"})`,
+      );
+    }
+    if (!t.node) {
+      // A leaf: accumulate into .grad, which the user owns (and the optimizer reads).
+      if (t.grad) {
+        const sum = add(t.grad, g);
+        t.grad.dispose();
+        g.dispose();
+        t.grad = sum.keep();
+      } else t.grad = g.keep();
+      return;
+    }
+    const previous = grads.get(t);
+    if (previous) {
+      grads.set(t, add(previous, g));
+      previous.dispose();
+      g.dispose();
+    } else grads.set(t, g);
+  };
+
+  withGradEnabled(false, () => {
+    if (!root.node) {
+      // backward() on a leaf: its gradient is the upstream one.
+      accumulate(root, upstream ? upstream.detach() : grads.get(root)!);
+      return;
+    }
+    const order = topologicalOrder(root);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const node = t.node!;
+      const g = grads.get(t);
+      grads.delete(t);
+      if (g) {
+        // The closure's temporaries die with this scope; the input gradients it returns live on.
+        const inputGrads = scope(() => node.backward(g));
+        const passedOn = new Set<Tensor>([g]);
+        node.inputs.forEach((input, j) => {
+          let ig = inputGrads[j];
+          // An op may hand the same tensor to two inputs (add) or pass g through (reshape):
+          // give each its own reference to the shared memory.
+          if (ig && passedOn.has(ig)) ig = ig.detach();
+          if (ig) passedOn.add(ig);
+          if (ig && input.requiresGrad) accumulate(input, ig);
+          else ig?.dispose();
+        });
+        if (g !== upstream) g.dispose();
+      }
+      for (const s of node.saved) s.release("released by backward()");
+      t.node = null;
+      if (t !== root) t.release("released by backward()");
+    }
+  });
+}

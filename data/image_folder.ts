@@ -1,0 +1,435 @@
+/**
+ * ImageFolder: a root folder with one subfolder per class holding JPEG or PNG files (the
+ * ImageNet training layout). Class names are the subfolder names, sorted; labels follow that
+ * order.
+ *
+ * The paper preprocessed offline (section 2): every image is rescaled so its shorter side is
+ * 256, then the central 256x256 patch is cut out. {@link loadImageFolder} does that once,
+ * streaming the result into a shard, and later runs read the shard instead of decoding
+ * again. The shard folder holds three files:
+ *
+ * - `images.u8`: uint8 pixels `[N, 3, S, S]` (NCHW, RGB, row-major), no header;
+ * - `mean.f32`: the mean image `[3, S, S]`, float32 little-endian, 0..255 units;
+ * - `index.json`: format and version, S, class names, labels, the source file of every image,
+ *   the size and mtime of every candidate file (the staleness check), skipped files, and the
+ *   RGB statistics: mean, 3x3 covariance, eigenvalues and eigenvectors (RGB in [0, 1]).
+ *
+ * `index.json` is written last, and removed before a rebuild starts, so it marks a complete
+ * shard; each file is written through a temporary file and renamed (atomic).
+ *
+ * @module
+ */
+
+import { writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
+import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
+import type { ImageCHW, ImageDataset } from "./dataset.ts";
+import { sha256Hex } from "./fashion_mnist.ts";
+import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
+
+/** Shard format version; bump when the layout or preprocessing changes. */
+export const SHARD_VERSION = 1;
+
+const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+
+/** Training-set statistics saved with a shard. */
+export interface ImageStats {
+  /** Per-pixel mean image `[3, S, S]`, 0..255 units (section 2). */
+  meanImage: Float32Array;
+  /** Mean RGB, [0, 1] units. */
+  rgbMean: [number, number, number];
+  /** 3x3 covariance of RGB values over all pixels of all images, [0, 1] units. */
+  rgbCovariance: number[][];
+  /** Its eigen-decomposition (section 4.1's p_i and l_i). */
+  eigen: Eigen3;
+}
+
+/** A file left out by `skipBad`, and why. */
+export interface SkippedFile {
+  /** Path relative to the root. */
+  file: string;
+  /** What was wrong with it. */
+  reason: string;
+}
+
+/** A preprocessed ImageFolder: uint8 `[N, 3, S, S]` plus provenance and statistics. */
+export interface ImageFolderDataset extends ImageDataset {
+  /** Source file of each image, relative to the root. */
+  files: string[];
+  /** Mean image and RGB PCA over this set. */
+  stats: ImageStats;
+  /** Files left out by `skipBad`. */
+  skipped: SkippedFile[];
+  /** Number of files with other extensions that were ignored. */
+  ignored: number;
+  /** True when the shard was read from disk instead of being built. */
+  fromCache: boolean;
+  /** Number of images decoded by this call (0 when read from the shard). */
+  decoded: number;
+  /** The folder holding the shard. */
+  shardDir: string;
+}
+
+/** Options of {@link loadImageFolder}. */
+export interface ImageFolderOptions {
+  /** Shorter side and center crop, S; 256 (section 2). */
+  size?: number;
+  /** Where the shard goes; default `$XDG_CACHE_HOME/tessera/image-folder/<root name>-<hash>`. */
+  shardDir?: string;
+  /** Skip undecodable files instead of failing; each is reported in `skipped`. Default false. */
+  skipBad?: boolean;
+  /** Rebuild even if a fresh shard exists; default false. */
+  rebuild?: boolean;
+  /** Called after each decoded image. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A candidate image file found by {@link scanImageFolder}. */
+export interface SourceEntry {
+  /** Path relative to the root, `class/.../name.ext`. */
+  file: string;
+  /** Size in bytes (part of the staleness check). */
+  size: number;
+  /** Modification time in ms since the epoch (part of the staleness check). */
+  mtime: number;
+  /** Class index. */
+  label: number;
+}
+
+interface ShardIndex {
+  format: "tessera-image-folder";
+  version: number;
+  size: number;
+  layout: "NCHW uint8 RGB";
+  count: number;
+  classNames: string[];
+  labels: number[];
+  files: string[];
+  sources: { file: string; size: number; mtime: number }[];
+  skipped: SkippedFile[];
+  ignored: number;
+  rgbMean: [number, number, number];
+  rgbCovariance: number[][];
+  eigen: Eigen3;
+}
+
+function hasImageExtension(name: string): boolean {
+  const lower = name.toLowerCase();
+  return IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext));
+}
+
+async function walk(dir: string, prefix: string, out: { files: string[]; ignored: number }) {
+  const entries: Deno.DirEntry[] = [];
+  for await (const entry of Deno.readDir(dir)) if (!entry.name.startsWith(".")) entries.push(entry);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const rel = `${prefix}/${entry.name}`;
+    if (entry.isDirectory) await walk(`${dir}/${entry.name}`, rel, out);
+    else if (entry.isFile && hasImageExtension(entry.name)) out.files.push(rel);
+    else out.ignored++;
+  }
+}
+
+/**
+ * Lists the classes and candidate image files under `root`. Throws, naming the folder, if
+ * there are no class folders or a class folder has no JPEG or PNG files.
+ */
+export async function scanImageFolder(root: string): Promise<{
+  classNames: string[];
+  sources: SourceEntry[];
+  ignored: number;
+}> {
+  let rootInfo: Deno.FileInfo;
+  try {
+    rootInfo = await Deno.stat(root);
+  } catch (error) {
+    throw new Error(`ImageFolder: cannot read root folder ${root} (${(error as Error).message})`);
+  }
+  if (!rootInfo.isDirectory) throw new Error(`ImageFolder: ${root} is not a folder`);
+  const classNames: string[] = [];
+  for await (const entry of Deno.readDir(root)) {
+    if (entry.isDirectory && !entry.name.startsWith(".")) classNames.push(entry.name);
+  }
+  classNames.sort();
+  if (classNames.length === 0) {
+    throw new Error(`ImageFolder: ${root} has no class folders (expected one subfolder per class)`);
+  }
+  const sources: SourceEntry[] = [];
+  let ignored = 0;
+  for (let label = 0; label < classNames.length; label++) {
+    const found = { files: [] as string[], ignored: 0 };
+    await walk(`${root}/${classNames[label]}`, classNames[label], found);
+    ignored += found.ignored;
+    if (found.files.length === 0) {
+      throw new Error(
+        `ImageFolder: class folder ${root}/${classNames[label]} has no images (.jpg, .jpeg, .png)`,
+      );
+    }
+    for (const file of found.files) {
+      const info = await Deno.stat(`${root}/${file}`);
+      sources.push({ file, size: info.size, mtime: info.mtime?.getTime() ?? 0, label });
+    }
+  }
+  return { classNames, sources, ignored };
+}
+
+/**
+ * Checks that `bytes` are a complete JPEG or PNG, returning what is wrong or undefined. PNG
+ * chunks are walked to IEND because the decoder accepts some truncated PNGs silently.
+ */
+export function imageProblem(bytes: Uint8Array): string | undefined {
+  if (isJpeg(bytes)) return undefined;
+  if (!isPng(bytes)) {
+    const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");
+    return `not a JPEG or PNG (starts with ${head || "nothing"}, ${bytes.length} bytes)`;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 8;
+  while (at + 8 <= bytes.length) {
+    const length = view.getUint32(at, false);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    at += 12 + length;
+    if (at > bytes.length) return `truncated PNG: chunk ${type} runs past the end of the file`;
+    if (type === "IEND") return undefined;
+  }
+  return "truncated PNG: no IEND chunk";
+}
+
+/** Decodes a JPEG or PNG into an RGB CHW uint8 image; errors name `name`. */
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<ImageCHW<Uint8Array>> {
+  const problem = imageProblem(bytes);
+  if (problem) throw new Error(`${name}: ${problem}`);
+  try {
+    return await (isJpeg(bytes) ? decodeJpeg(bytes) : decodePng(bytes));
+  } catch (error) {
+    throw new Error(`${name}: cannot decode (${(error as Error).message})`);
+  }
+}
+
+/**
+ * The paper's offline preprocessing (section 2): shorter side to `size` (bilinear), then the
+ * central `size` x `size` crop, rounded to bytes.
+ */
+export function preprocess(image: ImageCHW, size: number): ImageCHW<Uint8Array> {
+  return toUint8(centerCrop(resizeShorterSide(image, size), size));
+}
+
+function defaultShardDir(absRoot: string, hash: string): string {
+  const env = (name: string) => {
+    try {
+      return Deno.env.get(name) || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const base = env("XDG_CACHE_HOME") ?? (env("HOME") ? `${env("HOME")}/.cache` : undefined);
+  if (base === undefined) {
+    throw new Error("ImageFolder: no shardDir given and neither XDG_CACHE_HOME nor HOME is set");
+  }
+  const name = absRoot.split("/").filter(Boolean).pop() ?? "root";
+  return `${base}/tessera/image-folder/${name}-${hash.slice(0, 16)}`;
+}
+
+/**
+ * Loads an ImageFolder, building its shard on first use (see the module doc) and reading it
+ * afterwards. The shard is rebuilt when the size, the format version or the list of files
+ * (name, size, mtime) changed.
+ */
+export async function loadImageFolder(
+  root: string,
+  options: ImageFolderOptions = {},
+): Promise<ImageFolderDataset> {
+  const size = options.size ?? 256;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new RangeError(`loadImageFolder: size must be a positive integer, got ${size}`);
+  }
+  const scan = await scanImageFolder(root);
+  const absRoot = await Deno.realPath(root);
+  const shardDir = options.shardDir ??
+    defaultShardDir(absRoot, await sha256Hex(new TextEncoder().encode(`${absRoot}\n${size}`)));
+  if (!options.rebuild) {
+    const cached = await readShard(shardDir, size, scan);
+    if (cached !== undefined) return cached;
+  }
+  return await buildShard(root, shardDir, size, scan, options);
+}
+
+function sameSources(index: ShardIndex, sources: SourceEntry[]): boolean {
+  return index.sources.length === sources.length &&
+    index.sources.every((s, i) =>
+      s.file === sources[i].file && s.size === sources[i].size && s.mtime === sources[i].mtime
+    );
+}
+
+async function readShard(
+  shardDir: string,
+  size: number,
+  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+): Promise<ImageFolderDataset | undefined> {
+  let index: ShardIndex;
+  try {
+    index = JSON.parse(await Deno.readTextFile(`${shardDir}/index.json`));
+  } catch {
+    return undefined;
+  }
+  if (
+    index.format !== "tessera-image-folder" || index.version !== SHARD_VERSION ||
+    index.size !== size ||
+    index.classNames.join("\n") !== scan.classNames.join("\n") || !sameSources(index, scan.sources)
+  ) return undefined;
+  const images = await Deno.readFile(`${shardDir}/images.u8`);
+  const pixels = 3 * size * size;
+  if (images.length !== index.count * pixels) {
+    throw new Error(
+      `${shardDir}/images.u8: expected ${
+        index.count * pixels
+      } bytes for [${index.count}, 3, ${size}, ${size}], ` +
+        `found ${images.length}; delete the folder to rebuild`,
+    );
+  }
+  const meanBytes = await Deno.readFile(`${shardDir}/mean.f32`);
+  if (meanBytes.length !== 4 * pixels) {
+    throw new Error(
+      `${shardDir}/mean.f32: expected ${4 * pixels} bytes, found ${meanBytes.length}`,
+    );
+  }
+  return {
+    images,
+    shape: [index.count, 3, size, size],
+    labels: Int32Array.from(index.labels),
+    classNames: index.classNames,
+    files: index.files,
+    stats: {
+      meanImage: readFloat32LE(meanBytes),
+      rgbMean: index.rgbMean,
+      rgbCovariance: index.rgbCovariance,
+      eigen: index.eigen,
+    },
+    skipped: index.skipped,
+    ignored: index.ignored,
+    fromCache: true,
+    decoded: 0,
+    shardDir,
+  };
+}
+
+async function buildShard(
+  root: string,
+  shardDir: string,
+  size: number,
+  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  options: ImageFolderOptions,
+): Promise<ImageFolderDataset> {
+  await Deno.mkdir(shardDir, { recursive: true });
+  await Deno.remove(`${shardDir}/index.json`).catch(() => {});
+  const pixels = 3 * size * size;
+  const plane = size * size;
+  const meanSum = new Float64Array(pixels);
+  // Sums of r, g, b and of the six distinct products, over every pixel of every image.
+  const rgbSum = new Float64Array(3);
+  const productSum = new Float64Array(9);
+  const files: string[] = [];
+  const labels: number[] = [];
+  const skipped: SkippedFile[] = [];
+  const temp = `${shardDir}/.images.u8.${crypto.randomUUID()}.tmp`;
+  const out = await Deno.open(temp, { write: true, create: true, truncate: true });
+  try {
+    for (let i = 0; i < scan.sources.length; i++) {
+      const { file, label } = scan.sources[i];
+      let image: ImageCHW<Uint8Array>;
+      try {
+        image = preprocess(
+          await decodeImage(await Deno.readFile(`${root}/${file}`), `${root}/${file}`),
+          size,
+        );
+      } catch (error) {
+        if (!options.skipBad) throw error;
+        skipped.push({ file, reason: (error as Error).message.replace(`${root}/${file}: `, "") });
+        continue;
+      }
+      const data = image.data;
+      for (let p = 0; p < pixels; p++) meanSum[p] += data[p];
+      for (let p = 0; p < plane; p++) {
+        const r = data[p], g = data[plane + p], b = data[2 * plane + p];
+        rgbSum[0] += r, rgbSum[1] += g, rgbSum[2] += b;
+        productSum[0] += r * r, productSum[1] += r * g, productSum[2] += r * b;
+        productSum[4] += g * g, productSum[5] += g * b, productSum[8] += b * b;
+      }
+      let written = 0;
+      while (written < data.length) written += await out.write(data.subarray(written));
+      files.push(file);
+      labels.push(label);
+      options.onProgress?.(i + 1, scan.sources.length);
+    }
+    await out.sync();
+  } catch (error) {
+    out.close();
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+  out.close();
+  const count = files.length;
+  if (count === 0) {
+    await Deno.remove(temp).catch(() => {});
+    throw new Error(`ImageFolder: no decodable images under ${root} (${skipped.length} skipped)`);
+  }
+  await Deno.rename(temp, `${shardDir}/images.u8`);
+
+  const meanImage = new Float32Array(pixels);
+  for (let p = 0; p < pixels; p++) meanImage[p] = meanSum[p] / count;
+  const total = count * plane;
+  // Covariance in [0, 1] units: E[x x^T] - E[x] E[x]^T with x = rgb / 255.
+  const rgbMean = Array.from(rgbSum, (s) => s / total / 255) as [number, number, number];
+  const rgbCovariance = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+  for (let i = 0; i < 3; i++) {
+    for (let j = i; j < 3; j++) {
+      const value = productSum[3 * i + j] / total / (255 * 255) - rgbMean[i] * rgbMean[j];
+      rgbCovariance[i][j] = rgbCovariance[j][i] = value;
+    }
+  }
+  const eigen = jacobiEigen(rgbCovariance);
+  await writeFileAtomic(`${shardDir}/mean.f32`, float32LE(meanImage));
+  const index: ShardIndex = {
+    format: "tessera-image-folder",
+    version: SHARD_VERSION,
+    size,
+    layout: "NCHW uint8 RGB",
+    count,
+    classNames: scan.classNames,
+    labels,
+    files,
+    sources: scan.sources.map(({ file, size, mtime }) => ({ file, size, mtime })),
+    skipped,
+    ignored: scan.ignored,
+    rgbMean,
+    rgbCovariance,
+    eigen,
+  };
+  await writeTextFileAtomic(`${shardDir}/index.json`, JSON.stringify(index));
+  return {
+    images: await Deno.readFile(`${shardDir}/images.u8`),
+    shape: [count, 3, size, size],
+    labels: Int32Array.from(labels),
+    classNames: scan.classNames,
+    files,
+    stats: { meanImage, rgbMean, rgbCovariance, eigen },
+    skipped,
+    ignored: scan.ignored,
+    fromCache: false,
+    decoded: count,
+    shardDir,
+  };
+}
+
+function float32LE(values: Float32Array): Uint8Array {
+  const bytes = new Uint8Array(values.length * 4);
+  const view = new DataView(bytes.buffer);
+  values.forEach((v, i) => view.setFloat32(4 * i, v, true));
+  return bytes;
+}
+
+function readFloat32LE(bytes: Uint8Array): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+  return out;
+}

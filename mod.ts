@@ -1,0 +1,90 @@
+/**
+ * tessera: a tensor library in plain TypeScript for Deno, small enough to read end to end.
+ *
+ * Tensors with reverse-mode autograd, CPU reference kernels and a WebGPU backend whose
+ * kernels are proven against them, the layers and optimizer of AlexNet (Krizhevsky,
+ * Sutskever and Hinton, 2012), and safetensors checkpoints.
+ *
+ * ```ts
+ * import { conv2d, gradcheck, randn, relu, sum, tensor } from "./mod.ts";
+ *
+ * const x = randn([1, 3, 8, 8], { seed: 1 });
+ * const w = randn([4, 3, 3, 3], { seed: 2, std: 0.1, requiresGrad: true });
+ * const loss = sum(relu(conv2d(x, w, null, { padding: 1 })));
+ * loss.backward();
+ * console.log(w.grad!.toString()); // dL/dw, [4, 3, 3, 3]
+ *
+ * // The same op's backward, checked against finite differences in float64:
+ * const x64 = randn([1, 3, 8, 8], { seed: 1, dtype: "float64" });
+ * const w64 = randn([4, 3, 3, 3], { seed: 2, dtype: "float64" });
+ * console.log(gradcheck((a, b) => conv2d(a, b, null, { padding: 1 }), [x64, w64]).message);
+ * console.log(tensor([[1, 2], [3, 4]]).toString());
+ * ```
+ *
+ * @module
+ */
+
+export {
+  arange,
+  type Device,
+  fromArray,
+  full,
+  getBackend,
+  type NestedArray,
+  ones,
+  onesLike,
+  rand,
+  randn,
+  type RandomOptions,
+  registerBackend,
+  Tensor,
+  tensor,
+  type TensorOptions,
+  unregisterBackend,
+  zeros,
+  zerosLike,
+} from "./tensor/tensor.ts";
+export type { Shape } from "./tensor/shape.ts";
+export { counterHash, counterUniform, mix32, Rng, type RngState } from "./tensor/random.ts";
+export type {
+  AdaptivePool2dParams,
+  Backend,
+  BinaryOp,
+  Conv2dParams,
+  DType,
+  LrnParams,
+  MatmulParams,
+  Pool2dParams,
+  ReduceOp,
+  SgdParams,
+  Storage,
+  TypedArray,
+  UnaryOp,
+} from "./backend/backend.ts";
+export { cpuBackend, CpuStorage } from "./backend/cpu.ts";
+
+export { backward, type GraphNode, isGradEnabled, noGrad, scope, withGradEnabled } from "./autograd/graph.ts";
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autograd/gradcheck.ts";
+
+export {
+  abs,
+  add,
+  affine,
+  broadcastTo,
+  div,
+  eq,
+  exp,
+  log,
+  mul,
+  neg,
+  pow,
+  relu,
+  sigmoid,
+  sqrt,
+  sub,
+  tanh,
+} from "./tensor/ops/elementwise.ts";
+export { argmax, max, mean, sum, sumTo } from "./tensor/ops/reduce.ts";
+export { concat, flatten, permute, reshape, slice, split, transpose } from "./tensor/ops/layout.ts";
+export { linear, matmul } from "./tensor/ops/matmul.ts";
+export { conv2d, type Conv2dOptions, conv2dParams } from "./tensor/ops/conv2d.ts";

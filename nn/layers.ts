@@ -1,0 +1,570 @@
+/**
+ * The layers AlexNet is built from, each a thin {@link Module} around one op of
+ * `tensor/ops/`, with PyTorch's names, argument order and defaults unless a comment says
+ * otherwise. Every layer also computes its output shape (for `summary()` and for sizing the
+ * first fully connected layer) and, if it has weights, its multiply-adds.
+ *
+ * @module
+ */
+
+import { type Tensor, zeros } from "../tensor/tensor.ts";
+import { formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
+import { Rng, type RngState } from "../tensor/random.ts";
+import { relu, tanh } from "../tensor/ops/elementwise.ts";
+import { flatten } from "../tensor/ops/layout.ts";
+import { linear } from "../tensor/ops/matmul.ts";
+import { conv2d } from "../tensor/ops/conv2d.ts";
+import { adaptiveAvgPool2d, avgPool2d, maxPool2d, pool2dParams } from "../tensor/ops/pool.ts";
+import { localResponseNorm } from "../tensor/ops/lrn.ts";
+import { dropout } from "../tensor/ops/dropout.ts";
+import { Module, parameter } from "./module.ts";
+import { pytorchDefault, type RandomSource } from "./init.ts";
+
+/** A size given as one number (square) or [height, width]. */
+export type Size2 = number | readonly [number, number];
+
+function pair(value: Size2): [number, number] {
+  return typeof value === "number" ? [value, value] : [value[0], value[1]];
+}
+
+function checkImage(layer: string, shape: Shape): void {
+  if (shape.length !== 4) {
+    throw new RangeError(`${layer}: input must be [N, C, H, W], got ${formatShape(shape)}`);
+  }
+}
+
+/** Output length of a sliding window: floor((size + 2 pad - kernel) / stride) + 1 (PyTorch's floor mode). */
+function windowCount(
+  layer: string,
+  inputShape: Shape,
+  size: number,
+  kernel: number,
+  stride: number,
+  pad: number,
+): number {
+  const count = Math.floor((size + 2 * pad - kernel) / stride) + 1;
+  if (count < 1) {
+    throw new RangeError(
+      `${layer}: input ${
+        formatShape(inputShape)
+      } is too small for a ${kernel} window with padding ${pad} (output would be empty)`,
+    );
+  }
+  return count;
+}
+
+/** Shared by layers that construct weights. */
+interface WeightOptions {
+  /** Whether the layer adds a learned bias (default true). */
+  bias?: boolean;
+  /** Random source of the default initialisation (default seed 0). */
+  rng?: RandomSource;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers with weights
+
+/** Options of {@link Conv2d}. */
+export interface Conv2dLayerOptions extends WeightOptions {
+  /** Step between windows (default 1). */
+  stride?: Size2;
+  /** Zero padding on each side (default 0). */
+  padding?: Size2;
+  /** Channel groups (default 1; AlexNet's conv2, conv4, conv5 use 2: paper section 3.2). */
+  groups?: number;
+}
+
+/**
+ * 2-D convolution: weight [outChannels, inChannels / groups, kH, kW], bias [outChannels],
+ * initialised like PyTorch's `nn.Conv2d` (U(±1/sqrt(fanIn))) until a model-level scheme
+ * overwrites it.
+ */
+export class Conv2d extends Module {
+  /** Kernel size [kH, kW]. */
+  readonly kernelSize: [number, number];
+  /** Stride [vertical, horizontal]. */
+  readonly stride: [number, number];
+  /** Padding [vertical, horizontal]. */
+  readonly padding: [number, number];
+  /** Channel groups. */
+  readonly groups: number;
+
+  /** Creates the layer and its parameters. */
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Size2,
+    options: Conv2dLayerOptions = {},
+  ) {
+    super();
+    this.kernelSize = pair(kernelSize);
+    this.stride = pair(options.stride ?? 1);
+    this.padding = pair(options.padding ?? 0);
+    this.groups = options.groups ?? 1;
+    if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
+      throw new RangeError(
+        `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${this.groups}`,
+      );
+    }
+    const [kh, kw] = this.kernelSize;
+    const weight = parameter(zeros([outChannels, inChannels / this.groups, kh, kw]));
+    const bias = (options.bias ?? true) ? parameter(zeros([outChannels])) : null;
+    pytorchDefault(weight, bias, options.rng ?? 0);
+    this.registerParameter("weight", weight);
+    this.registerParameter("bias", bias);
+  }
+
+  /** [outChannels, inChannels / groups, kH, kW]. */
+  get weight(): Tensor {
+    return this.getParameter("weight");
+  }
+
+  /** [outChannels], or null without bias. */
+  get bias(): Tensor | null {
+    return this.getOptionalParameter("bias");
+  }
+
+  /** y = conv2d(x, weight) + bias. */
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      groups: this.groups,
+    });
+  }
+
+  /** [N, outChannels, outH, outW]. */
+  outputShape(inputShape: Shape): number[] {
+    checkImage("Conv2d", inputShape);
+    const [n, c, h, w] = inputShape;
+    if (c !== this.inChannels) {
+      throw new RangeError(
+        `Conv2d(${this.describe()}): input ${
+          formatShape(inputShape)
+        } has ${c} channels, expected ${this.inChannels}`,
+      );
+    }
+    return [
+      n,
+      this.outChannels,
+      windowCount("Conv2d", inputShape, h, this.kernelSize[0], this.stride[0], this.padding[0]),
+      windowCount("Conv2d", inputShape, w, this.kernelSize[1], this.stride[1], this.padding[1]),
+    ];
+  }
+
+  /** N * outChannels * outH * outW * (inChannels / groups) * kH * kW. */
+  override multiplyAdds(inputShape: Shape): number {
+    const perOutput = (this.inChannels / this.groups) * this.kernelSize[0] * this.kernelSize[1];
+    return sizeOf(this.outputShape(inputShape)) * perOutput;
+  }
+
+  /** `3->96, 11x11/4, pad 2, groups 2`. */
+  override describe(): string {
+    const [kh, kw] = this.kernelSize, [sh, sw] = this.stride, [ph, pw] = this.padding;
+    const stride = sh === sw ? `${sh}` : `${sh}x${sw}`;
+    const parts = [`${this.inChannels}->${this.outChannels}`, `${kh}x${kw}/${stride}`];
+    if (ph || pw) parts.push(`pad ${ph === pw ? ph : `${ph}x${pw}`}`);
+    if (this.groups !== 1) parts.push(`groups ${this.groups}`);
+    if (!this.bias) parts.push("no bias");
+    return parts.join(", ");
+  }
+}
+
+/**
+ * Fully connected layer y = x · weightᵀ + bias, weight [outFeatures, inFeatures] as in
+ * PyTorch (so torchvision weights load unchanged), initialised like `nn.Linear`.
+ */
+export class Linear extends Module {
+  /** Creates the layer and its parameters. */
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: WeightOptions = {},
+  ) {
+    super();
+    const weight = parameter(zeros([outFeatures, inFeatures]));
+    const bias = (options.bias ?? true) ? parameter(zeros([outFeatures])) : null;
+    pytorchDefault(weight, bias, options.rng ?? 0);
+    this.registerParameter("weight", weight);
+    this.registerParameter("bias", bias);
+  }
+
+  /** [outFeatures, inFeatures]. */
+  get weight(): Tensor {
+    return this.getParameter("weight");
+  }
+
+  /** [outFeatures], or null without bias. */
+  get bias(): Tensor | null {
+    return this.getOptionalParameter("bias");
+  }
+
+  /** x [N, in] -> [N, out]. */
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+
+  /** [N, outFeatures]. */
+  outputShape(inputShape: Shape): number[] {
+    if (inputShape.length !== 2 || inputShape[1] !== this.inFeatures) {
+      throw new RangeError(
+        `Linear(${this.describe()}): input must be [N, ${this.inFeatures}], got ${
+          formatShape(inputShape)
+        }`,
+      );
+    }
+    return [inputShape[0], this.outFeatures];
+  }
+
+  /** N * in * out. */
+  override multiplyAdds(inputShape: Shape): number {
+    return this.outputShape(inputShape)[0] * this.inFeatures * this.outFeatures;
+  }
+
+  /** `9216->4096`. */
+  override describe(): string {
+    return `${this.inFeatures}->${this.outFeatures}${this.bias ? "" : ", no bias"}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape-preserving layers
+
+/** max(x, 0), the paper's nonlinearity (section 3.1). */
+export class ReLU extends Module {
+  /** relu(x). */
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+  /** Same as the input. */
+  outputShape(inputShape: Shape): number[] {
+    return [...inputShape];
+  }
+}
+
+/** tanh(x): the saturating nonlinearity the paper compares ReLU against (section 3.1, Figure 1). */
+export class Tanh extends Module {
+  /** tanh(x). */
+  forward(x: Tensor): Tensor {
+    return tanh(x);
+  }
+  /** Same as the input. */
+  outputShape(inputShape: Shape): number[] {
+    return [...inputShape];
+  }
+}
+
+/** Returns its input: a placeholder that keeps a Sequential's child indices (and names) stable. */
+export class Identity extends Module {
+  /** x itself. */
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+  /** Same as the input. */
+  outputShape(inputShape: Shape): number[] {
+    return [...inputShape];
+  }
+}
+
+/** Options of {@link LocalResponseNorm}. */
+export interface LocalResponseNormOptions {
+  /** Channels in the window (default 5: paper section 3.3, n = 5). */
+  size?: number;
+  /** Scale (default 1e-4: paper section 3.3); see `alphaScaling` for how it is applied. */
+  alpha?: number;
+  /** Exponent (default 0.75: paper section 3.3). */
+  beta?: number;
+  /** Additive constant (default 2: paper section 3.3; PyTorch's default is 1). */
+  k?: number;
+  /**
+   * How `alpha` weighs each squared term. "averaged" (default): alpha / size per term, what
+   * cuda-convnet2 (`scale /= size`), Caffe and PyTorch compute, so the network that won used
+   * 2e-5 per term. "per-term": alpha per term, the paper's formula read literally (and
+   * TensorFlow's convention). The trap: the paper's text and its code disagree by a factor 5.
+   */
+  alphaScaling?: "averaged" | "per-term";
+}
+
+/** Local response normalization across channels (paper section 3.3). */
+export class LocalResponseNorm extends Module {
+  /** Channels in the window. */
+  readonly size: number;
+  /** Scale, applied according to `alphaScaling`. */
+  readonly alpha: number;
+  /** Exponent. */
+  readonly beta: number;
+  /** Additive constant. */
+  readonly k: number;
+  /** Convention for alpha. */
+  readonly alphaScaling: "averaged" | "per-term";
+
+  /** Creates the layer (no parameters). */
+  constructor(options: LocalResponseNormOptions = {}) {
+    super();
+    this.size = options.size ?? 5;
+    this.alpha = options.alpha ?? 1e-4;
+    this.beta = options.beta ?? 0.75;
+    this.k = options.k ?? 2;
+    this.alphaScaling = options.alphaScaling ?? "averaged";
+  }
+
+  /** b = a / (k + alpha' sum a²)^beta over the channel window. */
+  forward(x: Tensor): Tensor {
+    return localResponseNorm(x, {
+      size: this.size,
+      alpha: this.alpha,
+      beta: this.beta,
+      k: this.k,
+      alphaScaling: this.alphaScaling,
+    });
+  }
+
+  /** Same as the input, which must be [N, C, H, W]. */
+  outputShape(inputShape: Shape): number[] {
+    checkImage("LocalResponseNorm", inputShape);
+    return [...inputShape];
+  }
+
+  /** `size 5, alpha 1e-4 (averaged), beta 0.75, k 2`. */
+  override describe(): string {
+    return `size ${this.size}, alpha ${this.alpha} (${this.alphaScaling}), beta ${this.beta}, k ${this.k}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+
+/** Options of {@link MaxPool2d} and {@link AvgPool2d}. */
+export interface Pool2dLayerOptions {
+  /** Window size (AlexNet: 3, "overlapping pooling", paper section 3.4). */
+  kernelSize: Size2;
+  /** Step between windows (default kernelSize, as in PyTorch; AlexNet: 2). */
+  stride?: Size2;
+  /** Implicit padding on each side (default 0). */
+  padding?: Size2;
+}
+
+abstract class Pool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+
+  constructor(options: Pool2dLayerOptions) {
+    super();
+    this.kernelSize = pair(options.kernelSize);
+    this.stride = pair(options.stride ?? options.kernelSize);
+    this.padding = pair(options.padding ?? 0);
+  }
+
+  protected get opOptions() {
+    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+  }
+
+  /** [N, C, outH, outW] (floor mode); the op's own validation names a bad configuration. */
+  outputShape(inputShape: Shape): number[] {
+    const { kernelSize, stride, padding } = this.opOptions;
+    const p = pool2dParams(this.constructor.name, inputShape, kernelSize, stride, padding);
+    return [p.n, p.c, p.outH, p.outW];
+  }
+
+  /** `3x3/2`. */
+  override describe(): string {
+    const [kh, kw] = this.kernelSize, [sh, sw] = this.stride, [ph, pw] = this.padding;
+    const pad = ph || pw ? `, pad ${ph === pw ? ph : `${ph}x${pw}`}` : "";
+    return `${kh}x${kw}/${sh === sw ? sh : `${sh}x${sw}`}${pad}`;
+  }
+}
+
+/** Max pooling; 3x3 windows with stride 2 overlap, as in the paper (section 3.4). */
+export class MaxPool2d extends Pool2d {
+  /** The maximum of each window. */
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, this.opOptions);
+  }
+}
+
+/** Average pooling; padded cells count as zeros (PyTorch's count_include_pad = true). */
+export class AvgPool2d extends Pool2d {
+  /** The mean of each window. */
+  forward(x: Tensor): Tensor {
+    return avgPool2d(x, this.opOptions);
+  }
+}
+
+/**
+ * Average pooling to a fixed output size (PyTorch's bins); torchvision's AlexNet puts a
+ * 6x6 one before the classifier so any input of at least 63x63 fits fc6.
+ */
+export class AdaptiveAvgPool2d extends Module {
+  /** Output [height, width]. */
+  readonly outputSize: [number, number];
+
+  /** Creates the layer. */
+  constructor(outputSize: Size2) {
+    super();
+    this.outputSize = pair(outputSize);
+  }
+
+  /** Averages each bin. */
+  forward(x: Tensor): Tensor {
+    return adaptiveAvgPool2d(x, this.outputSize);
+  }
+
+  /** [N, C, outH, outW]. */
+  outputShape(inputShape: Shape): number[] {
+    checkImage("AdaptiveAvgPool2d", inputShape);
+    return [inputShape[0], inputShape[1], ...this.outputSize];
+  }
+
+  /** `6x6`. */
+  override describe(): string {
+    return `${this.outputSize[0]}x${this.outputSize[1]}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regularization and reshaping
+
+/** Options of {@link Dropout}. */
+export interface DropoutOptions {
+  /** Seed of the layer's own generator of mask seeds (default 0). */
+  seed?: number;
+}
+
+/**
+ * Inverted dropout (paper section 4.2, p = 0.5 in fc6 and fc7): in training mode each
+ * forward draws a fresh u32 mask seed from the layer's own `Rng`, and the op zeroes each
+ * element with probability p and scales the survivors by 1 / (1 - p); in eval mode it is the
+ * identity (the paper instead multiplied test outputs by 0.5: the same expectation).
+ * The generator's state is saved in checkpoints, so a resumed run draws the same masks.
+ */
+export class Dropout extends Module {
+  #rng: Rng;
+
+  /** Creates the layer; p is the probability of dropping an element (default 0.5: paper 4.2). */
+  constructor(readonly p = 0.5, options: DropoutOptions = {}) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
+    this.#rng = new Rng(options.seed ?? 0);
+  }
+
+  /** Drops elements in training mode; returns x unchanged in eval mode. */
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return dropout(x, { p: this.p, seed: this.#rng.nextU32(), training: true });
+  }
+
+  /** Same as the input. */
+  outputShape(inputShape: Shape): number[] {
+    return [...inputShape];
+  }
+
+  /** The mask-seed generator's state. */
+  override rngState(): RngState {
+    return this.#rng.state();
+  }
+
+  /** Continues the mask-seed sequence from a saved state. */
+  override loadRngState(state: RngState): void {
+    this.#rng = Rng.fromState(state);
+  }
+
+  /** `p 0.5`. */
+  override describe(): string {
+    return `p ${this.p}`;
+  }
+}
+
+/** Flattens axes `startAxis..` into one: [N, C, H, W] -> [N, C*H*W] (a view, no copy). */
+export class Flatten extends Module {
+  /** Creates the layer (default startAxis 1: keep the batch axis). */
+  constructor(readonly startAxis = 1) {
+    super();
+  }
+
+  /** flatten(x, startAxis). */
+  forward(x: Tensor): Tensor {
+    return flatten(x, this.startAxis);
+  }
+
+  /** [...shape[0:startAxis], prod(shape[startAxis:])]. */
+  outputShape(inputShape: Shape): number[] {
+    if (this.startAxis < 0 || this.startAxis >= inputShape.length) {
+      throw new RangeError(
+        `Flatten: startAxis ${this.startAxis} is out of range for ${formatShape(inputShape)}`,
+      );
+    }
+    return [...inputShape.slice(0, this.startAxis), sizeOf(inputShape.slice(this.startAxis))];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containers
+
+/**
+ * Runs its children in order. Given an array, the children are named "0", "1", ... like
+ * PyTorch's `nn.Sequential`, so torchvision's `features.0.weight` comes out by itself; given
+ * an object, they take its keys (`{ conv1: ..., relu1: ... }`, PyTorch's OrderedDict form).
+ */
+export class Sequential extends Module {
+  readonly #layers: Module[] = [];
+
+  /** Creates the container from layers (named by index) or named layers (in key order). */
+  constructor(layers: Module[] | Record<string, Module>) {
+    super();
+    const entries = Array.isArray(layers)
+      ? layers.map((m, i) => [String(i), m] as const)
+      : Object.entries(layers);
+    for (const [name, layer] of entries) this.#layers.push(this.registerModule(name, layer));
+  }
+
+  /** Number of children. */
+  get length(): number {
+    return this.#layers.length;
+  }
+
+  /** The i-th child. */
+  at(index: number): Module {
+    const layer = this.#layers.at(index);
+    if (!layer) {
+      throw new RangeError(`Sequential.at: index ${index} out of range (${this.length} layers)`);
+    }
+    return layer;
+  }
+
+  /** Feeds x through every child in order. */
+  forward(x: Tensor): Tensor {
+    for (const layer of this.#layers) x = layer.forward(x);
+    return x;
+  }
+
+  /** The shape after every child, propagated without running anything. */
+  outputShape(inputShape: Shape): number[] {
+    let shape = [...inputShape];
+    for (const layer of this.#layers) shape = layer.outputShape(shape);
+    return shape;
+  }
+
+  /** Sum over the children. */
+  override multiplyAdds(inputShape: Shape): number {
+    let total = 0;
+    let shape = [...inputShape];
+    for (const layer of this.#layers) {
+      total += layer.multiplyAdds(shape);
+      shape = layer.outputShape(shape);
+    }
+    return total;
+  }
+
+  /** One row per child (recursively), each fed the shape its predecessor produced. */
+  override summaryRows(inputShape: Shape, name: string) {
+    const rows = [];
+    let shape = [...inputShape];
+    for (const [child, layer] of this.children()) {
+      const childRows = layer.summaryRows(shape, name ? `${name}.${child}` : child);
+      rows.push(...childRows);
+      shape = layer.outputShape(shape);
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Local response normalization across channels (paper section 3.3): each activation is
+ * divided by a power of the energy of its neighbours in channel space, at the same (h, w).
+ * x and y are [N, C, H, W]. For one pixel, with `a` the coefficient of each squared term:
+ *
+ *     s_c = k + a · Σ_{j ∈ win(c)} x_j²          y_c = x_c · s_c^(−β)
+ *
+ *     win(c) = [c − floor(size/2), c + floor((size−1)/2)] clipped to [0, C)
+ *
+ * (PyTorch's padding of the channel window: symmetric for odd sizes, one more channel below
+ * than above for even sizes; near the first and last channels the window is cut short).
+ *
+ * Backward. y_c depends on x_c directly and on every x_i in win(c) through s_c, with
+ * ∂s_c/∂x_i = 2a·x_i, so
+ *
+ *     ∂y_c/∂x_i = [c = i] · s_c^(−β)  −  β · x_c · s_c^(−β−1) · 2a·x_i      (i ∈ win(c))
+ *
+ *     dx_i = Σ_c dy_c ∂y_c/∂x_i = dy_i · s_i^(−β)  −  2aβ · x_i · Σ_{c : i ∈ win(c)} dy_c x_c s_c^(−β−1)
+ *
+ * and i ∈ win(c) exactly when c ∈ [i − floor((size−1)/2), i + floor(size/2)]: the window
+ * mirrored, which differs from win(i) for even sizes. The backward recomputes s from x rather
+ * than storing it (one more pass over C·size values, one less tensor of activations kept).
+ *
+ * ## The alpha trap
+ *
+ * The paper prints `k + alpha · Σ x_j²` with alpha = 1e-4. The code that won ImageNet 2012
+ * (cuda-convnet2: `scale /= size`) and Caffe, PyTorch and burn after it divide the configured
+ * alpha by the window size, so the network actually ran with 1e-4 / 5 = 2e-5 per squared term.
+ * TensorFlow and TF.js use alpha per term, as printed. See the table in shared/ALEXNET.md.
+ * {@link localResponseNorm} therefore takes `alphaScaling`: `"averaged"` (default, a = alpha /
+ * size: PyTorch's numbers) or `"per-term"` (a = alpha: the paper's formula, TensorFlow's
+ * convention). Only alpha changes; the window is the one above in both conventions.
+ *
+ * @module
+ */
+
+import type { LrnParams, TypedArray } from "../../backend/backend.ts";
+import { type Tensor, wrap } from "../tensor.ts";
+import { formatShape } from "../shape.ts";
+import { checkFloat, record } from "./op.ts";
+
+// ---------------------------------------------------------------------------------------------
+// CPU kernels
+
+/** Fills `scale` [C, H·W] with s_c = k + alpha · Σ_{j ∈ win(c)} x_j² for batch item `item`. */
+function lrnScales(x: TypedArray, p: LrnParams, item: number, scale: Float64Array): void {
+  const planeSize = p.h * p.w, itemBase = item * p.c * planeSize;
+  const below = Math.floor(p.size / 2), above = Math.floor((p.size - 1) / 2);
+  for (let c = 0; c < p.c; c++) {
+    const out = c * planeSize;
+    scale.fill(0, out, out + planeSize);
+    const from = Math.max(0, c - below), to = Math.min(p.c - 1, c + above);
+    for (let j = from; j <= to; j++) {
+      const base = itemBase + j * planeSize;
+      for (let s = 0; s < planeSize; s++) scale[out + s] += x[base + s] * x[base + s];
+    }
+    for (let s = 0; s < planeSize; s++) scale[out + s] = p.k + p.alpha * scale[out + s];
+  }
+}
+
+/** CPU: y = x · s^(−β), with s as in the module comment (`p.alpha` is per squared term). */
+export function lrnForwardCpu(x: TypedArray, p: LrnParams, y: TypedArray): void {
+  const itemSize = p.c * p.h * p.w;
+  const scale = new Float64Array(itemSize);
+  for (let item = 0; item < p.n; item++) {
+    lrnScales(x, p, item, scale);
+    const base = item * itemSize;
+    for (let i = 0; i < itemSize; i++) y[base + i] = x[base + i] * scale[i] ** -p.beta;
+  }
+}
+
+/**
+ * CPU: dx_i = dy_i · s_i^(−β) − 2αβ · x_i · Σ_{c : i ∈ win(c)} dy_c x_c s_c^(−β−1), with s
+ * recomputed from x.
+ */
+export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: TypedArray): void {
+  const planeSize = p.h * p.w, itemSize = p.c * planeSize;
+  // c ranges over the windows that contain channel i: the window mirrored.
+  const below = Math.floor((p.size - 1) / 2), above = Math.floor(p.size / 2);
+  const scale = new Float64Array(itemSize);
+  const weighted = new Float64Array(itemSize); // dy_c · x_c · s_c^(−β−1)
+  const factor = 2 * p.alpha * p.beta;
+  for (let item = 0; item < p.n; item++) {
+    lrnScales(x, p, item, scale);
+    const base = item * itemSize;
+    for (let i = 0; i < itemSize; i++) {
+      const scaled = scale[i] ** -p.beta;
+      weighted[i] = (dy[base + i] * x[base + i] * scaled) / scale[i];
+      scale[i] = scaled; // from here on, scale holds s^(−β)
+    }
+    for (let i = 0; i < p.c; i++) {
+      const from = Math.max(0, i - below), to = Math.min(p.c - 1, i + above);
+      for (let s = 0; s < planeSize; s++) {
+        let total = 0;
+        for (let c = from; c <= to; c++) total += weighted[c * planeSize + s];
+        const at = i * planeSize + s;
+        dx[base + at] = dy[base + at] * scale[at] - factor * x[base + at] * total;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Op
+
+/** How the configured alpha becomes the coefficient of each squared term (see the module comment). */
+export type LrnAlphaScaling = "averaged" | "per-term";
+
+/** Options of {@link localResponseNorm}; the defaults are AlexNet's (paper section 3.3). */
+export interface LrnOptions {
+  /** Channels in the window, n (default 5: paper section 3.3). */
+  size?: number;
+  /** alpha (default 1e-4: paper section 3.3); how it is applied depends on `alphaScaling`. */
+  alpha?: number;
+  /** Exponent β (default 0.75: paper section 3.3). */
+  beta?: number;
+  /** Additive constant k (default 2: paper section 3.3; PyTorch's own default is 1). */
+  k?: number;
+  /**
+   * `"averaged"` (default): each squared term is weighted alpha / size, as in cuda-convnet2
+   * (the code that trained the paper's network), Caffe, PyTorch and burn. `"per-term"`: each
+   * is weighted alpha, the paper's formula as printed and TensorFlow's convention.
+   */
+  alphaScaling?: LrnAlphaScaling;
+}
+
+/**
+ * Local response normalization of x [N, C, H, W] across channels (paper section 3.3):
+ * `y_c = x_c / (k + a · Σ_{j ∈ win(c)} x_j²)^β`, with a = alpha / size by default (see the
+ * alpha trap in the module comment).
+ */
+export function localResponseNorm(x: Tensor, options: LrnOptions = {}): Tensor {
+  checkFloat("localResponseNorm", x);
+  if (x.rank !== 4) {
+    throw new RangeError(
+      `localResponseNorm: input must be [N, C, H, W], got ${formatShape(x.shape)}`,
+    );
+  }
+  const { size = 5, alpha = 1e-4, beta = 0.75, k = 2, alphaScaling = "averaged" } = options;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new RangeError(`localResponseNorm: size must be a positive integer, got ${size}`);
+  }
+  for (const [name, value] of [["alpha", alpha], ["beta", beta], ["k", k]] as const) {
+    if (!Number.isFinite(value)) {
+      throw new RangeError(`localResponseNorm: ${name} must be a finite number, got ${value}`);
+    }
+  }
+  if (alphaScaling !== "averaged" && alphaScaling !== "per-term") {
+    throw new RangeError(
+      `localResponseNorm: alphaScaling must be "averaged" or "per-term", got ${
+        JSON.stringify(alphaScaling)
+      }`,
+    );
+  }
+  const [n, c, h, w] = x.shape;
+  const p: LrnParams = {
+    n,
+    c,
+    h,
+    w,
+    size,
+    alpha: alphaScaling === "averaged" ? alpha / size : alpha,
+    beta,
+    k,
+  };
+  const backend = x.backend;
+  const y = wrap(backend.lrnForward(x.storage, p), x.shape);
+  return record(
+    "localResponseNorm",
+    y,
+    [x],
+    (g) => [wrap(backend.lrnBackward(x.storage, g.storage, p), x.shape)],
+  );
+}

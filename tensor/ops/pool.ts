@@ -1,0 +1,329 @@
+/**
+ * 2-D pooling over [N, C, H, W]: max, average, and adaptive average. Each (n, c) plane is
+ * pooled on its own; outputs are [N, C, outH, outW].
+ *
+ * Windows (PyTorch conventions, ceil_mode = false): output (i, j) reads rows
+ * `i·strideH − padH .. i·strideH − padH + kh − 1` and the matching columns, and
+ *
+ *     outH = floor((H + 2·padH − kh) / strideH) + 1
+ *
+ * - max:  y = max over the window's real cells (padding never wins);
+ * - avg:  y = (sum over the window's real cells) / (kh·kw): padded cells count as zeros,
+ *         PyTorch's `count_include_pad = True`;
+ * - adaptive avg: bin i spans rows [floor(i·H/outH), ceil((i+1)·H/outH)), PyTorch's bins; the
+ *         average runs over the bin's cells only. Bins of neighbours may overlap by one cell.
+ *
+ * Backward, from y = Σ_cells weight(cell) · x[cell] for each window:
+ * - max:  the winner has weight 1, the others 0, so dx[winner] += dy. The forward stores the
+ *         winner (`argmax`, the flat index h·W + w in its plane) so backward need not search;
+ *         with overlapping windows (AlexNet's 3x3 stride 2, paper section 3.4) one cell can
+ *         win several windows and collects every dy it won.
+ * - avg:  every real cell has weight 1/(kh·kw): dx[cell] += dy / (kh·kw) for each window
+ *         containing it.
+ * - adaptive: every cell of a bin has weight 1/|bin|: dx[cell] += dy / |bin|.
+ *
+ * The CPU kernels scatter (loop over outputs, add into dx); the GPU kernels compute the same
+ * sums as gathers (loop over the windows containing each input), since WGSL has no float
+ * atomics.
+ *
+ * @module
+ */
+
+import type { AdaptivePool2dParams, Pool2dParams, TypedArray } from "../../backend/backend.ts";
+import { type Tensor, wrap } from "../tensor.ts";
+import { formatShape, type Shape } from "../shape.ts";
+import { checkFloat, record } from "./op.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/** One number for both axes, or [vertical, horizontal]. */
+export type Size2d = number | readonly [number, number];
+
+function pair(op: string, name: string, value: Size2d, min: number): [number, number] {
+  const [a, b] = typeof value === "number" ? [value, value] : value;
+  if (!Number.isInteger(a) || !Number.isInteger(b) || a < min || b < min) {
+    const what = min > 0 ? "positive integers" : "non-negative integers";
+    throw new RangeError(`${op}: ${name} must be ${what}, got ${JSON.stringify(value)}`);
+  }
+  return [a, b];
+}
+
+function checkInput(op: string, shape: Shape): void {
+  if (shape.length !== 4) {
+    throw new RangeError(`${op}: input must be [N, C, H, W], got ${formatShape(shape)}`);
+  }
+  if (shape[2] < 1 || shape[3] < 1) {
+    throw new RangeError(`${op}: input ${formatShape(shape)} has an empty H x W plane`);
+  }
+}
+
+/**
+ * Validates a pooling configuration for input `xShape` [N, C, H, W] and returns the kernel
+ * parameters. `stride` defaults to the kernel size (non-overlapping windows, PyTorch's
+ * default) and `padding` to 0. Throws, naming `op`, the argument and its value, when the
+ * kernel is larger than the padded input, the padding exceeds half the kernel (PyTorch's
+ * rule: it guarantees that every window overlaps the input) or a stride is not positive.
+ */
+export function pool2dParams(
+  op: string,
+  xShape: Shape,
+  kernelSize: Size2d,
+  stride: Size2d | undefined,
+  padding: Size2d | undefined,
+): Pool2dParams {
+  checkInput(op, xShape);
+  const [n, c, h, w] = xShape;
+  const [kh, kw] = pair(op, "kernelSize", kernelSize, 1);
+  const [strideH, strideW] = pair(op, "stride", stride ?? kernelSize, 1);
+  const [padH, padW] = pair(op, "padding", padding ?? 0, 0);
+  if (2 * padH > kh || 2 * padW > kw) {
+    throw new RangeError(
+      `${op}: padding ${JSON.stringify(padding)} must be at most half of kernelSize ${kh}x${kw} ` +
+        `(a window made mostly of padding would see no input)`,
+    );
+  }
+  if (kh > h + 2 * padH || kw > w + 2 * padW) {
+    throw new RangeError(
+      `${op}: kernelSize ${kh}x${kw} is larger than the padded input ` +
+        `${h + 2 * padH}x${w + 2 * padW} (input ${formatShape(xShape)}, padding ${padH}x${padW})`,
+    );
+  }
+  const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1;
+  const outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
+  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW };
+}
+
+/** Bin `index` of `outSize` adaptive bins over `inSize` cells: [floor(i·in/out), ceil((i+1)·in/out)). */
+export function adaptiveBin(index: number, inSize: number, outSize: number): [number, number] {
+  // Exact: i·in/out is a ratio of small integers, so floor/ceil of the float quotient are exact.
+  return [Math.floor((index * inSize) / outSize), Math.ceil(((index + 1) * inSize) / outSize)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU kernels
+
+/**
+ * CPU: max pooling into `y`, with the winner of each window in `argmax` (flat index h·W + w
+ * within its plane). Padded cells never win. On ties the first cell in row-major order wins.
+ * A NaN beats every number, so NaNs propagate as in PyTorch; the first NaN of the window wins
+ * (PyTorch's CPU kernel takes the last, which only changes which cell receives dy).
+ */
+export function maxPool2dForwardCpu(
+  x: TypedArray,
+  p: Pool2dParams,
+  y: TypedArray,
+  argmax: Int32Array,
+): void {
+  const { h: height, w: width, outH, outW } = p;
+  const planeSize = height * width;
+  let o = 0;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let i = 0; i < outH; i++) {
+      const top = i * p.strideH - p.padH;
+      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      for (let j = 0; j < outW; j++) {
+        const left = j * p.strideW - p.padW;
+        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        let best = NaN, bestIndex = -1;
+        for (let row = rowFrom; row < rowTo; row++) {
+          for (let col = colFrom; col < colTo; col++) {
+            const index = row * width + col;
+            const value = x[base + index];
+            // `value !== value` is NaN; once the best is NaN nothing replaces it.
+            if (bestIndex < 0 || value > best || (value !== value && best === best)) {
+              best = value;
+              bestIndex = index;
+            }
+          }
+        }
+        y[o] = best;
+        argmax[o++] = bestIndex;
+      }
+    }
+  }
+}
+
+/** CPU: dx = 0, then dx[winner] += dy for every window (a cell may win several windows). */
+export function maxPool2dBackwardCpu(
+  dy: TypedArray,
+  argmax: Int32Array,
+  p: Pool2dParams,
+  dx: TypedArray,
+): void {
+  dx.fill(0);
+  const planeSize = p.h * p.w, outPlaneSize = p.outH * p.outW;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let o = plane * outPlaneSize; o < (plane + 1) * outPlaneSize; o++) {
+      dx[base + argmax[o]] += dy[o];
+    }
+  }
+}
+
+/** CPU: average pooling; the divisor is always kh·kw (padded cells count as zeros). */
+export function avgPool2dForwardCpu(x: TypedArray, p: Pool2dParams, y: TypedArray): void {
+  const { h: height, w: width, outH, outW } = p;
+  const planeSize = height * width, divisor = p.kh * p.kw;
+  let o = 0;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let i = 0; i < outH; i++) {
+      const top = i * p.strideH - p.padH;
+      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      for (let j = 0; j < outW; j++) {
+        const left = j * p.strideW - p.padW;
+        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        let total = 0;
+        for (let row = rowFrom; row < rowTo; row++) {
+          for (let col = colFrom; col < colTo; col++) total += x[base + row * width + col];
+        }
+        y[o++] = total / divisor;
+      }
+    }
+  }
+}
+
+/** CPU: dx = 0, then dx[cell] += dy / (kh·kw) for every window containing the cell. */
+export function avgPool2dBackwardCpu(dy: TypedArray, p: Pool2dParams, dx: TypedArray): void {
+  dx.fill(0);
+  const { h: height, w: width, outH, outW } = p;
+  const planeSize = height * width, divisor = p.kh * p.kw;
+  let o = 0;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let i = 0; i < outH; i++) {
+      const top = i * p.strideH - p.padH;
+      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      for (let j = 0; j < outW; j++) {
+        const left = j * p.strideW - p.padW;
+        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        const share = dy[o++] / divisor;
+        for (let row = rowFrom; row < rowTo; row++) {
+          for (let col = colFrom; col < colTo; col++) dx[base + row * width + col] += share;
+        }
+      }
+    }
+  }
+}
+
+/** CPU: adaptive average pooling, each output the mean of its bin (see {@link adaptiveBin}). */
+export function adaptiveAvgPool2dForwardCpu(
+  x: TypedArray,
+  p: AdaptivePool2dParams,
+  y: TypedArray,
+): void {
+  const { h: height, w: width, outH, outW } = p;
+  const planeSize = height * width;
+  let o = 0;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let i = 0; i < outH; i++) {
+      const [rowFrom, rowTo] = adaptiveBin(i, height, outH);
+      for (let j = 0; j < outW; j++) {
+        const [colFrom, colTo] = adaptiveBin(j, width, outW);
+        let total = 0;
+        for (let row = rowFrom; row < rowTo; row++) {
+          for (let col = colFrom; col < colTo; col++) total += x[base + row * width + col];
+        }
+        y[o++] = total / ((rowTo - rowFrom) * (colTo - colFrom));
+      }
+    }
+  }
+}
+
+/** CPU: dx = 0, then dx[cell] += dy / |bin| for every bin containing the cell. */
+export function adaptiveAvgPool2dBackwardCpu(
+  dy: TypedArray,
+  p: AdaptivePool2dParams,
+  dx: TypedArray,
+): void {
+  dx.fill(0);
+  const { h: height, w: width, outH, outW } = p;
+  const planeSize = height * width;
+  let o = 0;
+  for (let plane = 0; plane < p.n * p.c; plane++) {
+    const base = plane * planeSize;
+    for (let i = 0; i < outH; i++) {
+      const [rowFrom, rowTo] = adaptiveBin(i, height, outH);
+      for (let j = 0; j < outW; j++) {
+        const [colFrom, colTo] = adaptiveBin(j, width, outW);
+        const share = dy[o++] / ((rowTo - rowFrom) * (colTo - colFrom));
+        for (let row = rowFrom; row < rowTo; row++) {
+          for (let col = colFrom; col < colTo; col++) dx[base + row * width + col] += share;
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops
+
+/** Options of {@link maxPool2d} and {@link avgPool2d}. */
+export interface Pool2dOptions {
+  /** Window size, one number or [height, width]. */
+  kernelSize: Size2d;
+  /** Step between windows (default: the kernel size, so windows do not overlap). */
+  stride?: Size2d;
+  /** Implicit padding on each side (default 0); at most half the kernel size. */
+  padding?: Size2d;
+}
+
+/**
+ * Max pooling of x [N, C, H, W]. AlexNet pools with `{kernelSize: 3, stride: 2}`: overlapping
+ * windows, which cut top-1 error by 0.4% against 2x2 stride 2 (paper section 3.4).
+ */
+export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
+  checkFloat("maxPool2d", x);
+  const p = pool2dParams("maxPool2d", x.shape, options.kernelSize, options.stride, options.padding);
+  const outShape = [p.n, p.c, p.outH, p.outW];
+  const backend = x.backend;
+  const { y: values, argmax: winners } = backend.maxPool2dForward(x.storage, p);
+  const y = wrap(values, outShape);
+  // The winners are saved for backward (and freed with the graph, or at once if none is recorded).
+  const argmax = wrap(winners, outShape);
+  return record(
+    "maxPool2d",
+    y,
+    [x],
+    (g) => [wrap(backend.maxPool2dBackward(g.storage, argmax.storage, p), x.shape)],
+    [argmax],
+  );
+}
+
+/** Average pooling of x [N, C, H, W]; padded cells count as zeros (divisor kh·kw). */
+export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
+  checkFloat("avgPool2d", x);
+  const p = pool2dParams("avgPool2d", x.shape, options.kernelSize, options.stride, options.padding);
+  const backend = x.backend;
+  const y = wrap(backend.avgPool2dForward(x.storage, p), [p.n, p.c, p.outH, p.outW]);
+  return record(
+    "avgPool2d",
+    y,
+    [x],
+    (g) => [wrap(backend.avgPool2dBackward(g.storage, p), x.shape)],
+  );
+}
+
+/**
+ * Adaptive average pooling of x [N, C, H, W] to [N, C, outH, outW] with PyTorch's bins, so the
+ * output size is fixed whatever the input size (torchvision's AlexNet pools to 6x6 before fc6).
+ * `outputSize` is one number for a square output or [outH, outW].
+ */
+export function adaptiveAvgPool2d(x: Tensor, outputSize: Size2d): Tensor {
+  checkFloat("adaptiveAvgPool2d", x);
+  checkInput("adaptiveAvgPool2d", x.shape);
+  const [outH, outW] = pair("adaptiveAvgPool2d", "outputSize", outputSize, 1);
+  const [n, c, h, w] = x.shape;
+  const p: AdaptivePool2dParams = { n, c, h, w, outH, outW };
+  const backend = x.backend;
+  const y = wrap(backend.adaptiveAvgPool2dForward(x.storage, p), [n, c, outH, outW]);
+  return record(
+    "adaptiveAvgPool2d",
+    y,
+    [x],
+    (g) => [wrap(backend.adaptiveAvgPool2dBackward(g.storage, p), x.shape)],
+  );
+}

@@ -1,0 +1,113 @@
+/**
+ * Reductions: sum, mean and max over axes, and `sumTo`, the reduction that undoes
+ * broadcasting in backward passes.
+ *
+ * Backward: a sum copies its gradient back to every element it summed; a mean divides that
+ * by the count; a max routes it to the elements equal to the maximum (shared evenly among
+ * ties, like PyTorch's amax).
+ *
+ * @module
+ */
+
+import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
+import { type Tensor, wrap } from "../tensor.ts";
+import { normalizeAxes, type Shape, sameShape, sizeOf, stridesOf } from "../shape.ts";
+import { checkFloat, record } from "./op.ts";
+import { broadcastTo, div, eq, mul } from "./elementwise.ts";
+
+// ---------------------------------------------------------------------------------------------
+// CPU kernels
+
+/** CPU: reduces `axes` of x (shape `shape`) into `out`, whose shape keeps them with size 1. */
+export function reduceCpu(op: ReduceOp, x: TypedArray, shape: Shape, axes: readonly number[], out: TypedArray): void {
+  const reduced = new Set(axes);
+  const outShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
+  const outStrides = stridesOf(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
+  out.fill(op === "sum" ? 0 : -Infinity);
+  const rank = shape.length;
+  const index = new Array<number>(rank).fill(0);
+  let o = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (op === "sum") out[o] += x[i];
+    else if (x[i] > out[o] || Number.isNaN(x[i])) out[o] = x[i];
+    for (let axis = rank - 1; axis >= 0; axis--) {
+      if (++index[axis] < shape[axis]) {
+        o += outStrides[axis];
+        break;
+      }
+      index[axis] = 0;
+      o -= outStrides[axis] * (shape[axis] - 1);
+    }
+  }
+}
+
+/** CPU: index of the maximum of each row of [rows, cols] (first one on ties). */
+export function argmaxCpu(x: TypedArray, rows: number, cols: number, out: Int32Array): void {
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let c = 1; c < cols; c++) if (x[r * cols + c] > x[r * cols + best]) best = c;
+    out[r] = best;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops
+
+function keptShape(shape: Shape, axes: number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+function dropAxes(shape: Shape, axes: number[]): number[] {
+  return shape.filter((_, i) => !axes.includes(i));
+}
+
+/** Sum over `axes` (all by default); `keepDims` keeps them with size 1. */
+export function sum(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  checkFloat("sum", x);
+  const list = normalizeAxes("sum", axes, x.rank);
+  const kept = keptShape(x.shape, list);
+  const y = wrap(x.backend.reduce("sum", x.storage, x.shape, list), keepDims ? kept : dropAxes(x.shape, list));
+  return record("sum", y, [x], (g) => [broadcastTo(g.view(kept), x.shape)]);
+}
+
+/** Mean over `axes` (all by default). */
+export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  const list = normalizeAxes("mean", axes, x.rank);
+  const count = list.reduce((n, a) => n * x.shape[a], 1);
+  return mul(sum(x, list, keepDims), 1 / count);
+}
+
+/** Maximum over `axes` (all by default). */
+export function max(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  checkFloat("max", x);
+  const list = normalizeAxes("max", axes, x.rank);
+  const kept = keptShape(x.shape, list);
+  const y = wrap(x.backend.reduce("max", x.storage, x.shape, list), keepDims ? kept : dropAxes(x.shape, list));
+  return record("max", y, [x], (g) => {
+    const winners = eq(x, broadcastTo(y.view(kept), x.shape));
+    const ties = broadcastTo(sum(winners, list, true), x.shape);
+    return [mul(div(winners, ties), broadcastTo(g.view(kept), x.shape))];
+  });
+}
+
+/** Index of the largest value along the last axis (int32, not differentiable). */
+export function argmax(x: Tensor): Tensor {
+  checkFloat("argmax", x);
+  if (x.rank === 0) throw new RangeError("argmax: needs at least one axis");
+  const cols = x.shape[x.rank - 1];
+  const rows = x.size / Math.max(cols, 1);
+  return wrap(x.backend.argmax(x.storage, rows, cols), x.shape.slice(0, -1));
+}
+
+/**
+ * Sums `g` down to `shape` (the inverse of broadcasting `shape` up to `g.shape`): leading axes
+ * are summed away, and axes where `shape` has size 1 are summed with the size kept.
+ */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  const summed = sum(g, axes, true);
+  return sizeOf(summed.shape) === sizeOf(shape) ? summed.view(shape) : summed;
+}

@@ -1,0 +1,251 @@
+/**
+ * Softmax, log-softmax and the cross-entropy loss, over the last axis (each row of a
+ * [rows, cols] matrix; AlexNet's fc8 feeds a 1000-way softmax, paper section 3.5).
+ *
+ *     softmax(x)_j    = e^(x_j − m) / Σ_k e^(x_k − m)              m = max_k x_k
+ *     logSoftmax(x)_j = x_j − m − log Σ_k e^(x_k − m)
+ *     crossEntropy    = −logSoftmax(x)_label = log Σ_k e^(x_k − m) − (x_label − m)
+ *
+ * Subtracting the row maximum changes nothing mathematically (it cancels between numerator
+ * and denominator) but keeps every exponent ≤ 0, so logits of ±1000 neither overflow to
+ * Infinity nor underflow the whole sum to 0: the largest term is exactly e^0 = 1.
+ *
+ * Backward, with y = softmax(x), ∂y_j/∂x_i = y_j ([i = j] − y_i):
+ *
+ *     softmax:     dx_i = Σ_j dy_j y_j ([i = j] − y_i) = y_i · (dy_i − Σ_j dy_j y_j)
+ *     logSoftmax:  ∂ly_j/∂x_i = [i = j] − y_i, so dx_i = dy_i − y_i · Σ_j dy_j
+ *                  (the kernel gets ly = log y and uses y_i = e^(ly_i))
+ *     crossEntropy: the loss is −ly_label, i.e. dy = −onehot(label), so
+ *                  dx_i = (y_i − [i = label]) · dLoss
+ *
+ * `crossEntropy` returns the mean over the batch, composed from the per-row kernel and
+ * `mean` (whose backward divides by N).
+ *
+ * @module
+ */
+
+import type { TypedArray } from "../../backend/backend.ts";
+import { fromArray, Tensor, wrap } from "../tensor.ts";
+import { formatShape } from "../shape.ts";
+import { checkFloat, deviceOf, record } from "./op.ts";
+import { mean } from "./reduce.ts";
+
+// ---------------------------------------------------------------------------------------------
+// CPU kernels
+
+function rowMax(x: TypedArray, start: number, cols: number): number {
+  let m = -Infinity;
+  for (let j = start; j < start + cols; j++) if (x[j] > m || x[j] !== x[j]) m = x[j];
+  return m;
+}
+
+/** log Σ_j e^(x_j − m) for one row, given its maximum m. */
+function logSumExpShifted(x: TypedArray, start: number, cols: number, m: number): number {
+  let total = 0;
+  for (let j = start; j < start + cols; j++) total += Math.exp(x[j] - m);
+  return Math.log(total);
+}
+
+/** CPU: softmax of each row of x [rows, cols]. */
+export function softmaxCpu(x: TypedArray, rows: number, cols: number, y: TypedArray): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols, m = rowMax(x, start, cols);
+    let total = 0;
+    for (let j = start; j < start + cols; j++) {
+      const e = Math.exp(x[j] - m);
+      y[j] = e;
+      total += e;
+    }
+    for (let j = start; j < start + cols; j++) y[j] /= total;
+  }
+}
+
+/** CPU: dx = y · (dy − Σ_j dy_j y_j) per row, given y = softmax(x). */
+export function softmaxBackwardCpu(
+  y: TypedArray,
+  dy: TypedArray,
+  rows: number,
+  cols: number,
+  dx: TypedArray,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols;
+    let dot = 0;
+    for (let j = start; j < start + cols; j++) dot += dy[j] * y[j];
+    for (let j = start; j < start + cols; j++) dx[j] = y[j] * (dy[j] - dot);
+  }
+}
+
+/** CPU: log-softmax of each row, x − m − log Σ e^(x − m). */
+export function logSoftmaxCpu(x: TypedArray, rows: number, cols: number, y: TypedArray): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols, m = rowMax(x, start, cols);
+    const logTotal = logSumExpShifted(x, start, cols, m);
+    for (let j = start; j < start + cols; j++) y[j] = x[j] - m - logTotal;
+  }
+}
+
+/** CPU: dx = dy − e^y · Σ_j dy_j per row, given y = logSoftmax(x). */
+export function logSoftmaxBackwardCpu(
+  y: TypedArray,
+  dy: TypedArray,
+  rows: number,
+  cols: number,
+  dx: TypedArray,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols;
+    let total = 0;
+    for (let j = start; j < start + cols; j++) total += dy[j];
+    for (let j = start; j < start + cols; j++) dx[j] = dy[j] - Math.exp(y[j]) * total;
+  }
+}
+
+/** CPU: loss[r] = −log softmax(logits[r])[labels[r]] = log Σ e^(x − m) − (x_label − m). */
+export function crossEntropyCpu(
+  logits: TypedArray,
+  labels: Int32Array,
+  rows: number,
+  cols: number,
+  loss: TypedArray,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols, m = rowMax(logits, start, cols);
+    loss[r] = logSumExpShifted(logits, start, cols, m) - (logits[start + labels[r]] - m);
+  }
+}
+
+/** CPU: dlogits = (softmax(logits) − onehot(label)) · dLoss[row]. */
+export function crossEntropyBackwardCpu(
+  logits: TypedArray,
+  labels: Int32Array,
+  dLoss: TypedArray,
+  rows: number,
+  cols: number,
+  dx: TypedArray,
+): void {
+  softmaxCpu(logits, rows, cols, dx);
+  for (let r = 0; r < rows; r++) {
+    const start = r * cols;
+    dx[start + labels[r]] -= 1;
+    for (let j = start; j < start + cols; j++) dx[j] *= dLoss[r];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ops
+
+function rowsAndCols(op: string, x: Tensor): [number, number] {
+  if (x.rank === 0) throw new RangeError(`${op}: needs at least one axis, got a scalar`);
+  const cols = x.shape[x.rank - 1];
+  return [cols === 0 ? 0 : x.size / cols, cols];
+}
+
+/** Softmax over the last axis (any rank): every row is positive and sums to 1. */
+export function softmax(x: Tensor): Tensor {
+  checkFloat("softmax", x);
+  const [rows, cols] = rowsAndCols("softmax", x);
+  const backend = x.backend;
+  const y = wrap(backend.softmax(x.storage, rows, cols), x.shape);
+  return record(
+    "softmax",
+    y,
+    [x],
+    (g) => [wrap(backend.softmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
+  );
+}
+
+/** log(softmax(x)) over the last axis, computed stably (no log of an underflowed 0). */
+export function logSoftmax(x: Tensor): Tensor {
+  checkFloat("logSoftmax", x);
+  const [rows, cols] = rowsAndCols("logSoftmax", x);
+  const backend = x.backend;
+  const y = wrap(backend.logSoftmax(x.storage, rows, cols), x.shape);
+  return record(
+    "logSoftmax",
+    y,
+    [x],
+    (g) => [wrap(backend.logSoftmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
+  );
+}
+
+/** Throws unless every label is an integer class index in [0, classes). */
+function checkLabelValues(values: ArrayLike<number>, classes: number): void {
+  for (let i = 0; i < values.length; i++) {
+    const label = values[i];
+    if (!Number.isInteger(label) || label < 0 || label >= classes) {
+      throw new RangeError(
+        `crossEntropy: label ${label} at index ${i} is not a class index in [0, ${classes})`,
+      );
+    }
+  }
+}
+
+/**
+ * Mean cross-entropy loss of logits [N, C] against integer class labels [N]: the mean over
+ * rows of −log softmax(logits)[label], as a scalar tensor. Stable for any finite logits.
+ *
+ * `labels` is an int32 tensor on the logits' device, or host values (Int32Array or number[]),
+ * which are uploaded to that device and released with the graph. Host labels and CPU tensors
+ * are checked to lie in [0, C); a GPU tensor's values are not read back to check them.
+ */
+export function crossEntropy(
+  logits: Tensor,
+  labels: Tensor | Int32Array | readonly number[],
+): Tensor {
+  checkFloat("crossEntropy", logits);
+  if (logits.rank !== 2) {
+    throw new RangeError(`crossEntropy: logits must be [N, C], got ${formatShape(logits.shape)}`);
+  }
+  const [rows, cols] = logits.shape;
+  if (rows < 1 || cols < 1) {
+    throw new RangeError(`crossEntropy: logits ${formatShape(logits.shape)} are empty`);
+  }
+  let classes: Tensor;
+  if (labels instanceof Tensor) {
+    deviceOf("crossEntropy", logits, labels);
+    if (labels.dtype !== "int32") {
+      throw new TypeError(`crossEntropy: labels must be int32, got ${labels.dtype}`);
+    }
+    if (labels.rank !== 1 || labels.shape[0] !== rows) {
+      throw new RangeError(
+        `crossEntropy: labels ${formatShape(labels.shape)} do not match logits ${
+          formatShape(logits.shape)
+        } (expected [${rows}])`,
+      );
+    }
+    if (labels.device === "cpu") checkLabelValues(labels.dataSync(), cols);
+    // A view of the caller's labels: the graph's release of it leaves the caller's tensor alone.
+    classes = labels.detach();
+  } else {
+    if (labels.length !== rows) {
+      throw new RangeError(
+        `crossEntropy: ${labels.length} labels for ${rows} rows of logits ${
+          formatShape(logits.shape)
+        }`,
+      );
+    }
+    checkLabelValues(labels, cols);
+    classes = fromArray(Int32Array.from(labels), [rows], { device: logits.backend });
+  }
+  const backend = logits.backend;
+  const perRow = wrap(backend.crossEntropy(logits.storage, classes.storage, rows, cols), [rows]);
+  record(
+    "crossEntropy",
+    perRow,
+    [logits],
+    (
+      g,
+    ) => [
+      wrap(
+        backend.crossEntropyBackward(logits.storage, classes.storage, g.storage, rows, cols),
+        logits.shape,
+      ),
+    ],
+    [classes],
+  );
+  const loss = mean(perRow);
+  // Not recorded (no grad): nothing needs the per-row losses any more.
+  if (!perRow.node) perRow.dispose();
+  return loss;
+}

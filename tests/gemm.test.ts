@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { type FloatArray, gemm } from "../tensor/ops/gemm.ts";
+import { Rng } from "../tensor/random.ts";
+
+/** C = op(A)·op(B) (+ C) by the definition, in float64. */
+function naiveGemm(
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: FloatArray,
+  aOffset: number,
+  lda: number,
+  b: FloatArray,
+  bOffset: number,
+  ldb: number,
+  c: Float64Array,
+  cOffset: number,
+  ldc: number,
+  accumulate: boolean,
+): void {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = accumulate ? c[cOffset + i * ldc + j] : 0;
+      for (let p = 0; p < k; p++) {
+        const aValue = transA ? a[aOffset + p * lda + i] : a[aOffset + i * lda + p];
+        const bValue = transB ? b[bOffset + j * ldb + p] : b[bOffset + p * ldb + j];
+        sum += aValue * bValue;
+      }
+      c[cOffset + i * ldc + j] = sum;
+    }
+  }
+}
+
+function randomArray(rng: Rng, length: number): Float64Array {
+  const values = new Float64Array(length);
+  for (let i = 0; i < length; i++) values[i] = rng.uniform() * 2 - 1;
+  return values;
+}
+
+interface Case {
+  m: number;
+  n: number;
+  k: number;
+  /** Extra row stride beyond the stored width, and leading elements before each matrix. */
+  pad: number;
+  accumulate: boolean;
+}
+
+const cases: Case[] = [
+  { m: 1, n: 1, k: 1, pad: 0, accumulate: false },
+  { m: 7, n: 7, k: 7, pad: 0, accumulate: false },
+  { m: 33, n: 7, k: 65, pad: 3, accumulate: true },
+  { m: 65, n: 33, k: 7, pad: 0, accumulate: true },
+  { m: 1, n: 65, k: 33, pad: 5, accumulate: false },
+  { m: 64, n: 64, k: 300, pad: 0, accumulate: false }, // k spans two KC blocks
+  { m: 130, n: 9, k: 2, pad: 1, accumulate: true }, // m spans two MC blocks
+  { m: 5, n: 1030, k: 3, pad: 2, accumulate: false }, // n spans two NC blocks
+  { m: 3, n: 4, k: 0, pad: 0, accumulate: false }, // empty product zeroes C
+  { m: 3, n: 4, k: 0, pad: 0, accumulate: true }, // ... or leaves it alone
+];
+
+for (const dtype of ["float32", "float64"] as const) {
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      Deno.test(`gemm ${dtype} transA=${transA} transB=${transB} matches the naive loop`, () => {
+        const rng = new Rng(17);
+        const make = (values: Float64Array): FloatArray =>
+          dtype === "float32" ? new Float32Array(values) : new Float64Array(values);
+        for (const { m, n, k, pad, accumulate } of cases) {
+          const lda = (transA ? m : k) + pad;
+          const ldb = (transB ? k : n) + pad;
+          const ldc = n + pad;
+          const aRows = transA ? k : m;
+          const bRows = transB ? n : k;
+          const a = make(randomArray(rng, pad + aRows * lda));
+          const b = make(randomArray(rng, pad + bRows * ldb));
+          const initialC = randomArray(rng, pad + m * ldc);
+          const c = make(initialC);
+          // The reference sees exactly the (possibly rounded) inputs that gemm sees.
+          const expected = new Float64Array(c);
+          naiveGemm(
+            transA,
+            transB,
+            m,
+            n,
+            k,
+            a,
+            pad,
+            lda,
+            b,
+            pad,
+            ldb,
+            expected,
+            pad,
+            ldc,
+            accumulate,
+          );
+          gemm(transA, transB, m, n, k, a, pad, lda, b, pad, ldb, c, pad, ldc, accumulate);
+          const tolerance = dtype === "float32" ? 1e-5 * Math.max(1, Math.sqrt(k)) : 1e-12;
+          for (let i = 0; i < c.length; i++) {
+            const row = Math.floor((i - pad) / ldc);
+            const col = (i - pad) % ldc;
+            const inside = i >= pad && row < m && col < n;
+            const want = inside
+              ? expected[i]
+              : c instanceof Float32Array
+              ? Math.fround(initialC[i])
+              : initialC[i];
+            const where = `m=${m} n=${n} k=${k} pad=${pad} accumulate=${accumulate} index ${i}`;
+            if (!inside) assert.equal(c[i], want, `${where}: wrote outside C`);
+            else assert.ok(Math.abs(c[i] - want) <= tolerance, `${where}: ${c[i]} vs ${want}`);
+          }
+        }
+      });
+    }
+  }
+}
+
+Deno.test("gemm float32 stays accurate on a large product (1000-term dot products)", () => {
+  const rng = new Rng(3);
+  const m = 37, n = 41, k = 1000;
+  const a = new Float32Array(randomArray(rng, m * k));
+  const b = new Float32Array(randomArray(rng, k * n));
+  const c = new Float32Array(m * n);
+  const expected = new Float64Array(m * n);
+  naiveGemm(false, false, m, n, k, a, 0, k, b, 0, n, expected, 0, n, false);
+  gemm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, false);
+  for (let i = 0; i < c.length; i++) assert.ok(Math.abs(c[i] - expected[i]) < 1e-5);
+});
+
+Deno.test("gemm rejects mixed dtypes, bad sizes and operands that do not fit", () => {
+  const f32 = new Float32Array(16);
+  const f64 = new Float64Array(16);
+  assert.throws(
+    () => gemm(false, false, 4, 4, 4, f32, 0, 4, f64, 0, 4, f32, 0, 4, false),
+    /gemm: a, b and c must share one dtype, got Float32Array, Float64Array and Float32Array/,
+  );
+  assert.throws(
+    () => gemm(false, false, -1, 4, 4, f32, 0, 4, f32, 0, 4, f32, 0, 4, false),
+    /gemm: m must be a non-negative integer, got -1/,
+  );
+  assert.throws(
+    () => gemm(false, false, 4, 4, 4, f32, 0, 3, f32, 0, 4, f32, 0, 4, false),
+    /gemm: lda=3 is smaller than the 4 columns of stored a/,
+  );
+  assert.throws(
+    () => gemm(false, true, 4, 5, 4, f32, 0, 4, f32, 0, 4, f32, 0, 5, false),
+    /gemm: b is 5x4 with ldb=4 from offset 0, needing 20 elements, but has 16/,
+  );
+  assert.throws(
+    () => gemm(false, false, 4, 4, 4, f32, 1, 4, f32, 0, 4, f32, 0, 4, false),
+    /gemm: a is 4x4 with lda=4 from offset 1, needing 17 elements, but has 16/,
+  );
+});
