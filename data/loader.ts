@@ -120,10 +120,17 @@ export class DataLoader implements AsyncDisposable {
     return batches;
   }
 
-  /** The batches of epoch `epoch` (resuming at epoch e reproduces e exactly). */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
+  /**
+   * The batches of epoch `epoch` (resuming at epoch e reproduces e exactly), from batch
+   * `startBatch` on: a run resumed mid-epoch sees exactly the batches it had not trained on.
+   */
+  async *epoch(epoch: number, startBatch = 0): AsyncGenerator<Batch> {
     if (this.#closed) throw new Error("DataLoader.epoch: the loader is closed");
-    const batches = this.batchIndices(epoch);
+    const all = this.batchIndices(epoch);
+    if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > all.length) {
+      throw new RangeError(`DataLoader.epoch: startBatch must be in [0, ${all.length}], got ${startBatch}`);
+    }
+    const batches = all.slice(startBatch);
     if (this.workers === 0) {
       for (const indices of batches) {
         yield assembleBatch(this.dataset, this.spec, this.#transform, this.seed, epoch, indices);

@@ -101,7 +101,9 @@ export async function saveCheckpoint(path: string, options: SaveCheckpointOption
   const tensors = new Map<string, TensorEntry>();
   for (const [name, p] of model.namedParameters()) {
     if (name.startsWith(VELOCITY_PREFIX)) {
-      throw new Error(`saveCheckpoint: parameter name "${name}" clashes with the optimizer's prefix`);
+      throw new Error(
+        `saveCheckpoint: parameter name "${name}" clashes with the optimizer's prefix`,
+      );
     }
     tensors.set(name, await entryOf(p));
   }
@@ -129,7 +131,9 @@ export async function saveCheckpoint(path: string, options: SaveCheckpointOption
     if (RESERVED.has(key)) throw new Error(`saveCheckpoint: metadata key "${key}" is reserved`);
     const json = JSON.stringify(value);
     if (json === undefined) {
-      throw new TypeError(`saveCheckpoint: metadata "${key}" (${typeof value}) cannot be written as JSON`);
+      throw new TypeError(
+        `saveCheckpoint: metadata "${key}" (${typeof value}) cannot be written as JSON`,
+      );
     }
     metadata[key] = json;
   }
@@ -151,7 +155,9 @@ export async function loadCheckpoint(
   };
   const { tensors, metadata } = await loadSafetensors(path);
   const format = metadata[KEYS.format];
-  if (format !== undefined && format !== FORMAT) fail(`unknown format "${format}" (expected "${FORMAT}")`);
+  if (format !== undefined && format !== FORMAT) {
+    fail(`unknown format "${format}" (expected "${FORMAT}")`);
+  }
 
   const weights = new Map<string, TensorEntry & { data: TypedArray }>();
   const velocities = new Map<string, TensorEntry & { data: TypedArray }>();
@@ -169,7 +175,9 @@ export async function loadCheckpoint(
     if (saved === undefined) fail("the file holds no optimizer state (it was saved without one)");
     const hyper = parseJson(saved!, KEYS.optimizer, fail) as Pick<SgdState, "rule" | "groups">;
     if (hyper.rule !== optimizer.rule) {
-      fail(`the optimizer state uses rule "${hyper.rule}" but the optimizer uses "${optimizer.rule}"`);
+      fail(
+        `the optimizer state uses rule "${hyper.rule}" but the optimizer uses "${optimizer.rule}"`,
+      );
     }
     const savedSizes = hyper.groups.map((g) => g.size).join(", ");
     const ownSizes = optimizer.groups.map((g) => g.params.length).join(", ");
@@ -187,13 +195,15 @@ export async function loadCheckpoint(
     optimizerState = { rule: hyper.rule, groups: hyper.groups, velocities: new Map() };
     for (const [name, entry] of velocities) {
       const index = indexOf.get(name);
-      if (index === undefined) fail(`"${VELOCITY_PREFIX}${name}" belongs to no optimizer parameter`);
+      if (index === undefined) {
+        fail(`"${VELOCITY_PREFIX}${name}" belongs to no optimizer parameter`);
+      }
       const p = params[index!];
       if (!sameShape(p.shape, entry.shape)) {
         fail(
-          `"${VELOCITY_PREFIX}${name}" has shape ${formatShape(entry.shape)} in the file but the parameter has ${
-            formatShape(p.shape)
-          }`,
+          `"${VELOCITY_PREFIX}${name}" has shape ${
+            formatShape(entry.shape)
+          } in the file but the parameter has ${formatShape(p.shape)}`,
         );
       }
       optimizerState.velocities.set(index!, entry);
@@ -244,6 +254,8 @@ function parseJson(text: string, key: string, fail: (problem: string) => never):
   try {
     return JSON.parse(text);
   } catch (error) {
-    return fail(`metadata "${key}" is not valid JSON (${error instanceof Error ? error.message : error})`);
+    return fail(
+      `metadata "${key}" is not valid JSON (${error instanceof Error ? error.message : error})`,
+    );
   }
 }

@@ -13,7 +13,7 @@ import { Rng, type RngState } from "../tensor/random.ts";
 import { relu, tanh } from "../tensor/ops/elementwise.ts";
 import { flatten } from "../tensor/ops/layout.ts";
 import { linear } from "../tensor/ops/matmul.ts";
-import { conv2d } from "../tensor/ops/conv2d.ts";
+import { conv2d, conv2dParams } from "../tensor/ops/conv2d.ts";
 import { adaptiveAvgPool2d, avgPool2d, maxPool2d, pool2dParams } from "../tensor/ops/pool.ts";
 import { localResponseNorm } from "../tensor/ops/lrn.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
@@ -33,32 +33,17 @@ function checkImage(layer: string, shape: Shape): void {
   }
 }
 
-/** Output length of a sliding window: floor((size + 2 pad - kernel) / stride) + 1 (PyTorch's floor mode). */
-function windowCount(
-  layer: string,
-  inputShape: Shape,
-  size: number,
-  kernel: number,
-  stride: number,
-  pad: number,
-): number {
-  const count = Math.floor((size + 2 * pad - kernel) / stride) + 1;
-  if (count < 1) {
-    throw new RangeError(
-      `${layer}: input ${
-        formatShape(inputShape)
-      } is too small for a ${kernel} window with padding ${pad} (output would be empty)`,
-    );
-  }
-  return count;
-}
-
 /** Shared by layers that construct weights. */
 interface WeightOptions {
   /** Whether the layer adds a learned bias (default true). */
   bias?: boolean;
   /** Random source of the default initialisation (default seed 0). */
   rng?: RandomSource;
+  /**
+   * Whether to draw PyTorch's default initialisation (default true). False leaves zeros for
+   * a model-level scheme that overwrites every weight anyway (AlexNet has 61M of them).
+   */
+  initialize?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,7 +94,7 @@ export class Conv2d extends Module {
     const [kh, kw] = this.kernelSize;
     const weight = parameter(zeros([outChannels, inChannels / this.groups, kh, kw]));
     const bias = (options.bias ?? true) ? parameter(zeros([outChannels])) : null;
-    pytorchDefault(weight, bias, options.rng ?? 0);
+    if (options.initialize ?? true) pytorchDefault(weight, bias, options.rng ?? 0);
     this.registerParameter("weight", weight);
     this.registerParameter("bias", bias);
   }
@@ -136,7 +121,7 @@ export class Conv2d extends Module {
   /** [N, outChannels, outH, outW]. */
   outputShape(inputShape: Shape): number[] {
     checkImage("Conv2d", inputShape);
-    const [n, c, h, w] = inputShape;
+    const c = inputShape[1];
     if (c !== this.inChannels) {
       throw new RangeError(
         `Conv2d(${this.describe()}): input ${
@@ -144,12 +129,8 @@ export class Conv2d extends Module {
         } has ${c} channels, expected ${this.inChannels}`,
       );
     }
-    return [
-      n,
-      this.outChannels,
-      windowCount("Conv2d", inputShape, h, this.kernelSize[0], this.stride[0], this.padding[0]),
-      windowCount("Conv2d", inputShape, w, this.kernelSize[1], this.stride[1], this.padding[1]),
-    ];
+    const p = conv2dParams(inputShape, this.weight.shape, this.stride, this.padding, this.groups);
+    return [p.n, p.o, p.outH, p.outW];
   }
 
   /** N * outChannels * outH * outW * (inChannels / groups) * kH * kW. */
@@ -184,7 +165,7 @@ export class Linear extends Module {
     super();
     const weight = parameter(zeros([outFeatures, inFeatures]));
     const bias = (options.bias ?? true) ? parameter(zeros([outFeatures])) : null;
-    pytorchDefault(weight, bias, options.rng ?? 0);
+    if (options.initialize ?? true) pytorchDefault(weight, bias, options.rng ?? 0);
     this.registerParameter("weight", weight);
     this.registerParameter("bias", bias);
   }

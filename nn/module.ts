@@ -31,7 +31,7 @@
 
 import { type Device, Tensor } from "../tensor/tensor.ts";
 import type { TypedArray } from "../backend/backend.ts";
-import { formatShape, type Shape, sameShape } from "../tensor/shape.ts";
+import { formatShape, sameShape, type Shape } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
 

@@ -48,12 +48,12 @@ export function formatCount(n: number): string {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
-/** `0.72 G`, `105.4 M`: a count in decimal units, for the MAC totals. */
+/** `0.72 G`, `9.57 M`: a count in decimal units, for the MAC total. */
 export function formatScaled(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} G`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
-  return String(n);
+  if (n >= 1e8) return `${(n / 1e9).toFixed(2)} G`;
+  if (n >= 1e5) return `${(n / 1e6).toFixed(2)} M`;
+  if (n >= 1e2) return `${(n / 1e3).toFixed(2)} K`;
+  return `${n} `;
 }
 
 /** Adds totals to `rows` and renders the table. */

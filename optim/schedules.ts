@@ -38,16 +38,22 @@ function checkKind(kind: string, state: ScheduleState): void {
 function numberField(kind: string, state: ScheduleState, field: string): number {
   const value = state[field];
   if (typeof value !== "number") {
-    throw new TypeError(`${kind}.loadStateDict: field "${field}" must be a number, got ${JSON.stringify(value)}`);
+    throw new TypeError(
+      `${kind}.loadStateDict: field "${field}" must be a number, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
 
 function lrList(kind: string, state: ScheduleState, groups: number): number[] {
   const value = state.baseLrs;
-  if (!Array.isArray(value) || value.length !== groups || value.some((x) => typeof x !== "number")) {
+  if (
+    !Array.isArray(value) || value.length !== groups || value.some((x) => typeof x !== "number")
+  ) {
     throw new Error(
-      `${kind}.loadStateDict: baseLrs must hold ${groups} numbers (one per group), got ${JSON.stringify(value)}`,
+      `${kind}.loadStateDict: baseLrs must hold ${groups} numbers (one per group), got ${
+        JSON.stringify(value)
+      }`,
     );
   }
   return value as number[];
@@ -147,7 +153,9 @@ export class ReduceLROnPlateau implements LrSchedule {
     this.maxDrops = options.maxDrops ?? 3;
     this.threshold = options.threshold ?? 0;
     if (!(Number.isInteger(this.patience) && this.patience >= 1)) {
-      throw new RangeError(`ReduceLROnPlateau: patience must be a positive integer, got ${this.patience}`);
+      throw new RangeError(
+        `ReduceLROnPlateau: patience must be a positive integer, got ${this.patience}`,
+      );
     }
     if (!(this.factor > 0 && this.factor < 1)) {
       throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${this.factor}`);
@@ -162,7 +170,9 @@ export class ReduceLROnPlateau implements LrSchedule {
   /** Ends an epoch whose validation error was `validationError`. */
   step(validationError?: number): void {
     if (typeof validationError !== "number" || Number.isNaN(validationError)) {
-      throw new TypeError(`ReduceLROnPlateau.step: needs the epoch's validation error, got ${validationError}`);
+      throw new TypeError(
+        `ReduceLROnPlateau.step: needs the epoch's validation error, got ${validationError}`,
+      );
     }
     this.epoch++;
     if (validationError < this.best - this.threshold) {

@@ -86,7 +86,9 @@ export interface SgdState {
 }
 
 function checkHyperparameters(where: string, h: Partial<SgdHyperparameters>): void {
-  if (h.lr !== undefined && !(h.lr >= 0)) throw new RangeError(`${where}: lr must be >= 0, got ${h.lr}`);
+  if (h.lr !== undefined && !(h.lr >= 0)) {
+    throw new RangeError(`${where}: lr must be >= 0, got ${h.lr}`);
+  }
   if (h.momentum !== undefined && !(h.momentum >= 0 && h.momentum < 1)) {
     throw new RangeError(`${where}: momentum must be in [0, 1), got ${h.momentum}`);
   }
@@ -109,7 +111,9 @@ export class SGD {
     checkHyperparameters("SGD", options);
     this.rule = options.rule ?? "paper";
     if (this.rule !== "paper" && this.rule !== "pytorch") {
-      throw new RangeError(`SGD: rule must be "paper" or "pytorch", got ${JSON.stringify(this.rule)}`);
+      throw new RangeError(
+        `SGD: rule must be "paper" or "pytorch", got ${JSON.stringify(this.rule)}`,
+      );
     }
     const list = [...params];
     const specs: ParamGroupSpec[] = list.every((p) => p instanceof Tensor)
@@ -121,7 +125,9 @@ export class SGD {
       const groupParams = [...spec.params];
       for (const p of groupParams) {
         if (!(p instanceof Tensor) || !p.requiresGrad || p.node !== null) {
-          throw new TypeError(`SGD: group ${g} holds something that is not a parameter (a leaf that requires grad)`);
+          throw new TypeError(
+            `SGD: group ${g} holds something that is not a parameter (a leaf that requires grad)`,
+          );
         }
         if (seen.has(p)) throw new Error(`SGD: a parameter ${formatShape(p.shape)} appears twice`);
         seen.add(p);
@@ -179,9 +185,9 @@ export class SGD {
         if (!grad) continue;
         if (!sameShape(grad.shape, p.shape) || grad.backend !== p.backend) {
           throw new Error(
-            `SGD.step: gradient ${formatShape(grad.shape)} on ${grad.device} does not match parameter ${
-              formatShape(p.shape)
-            } on ${p.device}`,
+            `SGD.step: gradient ${
+              formatShape(grad.shape)
+            } on ${grad.device} does not match parameter ${formatShape(p.shape)} on ${p.device}`,
           );
         }
         let velocity = this.#velocities.get(p);
@@ -241,7 +247,11 @@ export class SGD {
     const params = this.parameters();
     for (const [index, v] of state.velocities) {
       const p = params[index];
-      if (!p) throw new RangeError(`${where}: velocity index ${index} is out of range (${params.length} parameters)`);
+      if (!p) {
+        throw new RangeError(
+          `${where}: velocity index ${index} is out of range (${params.length} parameters)`,
+        );
+      }
       if (!sameShape(v.shape, p.shape)) {
         throw new RangeError(
           `${where}: velocity ${index} has shape ${formatShape(v.shape)} but its parameter has ${

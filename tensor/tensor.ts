@@ -34,29 +34,36 @@ export type { DType, Shape, TypedArray };
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-const backends = new Map<string, Backend>([["cpu", cpuBackend]]);
+// Filled on first use rather than at module load: backend/cpu.ts imports the ops, which import
+// this module, so `cpuBackend` may not be initialised yet while this file is evaluated.
+const backends = new Map<string, Backend>();
+
+function registry(): Map<string, Backend> {
+  if (!backends.has("cpu")) backends.set("cpu", cpuBackend);
+  return backends;
+}
 
 /** A device: its name (`"cpu"`, `"gpu"`) or the backend object itself. */
 export type Device = string | Backend;
 
 /** Makes a backend available under its name, e.g. after the WebGPU device is acquired. */
 export function registerBackend(backend: Backend): void {
-  backends.set(backend.name, backend);
+  registry().set(backend.name, backend);
 }
 
 /** Removes a backend registered with {@link registerBackend}. */
 export function unregisterBackend(name: string): void {
   if (name === "cpu") throw new Error("unregisterBackend: the cpu backend cannot be removed");
-  backends.delete(name);
+  registry().delete(name);
 }
 
 /** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
 export function getBackend(device: Device = "cpu"): Backend {
   if (typeof device !== "string") return device;
-  const backend = backends.get(device);
+  const backend = registry().get(device);
   if (!backend) {
     const hint = device === "gpu" ? " (call `await initWebGPU()` from gpu/mod.ts first)" : "";
-    throw new Error(`unknown device "${device}"${hint}; available: ${[...backends.keys()].join(", ")}`);
+    throw new Error(`unknown device "${device}"${hint}; available: ${[...registry().keys()].join(", ")}`);
   }
   return backend;
 }

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type FloatArray, gemm } from "../tensor/ops/gemm.ts";
+import {
+  allocF32,
+  type FloatArray,
+  gemm,
+  getThreads,
+  setThreads,
+  shutdownThreads,
+} from "../tensor/ops/gemm.ts";
 import { Rng } from "../tensor/random.ts";
 
 /** C = op(A)·op(B) (+ C) by the definition, in float64. */
@@ -153,4 +160,41 @@ Deno.test("gemm rejects mixed dtypes, bad sizes and operands that do not fit", (
     () => gemm(false, false, 4, 4, 4, f32, 1, 4, f32, 0, 4, f32, 0, 4, false),
     /gemm: a is 4x4 with lda=4 from offset 1, needing 17 elements, but has 16/,
   );
+});
+
+// Starting the worker reads its module file: run with --allow-read (deno task test does).
+const canStartWorker = (await Deno.permissions.query({ name: "read" })).state === "granted";
+
+Deno.test({
+  name: "gemm with two threads matches one thread on shared arrays, all transposes",
+  ignore: !canStartWorker,
+}, async () => {
+  await setThreads(2);
+  try {
+    assert.equal(getThreads(), 2);
+    const rng = new Rng(5);
+    // Tall (split by rows) and wide (split by columns), both above the threading threshold.
+    for (const [m, n, k] of [[203, 97, 1001], [65, 301, 999]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = allocF32(m * k);
+          const b = allocF32(k * n);
+          a.set(randomArray(rng, m * k));
+          b.set(randomArray(rng, k * n));
+          assert.ok(a.buffer instanceof SharedArrayBuffer);
+          const lda = transA ? m : k;
+          const ldb = transB ? k : n;
+          const parallel = allocF32(m * n).fill(1);
+          const serial = new Float32Array(m * n).fill(1); // not shared: takes one thread
+          gemm(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, parallel, 0, n, true);
+          gemm(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, serial, 0, n, true);
+          assert.deepEqual(parallel, new Float32Array(serial.buffer.slice(0) as ArrayBuffer));
+        }
+      }
+    }
+  } finally {
+    shutdownThreads();
+  }
+  assert.equal(getThreads(), 1);
+  assert.ok(!(allocF32(4).buffer instanceof SharedArrayBuffer));
 });

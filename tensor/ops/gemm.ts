@@ -180,7 +180,7 @@ function gemmF32(
   ldc: number,
   accumulate: boolean,
 ): void {
-  if (useSecondThread(m, n, k, a, b, c)) {
+  if (worker !== null && 2 * m * n * k >= PARALLEL_MIN_FLOPS && isShared(a, b, c)) {
     gemmF32Parallel(
       transA,
       transB,
@@ -198,37 +198,35 @@ function gemmF32(
       ldc,
       accumulate,
     );
-    return;
+  } else {
+    gemmF32Serial(
+      transA,
+      transB,
+      m,
+      n,
+      k,
+      a,
+      aOffset,
+      lda,
+      b,
+      bOffset,
+      ldb,
+      c,
+      cOffset,
+      ldc,
+      accumulate,
+    );
   }
-  gemmF32Rows(
-    transA,
-    transB,
-    0,
-    m,
-    n,
-    k,
-    a,
-    aOffset,
-    lda,
-    b,
-    bOffset,
-    ldb,
-    c,
-    cOffset,
-    ldc,
-    accumulate,
-  );
 }
 
 /**
- * Single-threaded blocked gemm over rows [rowStart, rowEnd) of C. Exported for the worker of
- * the two-thread path; callers use {@link gemm}.
+ * The single-threaded blocked float32 gemm, without argument checks. Internal: exported only
+ * for gemm_worker.ts; call {@link gemm}.
  */
-export function gemmF32Rows(
+export function gemmF32Serial(
   transA: boolean,
   transB: boolean,
-  rowStart: number,
-  rowEnd: number,
+  m: number,
   n: number,
   k: number,
   a: Float32Array,
@@ -242,16 +240,13 @@ export function gemmF32Rows(
   ldc: number,
   accumulate: boolean,
 ): void {
-  if (!accumulate || k === 0) {
-    for (let i = rowStart; i < rowEnd; i++) {
-      const cRow = cOffset + i * ldc;
-      if (!accumulate) c.fill(0, cRow, cRow + n);
-    }
+  if (!accumulate) {
+    for (let i = 0; i < m; i++) c.fill(0, cOffset + i * ldc, cOffset + i * ldc + n);
   }
   if (k === 0) return;
   const packedBSize = Math.min(KC, k) * roundUp(Math.min(NC, n), NR);
   if (packedB.length < packedBSize) packedB = new Float64Array(packedBSize);
-  const packedASize = Math.min(KC, k) * roundUp(Math.min(MC, rowEnd - rowStart), MR);
+  const packedASize = Math.min(KC, k) * roundUp(Math.min(MC, m), MR);
   if (packedA.length < packedASize) packedA = new Float64Array(packedASize);
   const pa = packedA;
   const pb = packedB;
@@ -261,8 +256,8 @@ export function gemmF32Rows(
       const depth = Math.min(KC, k - depthBlock);
       if (transB) packBTransposed(b, bOffset, ldb, depthBlock, depth, colBlock, blockCols, pb);
       else packB(b, bOffset, ldb, depthBlock, depth, colBlock, blockCols, pb);
-      for (let rowBlock = rowStart; rowBlock < rowEnd; rowBlock += MC) {
-        const blockRows = Math.min(MC, rowEnd - rowBlock);
+      for (let rowBlock = 0; rowBlock < m; rowBlock += MC) {
+        const blockRows = Math.min(MC, m - rowBlock);
         if (transA) packATransposed(a, aOffset, lda, rowBlock, blockRows, depthBlock, depth, pa);
         else packA(a, aOffset, lda, rowBlock, blockRows, depthBlock, depth, pa);
         for (let col = 0; col < blockCols; col += NR) {
@@ -453,17 +448,84 @@ function packBTransposed(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Threading: placeholder until measured (see the report in bench/cpu_bench.ts).
+// Threading. Deno lets the main thread block in Atomics.wait, so gemm can stay synchronous:
+// the main thread posts the worker its half of C, computes the other half, then waits on a
+// shared flag. Typed arrays are only shared (not copied) by postMessage when they live on a
+// SharedArrayBuffer, hence allocF32 and the isShared test. C is split along its longer side
+// so both halves keep whole MR×NR tiles; each thread packs its own operand blocks.
 
-function useSecondThread(
-  _m: number,
-  _n: number,
-  _k: number,
-  _a: Float32Array,
-  _b: Float32Array,
-  _c: Float32Array,
-): boolean {
-  return false;
+/** Below this many flops the postMessage round trip (~0.1 ms) costs more than it saves. */
+const PARALLEL_MIN_FLOPS = 2 ** 24;
+
+/** flag[0] while the worker computes; it stores 1 (done) or WORKER_FAILED, see gemm_worker.ts. */
+const WORKER_BUSY = 0;
+const WORKER_FAILED = 2;
+
+let worker: Worker | null = null;
+let workerFlag: Int32Array | null = null;
+
+/**
+ * Uses 1 thread (the default) or 2: the main thread and one persistent worker. With 2, gemm
+ * splits large products whose a, b and c all live on SharedArrayBuffers (see
+ * {@link allocF32}); anything else still runs on one thread. Asynchronous because Deno loads
+ * the worker's module on the main thread's event loop: a synchronous wait here would deadlock.
+ * Call {@link shutdownThreads} (or setThreads(1)) before the program should exit: a live
+ * worker keeps the process running.
+ */
+export async function setThreads(threads: 1 | 2): Promise<void> {
+  if (threads !== 1 && threads !== 2) {
+    throw new RangeError(`setThreads: threads must be 1 or 2, got ${threads}`);
+  }
+  if (threads === 1) {
+    shutdownThreads();
+    return;
+  }
+  if (worker !== null) return;
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const started = new Worker(new URL("./gemm_worker.ts", import.meta.url), { type: "module" });
+  const ready = new Promise<void>((resolve, reject) => {
+    started.onmessage = () => resolve();
+    started.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`setThreads: the gemm worker failed to start: ${event.message}`));
+    };
+  });
+  started.postMessage({ flag });
+  try {
+    await ready;
+  } catch (error) {
+    started.terminate();
+    throw error;
+  }
+  started.onmessage = null;
+  worker = started;
+  workerFlag = flag;
+}
+
+/** Number of threads gemm may use: 1, or 2 after {@link setThreads}(2). */
+export function getThreads(): 1 | 2 {
+  return worker === null ? 1 : 2;
+}
+
+/** Terminates the gemm worker, if any, and returns to one thread. Safe to call twice. */
+export function shutdownThreads(): void {
+  worker?.terminate();
+  worker = null;
+  workerFlag = null;
+}
+
+/**
+ * A zeroed Float32Array of `length` elements, on a SharedArrayBuffer while two threads are
+ * enabled so that gemm can hand it to the worker, on an ordinary ArrayBuffer otherwise.
+ */
+export function allocF32(length: number): Float32Array {
+  if (worker === null) return new Float32Array(length);
+  return new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT));
+}
+
+function isShared(a: Float32Array, b: Float32Array, c: Float32Array): boolean {
+  return a.buffer instanceof SharedArrayBuffer && b.buffer instanceof SharedArrayBuffer &&
+    c.buffer instanceof SharedArrayBuffer;
 }
 
 function gemmF32Parallel(
@@ -483,12 +545,34 @@ function gemmF32Parallel(
   ldc: number,
   accumulate: boolean,
 ): void {
-  gemmF32Rows(
+  // The worker takes the second half: rows [split, m) or columns [split, n) of C, expressed
+  // as a smaller gemm by moving the offsets of op(A) or op(B) and of C.
+  const byRows = m >= n;
+  const split = byRows ? roundUp(Math.ceil(m / 2), MR) : roundUp(Math.ceil(n / 2), NR);
+  const flag = workerFlag!;
+  Atomics.store(flag, 0, WORKER_BUSY);
+  worker!.postMessage({
     transA,
     transB,
-    0,
-    m,
-    n,
+    m: byRows ? m - split : m,
+    n: byRows ? n : n - split,
+    k,
+    a,
+    aOffset: byRows ? aOffset + (transA ? split : split * lda) : aOffset,
+    lda,
+    b,
+    bOffset: byRows ? bOffset : bOffset + (transB ? split * ldb : split),
+    ldb,
+    c,
+    cOffset: cOffset + (byRows ? split * ldc : split),
+    ldc,
+    accumulate,
+  });
+  gemmF32Serial(
+    transA,
+    transB,
+    byRows ? split : m,
+    byRows ? n : split,
     k,
     a,
     aOffset,
@@ -501,4 +585,6 @@ function gemmF32Parallel(
     ldc,
     accumulate,
   );
+  Atomics.wait(flag, 0, WORKER_BUSY);
+  if (Atomics.load(flag, 0) === WORKER_FAILED) throw new Error("gemm: the worker thread failed");
 }

@@ -42,6 +42,18 @@ import { checkFloat, record } from "./op.ts";
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
 
+/**
+ * s^(−β). AlexNet's β = 0.75 is computed as 1 / (√s · √√s): a few ulps from `Math.pow`, and
+ * 3-4x faster, which matters because LRN runs on the two largest activations (conv1, conv2).
+ */
+function inversePower(s: number, beta: number): number {
+  if (beta === 0.75) {
+    const root = Math.sqrt(s);
+    return 1 / (root * Math.sqrt(root));
+  }
+  return s ** -beta;
+}
+
 /** Fills `scale` [C, H·W] with s_c = k + alpha · Σ_{j ∈ win(c)} x_j² for batch item `item`. */
 function lrnScales(x: TypedArray, p: LrnParams, item: number, scale: Float64Array): void {
   const planeSize = p.h * p.w, itemBase = item * p.c * planeSize;
@@ -65,7 +77,7 @@ export function lrnForwardCpu(x: TypedArray, p: LrnParams, y: TypedArray): void 
   for (let item = 0; item < p.n; item++) {
     lrnScales(x, p, item, scale);
     const base = item * itemSize;
-    for (let i = 0; i < itemSize; i++) y[base + i] = x[base + i] * scale[i] ** -p.beta;
+    for (let i = 0; i < itemSize; i++) y[base + i] = x[base + i] * inversePower(scale[i], p.beta);
   }
 }
 
@@ -79,22 +91,27 @@ export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: 
   const below = Math.floor((p.size - 1) / 2), above = Math.floor(p.size / 2);
   const scale = new Float64Array(itemSize);
   const weighted = new Float64Array(itemSize); // dy_c · x_c · s_c^(−β−1)
+  const windowSum = new Float64Array(planeSize); // Σ over the windows containing channel i
   const factor = 2 * p.alpha * p.beta;
   for (let item = 0; item < p.n; item++) {
     lrnScales(x, p, item, scale);
     const base = item * itemSize;
     for (let i = 0; i < itemSize; i++) {
-      const scaled = scale[i] ** -p.beta;
+      const scaled = inversePower(scale[i], p.beta);
       weighted[i] = (dy[base + i] * x[base + i] * scaled) / scale[i];
       scale[i] = scaled; // from here on, scale holds s^(−β)
     }
     for (let i = 0; i < p.c; i++) {
       const from = Math.max(0, i - below), to = Math.min(p.c - 1, i + above);
+      windowSum.fill(0);
+      for (let c = from; c <= to; c++) {
+        const row = c * planeSize;
+        for (let s = 0; s < planeSize; s++) windowSum[s] += weighted[row + s];
+      }
+      const at = i * planeSize;
       for (let s = 0; s < planeSize; s++) {
-        let total = 0;
-        for (let c = from; c <= to; c++) total += weighted[c * planeSize + s];
-        const at = i * planeSize + s;
-        dx[base + at] = dy[base + at] * scale[at] - factor * x[base + at] * total;
+        dx[base + at + s] = dy[base + at + s] * scale[at + s] -
+          factor * x[base + at + s] * windowSum[s];
       }
     }
   }
@@ -146,23 +163,14 @@ export function localResponseNorm(x: Tensor, options: LrnOptions = {}): Tensor {
     }
   }
   if (alphaScaling !== "averaged" && alphaScaling !== "per-term") {
+    const got = JSON.stringify(alphaScaling);
     throw new RangeError(
-      `localResponseNorm: alphaScaling must be "averaged" or "per-term", got ${
-        JSON.stringify(alphaScaling)
-      }`,
+      `localResponseNorm: alphaScaling must be "averaged" or "per-term", got ${got}`,
     );
   }
   const [n, c, h, w] = x.shape;
-  const p: LrnParams = {
-    n,
-    c,
-    h,
-    w,
-    size,
-    alpha: alphaScaling === "averaged" ? alpha / size : alpha,
-    beta,
-    k,
-  };
+  const perTermAlpha = alphaScaling === "averaged" ? alpha / size : alpha;
+  const p: LrnParams = { n, c, h, w, size, alpha: perTermAlpha, beta, k };
   const backend = x.backend;
   const y = wrap(backend.lrnForward(x.storage, p), x.shape);
   return record(

@@ -194,13 +194,12 @@ export function crossEntropy(
   labels: Tensor | Int32Array | readonly number[],
 ): Tensor {
   checkFloat("crossEntropy", logits);
+  const logitsShape = formatShape(logits.shape);
   if (logits.rank !== 2) {
-    throw new RangeError(`crossEntropy: logits must be [N, C], got ${formatShape(logits.shape)}`);
+    throw new RangeError(`crossEntropy: logits must be [N, C], got ${logitsShape}`);
   }
   const [rows, cols] = logits.shape;
-  if (rows < 1 || cols < 1) {
-    throw new RangeError(`crossEntropy: logits ${formatShape(logits.shape)} are empty`);
-  }
+  if (rows < 1 || cols < 1) throw new RangeError(`crossEntropy: logits ${logitsShape} are empty`);
   let classes: Tensor;
   if (labels instanceof Tensor) {
     deviceOf("crossEntropy", logits, labels);
@@ -208,10 +207,9 @@ export function crossEntropy(
       throw new TypeError(`crossEntropy: labels must be int32, got ${labels.dtype}`);
     }
     if (labels.rank !== 1 || labels.shape[0] !== rows) {
+      const labelsShape = formatShape(labels.shape);
       throw new RangeError(
-        `crossEntropy: labels ${formatShape(labels.shape)} do not match logits ${
-          formatShape(logits.shape)
-        } (expected [${rows}])`,
+        `crossEntropy: labels ${labelsShape} do not match logits ${logitsShape} (expected [${rows}])`,
       );
     }
     if (labels.device === "cpu") checkLabelValues(labels.dataSync(), cols);
@@ -220,9 +218,7 @@ export function crossEntropy(
   } else {
     if (labels.length !== rows) {
       throw new RangeError(
-        `crossEntropy: ${labels.length} labels for ${rows} rows of logits ${
-          formatShape(logits.shape)
-        }`,
+        `crossEntropy: ${labels.length} labels for ${rows} rows of logits ${logitsShape}`,
       );
     }
     checkLabelValues(labels, cols);
@@ -230,20 +226,18 @@ export function crossEntropy(
   }
   const backend = logits.backend;
   const perRow = wrap(backend.crossEntropy(logits.storage, classes.storage, rows, cols), [rows]);
-  record(
-    "crossEntropy",
-    perRow,
-    [logits],
-    (
-      g,
-    ) => [
-      wrap(
-        backend.crossEntropyBackward(logits.storage, classes.storage, g.storage, rows, cols),
-        logits.shape,
-      ),
-    ],
-    [classes],
-  );
+  // The labels are saved: freed with the graph, or at once when nothing is recorded.
+  const backward = (g: Tensor) => {
+    const dLogits = backend.crossEntropyBackward(
+      logits.storage,
+      classes.storage,
+      g.storage,
+      rows,
+      cols,
+    );
+    return [wrap(dLogits, logits.shape)];
+  };
+  record("crossEntropy", perRow, [logits], backward, [classes]);
   const loss = mean(perRow);
   // Not recorded (no grad): nothing needs the per-row losses any more.
   if (!perRow.node) perRow.dispose();

@@ -1,0 +1,281 @@
+/**
+ * Three AlexNets:
+ *
+ * - {@link alexnet}: the paper's network (Krizhevsky et al. 2012, section 3.5, Figure 2),
+ *   with Caffe's layer names (conv1, norm1, pool1, ..., fc8) so `summary()` reads like the
+ *   paper's table.
+ * - {@link alexnetTorchvision}: torchvision's `alexnet`, the later "One weird trick" variant
+ *   (Krizhevsky 2014), with its state_dict names, so its pretrained weights load unchanged.
+ * - {@link alexnetMini}: the paper's architecture scaled down for 28x28 Fashion-MNIST or
+ *   32x32 CIFAR-10, small enough to train on a CPU.
+ *
+ * Ablation options switch off, one at a time, the things the paper credits (section 3):
+ * ReLU vs tanh (3.1), the two-GPU grouping (3.2), LRN (3.3), overlapping pooling (3.4) and
+ * dropout (4.2). The first fully connected layer's input size is never hard-coded: the
+ * convolutional part's output shape is propagated from the input size, so every combination
+ * fits.
+ *
+ * @module
+ */
+
+import {
+  AdaptiveAvgPool2d,
+  Conv2d,
+  Dropout,
+  Flatten,
+  Identity,
+  Linear,
+  LocalResponseNorm,
+  MaxPool2d,
+  ReLU,
+  Sequential,
+  Tanh,
+} from "../../nn/layers.ts";
+import type { Module } from "../../nn/module.ts";
+import { alexnetInit, heInit } from "../../nn/init.ts";
+import { Rng } from "../../tensor/random.ts";
+import { sizeOf } from "../../tensor/shape.ts";
+
+/** The ablation switches shared by every variant. */
+export interface AblationOptions {
+  /** Nonlinearity after each conv and hidden fc layer (default "relu": section 3.1). */
+  activation?: "relu" | "tanh";
+  /** Dropout p = 0.5 in the fc hidden layers (default true: section 4.2). */
+  dropout?: boolean;
+  /** "overlap": 3x3 windows, stride 2 (default: section 3.4); "plain": 2x2, stride 2. */
+  pool?: "overlap" | "plain";
+  /** Input channels (default 3, RGB; 1 for grayscale). */
+  inChannels?: number;
+  /** Output classes. */
+  numClasses?: number;
+  /** Seed of the initialisation and of the dropout layers' mask generators (default 0). */
+  seed?: number;
+}
+
+/** Options of {@link alexnet} and {@link alexnetMini}. */
+export interface AlexNetOptions extends AblationOptions {
+  /** Local response normalization after conv1 and conv2 (default true: section 3.3). */
+  lrn?: boolean;
+  /** LRN's alpha convention (default "averaged", what cuda-convnet2 ran; see LocalResponseNorm). */
+  lrnAlphaScaling?: "averaged" | "per-term";
+  /** Groups of conv2, conv4, conv5: 2 is the paper's two-GPU split (default 2: section 3.2). */
+  groups?: 1 | 2;
+  /** Height = width of the input images; sizes the first fc layer. */
+  inputSize?: number;
+  /** "paper": N(0, 0.01²), biases 1/0 (section 5); "he": Kaiming normal; "pytorch": U(±1/sqrt(fanIn)). */
+  init?: "paper" | "he" | "pytorch";
+}
+
+/** Options of {@link alexnetTorchvision}. */
+export interface AlexNetTorchvisionOptions extends AblationOptions {
+  /** "pytorch" (default: torchvision keeps the layers' default init), "paper" or "he". */
+  init?: "paper" | "he" | "pytorch";
+}
+
+/** One convolutional layer of a variant. */
+interface ConvSpec {
+  out: number;
+  kernel: number;
+  stride: number;
+  padding: number;
+  /** Whether the layer is split in two groups (when the model's `groups` is 2). */
+  split: boolean;
+}
+
+/** The numbers that distinguish the paper's network from the mini one. */
+interface VariantSpec {
+  convs: [ConvSpec, ConvSpec, ConvSpec, ConvSpec, ConvSpec];
+  hidden: number;
+  inputSize: number;
+  inChannels: number;
+  numClasses: number;
+  init: "paper" | "he" | "pytorch";
+}
+
+// Section 3.5: "The first convolutional layer filters the 224x224x3 input image with 96
+// kernels of size 11x11x3 with a stride of 4 pixels". 11x11/4 without padding yields the
+// paper's 55x55 only from 227x227, Caffe's choice, which we follow (torchvision instead keeps
+// 224 and pads by 2). conv3 sees both halves (groups 1): "the kernels of layer three take
+// input from all kernel maps in layer two".
+const PAPER: VariantSpec = {
+  convs: [
+    { out: 96, kernel: 11, stride: 4, padding: 0, split: false },
+    { out: 256, kernel: 5, stride: 1, padding: 2, split: true },
+    { out: 384, kernel: 3, stride: 1, padding: 1, split: false },
+    { out: 384, kernel: 3, stride: 1, padding: 1, split: true },
+    { out: 256, kernel: 3, stride: 1, padding: 1, split: true },
+  ],
+  hidden: 4096,
+  inputSize: 227,
+  inChannels: 3,
+  numClasses: 1000,
+  init: "paper",
+};
+
+// The paper's layout at about 1/3 of its widths for 28x28 inputs; "same" padding in every
+// conv so the three 3/2 poolings take 28 -> 13 -> 6 -> 2. He init by default: with the
+// paper's N(0, 0.01²) each layer scales the signal by about 0.01 * sqrt(fanIn) (0.05 for
+// conv1, 0.16 for the fc layers), so after eight layers the logits carry ~1e-6 of the input,
+// the softmax is uniform and the gradient reaching conv1 is as small; LRN with k = 2 divides
+// by another 2^0.75 = 1.7 since its sum is negligible at that scale. On a small data set the
+// net sits at chance. Kaiming's sqrt(2 / fanIn) keeps the variance constant through each
+// ReLU layer (He et al. 2015), and PERF.md's reference runs use it.
+const MINI: VariantSpec = {
+  convs: [
+    { out: 32, kernel: 5, stride: 1, padding: 2, split: false },
+    { out: 64, kernel: 5, stride: 1, padding: 2, split: true },
+    { out: 96, kernel: 3, stride: 1, padding: 1, split: false },
+    { out: 96, kernel: 3, stride: 1, padding: 1, split: true },
+    { out: 64, kernel: 3, stride: 1, padding: 1, split: true },
+  ],
+  hidden: 256,
+  inputSize: 28,
+  inChannels: 1,
+  numClasses: 10,
+  init: "he",
+};
+
+function activationLayer(kind: "relu" | "tanh" | undefined): Module {
+  if (kind === undefined || kind === "relu") return new ReLU();
+  if (kind === "tanh") return new Tanh();
+  throw new RangeError(`alexnet: activation must be "relu" or "tanh", got ${JSON.stringify(kind)}`);
+}
+
+function poolLayer(kind: "overlap" | "plain" | undefined): MaxPool2d {
+  if (kind === undefined || kind === "overlap") return new MaxPool2d({ kernelSize: 3, stride: 2 });
+  if (kind === "plain") return new MaxPool2d({ kernelSize: 2, stride: 2 });
+  throw new RangeError(`alexnet: pool must be "overlap" or "plain", got ${JSON.stringify(kind)}`);
+}
+
+function checkInit(init: string): "paper" | "he" | "pytorch" {
+  if (init === "paper" || init === "he" || init === "pytorch") return init;
+  throw new RangeError(
+    `alexnet: init must be "paper", "he" or "pytorch", got ${JSON.stringify(init)}`,
+  );
+}
+
+/** Applies a model-level scheme; "pytorch" is what the layers drew when they were built. */
+function initialise(model: Module, init: "paper" | "he" | "pytorch", rng: Rng): void {
+  if (init === "paper") alexnetInit(model, rng);
+  else if (init === "he") heInit(model, rng);
+}
+
+/** Builds the paper's layout with Caffe's names from a variant's numbers and the options. */
+function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
+  const groups = options.groups ?? 2;
+  if (groups !== 1 && groups !== 2) {
+    throw new RangeError(`alexnet: groups must be 1 or 2, got ${groups}`);
+  }
+  const inChannels = options.inChannels ?? spec.inChannels;
+  const inputSize = options.inputSize ?? spec.inputSize;
+  const numClasses = options.numClasses ?? spec.numClasses;
+  const rng = new Rng(options.seed ?? 0);
+  const init = checkInit(options.init ?? spec.init);
+  // Layers draw PyTorch's default only when no model-level scheme will overwrite it.
+  const weights = { rng, initialize: init === "pytorch" };
+  const lrn = options.lrn ?? true;
+  const norm = () => new LocalResponseNorm({ alphaScaling: options.lrnAlphaScaling ?? "averaged" });
+
+  const layers: Record<string, Module> = {};
+  let channels = inChannels;
+  spec.convs.forEach((conv, i) => {
+    const n = i + 1;
+    layers[`conv${n}`] = new Conv2d(channels, conv.out, conv.kernel, {
+      stride: conv.stride,
+      padding: conv.padding,
+      groups: conv.split ? groups : 1,
+      ...weights,
+    });
+    channels = conv.out;
+    layers[`relu${n}`] = activationLayer(options.activation);
+    // Section 3.3: normalization after the ReLU of the first two layers; section 3.4: pooling
+    // after both normalizations and after conv5.
+    if (n <= 2 && lrn) layers[`norm${n}`] = norm();
+    if (n <= 2 || n === 5) layers[`pool${n}`] = poolLayer(options.pool);
+  });
+  layers.flatten = new Flatten();
+  let shape = [1, inChannels, inputSize, inputSize];
+  for (const layer of Object.values(layers)) shape = layer.outputShape(shape);
+  const flat = sizeOf(shape.slice(1));
+
+  const dropout = options.dropout ?? true;
+  let width = flat;
+  for (const n of [6, 7]) {
+    layers[`fc${n}`] = new Linear(width, spec.hidden, weights);
+    width = spec.hidden;
+    layers[`relu${n}`] = activationLayer(options.activation);
+    // Section 4.2: "We use dropout in the first two fully-connected layers".
+    if (dropout) layers[`drop${n}`] = new Dropout(0.5, { seed: rng.nextU32() });
+  }
+  layers.fc8 = new Linear(width, numClasses, weights);
+
+  const model = new Sequential(layers);
+  initialise(model, init, rng);
+  return model;
+}
+
+/**
+ * The paper's AlexNet on 227x227 inputs (Caffe's input size; see the comment on PAPER):
+ * 60,965,224 parameters, 0.72 G multiply-adds per image. Paper init by default.
+ */
+export function alexnet(options: AlexNetOptions = {}): Sequential {
+  return buildAlexNet(PAPER, options);
+}
+
+/**
+ * AlexNet-mini for 28x28 (default) or 32x32 inputs (`inputSize: 32, inChannels: 3`):
+ * conv 32-64-96-96-64 with the paper's LRN, overlapping pooling and grouping, fc 256-256.
+ * He init by default (see the comment on MINI for why the paper's fails here).
+ */
+export function alexnetMini(options: AlexNetOptions = {}): Sequential {
+  return buildAlexNet(MINI, options);
+}
+
+/**
+ * torchvision's `alexnet` (One weird trick, 2014: 64-192-384-256-256, no LRN, no groups,
+ * adaptive 6x6 pooling, dropout before fc6 and fc7), for 224x224 inputs, with torchvision's
+ * names: `features.{0,3,6,8,10}`, `classifier.{1,4,6}`. With `dropout: false` the dropout
+ * slots hold an Identity, so the classifier's indices (and names) stay torchvision's.
+ */
+export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Sequential {
+  const rng = new Rng(options.seed ?? 0);
+  const init = checkInit(options.init ?? "pytorch");
+  const weights = { rng, initialize: init === "pytorch" };
+  const inChannels = options.inChannels ?? 3;
+  const act = () => activationLayer(options.activation);
+  const pool = () => poolLayer(options.pool);
+  const features = new Sequential([
+    new Conv2d(inChannels, 64, 11, { stride: 4, padding: 2, ...weights }),
+    act(),
+    pool(),
+    new Conv2d(64, 192, 5, { padding: 2, ...weights }),
+    act(),
+    pool(),
+    new Conv2d(192, 384, 3, { padding: 1, ...weights }),
+    act(),
+    new Conv2d(384, 256, 3, { padding: 1, ...weights }),
+    act(),
+    new Conv2d(256, 256, 3, { padding: 1, ...weights }),
+    act(),
+    pool(),
+  ]);
+  const drop = () =>
+    (options.dropout ?? true) ? new Dropout(0.5, { seed: rng.nextU32() }) : new Identity();
+  const classifier = new Sequential([
+    drop(),
+    new Linear(256 * 6 * 6, 4096, weights),
+    act(),
+    drop(),
+    new Linear(4096, 4096, weights),
+    act(),
+    new Linear(4096, options.numClasses ?? 1000, weights),
+  ]);
+  const model = new Sequential({
+    features,
+    avgpool: new AdaptiveAvgPool2d(6),
+    flatten: new Flatten(),
+    classifier,
+  });
+  initialise(model, init, rng);
+  return model;
+}

@@ -1,0 +1,31 @@
+/**
+ * `deno task train-alexnet`: trains AlexNet (by default the mini model on Fashion-MNIST) and
+ * writes metrics, checkpoints and pictures to a run folder. `--help` lists the flags.
+ *
+ * @module
+ */
+
+import { HELP, parseTrainArgs, UsageError } from "./config.ts";
+import { train } from "./trainer.ts";
+
+if (import.meta.main) {
+  let config;
+  try {
+    config = parseTrainArgs(Deno.args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`train-alexnet: ${error.message}\n`);
+    console.error(HELP);
+    Deno.exit(2);
+  }
+  if (config === null) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  try {
+    await train(config);
+  } catch (error) {
+    console.error(`\ntrain-alexnet: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,650 @@
+/**
+ * WGSL kernels of 2-D convolution (NCHW, float32): forward, backward to the input, backward to
+ * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts` and
+ * `tensor/ops/conv2d_kernels.ts`; this file only maps them onto the GPU.
+ *
+ * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
+ * batch 128 it would be 69 MB, and writing it costs as much as the GEMM itself on lavapipe).
+ *
+ * - **Forward** `y[n, o, i, j] = bias[o] + Σ_{c,p,q} w[o, c, p, q] · x[n, c, i·sh + p − ph, j·sw + q − pw]`.
+ *   One invocation owns a *strip*: 4 output channels × `PB` neighbouring columns of one output
+ *   row. For each (c, p) it loads the input row segment the strip needs once
+ *   ((PB − 1)·sw + KW values) and reuses it for every tap q, and it loads the 4 channels' weights
+ *   as one vec4 from a transposed copy of w ([groups, C/g·KH·KW, O/g rounded up to 4]).
+ * - **Backward to the input, stride 1** is the same kernel: dx is the convolution of dy with the
+ *   kernel flipped and its in/out channels swapped, padded by KH − 1 − ph (jax-js's rule: the
+ *   transposed convolution; stride 1 needs no dilation).
+ * - **Backward to the input, stride > 1** is a gather: each dx element visits only the taps p
+ *   with (h + ph − p) % sh == 0 (those are the output rows whose window covers it). WGSL has no
+ *   float atomics, so a scatter from dy is never an option (WEBGPU.md, "Numerics").
+ * - **Backward to the weight** `dw[o, c, p, q] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i·sh + p − ph, j·sw + q − pw]`:
+ *   each invocation owns 4 output channels × one (c, p) × all KW taps, loops over the batch and
+ *   the output positions, and reads dy from a channels-last copy so that 4 channels are one vec4.
+ *   The batch is split into chunks whose partial sums a second kernel adds in a fixed order
+ *   (deterministic, and enough invocations when C·KH is small, as in AlexNet-mini's conv1).
+ *
+ * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
+ * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
+ * dominate (WEBGPU.md, "Speed"). On a real GPU shared-memory tiles would pay; no real GPU was
+ * available to tune and verify such a path, so every adapter runs this one.
+ *
+ * Shapes other than the batch size are baked into the WGSL as constants (the runtime caches a
+ * pipeline per source text), so the tap loops unroll; the batch size and the offsets of the
+ * current batch chunk come in the uniform params.
+ *
+ * @module
+ */
+
+import type { Conv2dParams } from "../../backend/backend.ts";
+import { type GpuBinding, type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
+
+/** Invocations per workgroup of every kernel in this file. */
+const WORKGROUP = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Batch chunks: a tensor larger than one storage binding (128 MiB on lavapipe; AlexNet's conv1
+// output at batch 128 is 148 MB) is processed a few samples at a time.
+
+/** Samples `[start, start + count)` of a batched tensor. */
+export interface BatchChunk {
+  /** First sample. */
+  start: number;
+  /** Samples in the chunk. */
+  count: number;
+}
+
+/**
+ * Splits `n` samples into chunks such that each tensor's slice (`perSample[i]` elements per
+ * sample) fits one binding, and into at least `minChunks` chunks when `n` allows. Throws,
+ * naming `kernel`, when one sample alone is too large.
+ */
+export function batchChunks(
+  rt: GpuRuntime,
+  kernel: string,
+  n: number,
+  perSample: readonly number[],
+  minChunks = 1,
+): BatchChunk[] {
+  // A chunk's binding starts at an aligned offset up to one alignment before its first element.
+  const slack = Math.max(256, rt.storageOffsetAlignment);
+  const largest = Math.max(...perSample);
+  const fit = Math.floor((rt.maxBindingBytes - slack) / (largest * 4));
+  if (fit < 1) {
+    throw new RangeError(
+      `${kernel}: one sample needs ${largest * 4} bytes, over the ${rt.maxBindingBytes}-byte storage binding limit`,
+    );
+  }
+  const chunks = Math.max(Math.ceil(n / fit), Math.min(n, minChunks));
+  const size = Math.ceil(n / chunks);
+  const out: BatchChunk[] = [];
+  for (let start = 0; start < n; start += size) out.push({ start, count: Math.min(size, n - start) });
+  return out;
+}
+
+/**
+ * Binds samples `chunk` of a tensor with `perSample` elements per sample. Returns the binding
+ * and the element offset of the chunk's first element inside it (binding offsets must be
+ * aligned; the kernel adds the remainder).
+ */
+export function bindSamples(
+  rt: GpuRuntime,
+  storage: GpuStorage,
+  perSample: number,
+  chunk: BatchChunk,
+): { binding: GpuBinding; offset: number } {
+  const first = chunk.start * perSample, length = chunk.count * perSample;
+  if (first === 0 && (length === storage.length || storage.buffer.size <= rt.maxBindingBytes)) {
+    return { binding: storage, offset: 0 };
+  }
+  const align = Math.max(256, rt.storageOffsetAlignment) / 4;
+  const aligned = Math.floor(first / align) * align;
+  return { binding: rt.range(storage, aligned, first - aligned + length), offset: first - aligned };
+}
+
+/** Linear workgroup index from a grid the runtime may have folded into 2-D. */
+const LINEAR_WORKGROUP = "wid.x + wid.y * nwg.x";
+
+/** Throws unless every index a kernel computes stays below 2^31 (it uses i32 arithmetic). */
+function checkIndexRange(kernel: string, what: string, value: number): void {
+  if (value >= 2 ** 31) throw new RangeError(`${kernel}: ${what} = ${value} overflows the kernel's 32-bit indices`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight layouts
+
+/**
+ * Rearranges w [O, C/g, KH, KW] into a vec4-friendly matrix per group.
+ * - `"forward"`: [g][(c·KH + p)·KW + q][o rounded up to 4] = w[g·O/g + o, c, p, q].
+ * - `"transposed"`: [g][(o·KH + p)·KW + q][c rounded up to 4] = w[g·O/g + o, c, p', q'], with
+ *   p' = KH − 1 − p and q' = KW − 1 − q when `flip` (the transposed convolution of stride 1).
+ * Padding lanes are 0, so kernels may read whole vec4s.
+ */
+function weightLayout(rt: GpuRuntime, w: GpuStorage, p: Conv2dParams, mode: "forward" | "transposed", flip: boolean): GpuStorage {
+  const groups = p.groups, outPerGroup = p.o / groups, inPerGroup = p.c / groups;
+  const taps = p.kh * p.kw;
+  const [rows, cols] = mode === "forward" ? [inPerGroup * taps, outPerGroup] : [outPerGroup * taps, inPerGroup];
+  const cols4 = Math.ceil(cols / 4) * 4;
+  const total = groups * rows * cols4;
+  const name = `conv2d_weight_${mode}${flip ? "_flipped" : ""}`;
+  const code = `
+@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= ${total}u) { return; }
+  let col = index % ${cols4}u;
+  let row = (index / ${cols4}u) % ${rows}u;
+  let g = index / ${cols4 * rows}u;
+  if (col >= ${cols}u) { out[index] = 0.0; return; }
+  let tap = row % ${taps}u;
+  let other = row / ${taps}u;
+  ${
+    mode === "forward"
+      ? `let o = col; let c = other; let pq = tap;`
+      : `let o = other; let c = col; let pq = ${flip ? `${taps - 1}u - tap` : "tap"};`
+  }
+  out[index] = w[((g * ${outPerGroup}u + o) * ${inPerGroup}u + c) * ${taps}u + pq];
+}`;
+  const out = rt.alloc("float32", total);
+  rt.dispatch({ name, code }, [w], [out], null, Math.ceil(total / WORKGROUP));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward (and stride-1 backward to the input)
+
+/** The shape of one strip convolution: input [n, groups·inPerGroup, height, width]. */
+interface StripShape {
+  groups: number;
+  inPerGroup: number;
+  outPerGroup: number;
+  height: number;
+  width: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  /** May be negative (the transposed convolution of a convolution padded by more than KH − 1). */
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
+}
+
+/** Columns per strip: 4, or fewer for narrow outputs (a strip past the edge computes waste). */
+function stripColumns(outW: number): number {
+  return Math.min(8, outW);
+}
+
+/**
+ * The zero-padded copy of the input that the strip kernels read: [n, C, paddedH, paddedW],
+ * row r, column s holding x[r − padH, s − padW] (0 outside). Padding up front removes every
+ * bounds check from the inner loops, and with paddedW a multiple of 4 and strips starting at
+ * multiples of 4 columns each strip's row segment is a few aligned vec4 loads instead of
+ * (columns − 1)·sw + KW scalar ones: loads are what cost on lavapipe (WEBGPU.md, "Speed").
+ * The copy costs one pass over x, a few percent of the convolution.
+ */
+interface PaddedGeometry {
+  columns: number;
+  stripsPerRow: number;
+  /** vec4 loads per strip row segment. */
+  vectors: number;
+  paddedH: number;
+  paddedW: number;
+}
+
+function paddedGeometry(s: StripShape): PaddedGeometry {
+  const columns = stripColumns(s.outW);
+  const stripsPerRow = Math.ceil(s.outW / columns);
+  const vectors = Math.ceil(((columns - 1) * s.strideW + s.kw) / 4);
+  return {
+    columns,
+    stripsPerRow,
+    vectors,
+    paddedH: (s.outH - 1) * s.strideH + s.kh,
+    // Strip k's segment starts at column k·columns·sw, a multiple of 4 (columns is 4 when
+    // there is more than one strip per row).
+    paddedW: (stripsPerRow - 1) * columns * s.strideW + 4 * vectors,
+  };
+}
+
+function padKernel(s: StripShape, geo: PaddedGeometry): GpuKernel {
+  const channels = s.groups * s.inPerGroup;
+  const paddedPlane = geo.paddedH * geo.paddedW;
+  const code = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> padded: array<f32>;
+struct Params { n: u32, xOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= params.n * ${channels * paddedPlane}u) { return; }
+  let plane = index / ${paddedPlane}u;
+  let h = i32((index / ${geo.paddedW}u) % ${geo.paddedH}u) - (${s.padH});
+  let w = i32(index % ${geo.paddedW}u) - (${s.padW});
+  var v = 0.0;
+  if (u32(h) < ${s.height}u && u32(w) < ${s.width}u) {
+    v = x[params.xOffset + plane * ${s.height * s.width}u + u32(h) * ${s.width}u + u32(w)];
+  }
+  padded[index] = v;
+}`;
+  return { name: "conv2d_pad_input", code };
+}
+
+/**
+ * Pads samples `chunk` of x into a fresh storage (see {@link PaddedGeometry}); the caller
+ * frees it after recording the kernels that read it.
+ */
+function padChunk(rt: GpuRuntime, x: GpuStorage, s: StripShape, geo: PaddedGeometry, chunk: BatchChunk): GpuStorage {
+  const channels = s.groups * s.inPerGroup;
+  const xs = bindSamples(rt, x, channels * s.height * s.width, chunk);
+  const length = chunk.count * channels * geo.paddedH * geo.paddedW;
+  const padded = rt.alloc("float32", length);
+  rt.dispatch(padKernel(s, geo), [xs.binding], [padded], packParams([chunk.count, xs.offset]), Math.ceil(length / WORKGROUP));
+  return padded;
+}
+
+/** Elements of one padded sample. */
+function paddedSample(s: StripShape, geo: PaddedGeometry): number {
+  return s.groups * s.inPerGroup * geo.paddedH * geo.paddedW;
+}
+
+function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
+  const geo = paddedGeometry(s);
+  const { columns, stripsPerRow } = geo;
+  const out4 = Math.ceil(s.outPerGroup / 4);
+  const outChannels = s.groups * s.outPerGroup;
+  const outPlane = s.outH * s.outW;
+  const rowVectors = geo.paddedW / 4;
+  const segment = (t: number) => `v${t >> 2}[${t & 3}]`;
+  const lines: string[] = [];
+  for (let k = 0; k < geo.vectors; k++) lines.push(`      let v${k} = x[at + ${k}u];`);
+  lines.push(`      let wRow = (g * ${s.inPerGroup * s.kh}u + c * ${s.kh}u + p) * ${s.kw * out4}u + ob;`);
+  for (let q = 0; q < s.kw; q++) {
+    lines.push(`      let w${q} = w[wRow + ${q * out4}u];`);
+    for (let r = 0; r < columns; r++) {
+      lines.push(`      acc${r} = fma(vec4f(${segment(r * s.strideW + q)}), w${q}, acc${r});`);
+    }
+  }
+  const stores: string[] = [];
+  for (let r = 0; r < columns; r++) {
+    stores.push(`  if (j0 + ${r}u < ${s.outW}u) {`);
+    for (let e = 0; e < 4; e++) {
+      stores.push(
+        `    if (ob * 4u + ${e}u < ${s.outPerGroup}u) { y[yBase + ${e * outPlane}u + ${r}u] = acc${r}[${e}]${
+          hasBias ? ` + bias[o0 + ${e}u]` : ""
+        }; }`,
+      );
+    }
+    stores.push(`  }`);
+  }
+  const code = `
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;
+${hasBias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${hasBias ? 3 : 2}) var<storage, read_write> y: array<f32>;
+struct Params { n: u32, yOffset: u32 }
+@group(0) @binding(${hasBias ? 4 : 3}) var<uniform> params: Params;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let strips = params.n * ${s.outH * stripsPerRow}u;
+  let stripGroups = (strips + ${WORKGROUP - 1}u) / ${WORKGROUP}u;
+  let group = ${LINEAR_WORKGROUP};
+  if (group >= stripGroups * ${s.groups * out4}u) { return; }
+  let block = group / stripGroups;          // which 4 output channels
+  let g = block / ${out4}u;
+  let ob = block % ${out4}u;
+  let strip = (group % stripGroups) * ${WORKGROUP}u + lid;
+  if (strip >= strips) { return; }
+  let n = strip / ${s.outH * stripsPerRow}u;
+  let i = (strip / ${stripsPerRow}u) % ${s.outH}u;
+  let j0 = (strip % ${stripsPerRow}u) * ${columns}u;
+  let planes = (n * ${s.groups * s.inPerGroup}u + g * ${s.inPerGroup}u) * ${geo.paddedH}u;
+  let segmentStart = (j0 / 4u) * ${s.strideW}u; // j0 is 0 or a multiple of 4
+${Array.from({ length: columns }, (_, r) => `  var acc${r} = vec4f();`).join("\n")}
+  for (var c = 0u; c < ${s.inPerGroup}u; c++) {
+    for (var p = 0u; p < ${s.kh}u; p++) {
+      let at = (planes + c * ${geo.paddedH}u + i * ${s.strideH}u + p) * ${rowVectors}u + segmentStart;
+${lines.join("\n")}
+    }
+  }
+  let o0 = g * ${s.outPerGroup}u + ob * 4u;
+  let yBase = params.yOffset + ((n * ${outChannels}u + o0) * ${s.outH}u + i) * ${s.outW}u + j0;
+${stores.join("\n")}
+}`;
+  return { name, code };
+}
+
+function runStrip(
+  rt: GpuRuntime,
+  name: string,
+  s: StripShape,
+  n: number,
+  x: GpuStorage,
+  wLayout: GpuStorage,
+  bias: GpuStorage | null,
+): GpuStorage {
+  const geo = paddedGeometry(s);
+  const inSample = s.groups * s.inPerGroup * s.height * s.width;
+  const outSample = s.groups * s.outPerGroup * s.outH * s.outW;
+  const padSample = paddedSample(s, geo);
+  checkIndexRange(name, "input elements", n * Math.max(inSample, padSample));
+  checkIndexRange(name, "output elements", n * outSample);
+  const kernel = stripKernel(s, bias !== null, name);
+  const y = rt.alloc("float32", n * outSample);
+  const stripsPerSample = s.outH * geo.stripsPerRow;
+  const blocks = s.groups * Math.ceil(s.outPerGroup / 4);
+  for (const chunk of batchChunks(rt, name, n, [inSample, padSample, outSample])) {
+    const padded = padChunk(rt, x, s, geo, chunk);
+    const ys = bindSamples(rt, y, outSample, chunk);
+    const workgroups = blocks * Math.ceil(chunk.count * stripsPerSample / WORKGROUP);
+    rt.dispatch(
+      kernel,
+      bias ? [padded, wLayout, bias] : [padded, wLayout],
+      [ys.binding],
+      packParams([chunk.count, ys.offset]),
+      workgroups,
+    );
+    rt.free(padded);
+  }
+  return y;
+}
+
+/** y = conv2d(x, w) + bias on the GPU: x [N, C, H, W], w [O, C/g, KH, KW] → y [N, O, outH, outW]. */
+export function conv2dForwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  w: GpuStorage,
+  bias: GpuStorage | null,
+  p: Conv2dParams,
+): GpuStorage {
+  const wLayout = weightLayout(rt, w, p, "forward", false);
+  const y = runStrip(rt, "conv2d_forward", {
+    groups: p.groups,
+    inPerGroup: p.c / p.groups,
+    outPerGroup: p.o / p.groups,
+    height: p.h,
+    width: p.w,
+    kh: p.kh,
+    kw: p.kw,
+    strideH: p.strideH,
+    strideW: p.strideW,
+    padH: p.padH,
+    padW: p.padW,
+    outH: p.outH,
+    outW: p.outW,
+  }, p.n, x, wLayout, bias);
+  rt.free(wLayout);
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward to the input
+
+function inputGatherKernel(p: Conv2dParams): GpuKernel {
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const in4 = Math.ceil(inPerGroup / 4);
+  const plane = p.h * p.w, outPlane = p.outH * p.outW;
+  const code = `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+struct Params { n: u32, dyOffset: u32, dxOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  // Positions vary fastest so that one workgroup shares a block of 4 input channels.
+  let positions = params.n * ${plane}u;
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= positions * ${p.groups * in4}u) { return; }
+  let block = index / positions;
+  let g = block / ${in4}u;
+  let cb = block % ${in4}u;
+  let position = index % positions;
+  let n = position / ${plane}u;
+  let h = (position / ${p.w}u) % ${p.h}u;
+  let x = position % ${p.w}u;
+  let hp = h + ${p.padH}u;
+  let xp = x + ${p.padW}u;
+  var acc = vec4f();
+  for (var o = 0u; o < ${outPerGroup}u; o++) {
+    let dyPlane = params.dyOffset + (n * ${p.o}u + g * ${outPerGroup}u + o) * ${outPlane}u;
+    // Only taps p ≡ h + ph (mod sh) land on an output row: i = (h + ph − p) / sh.
+    for (var kp = hp % ${p.strideH}u; kp < ${p.kh}u && kp <= hp; kp += ${p.strideH}u) {
+      let i = (hp - kp) / ${p.strideH}u;
+      if (i >= ${p.outH}u) { continue; }
+      for (var kq = xp % ${p.strideW}u; kq < ${p.kw}u && kq <= xp; kq += ${p.strideW}u) {
+        let j = (xp - kq) / ${p.strideW}u;
+        if (j >= ${p.outW}u) { continue; }
+        let wv = w[((g * ${outPerGroup}u + o) * ${p.kh * p.kw}u + kp * ${p.kw}u + kq) * ${in4}u + cb];
+        acc = fma(vec4f(dy[dyPlane + i * ${p.outW}u + j]), wv, acc);
+      }
+    }
+  }
+  let dxBase = params.dxOffset + (n * ${p.c}u + g * ${inPerGroup}u + cb * 4u) * ${plane}u + h * ${p.w}u + x;
+  for (var e = 0u; e < 4u; e++) {
+    if (cb * 4u + e < ${inPerGroup}u) { dx[dxBase + e * ${plane}u] = acc[e]; }
+  }
+}`;
+  return { name: "conv2d_backward_input_gather", code };
+}
+
+/** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
+export function conv2dBackwardInputGpu(rt: GpuRuntime, dy: GpuStorage, w: GpuStorage, p: Conv2dParams): GpuStorage {
+  if (p.strideH === 1 && p.strideW === 1) {
+    // The transposed convolution: swap channel roles, flip the kernel, pad by K − 1 − pad.
+    const wLayout = weightLayout(rt, w, p, "transposed", true);
+    const dx = runStrip(rt, "conv2d_backward_input", {
+      groups: p.groups,
+      inPerGroup: p.o / p.groups,
+      outPerGroup: p.c / p.groups,
+      height: p.outH,
+      width: p.outW,
+      kh: p.kh,
+      kw: p.kw,
+      strideH: 1,
+      strideW: 1,
+      padH: p.kh - 1 - p.padH,
+      padW: p.kw - 1 - p.padW,
+      outH: p.h,
+      outW: p.w,
+    }, p.n, dy, wLayout, null);
+    rt.free(wLayout);
+    return dx;
+  }
+  const name = "conv2d_backward_input_gather";
+  const inSample = p.c * p.h * p.w, outSample = p.o * p.outH * p.outW;
+  checkIndexRange(name, "input elements", p.n * inSample);
+  checkIndexRange(name, "output elements", p.n * outSample);
+  const wLayout = weightLayout(rt, w, p, "transposed", false);
+  const kernel = inputGatherKernel(p);
+  const dx = rt.alloc("float32", p.n * inSample);
+  const blocks = p.groups * Math.ceil(p.c / p.groups / 4);
+  for (const chunk of batchChunks(rt, name, p.n, [inSample, outSample])) {
+    const dys = bindSamples(rt, dy, outSample, chunk), dxs = bindSamples(rt, dx, inSample, chunk);
+    const workgroups = Math.ceil(blocks * chunk.count * p.h * p.w / WORKGROUP);
+    rt.dispatch(kernel, [dys.binding, wLayout], [dxs.binding], packParams([chunk.count, dys.offset, dxs.offset]), workgroups);
+  }
+  rt.free(wLayout);
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward to the weight
+
+/** dy [n, O, outH, outW] → [n, outH, outW, g, O/g rounded up to 4] (channels last, zero padded). */
+function channelsLastKernel(p: Conv2dParams): GpuKernel {
+  const outPerGroup = p.o / p.groups, out4 = Math.ceil(outPerGroup / 4) * 4;
+  const outPlane = p.outH * p.outW, row = p.groups * out4;
+  const code = `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+struct Params { n: u32, dyOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= params.n * ${outPlane * row}u) { return; }
+  let slot = index % ${row}u;
+  let position = (index / ${row}u) % ${outPlane}u;
+  let n = index / ${outPlane * row}u;
+  let g = slot / ${out4}u;
+  let o = slot % ${out4}u;
+  if (o >= ${outPerGroup}u) { out[index] = 0.0; return; }
+  out[index] = dy[params.dyOffset + (n * ${p.o}u + g * ${outPerGroup}u + o) * ${outPlane}u + position];
+}`;
+  return { name: "conv2d_dy_channels_last", code };
+}
+
+/** The forward's strip shape: the weight gradient reads the same padded input. */
+function forwardShape(p: Conv2dParams): StripShape {
+  return {
+    groups: p.groups,
+    inPerGroup: p.c / p.groups,
+    outPerGroup: p.o / p.groups,
+    height: p.h,
+    width: p.w,
+    kh: p.kh,
+    kw: p.kw,
+    strideH: p.strideH,
+    strideW: p.strideW,
+    padH: p.padH,
+    padW: p.padW,
+    outH: p.outH,
+    outW: p.outW,
+  };
+}
+
+function weightGradKernel(p: Conv2dParams): GpuKernel {
+  const geo = paddedGeometry(forwardShape(p));
+  const { columns, stripsPerRow } = geo;
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const out4 = Math.ceil(outPerGroup / 4);
+  const invocations = p.groups * out4 * inPerGroup * p.kh;
+  const taps = p.kh * p.kw;
+  const rowVectors = geo.paddedW / 4;
+  const body: string[] = [];
+  for (let k = 0; k < geo.vectors; k++) body.push(`        let v${k} = x[at + ${k}u];`);
+  for (let r = 0; r < columns; r++) {
+    // Columns past the right edge read a clamped dy and multiply it by 0.
+    body.push(
+      `        let d${r} = select(vec4f(), dy[dyRow + min(j0 + ${r}u, ${p.outW - 1}u) * ${p.groups * out4}u], j0 + ${r}u < ${p.outW}u);`,
+    );
+  }
+  for (let q = 0; q < p.kw; q++) {
+    for (let r = 0; r < columns; r++) {
+      const t = r * p.strideW + q;
+      body.push(`        acc${q} = fma(vec4f(v${t >> 2}[${t & 3}]), d${r}, acc${q});`);
+    }
+  }
+  const stores: string[] = [];
+  for (let e = 0; e < 4; e++) {
+    stores.push(`  if (ob * 4u + ${e}u < ${outPerGroup}u) {`);
+    stores.push(`    let at = params.outOffset + ((g * ${outPerGroup}u + ob * 4u + ${e}u) * ${inPerGroup}u + c) * ${taps}u + kp * ${p.kw}u;`);
+    for (let q = 0; q < p.kw; q++) stores.push(`    dw[at + ${q}u] = acc${q}[${e}];`);
+    stores.push(`  }`);
+  }
+  const code = `
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read> dy: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+struct Params { n: u32, outOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= ${invocations}u) { return; }
+  // (c, kp) vary fastest: a workgroup shares its 4 output channels' dy.
+  let kp = index % ${p.kh}u;
+  let c = (index / ${p.kh}u) % ${inPerGroup}u;
+  let block = index / ${inPerGroup * p.kh}u;
+  let g = block / ${out4}u;
+  let ob = block % ${out4}u;
+${Array.from({ length: p.kw }, (_, q) => `  var acc${q} = vec4f();`).join("\n")}
+  for (var n = 0u; n < params.n; n++) {
+    let plane = (n * ${p.c}u + g * ${inPerGroup}u + c) * ${geo.paddedH}u;
+    for (var i = 0u; i < ${p.outH}u; i++) {
+      let rowAt = (plane + i * ${p.strideH}u + kp) * ${rowVectors}u;
+      let dyRow = (n * ${p.outH}u + i) * ${p.outW * p.groups * out4}u + g * ${out4}u + ob;
+      for (var strip = 0u; strip < ${stripsPerRow}u; strip++) {
+        let j0 = strip * ${columns}u;
+        let at = rowAt + strip * ${stripsPerRow > 1 ? p.strideW : 0}u; // j0 / 4 · sw vec4s in
+${body.join("\n")}
+      }
+    }
+  }
+${stores.join("\n")}
+}`;
+  return { name: "conv2d_backward_weight", code };
+}
+
+function sumChunksKernel(chunks: number, length: number): GpuKernel {
+  const code = `
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  if (index >= ${length}u) { return; }
+  var total = 0.0;
+  for (var chunk = 0u; chunk < ${chunks}u; chunk++) { total += partial[chunk * ${length}u + index]; }
+  out[index] = total;
+}`;
+  return { name: "conv2d_backward_weight_sum", code };
+}
+
+/**
+ * Invocations the weight gradient wants before it splits the batch: enough workgroups for
+ * every core of the software adapter, or to fill a real GPU.
+ */
+function targetInvocations(rt: GpuRuntime): number {
+  return rt.isSoftware ? 16 * WORKGROUP : 64 * 1024;
+}
+
+/** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
+export function conv2dBackwardWeightGpu(rt: GpuRuntime, dy: GpuStorage, x: GpuStorage, p: Conv2dParams): GpuStorage {
+  const name = "conv2d_backward_weight";
+  const shape = forwardShape(p), geo = paddedGeometry(shape);
+  const inSample = p.c * p.h * p.w, outSample = p.o * p.outH * p.outW;
+  const padSample = paddedSample(shape, geo);
+  const outPerGroup = p.o / p.groups, out4 = Math.ceil(outPerGroup / 4);
+  const lastSample = p.outH * p.outW * p.groups * out4 * 4;
+  checkIndexRange(name, "input elements", p.n * Math.max(inSample, padSample));
+  checkIndexRange(name, "output elements", p.n * outSample);
+  const weightSize = p.o * (p.c / p.groups) * p.kh * p.kw;
+  const invocations = p.groups * out4 * (p.c / p.groups) * p.kh;
+  const wanted = Math.ceil(targetInvocations(rt) / invocations);
+  // Partial sums of all chunks share one binding.
+  const maxChunks = Math.max(1, Math.floor(rt.maxBindingBytes / (weightSize * 4)));
+  const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample], Math.min(wanted, maxChunks));
+  if (chunks.length > maxChunks) {
+    throw new RangeError(`${name}: ${chunks.length} batch chunks of ${weightSize} partial sums exceed one binding`);
+  }
+  const kernel = weightGradKernel(p);
+  const transpose = channelsLastKernel(p);
+  const dw = rt.alloc("float32", weightSize);
+  const partial = chunks.length === 1 ? dw : rt.alloc("float32", chunks.length * weightSize);
+  chunks.forEach((chunk, index) => {
+    const dys = bindSamples(rt, dy, outSample, chunk);
+    const padded = padChunk(rt, x, shape, geo, chunk);
+    const dyLast = rt.alloc("float32", chunk.count * lastSample);
+    rt.dispatch(transpose, [dys.binding], [dyLast], packParams([chunk.count, dys.offset]), Math.ceil(chunk.count * lastSample / WORKGROUP));
+    rt.dispatch(kernel, [padded, dyLast], [partial], packParams([chunk.count, index * weightSize]), Math.ceil(invocations / WORKGROUP));
+    rt.free(dyLast);
+    rt.free(padded);
+  });
+  if (partial !== dw) {
+    rt.dispatch(sumChunksKernel(chunks.length, weightSize), [partial], [dw], null, Math.ceil(weightSize / WORKGROUP));
+    rt.free(partial);
+  }
+  return dw;
+}

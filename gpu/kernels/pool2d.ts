@@ -1,0 +1,294 @@
+/**
+ * WGSL kernels of 2-D pooling over [N, C, H, W]: max (with argmax), average, adaptive average,
+ * forward and backward. The math and the CPU reference are in `tensor/ops/pool.ts`.
+ *
+ * Forward: one invocation per output. Backward: one invocation per *input* element, looping
+ * over the windows that contain it (a gather): overlapping windows (AlexNet's 3x3 stride 2
+ * pooling, paper section 3.4) would otherwise need a float atomic add, which WGSL lacks.
+ * Window i covers rows [i·s − pad, i·s − pad + k), so input row h lies in windows
+ * i ∈ [ceil((h + pad − k + 1) / s), floor((h + pad) / s)].
+ *
+ * Every kernel works on whole (n, c) planes, so a batch larger than one binding is processed
+ * a few samples at a time (`batchChunks` from conv2d.ts).
+ *
+ * @module
+ */
+
+import type { AdaptivePool2dParams, Pool2dParams } from "../../backend/backend.ts";
+import { type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
+import { batchChunks, bindSamples } from "./conv2d.ts";
+
+const WORKGROUP = 64;
+
+/** WGSL shared by the kernels: bindings are declared by each kernel, this is the indexing. */
+const PROLOGUE = `
+fn linearIndex(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * ${WORKGROUP}u + lid;
+}
+// x != x is always false on Vulkan (WEBGPU.md, "Numerics"): test the bits.
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+`;
+
+const ENTRY = `@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32)`;
+
+/** Window geometry as WGSL constants. */
+function windowConstants(p: Pool2dParams): string {
+  return `
+const H = ${p.h}u; const W = ${p.w}u; const OUT_H = ${p.outH}u; const OUT_W = ${p.outW}u;
+const KH = ${p.kh}u; const KW = ${p.kw}u; const SH = ${p.strideH}u; const SW = ${p.strideW}u;
+const PH = ${p.padH}u; const PW = ${p.padW}u;`;
+}
+
+/**
+ * Runs `kernel` over the batch in chunks: bindings are [input slices..., output slice], params
+ * are [samples, offsets of each binding], and one invocation per element of `perInvocation`.
+ */
+function runPlanes(
+  rt: GpuRuntime,
+  kernel: GpuKernel,
+  n: number,
+  inputs: { storage: GpuStorage; perSample: number }[],
+  outputs: { storage: GpuStorage; perSample: number }[],
+  invocationsPerSample: number,
+): void {
+  const all = [...inputs, ...outputs];
+  for (const chunk of batchChunks(rt, kernel.name, n, all.map((b) => b.perSample))) {
+    const bound = all.map((b) => bindSamples(rt, b.storage, b.perSample, chunk));
+    rt.dispatch(
+      kernel,
+      bound.slice(0, inputs.length).map((b) => b.binding),
+      bound.slice(inputs.length).map((b) => b.binding),
+      packParams([chunk.count * invocationsPerSample, ...bound.map((b) => b.offset)]),
+      Math.ceil(chunk.count * invocationsPerSample / WORKGROUP),
+    );
+  }
+}
+
+function checkPool(kernel: string, p: Pool2dParams | AdaptivePool2dParams): void {
+  const elements = p.n * p.c * Math.max(p.h * p.w, p.outH * p.outW);
+  if (elements >= 2 ** 32) throw new RangeError(`${kernel}: ${elements} elements overflow the kernel's 32-bit indices`);
+}
+
+/** Max pooling forward on the GPU: y [N, C, outH, outW] and argmax (int32 h*W+w in the plane). */
+export function maxPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dParams): { y: GpuStorage; argmax: GpuStorage } {
+  checkPool("maxPool2d_forward", p);
+  const code = `${PROLOGUE}${windowConstants(p)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> argmax: array<i32>;
+struct Params { count: u32, xOffset: u32, yOffset: u32, argmaxOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (OUT_H * OUT_W);
+  let i = (index / OUT_W) % OUT_H;
+  let j = index % OUT_W;
+  let top = i32(i * SH) - i32(PH);
+  let left = i32(j * SW) - i32(PW);
+  let base = params.xOffset + plane * H * W;
+  // Padded cells are never visited, so they never win; ">" keeps the first maximum on ties,
+  // and a NaN wins once and is never replaced, exactly as the CPU kernel.
+  var best = 0.0;
+  var bestIndex = -1;
+  for (var row = max(top, 0); row < min(top + i32(KH), i32(H)); row++) {
+    for (var col = max(left, 0); col < min(left + i32(KW), i32(W)); col++) {
+      let at = row * i32(W) + col;
+      let v = x[base + u32(at)];
+      if (bestIndex < 0 || v > best || (isNan(v) && !isNan(best))) { best = v; bestIndex = at; }
+    }
+  }
+  y[params.yOffset + index] = best;
+  argmax[params.argmaxOffset + index] = bestIndex;
+}`;
+  const outSample = p.c * p.outH * p.outW;
+  const y = rt.alloc("float32", p.n * outSample), argmax = rt.alloc("int32", p.n * outSample);
+  runPlanes(rt, { name: "maxPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+    { storage: y, perSample: outSample },
+    { storage: argmax, perSample: outSample },
+  ], outSample);
+  return { y, argmax };
+}
+
+/** The loop over the windows that contain input cell (h, w); `body` sees `i`, `j`, `outAt`. */
+function containingWindows(body: string): string {
+  return `
+  let hp = h + PH;
+  let wp = w + PW;
+  let iFrom = select(0u, (hp - KH + SH) / SH, hp + 1u > KH);  // ceil((hp − KH + 1) / SH)
+  let jFrom = select(0u, (wp - KW + SW) / SW, wp + 1u > KW);
+  let iTo = min(hp / SH + 1u, OUT_H);
+  let jTo = min(wp / SW + 1u, OUT_W);
+  for (var i = iFrom; i < iTo; i++) {
+    for (var j = jFrom; j < jTo; j++) {
+      let outAt = outPlane + i * OUT_W + j;
+      ${body}
+    }
+  }`;
+}
+
+/** Max pooling backward on the GPU: each input sums dy of the windows whose argmax it is. */
+export function maxPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, argmax: GpuStorage, p: Pool2dParams): GpuStorage {
+  checkPool("maxPool2d_backward", p);
+  const code = `${PROLOGUE}${windowConstants(p)}
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> argmax: array<i32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+struct Params { count: u32, dyOffset: u32, argmaxOffset: u32, dxOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (H * W);
+  let h = (index / W) % H;
+  let w = index % W;
+  let me = i32(h * W + w);
+  let outPlane = plane * OUT_H * OUT_W;
+  var total = 0.0;
+  ${containingWindows("if (argmax[params.argmaxOffset + outAt] == me) { total += dy[params.dyOffset + outAt]; }")}
+  dx[params.dxOffset + index] = total;
+}`;
+  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
+  const dx = rt.alloc("float32", p.n * inSample);
+  runPlanes(rt, { name: "maxPool2d_backward", code }, p.n, [
+    { storage: dy, perSample: outSample },
+    { storage: argmax, perSample: outSample },
+  ], [{ storage: dx, perSample: inSample }], inSample);
+  return dx;
+}
+
+/** Average pooling forward on the GPU (padded cells count as zeros: divisor kh*kw). */
+export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dParams): GpuStorage {
+  checkPool("avgPool2d_forward", p);
+  const code = `${PROLOGUE}${windowConstants(p)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+struct Params { count: u32, xOffset: u32, yOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (OUT_H * OUT_W);
+  let top = i32(((index / OUT_W) % OUT_H) * SH) - i32(PH);
+  let left = i32((index % OUT_W) * SW) - i32(PW);
+  let base = params.xOffset + plane * H * W;
+  var total = 0.0;
+  for (var row = max(top, 0); row < min(top + i32(KH), i32(H)); row++) {
+    for (var col = max(left, 0); col < min(left + i32(KW), i32(W)); col++) {
+      total += x[base + u32(row * i32(W) + col)];
+    }
+  }
+  y[params.yOffset + index] = total / f32(KH * KW);
+}`;
+  const outSample = p.c * p.outH * p.outW;
+  const y = rt.alloc("float32", p.n * outSample);
+  runPlanes(rt, { name: "avgPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+    { storage: y, perSample: outSample },
+  ], outSample);
+  return y;
+}
+
+/** Average pooling backward on the GPU: each input sums dy / (kh*kw) of its windows. */
+export function avgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: Pool2dParams): GpuStorage {
+  checkPool("avgPool2d_backward", p);
+  const code = `${PROLOGUE}${windowConstants(p)}
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+struct Params { count: u32, dyOffset: u32, dxOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (H * W);
+  let h = (index / W) % H;
+  let w = index % W;
+  let outPlane = plane * OUT_H * OUT_W;
+  var total = 0.0;
+  ${containingWindows("total += dy[params.dyOffset + outAt];")}
+  dx[params.dxOffset + index] = total / f32(KH * KW);
+}`;
+  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
+  const dx = rt.alloc("float32", p.n * inSample);
+  runPlanes(rt, { name: "avgPool2d_backward", code }, p.n, [{ storage: dy, perSample: outSample }], [
+    { storage: dx, perSample: inSample },
+  ], inSample);
+  return dx;
+}
+
+/** PyTorch's adaptive bins as WGSL: bin i of `outSize` over `inSize` is [floor(i·in/out), ceil((i+1)·in/out)). */
+function adaptiveConstants(p: AdaptivePool2dParams): string {
+  return `
+const H = ${p.h}u; const W = ${p.w}u; const OUT_H = ${p.outH}u; const OUT_W = ${p.outW}u;
+fn binStart(i: u32, inSize: u32, outSize: u32) -> u32 { return (i * inSize) / outSize; }
+fn binEnd(i: u32, inSize: u32, outSize: u32) -> u32 { return ((i + 1u) * inSize + outSize - 1u) / outSize; }`;
+}
+
+/** Adaptive average pooling forward on the GPU: each output the mean of its bin. */
+export function adaptiveAvgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: AdaptivePool2dParams): GpuStorage {
+  checkPool("adaptiveAvgPool2d_forward", p);
+  const code = `${PROLOGUE}${adaptiveConstants(p)}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+struct Params { count: u32, xOffset: u32, yOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (OUT_H * OUT_W);
+  let i = (index / OUT_W) % OUT_H;
+  let j = index % OUT_W;
+  let rowFrom = binStart(i, H, OUT_H); let rowTo = binEnd(i, H, OUT_H);
+  let colFrom = binStart(j, W, OUT_W); let colTo = binEnd(j, W, OUT_W);
+  let base = params.xOffset + plane * H * W;
+  var total = 0.0;
+  for (var row = rowFrom; row < rowTo; row++) {
+    for (var col = colFrom; col < colTo; col++) { total += x[base + row * W + col]; }
+  }
+  y[params.yOffset + index] = total / f32((rowTo - rowFrom) * (colTo - colFrom));
+}`;
+  const outSample = p.c * p.outH * p.outW;
+  const y = rt.alloc("float32", p.n * outSample);
+  runPlanes(rt, { name: "adaptiveAvgPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+    { storage: y, perSample: outSample },
+  ], outSample);
+  return y;
+}
+
+/** Adaptive average pooling backward on the GPU: each input sums dy / |bin| of the bins containing it. */
+export function adaptiveAvgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: AdaptivePool2dParams): GpuStorage {
+  checkPool("adaptiveAvgPool2d_backward", p);
+  // Bin i contains h iff floor(i·H/outH) <= h < ceil((i+1)·H/outH), which holds only for
+  // i in [floor(h·outH/H), ceil((h+1)·outH/H) − 1]; bins overlap when H is not a multiple.
+  const code = `${PROLOGUE}${adaptiveConstants(p)}
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+struct Params { count: u32, dyOffset: u32, dxOffset: u32 }
+@group(0) @binding(2) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (H * W);
+  let h = (index / W) % H;
+  let w = index % W;
+  let outPlane = params.dyOffset + plane * OUT_H * OUT_W;
+  var total = 0.0;
+  for (var i = (h * OUT_H) / H; i < min(binEnd(h, OUT_H, H), OUT_H); i++) {
+    let rowFrom = binStart(i, H, OUT_H); let rowTo = binEnd(i, H, OUT_H);
+    if (h < rowFrom || h >= rowTo) { continue; }
+    for (var j = (w * OUT_W) / W; j < min(binEnd(w, OUT_W, W), OUT_W); j++) {
+      let colFrom = binStart(j, W, OUT_W); let colTo = binEnd(j, W, OUT_W);
+      if (w < colFrom || w >= colTo) { continue; }
+      total += dy[outPlane + i * OUT_W + j] / f32((rowTo - rowFrom) * (colTo - colFrom));
+    }
+  }
+  dx[params.dxOffset + index] = total;
+}`;
+  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
+  const dx = rt.alloc("float32", p.n * inSample);
+  runPlanes(rt, { name: "adaptiveAvgPool2d_backward", code }, p.n, [{ storage: dy, perSample: outSample }], [
+    { storage: dx, perSample: inSample },
+  ], inSample);
+  return dx;
+}

@@ -1,0 +1,71 @@
+/**
+ * The public entry to the WebGPU backend.
+ *
+ * ```ts
+ * import { initWebGPU } from "./gpu/mod.ts";
+ * await initWebGPU();                       // registers the "gpu" device
+ * const x = randn([64, 1000], { device: "gpu" });
+ * ```
+ *
+ * Without WebGPU (no `navigator.gpu`, or no adapter) `initWebGPU` throws a message saying
+ * what is missing; the CPU backend keeps working. On Linux the software adapter comes from
+ * `mesa-vulkan-drivers` (lavapipe); `DENO_WEBGPU_BACKEND=vulkan` makes its absence a null
+ * adapter instead of a much slower OpenGL fallback.
+ *
+ * @module
+ */
+
+import { getBackend, registerBackend } from "../tensor/tensor.ts";
+import { GpuBackend } from "./backend.ts";
+import { acquireRuntime, hasNavigatorGpu } from "./device.ts";
+import type { GpuMemoryStats } from "./pool.ts";
+import type { GpuRuntimeOptions } from "./runtime.ts";
+
+export { GpuBackend } from "./backend.ts";
+export { GpuRuntime, type GpuRuntimeOptions, GpuStorage } from "./runtime.ts";
+export type { GpuMemoryStats } from "./pool.ts";
+
+/** Options of {@link initWebGPU}. */
+export interface InitWebGPUOptions extends GpuRuntimeOptions {
+  /** Device name to register (default "gpu"). */
+  name?: string;
+}
+
+/**
+ * Acquires the adapter and device, registers the backend under `options.name` ("gpu") and
+ * returns it. Calling it again with the same name returns the registered backend unless
+ * options are given (a fresh device is then acquired and replaces it).
+ */
+export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBackend> {
+  const name = options.name ?? "gpu";
+  const fresh = options.maxBindingBytes !== undefined || options.name !== undefined;
+  if (!fresh) {
+    try {
+      const existing = getBackend(name);
+      if (existing instanceof GpuBackend) return existing;
+    } catch {
+      // not registered yet
+    }
+  }
+  const runtime = await acquireRuntime(options);
+  const backend = new GpuBackend(runtime, name);
+  registerBackend(backend);
+  return backend;
+}
+
+/** True when an adapter can be acquired (never throws). */
+export async function isWebGPUAvailable(): Promise<boolean> {
+  if (!hasNavigatorGpu()) return false;
+  try {
+    return (await navigator.gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
+}
+
+/** Memory counters of the registered GPU backend `name` (default "gpu"). */
+export function gpuMemoryStats(name = "gpu"): GpuMemoryStats {
+  const backend = getBackend(name);
+  if (!(backend instanceof GpuBackend)) throw new Error(`gpuMemoryStats: "${name}" is not a WebGPU backend`);
+  return backend.runtime.memoryStats();
+}
