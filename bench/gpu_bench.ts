@@ -29,7 +29,11 @@ export interface BenchRow {
 }
 
 /** Median wall time in ms of `run` after one warm-up; `finish` waits for the device. */
-export async function time(run: () => void, finish: () => Promise<void>, repeats: number): Promise<number> {
+export async function time(
+  run: () => void,
+  finish: () => Promise<void>,
+  repeats: number,
+): Promise<number> {
   run();
   await finish();
   const times: number[] = [];
@@ -53,7 +57,9 @@ export async function compareOp(
   const repeats = options.repeats ?? 5;
   const runOn = (backend: Backend) => () => backend.free(op(backend));
   const cpuRepeats = options.cpuRepeats ?? repeats;
-  const cpuMs = cpuRepeats > 0 ? await time(runOn(cpuBackend), () => Promise.resolve(), cpuRepeats) : NaN;
+  const cpuMs = cpuRepeats > 0
+    ? await time(runOn(cpuBackend), () => Promise.resolve(), cpuRepeats)
+    : NaN;
   const gpuMs = await time(runOn(gpu), () => gpu.runtime.sync(), repeats);
   return { name, cpuMs, gpuMs, flops: options.flops ?? 0 };
 }
@@ -70,13 +76,18 @@ export function inputs(gpu: GpuBackend, length: number, seed = 1): { cpu: Storag
 
 /** Prints rows as a Markdown table. */
 export function printRows(rows: readonly BenchRow[]): void {
-  const gflops = (flops: number, ms: number) => (flops && Number.isFinite(ms) ? (flops / ms / 1e6).toFixed(2) : "");
+  const gflops = (
+    flops: number,
+    ms: number,
+  ) => (flops && Number.isFinite(ms) ? (flops / ms / 1e6).toFixed(2) : "");
   console.log("| op | CPU ms | GPU ms | CPU GFLOP/s | GPU GFLOP/s | GPU speedup |");
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const r of rows) {
     const speedup = Number.isFinite(r.cpuMs) ? (r.cpuMs / r.gpuMs).toFixed(2) + "x" : "";
     console.log(
-      `| ${r.name} | ${Number.isFinite(r.cpuMs) ? r.cpuMs.toFixed(2) : "-"} | ${r.gpuMs.toFixed(2)} | ` +
+      `| ${r.name} | ${Number.isFinite(r.cpuMs) ? r.cpuMs.toFixed(2) : "-"} | ${
+        r.gpuMs.toFixed(2)
+      } | ` +
         `${gflops(r.flops, r.cpuMs)} | ${gflops(r.flops, r.gpuMs)} | ${speedup} |`,
     );
   }
@@ -87,14 +98,28 @@ export async function matmulRows(gpu: GpuBackend, sizes = [512, 1024, 2048]): Pr
   const rows: BenchRow[] = [];
   for (const n of sizes) {
     const a = inputs(gpu, n * n, 1), b = inputs(gpu, n * n, 2);
-    const p: MatmulParams = { batch: 1, m: n, k: n, n, transA: false, transB: false, strideA: 0, strideB: 0 };
+    const p: MatmulParams = {
+      batch: 1,
+      m: n,
+      k: n,
+      n,
+      transA: false,
+      transB: false,
+      strideA: 0,
+      strideB: 0,
+    };
     const big = n >= 2048;
     rows.push(
-      await compareOp(`matmul ${n} (${matmulPathFor(gpu.runtime)})`, gpu, (be) => be.matmul(be === gpu ? a.gpu : a.cpu, be === gpu ? b.gpu : b.cpu, p), {
-        flops: 2 * n * n * n,
-        repeats: big ? 2 : 5,
-        cpuRepeats: big ? 1 : 3,
-      }),
+      await compareOp(
+        `matmul ${n} (${matmulPathFor(gpu.runtime)})`,
+        gpu,
+        (be) => be.matmul(be === gpu ? a.gpu : a.cpu, be === gpu ? b.gpu : b.cpu, p),
+        {
+          flops: 2 * n * n * n,
+          repeats: big ? 2 : 5,
+          cpuRepeats: big ? 1 : 3,
+        },
+      ),
     );
   }
   return rows;
@@ -106,27 +131,61 @@ export async function denseRows(gpu: GpuBackend): Promise<BenchRow[]> {
   const x = inputs(gpu, n), y = inputs(gpu, n, 3);
   const logits = inputs(gpu, 128 * 1000);
   const pick = (be: Backend, s: { cpu: Storage; gpu: Storage }) => (be === gpu ? s.gpu : s.cpu);
-  const fc = { batch: 1, m: 128, k: 9216, n: 4096, transA: false, transB: true, strideA: 0, strideB: 0 };
+  const fc = {
+    batch: 1,
+    m: 128,
+    k: 9216,
+    n: 4096,
+    transA: false,
+    transB: true,
+    strideA: 0,
+    strideB: 0,
+  };
   const fcX = inputs(gpu, 128 * 9216, 4), fcW = inputs(gpu, 4096 * 9216, 5);
   return [
     await compareOp("relu [128, 4096]", gpu, (be) => be.unary("relu", pick(be, x))),
-    await compareOp("add [128, 4096]", gpu, (be) => be.binary("add", pick(be, x), [128, 4096], pick(be, y), [128, 4096], [128, 4096])),
+    await compareOp(
+      "add [128, 4096]",
+      gpu,
+      (be) => be.binary("add", pick(be, x), [128, 4096], pick(be, y), [128, 4096], [128, 4096]),
+    ),
     await compareOp("dropout [128, 4096]", gpu, (be) => be.dropout(pick(be, x), 0.5, 7)),
-    await compareOp("sum axis 0 [128, 4096]", gpu, (be) => be.reduce("sum", pick(be, x), [128, 4096], [0])),
+    await compareOp(
+      "sum axis 0 [128, 4096]",
+      gpu,
+      (be) => be.reduce("sum", pick(be, x), [128, 4096], [0]),
+    ),
     await compareOp("softmax [128, 1000]", gpu, (be) => be.softmax(pick(be, logits), 128, 1000)),
-    await compareOp("crossEntropy fwd [128, 1000]", gpu, (be) => be.crossEntropy(pick(be, logits), be.fromArray(new Int32Array(128)), 128, 1000)),
-    await compareOp("fc6 x·Wᵀ [128,9216]·[4096,9216]ᵀ", gpu, (be) => be.matmul(pick(be, fcX), pick(be, fcW), fc), {
-      flops: 2 * 128 * 9216 * 4096,
-      repeats: 2,
-      cpuRepeats: 1,
-    }),
+    await compareOp(
+      "crossEntropy fwd [128, 1000]",
+      gpu,
+      (be) => be.crossEntropy(pick(be, logits), be.fromArray(new Int32Array(128)), 128, 1000),
+    ),
+    await compareOp(
+      "fc6 x·Wᵀ [128,9216]·[4096,9216]ᵀ",
+      gpu,
+      (be) => be.matmul(pick(be, fcX), pick(be, fcW), fc),
+      {
+        flops: 2 * 128 * 9216 * 4096,
+        repeats: 2,
+        cpuRepeats: 1,
+      },
+    ),
   ];
 }
 
 if (import.meta.main) {
   const gpu = await initWebGPU();
-  console.log(`adapter: ${gpu.runtime.adapterInfo.description || gpu.runtime.adapterInfo.vendor} (software: ${gpu.runtime.isSoftware})`);
+  console.log(
+    `adapter: ${
+      gpu.runtime.adapterInfo.description || gpu.runtime.adapterInfo.vendor
+    } (software: ${gpu.runtime.isSoftware})`,
+  );
   const only = Deno.args[0];
-  const rows = only === "dense" ? await denseRows(gpu) : only === "matmul" ? await matmulRows(gpu) : [...await matmulRows(gpu), ...await denseRows(gpu)];
+  const rows = only === "dense"
+    ? await denseRows(gpu)
+    : only === "matmul"
+    ? await matmulRows(gpu)
+    : [...await matmulRows(gpu), ...await denseRows(gpu)];
   printRows(rows);
 }

@@ -49,7 +49,11 @@ import {
 } from "./kernels/softmax.ts";
 import { dropoutGpu } from "./kernels/dropout.ts";
 import { sgdUpdateGpu } from "./kernels/sgd.ts";
-import { conv2dBackwardInputGpu, conv2dBackwardWeightGpu, conv2dForwardGpu } from "./kernels/conv2d.ts";
+import {
+  conv2dBackwardInputGpu,
+  conv2dBackwardWeightGpu,
+  conv2dForwardGpu,
+} from "./kernels/conv2d.ts";
 import {
   adaptiveAvgPool2dBackwardGpu,
   adaptiveAvgPool2dForwardGpu,
@@ -78,15 +82,21 @@ export class GpuBackend implements Backend {
 
   #s(storage: Storage, what: string): GpuStorage {
     if (!(storage instanceof GpuStorage) || storage.backend !== this) {
-      throw new Error(`${this.name}.${what}: storage belongs to ${storage.backend.name}, not ${this.name}`);
+      throw new Error(
+        `${this.name}.${what}: storage belongs to ${storage.backend.name}, not ${this.name}`,
+      );
     }
-    if (storage.freed) throw new Error(`${this.name}.${what}: storage of ${storage.length} elements was freed`);
+    if (storage.freed) {
+      throw new Error(`${this.name}.${what}: storage of ${storage.length} elements was freed`);
+    }
     return storage;
   }
 
   #float(storage: Storage, what: string): GpuStorage {
     const s = this.#s(storage, what);
-    if (s.dtype !== "float32") throw new TypeError(`${this.name}.${what}: expected float32 storage, got ${s.dtype}`);
+    if (s.dtype !== "float32") {
+      throw new TypeError(`${this.name}.${what}: expected float32 storage, got ${s.dtype}`);
+    }
     return s;
   }
 
@@ -100,15 +110,21 @@ export class GpuBackend implements Backend {
   }
   full(length: number, value: number, dtype: DType): Storage {
     if (dtype === "float64") throw new TypeError(FLOAT64_ERROR);
-    const bits = dtype === "int32" ? new Uint32Array(new Int32Array([value]).buffer)[0] : new Uint32Array(new Float32Array([value]).buffer)[0];
+    const bits = dtype === "int32"
+      ? new Uint32Array(new Int32Array([value]).buffer)[0]
+      : new Uint32Array(new Float32Array([value]).buffer)[0];
     return this.runtime.fillBits(dtype, length, bits);
   }
   write(target: Storage, data: TypedArray): void {
     const s = this.#s(target, "write");
     if (data instanceof Float64Array) throw new TypeError(FLOAT64_ERROR);
-    if (data.length !== s.length) throw new RangeError(`${this.name}.write: ${data.length} values into storage of ${s.length}`);
+    if (data.length !== s.length) {
+      throw new RangeError(`${this.name}.write: ${data.length} values into storage of ${s.length}`);
+    }
     const expected = s.dtype === "int32" ? Int32Array : Float32Array;
-    if (!(data instanceof expected)) throw new TypeError(`${this.name}.write: ${data.constructor.name} into ${s.dtype} storage`);
+    if (!(data instanceof expected)) {
+      throw new TypeError(`${this.name}.write: ${data.constructor.name} into ${s.dtype} storage`);
+    }
     this.runtime.write(s, data);
   }
   async read(source: Storage): Promise<TypedArray> {
@@ -127,7 +143,13 @@ export class GpuBackend implements Backend {
   }
   unaryBackward(op: UnaryOp, x: Storage, y: Storage, dy: Storage): Storage {
     const what = `${op} backward`;
-    return unaryBackwardGpu(this.runtime, op, this.#float(x, what), this.#float(y, what), this.#float(dy, what));
+    return unaryBackwardGpu(
+      this.runtime,
+      op,
+      this.#float(x, what),
+      this.#float(y, what),
+      this.#float(dy, what),
+    );
   }
   affine(x: Storage, scale: number, shift: number): Storage {
     return affineGpu(this.runtime, this.#float(x, "affine"), scale, shift);
@@ -135,7 +157,14 @@ export class GpuBackend implements Backend {
   powScalar(x: Storage, exponent: number): Storage {
     return powScalarGpu(this.runtime, this.#float(x, "pow"), exponent);
   }
-  binary(op: BinaryOp, a: Storage, aShape: readonly number[], b: Storage, bShape: readonly number[], outShape: readonly number[]): Storage {
+  binary(
+    op: BinaryOp,
+    a: Storage,
+    aShape: readonly number[],
+    b: Storage,
+    bShape: readonly number[],
+    outShape: readonly number[],
+  ): Storage {
     return binaryGpu(this.runtime, op, this.#s(a, op), aShape, this.#s(b, op), bShape, outShape);
   }
   broadcastTo(x: Storage, shape: readonly number[], outShape: readonly number[]): Storage {
@@ -167,13 +196,29 @@ export class GpuBackend implements Backend {
   // ---- convolution (gpu/kernels/conv2d.ts) ----
   conv2dForward(x: Storage, weight: Storage, bias: Storage | null, p: Conv2dParams): Storage {
     const what = "conv2d";
-    return conv2dForwardGpu(this.runtime, this.#float(x, what), this.#float(weight, what), bias ? this.#float(bias, what) : null, p);
+    return conv2dForwardGpu(
+      this.runtime,
+      this.#float(x, what),
+      this.#float(weight, what),
+      bias ? this.#float(bias, what) : null,
+      p,
+    );
   }
   conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
-    return conv2dBackwardInputGpu(this.runtime, this.#float(dy, "conv2d backward"), this.#float(weight, "conv2d backward"), p);
+    return conv2dBackwardInputGpu(
+      this.runtime,
+      this.#float(dy, "conv2d backward"),
+      this.#float(weight, "conv2d backward"),
+      p,
+    );
   }
   conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
-    return conv2dBackwardWeightGpu(this.runtime, this.#float(dy, "conv2d backward"), this.#float(x, "conv2d backward"), p);
+    return conv2dBackwardWeightGpu(
+      this.runtime,
+      this.#float(dy, "conv2d backward"),
+      this.#float(x, "conv2d backward"),
+      p,
+    );
   }
 
   // ---- pooling (gpu/kernels/pool2d.ts) ----
@@ -181,7 +226,12 @@ export class GpuBackend implements Backend {
     return maxPool2dForwardGpu(this.runtime, this.#float(x, "maxPool2d"), p);
   }
   maxPool2dBackward(dy: Storage, argmax: Storage, p: Pool2dParams): Storage {
-    return maxPool2dBackwardGpu(this.runtime, this.#float(dy, "maxPool2d backward"), this.#s(argmax, "maxPool2d backward"), p);
+    return maxPool2dBackwardGpu(
+      this.runtime,
+      this.#float(dy, "maxPool2d backward"),
+      this.#s(argmax, "maxPool2d backward"),
+      p,
+    );
   }
   avgPool2dForward(x: Storage, p: Pool2dParams): Storage {
     return avgPool2dForwardGpu(this.runtime, this.#float(x, "avgPool2d"), p);
@@ -193,7 +243,11 @@ export class GpuBackend implements Backend {
     return adaptiveAvgPool2dForwardGpu(this.runtime, this.#float(x, "adaptiveAvgPool2d"), p);
   }
   adaptiveAvgPool2dBackward(dy: Storage, p: AdaptivePool2dParams): Storage {
-    return adaptiveAvgPool2dBackwardGpu(this.runtime, this.#float(dy, "adaptiveAvgPool2d backward"), p);
+    return adaptiveAvgPool2dBackwardGpu(
+      this.runtime,
+      this.#float(dy, "adaptiveAvgPool2d backward"),
+      p,
+    );
   }
 
   // ---- normalization, regularization ----
@@ -201,7 +255,12 @@ export class GpuBackend implements Backend {
     return lrnForwardGpu(this.runtime, this.#float(x, "localResponseNorm"), p);
   }
   lrnBackward(x: Storage, dy: Storage, p: LrnParams): Storage {
-    return lrnBackwardGpu(this.runtime, this.#float(x, "localResponseNorm backward"), this.#float(dy, "localResponseNorm backward"), p);
+    return lrnBackwardGpu(
+      this.runtime,
+      this.#float(x, "localResponseNorm backward"),
+      this.#float(dy, "localResponseNorm backward"),
+      p,
+    );
   }
   dropout(x: Storage, p: number, seed: number): Storage {
     return dropoutGpu(this.runtime, this.#float(x, "dropout"), p, seed);
@@ -212,32 +271,70 @@ export class GpuBackend implements Backend {
     return softmaxGpu(this.runtime, this.#float(x, "softmax"), rows, cols);
   }
   softmaxBackward(y: Storage, dy: Storage, rows: number, cols: number): Storage {
-    return softmaxBackwardGpu(this.runtime, this.#float(y, "softmax backward"), this.#float(dy, "softmax backward"), rows, cols);
+    return softmaxBackwardGpu(
+      this.runtime,
+      this.#float(y, "softmax backward"),
+      this.#float(dy, "softmax backward"),
+      rows,
+      cols,
+    );
   }
   logSoftmax(x: Storage, rows: number, cols: number): Storage {
     return logSoftmaxGpu(this.runtime, this.#float(x, "logSoftmax"), rows, cols);
   }
   logSoftmaxBackward(y: Storage, dy: Storage, rows: number, cols: number): Storage {
-    return logSoftmaxBackwardGpu(this.runtime, this.#float(y, "logSoftmax backward"), this.#float(dy, "logSoftmax backward"), rows, cols);
+    return logSoftmaxBackwardGpu(
+      this.runtime,
+      this.#float(y, "logSoftmax backward"),
+      this.#float(dy, "logSoftmax backward"),
+      rows,
+      cols,
+    );
   }
   crossEntropy(logits: Storage, labels: Storage, rows: number, cols: number): Storage {
-    return crossEntropyGpu(this.runtime, this.#float(logits, "crossEntropy"), this.#labels(labels), rows, cols);
+    return crossEntropyGpu(
+      this.runtime,
+      this.#float(logits, "crossEntropy"),
+      this.#labels(labels),
+      rows,
+      cols,
+    );
   }
-  crossEntropyBackward(logits: Storage, labels: Storage, dLoss: Storage, rows: number, cols: number): Storage {
+  crossEntropyBackward(
+    logits: Storage,
+    labels: Storage,
+    dLoss: Storage,
+    rows: number,
+    cols: number,
+  ): Storage {
     const what = "crossEntropy backward";
-    return crossEntropyBackwardGpu(this.runtime, this.#float(logits, what), this.#labels(labels), this.#float(dLoss, what), rows, cols);
+    return crossEntropyBackwardGpu(
+      this.runtime,
+      this.#float(logits, what),
+      this.#labels(labels),
+      this.#float(dLoss, what),
+      rows,
+      cols,
+    );
   }
 
   #labels(labels: Storage): GpuStorage {
     const s = this.#s(labels, "crossEntropy");
-    if (s.dtype !== "int32") throw new TypeError(`${this.name}.crossEntropy: labels must be int32, got ${s.dtype}`);
+    if (s.dtype !== "int32") {
+      throw new TypeError(`${this.name}.crossEntropy: labels must be int32, got ${s.dtype}`);
+    }
     return s;
   }
 
   // ---- optimizer ----
   sgdUpdate(weight: Storage, grad: Storage, velocity: Storage, p: SgdParams): void {
     const what = "sgdUpdate";
-    sgdUpdateGpu(this.runtime, this.#float(weight, what), this.#float(grad, what), this.#float(velocity, what), p);
+    sgdUpdateGpu(
+      this.runtime,
+      this.#float(weight, what),
+      this.#float(grad, what),
+      this.#float(velocity, what),
+      p,
+    );
   }
 }
-

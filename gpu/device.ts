@@ -31,7 +31,8 @@ export function hasNavigatorGpu(): boolean {
 
 /** Whether an adapter is a CPU implementation (llvmpipe, lavapipe, SwiftShader, WARP). */
 export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
-  const fallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const fallback =
+    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
   return fallback || /llvmpipe|lavapipe|swiftshader|software|warp/i.test(text);
 }
@@ -44,7 +45,9 @@ export async function acquireRuntime(options: GpuRuntimeOptions = {}): Promise<G
   if (!hasNavigatorGpu()) throw new Error("WebGPU is not available: navigator.gpu is undefined");
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
-    throw new Error("WebGPU is not available: requestAdapter() returned null; on Linux install mesa-vulkan-drivers");
+    throw new Error(
+      "WebGPU is not available: requestAdapter() returned null; on Linux install mesa-vulkan-drivers",
+    );
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];

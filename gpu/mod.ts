@@ -66,6 +66,8 @@ export async function isWebGPUAvailable(): Promise<boolean> {
 /** Memory counters of the registered GPU backend `name` (default "gpu"). */
 export function gpuMemoryStats(name = "gpu"): GpuMemoryStats {
   const backend = getBackend(name);
-  if (!(backend instanceof GpuBackend)) throw new Error(`gpuMemoryStats: "${name}" is not a WebGPU backend`);
+  if (!(backend instanceof GpuBackend)) {
+    throw new Error(`gpuMemoryStats: "${name}" is not a WebGPU backend`);
+  }
   return backend.runtime.memoryStats();
 }

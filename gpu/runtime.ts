@@ -255,7 +255,13 @@ ${ELEMENT_MAIN}
   fillBits(dtype: DType, length: number, bits: number): GpuStorage {
     const out = this.alloc(dtype, length);
     if (length > 0) {
-      this.dispatch(this.#fillKernel, [], [out], packParams([length, bits >>> 0]), workgroupsFor(length));
+      this.dispatch(
+        this.#fillKernel,
+        [],
+        [out],
+        packParams([length, bits >>> 0]),
+        workgroupsFor(length),
+      );
     }
     return out;
   }
@@ -294,7 +300,9 @@ ${ELEMENT_MAIN}
     });
     const encoder = this.#encoder ?? this.device.createCommandEncoder();
     this.#encoder = null;
-    if (bytes > 0) encoder.copyBufferToBuffer(source.buffer, 0, staging, 0, Math.ceil(bytes / 4) * 4);
+    if (bytes > 0) {
+      encoder.copyBufferToBuffer(source.buffer, 0, staging, 0, Math.ceil(bytes / 4) * 4);
+    }
     this.#submit(encoder);
     try {
       await staging.mapAsync(GPUMapMode.READ);
@@ -335,7 +343,9 @@ ${ELEMENT_MAIN}
   /** A binding of `length` elements of `storage` from element `offset` (see {@link GpuRange}). */
   range(storage: GpuStorage, offset: number, length: number): GpuRange {
     if (offset < 0 || length < 0 || offset + length > storage.length) {
-      throw new RangeError(`gpu.range: [${offset}, ${offset + length}) outside storage of ${storage.length}`);
+      throw new RangeError(
+        `gpu.range: [${offset}, ${offset + length}) outside storage of ${storage.length}`,
+      );
     }
     if ((offset * 4) % this.storageOffsetAlignment !== 0) {
       throw new RangeError(
@@ -356,12 +366,19 @@ ${ELEMENT_MAIN}
 
   #check(storage: GpuStorage, what: string): void {
     this.#throwIfBroken();
-    if (storage.freed) throw new Error(`gpu.${what}: storage of ${storage.length} elements was freed`);
+    if (storage.freed) {
+      throw new Error(`gpu.${what}: storage of ${storage.length} elements was freed`);
+    }
   }
 
   // ---- kernels -----------------------------------------------------------------------------
 
-  #compile(kernel: GpuKernel, inputs: readonly GpuBinding[], outputs: readonly GpuBinding[], uniform: boolean): CompiledKernel {
+  #compile(
+    kernel: GpuKernel,
+    inputs: readonly GpuBinding[],
+    outputs: readonly GpuBinding[],
+    uniform: boolean,
+  ): CompiledKernel {
     // One letter per binding: r(ead) / w(rite) storage, s(ampled) / t(exture storage).
     const kinds = [...inputs, ...outputs].map((b, i) =>
       isTexture(b) ? (b.mode === "sampled" ? "s" : "t") : i < inputs.length ? "r" : "w"
@@ -371,14 +388,28 @@ ${ELEMENT_MAIN}
     if (cached) return cached;
     const entries: GPUBindGroupLayoutEntry[] = [...kinds].map((kind, binding) => {
       const visibility = GPUShaderStage.COMPUTE;
-      if (kind === "s") return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
-      if (kind === "t") {
-        return { binding, visibility, storageTexture: { access: "write-only", format: "rgba32float" } };
+      if (kind === "s") {
+        return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
       }
-      return { binding, visibility, buffer: { type: kind === "r" ? "read-only-storage" : "storage" } };
+      if (kind === "t") {
+        return {
+          binding,
+          visibility,
+          storageTexture: { access: "write-only", format: "rgba32float" },
+        };
+      }
+      return {
+        binding,
+        visibility,
+        buffer: { type: kind === "r" ? "read-only-storage" : "storage" },
+      };
     });
     if (uniform) {
-      entries.push({ binding: kinds.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } });
+      entries.push({
+        binding: kinds.length,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform" },
+      });
     }
     const device = this.device;
     device.pushErrorScope("validation");
@@ -391,7 +422,11 @@ ${ELEMENT_MAIN}
     });
     this.#pendingScopes.push(
       device.popErrorScope().then((error) => {
-        if (error) this.#error ??= new Error(`gpu kernel "${kernel.name}" failed to compile: ${error.message}`);
+        if (error) {
+          this.#error ??= new Error(
+            `gpu kernel "${kernel.name}" failed to compile: ${error.message}`,
+          );
+        }
       }),
     );
     const compiled = { pipeline, layout };
@@ -430,7 +465,9 @@ ${ELEMENT_MAIN}
   ): void {
     this.#throwIfBroken();
     if (grid.some((g) => !Number.isInteger(g) || g < 0 || g > MAX_GRID)) {
-      throw new RangeError(`gpu kernel "${kernel.name}": grid [${grid}] has a dimension outside 0..${MAX_GRID}`);
+      throw new RangeError(
+        `gpu kernel "${kernel.name}": grid [${grid}] has a dimension outside 0..${MAX_GRID}`,
+      );
     }
     if (grid[0] * grid[1] * grid[2] === 0) return;
     const { pipeline, layout } = this.#compile(kernel, inputs, outputs, params !== null);
@@ -438,7 +475,9 @@ ${ELEMENT_MAIN}
       binding: i,
       resource: this.#resource(kernel, binding),
     }));
-    if (params !== null) entries.push({ binding: entries.length, resource: this.#uniformSlot(kernel, params) });
+    if (params !== null) {
+      entries.push({ binding: entries.length, resource: this.#uniformSlot(kernel, params) });
+    }
     const bindGroup = this.device.createBindGroup({ layout, entries });
     const pass = this.#openPass();
     pass.setPipeline(pipeline);
@@ -452,10 +491,14 @@ ${ELEMENT_MAIN}
     const whole = binding instanceof GpuStorage;
     const storage = whole ? binding : binding.storage;
     if (storage.freed) {
-      throw new Error(`gpu kernel "${kernel.name}": a bound storage of ${storage.length} elements was freed`);
+      throw new Error(
+        `gpu kernel "${kernel.name}": a bound storage of ${storage.length} elements was freed`,
+      );
     }
     const offset = whole ? 0 : binding.offset * 4;
-    const size = whole ? storage.buffer.size : Math.max(16, Math.ceil(binding.length * 4 / 16) * 16);
+    const size = whole
+      ? storage.buffer.size
+      : Math.max(16, Math.ceil(binding.length * 4 / 16) * 16);
     // A range's rounded size may run past the end of the buffer for the last chunk.
     const bound = Math.min(size, storage.buffer.size - offset);
     if (bound > this.maxBindingBytes) {
@@ -491,7 +534,13 @@ ${ELEMENT_MAIN}
   #stageUniformChunk(): void {
     if (this.#uniformUsed === 0) return;
     // The write is queued now, before the submit of the commands that read it.
-    this.device.queue.writeBuffer(this.#uniformBuffers[this.#uniformChunk], 0, this.#uniformHost, 0, this.#uniformUsed);
+    this.device.queue.writeBuffer(
+      this.#uniformBuffers[this.#uniformChunk],
+      0,
+      this.#uniformHost,
+      0,
+      this.#uniformUsed,
+    );
     this.#uniformChunk++;
     this.#uniformUsed = 0;
   }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { DEFAULTS, parseTrainArgs, type TrainConfig, UsageError } from "../examples/alexnet/config.ts";
 import { train } from "../examples/alexnet/trainer.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
-import { encodePng, loadFashionMnist } from "../data/mod.ts";
+import { loadFashionMnist } from "../data/mod.ts";
+import { encodePng } from "../data/codecs.ts";
 
 // A small, fast run of the real training loop on the built-in Fashion-MNIST subset.
 function smallRun(out: string, extra: Partial<TrainConfig> = {}): TrainConfig {
@@ -68,7 +69,10 @@ Deno.test("predict: top-5 classes of a test image from a trained checkpoint, 1 a
   try {
     await losses(smallRun(out, { epochs: 1 }));
     const { test } = await loadFashionMnist({});
-    const image = { data: test.images.slice(0, 784), channels: 1, height: 28, width: 28 };
+    const gray = test.images.subarray(0, 784);
+    const rgb = new Uint8Array(3 * 784);
+    for (let c = 0; c < 3; c++) rgb.set(gray, c * 784);
+    const image = { data: rgb, channels: 3, height: 28, width: 28 };
     const file = `${out}/sample.png`;
     await Deno.writeFile(file, encodePng(image));
     for (const crops of [1, 10] as const) {
@@ -89,7 +93,7 @@ Deno.test("train-alexnet flags: bad values get a message naming the flag", () =>
   const cases: [string[], RegExp][] = [
     [["--arch", "vgg"], /--arch must be one of alexnet, alexnet-mini, alexnet-torchvision; got "vgg"/],
     [["--epochs", "0"], /--epochs must be an integer of at least 1; got "0"/],
-    [["--lr", "-1"], /--lr must be a number greater than 0; got "-1"/],
+    [["--lr=-1"], /--lr must be a number greater than 0; got "-1"/],
     [["--groups", "3"], /--groups must be one of 1, 2; got "3"/],
     [["--bogus"], /bogus/],
   ];

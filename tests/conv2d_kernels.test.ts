@@ -7,6 +7,7 @@ import {
   type Conv2dParams,
   conv2dParams,
 } from "../tensor/ops/conv2d_kernels.ts";
+import { allocF32, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
 import { Rng } from "../tensor/random.ts";
 
 /** Direct convolution: the 7 nested loops of the definition, with bias. */
@@ -305,4 +306,38 @@ Deno.test("conv2d kernels reject buffers that are too small", () => {
     () => conv2dForward(new Float32Array(31), new Float32Array(54), null, p, new Float32Array(12)),
     /conv2d: x has 31 elements, expected 32/,
   );
+});
+
+// Starting the gemm worker reads its module file: run with --allow-read (deno task test does).
+const canStartWorker = (await Deno.permissions.query({ name: "read" })).state === "granted";
+
+Deno.test({
+  name: "conv2d kernels on two gemm threads agree with one thread (shared arrays)",
+  ignore: !canStartWorker,
+}, async () => {
+  const rng = new Rng(13);
+  // Big enough per image and group (64 x 576 x 576 multiply-adds) for gemm to split it.
+  const p = conv2dParams([2, 64, 24, 24], [64, 64, 3, 3], 1, 1, 1);
+  const x = new Float32Array(random(rng, p.n * p.c * p.h * p.w));
+  const w = new Float32Array(random(rng, p.o * p.c * 9));
+  const dy = new Float32Array(random(rng, p.n * p.o * p.outH * p.outW));
+  const run = (alloc: (length: number) => Float32Array) => {
+    const share = (values: Float32Array) => {
+      const copy = alloc(values.length);
+      copy.set(values);
+      return copy;
+    };
+    const y = alloc(dy.length), dx = alloc(x.length), dw = alloc(w.length);
+    conv2dForward(share(x), share(w), null, p, y);
+    conv2dBackwardInput(share(dy), share(w), p, dx);
+    conv2dBackwardWeight(share(dy), share(x), p, dw);
+    return [Array.from(y), Array.from(dx), Array.from(dw)];
+  };
+  const serial = run((length) => new Float32Array(length));
+  await setThreads(2);
+  try {
+    assert.deepEqual(run(allocF32), serial);
+  } finally {
+    shutdownThreads();
+  }
 });

@@ -14,7 +14,10 @@ gpuTest("a WGSL error names the kernel", async (gpu) => {
   const rt = gpu.runtime;
   const out = rt.alloc("float32", 4);
   rt.dispatch(
-    { name: "deliberately_broken", code: "@compute @workgroup_size(1) fn main() { let x: f32 = undefinedThing; }" },
+    {
+      name: "deliberately_broken",
+      code: "@compute @workgroup_size(1) fn main() { let x: f32 = undefinedThing; }",
+    },
     [],
     [out],
     null,
@@ -32,13 +35,18 @@ gpuTest("an allocation beyond maxBufferSize names the length and the limit", (gp
   const length = Math.ceil(gpu.runtime.maxBufferBytes / 4) + 1;
   assert.throws(
     () => zeros([length], { device: "gpu" }),
-    (e: Error) => e.message.includes(`${length} elements`) && e.message.includes(`maxBufferSize of ${gpu.runtime.maxBufferBytes}`),
+    (e: Error) =>
+      e.message.includes(`${length} elements`) &&
+      e.message.includes(`maxBufferSize of ${gpu.runtime.maxBufferBytes}`),
   );
   return Promise.resolve();
 });
 
 gpuTest("float64 is refused with a clear error", (gpu) => {
-  assert.throws(() => fromArray(new Float64Array(4), [4], { device: "gpu" }), /gpu: float64 is not supported; use float32/);
+  assert.throws(
+    () => fromArray(new Float64Array(4), [4], { device: "gpu" }),
+    /gpu: float64 is not supported; use float32/,
+  );
   assert.throws(() => zeros([2], { device: "gpu", dtype: "float64" }), /float64 is not supported/);
   const x = fromArray(new Float32Array(2), [2], { device: "gpu" });
   assert.throws(() => gpu.cast(x.storage, "float64"), /float64 is not supported/);

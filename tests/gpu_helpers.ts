@@ -18,7 +18,9 @@ const inCI = Deno.env.get("CI") === "true";
 export const gpuAvailable: boolean = await isWebGPUAvailable();
 
 if (!gpuAvailable) {
-  if (inCI) throw new Error("CI=true but WebGPU has no adapter: install mesa-vulkan-drivers (lavapipe)");
+  if (inCI) {
+    throw new Error("CI=true but WebGPU has no adapter: install mesa-vulkan-drivers (lavapipe)");
+  }
   console.warn("WebGPU: no adapter; GPU tests are skipped (install mesa-vulkan-drivers)");
 }
 
@@ -36,7 +38,11 @@ export function getGpu(options: InitWebGPUOptions = {}): Promise<GpuBackend> {
 }
 
 /** Registers a GPU test: skipped without an adapter (outside CI), failing on any GPU error. */
-export function gpuTest(name: string, fn: (gpu: GpuBackend) => Promise<void>, options: InitWebGPUOptions = {}): void {
+export function gpuTest(
+  name: string,
+  fn: (gpu: GpuBackend) => Promise<void>,
+  options: InitWebGPUOptions = {},
+): void {
   Deno.test({
     name,
     ignore: !gpuAvailable,

@@ -35,14 +35,23 @@ gpuTest("200 convnet training steps keep GPU memory flat", async (gpu) => {
   const optimizer = new SGD(params, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
   const rng = new Rng(5);
   const batch = 4;
-  const images = fromArray(Float32Array.from({ length: batch * 3 * 12 * 12 }, () => rng.normal()), [batch, 3, 12, 12], { device });
-  const labels = fromArray(Int32Array.from({ length: batch }, () => rng.int(10)), [batch], { device });
+  const images = fromArray(Float32Array.from({ length: batch * 3 * 12 * 12 }, () => rng.normal()), [
+    batch,
+    3,
+    12,
+    12,
+  ], { device });
+  const labels = fromArray(Int32Array.from({ length: batch }, () => rng.int(10)), [batch], {
+    device,
+  });
 
   let afterStep10 = gpu.runtime.memoryStats();
   const losses: number[] = [];
   for (let step = 1; step <= 200; step++) {
     optimizer.zeroGrad();
-    const features = maxPool2d(relu(conv2d(images, convW, convB, { padding: 2 })), { kernelSize: 2 });
+    const features = maxPool2d(relu(conv2d(images, convW, convB, { padding: 2 })), {
+      kernelSize: 2,
+    });
     const loss = crossEntropy(linear(flatten(features), fcW, fcB), labels);
     loss.backward();
     optimizer.step();
@@ -55,8 +64,16 @@ gpuTest("200 convnet training steps keep GPU memory flat", async (gpu) => {
   }
   gpu.runtime.flush();
   const afterStep200 = gpu.runtime.memoryStats();
-  assert.equal(afterStep200.bytesInUse, afterStep10.bytesInUse, "bytesInUse grew between step 10 and step 200");
-  assert.equal(afterStep200.liveBuffers, afterStep10.liveBuffers, "liveBuffers grew between step 10 and step 200");
+  assert.equal(
+    afterStep200.bytesInUse,
+    afterStep10.bytesInUse,
+    "bytesInUse grew between step 10 and step 200",
+  );
+  assert.equal(
+    afterStep200.liveBuffers,
+    afterStep10.liveBuffers,
+    "liveBuffers grew between step 10 and step 200",
+  );
   // One fixed batch: the net must memorize it, so the loss falls.
   assert.ok(losses[4] < losses[0] / 10, `loss did not fall: ${losses.join(", ")}`);
   for (const t of [...params, images, labels]) t.dispose();

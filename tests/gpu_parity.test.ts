@@ -27,7 +27,9 @@ const CHUNKED = { name: "gpu-chunked", maxBindingBytes: 1 << 16 };
 function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
   const rng = new Rng(spec.seed ?? seed);
   const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.kind === "labels") return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
+  if (spec.kind === "labels") {
+    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
+  }
   const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
   return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
 }
@@ -37,7 +39,11 @@ interface Result {
   grads: (Float32Array | Int32Array | null)[];
 }
 
-async function run(c: ParityCase, device: string, values: (Float32Array | Int32Array)[]): Promise<Result> {
+async function run(
+  c: ParityCase,
+  device: string,
+  values: (Float32Array | Int32Array)[],
+): Promise<Result> {
   const xs: Tensor[] = c.inputs.map((spec, i) =>
     fromArray(values[i], spec.shape, { device, requiresGrad: spec.kind !== "labels" })
   );
@@ -47,7 +53,9 @@ async function run(c: ParityCase, device: string, values: (Float32Array | Int32A
   if (out.requiresGrad && out.dtype === "float32") {
     const upstream = inputValues({ shape: [...out.shape] }, 999);
     out.backward(fromArray(upstream, out.shape, { device }));
-    grads = await Promise.all(xs.map(async (x) => x.grad ? await x.grad.data() as Float32Array : null));
+    grads = await Promise.all(
+      xs.map(async (x) => x.grad ? await x.grad.data() as Float32Array : null),
+    );
   }
   for (const x of xs) {
     x.grad?.dispose();
@@ -57,9 +65,18 @@ async function run(c: ParityCase, device: string, values: (Float32Array | Int32A
   return { output, grads };
 }
 
-function compare(c: ParityCase, what: string, gpu: ArrayLike<number>, cpu: ArrayLike<number>): void {
+function compare(
+  c: ParityCase,
+  what: string,
+  gpu: ArrayLike<number>,
+  cpu: ArrayLike<number>,
+): void {
   const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-5;
-  assert.equal(gpu.length, cpu.length, `${c.name}: ${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`);
+  assert.equal(
+    gpu.length,
+    cpu.length,
+    `${c.name}: ${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`,
+  );
   let worst = -1, worstExcess = 0;
   for (let i = 0; i < cpu.length; i++) {
     const excess = Math.abs(gpu[i] - cpu[i]) - (atol + rtol * Math.abs(cpu[i]));
@@ -69,7 +86,11 @@ function compare(c: ParityCase, what: string, gpu: ArrayLike<number>, cpu: Array
     }
   }
   if (worst >= 0) {
-    assert.fail(`${c.name}: ${what}[${worst}] is ${gpu[worst]} on the GPU, ${cpu[worst]} on the CPU (rtol ${rtol}, atol ${atol})`);
+    assert.fail(
+      `${c.name}: ${what}[${worst}] is ${gpu[worst]} on the GPU, ${
+        cpu[worst]
+      } on the CPU (rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 
@@ -88,7 +109,11 @@ async function checkCase(c: ParityCase, device: string, caseIndex: number): Prom
   });
 }
 
-async function checkTable(cases: readonly ParityCase[], device: string, t: Deno.TestContext): Promise<void> {
+async function checkTable(
+  cases: readonly ParityCase[],
+  device: string,
+  t: Deno.TestContext,
+): Promise<void> {
   for (const [i, c] of cases.entries()) {
     await t.step(c.name, () => checkCase(c, device, i));
   }
@@ -163,7 +188,13 @@ for (const p of SGD_RULES) {
         gpu.sgdUpdate(gw, gg, gv, p);
         sgdUpdateCpu(w, g, v, p);
       }
-      const c: ParityCase = { name: `sgd ${p.rule}`, inputs: [], fn: (x) => x, rtol: 1e-5, atol: 1e-6 };
+      const c: ParityCase = {
+        name: `sgd ${p.rule}`,
+        inputs: [],
+        fn: (x) => x,
+        rtol: 1e-5,
+        atol: 1e-6,
+      };
       compare(c, "weight", await gpu.read(gw), w);
       compare(c, "velocity", await gpu.read(gv), v);
       for (const s of [gw, gg, gv]) gpu.free(s);

@@ -105,7 +105,14 @@ export const denseCases: ParityCase[] = [
   { name: "transpose 4-D", inputs: [f(2, 3, 4, 5)], fn: (x) => transpose(x, 1, 3) },
   { name: "slice middle", inputs: [f(4, 10, 3)], fn: (x) => slice(x, 1, 2, 5) },
   { name: "concat axis 1", inputs: [f(2, 3, 4), f(2, 5, 4)], fn: (a, b) => concat([a, b], 1) },
-  { name: "split then mul", inputs: [f(6, 7)], fn: (x) => { const [a, b] = split(x, [2, 4], 0); return mul(sum(a, 0), sum(b, 0)); } },
+  {
+    name: "split then mul",
+    inputs: [f(6, 7)],
+    fn: (x) => {
+      const [a, b] = split(x, [2, 4], 0);
+      return mul(sum(a, 0), sum(b, 0));
+    },
+  },
   // matmul: every transpose, batched, shared (broadcast) batch operand
   { name: "matmul 1x1", inputs: [f(1, 1), f(1, 1)], fn: matmul },
   { name: "matmul [37,19]x[19,70]", inputs: [f(37, 19), f(19, 70)], fn: matmul },
@@ -119,12 +126,39 @@ export const denseCases: ParityCase[] = [
   // softmax and loss
   { name: "softmax", inputs: [f(4, 1000)], fn: (x) => softmax(affine(x, 5, 0)), ...TRANSCENDENTAL },
   { name: "softmax batch 1", inputs: [f(1, 10)], fn: softmax, ...TRANSCENDENTAL },
-  { name: "logSoftmax", inputs: [f(3, 2, 129)], fn: (x) => logSoftmax(affine(x, 5, 0)), ...TRANSCENDENTAL },
-  { name: "crossEntropy", inputs: [f(8, 10), labels(8, 10)], fn: (x, y) => crossEntropy(affine(x, 3, 0), y), ...TRANSCENDENTAL },
-  { name: "crossEntropy batch 1", inputs: [f(1, 1000), labels(1, 1000)], fn: (x, y) => crossEntropy(x, y), ...TRANSCENDENTAL },
+  {
+    name: "logSoftmax",
+    inputs: [f(3, 2, 129)],
+    fn: (x) => logSoftmax(affine(x, 5, 0)),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy",
+    inputs: [f(8, 10), labels(8, 10)],
+    fn: (x, y) => crossEntropy(affine(x, 3, 0), y),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy batch 1",
+    inputs: [f(1, 1000), labels(1, 1000)],
+    fn: (x, y) => crossEntropy(x, y),
+    ...TRANSCENDENTAL,
+  },
   // dropout: the CPU and GPU masks are the same bits, and the products are exact
-  { name: "dropout p=0.5", inputs: [f(3, 1000)], fn: (x) => dropout(x, { p: 0.5, seed: 1234 }), rtol: 0, atol: 0 },
-  { name: "dropout p=0.3 (not a float32)", inputs: [f(777)], fn: (x) => dropout(x, { p: 0.3, seed: 0xdeadbeef }), rtol: 0, atol: 0 },
+  {
+    name: "dropout p=0.5",
+    inputs: [f(3, 1000)],
+    fn: (x) => dropout(x, { p: 0.5, seed: 1234 }),
+    rtol: 0,
+    atol: 0,
+  },
+  {
+    name: "dropout p=0.3 (not a float32)",
+    inputs: [f(777)],
+    fn: (x) => dropout(x, { p: 0.3, seed: 0xdeadbeef }),
+    rtol: 0,
+    atol: 0,
+  },
 ];
 
 /**
@@ -137,7 +171,13 @@ export const chunkedCases: ParityCase[] = [
   { name: "chunked add", inputs: [f(200, 101), f(200, 101)], fn: add },
   { name: "chunked relu", inputs: [f(50000)], fn: relu },
   { name: "chunked affine + pow", inputs: [f(40000)], fn: (x) => pow(affine(x, 2, 1), 2) },
-  { name: "chunked dropout", inputs: [f(40000)], fn: (x) => dropout(x, { p: 0.5, seed: 7 }), rtol: 0, atol: 0 },
+  {
+    name: "chunked dropout",
+    inputs: [f(40000)],
+    fn: (x) => dropout(x, { p: 0.5, seed: 7 }),
+    rtol: 0,
+    atol: 0,
+  },
   // linear with W [300, 70] = 21,000 elements: x·Wᵀ splits n, dW = Gᵀ·x splits the rows of dW,
   // dx = G·W splits k.
   { name: "chunked linear", inputs: [f(5, 70), f(300, 70), f(300)], fn: linear },

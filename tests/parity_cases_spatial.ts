@@ -40,6 +40,7 @@ export const spatialCases: ParityCase[] = [
   { name: "conv2d stride [2,3] pad [1,2]", inputs: [f(2, 2, 8, 8), f(3, 2, 3, 3), f(3)], fn: (x, w, b) => conv2d(x, w, b, { stride: [2, 3], padding: [1, 2] }), ...SUMS },
   { name: "conv2d AlexNet conv2 (groups 2, 5x5 pad 2), small", inputs: [f(2, 8, 9, 9), f(10, 4, 5, 5), f(10)], fn: (x, w, b) => conv2d(x, w, b, { padding: 2, groups: 2 }), ...SUMS },
   { name: "conv2d AlexNet conv4 (groups 2, 3x3 pad 1), small", inputs: [f(3, 12, 6, 6), f(12, 6, 3, 3), f(12)], fn: (x, w, b) => conv2d(x, w, b, { padding: 1, groups: 2 }), ...SUMS },
+  { name: "conv2d stride 2, rows wider than a strip (8 columns)", inputs: [f(1, 2, 9, 40), f(3, 2, 3, 3), f(3)], fn: (x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }), ...SUMS },
   { name: "conv2d 1x1", inputs: [f(2, 5, 4, 3), f(7, 5, 1, 1)], fn: (x, w) => conv2d(x, w), ...SUMS },
   // pooling
   { name: "maxPool2d 3x3/2 overlapping, 13x13", inputs: [f(2, 3, 13, 13)], fn: (x) => maxPool2d(x, { kernelSize: 3, stride: 2 }) },

@@ -11,7 +11,14 @@
  * @module
  */
 
-import { ELEMENT_MAIN, type GpuKernel, type GpuRuntime, type GpuStorage, packParams, workgroupsFor } from "../runtime.ts";
+import {
+  ELEMENT_MAIN,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+  workgroupsFor,
+} from "../runtime.ts";
 import { forEachChunk } from "./elementwise.ts";
 
 /** WGSL twins of `mix32` and `counterHash` (tensor/random.ts). */
@@ -52,7 +59,13 @@ export function dropoutGpu(rt: GpuRuntime, x: GpuStorage, p: number, seed: numbe
   const scale = 1 / (1 - p); // rounded to float32 by packParams, as dropoutCpu does
   forEachChunk(rt, x.length, (offset, n) => {
     const params = packParams([n, seed >>> 0, threshold, { f32: scale }, offset]);
-    rt.dispatch(dropoutKernel, [rt.range(x, offset, n)], [rt.range(y, offset, n)], params, workgroupsFor(n));
+    rt.dispatch(
+      dropoutKernel,
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      params,
+      workgroupsFor(n),
+    );
   });
   return y;
 }

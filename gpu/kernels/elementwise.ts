@@ -28,13 +28,19 @@ export const MAX_RANK = 8;
  * Runs `body(offset, length)` over consecutive chunks of `[0, length)` small enough that every
  * operand's range fits one binding, with offsets aligned for storage bindings.
  */
-export function forEachChunk(rt: GpuRuntime, length: number, body: (offset: number, length: number) => void): void {
+export function forEachChunk(
+  rt: GpuRuntime,
+  length: number,
+  body: (offset: number, length: number) => void,
+): void {
   const chunk = rt.chunkElements();
   if (length <= chunk) {
     body(0, length);
     return;
   }
-  for (let offset = 0; offset < length; offset += chunk) body(offset, Math.min(chunk, length - offset));
+  for (let offset = 0; offset < length; offset += chunk) {
+    body(offset, Math.min(chunk, length - offset));
+  }
 }
 
 /** f(x) in WGSL, one line each, matching `UNARY[op].f`. */
@@ -114,17 +120,35 @@ ${ELEMENT_MAIN}
 export function unaryGpu(rt: GpuRuntime, op: UnaryOp, x: GpuStorage): GpuStorage {
   const y = rt.alloc(x.dtype, x.length);
   forEachChunk(rt, x.length, (offset, n) => {
-    rt.dispatch(unaryKernel(op), [rt.range(x, offset, n)], [rt.range(y, offset, n)], packParams([n]), workgroupsFor(n));
+    rt.dispatch(
+      unaryKernel(op),
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      packParams([n]),
+      workgroupsFor(n),
+    );
   });
   return y;
 }
 
 /** dx = dy * op'(x) given y = op(x). */
-export function unaryBackwardGpu(rt: GpuRuntime, op: UnaryOp, x: GpuStorage, y: GpuStorage, dy: GpuStorage): GpuStorage {
+export function unaryBackwardGpu(
+  rt: GpuRuntime,
+  op: UnaryOp,
+  x: GpuStorage,
+  y: GpuStorage,
+  dy: GpuStorage,
+): GpuStorage {
   const dx = rt.alloc(x.dtype, x.length);
   forEachChunk(rt, x.length, (offset, n) => {
     const r = (s: GpuStorage) => rt.range(s, offset, n);
-    rt.dispatch(unaryBackwardKernel(op), [r(x), r(y), r(dy)], [r(dx)], packParams([n]), workgroupsFor(n));
+    rt.dispatch(
+      unaryBackwardKernel(op),
+      [r(x), r(y), r(dy)],
+      [r(dx)],
+      packParams([n]),
+      workgroupsFor(n),
+    );
   });
   return dx;
 }
@@ -147,7 +171,13 @@ export function affineGpu(rt: GpuRuntime, x: GpuStorage, scale: number, shift: n
   const y = rt.alloc(x.dtype, x.length);
   forEachChunk(rt, x.length, (offset, n) => {
     const params = packParams([n, { f32: scale }, { f32: shift }]);
-    rt.dispatch(affineKernel, [rt.range(x, offset, n)], [rt.range(y, offset, n)], params, workgroupsFor(n));
+    rt.dispatch(
+      affineKernel,
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      params,
+      workgroupsFor(n),
+    );
   });
   return y;
 }
@@ -195,8 +225,19 @@ export function powScalarGpu(rt: GpuRuntime, x: GpuStorage, exponent: number): G
   // Repeated squaring for |e| < 2^31 integers; larger ones overflow float32 anyway.
   const isInteger = Number.isInteger(exponent) && Math.abs(exponent) < 2 ** 31;
   forEachChunk(rt, x.length, (offset, n) => {
-    const params = packParams([n, { f32: exponent }, isInteger ? 1 : 0, isInteger ? Math.abs(exponent) : 0]);
-    rt.dispatch(powKernel, [rt.range(x, offset, n)], [rt.range(y, offset, n)], params, workgroupsFor(n));
+    const params = packParams([
+      n,
+      { f32: exponent },
+      isInteger ? 1 : 0,
+      isInteger ? Math.abs(exponent) : 0,
+    ]);
+    rt.dispatch(
+      powKernel,
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      params,
+      workgroupsFor(n),
+    );
   });
   return y;
 }
@@ -215,9 +256,15 @@ const BINARY_WGSL: Record<BinaryOp, string> = {
  * Shapes for strided kernels, packed as u32 words after a 4-word header: `shape`, then each
  * operand's strides (0 along broadcast axes), MAX_RANK words each.
  */
-function packStrided(header: number[], shape: Shape, strides: readonly (readonly number[])[]): ArrayBuffer {
+function packStrided(
+  header: number[],
+  shape: Shape,
+  strides: readonly (readonly number[])[],
+): ArrayBuffer {
   if (shape.length > MAX_RANK) {
-    throw new RangeError(`gpu: rank ${shape.length} exceeds the GPU kernels' maximum of ${MAX_RANK}`);
+    throw new RangeError(
+      `gpu: rank ${shape.length} exceeds the GPU kernels' maximum of ${MAX_RANK}`,
+    );
   }
   const words = [...header, 0, 0, 0, 0].slice(0, 4);
   const pad = (xs: readonly number[]) => [...xs, ...new Array(MAX_RANK - xs.length).fill(0)];
@@ -228,7 +275,9 @@ function packStrided(header: number[], shape: Shape, strides: readonly (readonly
 
 /** WGSL: the params struct of a strided kernel with `operands` stride arrays. */
 function stridedParams(operands: number): string {
-  return `struct Params { n: u32, rank: u32, base: u32, pad: u32, words: array<vec4u, ${(1 + operands) * MAX_RANK / 4}> }
+  return `struct Params { n: u32, rank: u32, base: u32, pad: u32, words: array<vec4u, ${
+    (1 + operands) * MAX_RANK / 4
+  }> }
 fn word(w: u32) -> u32 { return params.words[w / 4u][w % 4u]; }`;
 }
 
@@ -282,7 +331,9 @@ export function binaryGpu(
   bShape: Shape,
   outShape: Shape,
 ): GpuStorage {
-  if (a.dtype !== b.dtype) throw new TypeError(`gpu.binary ${op}: dtypes differ (${a.dtype} and ${b.dtype})`);
+  if (a.dtype !== b.dtype) {
+    throw new TypeError(`gpu.binary ${op}: dtypes differ (${a.dtype} and ${b.dtype})`);
+  }
   const n = sizeOf(outShape);
   const out = rt.alloc(a.dtype, n);
   const kernel = binaryKernel(op, a.dtype);
@@ -292,7 +343,13 @@ export function binaryGpu(
     forEachChunk(rt, n, (offset, count) => {
       const bBinding = strideB ? rt.range(b, offset, count) : b;
       const params = packStrided([count, 1], [count], [[1], [strideB]]);
-      rt.dispatch(kernel, [rt.range(a, offset, count), bBinding], [rt.range(out, offset, count)], params, workgroupsFor(count));
+      rt.dispatch(
+        kernel,
+        [rt.range(a, offset, count), bBinding],
+        [rt.range(out, offset, count)],
+        params,
+        workgroupsFor(count),
+      );
     });
     return out;
   }
@@ -346,7 +403,12 @@ export function gatherGpu(
 }
 
 /** Repeats x of `shape` to `outShape`. */
-export function broadcastToGpu(rt: GpuRuntime, x: GpuStorage, shape: Shape, outShape: Shape): GpuStorage {
+export function broadcastToGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  shape: Shape,
+  outShape: Shape,
+): GpuStorage {
   return gatherGpu(rt, x, outShape, broadcastStrides(shape, outShape));
 }
 
@@ -390,7 +452,13 @@ export function castGpu(rt: GpuRuntime, x: GpuStorage, dtype: DType): GpuStorage
   if (dtype === x.dtype) return gatherGpu(rt, x, [x.length], [1]);
   const y = rt.alloc(dtype, x.length);
   forEachChunk(rt, x.length, (offset, n) => {
-    rt.dispatch(castKernels[dtype], [rt.range(x, offset, n)], [rt.range(y, offset, n)], packParams([n]), workgroupsFor(n));
+    rt.dispatch(
+      castKernels[dtype],
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      packParams([n]),
+      workgroupsFor(n),
+    );
   });
   return y;
 }

@@ -7,16 +7,35 @@
  */
 
 import { type Shape, sizeOf, stridesOf } from "../../tensor/shape.ts";
-import { ELEMENT_MAIN, type GpuKernel, type GpuRuntime, type GpuStorage, packParams, workgroupsFor } from "../runtime.ts";
+import {
+  ELEMENT_MAIN,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+  workgroupsFor,
+} from "../runtime.ts";
 import { gatherGpu, permutedStrides } from "./elementwise.ts";
 
 /** Reorders axes: out.shape[i] = shape[perm[i]]. */
-export function permuteGpu(rt: GpuRuntime, x: GpuStorage, shape: Shape, perm: readonly number[]): GpuStorage {
+export function permuteGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  shape: Shape,
+  perm: readonly number[],
+): GpuStorage {
   return gatherGpu(rt, x, perm.map((p) => shape[p]), permutedStrides(shape, perm));
 }
 
 /** Elements `start .. start+size-1` along `axis`. */
-export function sliceGpu(rt: GpuRuntime, x: GpuStorage, shape: Shape, axis: number, start: number, size: number): GpuStorage {
+export function sliceGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  shape: Shape,
+  axis: number,
+  start: number,
+  size: number,
+): GpuStorage {
   const outShape = shape.map((d, i) => (i === axis ? size : d));
   return gatherGpu(rt, x, outShape, stridesOf(shape), start * stridesOf(shape)[axis]);
 }
@@ -37,7 +56,12 @@ ${ELEMENT_MAIN}
 };
 
 /** Joins pieces along `axis` (all other axes equal). */
-export function concatGpu(rt: GpuRuntime, xs: readonly GpuStorage[], shapes: readonly Shape[], axis: number): GpuStorage {
+export function concatGpu(
+  rt: GpuRuntime,
+  xs: readonly GpuStorage[],
+  shapes: readonly Shape[],
+  axis: number,
+): GpuStorage {
   const inner = sizeOf(shapes[0].slice(axis + 1));
   const total = shapes.reduce((n, s) => n + s[axis], 0) * inner;
   const out = rt.alloc(xs[0].dtype, xs.reduce((n, x) => n + x.length, 0));
@@ -45,7 +69,13 @@ export function concatGpu(rt: GpuRuntime, xs: readonly GpuStorage[], shapes: rea
   xs.forEach((x, j) => {
     const row = shapes[j][axis] * inner;
     if (x.length > 0) {
-      rt.dispatch(concatPieceKernel, [x], [out], packParams([x.length, row, total, offset]), workgroupsFor(x.length));
+      rt.dispatch(
+        concatPieceKernel,
+        [x],
+        [out],
+        packParams([x.length, row, total, offset]),
+        workgroupsFor(x.length),
+      );
     }
     offset += row;
   });

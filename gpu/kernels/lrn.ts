@@ -30,7 +30,9 @@ function lrnHeader(p: LrnParams): string {
   const below = Math.floor(p.size / 2), above = Math.floor((p.size - 1) / 2);
   return `
 const C = ${p.c}u; const PLANE = ${p.h * p.w}u;
-const ALPHA = ${f32Literal(p.alpha)}; const BETA = ${f32Literal(p.beta)}; const K = ${f32Literal(p.k)};
+const ALPHA = ${f32Literal(p.alpha)}; const BETA = ${f32Literal(p.beta)}; const K = ${
+    f32Literal(p.k)
+  };
 fn linearIndex(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * ${WORKGROUP}u + lid;
 }
@@ -56,7 +58,9 @@ function f32Literal(value: number): string {
 
 function checkLrn(kernel: string, p: LrnParams): void {
   if (p.n * p.c * p.h * p.w >= 2 ** 32) {
-    throw new RangeError(`${kernel}: ${p.n * p.c * p.h * p.w} elements overflow the kernel's 32-bit indices`);
+    throw new RangeError(
+      `${kernel}: ${p.n * p.c * p.h * p.w} elements overflow the kernel's 32-bit indices`,
+    );
   }
 }
 
@@ -83,13 +87,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (const chunk of batchChunks(rt, "lrn_forward", p.n, [sample])) {
     const xs = bindSamples(rt, x, sample, chunk), ys = bindSamples(rt, y, sample, chunk);
     const count = chunk.count * sample;
-    rt.dispatch({ name: "lrn_forward", code }, [xs.binding], [ys.binding], packParams([count, xs.offset, ys.offset]), Math.ceil(count / WORKGROUP));
+    rt.dispatch(
+      { name: "lrn_forward", code },
+      [xs.binding],
+      [ys.binding],
+      packParams([count, xs.offset, ys.offset]),
+      Math.ceil(count / WORKGROUP),
+    );
   }
   return y;
 }
 
 /** LRN backward on the GPU: dL/dx from x and dy, recomputing the normalizer. */
-export function lrnBackwardGpu(rt: GpuRuntime, x: GpuStorage, dy: GpuStorage, p: LrnParams): GpuStorage {
+export function lrnBackwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  dy: GpuStorage,
+  p: LrnParams,
+): GpuStorage {
   checkLrn("lrn_backward", p);
   const below = Math.floor((p.size - 1) / 2), above = Math.floor(p.size / 2);
   // Pass 1: scaled = s^(−β), weighted = dy·x·s^(−β−1) = dy·x·scaled / s.
@@ -144,7 +159,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     const count = chunk.count * sample;
     const scaled = rt.alloc("float32", count), weighted = rt.alloc("float32", count);
     const groups = Math.ceil(count / WORKGROUP);
-    rt.dispatch({ name: "lrn_backward_terms", code: terms }, [xs.binding, dys.binding], [scaled, weighted], packParams([count, xs.offset, dys.offset]), groups);
+    rt.dispatch(
+      { name: "lrn_backward_terms", code: terms },
+      [xs.binding, dys.binding],
+      [scaled, weighted],
+      packParams([count, xs.offset, dys.offset]),
+      groups,
+    );
     rt.dispatch(
       { name: "lrn_backward", code: combine },
       [xs.binding, dys.binding, scaled, weighted],

@@ -25,7 +25,13 @@
  */
 
 import type { MatmulParams } from "../../backend/backend.ts";
-import { type GpuBinding, type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
+import {
+  type GpuBinding,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+} from "../runtime.ts";
 
 /** Which kernel computes the product; "auto" picks by adapter (tests force each one). */
 export type MatmulPath = "auto" | "texture" | "tiled";
@@ -57,11 +63,18 @@ interface Block {
 type Dim = "r" | "c" | "k";
 
 /** The element span [start, end) of each operand that a block touches (one batch entry). */
-function spans(p: MatmulParams, b: Block): { a: [number, number]; b: [number, number]; c: [number, number] } {
+function spans(
+  p: MatmulParams,
+  b: Block,
+): { a: [number, number]; b: [number, number]; c: [number, number] } {
   const lda = p.transA ? p.m : p.k, ldb = p.transB ? p.k : p.n;
   return {
-    a: p.transA ? [b.k0 * lda + b.r0, (b.k1 - 1) * lda + b.r1] : [b.r0 * lda + b.k0, (b.r1 - 1) * lda + b.k1],
-    b: p.transB ? [b.c0 * ldb + b.k0, (b.c1 - 1) * ldb + b.k1] : [b.k0 * ldb + b.c0, (b.k1 - 1) * ldb + b.c1],
+    a: p.transA
+      ? [b.k0 * lda + b.r0, (b.k1 - 1) * lda + b.r1]
+      : [b.r0 * lda + b.k0, (b.r1 - 1) * lda + b.k1],
+    b: p.transB
+      ? [b.c0 * ldb + b.k0, (b.c1 - 1) * ldb + b.k1]
+      : [b.k0 * ldb + b.c0, (b.k1 - 1) * ldb + b.c1],
     c: [b.r0 * p.n + b.c0, (b.r1 - 1) * p.n + b.c1],
   };
 }
@@ -84,17 +97,32 @@ function halve(b: Block, dim: Dim): [Block, Block] {
  * Blocks come out with k slices in ascending order, so the first slice of a region writes C
  * and the later ones accumulate.
  */
-function planBlocks(p: MatmulParams, maxElements: number, align: number, maxSize: Record<Dim, number>): Block[] {
+function planBlocks(
+  p: MatmulParams,
+  maxElements: number,
+  align: number,
+  maxSize: Record<Dim, number>,
+): Block[] {
   const out: Block[] = [];
   const stack: Block[] = [{ r0: 0, r1: p.m, c0: 0, c1: p.n, k0: 0, k1: p.k }];
-  const fits = ([start, end]: [number, number]) => end - Math.floor(start / align) * align <= maxElements;
+  const fits = ([start, end]: [number, number]) =>
+    end - Math.floor(start / align) * align <= maxElements;
   // The dimension along which an operand is stored row by row: splitting it shrinks its span.
-  const outer = { a: (p.transA ? "k" : "r") as Dim, b: (p.transB ? "c" : "k") as Dim, c: "r" as Dim };
-  const inner = { a: (p.transA ? "r" : "k") as Dim, b: (p.transB ? "k" : "c") as Dim, c: "c" as Dim };
+  const outer = {
+    a: (p.transA ? "k" : "r") as Dim,
+    b: (p.transB ? "c" : "k") as Dim,
+    c: "r" as Dim,
+  };
+  const inner = {
+    a: (p.transA ? "r" : "k") as Dim,
+    b: (p.transB ? "k" : "c") as Dim,
+    c: "c" as Dim,
+  };
   while (stack.length) {
     const block = stack.pop()!;
     const s = spans(p, block);
-    let dim: Dim | null = (["r", "c", "k"] as Dim[]).find((d) => size(block, d) > maxSize[d]) ?? null;
+    let dim: Dim | null = (["r", "c", "k"] as Dim[]).find((d) => size(block, d) > maxSize[d]) ??
+      null;
     for (const operand of ["a", "b", "c"] as const) {
       if (dim || fits(s[operand])) continue;
       dim = size(block, outer[operand]) > 1 ? outer[operand] : inner[operand];
@@ -170,8 +198,12 @@ ${rows.map((r) => `  var acc${r} = vec4f(0.0);`).join("\n")}
     let b1 = textureLoad(packedB, vec2u(kt, col0 + 1u), 0);
     let b2 = textureLoad(packedB, vec2u(kt, col0 + 2u), 0);
     let b3 = textureLoad(packedB, vec2u(kt, col0 + 3u), 0);
-${rows.map((r) => `    let a${r} = textureLoad(packedA, vec2u(kt, row0 + ${r}u), 0);
-    acc${r} += vec4f(dot(a${r}, b0), dot(a${r}, b1), dot(a${r}, b2), dot(a${r}, b3));`).join("\n")}
+${
+    rows.map((r) =>
+      `    let a${r} = textureLoad(packedA, vec2u(kt, row0 + ${r}u), 0);
+    acc${r} += vec4f(dot(a${r}, b0), dot(a${r}, b1), dot(a${r}, b2), dot(a${r}, b3));`
+    ).join("\n")
+  }
   }
 ${rows.map((r) => `  store(row0 + ${r}u, col0, acc${r});`).join("\n")}
 }
@@ -214,7 +246,13 @@ function packTexture(
   return texture;
 }
 
-function matmulTexture(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, c: GpuStorage, p: MatmulParams): void {
+function matmulTexture(
+  rt: GpuRuntime,
+  a: GpuStorage,
+  b: GpuStorage,
+  c: GpuStorage,
+  p: MatmulParams,
+): void {
   const maxTexture = rt.device.limits.maxTextureDimension2D;
   const blocks = planBlocks(p, rt.maxBindingBytes / 4, rt.storageOffsetAlignment / 4, {
     r: maxTexture - 64,
@@ -226,13 +264,41 @@ function matmulTexture(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, c: GpuStora
     for (const block of blocks) {
       const rows = block.r1 - block.r0, cols = block.c1 - block.c0, depth = block.k1 - block.k0;
       const s = spans(p, block);
-      const shift = (span: [number, number], by: number): [number, number] => [span[0] + by, span[1] + by];
+      const shift = (
+        span: [number, number],
+        by: number,
+      ): [number, number] => [span[0] + by, span[1] + by];
       const depthTexels = Math.ceil(depth / 4);
       const paddedCols = roundUp(cols, 4 * TEXTURE_WORKGROUP);
-      const packedA = packTexture(rt, a, shift(s.a, batch * p.strideA), rows, depth, lda, p.transA, depthTexels, roundUp(rows, 64));
+      const packedA = packTexture(
+        rt,
+        a,
+        shift(s.a, batch * p.strideA),
+        rows,
+        depth,
+        lda,
+        p.transA,
+        depthTexels,
+        roundUp(rows, 64),
+      );
       // op(B)ᵀ [n, k]: B itself when transB, else B read transposed.
-      const packedB = packTexture(rt, b, shift(s.b, batch * p.strideB), cols, depth, ldb, !p.transB, depthTexels, paddedCols);
-      const [cBinding, cOffset] = bindSpan(rt, c, batch * p.m * p.n + s.c[0], batch * p.m * p.n + s.c[1]);
+      const packedB = packTexture(
+        rt,
+        b,
+        shift(s.b, batch * p.strideB),
+        cols,
+        depth,
+        ldb,
+        !p.transB,
+        depthTexels,
+        paddedCols,
+      );
+      const [cBinding, cOffset] = bindSpan(
+        rt,
+        c,
+        batch * p.m * p.n + s.c[0],
+        batch * p.m * p.n + s.c[1],
+      );
       const params = packParams([rows, cols, depthTexels, cOffset, p.n, block.k0 > 0 ? 1 : 0]);
       rt.dispatch3(
         textureKernel,
@@ -322,13 +388,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) local: 
 }`,
 };
 
-function matmulTiled(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, c: GpuStorage, p: MatmulParams): void {
+function matmulTiled(
+  rt: GpuRuntime,
+  a: GpuStorage,
+  b: GpuStorage,
+  c: GpuStorage,
+  p: MatmulParams,
+): void {
   const lda = p.transA ? p.m : p.k, ldb = p.transB ? p.k : p.n;
   const maxElements = rt.maxBindingBytes / 4;
   const wholeFits = [a, b, c].every((s) => s.length <= maxElements);
-  const dispatch = (block: Block, batches: number, firstBatch: number, strides: [number, number, number]) => {
+  const dispatch = (
+    block: Block,
+    batches: number,
+    firstBatch: number,
+    strides: [number, number, number],
+  ) => {
     const s = spans(p, block);
-    const base = (span: [number, number], by: number): [number, number] => [span[0] + by, span[1] + by];
+    const base = (
+      span: [number, number],
+      by: number,
+    ): [number, number] => [span[0] + by, span[1] + by];
     const lastBatch = Math.max(0, batches - 1);
     const spanA = base(s.a, firstBatch * p.strideA), spanB = base(s.b, firstBatch * p.strideB);
     const spanC = base(s.c, firstBatch * p.m * p.n);
@@ -338,12 +418,28 @@ function matmulTiled(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, c: GpuStorage
     const rows = block.r1 - block.r0, cols = block.c1 - block.c0;
     // Offsets point at the block's first element; the kernel indexes from the block's corner.
     const params = packParams([
-      rows, cols, block.k1 - block.k0, block.k0 > 0 ? 1 : 0,
-      offA, lda, p.transA ? 1 : 0, strides[0],
-      offB, ldb, p.transB ? 1 : 0, strides[1],
-      offC, p.n, strides[2], 0,
+      rows,
+      cols,
+      block.k1 - block.k0,
+      block.k0 > 0 ? 1 : 0,
+      offA,
+      lda,
+      p.transA ? 1 : 0,
+      strides[0],
+      offB,
+      ldb,
+      p.transB ? 1 : 0,
+      strides[1],
+      offC,
+      p.n,
+      strides[2],
+      0,
     ]);
-    rt.dispatch3(tiledKernel, [bindA, bindB], [bindC], params, [Math.ceil(cols / TILE), Math.ceil(rows / TILE), batches]);
+    rt.dispatch3(tiledKernel, [bindA, bindB], [bindC], params, [
+      Math.ceil(cols / TILE),
+      Math.ceil(rows / TILE),
+      batches,
+    ]);
   };
   const noLimit = { r: Infinity, c: Infinity, k: Infinity };
   if (wholeFits) {
@@ -360,7 +456,12 @@ function matmulTiled(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, c: GpuStorage
 }
 
 /** C = op(A) · op(B), batched; see {@link MatmulParams}. */
-export function matmulGpu(rt: GpuRuntime, a: GpuStorage, b: GpuStorage, p: MatmulParams): GpuStorage {
+export function matmulGpu(
+  rt: GpuRuntime,
+  a: GpuStorage,
+  b: GpuStorage,
+  p: MatmulParams,
+): GpuStorage {
   const c = rt.alloc("float32", p.batch * p.m * p.n);
   if (p.k === 0) {
     rt.free(c);

@@ -68,11 +68,17 @@ function runPlanes(
 
 function checkPool(kernel: string, p: Pool2dParams | AdaptivePool2dParams): void {
   const elements = p.n * p.c * Math.max(p.h * p.w, p.outH * p.outW);
-  if (elements >= 2 ** 32) throw new RangeError(`${kernel}: ${elements} elements overflow the kernel's 32-bit indices`);
+  if (elements >= 2 ** 32) {
+    throw new RangeError(`${kernel}: ${elements} elements overflow the kernel's 32-bit indices`);
+  }
 }
 
 /** Max pooling forward on the GPU: y [N, C, outH, outW] and argmax (int32 h*W+w in the plane). */
-export function maxPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dParams): { y: GpuStorage; argmax: GpuStorage } {
+export function maxPool2dForwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  p: Pool2dParams,
+): { y: GpuStorage; argmax: GpuStorage } {
   checkPool("maxPool2d_forward", p);
   const code = `${PROLOGUE}${windowConstants(p)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -105,7 +111,10 @@ ${ENTRY} {
 }`;
   const outSample = p.c * p.outH * p.outW;
   const y = rt.alloc("float32", p.n * outSample), argmax = rt.alloc("int32", p.n * outSample);
-  runPlanes(rt, { name: "maxPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+  runPlanes(rt, { name: "maxPool2d_forward", code }, p.n, [{
+    storage: x,
+    perSample: p.c * p.h * p.w,
+  }], [
     { storage: y, perSample: outSample },
     { storage: argmax, perSample: outSample },
   ], outSample);
@@ -130,7 +139,12 @@ function containingWindows(body: string): string {
 }
 
 /** Max pooling backward on the GPU: each input sums dy of the windows whose argmax it is. */
-export function maxPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, argmax: GpuStorage, p: Pool2dParams): GpuStorage {
+export function maxPool2dBackwardGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  argmax: GpuStorage,
+  p: Pool2dParams,
+): GpuStorage {
   checkPool("maxPool2d_backward", p);
   const code = `${PROLOGUE}${windowConstants(p)}
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
@@ -147,15 +161,26 @@ ${ENTRY} {
   let me = i32(h * W + w);
   let outPlane = plane * OUT_H * OUT_W;
   var total = 0.0;
-  ${containingWindows("if (argmax[params.argmaxOffset + outAt] == me) { total += dy[params.dyOffset + outAt]; }")}
+  ${
+    containingWindows(
+      "if (argmax[params.argmaxOffset + outAt] == me) { total += dy[params.dyOffset + outAt]; }",
+    )
+  }
   dx[params.dxOffset + index] = total;
 }`;
   const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
   const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(rt, { name: "maxPool2d_backward", code }, p.n, [
-    { storage: dy, perSample: outSample },
-    { storage: argmax, perSample: outSample },
-  ], [{ storage: dx, perSample: inSample }], inSample);
+  runPlanes(
+    rt,
+    { name: "maxPool2d_backward", code },
+    p.n,
+    [
+      { storage: dy, perSample: outSample },
+      { storage: argmax, perSample: outSample },
+    ],
+    [{ storage: dx, perSample: inSample }],
+    inSample,
+  );
   return dx;
 }
 
@@ -184,7 +209,10 @@ ${ENTRY} {
 }`;
   const outSample = p.c * p.outH * p.outW;
   const y = rt.alloc("float32", p.n * outSample);
-  runPlanes(rt, { name: "avgPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+  runPlanes(rt, { name: "avgPool2d_forward", code }, p.n, [{
+    storage: x,
+    perSample: p.c * p.h * p.w,
+  }], [
     { storage: y, perSample: outSample },
   ], outSample);
   return y;
@@ -211,9 +239,16 @@ ${ENTRY} {
 }`;
   const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
   const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(rt, { name: "avgPool2d_backward", code }, p.n, [{ storage: dy, perSample: outSample }], [
-    { storage: dx, perSample: inSample },
-  ], inSample);
+  runPlanes(
+    rt,
+    { name: "avgPool2d_backward", code },
+    p.n,
+    [{ storage: dy, perSample: outSample }],
+    [
+      { storage: dx, perSample: inSample },
+    ],
+    inSample,
+  );
   return dx;
 }
 
@@ -226,7 +261,11 @@ fn binEnd(i: u32, inSize: u32, outSize: u32) -> u32 { return ((i + 1u) * inSize 
 }
 
 /** Adaptive average pooling forward on the GPU: each output the mean of its bin. */
-export function adaptiveAvgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: AdaptivePool2dParams): GpuStorage {
+export function adaptiveAvgPool2dForwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  p: AdaptivePool2dParams,
+): GpuStorage {
   checkPool("adaptiveAvgPool2d_forward", p);
   const code = `${PROLOGUE}${adaptiveConstants(p)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -250,14 +289,21 @@ ${ENTRY} {
 }`;
   const outSample = p.c * p.outH * p.outW;
   const y = rt.alloc("float32", p.n * outSample);
-  runPlanes(rt, { name: "adaptiveAvgPool2d_forward", code }, p.n, [{ storage: x, perSample: p.c * p.h * p.w }], [
+  runPlanes(rt, { name: "adaptiveAvgPool2d_forward", code }, p.n, [{
+    storage: x,
+    perSample: p.c * p.h * p.w,
+  }], [
     { storage: y, perSample: outSample },
   ], outSample);
   return y;
 }
 
 /** Adaptive average pooling backward on the GPU: each input sums dy / |bin| of the bins containing it. */
-export function adaptiveAvgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: AdaptivePool2dParams): GpuStorage {
+export function adaptiveAvgPool2dBackwardGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  p: AdaptivePool2dParams,
+): GpuStorage {
   checkPool("adaptiveAvgPool2d_backward", p);
   // Bin i contains h iff floor(i·H/outH) <= h < ceil((i+1)·H/outH), which holds only for
   // i in [floor(h·outH/H), ceil((h+1)·outH/H) − 1]; bins overlap when H is not a multiple.
@@ -287,7 +333,10 @@ ${ENTRY} {
 }`;
   const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
   const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(rt, { name: "adaptiveAvgPool2d_backward", code }, p.n, [{ storage: dy, perSample: outSample }], [
+  runPlanes(rt, { name: "adaptiveAvgPool2d_backward", code }, p.n, [{
+    storage: dy,
+    perSample: outSample,
+  }], [
     { storage: dx, perSample: inSample },
   ], inSample);
   return dx;

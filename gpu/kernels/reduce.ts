@@ -11,11 +11,22 @@
 
 import type { ReduceOp } from "../../backend/backend.ts";
 import { type Shape, sizeOf, stridesOf } from "../../tensor/shape.ts";
-import { ELEMENT_MAIN, type GpuKernel, type GpuRuntime, type GpuStorage, packParams, workgroupsFor } from "../runtime.ts";
+import {
+  ELEMENT_MAIN,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+  workgroupsFor,
+} from "../runtime.ts";
 import { MAX_RANK } from "./elementwise.ts";
 
 /** Merges neighbouring axes that are contiguous in the input: (sizes, strides) per group. */
-function mergeAxes(shape: Shape, strides: readonly number[], axes: readonly number[]): [number[], number[]] {
+function mergeAxes(
+  shape: Shape,
+  strides: readonly number[],
+  axes: readonly number[],
+): [number[], number[]] {
   const sizes: number[] = [], merged: number[] = [];
   for (const axis of axes) {
     if (shape[axis] === 1) continue;
@@ -73,13 +84,25 @@ ${ELEMENT_MAIN}
 const REDUCE_KERNELS = { sum: reduceKernel("sum"), max: reduceKernel("max") };
 
 /** Reduces `axes` of x (shape `shape`); the result keeps them with size 1. */
-export function reduceGpu(rt: GpuRuntime, op: ReduceOp, x: GpuStorage, shape: Shape, axes: readonly number[]): GpuStorage {
+export function reduceGpu(
+  rt: GpuRuntime,
+  op: ReduceOp,
+  x: GpuStorage,
+  shape: Shape,
+  axes: readonly number[],
+): GpuStorage {
   const strides = stridesOf(shape);
   const all = shape.map((_, i) => i);
   const [keptSizes, keptStrides] = mergeAxes(shape, strides, all.filter((a) => !axes.includes(a)));
-  const [reducedSizes, reducedStrides] = mergeAxes(shape, strides, all.filter((a) => axes.includes(a)));
+  const [reducedSizes, reducedStrides] = mergeAxes(
+    shape,
+    strides,
+    all.filter((a) => axes.includes(a)),
+  );
   if (keptSizes.length > MAX_RANK || reducedSizes.length > MAX_RANK) {
-    throw new RangeError(`gpu.reduce: rank ${shape.length} exceeds the GPU kernels' maximum of ${MAX_RANK}`);
+    throw new RangeError(
+      `gpu.reduce: rank ${shape.length} exceeds the GPU kernels' maximum of ${MAX_RANK}`,
+    );
   }
   const n = sizeOf(keptSizes);
   const out = rt.alloc(x.dtype, n);

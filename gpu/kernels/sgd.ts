@@ -6,7 +6,14 @@
  */
 
 import type { SgdParams } from "../../backend/backend.ts";
-import { ELEMENT_MAIN, type GpuKernel, type GpuRuntime, type GpuStorage, packParams, workgroupsFor } from "../runtime.ts";
+import {
+  ELEMENT_MAIN,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+  workgroupsFor,
+} from "../runtime.ts";
 import { forEachChunk } from "./elementwise.ts";
 
 const RULES: Record<SgdParams["rule"], string> = {
@@ -42,14 +49,22 @@ ${ELEMENT_MAIN}
 const KERNELS = { paper: sgdKernel("paper"), pytorch: sgdKernel("pytorch") };
 
 /** Updates `weight` and `velocity` in place. */
-export function sgdUpdateGpu(rt: GpuRuntime, weight: GpuStorage, grad: GpuStorage, velocity: GpuStorage, p: SgdParams): void {
+export function sgdUpdateGpu(
+  rt: GpuRuntime,
+  weight: GpuStorage,
+  grad: GpuStorage,
+  velocity: GpuStorage,
+  p: SgdParams,
+): void {
   if (weight.length !== grad.length || weight.length !== velocity.length) {
     throw new RangeError(
       `sgdUpdate: weight [${weight.length}], grad [${grad.length}] and velocity [${velocity.length}] differ`,
     );
   }
   const kernel = KERNELS[p.rule];
-  if (!kernel) throw new RangeError(`sgdUpdate: unknown rule "${p.rule}"; expected "paper" or "pytorch"`);
+  if (!kernel) {
+    throw new RangeError(`sgdUpdate: unknown rule "${p.rule}"; expected "paper" or "pytorch"`);
+  }
   forEachChunk(rt, weight.length, (offset, n) => {
     const r = (s: GpuStorage) => rt.range(s, offset, n);
     const params = packParams([n, { f32: p.lr }, { f32: p.momentum }, { f32: p.weightDecay }]);

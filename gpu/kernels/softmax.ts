@@ -16,7 +16,12 @@ import { packParams } from "../runtime.ts";
 const ROW_THREADS = 64;
 
 /** Builds a row kernel: `bindings` declares the buffers, `body` uses `row`, `lid` and the reducers. */
-function rowKernel(name: string, bindings: string, uniformBinding: number, body: string): GpuKernel {
+function rowKernel(
+  name: string,
+  bindings: string,
+  uniformBinding: number,
+  body: string,
+): GpuKernel {
   return {
     name,
     code: `
@@ -79,28 +84,48 @@ const Y_DY_DX = `
 @group(0) @binding(1) var<storage, read> dys: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dxs: array<f32>;`;
 
-const softmaxKernel = rowKernel("softmax", XS_YS, 2, `${ROW_STATS}
-  for (var j = lid; j < cols; j += ${ROW_THREADS}u) { ys[start + j] = exp(xs[start + j] - m) / total; }`);
+const softmaxKernel = rowKernel(
+  "softmax",
+  XS_YS,
+  2,
+  `${ROW_STATS}
+  for (var j = lid; j < cols; j += ${ROW_THREADS}u) { ys[start + j] = exp(xs[start + j] - m) / total; }`,
+);
 
-const logSoftmaxKernel = rowKernel("log_softmax", XS_YS, 2, `${ROW_STATS}
+const logSoftmaxKernel = rowKernel(
+  "log_softmax",
+  XS_YS,
+  2,
+  `${ROW_STATS}
   let logTotal = log(total);
-  for (var j = lid; j < cols; j += ${ROW_THREADS}u) { ys[start + j] = xs[start + j] - m - logTotal; }`);
+  for (var j = lid; j < cols; j += ${ROW_THREADS}u) { ys[start + j] = xs[start + j] - m - logTotal; }`,
+);
 
-const softmaxBackwardKernel = rowKernel("softmax_backward", Y_DY_DX, 3, `
+const softmaxBackwardKernel = rowKernel(
+  "softmax_backward",
+  Y_DY_DX,
+  3,
+  `
   var localDot = 0.0;
   for (var j = lid; j < cols; j += ${ROW_THREADS}u) { localDot += dys[start + j] * ys[start + j]; }
   let dot = reduceSum(lid, localDot);
   for (var j = lid; j < cols; j += ${ROW_THREADS}u) {
     dxs[start + j] = ys[start + j] * (dys[start + j] - dot);
-  }`);
+  }`,
+);
 
-const logSoftmaxBackwardKernel = rowKernel("log_softmax_backward", Y_DY_DX, 3, `
+const logSoftmaxBackwardKernel = rowKernel(
+  "log_softmax_backward",
+  Y_DY_DX,
+  3,
+  `
   var localSum = 0.0;
   for (var j = lid; j < cols; j += ${ROW_THREADS}u) { localSum += dys[start + j]; }
   let total = reduceSum(lid, localSum);
   for (var j = lid; j < cols; j += ${ROW_THREADS}u) {
     dxs[start + j] = dys[start + j] - exp(ys[start + j]) * total;
-  }`);
+  }`,
+);
 
 const crossEntropyKernel = rowKernel(
   "cross_entropy",
@@ -130,7 +155,14 @@ const crossEntropyBackwardKernel = rowKernel(
   }`,
 );
 
-function rows(rt: GpuRuntime, kernel: GpuKernel, inputs: GpuStorage[], out: GpuStorage, r: number, c: number) {
+function rows(
+  rt: GpuRuntime,
+  kernel: GpuKernel,
+  inputs: GpuStorage[],
+  out: GpuStorage,
+  r: number,
+  c: number,
+) {
   rt.dispatch(kernel, inputs, [out], packParams([r, c]), r);
   return out;
 }
@@ -141,7 +173,13 @@ export function softmaxGpu(rt: GpuRuntime, x: GpuStorage, r: number, c: number):
 }
 
 /** dx = y (dy − Σ dy·y) per row. */
-export function softmaxBackwardGpu(rt: GpuRuntime, y: GpuStorage, dy: GpuStorage, r: number, c: number): GpuStorage {
+export function softmaxBackwardGpu(
+  rt: GpuRuntime,
+  y: GpuStorage,
+  dy: GpuStorage,
+  r: number,
+  c: number,
+): GpuStorage {
   return rows(rt, softmaxBackwardKernel, [y, dy], rt.alloc("float32", y.length), r, c);
 }
 
@@ -151,12 +189,24 @@ export function logSoftmaxGpu(rt: GpuRuntime, x: GpuStorage, r: number, c: numbe
 }
 
 /** dx = dy − e^y Σ dy per row. */
-export function logSoftmaxBackwardGpu(rt: GpuRuntime, y: GpuStorage, dy: GpuStorage, r: number, c: number): GpuStorage {
+export function logSoftmaxBackwardGpu(
+  rt: GpuRuntime,
+  y: GpuStorage,
+  dy: GpuStorage,
+  r: number,
+  c: number,
+): GpuStorage {
   return rows(rt, logSoftmaxBackwardKernel, [y, dy], rt.alloc("float32", y.length), r, c);
 }
 
 /** Per-row loss −log softmax(logits)[label], [rows]. */
-export function crossEntropyGpu(rt: GpuRuntime, logits: GpuStorage, labels: GpuStorage, r: number, c: number): GpuStorage {
+export function crossEntropyGpu(
+  rt: GpuRuntime,
+  logits: GpuStorage,
+  labels: GpuStorage,
+  r: number,
+  c: number,
+): GpuStorage {
   return rows(rt, crossEntropyKernel, [logits, labels], rt.alloc("float32", r), r, c);
 }
 
@@ -169,5 +219,12 @@ export function crossEntropyBackwardGpu(
   r: number,
   c: number,
 ): GpuStorage {
-  return rows(rt, crossEntropyBackwardKernel, [logits, labels, dLoss], rt.alloc("float32", logits.length), r, c);
+  return rows(
+    rt,
+    crossEntropyBackwardKernel,
+    [logits, labels, dLoss],
+    rt.alloc("float32", logits.length),
+    r,
+    c,
+  );
 }

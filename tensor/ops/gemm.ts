@@ -13,10 +13,11 @@
  *   let the kernel load doubles directly instead of widening a float32 on every load; panels
  *   at the ragged edges are zero-padded so the kernel never branches on size.
  * - **Microkernel** MR × NR = 4 × 4: sixteen accumulators held in locals, eight loads per
- *   sixteen multiply-adds. x64 has 16 XMM registers, so larger tiles (4×8, 32 accumulators)
- *   spill every iteration and smaller ones (2×4, 1×8) load too often per multiply-add; 4×4,
- *   3×4 and 4×8 measured within noise of each other on this machine, and 4×4 is the simplest
- *   with the fewest edge cases (see bench/cpu_bench.ts for the numbers).
+ *   sixteen multiply-adds. Measured at 1024³, interleaved in one process on this (noisy, ±30%)
+ *   machine: 4×8 and 3×4 tied with 4×4 (x64 has only 16 XMM registers, so a 4×8 tile's 32
+ *   accumulators spill and it gains nothing from its better load ratio); 2×8, 2×4 and 1×8
+ *   were 10-30% slower (more loads per multiply-add); unrolling the depth loop by two was
+ *   slower still; float32 packs lost to float64 packs. 4×4 is the simplest of the fastest.
  * - **Blocking.** KC = 256: one A panel (4 × 256 doubles = 8 KiB) plus one B panel (8 KiB)
  *   sit in the 32 KiB L1 while the kernel streams them. MC = 128: the packed A block
  *   (128 × 256 doubles = 256 KiB) stays in the 512 KiB L2 and is reused by every B panel.
@@ -180,7 +181,8 @@ function gemmF32(
   ldc: number,
   accumulate: boolean,
 ): void {
-  if (worker !== null && 2 * m * n * k >= PARALLEL_MIN_FLOPS && isShared(a, b, c)) {
+  const splittable = Math.max(m, n) >= 2 * Math.max(MR, NR);
+  if (worker !== null && splittable && 2 * m * n * k >= PARALLEL_MIN_FLOPS && isShared(a, b, c)) {
     gemmF32Parallel(
       transA,
       transB,
