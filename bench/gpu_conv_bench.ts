@@ -14,8 +14,17 @@
 import type { Backend, Conv2dParams } from "../backend/backend.ts";
 import { acquireRuntime } from "../gpu/device.ts";
 import type { GpuRuntime, GpuStorage } from "../gpu/runtime.ts";
-import { conv2dBackwardInputGpu, conv2dBackwardWeightGpu, conv2dForwardGpu } from "../gpu/kernels/conv2d.ts";
-import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dParams } from "../tensor/ops/conv2d_kernels.ts";
+import {
+  conv2dBackwardInputGpu,
+  conv2dBackwardWeightGpu,
+  conv2dForwardGpu,
+} from "../gpu/kernels/conv2d.ts";
+import {
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  conv2dForward,
+  conv2dParams,
+} from "../tensor/ops/conv2d_kernels.ts";
 
 /** One convolution layer to measure. */
 export interface ConvLayer {
@@ -25,18 +34,56 @@ export interface ConvLayer {
   x: [number, number, number, number];
   /** Weight [O, C/groups, KH, KW]. */
   w: [number, number, number, number];
+  /** Stride, both axes. */
   stride: number;
+  /** Zero padding, both axes. */
   padding: number;
+  /** Channel groups (2 for AlexNet's conv2, conv4, conv5: paper section 3.2). */
   groups: number;
 }
 
 /** AlexNet's conv layers at batch 8 (paper section 3.5; 227x227 input as in Caffe). */
 export const alexnetLayers: ConvLayer[] = [
-  { name: "alexnet conv1", x: [8, 3, 227, 227], w: [96, 3, 11, 11], stride: 4, padding: 0, groups: 1 },
-  { name: "alexnet conv2", x: [8, 96, 27, 27], w: [256, 48, 5, 5], stride: 1, padding: 2, groups: 2 },
-  { name: "alexnet conv3", x: [8, 256, 13, 13], w: [384, 256, 3, 3], stride: 1, padding: 1, groups: 1 },
-  { name: "alexnet conv4", x: [8, 384, 13, 13], w: [384, 192, 3, 3], stride: 1, padding: 1, groups: 2 },
-  { name: "alexnet conv5", x: [8, 384, 13, 13], w: [256, 192, 3, 3], stride: 1, padding: 1, groups: 2 },
+  {
+    name: "alexnet conv1",
+    x: [8, 3, 227, 227],
+    w: [96, 3, 11, 11],
+    stride: 4,
+    padding: 0,
+    groups: 1,
+  },
+  {
+    name: "alexnet conv2",
+    x: [8, 96, 27, 27],
+    w: [256, 48, 5, 5],
+    stride: 1,
+    padding: 2,
+    groups: 2,
+  },
+  {
+    name: "alexnet conv3",
+    x: [8, 256, 13, 13],
+    w: [384, 256, 3, 3],
+    stride: 1,
+    padding: 1,
+    groups: 1,
+  },
+  {
+    name: "alexnet conv4",
+    x: [8, 384, 13, 13],
+    w: [384, 192, 3, 3],
+    stride: 1,
+    padding: 1,
+    groups: 2,
+  },
+  {
+    name: "alexnet conv5",
+    x: [8, 384, 13, 13],
+    w: [256, 192, 3, 3],
+    stride: 1,
+    padding: 1,
+    groups: 2,
+  },
 ];
 
 /** AlexNet-mini's conv layers at batch 128 (1x28x28 input; 3x3/2 pooling after conv1 and conv2). */
@@ -50,9 +97,13 @@ export const miniLayers: ConvLayer[] = [
 
 /** GFLOP/s of one layer's three passes on each device. */
 export interface ConvBenchRow {
+  /** Layer name. */
   layer: string;
+  /** GFLOP of one pass. */
   gflop: number;
+  /** GFLOP/s on the GPU: forward, backward to the input, backward to the weight. */
   gpu: { forward: number; input: number; weight: number };
+  /** GFLOP/s of the CPU reference kernels, same passes. */
   cpu: { forward: number; input: number; weight: number };
 }
 
@@ -81,9 +132,14 @@ async function timeIt(reps: number, fn: () => Promise<void> | void): Promise<num
 }
 
 /** Measures one layer on the GPU runtime and on the CPU. */
-export async function benchConvLayer(rt: GpuRuntime, layer: ConvLayer, reps = 3): Promise<ConvBenchRow> {
+export async function benchConvLayer(
+  rt: GpuRuntime,
+  layer: ConvLayer,
+  reps = 3,
+): Promise<ConvBenchRow> {
   const p: Conv2dParams = conv2dParams(layer.x, layer.w, layer.stride, layer.padding, layer.groups);
-  const x = randomArray(p.n * p.c * p.h * p.w, 1), w = randomArray(p.o * (p.c / p.groups) * p.kh * p.kw, 2);
+  const x = randomArray(p.n * p.c * p.h * p.w, 1),
+    w = randomArray(p.o * (p.c / p.groups) * p.kh * p.kw, 2);
   const bias = randomArray(p.o, 3), dy = randomArray(p.n * p.o * p.outH * p.outW, 4);
   const gflop = 2 * p.n * p.o * p.outH * p.outW * (p.c / p.groups) * p.kh * p.kw / 1e9;
 
@@ -109,7 +165,9 @@ export async function benchConvLayer(rt: GpuRuntime, layer: ConvLayer, reps = 3)
   };
   for (const s of [xg, wg, bg, dyg]) rt.free(s);
 
-  const y = new Float32Array(dy.length), dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+  const y = new Float32Array(dy.length),
+    dx = new Float32Array(x.length),
+    dw = new Float32Array(w.length);
   const cpuReps = Math.max(1, Math.min(reps, Math.round(2 / gflop)));
   const cpu = {
     forward: gflop / await timeIt(cpuReps, () => conv2dForward(x, w, bias, p, y)),
@@ -121,7 +179,8 @@ export async function benchConvLayer(rt: GpuRuntime, layer: ConvLayer, reps = 3)
 
 /** Formats rows as a Markdown table: GFLOP/s per pass, GPU | CPU | ratio. */
 export function formatConvTable(rows: ConvBenchRow[], adapter: string): string {
-  const cell = (g: number, c: number) => `${g.toFixed(2)} / ${c.toFixed(2)} (${(g / c).toFixed(1)}x)`;
+  const cell = (g: number, c: number) =>
+    `${g.toFixed(2)} / ${c.toFixed(2)} (${(g / c).toFixed(1)}x)`;
   const lines = [
     `conv2d GFLOP/s, GPU / CPU (ratio); GPU: ${adapter}`,
     "| layer | GFLOP per pass | forward | backward input | backward weight |",
@@ -129,9 +188,9 @@ export function formatConvTable(rows: ConvBenchRow[], adapter: string): string {
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.layer} | ${r.gflop.toFixed(3)} | ${cell(r.gpu.forward, r.cpu.forward)} | ${cell(r.gpu.input, r.cpu.input)} | ${
-        cell(r.gpu.weight, r.cpu.weight)
-      } |`,
+      `| ${r.layer} | ${r.gflop.toFixed(3)} | ${cell(r.gpu.forward, r.cpu.forward)} | ${
+        cell(r.gpu.input, r.cpu.input)
+      } | ${cell(r.gpu.weight, r.cpu.weight)} |`,
     );
   }
   return lines.join("\n");

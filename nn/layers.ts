@@ -18,6 +18,7 @@ import { adaptiveAvgPool2d, avgPool2d, maxPool2d, pool2dParams } from "../tensor
 import { localResponseNorm } from "../tensor/ops/lrn.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
 import { Module, parameter } from "./module.ts";
+import type { SummaryRow } from "./summary.ts";
 import { pytorchDefault, type RandomSource } from "./init.ts";
 
 /** A size given as one number (square) or [height, width]. */
@@ -325,11 +326,16 @@ export interface Pool2dLayerOptions {
   padding?: Size2;
 }
 
+/** What max and average pooling share: the window, its stride and padding. */
 abstract class Pool2d extends Module {
+  /** Window [height, width]. */
   readonly kernelSize: [number, number];
+  /** Stride [vertical, horizontal]. */
   readonly stride: [number, number];
+  /** Padding [vertical, horizontal]. */
   readonly padding: [number, number];
 
+  /** Creates the layer (no parameters). */
   constructor(options: Pool2dLayerOptions) {
     super();
     this.kernelSize = pair(options.kernelSize);
@@ -337,7 +343,12 @@ abstract class Pool2d extends Module {
     this.padding = pair(options.padding ?? 0);
   }
 
-  protected get opOptions() {
+  /** The options of the pooling op. */
+  protected get opOptions(): {
+    kernelSize: [number, number];
+    stride: [number, number];
+    padding: [number, number];
+  } {
     return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
   }
 
@@ -538,8 +549,8 @@ export class Sequential extends Module {
   }
 
   /** One row per child (recursively), each fed the shape its predecessor produced. */
-  override summaryRows(inputShape: Shape, name: string) {
-    const rows = [];
+  override summaryRows(inputShape: Shape, name: string): SummaryRow[] {
+    const rows: SummaryRow[] = [];
     let shape = [...inputShape];
     for (const [child, layer] of this.children()) {
       const childRows = layer.summaryRows(shape, name ? `${name}.${child}` : child);

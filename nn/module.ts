@@ -31,7 +31,7 @@
 
 import { type Device, Tensor } from "../tensor/tensor.ts";
 import type { TypedArray } from "../backend/backend.ts";
-import { formatShape, sameShape, type Shape } from "../tensor/shape.ts";
+import { formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
 
@@ -230,6 +230,10 @@ export abstract class Module {
           `"${key}" has shape ${formatShape(target.shape)} in the model but ${
             formatShape(value.shape)
           } in the state dict`,
+        );
+      } else if (!(value instanceof Tensor) && value.data.length !== sizeOf(value.shape)) {
+        problems.push(
+          `"${key}" holds ${value.data.length} values for shape ${formatShape(value.shape)}`,
         );
       }
     }

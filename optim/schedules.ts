@@ -130,7 +130,7 @@ export interface ReduceLROnPlateauOptions {
  */
 export class ReduceLROnPlateau implements LrSchedule {
   /** Best validation error so far (Infinity before the first epoch). */
-  best = Infinity;
+  best: number = Infinity;
   /** Consecutive epochs without improvement since the last improvement or drop. */
   badEpochs = 0;
   /** Drops made so far. */

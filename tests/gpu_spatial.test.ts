@@ -12,7 +12,11 @@ import assert from "node:assert/strict";
 import type { Backend, Conv2dParams, Pool2dParams } from "../backend/backend.ts";
 import { acquireRuntime } from "../gpu/device.ts";
 import type { GpuRuntime, GpuStorage } from "../gpu/runtime.ts";
-import { conv2dBackwardInputGpu, conv2dBackwardWeightGpu, conv2dForwardGpu } from "../gpu/kernels/conv2d.ts";
+import {
+  conv2dBackwardInputGpu,
+  conv2dBackwardWeightGpu,
+  conv2dForwardGpu,
+} from "../gpu/kernels/conv2d.ts";
 import {
   adaptiveAvgPool2dBackwardGpu,
   adaptiveAvgPool2dForwardGpu,
@@ -22,7 +26,12 @@ import {
   maxPool2dForwardGpu,
 } from "../gpu/kernels/pool2d.ts";
 import { lrnBackwardGpu, lrnForwardGpu } from "../gpu/kernels/lrn.ts";
-import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dParams } from "../tensor/ops/conv2d_kernels.ts";
+import {
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  conv2dForward,
+  conv2dParams,
+} from "../tensor/ops/conv2d_kernels.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -37,7 +46,9 @@ import { Rng } from "../tensor/random.ts";
 
 const hasGpu = typeof navigator !== "undefined" && navigator.gpu !== undefined &&
   (await navigator.gpu.requestAdapter()) !== null;
-if (!hasGpu && Deno.env.get("CI") === "true") throw new Error("gpu_spatial: CI=true but no WebGPU adapter");
+if (!hasGpu && Deno.env.get("CI") === "true") {
+  throw new Error("gpu_spatial: CI=true but no WebGPU adapter");
+}
 if (!hasGpu) console.warn("gpu_spatial.test.ts: no WebGPU adapter, skipping");
 
 /** Runtimes by binding limit, created lazily and shared by the tests of this file. */
@@ -78,7 +89,13 @@ function random(length: number, seed: number, scale = 1): Float32Array {
   return Float32Array.from({ length }, () => (rng.uniform() * 2 - 1) * scale);
 }
 
-function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4, atol = 1e-5): void {
+function assertClose(
+  what: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  rtol = 1e-4,
+  atol = 1e-5,
+): void {
   assert.equal(got.length, want.length, `${what}: length`);
   for (let i = 0; i < want.length; i++) {
     if (!(Math.abs(got[i] - want[i]) <= atol + rtol * Math.abs(want[i]))) {
@@ -118,7 +135,9 @@ async function checkConv(rt: GpuRuntime, c: ConvCase, label: string): Promise<vo
   const x = random(c.x.reduce((a, b) => a * b), 1), w = random(c.w.reduce((a, b) => a * b), 2);
   const bias = c.bias ? random(p.o, 3) : null;
   const dy = random(p.n * p.o * p.outH * p.outW, 4);
-  const y = new Float32Array(dy.length), dx = new Float32Array(x.length), dw = new Float32Array(w.length);
+  const y = new Float32Array(dy.length),
+    dx = new Float32Array(x.length),
+    dw = new Float32Array(w.length);
   conv2dForward(x, w, bias, p, y);
   conv2dBackwardInput(dy, w, p, dx);
   conv2dBackwardWeight(dy, x, p, dw);
@@ -139,36 +158,64 @@ gpuTest("conv2d kernels match the CPU: strides 1/2/4, padding, groups, bias", as
 gpuTest("conv2d kernels split a batch larger than one binding into chunks", async () => {
   // 64 KiB bindings: x of one sample is 3·23·23·4 = 6.3 KB, so 16 samples need 2+ chunks.
   const rt = await runtime(1 << 16);
-  await checkConv(rt, { x: [16, 3, 23, 23], w: [8, 3, 5, 5], stride: 1, padding: 2, groups: 1, bias: true }, "chunked");
-  await checkConv(rt, { x: [16, 4, 23, 23], w: [6, 2, 11, 11], stride: 4, padding: 1, groups: 2, bias: false }, "chunked");
+  await checkConv(rt, {
+    x: [16, 3, 23, 23],
+    w: [8, 3, 5, 5],
+    stride: 1,
+    padding: 2,
+    groups: 1,
+    bias: true,
+  }, "chunked");
+  await checkConv(rt, {
+    x: [16, 4, 23, 23],
+    w: [6, 2, 11, 11],
+    stride: 4,
+    padding: 1,
+    groups: 2,
+    bias: false,
+  }, "chunked");
 });
 
 gpuTest("conv2d kernels name the kernel when one sample exceeds a binding", async () => {
   const rt = await runtime(1 << 16);
   const p = conv2dParams([1, 1, 200, 200], [1, 1, 3, 3]);
   const x = rt.alloc("float32", 200 * 200), w = rt.alloc("float32", 9);
-  assert.throws(() => conv2dForwardGpu(rt, x, w, null, p), /conv2d_forward: one sample needs \d+ bytes, over the 65536-byte storage binding limit/);
+  assert.throws(
+    () => conv2dForwardGpu(rt, x, w, null, p),
+    /conv2d_forward: one sample needs \d+ bytes, over the 65536-byte storage binding limit/,
+  );
   rt.free(x);
   rt.free(w);
 });
 
 // ---- pooling --------------------------------------------------------------------------------
 
-const poolCases: { shape: [number, number, number, number]; kernel: number; stride: number; padding: number }[] = [
+const poolCases: {
+  shape: [number, number, number, number];
+  kernel: number;
+  stride: number;
+  padding: number;
+}[] = [
   { shape: [2, 3, 13, 13], kernel: 3, stride: 2, padding: 0 }, // AlexNet's overlapping pooling
   { shape: [1, 2, 9, 7], kernel: 3, stride: 2, padding: 1 },
   { shape: [3, 2, 8, 10], kernel: 2, stride: 2, padding: 0 },
   { shape: [1, 1, 11, 11], kernel: 5, stride: 3, padding: 2 },
 ];
 
-async function checkPool(rt: GpuRuntime, c: typeof poolCases[number], ties: boolean): Promise<void> {
+async function checkPool(
+  rt: GpuRuntime,
+  c: typeof poolCases[number],
+  ties: boolean,
+): Promise<void> {
   const p: Pool2dParams = pool2dParams("test", c.shape, c.kernel, c.stride, c.padding);
   const size = c.shape.reduce((a, b) => a * b), outSize = p.n * p.c * p.outH * p.outW;
   // Rounded values make ties, which must resolve to the first maximum like the CPU.
   const x = ties ? random(size, 5).map((v) => Math.round(v * 2)) : random(size, 5);
   const dy = random(outSize, 6);
   const name = `pool ${c.shape} k${c.kernel} s${c.stride} p${c.padding}${ties ? " ties" : ""}`;
-  const y = new Float32Array(outSize), argmax = new Int32Array(outSize), dx = new Float32Array(size);
+  const y = new Float32Array(outSize),
+    argmax = new Int32Array(outSize),
+    dx = new Float32Array(size);
   maxPool2dForwardCpu(x, p, y, argmax);
   maxPool2dBackwardCpu(dy, argmax, p, dx);
   const xg = upload(rt, x), dyg = upload(rt, dy);
@@ -176,7 +223,11 @@ async function checkPool(rt: GpuRuntime, c: typeof poolCases[number], ties: bool
   assert.deepEqual(await download(rt, max.argmax), argmax, `${name}: argmax`);
   assertClose(`${name}: max forward`, await download(rt, max.y), y, 0, 0);
   const argmaxGpu = upload(rt, argmax);
-  assertClose(`${name}: max backward`, await download(rt, maxPool2dBackwardGpu(rt, dyg, argmaxGpu, p)), dx);
+  assertClose(
+    `${name}: max backward`,
+    await download(rt, maxPool2dBackwardGpu(rt, dyg, argmaxGpu, p)),
+    dx,
+  );
   rt.free(argmaxGpu);
   avgPool2dForwardCpu(x, p, y);
   avgPool2dBackwardCpu(dy, p, dx);
@@ -195,24 +246,40 @@ gpuTest("pooling kernels match the CPU: overlapping windows, padding, ties", asy
 });
 
 gpuTest("pooling kernels split a batch larger than one binding into chunks", async () => {
-  await checkPool(await runtime(1 << 16), { shape: [9, 8, 27, 27], kernel: 3, stride: 2, padding: 0 }, true);
+  await checkPool(await runtime(1 << 16), {
+    shape: [9, 8, 27, 27],
+    kernel: 3,
+    stride: 2,
+    padding: 0,
+  }, true);
 });
 
-gpuTest("adaptive average pooling matches the CPU (PyTorch bins, overlapping and identity)", async () => {
-  const rt = await runtime();
-  for (const [h, w, outH, outW] of [[7, 7, 3, 3], [6, 6, 6, 6], [13, 10, 6, 4], [5, 3, 7, 2]]) {
-    const p = { n: 2, c: 3, h, w, outH, outW };
-    const x = random(2 * 3 * h * w, 7), dy = random(2 * 3 * outH * outW, 8);
-    const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
-    adaptiveAvgPool2dForwardCpu(x, p, y);
-    adaptiveAvgPool2dBackwardCpu(dy, p, dx);
-    const xg = upload(rt, x), dyg = upload(rt, dy);
-    assertClose(`adaptive ${h}x${w}→${outH}x${outW} forward`, await download(rt, adaptiveAvgPool2dForwardGpu(rt, xg, p)), y);
-    assertClose(`adaptive ${h}x${w}→${outH}x${outW} backward`, await download(rt, adaptiveAvgPool2dBackwardGpu(rt, dyg, p)), dx);
-    rt.free(xg);
-    rt.free(dyg);
-  }
-});
+gpuTest(
+  "adaptive average pooling matches the CPU (PyTorch bins, overlapping and identity)",
+  async () => {
+    const rt = await runtime();
+    for (const [h, w, outH, outW] of [[7, 7, 3, 3], [6, 6, 6, 6], [13, 10, 6, 4], [5, 3, 7, 2]]) {
+      const p = { n: 2, c: 3, h, w, outH, outW };
+      const x = random(2 * 3 * h * w, 7), dy = random(2 * 3 * outH * outW, 8);
+      const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
+      adaptiveAvgPool2dForwardCpu(x, p, y);
+      adaptiveAvgPool2dBackwardCpu(dy, p, dx);
+      const xg = upload(rt, x), dyg = upload(rt, dy);
+      assertClose(
+        `adaptive ${h}x${w}→${outH}x${outW} forward`,
+        await download(rt, adaptiveAvgPool2dForwardGpu(rt, xg, p)),
+        y,
+      );
+      assertClose(
+        `adaptive ${h}x${w}→${outH}x${outW} backward`,
+        await download(rt, adaptiveAvgPool2dBackwardGpu(rt, dyg, p)),
+        dx,
+      );
+      rt.free(xg);
+      rt.free(dyg);
+    }
+  },
+);
 
 // ---- LRN ------------------------------------------------------------------------------------
 
@@ -229,7 +296,13 @@ gpuTest("LRN kernels match the CPU: sizes 5 and 4, a normalizer far from k", asy
       lrnBackwardCpu(x, dy, p, dx);
       const xg = upload(rt, x), dyg = upload(rt, dy);
       assertClose(`lrn size ${size} forward`, await download(rt, lrnForwardGpu(rt, xg, p)), y);
-      assertClose(`lrn size ${size} backward`, await download(rt, lrnBackwardGpu(rt, xg, dyg, p)), dx, 1e-4, 1e-5);
+      assertClose(
+        `lrn size ${size} backward`,
+        await download(rt, lrnBackwardGpu(rt, xg, dyg, p)),
+        dx,
+        1e-4,
+        1e-5,
+      );
       rt.free(xg);
       rt.free(dyg);
     }

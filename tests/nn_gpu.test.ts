@@ -58,7 +58,12 @@ gpuTest("Module.to('gpu'): parameters move; GPU training follows the CPU run", a
       `step ${i}: gpu ${gpuLosses[i]}, cpu ${l}`,
     );
   });
-  assert.ok(gpuLosses[2] < gpuLosses[0], `loss falls on the GPU: ${gpuLosses}`);
+  for (const [name, p] of gpu.namedParameters()) {
+    const onGpu = await p.data(), onCpu = cpu.namedParameters().get(name)!.dataSync();
+    let worst = 0;
+    for (let i = 0; i < onGpu.length; i++) worst = Math.max(worst, Math.abs(onGpu[i] - onCpu[i]));
+    assert.ok(worst < 1e-4, `${name} after 3 steps: max |gpu - cpu| = ${worst}`);
+  }
   await gpu.to("cpu");
   assert.ok(gpu.parameters().every((p) => p.device === "cpu"));
 });

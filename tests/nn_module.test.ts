@@ -108,6 +108,11 @@ Deno.test("loadStateDict errors name the key and both shapes, and change nothing
     () => model.loadStateDict(missing),
     /missing keys: classifier\.0\.bias; unexpected keys: classifier\.1\.weight/,
   );
+  const short = new Map([["classifier.0.bias", { shape: [3], data: new Float32Array(2) }]]);
+  await assert.rejects(
+    () => model.loadStateDict(short, { strict: false }),
+    /"classifier\.0\.bias" holds 2 values for shape \[3\]/,
+  );
   // Non-strict loading skips both, but a shape mismatch is still an error.
   await model.loadStateDict(missing, { strict: false });
   await assert.rejects(() => model.loadStateDict(state, { strict: false }), /\[2,1,5,5\]/);

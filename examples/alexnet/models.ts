@@ -174,8 +174,12 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
   // Layers draw PyTorch's default only when no model-level scheme will overwrite it.
   const weights = { rng, initialize: init === "pytorch" };
   const lrn = options.lrn ?? true;
+  // size 5, alpha 1e-4, beta 0.75, k 2 (section 3.3). The trap: cuda-convnet2 divided alpha
+  // by size, so the winning network used 2e-5 per squared term; "averaged" reproduces that.
   const norm = () => new LocalResponseNorm({ alphaScaling: options.lrnAlphaScaling ?? "averaged" });
 
+  // Caffe's names (relu1, ...), or tanh1, ... in the tanh ablation.
+  const activationName = options.activation ?? "relu";
   const layers: Record<string, Module> = {};
   let channels = inChannels;
   spec.convs.forEach((conv, i) => {
@@ -187,7 +191,7 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
       ...weights,
     });
     channels = conv.out;
-    layers[`relu${n}`] = activationLayer(options.activation);
+    layers[`${activationName}${n}`] = activationLayer(options.activation);
     // Section 3.3: normalization after the ReLU of the first two layers; section 3.4: pooling
     // after both normalizations and after conv5.
     if (n <= 2 && lrn) layers[`norm${n}`] = norm();
@@ -203,7 +207,7 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
   for (const n of [6, 7]) {
     layers[`fc${n}`] = new Linear(width, spec.hidden, weights);
     width = spec.hidden;
-    layers[`relu${n}`] = activationLayer(options.activation);
+    layers[`${activationName}${n}`] = activationLayer(options.activation);
     // Section 4.2: "We use dropout in the first two fully-connected layers".
     if (dropout) layers[`drop${n}`] = new Dropout(0.5, { seed: rng.nextU32() });
   }

@@ -357,10 +357,12 @@ export async function evaluate(model: Module, loader: DataLoader, device: string
 
 /** Writes curves.png and conv1_filters.png (the paper's Figure 3) into the run folder. */
 async function drawPictures(model: Module, metrics: MetricRecord[], out: string): Promise<void> {
-  await writeFileAtomic(`${out}/curves.png`, trainingCurvesPng(metrics));
-  const [name, weight] = [...model.namedParameters()].find(([, t]) => t.rank === 4)!;
-  const groups = name.startsWith("features.0") || name.includes("conv1") ? 1 : 1;
+  await writeFileAtomic(`${out}/curves.png`, trainingCurvesPng(metrics, { x: "step", title: "ALEXNET TRAINING" }));
+  // The first conv layer's weights: the paper's Figure 3 shows these, 96 of them at 11x11x3.
+  const weight = [...model.parameters()].find((t) => t.rank === 4)!;
   const shape = weight.shape as [number, number, number, number];
+  // Conv1 is not grouped; drawing its two halves apart mirrors Figure 3's two GPUs.
+  const groups = shape[0] % 2 === 0 ? 2 : 1;
   await writeFileAtomic(`${out}/conv1_filters.png`, filterGridPng(new Float32Array(await weight.data()), shape, { groups }));
 }
 

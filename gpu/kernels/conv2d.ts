@@ -21,8 +21,9 @@
  * - **Backward to the weight** `dw[o, c, p, q] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i·sh + p − ph, j·sw + q − pw]`:
  *   each invocation owns 4 output channels × one (c, p) × all KW taps, loops over the batch and
  *   the output positions, and reads dy from a channels-last copy so that 4 channels are one vec4.
- *   The batch is split into chunks whose partial sums a second kernel adds in a fixed order
- *   (deterministic, and enough invocations when C·KH is small, as in AlexNet-mini's conv1).
+ *   When O/4·C·KH invocations are too few to keep every core busy (AlexNet-mini's conv1 has
+ *   40), the batch is split into slices in the same dispatch, whose partial sums a second
+ *   kernel adds in a fixed order (deterministic, unlike atomics).
  *
  * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
  * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
@@ -37,7 +38,13 @@
  */
 
 import type { Conv2dParams } from "../../backend/backend.ts";
-import { type GpuBinding, type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
+import {
+  type GpuBinding,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  packParams,
+} from "../runtime.ts";
 
 /** Invocations per workgroup of every kernel in this file. */
 const WORKGROUP = 64;
@@ -72,13 +79,17 @@ export function batchChunks(
   const fit = Math.floor((rt.maxBindingBytes - slack) / (largest * 4));
   if (fit < 1) {
     throw new RangeError(
-      `${kernel}: one sample needs ${largest * 4} bytes, over the ${rt.maxBindingBytes}-byte storage binding limit`,
+      `${kernel}: one sample needs ${
+        largest * 4
+      } bytes, over the ${rt.maxBindingBytes}-byte storage binding limit`,
     );
   }
   const chunks = Math.max(Math.ceil(n / fit), Math.min(n, minChunks));
   const size = Math.ceil(n / chunks);
   const out: BatchChunk[] = [];
-  for (let start = 0; start < n; start += size) out.push({ start, count: Math.min(size, n - start) });
+  for (let start = 0; start < n; start += size) {
+    out.push({ start, count: Math.min(size, n - start) });
+  }
   return out;
 }
 
@@ -94,7 +105,8 @@ export function bindSamples(
   chunk: BatchChunk,
 ): { binding: GpuBinding; offset: number } {
   const first = chunk.start * perSample, length = chunk.count * perSample;
-  if (first === 0 && (length === storage.length || storage.buffer.size <= rt.maxBindingBytes)) {
+  // The whole buffer when it fits one binding (a pooled buffer may be larger than the tensor).
+  if (first === 0 && storage.buffer.size <= rt.maxBindingBytes) {
     return { binding: storage, offset: 0 };
   }
   const align = Math.max(256, rt.storageOffsetAlignment) / 4;
@@ -107,7 +119,9 @@ const LINEAR_WORKGROUP = "wid.x + wid.y * nwg.x";
 
 /** Throws unless every index a kernel computes stays below 2^31 (it uses i32 arithmetic). */
 function checkIndexRange(kernel: string, what: string, value: number): void {
-  if (value >= 2 ** 31) throw new RangeError(`${kernel}: ${what} = ${value} overflows the kernel's 32-bit indices`);
+  if (value >= 2 ** 31) {
+    throw new RangeError(`${kernel}: ${what} = ${value} overflows the kernel's 32-bit indices`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,10 +134,18 @@ function checkIndexRange(kernel: string, what: string, value: number): void {
  *   p' = KH − 1 − p and q' = KW − 1 − q when `flip` (the transposed convolution of stride 1).
  * Padding lanes are 0, so kernels may read whole vec4s.
  */
-function weightLayout(rt: GpuRuntime, w: GpuStorage, p: Conv2dParams, mode: "forward" | "transposed", flip: boolean): GpuStorage {
+function weightLayout(
+  rt: GpuRuntime,
+  w: GpuStorage,
+  p: Conv2dParams,
+  mode: "forward" | "transposed",
+  flip: boolean,
+): GpuStorage {
   const groups = p.groups, outPerGroup = p.o / groups, inPerGroup = p.c / groups;
   const taps = p.kh * p.kw;
-  const [rows, cols] = mode === "forward" ? [inPerGroup * taps, outPerGroup] : [outPerGroup * taps, inPerGroup];
+  const [rows, cols] = mode === "forward"
+    ? [inPerGroup * taps, outPerGroup]
+    : [outPerGroup * taps, inPerGroup];
   const cols4 = Math.ceil(cols / 4) * 4;
   const total = groups * rows * cols4;
   const name = `conv2d_weight_${mode}${flip ? "_flipped" : ""}`;
@@ -176,9 +198,10 @@ interface StripShape {
 
 /**
  * Columns per strip: 8, or the whole row when it is narrower (a strip past the right edge
- * computes waste). Measured on lavapipe against 4 columns in the same process: 1.4-1.8x
- * faster forward (AlexNet-mini conv2, batch 128); 8 vec4 accumulators still fit without
- * the spills that 8 channels × 4 columns caused.
+ * computes waste). Measured on lavapipe (AlexNet-mini conv2, batch 128, each variant against
+ * the same unpadded baseline in one process): 8 columns ran the forward 1.7-1.8x faster than
+ * the baseline, 4 columns 1.05-1.3x. More accumulators than 8 vec4s spill registers (8 SIMD
+ * lanes, 16 vector registers); 8 channels × 4 columns loads the weights twice as often.
  */
 function stripColumns(outW: number): number {
   return Math.min(8, outW);
@@ -190,7 +213,8 @@ function stripColumns(outW: number): number {
  * bounds check from the inner loops, and with paddedW a multiple of 4 and strips starting at
  * multiples of 4 columns each strip's row segment is a few aligned vec4 loads instead of
  * (columns − 1)·sw + KW scalar ones: loads are what cost on lavapipe (WEBGPU.md, "Speed").
- * The copy costs one pass over x, a few percent of the convolution.
+ * The copy is one elementwise pass over x: about 2-4% of AlexNet-mini's conv2 (WEBGPU.md puts
+ * such a pass at 11-22 ns per element).
  */
 interface PaddedGeometry {
   columns: number;
@@ -245,12 +269,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * Pads samples `chunk` of x into a fresh storage (see {@link PaddedGeometry}); the caller
  * frees it after recording the kernels that read it.
  */
-function padChunk(rt: GpuRuntime, x: GpuStorage, s: StripShape, geo: PaddedGeometry, chunk: BatchChunk): GpuStorage {
+function padChunk(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  s: StripShape,
+  geo: PaddedGeometry,
+  chunk: BatchChunk,
+): GpuStorage {
   const channels = s.groups * s.inPerGroup;
   const xs = bindSamples(rt, x, channels * s.height * s.width, chunk);
   const length = chunk.count * channels * geo.paddedH * geo.paddedW;
   const padded = rt.alloc("float32", length);
-  rt.dispatch(padKernel(s, geo), [xs.binding], [padded], packParams([chunk.count, xs.offset]), Math.ceil(length / WORKGROUP));
+  rt.dispatch(
+    padKernel(s, geo),
+    [xs.binding],
+    [padded],
+    packParams([chunk.count, xs.offset]),
+    Math.ceil(length / WORKGROUP),
+  );
   return padded;
 }
 
@@ -269,7 +305,9 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
   const segment = (t: number) => `v${t >> 2}[${t & 3}]`;
   const lines: string[] = [];
   for (let k = 0; k < geo.vectors; k++) lines.push(`      let v${k} = x[at + ${k}u];`);
-  lines.push(`      let wRow = (g * ${s.inPerGroup * s.kh}u + c * ${s.kh}u + p) * ${s.kw * out4}u + ob;`);
+  lines.push(
+    `      let wRow = (g * ${s.inPerGroup * s.kh}u + c * ${s.kh}u + p) * ${s.kw * out4}u + ob;`,
+  );
   for (let q = 0; q < s.kw; q++) {
     lines.push(`      let w${q} = w[wRow + ${q * out4}u];`);
     for (let r = 0; r < columns; r++) {
@@ -281,9 +319,9 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
     stores.push(`  if (j0 + ${r}u < ${s.outW}u) {`);
     for (let e = 0; e < 4; e++) {
       stores.push(
-        `    if (ob * 4u + ${e}u < ${s.outPerGroup}u) { y[yBase + ${e * outPlane}u + ${r}u] = acc${r}[${e}]${
-          hasBias ? ` + bias[o0 + ${e}u]` : ""
-        }; }`,
+        `    if (ob * 4u + ${e}u < ${s.outPerGroup}u) { y[yBase + ${
+          e * outPlane
+        }u + ${r}u] = acc${r}[${e}]${hasBias ? ` + bias[o0 + ${e}u]` : ""}; }`,
       );
     }
     stores.push(`  }`);
@@ -370,21 +408,29 @@ export function conv2dForwardGpu(
   p: Conv2dParams,
 ): GpuStorage {
   const wLayout = weightLayout(rt, w, p, "forward", false);
-  const y = runStrip(rt, "conv2d_forward", {
-    groups: p.groups,
-    inPerGroup: p.c / p.groups,
-    outPerGroup: p.o / p.groups,
-    height: p.h,
-    width: p.w,
-    kh: p.kh,
-    kw: p.kw,
-    strideH: p.strideH,
-    strideW: p.strideW,
-    padH: p.padH,
-    padW: p.padW,
-    outH: p.outH,
-    outW: p.outW,
-  }, p.n, x, wLayout, bias);
+  const y = runStrip(
+    rt,
+    "conv2d_forward",
+    {
+      groups: p.groups,
+      inPerGroup: p.c / p.groups,
+      outPerGroup: p.o / p.groups,
+      height: p.h,
+      width: p.w,
+      kh: p.kh,
+      kw: p.kw,
+      strideH: p.strideH,
+      strideW: p.strideW,
+      padH: p.padH,
+      padW: p.padW,
+      outH: p.outH,
+      outW: p.outW,
+    },
+    p.n,
+    x,
+    wLayout,
+    bias,
+  );
   rt.free(wLayout);
   return y;
 }
@@ -428,7 +474,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       for (var kq = xp % ${p.strideW}u; kq < ${p.kw}u && kq <= xp; kq += ${p.strideW}u) {
         let j = (xp - kq) / ${p.strideW}u;
         if (j >= ${p.outW}u) { continue; }
-        let wv = w[((g * ${outPerGroup}u + o) * ${p.kh * p.kw}u + kp * ${p.kw}u + kq) * ${in4}u + cb];
+        let wv = w[((g * ${outPerGroup}u + o) * ${
+    p.kh * p.kw
+  }u + kp * ${p.kw}u + kq) * ${in4}u + cb];
         acc = fma(vec4f(dy[dyPlane + i * ${p.outW}u + j]), wv, acc);
       }
     }
@@ -442,25 +490,38 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
-export function conv2dBackwardInputGpu(rt: GpuRuntime, dy: GpuStorage, w: GpuStorage, p: Conv2dParams): GpuStorage {
+export function conv2dBackwardInputGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  w: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
   if (p.strideH === 1 && p.strideW === 1) {
     // The transposed convolution: swap channel roles, flip the kernel, pad by K − 1 − pad.
     const wLayout = weightLayout(rt, w, p, "transposed", true);
-    const dx = runStrip(rt, "conv2d_backward_input", {
-      groups: p.groups,
-      inPerGroup: p.o / p.groups,
-      outPerGroup: p.c / p.groups,
-      height: p.outH,
-      width: p.outW,
-      kh: p.kh,
-      kw: p.kw,
-      strideH: 1,
-      strideW: 1,
-      padH: p.kh - 1 - p.padH,
-      padW: p.kw - 1 - p.padW,
-      outH: p.h,
-      outW: p.w,
-    }, p.n, dy, wLayout, null);
+    const dx = runStrip(
+      rt,
+      "conv2d_backward_input",
+      {
+        groups: p.groups,
+        inPerGroup: p.o / p.groups,
+        outPerGroup: p.c / p.groups,
+        height: p.outH,
+        width: p.outW,
+        kh: p.kh,
+        kw: p.kw,
+        strideH: 1,
+        strideW: 1,
+        padH: p.kh - 1 - p.padH,
+        padW: p.kw - 1 - p.padW,
+        outH: p.h,
+        outW: p.w,
+      },
+      p.n,
+      dy,
+      wLayout,
+      null,
+    );
     rt.free(wLayout);
     return dx;
   }
@@ -475,7 +536,13 @@ export function conv2dBackwardInputGpu(rt: GpuRuntime, dy: GpuStorage, w: GpuSto
   for (const chunk of batchChunks(rt, name, p.n, [inSample, outSample])) {
     const dys = bindSamples(rt, dy, outSample, chunk), dxs = bindSamples(rt, dx, inSample, chunk);
     const workgroups = Math.ceil(blocks * chunk.count * p.h * p.w / WORKGROUP);
-    rt.dispatch(kernel, [dys.binding, wLayout], [dxs.binding], packParams([chunk.count, dys.offset, dxs.offset]), workgroups);
+    rt.dispatch(
+      kernel,
+      [dys.binding, wLayout],
+      [dxs.binding],
+      packParams([chunk.count, dys.offset, dxs.offset]),
+      workgroups,
+    );
   }
   rt.free(wLayout);
   return dx;
@@ -535,17 +602,19 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
   const out4 = Math.ceil(outPerGroup / 4);
   const invocations = p.groups * out4 * inPerGroup * p.kh;
   const taps = p.kh * p.kw;
+  const weightSize = p.o * inPerGroup * taps;
   const rowVectors = geo.paddedW / 4;
   const body: string[] = [];
   for (let k = 0; k < geo.vectors; k++) body.push(`        let v${k} = x[at + ${k}u];`);
   for (let r = 0; r < columns; r++) {
+    // Column by column, so that only one dy vector is live besides the KW accumulators.
     // Columns past the right edge read a clamped dy and multiply it by 0.
     body.push(
-      `        let d${r} = select(vec4f(), dy[dyRow + min(j0 + ${r}u, ${p.outW - 1}u) * ${p.groups * out4}u], j0 + ${r}u < ${p.outW}u);`,
+      `        let d${r} = select(vec4f(), dy[dyRow + min(j0 + ${r}u, ${p.outW - 1}u) * ${
+        p.groups * out4
+      }u], j0 + ${r}u < ${p.outW}u);`,
     );
-  }
-  for (let q = 0; q < p.kw; q++) {
-    for (let r = 0; r < columns; r++) {
+    for (let q = 0; q < p.kw; q++) {
       const t = r * p.strideW + q;
       body.push(`        acc${q} = fma(vec4f(v${t >> 2}[${t & 3}]), d${r}, acc${q});`);
     }
@@ -553,7 +622,9 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
   const stores: string[] = [];
   for (let e = 0; e < 4; e++) {
     stores.push(`  if (ob * 4u + ${e}u < ${outPerGroup}u) {`);
-    stores.push(`    let at = params.outOffset + ((g * ${outPerGroup}u + ob * 4u + ${e}u) * ${inPerGroup}u + c) * ${taps}u + kp * ${p.kw}u;`);
+    stores.push(
+      `    let at = params.outOffset + slice * ${weightSize}u + ((g * ${outPerGroup}u + ob * 4u + ${e}u) * ${inPerGroup}u + c) * ${taps}u + kp * ${p.kw}u;`,
+    );
     for (let q = 0; q < p.kw; q++) stores.push(`    dw[at + ${q}u] = acc${q}[${e}];`);
     stores.push(`  }`);
   }
@@ -561,28 +632,33 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 @group(0) @binding(1) var<storage, read> dy: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
-struct Params { n: u32, outOffset: u32 }
+struct Params { n: u32, slices: u32, samplesPerSlice: u32, outOffset: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
-  if (index >= ${invocations}u) { return; }
+  // Each slice of the chunk's samples writes its own partial sums (split-K over the batch).
+  let slice = index / ${invocations}u;
+  if (slice >= params.slices) { return; }
   // (c, kp) vary fastest: a workgroup shares its 4 output channels' dy.
   let kp = index % ${p.kh}u;
   let c = (index / ${p.kh}u) % ${inPerGroup}u;
-  let block = index / ${inPerGroup * p.kh}u;
+  let block = (index / ${inPerGroup * p.kh}u) % ${p.groups * out4}u;
   let g = block / ${out4}u;
   let ob = block % ${out4}u;
 ${Array.from({ length: p.kw }, (_, q) => `  var acc${q} = vec4f();`).join("\n")}
-  for (var n = 0u; n < params.n; n++) {
+  let firstSample = slice * params.samplesPerSlice;
+  for (var n = firstSample; n < min(firstSample + params.samplesPerSlice, params.n); n++) {
     let plane = (n * ${p.c}u + g * ${inPerGroup}u + c) * ${geo.paddedH}u;
     for (var i = 0u; i < ${p.outH}u; i++) {
       let rowAt = (plane + i * ${p.strideH}u + kp) * ${rowVectors}u;
       let dyRow = (n * ${p.outH}u + i) * ${p.outW * p.groups * out4}u + g * ${out4}u + ob;
       for (var strip = 0u; strip < ${stripsPerRow}u; strip++) {
         let j0 = strip * ${columns}u;
-        let at = rowAt + strip * ${stripsPerRow > 1 ? (columns / 4) * p.strideW : 0}u; // j0 / 4 · sw vec4s in
+        let at = rowAt + strip * ${
+    stripsPerRow > 1 ? (columns / 4) * p.strideW : 0
+  }u; // j0 / 4 · sw vec4s in
 ${body.join("\n")}
       }
     }
@@ -609,15 +685,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Invocations the weight gradient wants before it splits the batch: enough workgroups for
- * every core of the software adapter, or to fill a real GPU.
+ * Invocations the weight gradient wants before it splits the batch into slices: enough
+ * workgroups for every core of the software adapter, or to fill a real GPU. Slices run in the
+ * same dispatch (consecutive dispatches do not overlap on lavapipe).
  */
 function targetInvocations(rt: GpuRuntime): number {
   return rt.isSoftware ? 16 * WORKGROUP : 64 * 1024;
 }
 
 /** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
-export function conv2dBackwardWeightGpu(rt: GpuRuntime, dy: GpuStorage, x: GpuStorage, p: Conv2dParams): GpuStorage {
+export function conv2dBackwardWeightGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  x: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
   const name = "conv2d_backward_weight";
   const shape = forwardShape(p), geo = paddedGeometry(shape);
   const inSample = p.c * p.h * p.w, outSample = p.o * p.outH * p.outW;
@@ -628,28 +710,58 @@ export function conv2dBackwardWeightGpu(rt: GpuRuntime, dy: GpuStorage, x: GpuSt
   checkIndexRange(name, "output elements", p.n * outSample);
   const weightSize = p.o * (p.c / p.groups) * p.kh * p.kw;
   const invocations = p.groups * out4 * (p.c / p.groups) * p.kh;
+  // Memory chunks bound what one dispatch reads; slices split each chunk's samples between
+  // invocations. All slices' partial sums share one binding.
+  const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample]);
+  const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
   const wanted = Math.ceil(targetInvocations(rt) / invocations);
-  // Partial sums of all chunks share one binding.
-  const maxChunks = Math.max(1, Math.floor(rt.maxBindingBytes / (weightSize * 4)));
-  const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample], Math.min(wanted, maxChunks));
-  if (chunks.length > maxChunks) {
-    throw new RangeError(`${name}: ${chunks.length} batch chunks of ${weightSize} partial sums exceed one binding`);
+  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
+  const slices = chunks.map((chunk) => {
+    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
+    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
+  });
+  const totalSlices = slices.reduce((total, s) => total + s.count, 0);
+  if (totalSlices > maxSlices) {
+    throw new RangeError(
+      `${name}: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
+    );
   }
   const kernel = weightGradKernel(p);
   const transpose = channelsLastKernel(p);
   const dw = rt.alloc("float32", weightSize);
-  const partial = chunks.length === 1 ? dw : rt.alloc("float32", chunks.length * weightSize);
+  const partial = totalSlices === 1 ? dw : rt.alloc("float32", totalSlices * weightSize);
+  let sliceBase = 0;
   chunks.forEach((chunk, index) => {
     const dys = bindSamples(rt, dy, outSample, chunk);
     const padded = padChunk(rt, x, shape, geo, chunk);
     const dyLast = rt.alloc("float32", chunk.count * lastSample);
-    rt.dispatch(transpose, [dys.binding], [dyLast], packParams([chunk.count, dys.offset]), Math.ceil(chunk.count * lastSample / WORKGROUP));
-    rt.dispatch(kernel, [padded, dyLast], [partial], packParams([chunk.count, index * weightSize]), Math.ceil(invocations / WORKGROUP));
+    rt.dispatch(
+      transpose,
+      [dys.binding],
+      [dyLast],
+      packParams([chunk.count, dys.offset]),
+      Math.ceil(chunk.count * lastSample / WORKGROUP),
+    );
+    const { count, samplesPerSlice } = slices[index];
+    rt.dispatch(
+      kernel,
+      [padded, dyLast],
+      [partial],
+      packParams([chunk.count, count, samplesPerSlice, sliceBase * weightSize]),
+      Math.ceil(count * invocations / WORKGROUP),
+    );
+    sliceBase += count;
     rt.free(dyLast);
     rt.free(padded);
   });
   if (partial !== dw) {
-    rt.dispatch(sumChunksKernel(chunks.length, weightSize), [partial], [dw], null, Math.ceil(weightSize / WORKGROUP));
+    rt.dispatch(
+      sumChunksKernel(totalSlices, weightSize),
+      [partial],
+      [dw],
+      null,
+      Math.ceil(weightSize / WORKGROUP),
+    );
     rt.free(partial);
   }
   return dw;

@@ -469,8 +469,9 @@ let workerFlag: Int32Array | null = null;
 /**
  * Uses 1 thread (the default) or 2: the main thread and one persistent worker. With 2, gemm
  * splits large products whose a, b and c all live on SharedArrayBuffers (see
- * {@link allocF32}); anything else still runs on one thread. Asynchronous because Deno loads
- * the worker's module on the main thread's event loop: a synchronous wait here would deadlock.
+ * {@link allocF32}); anything else still runs on one thread. Asynchronous because the worker
+ * only finishes starting while the main thread's event loop runs (a synchronous Atomics.wait
+ * for its handshake timed out), so it must be awaited once before gemm may block on it.
  * Call {@link shutdownThreads} (or setThreads(1)) before the program should exit: a live
  * worker keeps the process running.
  */
@@ -483,6 +484,14 @@ export async function setThreads(threads: 1 | 2): Promise<void> {
     return;
   }
   if (worker !== null) return;
+  starting ??= startWorker().finally(() => starting = null);
+  await starting;
+}
+
+/** The pending start, so that two overlapping setThreads(2) calls share one worker. */
+let starting: Promise<void> | null = null;
+
+async function startWorker(): Promise<void> {
   const flag = new Int32Array(new SharedArrayBuffer(4));
   const started = new Worker(new URL("./gemm_worker.ts", import.meta.url), { type: "module" });
   const ready = new Promise<void>((resolve, reject) => {

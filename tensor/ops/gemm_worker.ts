@@ -40,7 +40,6 @@ self.onmessage = (event: MessageEvent<GemmTask | { flag: Int32Array }>) => {
     return;
   }
   let outcome = WORKER_DONE;
-  console.log("WORKER TASK", data.m, data.n, data.k);
   try {
     gemmF32Serial(
       data.transA,
