@@ -63,7 +63,15 @@ export type {
 } from "./backend/backend.ts";
 export { cpuBackend, CpuStorage } from "./backend/cpu.ts";
 
-export { backward, type GraphNode, isGradEnabled, noGrad, scope, withGradEnabled } from "./autograd/graph.ts";
+export {
+  backward,
+  type GraphNode,
+  isGradEnabled,
+  noGrad,
+  scope,
+  type ScopeResult,
+  withGradEnabled,
+} from "./autograd/graph.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autograd/gradcheck.ts";
 
 export {
@@ -88,3 +96,47 @@ export { argmax, max, mean, sum, sumTo } from "./tensor/ops/reduce.ts";
 export { concat, flatten, permute, reshape, slice, split, transpose } from "./tensor/ops/layout.ts";
 export { linear, matmul } from "./tensor/ops/matmul.ts";
 export { conv2d, type Conv2dOptions, conv2dParams } from "./tensor/ops/conv2d.ts";
+export {
+  adaptiveAvgPool2d,
+  avgPool2d,
+  maxPool2d,
+  type Pool2dOptions,
+  type Size2d,
+} from "./tensor/ops/pool.ts";
+export { localResponseNorm, type LrnAlphaScaling, type LrnOptions } from "./tensor/ops/lrn.ts";
+export { dropout, type DropoutOptions as DropoutOpOptions } from "./tensor/ops/dropout.ts";
+export { crossEntropy, logSoftmax, softmax } from "./tensor/ops/softmax.ts";
+
+export * from "./nn/mod.ts";
+export * from "./optim/mod.ts";
+export {
+  type CheckpointMetadata,
+  loadCheckpoint,
+  type LoadCheckpointOptions,
+  saveCheckpoint,
+  type SaveCheckpointOptions,
+} from "./io/checkpoint.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  type SafetensorsDtype,
+  saveSafetensors,
+  type TensorEntry,
+} from "./io/safetensors.ts";
+export { writeFileAtomic, writeTextFileAtomic } from "./io/atomic.ts";
+export {
+  GpuBackend,
+  type GpuBinding,
+  type GpuKernel,
+  type GpuMemoryStats,
+  gpuMemoryStats,
+  type GpuRange,
+  GpuRuntime,
+  type GpuRuntimeOptions,
+  GpuStorage,
+  type GpuTextureBinding,
+  initWebGPU,
+  type InitWebGPUOptions,
+  isWebGPUAvailable,
+} from "./gpu/mod.ts";

@@ -54,7 +54,9 @@ export function gradcheck(
   const eps = options.eps ?? 1e-6, atol = options.atol ?? 1e-6, rtol = options.rtol ?? 1e-4;
   for (const [i, x] of inputs.entries()) {
     if (x.device !== "cpu" || (x.dtype !== "float64" && x.dtype !== "int32")) {
-      throw new TypeError(`gradcheck: input ${i} is ${x.dtype} on ${x.device}; use float64 CPU tensors`);
+      throw new TypeError(
+        `gradcheck: input ${i} is ${x.dtype} on ${x.device}; use float64 CPU tensors`,
+      );
     }
   }
   const checked = options.check ?? inputs.flatMap((x, i) => (x.dtype === "float64" ? [i] : []));
@@ -100,8 +102,12 @@ export function gradcheck(
   }
   const ok = worst === null || worstExcess <= atol;
   const message = worst
-    ? `gradcheck ${ok ? "passed" : "FAILED"}: worst at input ${worst.input} ${formatShape(inputs[worst.input].shape)} ` +
-      `element ${worst.index}: analytic ${worst.analytic}, numeric ${worst.numeric} (excess ${worstExcess.toExponential(2)}, atol ${atol})`
+    ? `gradcheck ${ok ? "passed" : "FAILED"}: worst at input ${worst.input} ${
+      formatShape(inputs[worst.input].shape)
+    } ` +
+      `element ${worst.index}: analytic ${worst.analytic}, numeric ${worst.numeric} (excess ${
+        worstExcess.toExponential(2)
+      }, atol ${atol})`
     : "gradcheck: nothing to check";
   return { ok, worstExcess, worst, message };
 }

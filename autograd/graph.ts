@@ -105,9 +105,10 @@ function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
     if (value.grad) into.add(value.grad);
     return;
   }
-  if (Array.isArray(value)) for (const v of value) collectTensors(v, into, depth + 1);
-  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into, depth + 1);
-  else if (Object.getPrototypeOf(value) === Object.prototype) {
+  if (Array.isArray(value)) { for (const v of value) collectTensors(v, into, depth + 1); }
+  else if (value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, into, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
   }
 }
@@ -162,17 +163,23 @@ function topologicalOrder(root: Tensor): Tensor[] {
 export function backward(root: Tensor, upstream?: Tensor): void {
   if (!root.requiresGrad) {
     throw new Error(
-      `backward: tensor ${formatShape(root.shape)} does not require grad (no input of its graph has requiresGrad)`,
+      `backward: tensor ${
+        formatShape(root.shape)
+      } does not require grad (no input of its graph has requiresGrad)`,
     );
   }
   if (upstream === undefined && root.size !== 1) {
     throw new Error(
-      `backward: tensor ${formatShape(root.shape)} is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
+      `backward: tensor ${
+        formatShape(root.shape)
+      } is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
     );
   }
   if (upstream && !sameShape(upstream.shape, root.shape)) {
     throw new RangeError(
-      `backward: upstream gradient ${formatShape(upstream.shape)} does not match tensor ${formatShape(root.shape)}`,
+      `backward: upstream gradient ${formatShape(upstream.shape)} does not match tensor ${
+        formatShape(root.shape)
+      }`,
     );
   }
   const grads = new Map<Tensor, Tensor>();
@@ -180,7 +187,9 @@ export function backward(root: Tensor, upstream?: Tensor): void {
   const accumulate = (t: Tensor, g: Tensor) => {
     if (!sameShape(g.shape, t.shape)) {
       throw new Error(
-        `backward: gradient ${formatShape(g.shape)} does not match ${formatShape(t.shape)} (op ${t.node?.op ?? "leaf"})`,
+        `backward: gradient ${formatShape(g.shape)} does not match ${formatShape(t.shape)} (op ${
+          t.node?.op ?? "leaf"
+        })`,
       );
     }
     if (!t.node) {

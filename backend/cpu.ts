@@ -24,7 +24,12 @@ import type {
   TypedArray,
   UnaryOp,
 } from "./backend.ts";
-import { binaryCpu, broadcastToCpu, unaryBackwardCpu, unaryCpu } from "../tensor/ops/elementwise.ts";
+import {
+  binaryCpu,
+  broadcastToCpu,
+  unaryBackwardCpu,
+  unaryCpu,
+} from "../tensor/ops/elementwise.ts";
 import { argmaxCpu, reduceCpu } from "../tensor/ops/reduce.ts";
 import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
@@ -60,7 +65,11 @@ export class CpuStorage implements Storage {
   constructor(readonly backend: Backend, readonly data: TypedArray) {}
   /** Element type. */
   get dtype(): DType {
-    return this.data instanceof Float64Array ? "float64" : this.data instanceof Int32Array ? "int32" : "float32";
+    return this.data instanceof Float64Array
+      ? "float64"
+      : this.data instanceof Int32Array
+      ? "int32"
+      : "float32";
   }
   /** Number of elements. */
   get length(): number {
@@ -69,7 +78,11 @@ export class CpuStorage implements Storage {
 }
 
 function allocate(dtype: DType, length: number): TypedArray {
-  return dtype === "float64" ? new Float64Array(length) : dtype === "int32" ? new Int32Array(length) : new Float32Array(length);
+  return dtype === "float64"
+    ? new Float64Array(length)
+    : dtype === "int32"
+    ? new Int32Array(length)
+    : new Float32Array(length);
 }
 
 class CpuBackend implements Backend {
@@ -139,7 +152,14 @@ class CpuBackend implements Backend {
     for (let i = 0; i < src.length; i++) dst[i] = src[i] ** exponent;
     return y;
   }
-  binary(op: BinaryOp, a: Storage, aShape: readonly number[], b: Storage, bShape: readonly number[], outShape: readonly number[]): Storage {
+  binary(
+    op: BinaryOp,
+    a: Storage,
+    aShape: readonly number[],
+    b: Storage,
+    bShape: readonly number[],
+    outShape: readonly number[],
+  ): Storage {
     const out = this.#like(a, sizeOf(outShape));
     binaryCpu(op, this.#data(a), aShape, this.#data(b), bShape, outShape, out.data);
     return out;
@@ -185,17 +205,33 @@ class CpuBackend implements Backend {
 
   conv2dForward(x: Storage, weight: Storage, bias: Storage | null, p: Conv2dParams): Storage {
     const out = this.#like(x, p.n * p.o * p.outH * p.outW);
-    conv2dForward(this.#data(x) as Float32Array, this.#data(weight) as Float32Array, bias ? this.#data(bias) as Float32Array : null, p, out.data as Float32Array);
+    conv2dForward(
+      this.#data(x) as Float32Array,
+      this.#data(weight) as Float32Array,
+      bias ? this.#data(bias) as Float32Array : null,
+      p,
+      out.data as Float32Array,
+    );
     return out;
   }
   conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
     const dx = this.#like(dy, p.n * p.c * p.h * p.w);
-    conv2dBackwardInput(this.#data(dy) as Float32Array, this.#data(weight) as Float32Array, p, dx.data as Float32Array);
+    conv2dBackwardInput(
+      this.#data(dy) as Float32Array,
+      this.#data(weight) as Float32Array,
+      p,
+      dx.data as Float32Array,
+    );
     return dx;
   }
   conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
     const dw = this.#like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
-    conv2dBackwardWeight(this.#data(dy) as Float32Array, this.#data(x) as Float32Array, p, dw.data as Float32Array);
+    conv2dBackwardWeight(
+      this.#data(dy) as Float32Array,
+      this.#data(x) as Float32Array,
+      p,
+      dw.data as Float32Array,
+    );
     return dw;
   }
 
@@ -272,16 +308,33 @@ class CpuBackend implements Backend {
     crossEntropyCpu(this.#data(logits), this.#data(labels) as Int32Array, rows, cols, loss.data);
     return loss;
   }
-  crossEntropyBackward(logits: Storage, labels: Storage, dLoss: Storage, rows: number, cols: number): Storage {
+  crossEntropyBackward(
+    logits: Storage,
+    labels: Storage,
+    dLoss: Storage,
+    rows: number,
+    cols: number,
+  ): Storage {
     const dx = this.#like(logits);
-    crossEntropyBackwardCpu(this.#data(logits), this.#data(labels) as Int32Array, this.#data(dLoss), rows, cols, dx.data);
+    crossEntropyBackwardCpu(
+      this.#data(logits),
+      this.#data(labels) as Int32Array,
+      this.#data(dLoss),
+      rows,
+      cols,
+      dx.data,
+    );
     return dx;
   }
 
   sgdUpdate(weight: Storage, grad: Storage, velocity: Storage, p: SgdParams): void {
     const w = this.#data(weight), g = this.#data(grad), v = this.#data(velocity);
     if (w.length !== g.length || w.length !== v.length) {
-      throw new RangeError(`sgdUpdate: weight ${formatShape([w.length])}, grad ${formatShape([g.length])} and velocity ${formatShape([v.length])} differ`);
+      throw new RangeError(
+        `sgdUpdate: weight ${formatShape([w.length])}, grad ${
+          formatShape([g.length])
+        } and velocity ${formatShape([v.length])} differ`,
+      );
     }
     sgdUpdateCpu(w, g, v, p);
   }

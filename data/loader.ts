@@ -128,7 +128,9 @@ export class DataLoader implements AsyncDisposable {
     if (this.#closed) throw new Error("DataLoader.epoch: the loader is closed");
     const all = this.batchIndices(epoch);
     if (!Number.isInteger(startBatch) || startBatch < 0 || startBatch > all.length) {
-      throw new RangeError(`DataLoader.epoch: startBatch must be in [0, ${all.length}], got ${startBatch}`);
+      throw new RangeError(
+        `DataLoader.epoch: startBatch must be in [0, ${all.length}], got ${startBatch}`,
+      );
     }
     const batches = all.slice(startBatch);
     if (this.workers === 0) {

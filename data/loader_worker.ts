@@ -10,8 +10,6 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 import { assembleBatch } from "./batch.ts";
 import type { ImageDataset } from "./dataset.ts";
 import { compose, type PipelineSpec, type Transform } from "./pipeline.ts";

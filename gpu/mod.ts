@@ -22,7 +22,15 @@ import type { GpuMemoryStats } from "./pool.ts";
 import type { GpuRuntimeOptions } from "./runtime.ts";
 
 export { GpuBackend } from "./backend.ts";
-export { GpuRuntime, type GpuRuntimeOptions, GpuStorage } from "./runtime.ts";
+export {
+  type GpuBinding,
+  type GpuKernel,
+  type GpuRange,
+  GpuRuntime,
+  type GpuRuntimeOptions,
+  GpuStorage,
+  type GpuTextureBinding,
+} from "./runtime.ts";
 export type { GpuMemoryStats } from "./pool.ts";
 
 /** Options of {@link initWebGPU}. */

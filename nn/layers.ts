@@ -35,7 +35,7 @@ function checkImage(layer: string, shape: Shape): void {
 }
 
 /** Shared by layers that construct weights. */
-interface WeightOptions {
+export interface WeightOptions {
   /** Whether the layer adds a learned bias (default true). */
   bias?: boolean;
   /** Random source of the default initialisation (default seed 0). */
@@ -327,7 +327,7 @@ export interface Pool2dLayerOptions {
 }
 
 /** What max and average pooling share: the window, its stride and padding. */
-abstract class Pool2d extends Module {
+export abstract class Pool2d extends Module {
   /** Window [height, width]. */
   readonly kernelSize: [number, number];
   /** Stride [vertical, horizontal]. */

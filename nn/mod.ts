@@ -19,11 +19,14 @@ export {
   LocalResponseNorm,
   type LocalResponseNormOptions,
   MaxPool2d,
+  Pool2d,
   type Pool2dLayerOptions,
   ReLU,
   Sequential,
   type Size2,
   Tanh,
+  type WeightOptions,
 } from "./layers.ts";
 export * as init from "./init.ts";
+export type { RandomSource } from "./init.ts";
 export { buildSummary, formatCount, type SummaryReport, type SummaryRow } from "./summary.ts";

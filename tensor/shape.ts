@@ -34,7 +34,9 @@ export function formatShape(shape: Shape): string {
 export function checkShape(op: string, shape: Shape): void {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new RangeError(`${op}: invalid shape ${formatShape(shape)}: dimensions must be non-negative integers`);
+      throw new RangeError(
+        `${op}: invalid shape ${formatShape(shape)}: dimensions must be non-negative integers`,
+      );
     }
   }
 }
@@ -84,7 +86,11 @@ export function normalizeAxis(op: string, axis: number, rank: number): number {
 }
 
 /** Resolves `axes` (undefined = all), sorted and de-duplicated. */
-export function normalizeAxes(op: string, axes: number | readonly number[] | undefined, rank: number): number[] {
+export function normalizeAxes(
+  op: string,
+  axes: number | readonly number[] | undefined,
+  rank: number,
+): number[] {
   if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
   const list = typeof axes === "number" ? [axes] : axes;
   const out = [...new Set(list.map((a) => normalizeAxis(op, a, rank)))];

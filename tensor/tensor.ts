@@ -27,7 +27,12 @@ import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts"
 import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
 import { checkShape, formatShape, type Shape, sizeOf } from "./shape.ts";
 import { Rng } from "./random.ts";
-import { backward as runBackward, currentScope, type GraphNode, isGradEnabled } from "../autograd/graph.ts";
+import {
+  backward as runBackward,
+  currentScope,
+  type GraphNode,
+  isGradEnabled,
+} from "../autograd/graph.ts";
 
 export type { DType, Shape, TypedArray };
 
@@ -63,7 +68,9 @@ export function getBackend(device: Device = "cpu"): Backend {
   const backend = registry().get(device);
   if (!backend) {
     const hint = device === "gpu" ? " (call `await initWebGPU()` from gpu/mod.ts first)" : "";
-    throw new Error(`unknown device "${device}"${hint}; available: ${[...registry().keys()].join(", ")}`);
+    throw new Error(
+      `unknown device "${device}"${hint}; available: ${[...registry().keys()].join(", ")}`,
+    );
   }
   return backend;
 }
@@ -231,7 +238,9 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new RangeError(`item: tensor has shape ${formatShape(this.shape)}, not one element`);
+    if (this.size !== 1) {
+      throw new RangeError(`item: tensor has shape ${formatShape(this.shape)}, not one element`);
+    }
     return (await this.data())[0];
   }
 
@@ -284,7 +293,10 @@ export class Tensor {
 /** Arbitrarily nested arrays of numbers. */
 export type NestedArray = number | NestedArray[];
 
-const ARRAY_FOR: Record<DType, { new (n: number): TypedArray; from(a: ArrayLike<number>): TypedArray }> = {
+const ARRAY_FOR: Record<
+  DType,
+  { new (n: number): TypedArray; from(a: ArrayLike<number>): TypedArray }
+> = {
   float32: Float32Array,
   float64: Float64Array,
   int32: Int32Array,
@@ -300,7 +312,9 @@ function dtypeOf(data: TypedArray): DType {
 export function fromArray(data: TypedArray, shape: Shape, options: TensorOptions = {}): Tensor {
   checkShape("tensor", shape);
   if (data.length !== sizeOf(shape)) {
-    throw new RangeError(`tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)})`);
+    throw new RangeError(
+      `tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)})`,
+    );
   }
   const dtype = options.dtype ?? dtypeOf(data);
   const values = dtypeOf(data) === dtype ? data : ARRAY_FOR[dtype].from(data);
@@ -322,7 +336,11 @@ export function tensor(
   }
   const shape = inferShape(data);
   if (options.shape && sizeOf(options.shape) !== sizeOf(shape)) {
-    throw new RangeError(`tensor: data of shape ${formatShape(shape)} does not fit shape ${formatShape(options.shape)}`);
+    throw new RangeError(
+      `tensor: data of shape ${formatShape(shape)} does not fit shape ${
+        formatShape(options.shape)
+      }`,
+    );
   }
   const flat = ARRAY_FOR[options.dtype ?? "float32"].from(flattenNested(data));
   return fromArray(flat, options.shape ?? shape, options);
@@ -331,7 +349,10 @@ export function tensor(
 /** A tensor filled with `value`. */
 export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
   checkShape("full", shape);
-  const t = new Tensor(getBackend(options.device).full(sizeOf(shape), value, options.dtype ?? "float32"), shape);
+  const t = new Tensor(
+    getBackend(options.device).full(sizeOf(shape), value, options.dtype ?? "float32"),
+    shape,
+  );
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
 }
@@ -357,7 +378,12 @@ export function onesLike(like: Tensor): Tensor {
 }
 
 /** `[start, start + step, ...)` up to (not including) `stop`. */
-export function arange(start: number, stop?: number, step = 1, options: TensorOptions = {}): Tensor {
+export function arange(
+  start: number,
+  stop?: number,
+  step = 1,
+  options: TensorOptions = {},
+): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
   if (step === 0) throw new RangeError("arange: step must not be 0");
   const count = Math.max(0, Math.ceil((stop - start) / step));
@@ -375,7 +401,10 @@ export interface RandomOptions extends TensorOptions {
 }
 
 /** Uniform samples in [low, high). */
-export function rand(shape: Shape, options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+export function rand(
+  shape: Shape,
+  options: RandomOptions & { low?: number; high?: number } = {},
+): Tensor {
   checkShape("rand", shape);
   const rng = options.rng ?? new Rng(options.seed ?? 0);
   const low = options.low ?? 0, high = options.high ?? 1;
@@ -385,7 +414,10 @@ export function rand(shape: Shape, options: RandomOptions & { low?: number; high
 }
 
 /** Normal samples N(mean, std^2). */
-export function randn(shape: Shape, options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+export function randn(
+  shape: Shape,
+  options: RandomOptions & { mean?: number; std?: number } = {},
+): Tensor {
   checkShape("randn", shape);
   const rng = options.rng ?? new Rng(options.seed ?? 0);
   const data = new (ARRAY_FOR[options.dtype ?? "float32"])(sizeOf(shape));
@@ -415,11 +447,15 @@ function inferShape(data: NestedArray): number[] {
   }
   const check = (x: NestedArray, depth: number): void => {
     if (depth === shape.length) {
-      if (typeof x !== "number") throw new TypeError(`tensor: expected a number at depth ${depth}, got ${typeof x}`);
+      if (typeof x !== "number") {
+        throw new TypeError(`tensor: expected a number at depth ${depth}, got ${typeof x}`);
+      }
       return;
     }
     if (!Array.isArray(x) || x.length !== shape[depth]) {
-      throw new RangeError(`tensor: ragged nested array: expected length ${shape[depth]} at depth ${depth}`);
+      throw new RangeError(
+        `tensor: ragged nested array: expected length ${shape[depth]} at depth ${depth}`,
+      );
     }
     for (const y of x) check(y, depth + 1);
   };
@@ -430,7 +466,7 @@ function inferShape(data: NestedArray): number[] {
 function flattenNested(data: NestedArray): number[] {
   const out: number[] = [];
   const walk = (x: NestedArray): void => {
-    if (Array.isArray(x)) for (const y of x) walk(y);
+    if (Array.isArray(x)) { for (const y of x) walk(y); }
     else out.push(x);
   };
   walk(data);
@@ -465,7 +501,11 @@ function formatValues(data: TypedArray, shape: Shape): string {
         i = size - edge - 1;
         continue;
       }
-      parts.push(axis === shape.length - 1 ? fmt(data[offset + i]) : render(offset + i * inner, axis + 1, indent + " "));
+      parts.push(
+        axis === shape.length - 1
+          ? fmt(data[offset + i])
+          : render(offset + i * inner, axis + 1, indent + " "),
+      );
     }
     const sep = axis === shape.length - 1 ? ", " : ",\n" + indent + " ";
     return `[${parts.join(sep)}]`;

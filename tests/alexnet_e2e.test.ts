@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { DEFAULTS, parseTrainArgs, type TrainConfig, UsageError } from "../examples/alexnet/config.ts";
+import {
+  DEFAULTS,
+  parseTrainArgs,
+  type TrainConfig,
+  UsageError,
+} from "../examples/alexnet/config.ts";
 import { train } from "../examples/alexnet/trainer.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { loadFashionMnist } from "../data/mod.ts";
@@ -36,11 +41,18 @@ Deno.test("train-alexnet: loss falls, and the run folder has metrics, checkpoint
     assert.equal(seen.length, 30);
     const first = seen.slice(0, 5).reduce((a, b) => a + b) / 5;
     const last = seen.slice(-5).reduce((a, b) => a + b) / 5;
-    assert.ok(last < 0.8 * first, `loss did not fall: first steps ${first.toFixed(3)}, last steps ${last.toFixed(3)}`);
-    for (const file of ["metrics.jsonl", "checkpoint.safetensors", "curves.png", "conv1_filters.png"]) {
+    assert.ok(
+      last < 0.8 * first,
+      `loss did not fall: first steps ${first.toFixed(3)}, last steps ${last.toFixed(3)}`,
+    );
+    for (
+      const file of ["metrics.jsonl", "checkpoint.safetensors", "curves.png", "conv1_filters.png"]
+    ) {
       assert.ok((await Deno.stat(`${out}/${file}`)).size > 0, `${file} is missing or empty`);
     }
-    const records = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+    const records = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
     const epochs = records.filter((r) => r.kind === "epoch");
     assert.equal(epochs.length, 3);
     assert.ok(epochs.every((r) => r.testAccuracy >= 0 && r.testAccuracy <= 1));
@@ -91,13 +103,26 @@ Deno.test("predict: top-5 classes of a test image from a trained checkpoint, 1 a
 
 Deno.test("train-alexnet flags: bad values get a message naming the flag", () => {
   const cases: [string[], RegExp][] = [
-    [["--arch", "vgg"], /--arch must be one of alexnet, alexnet-mini, alexnet-torchvision; got "vgg"/],
+    [
+      ["--arch", "vgg"],
+      /--arch must be one of alexnet, alexnet-mini, alexnet-torchvision; got "vgg"/,
+    ],
     [["--epochs", "0"], /--epochs must be an integer of at least 1; got "0"/],
     [["--lr=-1"], /--lr must be a number greater than 0; got "-1"/],
     [["--groups", "3"], /--groups must be one of 1, 2; got "3"/],
     [["--bogus"], /bogus/],
   ];
-  for (const [args, pattern] of cases) assert.throws(() => parseTrainArgs(args), (e) => e instanceof UsageError && pattern.test(e.message));
+  for (const [args, pattern] of cases) {
+    assert.throws(
+      () => parseTrainArgs(args),
+      (e) => e instanceof UsageError && pattern.test(e.message),
+    );
+  }
   assert.equal(parseTrainArgs(["--help"]), null);
-  assert.deepEqual(parseTrainArgs(["--no-lrn", "--pool", "plain", "--epochs", "7"]), { ...DEFAULTS, lrn: false, pool: "plain", epochs: 7 });
+  assert.deepEqual(parseTrainArgs(["--no-lrn", "--pool", "plain", "--epochs", "7"]), {
+    ...DEFAULTS,
+    lrn: false,
+    pool: "plain",
+    epochs: 7,
+  });
 });

@@ -26,16 +26,34 @@ export interface Variant {
 /** The paper's ingredients, each removed in turn. */
 export const VARIANTS: Variant[] = [
   { name: "full recipe", paper: "-", change: {} },
-  { name: "no dropout", paper: "4.2: dropout halves overfitting, doubles epochs", change: { dropout: false } },
+  {
+    name: "no dropout",
+    paper: "4.2: dropout halves overfitting, doubles epochs",
+    change: { dropout: false },
+  },
   { name: "no LRN", paper: "3.3: LRN -1.4% top-1, -1.2% top-5", change: { lrn: false } },
-  { name: "plain pooling (2x2/2)", paper: "3.4: overlap -0.4% top-1, -0.3% top-5", change: { pool: "plain" } },
+  {
+    name: "plain pooling (2x2/2)",
+    paper: "3.4: overlap -0.4% top-1, -0.3% top-5",
+    change: { pool: "plain" },
+  },
   { name: "one group", paper: "3.2: two-GPU net -1.7% top-1 vs half-size", change: { groups: 1 } },
-  { name: "tanh instead of ReLU", paper: "3.1/Fig. 1: ReLU reaches 25% train error 6x faster", change: { activation: "tanh" } },
+  {
+    name: "tanh instead of ReLU",
+    paper: "3.1/Fig. 1: ReLU reaches 25% train error 6x faster",
+    change: { activation: "tanh" },
+  },
 ];
 
 /** First (fractional) epoch at which the running training error is at most `target`. */
-export function epochsToReach(metrics: MetricRecord[], stepsPerEpoch: number, target: number): number | null {
-  for (const m of metrics) if (m.kind === "step" && 1 - m.trainAccuracy <= target) return m.step / stepsPerEpoch;
+export function epochsToReach(
+  metrics: MetricRecord[],
+  stepsPerEpoch: number,
+  target: number,
+): number | null {
+  for (const m of metrics) {
+    if (m.kind === "step" && 1 - m.trainAccuracy <= target) return m.step / stepsPerEpoch;
+  }
   return null;
 }
 
@@ -50,13 +68,19 @@ export interface AblationOptions {
 }
 
 /** Trains every variant and returns the markdown table and the curves' PNG. */
-export async function runAblations(options: AblationOptions): Promise<{ table: string; png: Uint8Array }> {
+export async function runAblations(
+  options: AblationOptions,
+): Promise<{ table: string; png: Uint8Array }> {
   const rows: string[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   let fullError = NaN;
   for (const variant of options.variants ?? VARIANTS) {
     const slug = variant.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
-    const config: TrainConfig = { ...options.base, ...variant.change, out: `${options.base.out}/${slug}` };
+    const config: TrainConfig = {
+      ...options.base,
+      ...variant.change,
+      out: `${options.base.out}/${slug}`,
+    };
     console.log(`== ${variant.name}`);
     const result = await train(config);
     const epochs = result.metrics.filter((m) => m.kind === "epoch");
@@ -65,22 +89,34 @@ export async function runAblations(options: AblationOptions): Promise<{ table: s
     if (variant.change && Object.keys(variant.change).length === 0) fullError = testError;
     const stepsPerEpoch = last.step / last.epoch;
     const reach = epochsToReach(result.metrics, stepsPerEpoch, options.targetError);
-    const delta = Number.isNaN(fullError) || testError === fullError ? "-" : `${(100 * (testError - fullError)).toFixed(1)}`;
+    const delta = Number.isNaN(fullError) || testError === fullError
+      ? "-"
+      : `${(100 * (testError - fullError)).toFixed(1)}`;
     rows.push(
-      `| ${variant.name} | ${(100 * (1 - last.trainAccuracy)).toFixed(1)}% | ${(100 * testError).toFixed(1)}% | ${delta} | ` +
+      `| ${variant.name} | ${(100 * (1 - last.trainAccuracy)).toFixed(1)}% | ${
+        (100 * testError).toFixed(1)
+      }% | ${delta} | ` +
         `${reach === null ? "not reached" : reach.toFixed(2)} | ${variant.paper} |`,
     );
     curves.push({
       name: variant.name,
-      points: result.metrics.filter((m) => m.kind === "step").map((m) => [m.step / stepsPerEpoch, 100 * (1 - m.trainAccuracy)]),
+      points: result.metrics.filter((m) => m.kind === "step").map((
+        m,
+      ) => [m.step / stepsPerEpoch, 100 * (1 - m.trainAccuracy)]),
     });
   }
   const table = [
-    `| variant | train error | test error | Δ test error (points) | epochs to ${(100 * options.targetError).toFixed(0)}% train error | paper |`,
+    `| variant | train error | test error | Δ test error (points) | epochs to ${
+      (100 * options.targetError).toFixed(0)
+    }% train error | paper |`,
     "|---|---|---|---|---|---|",
     ...rows,
   ].join("\n");
-  const png = comparisonChartPng(curves, { title: "ABLATIONS: TRAINING ERROR", xLabel: "EPOCH", yLabel: "TRAIN ERROR %" });
+  const png = comparisonChartPng(curves, {
+    title: "ABLATIONS: TRAINING ERROR",
+    xLabel: "EPOCH",
+    yLabel: "TRAIN ERROR %",
+  });
   return { table, png };
 }
 

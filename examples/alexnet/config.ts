@@ -157,19 +157,30 @@ function choice<T extends string>(flag: string, value: string, options: readonly
   return value as T;
 }
 
-function numberFlag(flag: string, value: string, { integer = false, min = -Infinity, minExclusive = false } = {}): number {
+function numberFlag(
+  flag: string,
+  value: string,
+  { integer = false, min = -Infinity, minExclusive = false } = {},
+): number {
   const x = Number(value);
   const tooSmall = minExclusive ? x <= min : x < min;
   if (value.trim() === "" || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || tooSmall) {
     const kind = integer ? "an integer" : "a number";
-    const bound = min === -Infinity ? "" : minExclusive ? ` greater than ${min}` : ` of at least ${min}`;
+    const bound = min === -Infinity
+      ? ""
+      : minExclusive
+      ? ` greater than ${min}`
+      : ` of at least ${min}`;
     throw new UsageError(`--${flag} must be ${kind}${bound}; got "${value}"`);
   }
   return x;
 }
 
 /** Parses command-line arguments; throws {@link UsageError} on a bad flag. Returns null for --help. */
-export function parseTrainArgs(args: string[], defaults: TrainConfig = DEFAULTS): TrainConfig | null {
+export function parseTrainArgs(
+  args: string[],
+  defaults: TrainConfig = DEFAULTS,
+): TrainConfig | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -212,32 +223,59 @@ export function parseTrainArgs(args: string[], defaults: TrainConfig = DEFAULTS)
   const v = parsed.values;
   if (v.help) return null;
   const c: TrainConfig = { ...defaults };
-  if (v.arch !== undefined) c.arch = choice("arch", v.arch, ["alexnet", "alexnet-mini", "alexnet-torchvision"] as const);
+  if (v.arch !== undefined) {
+    c.arch = choice("arch", v.arch, ["alexnet", "alexnet-mini", "alexnet-torchvision"] as const);
+  }
   if (v.data !== undefined) c.data = v.data;
   if (v.epochs !== undefined) c.epochs = numberFlag("epochs", v.epochs, { integer: true, min: 1 });
-  if (v["batch-size"] !== undefined) c.batchSize = numberFlag("batch-size", v["batch-size"], { integer: true, min: 1 });
+  if (v["batch-size"] !== undefined) {
+    c.batchSize = numberFlag("batch-size", v["batch-size"], { integer: true, min: 1 });
+  }
   if (v.lr !== undefined) c.lr = numberFlag("lr", v.lr, { min: 0, minExclusive: true });
   if (v.momentum !== undefined) c.momentum = numberFlag("momentum", v.momentum, { min: 0 });
-  if (v["weight-decay"] !== undefined) c.weightDecay = numberFlag("weight-decay", v["weight-decay"], { min: 0 });
-  if (v.schedule !== undefined) c.schedule = choice("schedule", v.schedule, ["plateau", "step", "cosine", "none"] as const);
-  if (v["sgd-rule"] !== undefined) c.sgdRule = choice("sgd-rule", v["sgd-rule"], ["paper", "pytorch"] as const);
+  if (v["weight-decay"] !== undefined) {
+    c.weightDecay = numberFlag("weight-decay", v["weight-decay"], { min: 0 });
+  }
+  if (v.schedule !== undefined) {
+    c.schedule = choice("schedule", v.schedule, ["plateau", "step", "cosine", "none"] as const);
+  }
+  if (v["sgd-rule"] !== undefined) {
+    c.sgdRule = choice("sgd-rule", v["sgd-rule"], ["paper", "pytorch"] as const);
+  }
   if (v.init !== undefined) c.init = choice("init", v.init, ["he", "paper"] as const);
   if (v.seed !== undefined) c.seed = numberFlag("seed", v.seed, { integer: true, min: 0 });
   if (v.out !== undefined) c.out = v.out;
-  if (v.device !== undefined) c.device = choice("device", v.device, ["auto", "cpu", "gpu"] as const);
+  if (v.device !== undefined) {
+    c.device = choice("device", v.device, ["auto", "cpu", "gpu"] as const);
+  }
   if (v.resume) c.resume = true;
-  if (v.activation !== undefined) c.activation = choice("activation", v.activation, ["relu", "tanh"] as const);
+  if (v.activation !== undefined) {
+    c.activation = choice("activation", v.activation, ["relu", "tanh"] as const);
+  }
   if (v["no-lrn"]) c.lrn = false;
   if (v["no-dropout"]) c.dropout = false;
   if (v.pool !== undefined) c.pool = choice("pool", v.pool, ["overlap", "plain"] as const);
-  if (v.groups !== undefined) c.groups = Number(choice("groups", v.groups, ["1", "2"] as const)) as 1 | 2;
+  if (v.groups !== undefined) {
+    c.groups = Number(choice("groups", v.groups, ["1", "2"] as const)) as 1 | 2;
+  }
   if (v["no-pca"]) c.pca = false;
-  if (v.workers !== undefined) c.workers = numberFlag("workers", v.workers, { integer: true, min: 0 });
-  if (v["train-limit"] !== undefined) c.trainLimit = numberFlag("train-limit", v["train-limit"], { integer: true, min: 0 });
-  if (v["test-limit"] !== undefined) c.testLimit = numberFlag("test-limit", v["test-limit"], { integer: true, min: 0 });
-  if (v["max-steps"] !== undefined) c.maxSteps = numberFlag("max-steps", v["max-steps"], { integer: true, min: 0 });
+  if (v.workers !== undefined) {
+    c.workers = numberFlag("workers", v.workers, { integer: true, min: 0 });
+  }
+  if (v["train-limit"] !== undefined) {
+    c.trainLimit = numberFlag("train-limit", v["train-limit"], { integer: true, min: 0 });
+  }
+  if (v["test-limit"] !== undefined) {
+    c.testLimit = numberFlag("test-limit", v["test-limit"], { integer: true, min: 0 });
+  }
+  if (v["max-steps"] !== undefined) {
+    c.maxSteps = numberFlag("max-steps", v["max-steps"], { integer: true, min: 0 });
+  }
   if (v["checkpoint-every"] !== undefined) {
-    c.checkpointEvery = numberFlag("checkpoint-every", v["checkpoint-every"], { integer: true, min: 1 });
+    c.checkpointEvery = numberFlag("checkpoint-every", v["checkpoint-every"], {
+      integer: true,
+      min: 1,
+    });
   }
   if (v.plain) c.plain = true;
   return c;

@@ -6,7 +6,13 @@
  */
 
 import type { ImageDataset, PipelineSpec } from "../../data/mod.ts";
-import { fashionMnistSpec, loadFashionMnist, loadImageFolder, paperEvalSpec, paperTrainSpec } from "../../data/mod.ts";
+import {
+  fashionMnistSpec,
+  loadFashionMnist,
+  loadImageFolder,
+  paperEvalSpec,
+  paperTrainSpec,
+} from "../../data/mod.ts";
 import type { TrainConfig } from "./config.ts";
 
 /** Datasets, pipelines and the network's input geometry for a run. */
@@ -48,8 +54,15 @@ function pick(dataset: ImageDataset, indices: number[]): ImageDataset {
   const [, c, h, w] = dataset.shape;
   const plane = c * h * w;
   const images = new Uint8Array(indices.length * plane);
-  indices.forEach((i, j) => images.set(dataset.images.subarray(i * plane, (i + 1) * plane), j * plane));
-  return { images, shape: [indices.length, c, h, w], labels: Int32Array.from(indices, (i) => dataset.labels[i]), classNames: dataset.classNames };
+  indices.forEach((i, j) =>
+    images.set(dataset.images.subarray(i * plane, (i + 1) * plane), j * plane)
+  );
+  return {
+    images,
+    shape: [indices.length, c, h, w],
+    labels: Int32Array.from(indices, (i) => dataset.labels[i]),
+    classNames: dataset.classNames,
+  };
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -81,7 +94,9 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
       train: firstImages(mnist.train, config.trainLimit),
       test: firstImages(mnist.test, config.testLimit),
       classNames: mnist.train.classNames,
-      source: `Fashion-MNIST (${mnist.kind === "builtin" ? "built-in subset" : mnist.kind}: ${mnist.source})`,
+      source: `Fashion-MNIST (${
+        mnist.kind === "builtin" ? "built-in subset" : mnist.kind
+      }: ${mnist.source})`,
       trainSpec: fashionMnistSpec({ flip: true, resize }),
       testSpec: fashionMnistSpec({ resize }),
       inputShape: [1, size, size],
@@ -107,7 +122,9 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
     train: firstImages(trainSet, config.trainLimit),
     test: firstImages(testSet, config.testLimit),
     classNames: train.classNames,
-    source: `ImageFolder ${root} (${hasSplit ? "train/ and val/" : "90/10 split"}, shorter side 256, center 256x256)`,
+    source: `ImageFolder ${root} (${
+      hasSplit ? "train/ and val/" : "90/10 split"
+    }, shorter side 256, center 256x256)`,
     trainSpec: paperTrainSpec(stats, { cropSize: size, pcaJitter: config.pca }),
     testSpec: paperEvalSpec(stats, { cropSize: size }),
     inputShape: [3, size, size],

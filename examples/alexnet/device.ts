@@ -79,14 +79,19 @@ export async function chooseDevice(
   }
   if (!backend) return { device: "cpu", reason: `no WebGPU adapter (${why})` };
   const runtime = (backend as unknown as { runtime?: { isSoftware: boolean } }).runtime;
-  if (runtime && !runtime.isSoftware) return { device: "gpu", reason: `hardware GPU: ${describeAdapter(backend)}` };
+  if (runtime && !runtime.isSoftware) {
+    return { device: "gpu", reason: `hardware GPU: ${describeAdapter(backend)}` };
+  }
   const gpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "gpu");
   const cpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "cpu");
   const faster = gpuSeconds < cpuSeconds ? "gpu" : "cpu";
   const ratio = Math.max(gpuSeconds, cpuSeconds) / Math.min(gpuSeconds, cpuSeconds);
   return {
     device: faster,
-    reason: `software WebGPU adapter (${describeAdapter(backend)}): one step of batch ${inputShape[0]} took ` +
+    reason:
+      `software WebGPU adapter (${describeAdapter(backend)}): one step of batch ${
+        inputShape[0]
+      } took ` +
       `${(gpuSeconds * 1000).toFixed(0)} ms on gpu, ${(cpuSeconds * 1000).toFixed(0)} ms on cpu; ` +
       `${faster} is ${ratio.toFixed(1)}x faster`,
   };
@@ -94,9 +99,11 @@ export async function chooseDevice(
 
 /** "lavapipe (llvmpipe ...)" style adapter description. */
 export function describeAdapter(backend: Backend): string {
-  const info = (backend as unknown as { runtime?: { adapterInfo?: GPUAdapterInfo } }).runtime?.adapterInfo;
+  const info = (backend as unknown as { runtime?: { adapterInfo?: GPUAdapterInfo } }).runtime
+    ?.adapterInfo;
   if (!info) return backend.name;
-  return [info.vendor, info.device, info.description].filter((s) => s).join(" / ") || "unknown adapter";
+  return [info.vendor, info.device, info.description].filter((s) => s).join(" / ") ||
+    "unknown adapter";
 }
 
 /** The registered backend for a device name (after {@link chooseDevice}). */

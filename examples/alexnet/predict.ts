@@ -52,19 +52,31 @@ function grayscale(image: ImageCHW<Uint8Array>): ImageCHW<Uint8Array> {
   const data = new Uint8Array(plane);
   // ITU-R BT.601 luma, the usual RGB -> gray conversion.
   for (let i = 0; i < plane; i++) {
-    data[i] = Math.round(0.299 * image.data[i] + 0.587 * image.data[plane + i] + 0.114 * image.data[2 * plane + i]);
+    data[i] = Math.round(
+      0.299 * image.data[i] + 0.587 * image.data[plane + i] + 0.114 * image.data[2 * plane + i],
+    );
   }
   return { data, channels: 1, height: image.height, width: image.width };
 }
 
 /** Classifies `files` with the checkpoint in run folder `runDir`. */
-export async function predictImages(runDir: string, files: string[], options: PredictOptions = {}): Promise<Prediction[]> {
+export async function predictImages(
+  runDir: string,
+  files: string[],
+  options: PredictOptions = {},
+): Promise<Prediction[]> {
   const crops = options.crops ?? 10;
   const checkpoint = `${runDir}/checkpoint.safetensors`;
   const { metadata } = await readCheckpointMetadata(checkpoint);
   const config = metadata.config as TrainConfig;
-  const data = metadata.data as { kind: "fashion-mnist" | "image-folder"; classNames: string[]; inputShape: [number, number, number] };
-  if (!data?.classNames) throw new Error(`checkpoint ${checkpoint} does not describe its data (class names)`);
+  const data = metadata.data as {
+    kind: "fashion-mnist" | "image-folder";
+    classNames: string[];
+    inputShape: [number, number, number];
+  };
+  if (!data?.classNames) {
+    throw new Error(`checkpoint ${checkpoint} does not describe its data (class names)`);
+  }
   const [channels, size] = data.inputShape;
   const device = options.device ?? "cpu";
   if (device === "gpu") {
@@ -111,9 +123,14 @@ export async function predictImages(runDir: string, files: string[], options: Pr
     probabilities.dispose();
     const classes = data.classNames.length;
     const mean = new Float64Array(classes);
-    for (let v = 0; v < views.length; v++) for (let c = 0; c < classes; c++) mean[c] += values[v * classes + c] / views.length;
+    for (let v = 0; v < views.length; v++) {
+      for (let c = 0; c < classes; c++) mean[c] += values[v * classes + c] / views.length;
+    }
     const order = [...mean.keys()].sort((a, b) => mean[b] - mean[a]).slice(0, options.top ?? 5);
-    results.push({ file, top: order.map((c) => ({ className: data.classNames[c], probability: mean[c] })) });
+    results.push({
+      file,
+      top: order.map((c) => ({ className: data.classNames[c], probability: mean[c] })),
+    });
   }
   for (const p of model.parameters()) p.dispose();
   return results;
@@ -134,7 +151,12 @@ if (import.meta.main) {
     parsed = parseArgs({
       args: Deno.args,
       allowPositionals: true,
-      options: { run: { type: "string" }, crops: { type: "string" }, device: { type: "string" }, help: { type: "boolean" } },
+      options: {
+        run: { type: "string" },
+        crops: { type: "string" },
+        device: { type: "string" },
+        help: { type: "boolean" },
+      },
     });
   } catch (error) {
     console.error(`predict: ${(error as Error).message}\n\n${HELP}`);
@@ -147,16 +169,28 @@ if (import.meta.main) {
   }
   const crops = Number(values.crops ?? 10);
   const device = values.device ?? "cpu";
-  if ((crops !== 1 && crops !== 10) || (device !== "cpu" && device !== "gpu") || positionals.length === 0) {
-    const problem = positionals.length === 0 ? "no image files given" : crops !== 1 && crops !== 10 ? `--crops must be 1 or 10, got "${values.crops}"` : `--device must be cpu or gpu, got "${device}"`;
+  if (
+    (crops !== 1 && crops !== 10) || (device !== "cpu" && device !== "gpu") ||
+    positionals.length === 0
+  ) {
+    const problem = positionals.length === 0
+      ? "no image files given"
+      : crops !== 1 && crops !== 10
+      ? `--crops must be 1 or 10, got "${values.crops}"`
+      : `--device must be cpu or gpu, got "${device}"`;
     console.error(`predict: ${problem}\n\n${HELP}`);
     Deno.exit(2);
   }
   try {
-    const results = await predictImages(values.run ?? "runs/alexnet", positionals, { crops: crops as 1 | 10, device });
+    const results = await predictImages(values.run ?? "runs/alexnet", positionals, {
+      crops: crops as 1 | 10,
+      device,
+    });
     for (const r of results) {
       console.log(`${r.file}:`);
-      for (const t of r.top) console.log(`  ${(100 * t.probability).toFixed(2).padStart(6)}%  ${t.className}`);
+      for (const t of r.top) {
+        console.log(`  ${(100 * t.probability).toFixed(2).padStart(6)}%  ${t.className}`);
+      }
     }
   } catch (error) {
     console.error(`predict: ${(error as Error).message}`);

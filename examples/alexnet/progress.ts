@@ -50,7 +50,8 @@ export class ProgressBar {
   update(s: StepStats): void {
     const width = 24;
     const filled = Math.round((width * s.step) / Math.max(1, s.steps));
-    const text = `epoch ${s.epoch}/${s.epochs} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
+    const text =
+      `epoch ${s.epoch}/${s.epochs} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
       `${s.step}/${s.steps} loss ${s.loss.toFixed(4)} acc ${(100 * s.accuracy).toFixed(1)}% ` +
       `${s.imagesPerSecond.toFixed(0)} img/s ETA ${formatDuration(s.etaSeconds)}`;
     if (this.#interactive) {

@@ -12,7 +12,12 @@ import { crossEntropy } from "../../tensor/ops/softmax.ts";
 import { DataLoader } from "../../data/mod.ts";
 import type { Module } from "../../nn/module.ts";
 import { SGD } from "../../optim/sgd.ts";
-import { CosineAnnealing, type LrSchedule, ReduceLROnPlateau, StepLR } from "../../optim/schedules.ts";
+import {
+  CosineAnnealing,
+  type LrSchedule,
+  ReduceLROnPlateau,
+  StepLR,
+} from "../../optim/schedules.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../io/checkpoint.ts";
 import { writeFileAtomic, writeTextFileAtomic } from "../../io/atomic.ts";
 import { loadSafetensors, saveSafetensors } from "../../io/safetensors.ts";
@@ -72,7 +77,11 @@ export interface TrainHooks {
 }
 
 /** Builds the configured network. */
-export function buildModel(config: TrainConfig, inputShape: readonly number[], classes: number): Module {
+export function buildModel(
+  config: TrainConfig,
+  inputShape: readonly number[],
+  classes: number,
+): Module {
   const common = {
     activation: config.activation,
     dropout: config.dropout,
@@ -81,8 +90,16 @@ export function buildModel(config: TrainConfig, inputShape: readonly number[], c
     numClasses: classes,
     seed: config.seed,
   };
-  if (config.arch === "alexnet-torchvision") return alexnetTorchvision({ ...common, init: config.init });
-  const options = { ...common, lrn: config.lrn, groups: config.groups, inputSize: inputShape[1], init: config.init };
+  if (config.arch === "alexnet-torchvision") {
+    return alexnetTorchvision({ ...common, init: config.init });
+  }
+  const options = {
+    ...common,
+    lrn: config.lrn,
+    groups: config.groups,
+    inputSize: inputShape[1],
+    init: config.init,
+  };
   return config.arch === "alexnet" ? alexnet(options) : alexnetMini(options);
 }
 
@@ -116,22 +133,45 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const progress = new ProgressBar(config.plain);
   const checkpointPath = `${config.out}/checkpoint.safetensors`;
   let metrics: MetricRecord[] = [];
-  let state: RunState = { epoch: 0, batch: 0, step: 0, seconds: 0, epochLoss: 0, epochCorrect: 0, epochSeen: 0 };
+  let state: RunState = {
+    epoch: 0,
+    batch: 0,
+    step: 0,
+    seconds: 0,
+    epochLoss: 0,
+    epochCorrect: 0,
+    epochSeen: 0,
+  };
 
   if (config.resume) {
     // The checkpoint's configuration wins, except for how long to train and how to show it.
     const { metadata } = await readCheckpointMetadata(checkpointPath);
     const saved = metadata.config as TrainConfig;
-    config = { ...saved, epochs: config.epochs, maxSteps: config.maxSteps, plain: config.plain, resume: true, out: config.out, device: config.device };
+    config = {
+      ...saved,
+      epochs: config.epochs,
+      maxSteps: config.maxSteps,
+      plain: config.plain,
+      resume: true,
+      out: config.out,
+      device: config.device,
+    };
   }
   await Deno.mkdir(config.out, { recursive: true });
 
   const data: RunData = await loadRunData(config);
   const classes = data.classNames.length;
   const batchShape = [config.batchSize, ...data.inputShape];
-  const choice = await chooseDevice(config.device, () => buildModel(config, data.inputShape, classes), batchShape, classes);
+  const choice = await chooseDevice(
+    config.device,
+    () => buildModel(config, data.inputShape, classes),
+    batchShape,
+    classes,
+  );
   say(`device: ${choice.device} (${choice.reason})`);
-  say(`data: ${data.source}; ${data.train.shape[0]} training and ${data.test.shape[0]} test images`);
+  say(
+    `data: ${data.source}; ${data.train.shape[0]} training and ${data.test.shape[0]} test images`,
+  );
 
   const model = await buildModel(config, data.inputShape, classes).to(choice.device);
   const optimizer = new SGD(model.parameters(), {
@@ -143,13 +183,25 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const schedule = makeSchedule(config, optimizer);
 
   if (config.resume) {
-    const metadata = await loadCheckpoint(checkpointPath, { model, optimizer, schedule: schedule ?? undefined });
+    const metadata = await loadCheckpoint(checkpointPath, {
+      model,
+      optimizer,
+      schedule: schedule ?? undefined,
+    });
     state = metadata.run as RunState;
     metrics = metadata.metrics as MetricRecord[];
-    say(`resumed ${checkpointPath}: epoch ${state.epoch + 1}, batch ${state.batch}, step ${state.step}`);
+    say(
+      `resumed ${checkpointPath}: epoch ${
+        state.epoch + 1
+      }, batch ${state.batch}, step ${state.step}`,
+    );
   } else {
     const params = model.parameterCount();
-    say(`model: ${config.arch}, ${params.toLocaleString("en-US")} parameters; ${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}`);
+    say(
+      `model: ${config.arch}, ${
+        params.toLocaleString("en-US")
+      } parameters; ${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}`,
+    );
   }
 
   if (data.meanImage) {
@@ -158,8 +210,17 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       mean: { dtype: "F32", shape: [3, 256, 256], data: data.meanImage },
     });
   }
-  const trainLoader = new DataLoader(data.train, { batchSize: config.batchSize, spec: data.trainSpec, seed: config.seed, workers: config.workers });
-  const testLoader = new DataLoader(data.test, { batchSize: Math.max(config.batchSize, 256), spec: data.testSpec, shuffle: false });
+  const trainLoader = new DataLoader(data.train, {
+    batchSize: config.batchSize,
+    spec: data.trainSpec,
+    seed: config.seed,
+    workers: config.workers,
+  });
+  const testLoader = new DataLoader(data.test, {
+    batchSize: Math.max(config.batchSize, 256),
+    spec: data.testSpec,
+    shuffle: false,
+  });
   const save = async () => {
     await saveCheckpoint(checkpointPath, {
       model,
@@ -174,7 +235,10 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         data: { kind: data.kind, classNames: data.classNames, inputShape: data.inputShape },
       },
     });
-    await writeTextFileAtomic(`${config.out}/metrics.jsonl`, metrics.map((m) => JSON.stringify(m)).join("\n") + "\n");
+    await writeTextFileAtomic(
+      `${config.out}/metrics.jsonl`,
+      metrics.map((m) => JSON.stringify(m)).join("\n") + "\n",
+    );
   };
 
   // Loss and predictions are read back a few steps at a time: on a GPU a read waits for the
@@ -183,7 +247,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   let pending: { loss: Tensor; predictions: Tensor; labels: Int32Array }[] = [];
   let windowLoss = 0, windowCorrect = 0, windowSeen = 0;
   const drain = async () => {
-    const values = await Promise.all(pending.map(async (p) => [await p.loss.item(), await p.predictions.data()] as const));
+    const values = await Promise.all(
+      pending.map(async (p) => [await p.loss.item(), await p.predictions.data()] as const),
+    );
     values.forEach(([loss, predicted], i) => {
       const labels = pending[i].labels;
       let correct = 0;
@@ -285,7 +351,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       metrics.push(record);
       say(
         `epoch ${record.epoch}/${config.epochs}: train loss ${record.trainLoss.toFixed(4)}, ` +
-          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, test loss ${evaluation.loss.toFixed(4)}, ` +
+          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, test loss ${
+            evaluation.loss.toFixed(4)
+          }, ` +
           `test acc ${(100 * evaluation.accuracy).toFixed(2)}%, lr ${record.lr}, ` +
           `${record.imagesPerSecond!.toFixed(0)} img/s, ${formatDuration(state.seconds)} elapsed`,
       );
@@ -333,7 +401,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 }
 
 /** Test loss and accuracy, computed without a graph. */
-export async function evaluate(model: Module, loader: DataLoader, device: string): Promise<{ loss: number; accuracy: number }> {
+export async function evaluate(
+  model: Module,
+  loader: DataLoader,
+  device: string,
+): Promise<{ loss: number; accuracy: number }> {
   model.eval();
   let totalLoss = 0, correct = 0, seen = 0;
   for await (const batch of loader.epoch(0)) {
@@ -357,17 +429,25 @@ export async function evaluate(model: Module, loader: DataLoader, device: string
 
 /** Writes curves.png and conv1_filters.png (the paper's Figure 3) into the run folder. */
 async function drawPictures(model: Module, metrics: MetricRecord[], out: string): Promise<void> {
-  await writeFileAtomic(`${out}/curves.png`, trainingCurvesPng(metrics, { x: "step", title: "ALEXNET TRAINING" }));
+  await writeFileAtomic(
+    `${out}/curves.png`,
+    trainingCurvesPng(metrics, { x: "step", title: "ALEXNET TRAINING" }),
+  );
   // The first conv layer's weights: the paper's Figure 3 shows these, 96 of them at 11x11x3.
   const weight = [...model.parameters()].find((t) => t.rank === 4)!;
   const shape = weight.shape as [number, number, number, number];
   // Conv1 is not grouped; drawing its two halves apart mirrors Figure 3's two GPUs.
   const groups = shape[0] % 2 === 0 ? 2 : 1;
-  await writeFileAtomic(`${out}/conv1_filters.png`, filterGridPng(new Float32Array(await weight.data()), shape, { groups }));
+  await writeFileAtomic(
+    `${out}/conv1_filters.png`,
+    filterGridPng(new Float32Array(await weight.data()), shape, { groups }),
+  );
 }
 
 /** Reads a checkpoint's run metadata (config, data description, progress) without loading weights. */
-export async function readCheckpointMetadata(path: string): Promise<{ metadata: Record<string, unknown> }> {
+export async function readCheckpointMetadata(
+  path: string,
+): Promise<{ metadata: Record<string, unknown> }> {
   let file;
   try {
     file = await loadSafetensors(path);

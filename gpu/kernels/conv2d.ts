@@ -595,38 +595,71 @@ function forwardShape(p: Conv2dParams): StripShape {
   };
 }
 
-function weightGradKernel(p: Conv2dParams): GpuKernel {
+/**
+ * Kernel rows per weight-gradient invocation: two rows share every dy load (the loads that
+ * dominate) at the price of 2·KW accumulators.
+ */
+function weightGradRows(p: Conv2dParams): number {
+  return p.kh > 1 ? 2 : 1;
+}
+
+/** The padded input of the weight gradient: one zero row more when the last row pair is half. */
+function weightGradGeometry(p: Conv2dParams): PaddedGeometry {
   const geo = paddedGeometry(forwardShape(p));
+  return { ...geo, paddedH: geo.paddedH + (p.kh % weightGradRows(p)) };
+}
+
+function weightGradKernel(p: Conv2dParams): GpuKernel {
+  const geo = weightGradGeometry(p);
+  const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
   const { columns, stripsPerRow } = geo;
   const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
   const out4 = Math.ceil(outPerGroup / 4);
-  const invocations = p.groups * out4 * inPerGroup * p.kh;
+  const invocations = p.groups * out4 * inPerGroup * rowPairs;
   const taps = p.kh * p.kw;
   const weightSize = p.o * inPerGroup * taps;
   const rowVectors = geo.paddedW / 4;
   const body: string[] = [];
-  for (let k = 0; k < geo.vectors; k++) body.push(`        let v${k} = x[at + ${k}u];`);
+  for (let row = 0; row < rows; row++) {
+    for (let k = 0; k < geo.vectors; k++) {
+      body.push(`        let v${row}_${k} = x[at + ${row * rowVectors + k}u];`);
+    }
+  }
   for (let r = 0; r < columns; r++) {
-    // Column by column, so that only one dy vector is live besides the KW accumulators.
+    // Column by column, so that only one dy vector is live besides the accumulators.
     // Columns past the right edge read a clamped dy and multiply it by 0.
     body.push(
       `        let d${r} = select(vec4f(), dy[dyRow + min(j0 + ${r}u, ${p.outW - 1}u) * ${
         p.groups * out4
       }u], j0 + ${r}u < ${p.outW}u);`,
     );
-    for (let q = 0; q < p.kw; q++) {
-      const t = r * p.strideW + q;
-      body.push(`        acc${q} = fma(vec4f(v${t >> 2}[${t & 3}]), d${r}, acc${q});`);
+    for (let row = 0; row < rows; row++) {
+      for (let q = 0; q < p.kw; q++) {
+        const t = r * p.strideW + q;
+        body.push(
+          `        acc${row}_${q} = fma(vec4f(v${row}_${t >> 2}[${
+            t & 3
+          }]), d${r}, acc${row}_${q});`,
+        );
+      }
     }
   }
   const stores: string[] = [];
-  for (let e = 0; e < 4; e++) {
-    stores.push(`  if (ob * 4u + ${e}u < ${outPerGroup}u) {`);
-    stores.push(
-      `    let at = params.outOffset + slice * ${weightSize}u + ((g * ${outPerGroup}u + ob * 4u + ${e}u) * ${inPerGroup}u + c) * ${taps}u + kp * ${p.kw}u;`,
-    );
-    for (let q = 0; q < p.kw; q++) stores.push(`    dw[at + ${q}u] = acc${q}[${e}];`);
+  for (let row = 0; row < rows; row++) {
+    stores.push(`  if (kp + ${row}u < ${p.kh}u) {`);
+    for (let e = 0; e < 4; e++) {
+      stores.push(`    if (ob * 4u + ${e}u < ${outPerGroup}u) {`);
+      stores.push(
+        `      let at = params.outOffset + slice * ${weightSize}u + ((g * ${outPerGroup}u + ob * 4u + ${e}u) * ${inPerGroup}u + c) * ${taps}u + (kp + ${row}u) * ${p.kw}u;`,
+      );
+      for (let q = 0; q < p.kw; q++) stores.push(`      dw[at + ${q}u] = acc${row}_${q}[${e}];`);
+      stores.push(`    }`);
+    }
     stores.push(`  }`);
+  }
+  const accumulators: string[] = [];
+  for (let row = 0; row < rows; row++) {
+    for (let q = 0; q < p.kw; q++) accumulators.push(`  var acc${row}_${q} = vec4f();`);
   }
   const code = `
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
@@ -641,13 +674,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Each slice of the chunk's samples writes its own partial sums (split-K over the batch).
   let slice = index / ${invocations}u;
   if (slice >= params.slices) { return; }
-  // (c, kp) vary fastest: a workgroup shares its 4 output channels' dy.
-  let kp = index % ${p.kh}u;
-  let c = (index / ${p.kh}u) % ${inPerGroup}u;
-  let block = (index / ${inPerGroup * p.kh}u) % ${p.groups * out4}u;
+  // (c, kernel rows) vary fastest: a workgroup shares its 4 output channels' dy.
+  let kp = (index % ${rowPairs}u) * ${rows}u;
+  let c = (index / ${rowPairs}u) % ${inPerGroup}u;
+  let block = (index / ${inPerGroup * rowPairs}u) % ${p.groups * out4}u;
   let g = block / ${out4}u;
   let ob = block % ${out4}u;
-${Array.from({ length: p.kw }, (_, q) => `  var acc${q} = vec4f();`).join("\n")}
+${accumulators.join("\n")}
   let firstSample = slice * params.samplesPerSlice;
   for (var n = firstSample; n < min(firstSample + params.samplesPerSlice, params.n); n++) {
     let plane = (n * ${p.c}u + g * ${inPerGroup}u + c) * ${geo.paddedH}u;
@@ -656,9 +689,8 @@ ${Array.from({ length: p.kw }, (_, q) => `  var acc${q} = vec4f();`).join("\n")}
       let dyRow = (n * ${p.outH}u + i) * ${p.outW * p.groups * out4}u + g * ${out4}u + ob;
       for (var strip = 0u; strip < ${stripsPerRow}u; strip++) {
         let j0 = strip * ${columns}u;
-        let at = rowAt + strip * ${
-    stripsPerRow > 1 ? (columns / 4) * p.strideW : 0
-  }u; // j0 / 4 · sw vec4s in
+        // The strip's segment starts j0 / 4 · sw vec4s into the row.
+        let at = rowAt + strip * ${stripsPerRow > 1 ? (columns / 4) * p.strideW : 0}u;
 ${body.join("\n")}
       }
     }
@@ -701,7 +733,7 @@ export function conv2dBackwardWeightGpu(
   p: Conv2dParams,
 ): GpuStorage {
   const name = "conv2d_backward_weight";
-  const shape = forwardShape(p), geo = paddedGeometry(shape);
+  const shape = forwardShape(p), geo = weightGradGeometry(p);
   const inSample = p.c * p.h * p.w, outSample = p.o * p.outH * p.outW;
   const padSample = paddedSample(shape, geo);
   const outPerGroup = p.o / p.groups, out4 = Math.ceil(outPerGroup / 4);
@@ -709,7 +741,7 @@ export function conv2dBackwardWeightGpu(
   checkIndexRange(name, "input elements", p.n * Math.max(inSample, padSample));
   checkIndexRange(name, "output elements", p.n * outSample);
   const weightSize = p.o * (p.c / p.groups) * p.kh * p.kw;
-  const invocations = p.groups * out4 * (p.c / p.groups) * p.kh;
+  const invocations = p.groups * out4 * (p.c / p.groups) * Math.ceil(p.kh / weightGradRows(p));
   // Memory chunks bound what one dispatch reads; slices split each chunk's samples between
   // invocations. All slices' partial sums share one binding.
   const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample]);

@@ -35,20 +35,48 @@ export interface Conv2dOptions {
 }
 
 /** 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O]. */
-export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): Tensor {
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("conv2d", ...inputs);
   for (const t of inputs) checkFloat("conv2d", t);
-  if (x.rank !== 4) throw new RangeError(`conv2d: input must be [N, C, H, W], got ${formatShape(x.shape)}`);
-  if (weight.rank !== 4) throw new RangeError(`conv2d: weight must be [O, C/groups, KH, KW], got ${formatShape(weight.shape)}`);
-  const p = conv2dParams(x.shape, weight.shape, options.stride ?? 1, options.padding ?? 0, options.groups ?? 1);
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== p.o)) {
-    throw new RangeError(`conv2d: bias ${formatShape(bias.shape)} does not match ${p.o} output channels`);
+  if (x.rank !== 4) {
+    throw new RangeError(`conv2d: input must be [N, C, H, W], got ${formatShape(x.shape)}`);
   }
-  const y = wrap(backend.conv2dForward(x.storage, weight.storage, bias?.storage ?? null, p), [p.n, p.o, p.outH, p.outW]);
+  if (weight.rank !== 4) {
+    throw new RangeError(
+      `conv2d: weight must be [O, C/groups, KH, KW], got ${formatShape(weight.shape)}`,
+    );
+  }
+  const p = conv2dParams(
+    x.shape,
+    weight.shape,
+    options.stride ?? 1,
+    options.padding ?? 0,
+    options.groups ?? 1,
+  );
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== p.o)) {
+    throw new RangeError(
+      `conv2d: bias ${formatShape(bias.shape)} does not match ${p.o} output channels`,
+    );
+  }
+  const y = wrap(backend.conv2dForward(x.storage, weight.storage, bias?.storage ?? null, p), [
+    p.n,
+    p.o,
+    p.outH,
+    p.outW,
+  ]);
   return record("conv2d", y, inputs, (g) => [
-    x.requiresGrad ? wrap(backend.conv2dBackwardInput(g.storage, weight.storage, p), x.shape) : null,
-    weight.requiresGrad ? wrap(backend.conv2dBackwardWeight(g.storage, x.storage, p), weight.shape) : null,
+    x.requiresGrad
+      ? wrap(backend.conv2dBackwardInput(g.storage, weight.storage, p), x.shape)
+      : null,
+    weight.requiresGrad
+      ? wrap(backend.conv2dBackwardWeight(g.storage, x.storage, p), weight.shape)
+      : null,
     bias?.requiresGrad ? sum(g, [0, 2, 3]) : null,
   ]);
 }

@@ -11,7 +11,7 @@
 
 import type { BinaryOp, TypedArray, UnaryOp } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
-import { broadcastShapes, broadcastStrides, type Shape, sameShape, sizeOf } from "../shape.ts";
+import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sumTo } from "./reduce.ts";
 
@@ -19,13 +19,19 @@ import { sumTo } from "./reduce.ts";
  * y = f(x) and dy/dx written with x and y, one line each. The CPU backend evaluates these
  * directly; the WGSL kernels in gpu/kernels/elementwise.ts transcribe the same table.
  */
-export const UNARY: Record<UnaryOp, { f: (x: number) => number; df: (x: number, y: number) => number }> = {
+export const UNARY: Record<
+  UnaryOp,
+  { f: (x: number) => number; df: (x: number, y: number) => number }
+> = {
   neg: { f: (x) => -x, df: () => -1 },
   exp: { f: Math.exp, df: (_x, y) => y },
   log: { f: Math.log, df: (x) => 1 / x },
   relu: { f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
   tanh: { f: Math.tanh, df: (_x, y) => 1 - y * y },
-  sigmoid: { f: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))), df: (_x, y) => y * (1 - y) },
+  sigmoid: {
+    f: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+    df: (_x, y) => y * (1 - y),
+  },
   sqrt: { f: Math.sqrt, df: (_x, y) => 0.5 / y },
   abs: { f: Math.abs, df: (x) => Math.sign(x) },
 };
@@ -54,7 +60,13 @@ export function unaryCpu(op: UnaryOp, x: TypedArray, y: TypedArray): void {
 }
 
 /** CPU: dx[i] = dy[i] * f'(x[i]) (with y = f(x) available). */
-export function unaryBackwardCpu(op: UnaryOp, x: TypedArray, y: TypedArray, dy: TypedArray, dx: TypedArray): void {
+export function unaryBackwardCpu(
+  op: UnaryOp,
+  x: TypedArray,
+  y: TypedArray,
+  dy: TypedArray,
+  dx: TypedArray,
+): void {
   if (op === "relu") {
     for (let i = 0; i < x.length; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
     return;
@@ -106,7 +118,12 @@ export function binaryCpu(
 }
 
 /** CPU: repeats x of `shape` to `outShape`. */
-export function broadcastToCpu(x: TypedArray, shape: Shape, outShape: Shape, out: TypedArray): void {
+export function broadcastToCpu(
+  x: TypedArray,
+  shape: Shape,
+  outShape: Shape,
+  out: TypedArray,
+): void {
   const zero = new Float64Array(1);
   binaryCpu("add", x, shape, zero, [], outShape, out);
 }
@@ -118,7 +135,12 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   checkFloat(op, x);
   const backend = x.backend;
   const y = wrap(backend.unary(op, x.storage), x.shape);
-  return record(op, y, [x], (g) => [wrap(backend.unaryBackward(op, x.storage, y.storage, g.storage), x.shape)]);
+  return record(
+    op,
+    y,
+    [x],
+    (g) => [wrap(backend.unaryBackward(op, x.storage, y.storage, g.storage), x.shape)],
+  );
 }
 
 /** -x. */
@@ -160,7 +182,9 @@ export function pow(x: Tensor, exponent: number): Tensor {
 function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const backend = deviceOf(op, a, b);
   if (a.dtype !== b.dtype) throw new TypeError(`${op}: dtypes differ (${a.dtype} and ${b.dtype})`);
-  const outShape = sameShape(a.shape, b.shape) ? [...a.shape] : broadcastShapes(op, a.shape, b.shape);
+  const outShape = sameShape(a.shape, b.shape)
+    ? [...a.shape]
+    : broadcastShapes(op, a.shape, b.shape);
   return wrap(backend.binary(op, a.storage, a.shape, b.storage, b.shape, outShape), outShape);
 }
 
@@ -183,7 +207,12 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor {
 export function mul(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number") return affine(a, b, 0);
   const y = binaryOp("mul", a, b);
-  return record("mul", y, [a, b], (g) => [sumTo(binaryOp("mul", g, b), a.shape), sumTo(binaryOp("mul", g, a), b.shape)]);
+  return record(
+    "mul",
+    y,
+    [a, b],
+    (g) => [sumTo(binaryOp("mul", g, b), a.shape), sumTo(binaryOp("mul", g, a), b.shape)],
+  );
 }
 
 /** a / b (broadcasting). dL/db = -dL/dy * a / b^2. */
@@ -207,7 +236,9 @@ export function eq(a: Tensor, b: Tensor): Tensor {
 export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   const target = broadcastShapes("broadcastTo", x.shape, shape);
   if (!sameShape(target, shape)) {
-    throw new RangeError(`broadcastTo: cannot broadcast [${x.shape.join(",")}] to [${shape.join(",")}]`);
+    throw new RangeError(
+      `broadcastTo: cannot broadcast [${x.shape.join(",")}] to [${shape.join(",")}]`,
+    );
   }
   if (sameShape(x.shape, shape)) return x;
   const y = wrap(x.backend.broadcastTo(x.storage, x.shape, shape), shape);

@@ -18,7 +18,12 @@ import { deviceOf, record } from "./op.ts";
 // CPU kernels
 
 /** CPU: out = x with axes reordered by `perm` (out.shape[i] = shape[perm[i]]). */
-export function permuteCpu(x: TypedArray, shape: Shape, perm: readonly number[], out: TypedArray): void {
+export function permuteCpu(
+  x: TypedArray,
+  shape: Shape,
+  perm: readonly number[],
+  out: TypedArray,
+): void {
   const inStrides = stridesOf(shape);
   const outShape = perm.map((p) => shape[p]);
   const strides = perm.map((p) => inStrides[p]); // input stride of each output axis
@@ -39,15 +44,29 @@ export function permuteCpu(x: TypedArray, shape: Shape, perm: readonly number[],
 }
 
 /** CPU: copies `size` entries starting at `start` along `axis`. */
-export function sliceCpu(x: TypedArray, shape: Shape, axis: number, start: number, size: number, out: TypedArray): void {
+export function sliceCpu(
+  x: TypedArray,
+  shape: Shape,
+  axis: number,
+  start: number,
+  size: number,
+  out: TypedArray,
+): void {
   const outer = sizeOf(shape.slice(0, axis));
   const inner = sizeOf(shape.slice(axis + 1));
   const rowIn = shape[axis] * inner, rowOut = size * inner;
-  for (let o = 0; o < outer; o++) out.set(x.subarray(o * rowIn + start * inner, o * rowIn + (start + size) * inner), o * rowOut);
+  for (let o = 0; o < outer; o++) {
+    out.set(x.subarray(o * rowIn + start * inner, o * rowIn + (start + size) * inner), o * rowOut);
+  }
 }
 
 /** CPU: joins arrays along `axis`. */
-export function concatCpu(xs: readonly TypedArray[], shapes: readonly Shape[], axis: number, out: TypedArray): void {
+export function concatCpu(
+  xs: readonly TypedArray[],
+  shapes: readonly Shape[],
+  axis: number,
+  out: TypedArray,
+): void {
   const outer = sizeOf(shapes[0].slice(0, axis));
   const inner = sizeOf(shapes[0].slice(axis + 1));
   const total = shapes.reduce((n, s) => n + s[axis], 0) * inner;
@@ -69,12 +88,20 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (unknown >= 0) {
     const known = sizeOf(inferred.filter((_, i) => i !== unknown));
     if (known === 0 || x.size % known !== 0) {
-      throw new RangeError(`reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) to ${formatShape(shape)}`);
+      throw new RangeError(
+        `reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) to ${
+          formatShape(shape)
+        }`,
+      );
     }
     inferred[unknown] = x.size / known;
   }
   if (sizeOf(inferred) !== x.size || inferred.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new RangeError(`reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) to ${formatShape(shape)}`);
+    throw new RangeError(
+      `reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) to ${
+        formatShape(shape)
+      }`,
+    );
   }
   const y = x.view(inferred);
   return record("reshape", y, [x], (g) => [g.view(x.shape)]);
@@ -90,18 +117,28 @@ export function flatten(x: Tensor, startAxis = 1): Tensor {
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const axes = perm.map((p) => normalizeAxis("permute", p, x.rank));
   if (axes.length !== x.rank || new Set(axes).size !== x.rank) {
-    throw new RangeError(`permute: ${JSON.stringify(perm)} is not a permutation of the ${x.rank} axes of ${formatShape(x.shape)}`);
+    throw new RangeError(
+      `permute: ${JSON.stringify(perm)} is not a permutation of the ${x.rank} axes of ${
+        formatShape(x.shape)
+      }`,
+    );
   }
   const outShape = axes.map((p) => x.shape[p]);
   const y = wrap(x.backend.permute(x.storage, x.shape, axes), outShape);
   const inverse = new Array<number>(axes.length);
   axes.forEach((p, i) => (inverse[p] = i));
-  return record("permute", y, [x], (g) => [wrap(g.backend.permute(g.storage, outShape, inverse), x.shape)]);
+  return record(
+    "permute",
+    y,
+    [x],
+    (g) => [wrap(g.backend.permute(g.storage, outShape, inverse), x.shape)],
+  );
 }
 
 /** Swaps two axes (the last two by default). */
 export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
-  const a = normalizeAxis("transpose", axis0, x.rank), b = normalizeAxis("transpose", axis1, x.rank);
+  const a = normalizeAxis("transpose", axis0, x.rank),
+    b = normalizeAxis("transpose", axis1, x.rank);
   const perm = Array.from({ length: x.rank }, (_, i) => i);
   [perm[a], perm[b]] = [perm[b], perm[a]];
   return permute(x, perm);
@@ -110,14 +147,20 @@ export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
 /** `size` entries from `start` along `axis`. */
 export function slice(x: Tensor, axis: number, start: number, size: number): Tensor {
   const ax = normalizeAxis("slice", axis, x.rank);
-  if (!Number.isInteger(start) || !Number.isInteger(size) || start < 0 || size < 0 || start + size > x.shape[ax]) {
-    throw new RangeError(`slice: range [${start}, ${start + size}) is outside axis ${ax} of ${formatShape(x.shape)}`);
+  if (
+    !Number.isInteger(start) || !Number.isInteger(size) || start < 0 || size < 0 ||
+    start + size > x.shape[ax]
+  ) {
+    throw new RangeError(
+      `slice: range [${start}, ${start + size}) is outside axis ${ax} of ${formatShape(x.shape)}`,
+    );
   }
   const outShape = x.shape.map((d, i) => (i === ax ? size : d));
   const y = wrap(x.backend.slice(x.storage, x.shape, ax, start, size), outShape);
   return record("slice", y, [x], (g) => {
     const pieces: Tensor[] = [];
-    const pad = (n: number) => zeros(x.shape.map((d, i) => (i === ax ? n : d)), { dtype: g.dtype, device: g.backend });
+    const pad = (n: number) =>
+      zeros(x.shape.map((d, i) => (i === ax ? n : d)), { dtype: g.dtype, device: g.backend });
     if (start > 0) pieces.push(pad(start));
     pieces.push(g);
     if (start + size < x.shape[ax]) pieces.push(pad(x.shape[ax] - start - size));
@@ -132,10 +175,17 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const ax = normalizeAxis("concat", axis, xs[0].rank);
   for (const x of xs) {
     if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
-      throw new RangeError(`concat: shapes ${xs.map((t) => formatShape(t.shape)).join(", ")} differ outside axis ${ax}`);
+      throw new RangeError(
+        `concat: shapes ${
+          xs.map((t) => formatShape(t.shape)).join(", ")
+        } differ outside axis ${ax}`,
+      );
     }
   }
-  const outShape = xs[0].shape.map((d, i) => (i === ax ? xs.reduce((n, t) => n + t.shape[ax], 0) : d));
+  const outShape = xs[0].shape.map((
+    d,
+    i,
+  ) => (i === ax ? xs.reduce((n, t) => n + t.shape[ax], 0) : d));
   const y = wrap(backend.concat(xs.map((t) => t.storage), xs.map((t) => t.shape), ax), outShape);
   return record("concat", y, [...xs], (g) => {
     let start = 0;
@@ -151,8 +201,15 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
   const ax = normalizeAxis("split", axis, x.rank);
   const list = typeof sizes === "number" ? new Array(sizes).fill(x.shape[ax] / sizes) : [...sizes];
-  if (list.some((s) => !Number.isInteger(s) || s < 0) || list.reduce((a, b) => a + b, 0) !== x.shape[ax]) {
-    throw new RangeError(`split: sizes ${JSON.stringify(sizes)} do not add up to axis ${ax} of ${formatShape(x.shape)}`);
+  if (
+    list.some((s) => !Number.isInteger(s) || s < 0) ||
+    list.reduce((a, b) => a + b, 0) !== x.shape[ax]
+  ) {
+    throw new RangeError(
+      `split: sizes ${JSON.stringify(sizes)} do not add up to axis ${ax} of ${
+        formatShape(x.shape)
+      }`,
+    );
   }
   let start = 0;
   return list.map((s) => {

@@ -44,8 +44,16 @@ export function matmulCpu(a: TypedArray, b: TypedArray, p: MatmulParams, out: Ty
   }
 }
 
-function product(a: Tensor, b: Tensor, transA: boolean, transB: boolean, outBatch: readonly number[]): Tensor {
-  const [m, k] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+function product(
+  a: Tensor,
+  b: Tensor,
+  transA: boolean,
+  transB: boolean,
+  outBatch: readonly number[],
+): Tensor {
+  const [m, k] = transA
+    ? [a.shape[a.rank - 1], a.shape[a.rank - 2]]
+    : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
   const n = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1];
   const batch = outBatch.reduce((x, y) => x * y, 1);
   const p: MatmulParams = {
@@ -69,7 +77,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   deviceOf("matmul", a, b);
   checkFloat("matmul", a);
   checkFloat("matmul", b);
-  const fail = () => new RangeError(`matmul: cannot multiply ${formatShape(a.shape)} by ${formatShape(b.shape)}`);
+  const fail = () =>
+    new RangeError(`matmul: cannot multiply ${formatShape(a.shape)} by ${formatShape(b.shape)}`);
   if (a.rank < 2 || b.rank < 2 || a.shape[a.rank - 1] !== b.shape[b.rank - 2]) throw fail();
   const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
   if (batchA.length && batchB.length && !sameShape(batchA, batchB)) throw fail();
@@ -94,15 +103,24 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("linear", ...inputs);
   if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
-    throw new RangeError(`linear: input ${formatShape(x.shape)} does not match weight ${formatShape(weight.shape)} ([out, in])`);
+    throw new RangeError(
+      `linear: input ${formatShape(x.shape)} does not match weight ${
+        formatShape(weight.shape)
+      } ([out, in])`,
+    );
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== weight.shape[0])) {
-    throw new RangeError(`linear: bias ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)}`);
+    throw new RangeError(
+      `linear: bias ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)}`,
+    );
   }
   const xw = product(x, weight, false, true, []);
   let y = xw;
   if (bias) {
-    y = wrap(backend.binary("add", xw.storage, xw.shape, bias.storage, bias.shape, xw.shape), xw.shape);
+    y = wrap(
+      backend.binary("add", xw.storage, xw.shape, bias.storage, bias.shape, xw.shape),
+      xw.shape,
+    );
     xw.dispose();
   }
   return record("linear", y, inputs, (g) => [

@@ -13,7 +13,9 @@ export function deviceOf(op: string, ...inputs: Tensor[]): Backend {
   const backend = inputs[0].backend;
   for (const t of inputs) {
     if (t.backend !== backend) {
-      throw new Error(`${op}: tensors are on different devices (${backend.name} and ${t.backend.name}); move one with .to()`);
+      throw new Error(
+        `${op}: tensors are on different devices (${backend.name} and ${t.backend.name}); move one with .to()`,
+      );
     }
   }
   return backend;

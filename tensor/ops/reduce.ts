@@ -11,7 +11,7 @@
 
 import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
-import { normalizeAxes, type Shape, sameShape, sizeOf, stridesOf } from "../shape.ts";
+import { normalizeAxes, sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
 import { checkFloat, record } from "./op.ts";
 import { broadcastTo, div, eq, mul } from "./elementwise.ts";
 
@@ -19,7 +19,13 @@ import { broadcastTo, div, eq, mul } from "./elementwise.ts";
 // CPU kernels
 
 /** CPU: reduces `axes` of x (shape `shape`) into `out`, whose shape keeps them with size 1. */
-export function reduceCpu(op: ReduceOp, x: TypedArray, shape: Shape, axes: readonly number[], out: TypedArray): void {
+export function reduceCpu(
+  op: ReduceOp,
+  x: TypedArray,
+  shape: Shape,
+  axes: readonly number[],
+  out: TypedArray,
+): void {
   const reduced = new Set(axes);
   const outShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
   const outStrides = stridesOf(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
@@ -66,7 +72,10 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
   checkFloat("sum", x);
   const list = normalizeAxes("sum", axes, x.rank);
   const kept = keptShape(x.shape, list);
-  const y = wrap(x.backend.reduce("sum", x.storage, x.shape, list), keepDims ? kept : dropAxes(x.shape, list));
+  const y = wrap(
+    x.backend.reduce("sum", x.storage, x.shape, list),
+    keepDims ? kept : dropAxes(x.shape, list),
+  );
   return record("sum", y, [x], (g) => [broadcastTo(g.view(kept), x.shape)]);
 }
 
@@ -82,7 +91,10 @@ export function max(x: Tensor, axes?: number | readonly number[], keepDims = fal
   checkFloat("max", x);
   const list = normalizeAxes("max", axes, x.rank);
   const kept = keptShape(x.shape, list);
-  const y = wrap(x.backend.reduce("max", x.storage, x.shape, list), keepDims ? kept : dropAxes(x.shape, list));
+  const y = wrap(
+    x.backend.reduce("max", x.storage, x.shape, list),
+    keepDims ? kept : dropAxes(x.shape, list),
+  );
   return record("max", y, [x], (g) => {
     const winners = eq(x, broadcastTo(y.view(kept), x.shape));
     const ties = broadcastTo(sum(winners, list, true), x.shape);
@@ -107,7 +119,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   if (sameShape(g.shape, shape)) return g;
   const lead = g.rank - shape.length;
   const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
   const summed = sum(g, axes, true);
   return sizeOf(summed.shape) === sizeOf(shape) ? summed.view(shape) : summed;
 }
