@@ -254,13 +254,17 @@ ${ELEMENT_MAIN}
   /** New storage with every element's bits set to `bits` (0 for zeros). */
   fillBits(dtype: DType, length: number, bits: number): GpuStorage {
     const out = this.alloc(dtype, length);
-    if (length > 0) {
+    // In binding-sized chunks: fc6's velocity (151 MB) is larger than one binding may be.
+    const chunk = this.chunkElements();
+    for (let offset = 0; offset < length; offset += chunk) {
+      const size = Math.min(chunk, length - offset);
+      const target = size === length ? out : this.range(out, offset, size);
       this.dispatch(
         this.#fillKernel,
         [],
-        [out],
-        packParams([length, bits >>> 0]),
-        workgroupsFor(length),
+        [target],
+        packParams([size, bits >>> 0]),
+        workgroupsFor(size),
       );
     }
     return out;

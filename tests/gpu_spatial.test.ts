@@ -174,6 +174,15 @@ gpuTest("conv2d kernels split a batch larger than one binding into chunks", asyn
     groups: 2,
     bias: false,
   }, "chunked");
+  // (C/g)·KH·KW < 64: the weight gradient reads dy in place, at a chunk's unaligned offset.
+  await checkConv(rt, {
+    x: [16, 2, 23, 23],
+    w: [5, 2, 3, 3],
+    stride: 1,
+    padding: 1,
+    groups: 1,
+    bias: false,
+  }, "chunked");
 });
 
 gpuTest("conv2d kernels name the kernel when one sample exceeds a binding", async () => {

@@ -609,7 +609,18 @@ function weightGradGeometry(p: Conv2dParams): PaddedGeometry {
   return { ...geo, paddedH: geo.paddedH + (p.kh % weightGradRows(p)) };
 }
 
+/**
+ * Whether the weight gradient reads dy from a channels-last copy (one vec4 load per column
+ * instead of four scalar loads). The copy is a pass over dy, which pays when each dy element
+ * feeds many products: (C/g)·KH·KW of them. AlexNet-mini's conv1 (25 per element) reads dy
+ * in place; the copy would cost about as much as its whole gradient.
+ */
+function dyChannelsLast(p: Conv2dParams): boolean {
+  return (p.c / p.groups) * p.kh * p.kw >= 64;
+}
+
 function weightGradKernel(p: Conv2dParams): GpuKernel {
+  const channelsLast = dyChannelsLast(p);
   const geo = weightGradGeometry(p);
   const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
   const { columns, stripsPerRow } = geo;
@@ -628,11 +639,11 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
   for (let r = 0; r < columns; r++) {
     // Column by column, so that only one dy vector is live besides the accumulators.
     // Columns past the right edge read a clamped dy and multiply it by 0.
-    body.push(
-      `        let d${r} = select(vec4f(), dy[dyRow + min(j0 + ${r}u, ${p.outW - 1}u) * ${
-        p.groups * out4
-      }u], j0 + ${r}u < ${p.outW}u);`,
-    );
+    const column = `min(j0 + ${r}u, ${p.outW - 1}u)`;
+    const load = channelsLast
+      ? `dy[dyRow + ${column} * ${p.groups * out4}u]`
+      : `vec4f(${[0, 1, 2, 3].map((e) => `dy[dyRow${e} + ${column}]`).join(", ")})`;
+    body.push(`        let d${r} = select(vec4f(), ${load}, j0 + ${r}u < ${p.outW}u);`);
     for (let row = 0; row < rows; row++) {
       for (let q = 0; q < p.kw; q++) {
         const t = r * p.strideW + q;
@@ -663,9 +674,9 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
   }
   const code = `
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
-@group(0) @binding(1) var<storage, read> dy: array<vec4f>;
+@group(0) @binding(1) var<storage, read> dy: array<${channelsLast ? "vec4f" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
-struct Params { n: u32, slices: u32, samplesPerSlice: u32, outOffset: u32 }
+struct Params { n: u32, slices: u32, samplesPerSlice: u32, outOffset: u32, dyOffset: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -686,7 +697,15 @@ ${accumulators.join("\n")}
     let plane = (n * ${p.c}u + g * ${inPerGroup}u + c) * ${geo.paddedH}u;
     for (var i = 0u; i < ${p.outH}u; i++) {
       let rowAt = (plane + i * ${p.strideH}u + kp) * ${rowVectors}u;
-      let dyRow = (n * ${p.outH}u + i) * ${p.outW * p.groups * out4}u + g * ${out4}u + ob;
+${
+    channelsLast
+      ? `      let dyRow = (n * ${p.outH}u + i) * ${p.outW * p.groups * out4}u + g * ${out4}u + ob;`
+      : [0, 1, 2, 3].map((e) =>
+        `      let dyRow${e} = params.dyOffset + ((n * ${p.o}u + g * ${outPerGroup}u + min(ob * 4u + ${e}u, ${
+          outPerGroup - 1
+        }u)) * ${p.outH}u + i) * ${p.outW}u;`
+      ).join("\n")
+  }
       for (var strip = 0u; strip < ${stripsPerRow}u; strip++) {
         let j0 = strip * ${columns}u;
         // The strip's segment starts j0 / 4 · sw vec4s into the row.
@@ -766,24 +785,28 @@ export function conv2dBackwardWeightGpu(
   chunks.forEach((chunk, index) => {
     const dys = bindSamples(rt, dy, outSample, chunk);
     const padded = padChunk(rt, x, shape, geo, chunk);
-    const dyLast = rt.alloc("float32", chunk.count * lastSample);
-    rt.dispatch(
-      transpose,
-      [dys.binding],
-      [dyLast],
-      packParams([chunk.count, dys.offset]),
-      Math.ceil(chunk.count * lastSample / WORKGROUP),
-    );
+    let dyBinding = dys.binding, dyLast: GpuStorage | null = null;
+    if (dyChannelsLast(p)) {
+      dyLast = rt.alloc("float32", chunk.count * lastSample);
+      rt.dispatch(
+        transpose,
+        [dys.binding],
+        [dyLast],
+        packParams([chunk.count, dys.offset]),
+        Math.ceil(chunk.count * lastSample / WORKGROUP),
+      );
+      dyBinding = dyLast;
+    }
     const { count, samplesPerSlice } = slices[index];
     rt.dispatch(
       kernel,
-      [padded, dyLast],
+      [padded, dyBinding],
       [partial],
-      packParams([chunk.count, count, samplesPerSlice, sliceBase * weightSize]),
+      packParams([chunk.count, count, samplesPerSlice, sliceBase * weightSize, dys.offset]),
       Math.ceil(count * invocations / WORKGROUP),
     );
     sliceBase += count;
-    rt.free(dyLast);
+    if (dyLast) rt.free(dyLast);
     rt.free(padded);
   });
   if (partial !== dw) {
