@@ -177,37 +177,53 @@ export async function benchConvLayer(
   return { layer: layer.name, gflop, gpu, cpu };
 }
 
-/** Formats rows as a Markdown table: GFLOP/s per pass, GPU | CPU | ratio. */
-export function formatConvTable(rows: ConvBenchRow[], adapter: string): string {
+/**
+ * Formats rows as a Markdown table: GFLOP/s per pass, GPU / CPU (ratio), and a last row with
+ * all layers together (total GFLOP over total time, which is what a training step sees).
+ */
+export function formatConvTable(rows: ConvBenchRow[], title: string): string {
   const cell = (g: number, c: number) =>
     `${g.toFixed(2)} / ${c.toFixed(2)} (${(g / c).toFixed(1)}x)`;
+  const passes = ["forward", "input", "weight"] as const;
   const lines = [
-    `conv2d GFLOP/s, GPU / CPU (ratio); GPU: ${adapter}`,
+    `${title}: conv2d GFLOP/s, GPU / CPU (ratio)`,
     "| layer | GFLOP per pass | forward | backward input | backward weight |",
     "|---|---|---|---|---|",
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.layer} | ${r.gflop.toFixed(3)} | ${cell(r.gpu.forward, r.cpu.forward)} | ${
-        cell(r.gpu.input, r.cpu.input)
-      } | ${cell(r.gpu.weight, r.cpu.weight)} |`,
+      `| ${r.layer} | ${r.gflop.toFixed(3)} | ${
+        passes.map((pass) => cell(r.gpu[pass], r.cpu[pass])).join(" | ")
+      } |`,
     );
   }
+  const gflop = rows.reduce((total, r) => total + r.gflop, 0);
+  const rate = (device: "gpu" | "cpu", pass: typeof passes[number]) =>
+    gflop / rows.reduce((total, r) => total + r.gflop / r[device][pass], 0);
+  lines.push(
+    `| all layers | ${gflop.toFixed(3)} | ${
+      passes.map((pass) => cell(rate("gpu", pass), rate("cpu", pass))).join(" | ")
+    } |`,
+  );
   return lines.join("\n");
 }
 
-/** Runs the whole conv benchmark and prints the table; `quick` measures AlexNet-mini only. */
+/** Runs the whole conv benchmark and prints the tables; `quick` measures AlexNet-mini only. */
 export async function runConvBench(quick = false): Promise<ConvBenchRow[]> {
   const rt = await acquireRuntime();
   rt.backend = { name: "gpu-bench" } as Backend;
-  const rows: ConvBenchRow[] = [];
-  for (const layer of quick ? miniLayers : [...miniLayers, ...alexnetLayers]) {
-    rows.push(await benchConvLayer(rt, layer));
-    console.error(`measured ${layer.name}`);
+  const adapter = rt.adapterInfo.description || rt.adapterInfo.vendor;
+  const all: ConvBenchRow[] = [];
+  const tables: [string, ConvLayer[]][] = [["AlexNet-mini, batch 128", miniLayers]];
+  if (!quick) tables.push(["AlexNet, batch 8", alexnetLayers]);
+  for (const [title, layers] of tables) {
+    const rows: ConvBenchRow[] = [];
+    for (const layer of layers) rows.push(await benchConvLayer(rt, layer));
+    console.log(`${formatConvTable(rows, title)}\n(GPU: ${adapter})\n`);
+    all.push(...rows);
   }
-  console.log(formatConvTable(rows, rt.adapterInfo.description || rt.adapterInfo.vendor));
   rt.device.destroy();
-  return rows;
+  return all;
 }
 
 if (import.meta.main) await runConvBench(Deno.args.includes("--quick"));

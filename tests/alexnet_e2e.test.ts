@@ -5,7 +5,7 @@ import {
   type TrainConfig,
   UsageError,
 } from "../examples/alexnet/config.ts";
-import { train } from "../examples/alexnet/trainer.ts";
+import { readCheckpointMetadata, train } from "../examples/alexnet/trainer.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { loadFashionMnist } from "../data/mod.ts";
 import { encodePng } from "../data/codecs.ts";
@@ -96,6 +96,23 @@ Deno.test("predict: top-5 classes of a test image from a trained checkpoint, 1 a
       assert.ok(result.top.every((t) => test.classNames.includes(t.className)));
     }
     await assert.rejects(predictImages(out, [`${out}/missing.png`]), /cannot read .*missing\.png/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("train-alexnet --time-limit stops mid-epoch, evaluates, and leaves a resumable checkpoint", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    // A budget of a few seconds: the run must stop inside epoch 1 of 10 and still evaluate.
+    const result = await train(smallRun(out, { epochs: 10, trainLimit: 3200, timeLimit: 0.1 }), {
+      quiet: true,
+    });
+    const last = result.metrics.filter((m) => m.kind === "epoch").at(-1)!;
+    assert.ok(last.epoch < 10, `stopped at epoch ${last.epoch}`);
+    assert.ok(Number.isFinite(last.testAccuracy));
+    const { metadata } = await readCheckpointMetadata(`${out}/checkpoint.safetensors`);
+    assert.equal((metadata.run as { step: number }).step, result.steps);
   } finally {
     await Deno.remove(out, { recursive: true });
   }

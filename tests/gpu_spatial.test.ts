@@ -125,6 +125,8 @@ const convCases: ConvCase[] = [
   // Padding past KH − 1: the transposed convolution's padding is negative.
   { x: [1, 2, 4, 5], w: [3, 2, 2, 2], stride: 1, padding: 2, groups: 1, bias: false },
   { x: [2, 1, 12, 12], w: [9, 1, 5, 5], stride: 1, padding: 2, groups: 1, bias: true },
+  // A 4x3 kernel: the weight gradient's last group of kernel rows is partial.
+  { x: [2, 3, 9, 10], w: [5, 3, 4, 3], stride: 1, padding: 1, groups: 1, bias: true },
   // Rows wider than one 8-column strip, with strides 2 and 4.
   { x: [1, 2, 21, 40], w: [3, 2, 3, 3], stride: 2, padding: 1, groups: 1, bias: true },
   { x: [2, 3, 11, 47], w: [5, 3, 11, 11], stride: 4, padding: 0, groups: 1, bias: false },

@@ -172,6 +172,7 @@ if (import.meta.main) {
     testLimit: int("test-limit", values["test-limit"], 1000),
     batchSize: Math.max(1, int("batch-size", values["batch-size"], 64)),
     schedule: "none",
+    timeLimit: 0,
     checkpointEvery: 1_000_000,
     device: device as TrainConfig["device"],
     out,

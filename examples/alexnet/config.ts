@@ -60,6 +60,8 @@ export interface TrainConfig {
   testLimit: number;
   /** Stop after this many steps in all (0: no limit); for quick experiments and tests. */
   maxSteps: number;
+  /** Minutes after which training stops, evaluates and saves (0: no limit). */
+  timeLimit: number;
   /** Save a checkpoint every N steps as well as after every epoch. */
   checkpointEvery: number;
   /** Print the progress without colours or carriage returns (automatic when not a terminal). */
@@ -92,6 +94,8 @@ export const DEFAULTS: TrainConfig = {
   trainLimit: 0,
   testLimit: 0,
   maxSteps: 0,
+  // The default run must finish within 10 minutes on a 2-core machine, evaluation included.
+  timeLimit: 9,
   checkpointEvery: 100,
   plain: false,
 };
@@ -123,6 +127,7 @@ Training (defaults: paper section 5 unless noted)
   --init NAME           he (default) | paper (N(0, 0.01^2), biases 1 in conv2/4/5 and fc6/7)
   --seed N              seed of everything random (default ${DEFAULTS.seed})
   --max-steps N         stop after N steps in all (default: no limit)
+  --time-limit MIN      stop, evaluate and save after MIN minutes (default ${DEFAULTS.timeLimit}; 0: none)
 
 Ablations (paper sections in brackets)
   --activation NAME     relu (default) | tanh                       [3.1]
@@ -212,6 +217,7 @@ export function parseTrainArgs(
         "train-limit": { type: "string" },
         "test-limit": { type: "string" },
         "max-steps": { type: "string" },
+        "time-limit": { type: "string" },
         "checkpoint-every": { type: "string" },
         plain: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -270,6 +276,9 @@ export function parseTrainArgs(
   }
   if (v["max-steps"] !== undefined) {
     c.maxSteps = numberFlag("max-steps", v["max-steps"], { integer: true, min: 0 });
+  }
+  if (v["time-limit"] !== undefined) {
+    c.timeLimit = numberFlag("time-limit", v["time-limit"], { min: 0 });
   }
   if (v["checkpoint-every"] !== undefined) {
     c.checkpointEvery = numberFlag("checkpoint-every", v["checkpoint-every"], {

@@ -129,6 +129,7 @@ interface RunState {
 
 /** Trains as configured; see the module doc. */
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const runStart = performance.now();
   const say = (text: string) => hooks.quiet || progress.line(text);
   const progress = new ProgressBar(config.plain);
   const checkpointPath = `${config.out}/checkpoint.safetensors`;
@@ -151,6 +152,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       ...saved,
       epochs: config.epochs,
       maxSteps: config.maxSteps,
+      timeLimit: config.timeLimit,
       plain: config.plain,
       resume: true,
       out: config.out,
@@ -271,7 +273,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   };
 
   const steps = trainLoader.batchesPerEpoch;
-  let stopped = false;
+  let stopped = false, outOfTime = false;
   try {
     for (; state.epoch < config.epochs && !stopped; state.epoch++, state.batch = 0) {
       model.train();
@@ -323,6 +325,16 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
           stopped = true;
           break;
         }
+        // --time-limit: stop early enough to evaluate and save within the budget (evaluation
+        // runs forward only, about a third of a training step per image).
+        const evalSeconds = data.test.shape[0] / (3 * rate) + 5;
+        if (
+          config.timeLimit > 0 &&
+          (performance.now() - runStart) / 1000 + evalSeconds > 60 * config.timeLimit
+        ) {
+          outOfTime = stopped = true;
+          break;
+        }
         if (state.step % config.checkpointEvery === 0 && state.batch < steps) {
           await drain();
           state.seconds = secondsAtStart + (performance.now() - epochStart) / 1000;
@@ -331,14 +343,15 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       }
       await drain();
       state.seconds = secondsAtStart + (performance.now() - epochStart) / 1000;
-      if (stopped && state.batch < steps) {
-        await save(); // a partial epoch: resumable, not evaluated
+      const partial = state.batch < steps;
+      if (partial && !outOfTime) {
+        await save(); // stopped by --max-steps: resumable, not evaluated
         break;
       }
       const evaluation = await evaluate(model, testLoader, choice.device);
       const record: MetricRecord = {
         kind: "epoch",
-        epoch: state.epoch + 1,
+        epoch: state.epoch + (partial ? state.batch / steps : 1),
         step: state.step,
         trainLoss: state.epochLoss / Math.max(1, state.epochSeen),
         trainAccuracy: state.epochCorrect / Math.max(1, state.epochSeen),
@@ -350,22 +363,31 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       };
       metrics.push(record);
       say(
-        `epoch ${record.epoch}/${config.epochs}: train loss ${record.trainLoss.toFixed(4)}, ` +
-          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, test loss ${
-            evaluation.loss.toFixed(4)
-          }, ` +
-          `test acc ${(100 * evaluation.accuracy).toFixed(2)}%, lr ${record.lr}, ` +
-          `${record.imagesPerSecond!.toFixed(0)} img/s, ${formatDuration(state.seconds)} elapsed`,
+        `${partial ? `time limit: stopped at batch ${state.batch}/${steps} of epoch` : "epoch"} ` +
+          `${state.epoch + 1}/${config.epochs}: train loss ${record.trainLoss.toFixed(4)}, ` +
+          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, ` +
+          `test loss ${evaluation.loss.toFixed(4)}, test acc ${
+            (100 * evaluation.accuracy).toFixed(2)
+          }%, ` +
+          `lr ${record.lr}, ${record.imagesPerSecond!.toFixed(0)} img/s, ${
+            formatDuration(state.seconds)
+          } elapsed`,
       );
+      if (partial) {
+        // Out of time mid-epoch: the checkpoint resumes at this very batch.
+        await save();
+        await drawPictures(model, metrics, config.out);
+        break;
+      }
       schedule?.step(1 - evaluation.accuracy);
       state.epochLoss = state.epochCorrect = state.epochSeen = 0;
       // The checkpoint marks this epoch done: a resume starts the next one.
-      const done = { ...state, epoch: state.epoch + 1, batch: 0 };
       const current = state;
-      state = done;
+      state = { ...state, epoch: state.epoch + 1, batch: 0 };
       await save();
       state = current;
       await drawPictures(model, metrics, config.out);
+      if (outOfTime) break;
     }
   } finally {
     for (const p of pending) {
@@ -395,6 +417,11 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
     );
   } else {
     say(`stopped after ${result.steps} steps; resume with --resume --out ${config.out}`);
+  }
+  if (outOfTime) {
+    say(
+      `the --time-limit of ${config.timeLimit} minutes ended the run early; --resume continues it`,
+    );
   }
   optimizer.dispose();
   return result;

@@ -4,26 +4,31 @@
  * `tensor/ops/conv2d_kernels.ts`; this file only maps them onto the GPU.
  *
  * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
- * batch 128 it would be 69 MB, and writing it costs as much as the GEMM itself on lavapipe).
+ * batch 128 it would hold 17M floats, 69 MB, and one pass writing it would take about half as
+ * long as the GEMM itself on lavapipe, at WEBGPU.md's 11-22 ns per element).
  *
  * - **Forward** `y[n, o, i, j] = bias[o] + Σ_{c,p,q} w[o, c, p, q] · x[n, c, i·sh + p − ph, j·sw + q − pw]`.
  *   One invocation owns a *strip*: 4 output channels × 8 neighbouring columns of one output
- *   row. For each (c, p) it loads the input row segment the strip needs once
- *   (7·sw + KW values, as aligned vec4s from a zero-padded copy of x) and reuses it for every
- *   tap q, and it loads the 4 channels' weights
- *   as one vec4 from a transposed copy of w ([groups, C/g·KH·KW, O/g rounded up to 4]).
+ *   row. For each (c, p) it loads the input row segment the strip needs once (7·sw + KW
+ *   values, as aligned vec4s from a zero-padded copy of x) and reuses it for every tap q, and
+ *   it loads the 4 channels' weights as one vec4 from a transposed copy of w
+ *   ([groups, C/g·KH·KW, O/g rounded up to 4]).
  * - **Backward to the input, stride 1** is the same kernel: dx is the convolution of dy with the
  *   kernel flipped and its in/out channels swapped, padded by KH − 1 − ph (jax-js's rule: the
  *   transposed convolution; stride 1 needs no dilation).
  * - **Backward to the input, stride > 1** is a gather: each dx element visits only the taps p
  *   with (h + ph − p) % sh == 0 (those are the output rows whose window covers it). WGSL has no
- *   float atomics, so a scatter from dy is never an option (WEBGPU.md, "Numerics").
+ *   float atomics, so a scatter from dy is never an option (WEBGPU.md, "Numerics"). Only
+ *   AlexNet's conv1 has stride 4, and its input (the image) needs no gradient, so this path is
+ *   kept simple (one vec4 of input channels per invocation) rather than fast.
  * - **Backward to the weight** `dw[o, c, p, q] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i·sh + p − ph, j·sw + q − pw]`:
- *   each invocation owns 4 output channels × one (c, p) × all KW taps, loops over the batch and
- *   the output positions, and reads dy from a channels-last copy so that 4 channels are one vec4.
- *   When O/4·C·KH invocations are too few to keep every core busy (AlexNet-mini's conv1 has
- *   40), the batch is split into slices in the same dispatch, whose partial sums a second
- *   kernel adds in a fixed order (deterministic, unlike atomics).
+ *   each invocation owns 4 output channels × one input channel × up to three kernel rows × all
+ *   KW taps, and loops over the batch and the output positions in 8-column strips of the same
+ *   padded input. It reads 4 channels of dy as one vec4 from a channels-last copy when each dy
+ *   element feeds enough products to pay for the copy. When O/4·(C/g)·KH/rows invocations are
+ *   too few to keep every core busy (AlexNet-mini's conv1 has 24), the batch is split into
+ *   slices in the same dispatch, whose partial sums a second kernel adds in a fixed order
+ *   (deterministic, unlike atomics).
  *
  * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
  * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
@@ -596,24 +601,27 @@ function forwardShape(p: Conv2dParams): StripShape {
 }
 
 /**
- * Kernel rows per weight-gradient invocation: two rows share every dy load (the loads that
- * dominate) at the price of 2·KW accumulators.
+ * Kernel rows per weight-gradient invocation: rows share every dy load (the loads that
+ * dominate) at the price of rows·KW vec4 accumulators. All three rows of a 3x3 kernel (9
+ * accumulators) ran AlexNet-mini's conv4 gradient 1.2-1.5x faster than two rows; kernels
+ * wider than 3 take two rows (10 accumulators for 5x5).
  */
 function weightGradRows(p: Conv2dParams): number {
-  return p.kh > 1 ? 2 : 1;
+  return Math.min(p.kh, p.kw <= 3 ? 3 : 2);
 }
 
-/** The padded input of the weight gradient: one zero row more when the last row pair is half. */
+/** The padded input of the weight gradient, with zero rows for a last, partial group of rows. */
 function weightGradGeometry(p: Conv2dParams): PaddedGeometry {
   const geo = paddedGeometry(forwardShape(p));
-  return { ...geo, paddedH: geo.paddedH + (p.kh % weightGradRows(p)) };
+  const rows = weightGradRows(p);
+  return { ...geo, paddedH: geo.paddedH + Math.ceil(p.kh / rows) * rows - p.kh };
 }
 
 /**
  * Whether the weight gradient reads dy from a channels-last copy (one vec4 load per column
  * instead of four scalar loads). The copy is a pass over dy, which pays when each dy element
  * feeds many products: (C/g)·KH·KW of them. AlexNet-mini's conv1 (25 per element) reads dy
- * in place; the copy would cost about as much as its whole gradient.
+ * in place, which ran its gradient 1.3x faster than with the copy.
  */
 function dyChannelsLast(p: Conv2dParams): boolean {
   return (p.c / p.groups) * p.kh * p.kw >= 64;

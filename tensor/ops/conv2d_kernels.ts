@@ -159,6 +159,7 @@ export function conv2dForward(
       const inChannel = image * p.c + group * inGroup;
       const outOffset = (image * p.o + group * outGroup) * outPixels;
       if (!direct) im2col(x, inChannel, inGroup, p, col);
+      // y_g [outGroup, outPixels] = W_g [outGroup, colRows] · col [colRows, outPixels]
       gemm(
         false,
         false,
@@ -209,6 +210,7 @@ export function conv2dBackwardInput(
   for (let image = 0; image < p.n; image++) {
     for (let group = 0; group < p.groups; group++) {
       const inChannel = image * p.c + group * inGroup;
+      // dcol [colRows, outPixels] = W_gᵀ [colRows, outGroup] · dy_g [outGroup, outPixels]
       gemm(
         true,
         false,
@@ -253,6 +255,7 @@ export function conv2dBackwardWeight(
     for (let group = 0; group < p.groups; group++) {
       const inChannel = image * p.c + group * inGroup;
       if (!direct) im2col(x, inChannel, inGroup, p, col);
+      // dW_g [outGroup, colRows] += dy_g [outGroup, outPixels] · colᵀ [outPixels, colRows]
       gemm(
         false,
         true,
