@@ -222,7 +222,7 @@ export function alexnetInit(model: Module, rng: RandomSource = 0): Module {
 
 /**
  * Kaiming normal weights (fan in, ReLU gain) and zero biases for every convolution and linear
- * layer: the initialisation PERF.md's AlexNet-mini reference runs used.
+ * layer (He et al. 2015): what AlexNet-mini needs to leave chance level in its first epoch.
  */
 export function heInit(model: Module, rng: RandomSource = 0): Module {
   const source = rngOf(rng);

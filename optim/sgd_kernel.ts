@@ -2,7 +2,7 @@
  * The SGD-with-momentum update on raw arrays: the CPU kernel behind `SGD.step()`. The WGSL
  * twin is in gpu/kernels/sgd.ts.
  *
- * Two rules (see ../shared/ALEXNET.md, "Training recipe"):
+ * Two rules:
  *
  *     paper   (Krizhevsky et al. 2012, section 5):  v <- m v - wd lr w - lr g;   w <- w + v
  *     pytorch (torch.optim.SGD, dampening 0):       v <- m v + (g + wd w);       w <- w - lr v

@@ -23,7 +23,7 @@ function assertSummaryMatchesForward(model: Sequential, inputShape: number[]): v
   });
 }
 
-Deno.test("alexnet(): summary() reproduces the paper's table (ALEXNET.md), and a forward agrees", () => {
+Deno.test("alexnet(): summary() reproduces the paper's parameter counts, and a forward agrees", () => {
   const model = alexnet();
   const report = model.summary([1, 3, 227, 227], { print: false });
   const params = Object.fromEntries(

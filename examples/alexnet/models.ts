@@ -119,7 +119,7 @@ const PAPER: VariantSpec = {
 // the softmax is uniform and the gradient reaching conv1 is as small; LRN with k = 2 divides
 // by another 2^0.75 = 1.7 since its sum is negligible at that scale. On a small data set the
 // net sits at chance. Kaiming's sqrt(2 / fanIn) keeps the variance constant through each
-// ReLU layer (He et al. 2015), and PERF.md's reference runs use it.
+// ReLU layer (He et al. 2015).
 const MINI: VariantSpec = {
   convs: [
     { out: 32, kernel: 5, stride: 1, padding: 2, split: false },

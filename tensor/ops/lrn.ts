@@ -26,7 +26,7 @@
  * The paper prints `k + alpha · Σ x_j²` with alpha = 1e-4. The code that won ImageNet 2012
  * (cuda-convnet2: `scale /= size`) and Caffe, PyTorch and burn after it divide the configured
  * alpha by the window size, so the network actually ran with 1e-4 / 5 = 2e-5 per squared term.
- * TensorFlow and TF.js use alpha per term, as printed. See the table in shared/ALEXNET.md.
+ * TensorFlow and TF.js use alpha per term, as printed.
  * {@link localResponseNorm} therefore takes `alphaScaling`: `"averaged"` (default, a = alpha /
  * size: PyTorch's numbers) or `"per-term"` (a = alpha: the paper's formula, TensorFlow's
  * convention). Only alpha changes; the window is the one above in both conventions.

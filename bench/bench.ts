@@ -1,0 +1,146 @@
+/**
+ * `deno task bench`: CPU and GPU side by side, one table per kernel family, then whole
+ * training steps and the data loader.
+ *
+ * - matmul GFLOP/s at 512, 1024, 2048;
+ * - AlexNet's five conv layers at batch 8 and AlexNet-mini's at batch 128: forward,
+ *   backward to the input and backward to the weight, GFLOP/s;
+ * - LRN, max-pooling and the dense per-op kernels, milliseconds;
+ * - a full training step (forward, backward, SGD update) of AlexNet-mini at batch 128 and of
+ *   the paper's AlexNet at batch 8, images/s;
+ * - the data loader's images/s, with the Fashion-MNIST pipeline.
+ *
+ * GPU times include submitting the work and waiting for it. `--quick` skips the slow rows
+ * (AlexNet conv layers, the full AlexNet step, matmul 2048).
+ *
+ * @module
+ */
+
+import { initWebGPU } from "../gpu/mod.ts";
+import type { Backend, LrnParams, Pool2dParams } from "../backend/backend.ts";
+import { compareOp, denseRows, inputs, matmulRows, printRows } from "./gpu_bench.ts";
+import { runConvBench } from "./gpu_conv_bench.ts";
+import { timeTrainingStep } from "../examples/alexnet/device.ts";
+import { alexnet, alexnetMini } from "../examples/alexnet/models.ts";
+import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
+
+const quick = Deno.args.includes("--quick");
+const gpu = await initWebGPU();
+const info = gpu.runtime.adapterInfo;
+console.log(
+  `# tessera benchmark\n\nGPU adapter: ${info.description || info.vendor || "unknown"} ` +
+    `(${gpu.runtime.isSoftware ? "software" : "hardware"}); CPU backend: plain TypeScript.\n`,
+);
+
+console.log("## matmul\n");
+printRows(await matmulRows(gpu, quick ? [512, 1024] : [512, 1024, 2048]));
+
+console.log("\n## conv2d layers (GFLOP/s, GPU / CPU)\n");
+await runConvBench(quick);
+
+console.log("## LRN and max-pooling (ms)\n");
+const lrn = (n: number, c: number, h: number): LrnParams => ({
+  n,
+  c,
+  h,
+  w: h,
+  size: 5,
+  alpha: 2e-5,
+  beta: 0.75,
+  k: 2,
+});
+const pool = (n: number, c: number, h: number): Pool2dParams => {
+  const out = Math.floor((h - 3) / 2) + 1;
+  return {
+    n,
+    c,
+    h,
+    w: h,
+    kh: 3,
+    kw: 3,
+    strideH: 2,
+    strideW: 2,
+    padH: 0,
+    padW: 0,
+    outH: out,
+    outW: out,
+  };
+};
+const spatial = [];
+for (
+  const [label, n, c, h] of [["mini norm1", 128, 32, 28], ["AlexNet norm1", 8, 96, 55]] as const
+) {
+  const size = n * c * h * h;
+  const x = inputs(gpu, size, 1), dy = inputs(gpu, size, 2);
+  const pick = (be: Backend, s: typeof x) => (be === gpu ? s.gpu : s.cpu);
+  spatial.push(
+    await compareOp(
+      `LRN forward ${label} [${n},${c},${h},${h}]`,
+      gpu,
+      (be) => be.lrnForward(pick(be, x), lrn(n, c, h)),
+    ),
+  );
+  spatial.push(
+    await compareOp(
+      `LRN backward ${label}`,
+      gpu,
+      (be) => be.lrnBackward(pick(be, x), pick(be, dy), lrn(n, c, h)),
+    ),
+  );
+  spatial.push(
+    await compareOp(`max-pool 3x3/2 forward ${label.replace("norm", "pool")}`, gpu, (be) => {
+      const { y, argmax } = be.maxPool2dForward(pick(be, x), pool(n, c, h));
+      be.free(argmax);
+      return y;
+    }),
+  );
+}
+printRows(spatial);
+
+console.log("\n## dense kernels (ms)\n");
+printRows(await denseRows(gpu));
+
+console.log("\n## training steps (forward + backward + SGD update), images/s\n");
+console.log("| model | batch | CPU img/s | GPU img/s | GPU / CPU |\n|---|---|---|---|---|");
+const steps: [string, () => ReturnType<typeof alexnetMini>, number[], number][] = [
+  ["AlexNet-mini (28x28)", () => alexnetMini({ inChannels: 1, numClasses: 10, inputSize: 28 }), [
+    128,
+    1,
+    28,
+    28,
+  ], 10],
+];
+if (!quick) {
+  steps.push([
+    "AlexNet, paper (227x227)",
+    () => alexnet({ numClasses: 1000 }),
+    [8, 3, 227, 227],
+    1000,
+  ]);
+}
+for (const [name, make, shape, classes] of steps) {
+  const cpu = shape[0] / await timeTrainingStep(make, shape, classes, "cpu", quick ? 1 : 2);
+  const gpuRate = shape[0] / await timeTrainingStep(make, shape, classes, "gpu", quick ? 1 : 2);
+  console.log(
+    `| ${name} | ${shape[0]} | ${cpu.toFixed(1)} | ${gpuRate.toFixed(1)} | ${
+      (gpuRate / cpu).toFixed(2)
+    }x |`,
+  );
+}
+
+console.log("\n## data loader (Fashion-MNIST, normalize + flip, batch 128), images/s\n");
+const { train } = await loadFashionMnist({});
+for (const workers of [0, 2]) {
+  const loader = new DataLoader(train, {
+    batchSize: 128,
+    spec: fashionMnistSpec({ flip: true }),
+    workers,
+  });
+  let images = 0;
+  const start = performance.now();
+  for await (const batch of loader.epoch(0)) images += batch.shape[0];
+  const seconds = (performance.now() - start) / 1000;
+  await loader.close();
+  console.log(`- ${workers} workers: ${(images / seconds).toFixed(0)} images/s`);
+}
+gpu.runtime.device.destroy();
