@@ -33,6 +33,7 @@ import {
 import { argmaxCpu, reduceCpu } from "../tensor/ops/reduce.ts";
 import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
+import { allocF32 } from "../tensor/ops/gemm.ts";
 import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
@@ -85,6 +86,14 @@ function allocate(dtype: DType, length: number): TypedArray {
     : new Float32Array(length);
 }
 
+function dtypeOf(data: TypedArray): DType {
+  return data instanceof Float64Array
+    ? "float64"
+    : data instanceof Int32Array
+    ? "int32"
+    : "float32";
+}
+
 class CpuBackend implements Backend {
   readonly name = "cpu";
 
@@ -102,7 +111,9 @@ class CpuBackend implements Backend {
   }
 
   fromArray(data: TypedArray): Storage {
-    return new CpuStorage(this, data.slice());
+    const copy = allocate(dtypeOf(data), data.length);
+    copy.set(data);
+    return new CpuStorage(this, copy);
   }
   full(length: number, value: number, dtype: DType): Storage {
     const s = this.#new(dtype, length);

@@ -8,11 +8,11 @@
  * long as the GEMM itself on lavapipe, at WEBGPU.md's 11-22 ns per element).
  *
  * - **Forward** `y[n, o, i, j] = bias[o] + Σ_{c,p,q} w[o, c, p, q] · x[n, c, i·sh + p − ph, j·sw + q − pw]`.
- *   One invocation owns a *strip*: 4 output channels × 8 neighbouring columns of one output
- *   row. For each (c, p) it loads the input row segment the strip needs once (7·sw + KW
- *   values, as aligned vec4s from a zero-padded copy of x) and reuses it for every tap q, and
- *   it loads the 4 channels' weights as one vec4 from a transposed copy of w
- *   ([groups, C/g·KH·KW, O/g rounded up to 4]).
+ *   One invocation owns a *strip*: 4 output channels × 8 neighbouring columns of two output
+ *   rows. For each (c, p) it loads each row's input segment once (7·sw + KW values, as
+ *   aligned vec4s from a zero-padded copy of x) and reuses it for every tap q, and it loads
+ *   the 4 channels' weights as one vec4 from a transposed copy of w
+ *   ([groups, C/g·KH·KW, O/g rounded up to 4]) and reuses it for both rows.
  * - **Backward to the input, stride 1** is the same kernel: dx is the convolution of dy with the
  *   kernel flipped and its in/out channels swapped, padded by KH − 1 − ph (jax-js's rule: the
  *   transposed convolution; stride 1 needs no dilation).
@@ -22,8 +22,8 @@
  *   AlexNet's conv1 has stride 4, and its input (the image) needs no gradient, so this path is
  *   kept simple (one vec4 of input channels per invocation) rather than fast.
  * - **Backward to the weight** `dw[o, c, p, q] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i·sh + p − ph, j·sw + q − pw]`:
- *   each invocation owns 4 output channels × one input channel × up to three kernel rows × all
- *   KW taps, and loops over the batch and the output positions in 8-column strips of the same
+ *   each invocation owns 4 output channels × one input channel × all kernel rows (two for
+ *   kernels over 25 taps) × all KW taps, and loops over the batch and the output positions in 8-column strips of the same
  *   padded input. It reads 4 channels of dy as one vec4 from a channels-last copy when each dy
  *   element feeds enough products to pay for the copy. When O/4·(C/g)·KH/rows invocations are
  *   too few to keep every core busy (AlexNet-mini's conv1 has 24), the batch is split into
@@ -300,36 +300,68 @@ function paddedSample(s: StripShape, geo: PaddedGeometry): number {
   return s.groups * s.inPerGroup * geo.paddedH * geo.paddedW;
 }
 
+/**
+ * Output rows per strip invocation. Two rows share every weight load (each (c, p) step loads
+ * KW weight vec4s for 2·8 columns instead of 8) at the price of 16 vec4 accumulators, which
+ * spill to function memory, cheap next to storage loads on lavapipe. Against one row, in one
+ * process, on AlexNet-mini at batch 128: forward 1.05-1.4x faster per layer (conv2 1.2-1.4x),
+ * backward to the input 0.9-1.15x (about even in total).
+ */
+const STRIP_ROWS = 2;
+
+/** The padded input of the strip kernels: zero rows below for a last, half-used row pair. */
+function stripGeometry(s: StripShape): PaddedGeometry {
+  const geo = paddedGeometry(s), rows = STRIP_ROWS;
+  return { ...geo, paddedH: geo.paddedH + (Math.ceil(s.outH / rows) * rows - s.outH) * s.strideH };
+}
+
 function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
-  const geo = paddedGeometry(s);
+  const geo = stripGeometry(s), rows = STRIP_ROWS;
   const { columns, stripsPerRow } = geo;
+  const rowGroups = Math.ceil(s.outH / rows);
   const out4 = Math.ceil(s.outPerGroup / 4);
   const outChannels = s.groups * s.outPerGroup;
   const outPlane = s.outH * s.outW;
   const rowVectors = geo.paddedW / 4;
-  const segment = (t: number) => `v${t >> 2}[${t & 3}]`;
+  const segment = (row: number, t: number) => `v${row}_${t >> 2}[${t & 3}]`;
   const lines: string[] = [];
-  for (let k = 0; k < geo.vectors; k++) lines.push(`      let v${k} = x[at + ${k}u];`);
+  for (let row = 0; row < rows; row++) {
+    for (let k = 0; k < geo.vectors; k++) {
+      lines.push(`      let v${row}_${k} = x[at + ${row * s.strideH * rowVectors + k}u];`);
+    }
+  }
   lines.push(
     `      let wRow = (g * ${s.inPerGroup * s.kh}u + c * ${s.kh}u + p) * ${s.kw * out4}u + ob;`,
   );
   for (let q = 0; q < s.kw; q++) {
     lines.push(`      let w${q} = w[wRow + ${q * out4}u];`);
-    for (let r = 0; r < columns; r++) {
-      lines.push(`      acc${r} = fma(vec4f(${segment(r * s.strideW + q)}), w${q}, acc${r});`);
+    for (let row = 0; row < rows; row++) {
+      for (let r = 0; r < columns; r++) {
+        lines.push(
+          `      acc${row}_${r} = fma(vec4f(${
+            segment(row, r * s.strideW + q)
+          }), w${q}, acc${row}_${r});`,
+        );
+      }
     }
   }
   const stores: string[] = [];
-  for (let r = 0; r < columns; r++) {
-    stores.push(`  if (j0 + ${r}u < ${s.outW}u) {`);
-    for (let e = 0; e < 4; e++) {
-      stores.push(
-        `    if (ob * 4u + ${e}u < ${s.outPerGroup}u) { y[yBase + ${
-          e * outPlane
-        }u + ${r}u] = acc${r}[${e}]${hasBias ? ` + bias[o0 + ${e}u]` : ""}; }`,
-      );
+  for (let row = 0; row < rows; row++) {
+    for (let r = 0; r < columns; r++) {
+      stores.push(`  if (i + ${row}u < ${s.outH}u && j0 + ${r}u < ${s.outW}u) {`);
+      for (let e = 0; e < 4; e++) {
+        stores.push(
+          `    if (ob * 4u + ${e}u < ${s.outPerGroup}u) { y[yBase + ${
+            e * outPlane + row * s.outW + r
+          }u] = acc${row}_${r}[${e}]${hasBias ? ` + bias[o0 + ${e}u]` : ""}; }`,
+        );
+      }
+      stores.push(`  }`);
     }
-    stores.push(`  }`);
+  }
+  const accumulators: string[] = [];
+  for (let row = 0; row < rows; row++) {
+    for (let r = 0; r < columns; r++) accumulators.push(`  var acc${row}_${r} = vec4f();`);
   }
   const code = `
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
@@ -341,7 +373,7 @@ struct Params { n: u32, yOffset: u32 }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let strips = params.n * ${s.outH * stripsPerRow}u;
+  let strips = params.n * ${rowGroups * stripsPerRow}u;
   let stripGroups = (strips + ${WORKGROUP - 1}u) / ${WORKGROUP}u;
   let group = ${LINEAR_WORKGROUP};
   if (group >= stripGroups * ${s.groups * out4}u) { return; }
@@ -350,12 +382,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let ob = block % ${out4}u;
   let strip = (group % stripGroups) * ${WORKGROUP}u + lid;
   if (strip >= strips) { return; }
-  let n = strip / ${s.outH * stripsPerRow}u;
-  let i = (strip / ${stripsPerRow}u) % ${s.outH}u;
+  let n = strip / ${rowGroups * stripsPerRow}u;
+  let i = ((strip / ${stripsPerRow}u) % ${rowGroups}u) * ${rows}u;
   let j0 = (strip % ${stripsPerRow}u) * ${columns}u;
   let planes = (n * ${s.groups * s.inPerGroup}u + g * ${s.inPerGroup}u) * ${geo.paddedH}u;
   let segmentStart = (j0 / 4u) * ${s.strideW}u; // j0 is 0 or a multiple of 8
-${Array.from({ length: columns }, (_, r) => `  var acc${r} = vec4f();`).join("\n")}
+${accumulators.join("\n")}
   for (var c = 0u; c < ${s.inPerGroup}u; c++) {
     for (var p = 0u; p < ${s.kh}u; p++) {
       let at = (planes + c * ${geo.paddedH}u + i * ${s.strideH}u + p) * ${rowVectors}u + segmentStart;
@@ -378,7 +410,7 @@ function runStrip(
   wLayout: GpuStorage,
   bias: GpuStorage | null,
 ): GpuStorage {
-  const geo = paddedGeometry(s);
+  const geo = stripGeometry(s);
   const inSample = s.groups * s.inPerGroup * s.height * s.width;
   const outSample = s.groups * s.outPerGroup * s.outH * s.outW;
   const padSample = paddedSample(s, geo);
@@ -386,7 +418,7 @@ function runStrip(
   checkIndexRange(name, "output elements", n * outSample);
   const kernel = stripKernel(s, bias !== null, name);
   const y = rt.alloc("float32", n * outSample);
-  const stripsPerSample = s.outH * geo.stripsPerRow;
+  const stripsPerSample = Math.ceil(s.outH / STRIP_ROWS) * geo.stripsPerRow;
   const blocks = s.groups * Math.ceil(s.outPerGroup / 4);
   for (const chunk of batchChunks(rt, name, n, [inSample, padSample, outSample])) {
     const padded = padChunk(rt, x, s, geo, chunk);
@@ -602,12 +634,14 @@ function forwardShape(p: Conv2dParams): StripShape {
 
 /**
  * Kernel rows per weight-gradient invocation: rows share every dy load (the loads that
- * dominate) at the price of rows·KW vec4 accumulators. All three rows of a 3x3 kernel (9
- * accumulators) ran AlexNet-mini's conv4 gradient 1.2-1.5x faster than two rows; kernels
- * wider than 3 take two rows (10 accumulators for 5x5).
+ * dominate) at the price of rows·KW vec4 accumulators. Kernels of up to 25 taps take all
+ * their rows: AlexNet-mini's conv2 gradient (5x5, 25 accumulators) ran 1.4x faster than with
+ * two rows and conv4's (3x3) 1.7x; the extra accumulators spill to function memory, which is
+ * far cheaper than storage loads on lavapipe. Larger kernels (full AlexNet's 11x11 conv1) keep
+ * two rows.
  */
 function weightGradRows(p: Conv2dParams): number {
-  return Math.min(p.kh, p.kw <= 3 ? 3 : 2);
+  return p.kh * p.kw <= 25 ? p.kh : Math.min(p.kh, 2);
 }
 
 /** The padded input of the weight gradient, with zero rows for a last, partial group of rows. */

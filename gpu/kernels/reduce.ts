@@ -51,7 +51,9 @@ function reduceKernel(op: ReduceOp): GpuKernel {
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read_write> ys: array<f32>;
 // words: kept sizes, kept strides, reduced sizes, reduced strides (${MAX_RANK} each).
-struct Params { n: u32, keptRank: u32, reducedRank: u32, reducedCount: u32, words: array<vec4u, ${MAX_RANK}>, init: f32 }
+// The last reduced group has stride 1 and "inner" elements when contiguous (inner = 1
+// otherwise); reducedRank and outerCount then describe the groups before it.
+struct Params { n: u32, keptRank: u32, reducedRank: u32, outerCount: u32, words: array<vec4u, ${MAX_RANK}>, init: f32, inner: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
 fn word(w: u32) -> u32 { return params.words[w / 4u][w % 4u]; }
 ${ELEMENT_MAIN}
@@ -65,7 +67,7 @@ ${ELEMENT_MAIN}
   }
   // init travels as data: a -Infinity literal would be a WGSL constant-evaluation error.
   var acc = params.init;
-  for (var r = 0u; r < params.reducedCount; r++) {
+  for (var r = 0u; r < params.outerCount; r++) {
     var restR = r;
     var offset = base;
     for (var axis = i32(params.reducedRank) - 1; axis >= 0; axis--) {
@@ -73,8 +75,20 @@ ${ELEMENT_MAIN}
       offset += (restR % size) * word(${3 * MAX_RANK}u + u32(axis));
       restR = restR / size;
     }
-    let v = xs[offset];
-    acc = ${combine};
+    // Eight elements per iteration, still in order: llvmpipe silently ends any invocation's
+    // loops after 65,535 iterations in total, which a conv1 bias gradient at batch 128
+    // (100,352 elements per channel) would exceed.
+    var k = 0u;
+    for (; k + 8u <= params.inner; k += 8u) {
+      for (var e = 0u; e < 8u; e++) {
+        let v = xs[offset + k + e];
+        acc = ${combine};
+      }
+    }
+    for (; k < params.inner; k++) {
+      let v = xs[offset + k];
+      acc = ${combine};
+    }
   }
   ys[i] = acc;
 }`,
@@ -106,6 +120,14 @@ export function reduceGpu(
   }
   const n = sizeOf(keptSizes);
   const out = rt.alloc(x.dtype, n);
+  // A contiguous last group (a conv bias gradient's H·W) runs as a plain inner loop: the
+  // generic index math costs more than the load (6x on AlexNet-mini's conv1 bias gradient).
+  const last = reducedSizes.length - 1;
+  const inner = last >= 0 && reducedStrides[last] === 1 ? reducedSizes[last] : 1;
+  if (inner > 1) {
+    reducedSizes.pop();
+    reducedStrides.pop();
+  }
   const pad = (xs: number[]) => [...xs, ...new Array(MAX_RANK - xs.length).fill(0)];
   const params = packParams([
     n,
@@ -117,6 +139,7 @@ export function reduceGpu(
     ...pad(reducedSizes),
     ...pad(reducedStrides),
     { f32: op === "sum" ? 0 : -Infinity },
+    inner,
   ]);
   rt.dispatch(REDUCE_KERNELS[op], [x], [out], params, workgroupsFor(n));
   return out;

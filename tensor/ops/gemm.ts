@@ -455,9 +455,17 @@ function packBTransposed(
 // shared flag. Typed arrays are only shared (not copied) by postMessage when they live on a
 // SharedArrayBuffer, hence allocF32 and the isShared test. C is split along its longer side
 // so both halves keep whole MR×NR tiles; each thread packs its own operand blocks.
+//
+// Whether it pays depends on the second core being free. On the shared 2-vCPU test machine,
+// with other jobs running, two threads ran gemm and AlexNet's convolutions at 0.8x-1.5x the
+// one-thread rate (bench/cpu_bench.ts with --allow-read prints both), so one thread stays the
+// default.
 
-/** Below this many flops the postMessage round trip (~0.1 ms) costs more than it saves. */
-const PARALLEL_MIN_FLOPS = 2 ** 24;
+/**
+ * Products below this many flops (about 10 ms of work) stay on one thread: the postMessage
+ * round trip is 0.05-2 ms, and more when the worker's core is busy with something else.
+ */
+const PARALLEL_MIN_FLOPS = 2 ** 25;
 
 /** flag[0] while the worker computes; it stores 1 (done) or WORKER_FAILED, see gemm_worker.ts. */
 const WORKER_BUSY = 0;
