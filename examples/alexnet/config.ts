@@ -36,6 +36,8 @@ export interface TrainConfig {
   seed: number;
   /** Run folder: metrics, checkpoints, pictures. */
   out: string;
+  /** 2: the paper's model parallelism (section 3.2) over two WebGPU devices. */
+  devices: 1 | 2;
   /** "auto" picks the faster device; "cpu" or "gpu" force one. */
   device: "auto" | "cpu" | "gpu";
   /** Continue the run in `out` from its checkpoint. */
@@ -83,6 +85,7 @@ export const DEFAULTS: TrainConfig = {
   seed: 1,
   out: "runs/alexnet",
   device: "auto",
+  devices: 1,
   resume: false,
   activation: "relu",
   lrn: true,
@@ -142,6 +145,8 @@ Run
   --resume              continue the run in --out from its last checkpoint
   --checkpoint-every N  also save a checkpoint every N steps (default ${DEFAULTS.checkpointEvery})
   --device NAME         auto (default) | cpu | gpu
+  --devices N           2: split the grouped layers over two GPU devices as the paper's
+                        two GPUs were (section 3.2), reporting the transfer time
   --plain               plain progress lines (automatic when output is not a terminal)
   --help                this text
 `;
@@ -206,6 +211,7 @@ export function parseTrainArgs(
         seed: { type: "string" },
         out: { type: "string" },
         device: { type: "string" },
+        devices: { type: "string" },
         resume: { type: "boolean" },
         activation: { type: "string" },
         "no-lrn": { type: "boolean" },
@@ -253,6 +259,9 @@ export function parseTrainArgs(
   if (v.out !== undefined) c.out = v.out;
   if (v.device !== undefined) {
     c.device = choice("device", v.device, ["auto", "cpu", "gpu"] as const);
+  }
+  if (v.devices !== undefined) {
+    c.devices = Number(choice("devices", v.devices, ["1", "2"] as const)) as 1 | 2;
   }
   if (v.resume) c.resume = true;
   if (v.activation !== undefined) {

@@ -95,16 +95,10 @@ import {
 } from "../../nn/layers.ts";
 import type { HostTensor, Module } from "../../nn/module.ts";
 import { SGD, type SgdOptions } from "../../optim/sgd.ts";
-import {
-  CosineAnnealing,
-  type LrSchedule,
-  ReduceLROnPlateau,
-  StepLR,
-} from "../../optim/schedules.ts";
 import { DataLoader } from "../../data/mod.ts";
 import type { TrainConfig } from "./config.ts";
 import { loadRunData } from "./data.ts";
-import { buildModel } from "./trainer.ts";
+import { buildModel, makeSchedule } from "./trainer.ts";
 import { formatDuration } from "./progress.ts";
 
 /** Cross-device copies of one training step. */
@@ -639,19 +633,6 @@ export interface TwoDeviceTrainResult {
 }
 
 /** The configured learning-rate schedule of one optimizer (the same choice as trainer.ts). */
-function scheduleFor(config: TrainConfig, optimizer: SGD): LrSchedule | null {
-  switch (config.schedule) {
-    case "plateau":
-      return new ReduceLROnPlateau(optimizer, { patience: 1, maxDrops: 3 });
-    case "step":
-      return new StepLR(optimizer, { stepSize: Math.max(1, Math.ceil(config.epochs / 3)) });
-    case "cosine":
-      return new CosineAnnealing(optimizer, { tMax: config.epochs });
-    default:
-      return null;
-  }
-}
-
 /** Acquires two WebGPU devices, registered as "gpu0" and "gpu1". */
 async function acquireTwoGpus(): Promise<[string, string]> {
   const { initWebGPU } = await import("../../gpu/mod.ts");
@@ -718,7 +699,7 @@ export async function trainTwoDevices(
   };
   const optimizers: [SGD, SGD] = [new SGD(net.parameters(0), sgd), new SGD(net.parameters(1), sgd)];
   // Both schedules see the same test error, so they make the same decisions.
-  const schedules = optimizers.map((o) => scheduleFor(config, o));
+  const schedules = optimizers.map((o) => makeSchedule(config, o));
   say(
     `two devices: ${devices.join(" + ")}, ${net.stageCount} stages; ${config.arch}, ` +
       `${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}` +

@@ -7,6 +7,7 @@
 
 import { HELP, parseTrainArgs, UsageError } from "./config.ts";
 import { train } from "./trainer.ts";
+import { trainTwoDevices } from "./parallel.ts";
 
 if (import.meta.main) {
   let config;
@@ -23,7 +24,12 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   try {
-    await train(config);
+    if (config.devices === 2) {
+      if (config.resume) throw new Error("--resume is not available with --devices 2");
+      await trainTwoDevices(config);
+    } else {
+      await train(config);
+    }
   } catch (error) {
     console.error(`\ntrain-alexnet: ${(error as Error).message}`);
     Deno.exit(1);

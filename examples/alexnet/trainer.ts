@@ -103,7 +103,8 @@ export function buildModel(
   return config.arch === "alexnet" ? alexnet(options) : alexnetMini(options);
 }
 
-function makeSchedule(config: TrainConfig, optimizer: SGD): LrSchedule | null {
+/** The configured learning-rate schedule for `optimizer` (null for "none"). */
+export function makeSchedule(config: TrainConfig, optimizer: SGD): LrSchedule | null {
   switch (config.schedule) {
     case "plateau":
       return new ReduceLROnPlateau(optimizer, { patience: 1, maxDrops: 3 });
