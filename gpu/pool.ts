@@ -2,7 +2,7 @@
  * A pool of storage buffers keyed by size class.
  *
  * Creating a GPUBuffer costs a driver call and a zeroing pass, and dropping one leaves it to a
- * garbage collector that runs too late (WEBGPU.md: 6 GB of RSS after 1,500 forgotten 4 MB
+ * garbage collector that runs too late (gpu/README.md: 6 GB of RSS after 1,500 forgotten 4 MB
  * buffers). A training step allocates the same sizes every time, so freed buffers go back to
  * a free list per size class and the next step takes them from there: after the first step
  * no buffer is created at all, and memory stays flat.

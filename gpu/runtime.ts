@@ -4,7 +4,7 @@
  *
  * Why it looks like this:
  * - **Lazy submission.** A dispatch inside an open compute pass costs 40-55 us on lavapipe, one
- *   with its own submit 130-600 us, one that is awaited about 12 ms (WEBGPU.md). So dispatches
+ *   with its own submit 130-600 us, one that is awaited about 12 ms (gpu/README.md). So dispatches
  *   go into one command encoder / compute pass and are submitted only on a read, a host write,
  *   `flush()`, or every {@link SUBMIT_EVERY} dispatches (to keep the GPU fed). Nothing inside a
  *   training step waits for the GPU.
@@ -282,7 +282,7 @@ ${ELEMENT_MAIN}
     // not yet submitted (which may read this pooled buffer's previous contents) goes first.
     this.flush();
     this.device.queue.writeBuffer(target.buffer, 0, data as Float32Array<ArrayBuffer>);
-    // An (empty) submit releases the staging memory of writeBuffer (WEBGPU.md, "Memory").
+    // An (empty) submit releases the staging memory of writeBuffer (gpu/README.md, "Memory").
     this.device.queue.submit([]);
   }
 

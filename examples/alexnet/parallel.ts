@@ -60,7 +60,7 @@
  * queue (`queue.writeBuffer` takes them from the host array at once; the device orders its
  * upload before the next kernel). Waiting for the upload to finish as well would measure
  * mostly the latency of that wait: on lavapipe it added 12 ms per exchange, for 40 KB.
- * On lavapipe a read-back costs about 12 ms whatever its size (WEBGPU.md: the `mapAsync`
+ * On lavapipe a read-back costs about 12 ms whatever its size (gpu/README.md: the `mapAsync`
  * floor), so the exchanges of the mini model are latency, not bandwidth.
  *
  * ## Memory

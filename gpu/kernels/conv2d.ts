@@ -5,7 +5,7 @@
  *
  * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
  * batch 128 it would hold 17M floats, 69 MB, and one pass writing it would take about half as
- * long as the GEMM itself on lavapipe, at WEBGPU.md's 11-22 ns per element).
+ * long as the GEMM itself on lavapipe, at gpu/README.md's 11-22 ns per element).
  *
  * - **Forward** `y[n, o, i, j] = bias[o] + Σ_{c,p,q} w[o, c, p, q] · x[n, c, i·sh + p − ph, j·sw + q − pw]`.
  *   One invocation owns a *strip*: 4 output channels × 8 neighbouring columns of two output
@@ -18,7 +18,7 @@
  *   transposed convolution; stride 1 needs no dilation).
  * - **Backward to the input, stride > 1** is a gather: each dx element visits only the taps p
  *   with (h + ph − p) % sh == 0 (those are the output rows whose window covers it). WGSL has no
- *   float atomics, so a scatter from dy is never an option (WEBGPU.md, "Numerics"). Only
+ *   float atomics, so a scatter from dy is never an option (gpu/README.md, "Numerics"). Only
  *   AlexNet's conv1 has stride 4, and its input (the image) needs no gradient, so this path is
  *   kept simple (one vec4 of input channels per invocation) rather than fast.
  * - **Backward to the weight** `dw[o, c, p, q] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i·sh + p − ph, j·sw + q − pw]`:
@@ -32,7 +32,7 @@
  *
  * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
  * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
- * dominate (WEBGPU.md, "Speed"). On a real GPU shared-memory tiles would pay; no real GPU was
+ * dominate (gpu/README.md, "Speed"). On a real GPU shared-memory tiles would pay; no real GPU was
  * available to tune and verify such a path, so every adapter runs this one.
  *
  * Shapes other than the batch size are baked into the WGSL as constants (the runtime caches a
@@ -217,8 +217,8 @@ function stripColumns(outW: number): number {
  * row r, column s holding x[r − padH, s − padW] (0 outside). Padding up front removes every
  * bounds check from the inner loops, and with paddedW a multiple of 4 and strips starting at
  * multiples of 4 columns each strip's row segment is a few aligned vec4 loads instead of
- * (columns − 1)·sw + KW scalar ones: loads are what cost on lavapipe (WEBGPU.md, "Speed").
- * The copy is one elementwise pass over x: about 2-4% of AlexNet-mini's conv2 (WEBGPU.md puts
+ * (columns − 1)·sw + KW scalar ones: loads are what cost on lavapipe (gpu/README.md, "Speed").
+ * The copy is one elementwise pass over x: about 2-4% of AlexNet-mini's conv2 (gpu/README.md puts
  * such a pass at 11-22 ns per element).
  */
 interface PaddedGeometry {

@@ -13,7 +13,7 @@
  * over a window of `size` neighbouring channels, so an invocation that walks the C channels of
  * one pixel keeps the last `size` values of x (and, backward, of the per-channel terms) in
  * registers and loads each x and dy element once per pass, instead of `size` times for an
- * invocation per element. Loads dominate on the software adapter (WEBGPU.md, "Speed"), so
+ * invocation per element. Loads dominate on the software adapter (gpu/README.md, "Speed"), so
  * this ran the forward 2x and the backward 2.5-2.8x faster than one invocation per element
  * on AlexNet-mini's LRNs (whose N·H·W ≥ 21,632 columns still keep every core busy). Neighbouring invocations own
  * neighbouring pixels, so each channel step reads contiguous memory across a workgroup.

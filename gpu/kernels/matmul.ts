@@ -5,7 +5,7 @@
  * - **Software adapters (llvmpipe / lavapipe): textures + register blocking.** On a CPU
  *   implementation of WebGPU, loads dominate and workgroup memory is as slow as a storage
  *   buffer, so classic shared-memory tiling is the slowest option measured (0.03-0.08 GFLOP/s
- *   at n = 1024, WEBGPU.md). An rgba32float `textureLoad` brings 4 floats for about the cost
+ *   at n = 1024, gpu/README.md). An rgba32float `textureLoad` brings 4 floats for about the cost
  *   of one scalar storage load, so op(A) and op(B) are first packed into textures (rows of
  *   4-float texels along k for A, along n for B; transposes are absorbed by the packing, and
  *   the padding is zero so the inner loop needs no bounds checks). Each invocation then

@@ -25,7 +25,7 @@ const PROLOGUE = `
 fn linearIndex(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * ${WORKGROUP}u + lid;
 }
-// x != x is always false on Vulkan (WEBGPU.md, "Numerics"): test the bits.
+// x != x is always false on Vulkan (gpu/README.md, "Numerics"): test the bits.
 fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 `;
 
