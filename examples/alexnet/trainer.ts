@@ -456,10 +456,20 @@ export async function evaluate(
 }
 
 /** Writes curves.png and conv1_filters.png (the paper's Figure 3) into the run folder. */
-async function drawPictures(model: Module, metrics: MetricRecord[], out: string): Promise<void> {
+export async function drawPictures(
+  model: Module,
+  metrics: MetricRecord[],
+  out: string,
+): Promise<void> {
+  // Training curves from the 10-step windows, test points from the evaluations.
+  const points = metrics.map((m) =>
+    m.kind === "step"
+      ? { epoch: m.epoch, step: m.step, trainLoss: m.trainLoss, trainAccuracy: m.trainAccuracy }
+      : { epoch: m.epoch, step: m.step, testLoss: m.testLoss, testAccuracy: m.testAccuracy }
+  );
   await writeFileAtomic(
     `${out}/curves.png`,
-    trainingCurvesPng(metrics, { x: "step", title: "ALEXNET TRAINING" }),
+    trainingCurvesPng(points, { x: "step", title: "ALEXNET TRAINING" }),
   );
   // The first conv layer's weights: the paper's Figure 3 shows these, 96 of them at 11x11x3.
   const weight = [...model.parameters()].find((t) => t.rank === 4)!;
@@ -468,7 +478,11 @@ async function drawPictures(model: Module, metrics: MetricRecord[], out: string)
   const groups = shape[0] % 2 === 0 ? 2 : 1;
   await writeFileAtomic(
     `${out}/conv1_filters.png`,
-    filterGridPng(new Float32Array(await weight.data()), shape, { groups }),
+    // Tiles about 48 pixels wide whatever the kernel (11x11 in the paper, 5x5 in the mini model).
+    filterGridPng(new Float32Array(await weight.data()), shape, {
+      groups,
+      scale: Math.max(3, Math.round(48 / shape[3])),
+    }),
   );
 }
 
