@@ -82,8 +82,9 @@ export async function chooseDevice(
   if (runtime && !runtime.isSoftware) {
     return { device: "gpu", reason: `hardware GPU: ${describeAdapter(backend)}` };
   }
-  const gpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "gpu");
-  const cpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "cpu");
+  // One timed step each, after a warm-up step (which compiles the GPU's shaders).
+  const gpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "gpu", 1);
+  const cpuSeconds = await timeTrainingStep(makeModel, inputShape, classes, "cpu", 1);
   const faster = gpuSeconds < cpuSeconds ? "gpu" : "cpu";
   const ratio = Math.max(gpuSeconds, cpuSeconds) / Math.min(gpuSeconds, cpuSeconds);
   return {
@@ -102,8 +103,8 @@ export function describeAdapter(backend: Backend): string {
   const info = (backend as unknown as { runtime?: { adapterInfo?: GPUAdapterInfo } }).runtime
     ?.adapterInfo;
   if (!info) return backend.name;
-  return [info.vendor, info.device, info.description].filter((s) => s).join(" / ") ||
-    "unknown adapter";
+  // Software adapters report a numeric vendor id; the description names the driver.
+  return info.description || info.device || info.vendor || "unknown adapter";
 }
 
 /** The registered backend for a device name (after {@link chooseDevice}). */
