@@ -56,6 +56,8 @@ export interface TrainConfig {
   pca: boolean;
   /** Data-loading workers (0: in-process). */
   workers: number;
+  /** Download the full Fashion-MNIST (checked against its SHA-256) into the cache first. */
+  download: boolean;
   /** Use only the first N training images (0: all); for quick experiments and tests. */
   trainLimit: number;
   /** Use only the first N test images (0: all). */
@@ -74,7 +76,7 @@ export interface TrainConfig {
 export const DEFAULTS: TrainConfig = {
   arch: "alexnet-mini",
   data: null,
-  epochs: 4,
+  epochs: 5,
   batchSize: 128, // paper section 5
   lr: 0.02,
   momentum: 0.9, // paper section 5
@@ -94,6 +96,7 @@ export const DEFAULTS: TrainConfig = {
   groups: 2,
   pca: true,
   workers: 0,
+  download: false,
   trainLimit: 0,
   testLimit: 0,
   maxSteps: 0,
@@ -115,6 +118,7 @@ checkpoints and pictures to runs/alexnet.
 Model and data
   --arch NAME           alexnet-mini (default) | alexnet | alexnet-torchvision
   --data PATH           IDX folder (Fashion-MNIST) or ImageFolder root (one folder per class)
+  --download            fetch the full Fashion-MNIST into ~/.cache/tessera (SHA-256 checked)
   --train-limit N       use only the first N training images (default: all)
   --test-limit N        use only the first N test images (default: all)
   --workers N           data-loading workers (default ${DEFAULTS.workers})
@@ -220,6 +224,7 @@ export function parseTrainArgs(
         groups: { type: "string" },
         "no-pca": { type: "boolean" },
         workers: { type: "string" },
+        download: { type: "boolean" },
         "train-limit": { type: "string" },
         "test-limit": { type: "string" },
         "max-steps": { type: "string" },
@@ -274,6 +279,7 @@ export function parseTrainArgs(
     c.groups = Number(choice("groups", v.groups, ["1", "2"] as const)) as 1 | 2;
   }
   if (v["no-pca"]) c.pca = false;
+  if (v.download) c.download = true;
   if (v.workers !== undefined) {
     c.workers = numberFlag("workers", v.workers, { integer: true, min: 0 });
   }

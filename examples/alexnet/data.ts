@@ -7,6 +7,7 @@
 
 import type { ImageDataset, PipelineSpec } from "../../data/mod.ts";
 import {
+  downloadFashionMnist,
   fashionMnistSpec,
   loadFashionMnist,
   loadImageFolder,
@@ -88,6 +89,8 @@ export function inputSizeFor(arch: TrainConfig["arch"]): number {
 export async function loadRunData(config: TrainConfig): Promise<RunData> {
   const size = inputSizeFor(config.arch);
   if (config.data === null || await hasIdxFiles(config.data)) {
+    // --download puts the official files in the cache, where the search finds them.
+    if (config.download && config.data === null) await downloadFashionMnist();
     const mnist = await loadFashionMnist(config.data ? { dir: config.data } : {});
     const resize = size === 28 ? undefined : size;
     return {
