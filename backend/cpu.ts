@@ -79,11 +79,10 @@ export class CpuStorage implements Storage {
 }
 
 function allocate(dtype: DType, length: number): TypedArray {
-  return dtype === "float64"
-    ? new Float64Array(length)
-    : dtype === "int32"
-    ? new Int32Array(length)
-    : new Float32Array(length);
+  if (dtype === "float64") return new Float64Array(length);
+  if (dtype === "int32") return new Int32Array(length);
+  // Shared memory while gemm runs on two threads (setThreads(2)), so its worker can reach it.
+  return allocF32(length);
 }
 
 function dtypeOf(data: TypedArray): DType {
