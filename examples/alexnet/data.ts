@@ -7,6 +7,7 @@
 
 import type { ImageDataset, PipelineSpec } from "../../data/mod.ts";
 import {
+  DataLoader,
   downloadFashionMnist,
   fashionMnistSpec,
   loadFashionMnist,
@@ -36,6 +37,27 @@ export interface RunData {
   kind: "fashion-mnist" | "image-folder";
   /** The training set's mean image [3, 256, 256] (ImageFolder only), which predict subtracts too. */
   meanImage?: Float32Array;
+}
+
+/** The run's loaders: shuffled, augmented training batches and in-order test batches. */
+export function makeLoaders(
+  config: TrainConfig,
+  data: RunData,
+): { trainLoader: DataLoader; testLoader: DataLoader } {
+  return {
+    trainLoader: new DataLoader(data.train, {
+      batchSize: config.batchSize,
+      spec: data.trainSpec,
+      seed: config.seed,
+      workers: config.workers,
+    }),
+    // Evaluation needs no graph, so it can take bigger batches.
+    testLoader: new DataLoader(data.test, {
+      batchSize: Math.max(config.batchSize, 256),
+      spec: data.testSpec,
+      shuffle: false,
+    }),
+  };
 }
 
 /** The first `limit` images of a dataset (all when limit is 0). */

@@ -95,9 +95,9 @@ import {
 } from "../../nn/layers.ts";
 import type { HostTensor, Module } from "../../nn/module.ts";
 import { SGD, type SgdOptions } from "../../optim/sgd.ts";
-import { DataLoader } from "../../data/mod.ts";
+import type { DataLoader } from "../../data/mod.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadRunData } from "./data.ts";
+import { loadRunData, makeLoaders } from "./data.ts";
 import { buildModel, makeSchedule } from "./trainer.ts";
 import { formatDuration } from "./progress.ts";
 
@@ -705,17 +705,7 @@ export async function trainTwoDevices(
       `${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}` +
       (config.lrn ? "; LRN per device (section 3.3)" : ""),
   );
-  const trainLoader = new DataLoader(data.train, {
-    batchSize: config.batchSize,
-    spec: data.trainSpec,
-    seed: config.seed,
-    workers: config.workers,
-  });
-  const testLoader = new DataLoader(data.test, {
-    batchSize: Math.max(config.batchSize, 256),
-    spec: data.testSpec,
-    shuffle: false,
-  });
+  const { trainLoader, testLoader } = makeLoaders(config, data);
   const epochs: TwoDeviceEpoch[] = [];
   let step = 0, stopped = false;
   try {

@@ -9,7 +9,7 @@
 
 import { argmax, fromArray, noGrad, type Tensor } from "../../mod.ts";
 import { crossEntropy } from "../../tensor/ops/softmax.ts";
-import { DataLoader } from "../../data/mod.ts";
+import type { DataLoader } from "../../data/mod.ts";
 import type { Module } from "../../nn/module.ts";
 import { SGD } from "../../optim/sgd.ts";
 import {
@@ -24,7 +24,7 @@ import { loadSafetensors, saveSafetensors } from "../../io/safetensors.ts";
 import { filterGridPng, trainingCurvesPng } from "./plot.ts";
 import { alexnet, alexnetMini, alexnetTorchvision } from "./models.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadRunData, type RunData } from "./data.ts";
+import { loadRunData, makeLoaders, type RunData } from "./data.ts";
 import { chooseDevice } from "./device.ts";
 import { formatDuration, ProgressBar } from "./progress.ts";
 
@@ -213,17 +213,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       mean: { dtype: "F32", shape: [3, 256, 256], data: data.meanImage },
     });
   }
-  const trainLoader = new DataLoader(data.train, {
-    batchSize: config.batchSize,
-    spec: data.trainSpec,
-    seed: config.seed,
-    workers: config.workers,
-  });
-  const testLoader = new DataLoader(data.test, {
-    batchSize: Math.max(config.batchSize, 256),
-    spec: data.testSpec,
-    shuffle: false,
-  });
+  const { trainLoader, testLoader } = makeLoaders(config, data);
   const save = async () => {
     await saveCheckpoint(checkpointPath, {
       model,
