@@ -2,9 +2,11 @@
  * The public entry to the WebGPU backend.
  *
  * ```ts
- * import { initWebGPU } from "./gpu/mod.ts";
- * await initWebGPU();                       // registers the "gpu" device
+ * import { initWebGPU } from "./mod.ts";
+ * import { randn, sum } from "../mod.ts";
+ * await initWebGPU(); // registers the "gpu" device
  * const x = randn([64, 1000], { device: "gpu" });
+ * console.log(await sum(x).item());
  * ```
  *
  * Without WebGPU (no `navigator.gpu`, or no adapter) `initWebGPU` throws a message saying
