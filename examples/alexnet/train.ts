@@ -31,7 +31,11 @@ if (import.meta.main) {
       await train(config);
     }
   } catch (error) {
-    console.error(`\ntrain-alexnet: ${(error as Error).message}`);
+    const hint = error instanceof Deno.errors.NotCapable
+      ? "\n(`deno task train-alexnet` may write only under runs/: use --out runs/NAME, or run " +
+        "examples/alexnet/train.ts with your own --allow-write)"
+      : "";
+    console.error(`\ntrain-alexnet: ${(error as Error).message}${hint}`);
     Deno.exit(1);
   }
 }
