@@ -448,21 +448,7 @@ export function conv2dForwardGpu(
   const y = runStrip(
     rt,
     "conv2d_forward",
-    {
-      groups: p.groups,
-      inPerGroup: p.c / p.groups,
-      outPerGroup: p.o / p.groups,
-      height: p.h,
-      width: p.w,
-      kh: p.kh,
-      kw: p.kw,
-      strideH: p.strideH,
-      strideW: p.strideW,
-      padH: p.padH,
-      padW: p.padW,
-      outH: p.outH,
-      outW: p.outW,
-    },
+    forwardShape(p),
     p.n,
     x,
     wLayout,
@@ -613,7 +599,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   return { name: "conv2d_dy_channels_last", code };
 }
 
-/** The forward's strip shape: the weight gradient reads the same padded input. */
+/** The forward's strip shape (the weight gradient reads the same padded input). */
 function forwardShape(p: Conv2dParams): StripShape {
   return {
     groups: p.groups,
