@@ -185,9 +185,9 @@ Deno.test("runs: an empty or too small data set is an error, not 'train loss 0'"
   await withDirs(2, async (data, out) => {
     const { train: full, test } = await loadFashionMnist({});
     const write = async (name: string, images: Uint8Array, count: number, labels: Int32Array) => {
-      await writeIdxFile(`${data}/${name}-images-idx3-ubyte`, [count, 28, 28], images);
+      await writeIdxFile(`${data}/${name}-images-idx3-ubyte.gz`, [count, 28, 28], images);
       await writeIdxFile(
-        `${data}/${name}-labels-idx1-ubyte`,
+        `${data}/${name}-labels-idx1-ubyte.gz`,
         [count],
         Uint8Array.from(labels.subarray(0, count)),
       );
@@ -196,8 +196,9 @@ Deno.test("runs: an empty or too small data set is an error, not 'train loss 0'"
     await write("t10k", test.images.subarray(0, 784), 1, test.labels);
     await assert.rejects(
       train(smallRun(out, { data }), { quiet: true }),
-      new RegExp(`--data ${data}`),
+      new RegExp(`--data ${data}: 0 training images; a run needs at least 2`),
     );
+    await assert.rejects(Deno.stat(`${out}/metrics.jsonl`), Deno.errors.NotFound);
   });
   const tiny = {
     images: new Uint8Array(3 * 4),
@@ -317,7 +318,9 @@ Deno.test("predict: refuses non-finite weights", async () => {
   await withDirs(1, async (out) => {
     await train(smallRun(out, { epochs: 1 }), { quiet: true });
     const { test } = await loadFashionMnist({});
-    const image = { data: test.images.slice(0, 784), channels: 1, height: 28, width: 28 };
+    const rgb = new Uint8Array(3 * 784);
+    for (let c = 0; c < 3; c++) rgb.set(test.images.subarray(0, 784), c * 784);
+    const image = { data: rgb, channels: 3, height: 28, width: 28 };
     await Deno.writeFile(`${out}/x.png`, encodePng(image));
     for (const file of ["best.safetensors", "checkpoint.safetensors"]) {
       const path = `${out}/${file}`;

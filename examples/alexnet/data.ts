@@ -159,7 +159,7 @@ async function namingFlag<T>(data: string | null, loading: Promise<T>): Promise<
   try {
     return await loading;
   } catch (error) {
-    if (data === null) throw error;
+    if (data === null || (error as Error).message.includes(`--data`)) throw error;
     throw new Error(`--data ${data}: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -69,6 +69,9 @@
  * it does, every step: the images on each device, every leaf and its gradient, every received
  * copy, every stage output and every upstream gradient.
  *
+ * This file runs past 500 lines for one idea: the split model, its derivation above and the
+ * code that follows it (the training loop itself is trainer.ts's).
+ *
  * @module
  */
 

@@ -223,11 +223,12 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Makes `config.out` ready, losing nothing silently: a folder that holds a run needs
- * `--resume` (continue it) or `--overwrite` (which removes the old run's files first, so the
- * folder never mixes two runs); `--resume` needs a checkpoint there.
+ * Checks `config.out` before a run starts, so that nothing is lost silently: a folder that
+ * holds a run needs `--resume` (continue it) or `--overwrite`; `--resume` needs a checkpoint
+ * there. Returns the old run's files that {@link clearRunFolder} removes under `--overwrite`
+ * (once the new run is set up, so a failed start leaves the old run intact).
  */
-export async function prepareRunFolder(config: TrainConfig): Promise<void> {
+export async function checkRunFolder(config: TrainConfig): Promise<string[]> {
   const out = config.out;
   try {
     const stat = await Deno.stat(out);
@@ -235,15 +236,14 @@ export async function prepareRunFolder(config: TrainConfig): Promise<void> {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const checkpoint = `${out}/checkpoint.safetensors`;
   if (config.resume) {
-    if (!await exists(checkpoint)) {
+    if (!await exists(`${out}/checkpoint.safetensors`)) {
       throw new UsageError(
         `--resume: --out ${out} holds no checkpoint.safetensors to continue (drop --resume to ` +
           `start a run there)`,
       );
     }
-    return;
+    return [];
   }
   const found = [];
   for (const file of RUN_FILES) if (await exists(`${out}/${file}`)) found.push(file);
@@ -253,6 +253,12 @@ export async function prepareRunFolder(config: TrainConfig): Promise<void> {
         `--overwrite to replace it`,
     );
   }
-  for (const file of found) await Deno.remove(`${out}/${file}`);
-  await Deno.mkdir(out, { recursive: true });
+  return found;
+}
+
+/** Creates the run folder and removes the old run's `files` (see {@link checkRunFolder}). */
+export async function clearRunFolder(config: TrainConfig, files: string[]): Promise<void> {
+  await Deno.mkdir(config.out, { recursive: true });
+  // So the folder never mixes two runs' files.
+  for (const file of files) await Deno.remove(`${config.out}/${file}`);
 }
