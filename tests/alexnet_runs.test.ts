@@ -16,12 +16,12 @@ import {
   type TrainConfig,
   UsageError,
 } from "../examples/alexnet/config.ts";
-import { allFinite, DivergenceError, train } from "../examples/alexnet/trainer.ts";
+import { allFinite, buildModel, DivergenceError, train } from "../examples/alexnet/trainer.ts";
 import { readRunMetadata } from "../examples/alexnet/run_state.ts";
 import { holdOutValidation, VALIDATION_SEED } from "../examples/alexnet/data.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { main } from "../examples/alexnet/train.ts";
-import { parseAblateArgs } from "../examples/alexnet/ablate.ts";
+import { parseAblateArgs, runAblations } from "../examples/alexnet/ablate.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 
 function smallRun(out: string, extra: Partial<TrainConfig> = {}): TrainConfig {
@@ -137,6 +137,9 @@ Deno.test("runs: on --resume a recipe flag that contradicts the checkpoint is an
     );
     assert.equal(config.epochs, 9);
     assert.deepEqual(said, [`--epochs: 9 replaces the checkpoint's 2`]);
+    // Not given: the checkpoint's epochs and device; this session's stopping point (none).
+    const plain = resumedConfig(saved, parseTrainCommand(["--resume", "--out", out])!, () => {});
+    assert.deepEqual([plain.epochs, plain.device, plain.maxSteps], [2, "cpu", 0]);
     // Through train() too (the flags a program passes all count as given).
     await assert.rejects(
       train(smallRun(out, { resume: true, batchSize: 16 }), { quiet: true }),
@@ -237,6 +240,11 @@ Deno.test("runs: the schedule and best.safetensors follow validation, not the te
       (await loadSafetensors(`${out}/best.safetensors`)).metadata.valAccuracy,
     );
     assert.equal(saved, best);
+    // The finished run resumes only with more epochs.
+    await assert.rejects(
+      train(smallRun(out, { resume: true }), { quiet: true }),
+      /has finished its 2 epochs; pass a larger --epochs/,
+    );
   });
 });
 
@@ -331,7 +339,8 @@ Deno.test("predict: refuses non-finite weights", async () => {
     }
     await assert.rejects(
       predictImages(out, [`${out}/x.png`]),
-      /best\.safetensors holds weights that are not finite/,
+      // Named: the file, and that its weights are not finite.
+      /best\.safetensors.*(holds weights that are not finite|holds NaN)/,
     );
   });
 });
@@ -389,6 +398,22 @@ Deno.test("cli: strict numbers, paper defaults per network", () => {
   ]);
 });
 
+Deno.test("--arch alexnet trains the paper's network with the paper's initialisation and lr", async () => {
+  const config = parseTrainCommand(["--arch", "alexnet"])!.config;
+  assert.equal(config.lr, 0.01);
+  const model = buildModel(config, [3, 227, 227], 10);
+  const params = new Map(model.namedParameters());
+  // Section 5: biases 1 in conv2, conv4, conv5 and fc6, fc7; 0 in conv1, conv3, fc8.
+  for (const [name, bias] of [["conv1", 0], ["conv2", 1], ["conv3", 0], ["fc6", 1], ["fc8", 0]]) {
+    const data = await params.get(`${name}.bias`)!.data();
+    assert.ok(data.every((v) => v === bias), `${name}.bias should be ${bias}`);
+  }
+  // Weights N(0, 0.01²): conv1's 34,848 draws have a standard deviation near 0.01.
+  const w = Float64Array.from(await params.get("conv1.weight")!.data());
+  const std = Math.sqrt(w.reduce((a, v) => a + v * v, 0) / w.length);
+  assert.ok(Math.abs(std - 0.01) < 0.0005, `conv1 weight std ${std}`);
+});
+
 Deno.test("cli: a path error names the flag that gave the path", async () => {
   await withDirs(1, async (dir) => {
     await assert.rejects(
@@ -430,4 +455,27 @@ Deno.test("ablate: its flags are parsed strictly and reach every variant's run",
   assert.throws(() => parseAblateArgs(["--epochs", "0x2"]), /--epochs must be an integer/);
   assert.throws(() => parseAblateArgs(["--target-error", "1.5"]), /--target-error must be below 1/);
   assert.throws(() => parseAblateArgs(["--nope"]), UsageError);
+});
+
+Deno.test("ablate: a diverged variant is a row that says so, and the others still run", async () => {
+  await withDirs(1, async (out) => {
+    const base = smallRun(out, { epochs: 1, trainLimit: 64, valSize: 32, testLimit: 32 });
+    const log = console.log;
+    console.log = () => {};
+    try {
+      const { table } = await runAblations({
+        base,
+        targetError: 0.25,
+        variants: [
+          { name: "huge lr", paper: "-", change: { lr: 1e6, checkpointEvery: 1 } },
+          { name: "full recipe", paper: "-", change: {} },
+        ],
+      });
+      const rows = table.split("\n").slice(2);
+      assert.match(rows[0], /^\| huge lr \| diverged \(lr 1000000\) \|/);
+      assert.match(rows[1], /^\| full recipe \| \d+\.\d% \| \d+\.\d% \| \d+\.\d% \|/);
+    } finally {
+      console.log = log;
+    }
+  });
 });

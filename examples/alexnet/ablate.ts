@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../../mod.ts";
 import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
-import { type MetricRecord, train } from "./trainer.ts";
+import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
 import { comparisonChartPng } from "./plot.ts";
 
 /** One ablation: a name, the paper section it tests, and the change to the full recipe. */
@@ -82,7 +82,18 @@ export async function runAblations(
       out: `${options.base.out}/${slug}`,
     };
     console.log(`== ${variant.name}`);
-    const result = await train(config);
+    let result;
+    try {
+      result = await train(config);
+    } catch (error) {
+      if (!(error instanceof DivergenceError)) throw error;
+      // A diverged variant is a result: its row says so, with its lr, and the others go on.
+      console.log(error.message);
+      rows.push(
+        `| ${variant.name} | diverged (lr ${config.lr}) | - | - | - | - | ${variant.paper} |`,
+      );
+      continue;
+    }
     const epochs = result.metrics.filter((m) => m.kind === "epoch");
     const last = epochs.at(-1)!;
     const valError = 1 - last.valAccuracy!;

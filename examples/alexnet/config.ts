@@ -487,8 +487,8 @@ export function checkConfig(value: unknown, where: string): TrainConfig {
 }
 
 /**
- * The configuration of a resumed run: the checkpoint's recipe, with this session's choices of
- * how long and where to run. A recipe flag given now that differs from the checkpoint is an
+ * The configuration of a resumed run: the checkpoint's, with this session's choices of how
+ * long and where to run where it gives them. A recipe flag given now that differs from the checkpoint is an
  * error; a session flag that differs is taken, and `say` is told which value wins.
  */
 export function resumedConfig(
@@ -515,8 +515,10 @@ export function resumedConfig(
     );
     config[key] = now[key];
   }
-  // How long to run and how to show it are this session's, given or not.
-  for (const key of ["epochs", "maxSteps", "timeLimit", "plain", "device", "download"] as const) {
+  // A stopping point, a time budget and the display belong to one invocation: a resumed run
+  // gets this session's (given or default), not the ones that ended the last session. Every
+  // other field not given keeps the checkpoint's value (--epochs, --device included).
+  for (const key of ["maxSteps", "timeLimit", "plain", "download"] as const) {
     if (!command.given.has(key)) config[key] = now[key];
   }
   return {
