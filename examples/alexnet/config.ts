@@ -85,7 +85,8 @@ export const DEFAULTS: TrainConfig = {
   data: null,
   epochs: 5,
   batchSize: 128, // paper section 5
-  // Not the paper's 0.01: the mini model's default run has 9 minutes (see HELP).
+  // Not the paper's 0.01: this example's choice for the mini model and its short default run
+  // (HELP marks it).
   lr: 0.02,
   momentum: 0.9, // paper section 5
   weightDecay: 0.0005, // paper section 5
@@ -118,7 +119,7 @@ export const DEFAULTS: TrainConfig = {
 
 /**
  * The defaults that depend on the network: the paper's lr 0.01 for `alexnet` and
- * `alexnet-torchvision`, the mini model's 0.02 (its 9-minute default run). Initialisation stays
+ * `alexnet-torchvision`, this example's 0.02 for the mini model. Initialisation stays
  * "auto": each builder's own default (the paper's for `alexnet`, He for the mini model, PyTorch's
  * for torchvision's variant).
  */
@@ -150,8 +151,9 @@ Model and data
 Training (defaults: paper section 5 unless marked *)
   --epochs N            epochs (default ${DEFAULTS.epochs}*: the paper trained about 90)
   --batch-size N        images per step (default ${DEFAULTS.batchSize})
-  --lr X                initial learning rate (default 0.01; ${DEFAULTS.lr}* for alexnet-mini,
-                        chosen for its 9-minute default run)
+  --lr X                initial learning rate (default 0.01; ${DEFAULTS.lr}* for alexnet-mini:
+                        this example's choice for the small net and its short default run,
+                        not the paper's)
   --momentum X          momentum (default ${DEFAULTS.momentum})
   --weight-decay X      weight decay (default ${DEFAULTS.weightDecay})
   --schedule NAME       plateau (default: /10 when validation error stops improving) | step |

@@ -88,7 +88,7 @@ export class DivergenceError extends Error {
     super(
       `training diverged at step ${step} (lr ${lr}): ${what}. The run stops here and nothing ` +
         `from this step on is saved (a checkpoint already in --out ${config.out} is finite). ` +
-        `Try a lower --lr (for example ${lr / 2})${init}`,
+        `Try a lower --lr (for example ${lr / 10})${init}`,
     );
     this.name = "DivergenceError";
   }
@@ -127,6 +127,7 @@ const ALL_FIELDS = { has: () => true } as unknown as TrainCommand["given"];
  * configuration and state when resuming, loads the data, builds the learner.
  */
 export async function setupRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<Run> {
+  const runStart = performance.now(); // --time-limit counts the setup too
   const progress = new ProgressBar(config.plain);
   const say = (text: string) => hooks.quiet || progress.line(text);
   const checkpointPath = `${config.out}/checkpoint.safetensors`;
@@ -153,7 +154,7 @@ export async function setupRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     metrics: [],
     pending: [],
     stop: null,
-    clock: { runStart: performance.now(), epochStart: 0, secondsAtStart: 0, images: 0 },
+    clock: { runStart, epochStart: 0, secondsAtStart: 0, images: 0 },
     say,
     progress,
     hooks,
