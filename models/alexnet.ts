@@ -1,5 +1,5 @@
 /**
- * Three AlexNets:
+ * Three AlexNets and the small net of Figure 1:
  *
  * - {@link alexnet}: the paper's network (Krizhevsky et al. 2012, section 3.5, Figure 2),
  *   with Caffe's layer names (conv1, norm1, pool1, ..., fc8) so `summary()` reads like the
@@ -8,10 +8,11 @@
  *   (Krizhevsky 2014), with its state_dict names, so its pretrained weights load unchanged.
  * - {@link alexnetMini}: the paper's architecture scaled down for 28x28 Fashion-MNIST or
  *   32x32 CIFAR-10, small enough to train on a CPU.
+ * - {@link figure1Net}: the small unregularised conv net of the paper's Figure 1 (ReLU vs tanh).
  *
  * Ablation options switch off, one at a time, the things the paper credits (section 3):
- * ReLU vs tanh (3.1), the two-GPU grouping (3.2), LRN (3.3), overlapping pooling (3.4) and
- * dropout (4.2). The first fully connected layer's input size is never hard-coded: the
+ * ReLU vs tanh (3.1), the two-GPU grouping (3.2; `oneGpu` builds the one-GPU net it was
+ * compared with), LRN (3.3), overlapping pooling (3.4) and dropout (4.2). The first fully connected layer's input size is never hard-coded: the
  * convolutional part's output shape is propagated from the input size, so every combination
  * fits.
  *
@@ -60,6 +61,13 @@ export interface AlexNetOptions extends AblationOptions {
   lrnAlphaScaling?: "averaged" | "per-term";
   /** Groups of conv2, conv4, conv5: 2 is the paper's two-GPU split (default 2: section 3.2). */
   groups?: 1 | 2;
+  /**
+   * The paper's one-GPU comparison net (section 3.2 and its footnote 2): half the kernels in
+   * conv1-conv4, one group everywhere; conv5 and the fc layers keep their size "to make the two
+   * nets have approximately the same number of parameters". Default false. Needs groups 1 or
+   * unset.
+   */
+  oneGpu?: boolean;
   /** Height = width of the input images; sizes the first fc layer. */
   inputSize?: number;
   /** "paper": N(0, 0.01²), biases 1/0 (section 5); "he": Kaiming normal; "pytorch": U(±1/sqrt(fanIn)). */
@@ -162,7 +170,11 @@ function initialise(model: Module, init: "paper" | "he" | "pytorch", rng: Rng): 
 
 /** Builds the paper's layout with Caffe's names from a variant's numbers and the options. */
 function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
-  const groups = options.groups ?? 2;
+  const oneGpu = options.oneGpu ?? false;
+  if (oneGpu && options.groups === 2) {
+    throw new RangeError("alexnet: oneGpu is the paper's net without groups; got groups 2 with it");
+  }
+  const groups = oneGpu ? 1 : options.groups ?? 2;
   if (groups !== 1 && groups !== 2) {
     throw new RangeError(`alexnet: groups must be 1 or 2, got ${groups}`);
   }
@@ -184,13 +196,15 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
   let channels = inChannels;
   spec.convs.forEach((conv, i) => {
     const n = i + 1;
-    layers[`conv${n}`] = new Conv2d(channels, conv.out, conv.kernel, {
+    // Footnote 2 of section 3.2: the one-GPU net halves every conv layer but the last.
+    const out = oneGpu && n <= 4 ? conv.out / 2 : conv.out;
+    layers[`conv${n}`] = new Conv2d(channels, out, conv.kernel, {
       stride: conv.stride,
       padding: conv.padding,
       groups: conv.split ? groups : 1,
       ...weights,
     });
-    channels = conv.out;
+    channels = out;
     layers[`${activationName}${n}`] = activationLayer(options.activation);
     // Section 3.3: normalization after the ReLU of the first two layers; section 3.4: pooling
     // after both normalizations and after conv5.
@@ -233,6 +247,64 @@ export function alexnet(options: AlexNetOptions = {}): Sequential {
  */
 export function alexnetMini(options: AlexNetOptions = {}): Sequential {
   return buildAlexNet(MINI, options);
+}
+
+/** Options of {@link figure1Net}. */
+export interface Figure1NetOptions {
+  /** Nonlinearity after every layer but the last (default "relu"; Figure 1 compares "tanh"). */
+  activation?: "relu" | "tanh";
+  /** Input channels (default 1). */
+  inChannels?: number;
+  /** Height = width of the input images (default 28). */
+  inputSize?: number;
+  /** Output classes (default 10). */
+  numClasses?: number;
+  /** Seed of the initialisation (default 0). */
+  seed?: number;
+  /** "he" (default, for both activations, so the two nets start alike) or "pytorch". */
+  init?: "he" | "pytorch";
+}
+
+/**
+ * The network of the paper's Figure 1 in miniature: "a four-layer convolutional neural
+ * network" with no regularisation (no dropout, no LRN), here conv 5x5 16 - pool 2 - conv 5x5
+ * 32 - pool 2 - fc 128 - fc classes, about 3.3 M multiply-adds per 28x28 image, so a ReLU
+ * and a tanh net can each be trained several times on a CPU.
+ *
+ * @example
+ * ```ts
+ * const net = figure1Net({ activation: "tanh" }); // [N, 1, 28, 28] -> [N, 10]
+ * ```
+ */
+export function figure1Net(options: Figure1NetOptions = {}): Sequential {
+  const rng = new Rng(options.seed ?? 0);
+  const init = checkInit(options.init ?? "he");
+  if (init === "paper") {
+    throw new RangeError(
+      'figure1Net: init must be "he" or "pytorch" (the paper\'s scheme is for AlexNet)',
+    );
+  }
+  const weights = { rng, initialize: init === "pytorch" };
+  const inChannels = options.inChannels ?? 1;
+  const inputSize = options.inputSize ?? 28;
+  const name = options.activation ?? "relu";
+  const layers: Record<string, Module> = {
+    conv1: new Conv2d(inChannels, 16, 5, { padding: 2, ...weights }),
+    [`${name}1`]: activationLayer(options.activation),
+    pool1: new MaxPool2d({ kernelSize: 2, stride: 2 }),
+    conv2: new Conv2d(16, 32, 5, { padding: 2, ...weights }),
+    [`${name}2`]: activationLayer(options.activation),
+    pool2: new MaxPool2d({ kernelSize: 2, stride: 2 }),
+    flatten: new Flatten(),
+  };
+  let shape = [1, inChannels, inputSize, inputSize];
+  for (const layer of Object.values(layers)) shape = layer.outputShape(shape);
+  layers.fc3 = new Linear(sizeOf(shape.slice(1)), 128, weights);
+  layers[`${name}3`] = activationLayer(options.activation);
+  layers.fc4 = new Linear(128, options.numClasses ?? 10, weights);
+  const model = new Sequential(layers);
+  initialise(model, init, rng);
+  return model;
 }
 
 /**

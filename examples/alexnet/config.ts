@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 
 /** The networks train-alexnet can train. */
-export const ARCHS = ["alexnet", "alexnet-mini", "alexnet-torchvision"] as const;
+export const ARCHS = ["alexnet", "alexnet-mini", "alexnet-torchvision", "figure1-cnn"] as const;
 
 /** Which network to train. */
 export type Arch = typeof ARCHS[number];
@@ -57,6 +57,8 @@ export interface TrainConfig {
   pool: "overlap" | "plain";
   /** Ablation: the two-GPU channel groups (section 3.2), 2, or one group. */
   groups: 1 | 2;
+  /** Ablation: the paper's one-GPU comparison net, half the kernels in conv1-4 (section 3.2). */
+  oneGpu: boolean;
   /** Ablation: PCA colour augmentation (section 4.1) for photo datasets. */
   pca: boolean;
   /** Data-loading workers (0: in-process). */
@@ -104,6 +106,7 @@ export const DEFAULTS: TrainConfig = {
   dropout: true,
   pool: "overlap",
   groups: 2,
+  oneGpu: false,
   pca: true,
   workers: 0,
   download: false,
@@ -139,7 +142,8 @@ images (fixed seed) drives the schedule and picks best.safetensors; the test set
 evaluated for the report only.
 
 Model and data
-  --arch NAME           alexnet-mini (default) | alexnet | alexnet-torchvision
+  --arch NAME           alexnet-mini (default) | alexnet | alexnet-torchvision |
+                        figure1-cnn (the small unregularised net of Figure 1)
   --data PATH           IDX folder (Fashion-MNIST) or ImageFolder root (one folder per class)
   --download            fetch the full Fashion-MNIST into ~/.cache/tessera (SHA-256 checked)
   --val-size N          training images held out for validation (default: 1,000 of the
@@ -171,6 +175,8 @@ Ablations (paper sections in brackets)
   --no-lrn              no local response normalization            [3.3]
   --pool NAME           overlap (3x3 stride 2, default) | plain (2x2) [3.4]
   --groups N            2 (default, the two-GPU split) | 1           [3.2]
+  --one-gpu             the one-GPU net of the paper's comparison: half
+                        the kernels in conv1-conv4, no groups         [3.2]
   --no-dropout          no dropout in fc6 and fc7                  [4.2]
   --no-pca              no PCA colour augmentation (photos only)   [4.1]
 
@@ -305,6 +311,7 @@ const FLAGS: Record<string, Flag> = {
     parse: (v) => Number(choice("groups", v, ["1", "2"])),
     onResume: "recipe",
   },
+  "one-gpu": { key: "oneGpu", parse: { set: true }, onResume: "recipe" },
   "no-pca": { key: "pca", parse: { set: false }, onResume: "recipe" },
   workers: { key: "workers", parse: int("workers", 0), onResume: "session" },
   download: { key: "download", parse: { set: true }, onResume: "session" },
@@ -423,6 +430,9 @@ function checkFlagCombinations(config: TrainConfig, given: Set<keyof TrainConfig
           "variant was never split",
       );
     }
+    if (config.arch === "figure1-cnn") {
+      throw new UsageError("--devices 2 splits AlexNet's grouped layers; figure1-cnn has none");
+    }
   }
 }
 
@@ -456,6 +466,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, [(v: unknown) => boolean, string]>
     dropout: [isBool, "true or false"],
     pool: [isOneOf("overlap", "plain"), "overlap or plain"],
     groups: [isOneOf(1, 2), "1 or 2"],
+    oneGpu: [isBool, "true or false"],
     pca: [isBool, "true or false"],
     workers: [isInt(0), "an integer of at least 0"],
     download: [isBool, "true or false"],

@@ -27,7 +27,7 @@ import {
   type Tensor,
 } from "../../mod.ts";
 import type { Batch } from "../../data/mod.ts";
-import { alexnet, alexnetMini, alexnetTorchvision } from "../../models/alexnet.ts";
+import { alexnet, alexnetMini, alexnetTorchvision, figure1Net } from "../../models/alexnet.ts";
 import type { TrainConfig } from "./config.ts";
 import type { RunData } from "./data.ts";
 import { chooseDevice } from "./device.ts";
@@ -98,7 +98,17 @@ export function buildModel(
     init: config.init === "auto" ? undefined : config.init,
   };
   if (config.arch === "alexnet-torchvision") return alexnetTorchvision(common);
-  const options = { ...common, lrn: config.lrn, groups: config.groups, inputSize: inputShape[1] };
+  if (config.arch === "figure1-cnn") {
+    const init = common.init === "paper" ? undefined : common.init;
+    return figure1Net({ ...common, init, inputSize: inputShape[1] });
+  }
+  const options = {
+    ...common,
+    lrn: config.lrn,
+    groups: config.oneGpu ? 1 : config.groups,
+    oneGpu: config.oneGpu,
+    inputSize: inputShape[1],
+  };
   return config.arch === "alexnet" ? alexnet(options) : alexnetMini(options);
 }
 
