@@ -1,0 +1,170 @@
+/**
+ * What the experiments (ablate.ts, figure1.ts) share: one configuration trained over several
+ * seeds through the same loop as `train-alexnet` (trainer.ts), a diverged seed kept as a
+ * result, the numbers read from the run's records, and the section of RESULTS.md each
+ * command regenerates.
+ *
+ * The test set never decides anything here: the experiments read its error after the last
+ * epoch, for the report, as the trainer does.
+ *
+ * @module
+ */
+
+import { writeFileAtomic, writeTextFileAtomic } from "../../mod.ts";
+import type { TrainConfig } from "./config.ts";
+import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
+
+/** One seed of one configuration: its errors after the last epoch, or how it diverged. */
+export interface SeedOutcome {
+  /** The seed (initialisation, data order, dropout). */
+  seed: number;
+  /** Training error over the last epoch (running, as the paper's Figure 1 plots it). */
+  trainError: number;
+  /** Validation error after the last epoch. */
+  valError: number;
+  /** Test error after the last epoch (report only). */
+  testError: number;
+  /** Every metric record of the run (10-step windows and epochs). */
+  metrics: MetricRecord[];
+  /** Steps per epoch. */
+  stepsPerEpoch: number;
+  /** Wall seconds of the run, setup and evaluation included. */
+  seconds: number;
+  /** Set when the run diverged: the message, with its step and lr. */
+  diverged?: string;
+}
+
+/**
+ * Trains `config` once per seed, each in `<config.out>/seed-<seed>`, quietly. A
+ * {@link DivergenceError} is an outcome (its errors are NaN), any other error is thrown.
+ */
+export async function trainSeeds(
+  config: TrainConfig,
+  seeds: readonly number[],
+  log: (line: string) => void = () => {},
+): Promise<SeedOutcome[]> {
+  const outcomes: SeedOutcome[] = [];
+  for (const seed of seeds) {
+    const start = performance.now();
+    const run = { ...config, seed, out: `${config.out}/seed-${seed}` };
+    try {
+      const result = await train(run, { quiet: true });
+      const last = result.metrics.filter((m) => m.kind === "epoch").at(-1)!;
+      outcomes.push({
+        seed,
+        trainError: 1 - last.trainAccuracy,
+        valError: 1 - last.valAccuracy!,
+        testError: 1 - last.testAccuracy!,
+        metrics: result.metrics,
+        stepsPerEpoch: last.step / last.epoch,
+        seconds: (performance.now() - start) / 1000,
+      });
+    } catch (error) {
+      if (!(error instanceof DivergenceError)) throw error;
+      outcomes.push({
+        seed,
+        trainError: NaN,
+        valError: NaN,
+        testError: NaN,
+        metrics: [],
+        stepsPerEpoch: NaN,
+        seconds: (performance.now() - start) / 1000,
+        diverged: error.message,
+      });
+    }
+    const o = outcomes.at(-1)!;
+    log(
+      o.diverged
+        ? `  seed ${seed}: diverged (lr ${config.lr}) after ${o.seconds.toFixed(0)} s`
+        : `  seed ${seed}: train ${pct(o.trainError)}, validation ${pct(o.valError)}, ` +
+          `test ${pct(o.testError)} (report only), ${o.seconds.toFixed(0)} s`,
+    );
+  }
+  return outcomes;
+}
+
+/**
+ * First (fractional) epoch at which the training error of a 10-step window is at most
+ * `target`; null if the run never got there.
+ */
+export function epochsToReach(
+  metrics: MetricRecord[],
+  stepsPerEpoch: number,
+  target: number,
+): number | null {
+  for (const m of metrics) {
+    if (m.kind === "step" && 1 - m.trainAccuracy <= target) return m.step / stepsPerEpoch;
+  }
+  return null;
+}
+
+/** A fraction as a percentage with one decimal ("12.3%"); "-" for NaN. */
+export function pct(x: number): string {
+  return Number.isNaN(x) ? "-" : `${(100 * x).toFixed(1)}%`;
+}
+
+/** Text that marks a smoke run above its table, in the terminal and in RESULTS.md. */
+export const NOT_EVIDENCE =
+  "**Smoke run, not evidence:** the --quick preset checks that the command works end to end; " +
+  "its numbers come from a few hundred images and mean nothing.";
+
+/**
+ * Replaces the section between `<!-- name:begin -->` and `<!-- name:end -->` in the markdown
+ * file at `path` (appending it when absent, creating the file when missing), atomically.
+ */
+export async function writeResultsSection(
+  path: string,
+  name: string,
+  markdown: string,
+): Promise<void> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const begin = `<!-- ${name}:begin -->`, end = `<!-- ${name}:end -->`;
+  const section = `${begin}\n${markdown.trim()}\n${end}`;
+  const from = text.indexOf(begin), to = text.indexOf(end);
+  if ((from < 0) !== (to < 0) || to < from) {
+    throw new Error(`${path}: the markers ${begin} and ${end} must both be there, in order`);
+  }
+  text = from < 0
+    ? `${text.trimEnd()}${text ? "\n\n" : ""}${section}\n`
+    : text.slice(0, from) + section + text.slice(to + end.length);
+  await writeTextFileAtomic(path, text);
+}
+
+/** Writes `name.md` and `name.png` into `out`, and into RESULTS.md's folder when asked. */
+export async function writeOutputs(
+  out: string,
+  name: string,
+  markdown: string,
+  png: Uint8Array,
+  results: string | null,
+): Promise<string[]> {
+  await Deno.mkdir(out, { recursive: true });
+  await writeTextFileAtomic(`${out}/${name}.md`, markdown + "\n");
+  await writeFileAtomic(`${out}/${name}.png`, png);
+  const written = [`${out}/${name}.md`, `${out}/${name}.png`];
+  if (results !== null) {
+    const folder = results.includes("/") ? results.slice(0, results.lastIndexOf("/")) : ".";
+    await Deno.mkdir(`${folder}/results`, { recursive: true });
+    await writeFileAtomic(`${folder}/results/${name}.png`, png);
+    await writeResultsSection(
+      results,
+      name,
+      markdown.replaceAll(`(${name}.png)`, `(results/${name}.png)`),
+    );
+    written.push(results, `${folder}/results/${name}.png`);
+  }
+  return written;
+}
+
+/** "3 h 05 min", "12 min", "40 s". */
+export function roughDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
