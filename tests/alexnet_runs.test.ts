@@ -21,7 +21,6 @@ import { readRunMetadata } from "../examples/alexnet/run_state.ts";
 import { holdOutValidation, VALIDATION_SEED } from "../examples/alexnet/data.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { main } from "../examples/alexnet/train.ts";
-import { parseAblateArgs, runAblations } from "../examples/alexnet/ablate.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 
 function smallRun(out: string, extra: Partial<TrainConfig> = {}): TrainConfig {
@@ -430,52 +429,5 @@ Deno.test("cli: a path error names the flag that gave the path", async () => {
     );
     assert.equal(code, 1);
     assert.match(lines.join("\n"), /train-alexnet: --data \/nonexistent: not a folder/);
-  });
-});
-
-Deno.test("ablate: its flags are parsed strictly and reach every variant's run", () => {
-  const parsed = parseAblateArgs([
-    "--epochs",
-    "3",
-    "--train-limit",
-    "500",
-    "--batch-size",
-    "16",
-    "--device",
-    "cpu",
-    "--out",
-    "runs/x",
-    "--overwrite",
-  ])!;
-  assert.deepEqual(
-    [parsed.base.epochs, parsed.base.trainLimit, parsed.base.batchSize, parsed.base.device],
-    [3, 500, 16, "cpu"],
-  );
-  assert.equal(parsed.base.overwrite, true);
-  assert.throws(() => parseAblateArgs(["--epochs", "0x2"]), /--epochs must be an integer/);
-  assert.throws(() => parseAblateArgs(["--target-error", "1.5"]), /--target-error must be below 1/);
-  assert.throws(() => parseAblateArgs(["--nope"]), UsageError);
-});
-
-Deno.test("ablate: a diverged variant is a row that says so, and the others still run", async () => {
-  await withDirs(1, async (out) => {
-    const base = smallRun(out, { epochs: 1, trainLimit: 64, valSize: 32, testLimit: 32 });
-    const log = console.log;
-    console.log = () => {};
-    try {
-      const { table } = await runAblations({
-        base,
-        targetError: 0.25,
-        variants: [
-          { name: "huge lr", paper: "-", change: { lr: 1e6, checkpointEvery: 1 } },
-          { name: "full recipe", paper: "-", change: {} },
-        ],
-      });
-      const rows = table.split("\n").slice(2);
-      assert.match(rows[0], /^\| huge lr \| diverged \(lr 1000000\) \|/);
-      assert.match(rows[1], /^\| full recipe \| \d+\.\d% \| \d+\.\d% \| \d+\.\d% \|/);
-    } finally {
-      console.log = log;
-    }
   });
 });

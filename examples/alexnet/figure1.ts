@@ -243,25 +243,62 @@ export async function runFigure1(
   return results;
 }
 
-/** Epochs to reach `target` of each seed (null: not reached or diverged). */
+/** Epochs to reach `target` of each seed (null: not reached; NaN: diverged). */
 function reach(r: ActivationResult, target: number): (number | null)[] {
   return r.outcomes.map((o) =>
-    o.diverged ? null : epochsToReach(o.metrics, o.stepsPerEpoch, target)
+    o.diverged ? NaN : epochsToReach(o.metrics, o.stepsPerEpoch, target)
   );
 }
 
 function summary(xs: (number | null)[], digits = 2): string {
-  const got = xs.filter((x): x is number => x !== null);
-  const missed = xs.length - got.length;
-  const each = xs.map((x) => x === null ? "—" : x.toFixed(digits)).join(", ");
+  const got = xs.filter((x): x is number => x !== null && !Number.isNaN(x));
+  const missed = xs.filter((x) => x === null).length;
+  const each = xs.map((x) => x === null ? "—" : Number.isNaN(x) ? "diverged" : x.toFixed(digits))
+    .join(", ");
   if (got.length === 0) return `not reached (${each})`;
   const sd = got.length > 1 ? ` ± ${standardDeviation(got).toFixed(digits)}` : "";
   return `${mean(got).toFixed(digits)}${sd} (${each})${missed ? `; ${missed} not reached` : ""}`;
 }
 
-/** tanh / ReLU per seed, paired by seed; null where either did not reach the target. */
-export function ratios(relu: (number | null)[], tanh: (number | null)[]): (number | null)[] {
-  return relu.map((r, i) => r === null || tanh[i] === null || r === 0 ? null : tanh[i]! / r);
+/** A per-seed ratio; `atLeast` when tanh had not reached the target by the end of its run. */
+export interface Ratio {
+  value: number;
+  atLeast: boolean;
+}
+
+/**
+ * tanh / ReLU epochs per seed, paired by seed. A tanh run that never reached the target gives a
+ * lower bound (its epochs / ReLU's); null where ReLU did not reach it or a run diverged.
+ */
+export function ratios(
+  relu: (number | null)[],
+  tanh: (number | null)[],
+  tanhEpochs: number,
+): (Ratio | null)[] {
+  return relu.map((r, i) => {
+    if (r === null || r === 0 || Number.isNaN(tanh[i])) return null;
+    const t = tanh[i];
+    return t === null ? { value: tanhEpochs / r, atLeast: true } : { value: t / r, atLeast: false };
+  });
+}
+
+function ratioSummary(list: (Ratio | null)[]): string {
+  const each = list.map((r) => r === null ? "—" : `${r.atLeast ? "≥ " : ""}${r.value.toFixed(1)}`);
+  const exact = list.filter((r): r is Ratio => r !== null && !r.atLeast).map((r) => r.value);
+  const bounds = list.filter((r) => r?.atLeast).length;
+  const missing = list.filter((r) => r === null).length;
+  const middle = exact.length === 0
+    ? "no exact ratio"
+    : `${mean(exact).toFixed(1)}x${
+      exact.length > 1 ? ` ± ${standardDeviation(exact).toFixed(1)}` : ""
+    } over ${exact.length} seed(s), range ${Math.min(...exact).toFixed(1)}-${
+      Math.max(...exact).toFixed(1)
+    }`;
+  const notes = [
+    bounds ? `${bounds} lower bound(s): tanh did not get there in its epochs` : "",
+    missing ? `${missing} without a ratio: ReLU did not get there or a run diverged` : "",
+  ].filter(Boolean);
+  return `${middle} (per seed: ${each.join(", ")})${notes.length ? `; ${notes.join("; ")}` : ""}`;
 }
 
 /** The markdown report: the caveat, the table, the ratios, the chart and how it was made. */
@@ -288,7 +325,7 @@ export function figure1Markdown(
   const [relu, tanh] = results;
   const ratioLine = (target: number) =>
     `- ${pct(target)} training error: tanh / ReLU = ${
-      summary(ratios(reach(relu, target), reach(tanh, target)))
+      ratioSummary(ratios(reach(relu, target), reach(tanh, target), b.epochs))
     }`;
   return [
     "## Figure 1: ReLU vs tanh (paper section 3.1)",
