@@ -144,6 +144,7 @@ function topologicalOrder(root: Tensor): Tensor[] {
     if (next < inputs.length) {
       top[1]++;
       const input = inputs[next];
+      if (consumed.has(input)) throw alreadyBackpropagated(input);
       if (input.node && !visited.has(input)) {
         visited.add(input);
         stack.push([input, 0]);
@@ -156,11 +157,38 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+/** Options of {@link backward}. */
+export interface BackwardOptions {
+  /**
+   * Keep the graph (PyTorch's `retain_graph`): its intermediates and saved tensors survive,
+   * so a second `backward()` through it works (and accumulates into `.grad` again). They are
+   * then released by that last backward, or by `dispose()`, or with the scope.
+   */
+  retainGraph?: boolean;
+}
+
+/**
+ * Tensors whose graph node a backward() released: reaching one again means backpropagating
+ * twice through the same graph, which would silently stop there (its inputs would get no
+ * gradient), so it is an error.
+ */
+const consumed = new WeakSet<Tensor>();
+
+function alreadyBackpropagated(t: Tensor): Error {
+  return new Error(
+    `backward: the graph through tensor ${formatShape(t.shape)} was already used by an earlier ` +
+      "backward(), which released it; to backpropagate through it twice, pass " +
+      "{ retainGraph: true } to the first backward() (loss.backward({ retainGraph: true })), " +
+      "or compute the forward again",
+  );
+}
+
 /**
  * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
- * Releases the graph as it goes (see the module comment).
+ * Releases the graph as it goes (see the module comment), unless `options.retainGraph`.
  */
-export function backward(root: Tensor, upstream?: Tensor): void {
+export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+  if (consumed.has(root)) throw alreadyBackpropagated(root);
   if (!root.requiresGrad) {
     throw new Error(
       `backward: tensor ${
@@ -237,8 +265,10 @@ export function backward(root: Tensor, upstream?: Tensor): void {
         });
         if (g !== upstream) g.dispose();
       }
+      if (options.retainGraph) continue;
       for (const s of node.saved) s.release("released by backward()");
       t.node = null;
+      consumed.add(t);
       if (t !== root) t.release("released by backward()");
     }
   });
