@@ -135,9 +135,7 @@ export function fromArray(data: HostArray, shape: Shape, options: TensorOptions 
   checkShape("fromArray", shape);
   if (data.length !== sizeOf(shape)) {
     throw new RangeError(
-      `fromArray: ${data.length} values do not fill shape ${formatShape(shape)} (${
-        sizeOf(shape)
-      })`,
+      `fromArray: ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)})`,
     );
   }
   const dtype = checkDType("fromArray", options.dtype ?? naturalDType(data));

@@ -284,17 +284,18 @@ export class Tensor {
         `to: the ${backend.name} backend has no float64; use { dtype: "float32" } there`,
       );
     }
-    // Cast where the dtype exists: before leaving the CPU, after arriving on it.
-    let x: Tensor = backend.name === "cpu" ? this : this.cast(dtype);
-    if (backend !== x.backend) {
-      const storage = x.storage;
-      const data = storage instanceof CpuStorage ? storage.data : await x.data();
-      const moved = new Tensor(backend.fromArray(data), x.shape);
-      moved.requiresGrad = this.requiresGrad && this.node === null;
-      if (x !== this) x.dispose();
-      x = moved;
-    }
-    return x.cast(dtype);
+    if (backend === this.backend) return this.cast(dtype); // differentiable
+    // A copy on another device: cast where the dtype exists (before leaving the CPU, after
+    // arriving on it); the result is a leaf, requiring grad if this tensor is a leaf that does.
+    const x = backend.name === "cpu" ? this : this.cast(dtype);
+    const storage = x.storage;
+    const data = storage instanceof CpuStorage ? storage.data : await x.data();
+    const moved = new Tensor(backend.fromArray(data), x.shape);
+    if (x !== this) x.dispose();
+    const out = moved.cast(dtype);
+    if (out !== moved) moved.dispose();
+    out.requiresGrad = this.requiresGrad && this.node === null;
+    return out;
   }
 
   /**
@@ -310,7 +311,11 @@ export class Tensor {
   /** A readable rendering: shape, dtype, device, and the values of a CPU tensor. */
   toString(): string {
     if (this.isDisposed) return `Tensor(${formatShape(this.shape)}, ${this.#releasedBy})`;
-    const grad = this.node ? `, grad from ${this.node.op}` : this.requiresGrad ? ", requiresGrad" : "";
+    const grad = this.node
+      ? `, grad from ${this.node.op}`
+      : this.requiresGrad
+      ? ", requiresGrad"
+      : "";
     const head = `Tensor(${formatShape(this.shape)}, ${this.dtype}, ${this.device}${grad})`;
     const storage = this.storage;
     if (!(storage instanceof CpuStorage)) {

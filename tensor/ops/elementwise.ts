@@ -205,7 +205,9 @@ export function pow(x: Tensor | number, exponent: Tensor | number): Tensor {
   checkFloat("pow", x);
   if (typeof exponent !== "number") {
     throw new TypeError(
-      `pow: the exponent must be a number (got ${describe(exponent)}); for a tensor exponent and positive x use exp(mul(exponent, log(x)))`,
+      `pow: the exponent must be a number (got ${
+        describe(exponent)
+      }); for a tensor exponent and positive x use exp(mul(exponent, log(x)))`,
     );
   }
   const backend = x.backend;

@@ -262,6 +262,6 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   const views = xs.map((x) => reshape(x, unsqueezed));
   const y = concat(views, ax);
   // Views share their input's memory; without a graph that needs them they go at once.
-  if (!y.node) for (const v of views) v.dispose();
+  if (!y.node) { for (const v of views) v.dispose(); }
   return y;
 }

@@ -125,7 +125,9 @@ export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
   const last = x.rank - 1;
   // The kernel works on the last axis: move `axis` there first (a copy) when it is another.
   const perm = [...x.shape.keys()].filter((i) => i !== ax).concat(ax);
-  const moved = ax === last ? x : wrap(x.backend.permute(x.storage, x.shape, perm), perm.map((i) => x.shape[i]));
+  const moved = ax === last
+    ? x
+    : wrap(x.backend.permute(x.storage, x.shape, perm), perm.map((i) => x.shape[i]));
   const cols = x.shape[ax];
   if (cols === 0) throw new RangeError(`argmax: axis ${axis} of ${formatShape(x.shape)} is empty`);
   const rows = x.size / cols;
