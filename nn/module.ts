@@ -163,7 +163,7 @@ export abstract class Module {
   namedParameters(prefix = ""): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const [name, module] of this.namedModules(prefix)) {
-      module.#checkSettled("parameters");
+      module.#checkSettled(`${module.constructor.name}.parameters()`);
       for (const [own, value] of module.#parameters) {
         if (value) out.set(name ? `${name}.${own}` : own, value);
       }
@@ -280,7 +280,7 @@ export abstract class Module {
       throw new TypeError("Module.to: parameters must be float32 or float64, not int32");
     }
     const modules = this.namedModules();
-    for (const [, module] of modules) module.#checkSettled("to");
+    for (const [, module] of modules) module.#checkSettled(`${module.constructor.name}.to()`);
     const moves: [Module, string, Tensor][] = [];
     for (const [, module] of modules) {
       for (const [name, value] of module.#parameters) if (value) moves.push([module, name, value]);
@@ -330,7 +330,7 @@ export abstract class Module {
   #checkSettled(what: string): void {
     if (this.#pendingMove !== null) {
       throw new Error(
-        `${this.constructor.name}: ${what} used while model.to("${this.#pendingMove}") is still moving the weights; await the move first (await model.to(...))`,
+        `${what} used while model.to("${this.#pendingMove}") is still moving the weights; await the move first (await model.to(...))`,
       );
     }
   }
