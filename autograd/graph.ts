@@ -73,6 +73,14 @@ export function scope<T extends ScopeResult>(fn: () => T): T {
     if (survivors.has(t) || t.isKept) outer?.add(t);
     else t.release("released when the scope() or noGrad() that created it ended");
   }
+  if (result instanceof Promise) {
+    // Tensors made after an await would escape the scope (and grad mode would be back on).
+    result.catch(() => {}); // the error below is the one to report
+    throw new TypeError(
+      "scope/noGrad: the callback returned a Promise; they track synchronous code only: " +
+        "await outside, e.g. const y = noGrad(() => model.forward(x)); await y.data()",
+    );
+  }
   return result;
 }
 
@@ -201,6 +209,11 @@ export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptio
       `backward: tensor ${
         formatShape(root.shape)
       } is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
+    );
+  }
+  if (upstream && (upstream.dtype !== root.dtype || upstream.device !== root.device)) {
+    throw new TypeError(
+      `backward: the upstream gradient is ${upstream.dtype} on ${upstream.device}, the tensor ${root.dtype} on ${root.device}; they must match`,
     );
   }
   if (upstream && !sameShape(upstream.shape, root.shape)) {

@@ -40,7 +40,9 @@ function checkFinite(op: string, values: Record<string, number>): void {
 /** A host array of `t`'s element type and size. */
 function hostArrayFor(t: Tensor): TypedArray {
   if (t.dtype === "float64") return new Float64Array(t.size);
-  if (t.dtype === "int32") return new Int32Array(t.size);
+  if (t.dtype === "int32") {
+    throw new TypeError("init: cannot fill an int32 tensor with real-valued samples");
+  }
   return new Float32Array(t.size);
 }
 

@@ -623,7 +623,7 @@ export class Sequential extends Module {
 
   /** The i-th child. */
   at(index: number): Module {
-    const layer = this.#layers.at(index);
+    const layer = Number.isInteger(index) ? this.#layers.at(index) : undefined;
     if (!layer) {
       throw new RangeError(`Sequential.at: index ${index} out of range (${this.length} layers)`);
     }

@@ -203,12 +203,20 @@ export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
 
 /** Zeros with the shape, dtype and device of `like`. */
 export function zerosLike(like: Tensor): Tensor {
+  checkLike("zerosLike", like);
   return full(like.shape, 0, { dtype: like.dtype, device: like.backend });
 }
 
 /** Ones with the shape, dtype and device of `like`. */
 export function onesLike(like: Tensor): Tensor {
+  checkLike("onesLike", like);
   return full(like.shape, 1, { dtype: like.dtype, device: like.backend });
+}
+
+function checkLike(op: string, like: unknown): void {
+  if (!(like instanceof Tensor)) {
+    throw new TypeError(`${op}: expects a Tensor, got ${describe(like)}`);
+  }
 }
 
 function checkFinite(op: string, values: Record<string, number>): void {

@@ -17,13 +17,16 @@ import {
   tensor,
   unregisterBackend,
   zeros,
+  zerosLike,
 } from "../tensor/tensor.ts";
+import { noGrad } from "../autograd/graph.ts";
+import * as init from "../nn/init.ts";
 import { manualSeed, Rng, setRngState } from "../tensor/random.ts";
 import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
 import type { Backend } from "../backend/backend.ts";
 import { add, affine, cast, div, mul, pow, relu, sub } from "../tensor/ops/elementwise.ts";
 import { argmax, max, mean, sum } from "../tensor/ops/reduce.ts";
-import { permute, reshape, stack } from "../tensor/ops/layout.ts";
+import { concat, permute, reshape, stack } from "../tensor/ops/layout.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
@@ -290,6 +293,37 @@ const mistakes: [string, () => unknown, RegExp][] = [
     "Sequential with a hole",
     () => new Sequential([new ReLU(), undefined as unknown as Module]),
     /Sequential: child "1" is not a Module \(got undefined\)/,
+  ],
+  // more of the same class, found going through the public API
+  [
+    "concat float32 with float64",
+    () => concat([x, cast(x, "float64")]),
+    /concat: dtypes differ \(float32 and float64\); convert with cast/,
+  ],
+  [
+    "noGrad with an async callback",
+    () => noGrad(async () => await Promise.resolve(relu(x))),
+    /scope\/noGrad: the callback returned a Promise; they track synchronous code only/,
+  ],
+  [
+    "backward with a float64 upstream gradient",
+    () => mul(tensor([1], { requiresGrad: true }), 2).backward(tensor([1], { dtype: "float64" })),
+    /backward: the upstream gradient is float64 on cpu, the tensor float32 on cpu; they must match/,
+  ],
+  [
+    "init into an int32 tensor",
+    () => init.normal(ones([2], { dtype: "int32" })),
+    /init: cannot fill an int32 tensor with real-valued samples/,
+  ],
+  [
+    "Sequential.at(1.5)",
+    () => new Sequential([new ReLU(), new ReLU()]).at(1.5),
+    /Sequential.at: index 1.5 out of range \(2 layers\)/,
+  ],
+  [
+    "zerosLike(undefined)",
+    () => zerosLike(undefined as unknown as Tensor),
+    /zerosLike: expects a Tensor, got undefined/,
   ],
 ];
 

@@ -191,6 +191,13 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const backend = deviceOf("concat", ...xs);
   const ax = normalizeAxis("concat", axis, xs[0].rank);
   for (const x of xs) {
+    if (x.dtype !== xs[0].dtype) {
+      throw new TypeError(
+        `concat: dtypes differ (${xs[0].dtype} and ${x.dtype}); convert with cast(x, "${
+          xs[0].dtype
+        }")`,
+      );
+    }
     if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
       throw new RangeError(
         `concat: shapes ${
