@@ -2,7 +2,12 @@
  * The layers AlexNet is built from, each a thin {@link Module} around one op of
  * `tensor/ops/`, with PyTorch's names, argument order and defaults unless a comment says
  * otherwise. Every layer also computes its output shape (for `summary()` and for sizing the
- * first fully connected layer) and, if it has weights, its multiply-adds.
+ * first fully connected layer) and, if it has weights, its multiply-adds. Constructors check
+ * their arguments, so a NaN or fractional size fails when the layer is built, naming it.
+ *
+ * The file is longer than most (about 700 lines) because it holds every layer: each is a
+ * short class in its own section (weights, shape-preserving, pooling, regularization,
+ * containers), read one at a time.
  *
  * @module
  */

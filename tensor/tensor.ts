@@ -20,6 +20,14 @@
  * and evaluation inside `noGrad` does too. Using a released tensor is an error that says
  * what released it.
  *
+ * ## Methods
+ *
+ * The everyday ops are also methods, as in PyTorch: `x.add(y)`, `x.mul(2)`, `x.matmul(w)`,
+ * `x.sum(1)`, `x.reshape(2, -1)`, `x.argmax(1)`. Each is one line that calls the function of
+ * the same name in `tensor/ops/`, the op's only definition. (That list makes this file longer
+ * than most; the class itself is the first half.) Tensors are made by the factories of
+ * `tensor/factories.ts`, re-exported here.
+ *
  * @module
  */
 
