@@ -57,6 +57,9 @@ export type ScopeResult = unknown;
  * still needs for backward.
  */
 export function scope<T extends ScopeResult>(fn: () => T): T {
+  if (typeof fn !== "function") {
+    throw new TypeError(`scope/noGrad: expects a function, got ${typeof fn} ${String(fn)}`);
+  }
   const created = new Set<Tensor>();
   scopes.push(created);
   let result: T;
@@ -196,6 +199,13 @@ function alreadyBackpropagated(t: Tensor): Error {
  * Releases the graph as it goes (see the module comment), unless `options.retainGraph`.
  */
 export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+  if (upstream !== undefined && !(upstream instanceof Tensor)) {
+    throw new TypeError(
+      `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${
+        Array.isArray(upstream) ? "an array" : typeof upstream
+      }`,
+    );
+  }
   if (consumed.has(root)) throw alreadyBackpropagated(root);
   if (!root.requiresGrad) {
     throw new Error(

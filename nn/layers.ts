@@ -39,7 +39,7 @@ function pair(layer: string, name: string, value: Size2, min: number): [number, 
     const what = min > 0 ? "positive integers" : "non-negative integers";
     throw new RangeError(
       `${layer}: ${name} must be ${what} (one number or [height, width]), got ${
-        Array.isArray(value) ? `[${value.join(", ")}]` : String(value)
+        Array.isArray(value) ? `[${value.join(",")}]` : String(value)
       }`,
     );
   }

@@ -312,8 +312,10 @@ export class Tensor {
    * second backward. `loss.backward({ retainGraph: true })` or `y.backward(g, options)`.
    */
   backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void {
-    if (grad !== undefined && !(grad instanceof Tensor)) runBackward(this, undefined, grad);
-    else runBackward(this, grad, options);
+    const isOptions = grad !== undefined && grad !== null && !(grad instanceof Tensor) &&
+      Object.getPrototypeOf(grad) === Object.prototype;
+    if (isOptions) runBackward(this, undefined, grad as BackwardOptions);
+    else runBackward(this, grad as Tensor | undefined, options);
   }
 
   /** A readable rendering: shape, dtype, device, and the values of a CPU tensor. */

@@ -12,6 +12,7 @@
 import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import {
+  broadcastShapes,
   formatShape,
   normalizeAxes,
   normalizeAxis,
@@ -20,7 +21,7 @@ import {
   sizeOf,
   stridesOf,
 } from "../shape.ts";
-import { checkFloat, record } from "./op.ts";
+import { checkFloat, checkTensor, record } from "./op.ts";
 import { broadcastTo, div, eq, mul } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
 
@@ -142,7 +143,13 @@ export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
  * are summed away, and axes where `shape` has size 1 are summed with the size kept.
  */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
+  checkTensor("sumTo", "g", g);
   if (sameShape(g.shape, shape)) return g;
+  if (!sameShape(broadcastShapes("sumTo", shape, g.shape), g.shape)) {
+    throw new RangeError(
+      `sumTo: ${formatShape(g.shape)} is not a broadcast of ${formatShape(shape)}`,
+    );
+  }
   const lead = g.rank - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) {
