@@ -25,7 +25,9 @@ import { manualSeed, Rng, setRngState } from "../tensor/random.ts";
 import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
 import type { Backend } from "../backend/backend.ts";
 import { add, affine, cast, div, mul, pow, relu, sub } from "../tensor/ops/elementwise.ts";
-import { argmax, max, mean, sum } from "../tensor/ops/reduce.ts";
+import { argmax, max, mean, sum, sumTo } from "../tensor/ops/reduce.ts";
+import { conv2d } from "../tensor/ops/conv2d.ts";
+import { maxPool2d } from "../tensor/ops/pool.ts";
 import { concat, permute, reshape, stack } from "../tensor/ops/layout.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
@@ -319,6 +321,31 @@ const mistakes: [string, () => unknown, RegExp][] = [
     "Sequential.at(1.5)",
     () => new Sequential([new ReLU(), new ReLU()]).at(1.5),
     /Sequential.at: index 1.5 out of range \(2 layers\)/,
+  ],
+  [
+    "conv2d float64 input, float32 weight",
+    () => conv2d(randn([1, 2, 5, 5], { dtype: "float64" }), randn([3, 2, 3, 3])),
+    /conv2d: the input is float64 but the weight is float32/,
+  ],
+  [
+    "maxPool2d without options",
+    () => maxPool2d(randn([1, 1, 4, 4]), undefined as unknown as { kernelSize: number }),
+    /maxPool2d: expects options \{ kernelSize, stride\?, padding\? \}, got undefined/,
+  ],
+  [
+    "sumTo a shape that does not broadcast",
+    () => sumTo(x, [4]),
+    /sumTo: cannot broadcast \[4\] with \[2,3\]/,
+  ],
+  [
+    "backward with an array as the gradient",
+    () => mul(tensor([1], { requiresGrad: true }), 2).backward([1] as unknown as Tensor),
+    /backward: the upstream gradient must be a Tensor of shape \[1\], got an array/,
+  ],
+  [
+    "noGrad of a number",
+    () => noGrad(3 as unknown as () => void),
+    /scope\/noGrad: expects a function, got number 3/,
   ],
   [
     "zerosLike(undefined)",
