@@ -9,35 +9,52 @@
 
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import { eye, fromArray, linspace, ones, randn, type Tensor, tensor } from "../tensor/tensor.ts";
-import { manualSeed } from "../tensor/random.ts";
 import {
   abs,
   add,
+  argmax,
   cast,
+  crossEntropy,
   div,
   eq,
   exp,
+  eye,
+  flatten,
+  fromArray,
   ge,
   gt,
   le,
+  Linear,
+  linspace,
   log,
+  logSoftmax,
   lt,
+  manualSeed,
+  matmul,
+  max,
+  mean,
   mul,
   ne,
   neg,
+  ones,
+  permute,
   pow,
+  randn,
+  ReLU,
   relu,
+  reshape,
+  Sequential,
   sigmoid,
+  softmax,
   sqrt,
+  stack,
   sub,
+  sum,
   tanh,
-} from "../tensor/ops/elementwise.ts";
-import { argmax, max, mean, sum } from "../tensor/ops/reduce.ts";
-import { flatten, permute, reshape, stack, transpose } from "../tensor/ops/layout.ts";
-import { matmul } from "../tensor/ops/matmul.ts";
-import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
-import { Linear, ReLU, Sequential } from "../nn/layers.ts";
+  type Tensor,
+  tensor,
+  transpose,
+} from "../mod.ts";
 import { assertAllClose, assertGradcheck, randomF64, values } from "./helpers.ts";
 
 const list = (t: Tensor) => [...values(t)];
