@@ -172,6 +172,7 @@ export class Conv2d extends Module {
   /** y = conv2d(x, weight) + bias. */
   forward(x: Tensor): Tensor {
     checkInputDtype(`Conv2d(${this.describe()})`, x, this.weight);
+    if (x?.shape !== undefined) this.outputShape(x.shape); // names this layer on a wrong shape
     return conv2d(x, this.weight, this.bias, {
       stride: this.stride,
       padding: this.padding,

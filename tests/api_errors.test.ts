@@ -493,6 +493,14 @@ Deno.test("dtype errors inside a model name the layer and its dotted place", () 
     /features\.0 \(Conv2d\): Conv2d\(1->2, 3x3\/1\): input \[1,3,4,4\] has 3 channels, expected 1/,
   );
   assert.throws(
+    () => new Conv2d(3, 4, 3).forward(randn([1, 1, 5, 5])),
+    /Conv2d\(3->4, 3x3\/1\): input \[1,1,5,5\] has 1 channels, expected 3/,
+  );
+  assert.throws(
+    () => new Conv2d(3, 4, 3).forward(randn([3, 5, 5])),
+    /Conv2d: input must be \[N, C, H, W\], got \[3,5,5\]/,
+  );
+  assert.throws(
     () => new Linear(4, 2).forward(randn([2, 1, 2, 2])),
     /Linear\(4->2\): input must be \[N, 4\], got \[2,1,2,2\]; flatten it first/,
   );
