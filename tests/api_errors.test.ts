@@ -584,6 +584,6 @@ Deno.test("model.to({ dtype: 'float64' }) converts every parameter at once; floa
   assert.equal(y.dtype, "float64");
   await assert.rejects(
     model.to({ dtype: "int32" }),
-    /Module.to: parameters must be float32 or float64/,
+    /Module.to: parameters must be float32 or float64, got dtype "int32"/,
   );
 });
