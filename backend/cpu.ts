@@ -57,7 +57,7 @@ import {
   softmaxBackwardCpu,
   softmaxCpu,
 } from "../tensor/ops/softmax.ts";
-import { sgdUpdateCpu } from "../optim/sgd_kernel.ts";
+import { sgdUpdateCpu } from "../tensor/ops/sgd.ts";
 import { formatShape, sizeOf } from "../tensor/shape.ts";
 
 /** CPU memory: a typed array, readable synchronously. */

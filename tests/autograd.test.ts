@@ -3,8 +3,8 @@ import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { add, exp, mul, relu } from "../tensor/ops/elementwise.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
-import { noGrad, scope } from "../autograd/graph.ts";
-import { gradcheck } from "../autograd/gradcheck.ts";
+import { noGrad, scope } from "../tensor/autograd.ts";
+import { gradcheck } from "../tensor/gradcheck.ts";
 import { randomF64, values } from "./helpers.ts";
 
 const param = (data: number[]) => {

@@ -4,9 +4,9 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dForward,
-  type Conv2dParams,
   conv2dParams,
 } from "../tensor/ops/conv2d_kernels.ts";
+import type { Conv2dParams } from "../backend/backend.ts";
 import { allocF32, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
 import { Rng } from "../tensor/random.ts";
 

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
-import { sgdUpdateCpu } from "../optim/sgd_kernel.ts";
+import { sgdUpdateCpu } from "../tensor/ops/sgd.ts";
 import type { SgdParams } from "../backend/backend.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
 import { chunkedCases, denseCases, type InputSpec, type ParityCase } from "./parity_cases.ts";

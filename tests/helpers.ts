@@ -5,11 +5,12 @@
  * @module
  */
 
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import type { TypedArray } from "../backend/backend.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
-import { gradcheck, type GradcheckOptions } from "../autograd/gradcheck.ts";
+import { gradcheck, type GradcheckOptions } from "../tensor/gradcheck.ts";
 
 /** Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the worst element. */
 export function assertAllClose(

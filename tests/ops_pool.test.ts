@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Pool2dParams, Storage } from "../backend/backend.ts";
 import { fromArray, getBackend, type Tensor, tensor } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import {
   adaptiveAvgPool2d,

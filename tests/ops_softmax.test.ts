@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Storage } from "../backend/backend.ts";
 import { getBackend, type Tensor, tensor } from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import { mul } from "../tensor/ops/elementwise.ts";
 import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";

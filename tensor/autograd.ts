@@ -16,9 +16,9 @@
  * @module
  */
 
-import { onesLike, Tensor } from "../tensor/tensor.ts";
-import { formatShape, sameShape } from "../tensor/shape.ts";
-import { add } from "../tensor/ops/elementwise.ts";
+import { onesLike, Tensor } from "./tensor.ts";
+import { formatShape, sameShape } from "./shape.ts";
+import { add } from "./ops/elementwise.ts";
 
 /** How a tensor was computed: the op, its inputs, and the chain rule for it. */
 export interface GraphNode {
