@@ -15,7 +15,7 @@ import {
   packParams,
   workgroupsFor,
 } from "../runtime.ts";
-import { forEachChunk } from "./elementwise.ts";
+import { forEachChunk } from "../chunks.ts";
 
 const RULES: Record<SgdParams["rule"], string> = {
   paper: `
