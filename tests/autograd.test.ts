@@ -71,6 +71,19 @@ Deno.test("scope keeps what a returned tensor's graph needs for backward", () =>
   assert.deepEqual([...values(w.grad!)], [2, 0, 6]);
 });
 
+Deno.test("scope keeps a returned tensor however deep it is nested, and survives cycles", () => {
+  type Nest = { next?: Nest | Tensor[]; self?: unknown };
+  const result = scope(() => {
+    let nest: Nest = { next: [add(tensor([1, 2]), 1)] };
+    for (let depth = 0; depth < 20; depth++) nest = { next: nest };
+    nest.self = nest; // a cycle must not loop forever
+    return nest;
+  });
+  let level: Nest | Tensor[] = result;
+  while (!Array.isArray(level)) level = level.next!;
+  assert.deepEqual([...values(level[0])], [2, 3]);
+});
+
 Deno.test("backward with an upstream gradient, and its errors", () => {
   const a = param([1, 2, 3, 4]);
   const y = mul(a, a);
