@@ -14,26 +14,15 @@
 
 import assert from "node:assert/strict";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
-import { Rng } from "../tensor/random.ts";
 import { sgdUpdateCpu } from "../tensor/ops/sgd.ts";
 import type { SgdParams } from "../backend/backend.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
-import { chunkedCases, denseCases, type InputSpec, type ParityCase } from "./parity_cases.ts";
+import { chunkedCases, denseCases, inputValues, type ParityCase } from "./parity_cases.ts";
 import { spatialCases } from "./parity_cases_spatial.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 import { assertClose } from "./close.ts";
 
 const CHUNKED = { name: "gpu-chunked", maxBindingBytes: 1 << 16 };
-
-function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
-  const rng = new Rng(spec.seed ?? seed);
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.kind === "labels") {
-    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
-  }
-  const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
-  return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
-}
 
 interface Result {
   output: Float32Array | Int32Array;
