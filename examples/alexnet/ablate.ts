@@ -137,7 +137,12 @@ Presets
   roughDuration(presetWork(PRESETS.full, 7) / CPU_IMAGES_PER_SECOND)
 } on the CPU (50 img/s): an estimate
                      from measured step speeds, not a finished run, and above the 60-minute
-                     target until faster CPU kernels land
+                     target until faster CPU kernels land. Within an hour on the GPU:
+                     --train-limit 3000 --epochs 5 (~${
+  roughDuration(
+    presetWork({ ...PRESETS.full, trainLimit: 3000, epochs: 5 }, 7) / GPU_IMAGES_PER_SECOND,
+  )
+}), further from the plateau
   --quick            smoke run (${PRESETS.quick.seeds} seeds, ${PRESETS.quick.trainLimit} images, 1 epoch): "not evidence"
 
 Options (override the preset)
