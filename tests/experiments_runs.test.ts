@@ -7,7 +7,12 @@
 
 import assert from "node:assert/strict";
 import { loadSafetensors } from "../mod.ts";
-import { DEFAULTS, type TrainConfig, UsageError } from "../examples/alexnet/config.ts";
+import {
+  DEFAULTS,
+  parseTrainCommand,
+  type TrainConfig,
+  UsageError,
+} from "../examples/alexnet/config.ts";
 import { train } from "../examples/alexnet/trainer.ts";
 import {
   main as ablateMain,
@@ -194,6 +199,14 @@ Deno.test("ablate and figure1: flags are parsed strictly and reach every run", (
   assert.equal(f.base.arch, "figure1-cnn");
   assert.throws(() => parseFigure1Args(["--thresholds", "1.5,0.1"]), /--thresholds must be two/);
   assert.throws(() => parseFigure1Args(["--lrs", "0.1,-1"]), /--lrs must be a number greater/);
+  // train-alexnet builds the same networks from the same flags.
+  assert.equal(parseTrainCommand(["--one-gpu"])!.config.oneGpu, true);
+  assert.equal(parseTrainCommand([])!.config.oneGpu, false);
+  assert.equal(parseTrainCommand(["--arch", "figure1-cnn"])!.config.arch, "figure1-cnn");
+  assert.throws(
+    () => parseTrainCommand(["--arch", "figure1-cnn", "--devices", "2"]),
+    /--devices 2 splits AlexNet's grouped layers; figure1-cnn has none/,
+  );
 });
 
 Deno.test("figure1: the lr with the lowest training error wins; diverged rates never do", () => {
