@@ -27,7 +27,7 @@ import {
   parseFigure1Args,
   ratios,
 } from "../examples/alexnet/figure1.ts";
-import { writeResultsSection } from "../examples/alexnet/experiment.ts";
+import { NOT_EVIDENCE, presetNote, writeResultsSection } from "../examples/alexnet/experiment.ts";
 import { alexnetMini, figure1Net } from "../models/alexnet.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -199,6 +199,25 @@ Deno.test("ablate and figure1: flags are parsed strictly and reach every run", (
   assert.equal(f.base.arch, "figure1-cnn");
   assert.throws(() => parseFigure1Args(["--thresholds", "1.5,0.1"]), /--thresholds must be two/);
   assert.throws(() => parseFigure1Args(["--lrs", "0.1,-1"]), /--lrs must be a number greater/);
+  // A run that departs from the full preset says so above its table.
+  assert.deepEqual(parseAblateArgs([])!.departures, []);
+  assert.deepEqual(parsed.departures, [
+    "--seeds 4 (full preset: 3)",
+    "--epochs 3 (full preset: 6)",
+    "--train-limit 500 (full preset: 9000)",
+    "--batch-size 16 (full preset: 128)",
+  ]);
+  assert.deepEqual(parseFigure1Args([])!.departures, []);
+  assert.deepEqual(f.departures, [
+    "--lrs 0.1,0.01 (full preset: 0.01,0.03,0.1)",
+    "--thresholds 0.3,0.05 (full preset: 0.25,0.15)",
+  ]);
+  assert.deepEqual(presetNote(false, []), []);
+  assert.match(
+    presetNote(false, f.departures)[0],
+    /^\*\*Not the full preset:\*\* this run differs in --lrs/,
+  );
+  assert.equal(presetNote(true, f.departures)[0], NOT_EVIDENCE);
   // train-alexnet builds the same networks from the same flags.
   assert.equal(parseTrainCommand(["--one-gpu"])!.config.oneGpu, true);
   assert.equal(parseTrainCommand([])!.config.oneGpu, false);

@@ -16,6 +16,8 @@ import { mean, standardDeviation, verdict, welchInterval } from "./stats.ts";
 import {
   NOT_EVIDENCE,
   pct,
+  presetDepartures,
+  presetNote,
   roughDuration,
   type SeedOutcome,
   trainSeeds,
@@ -168,6 +170,8 @@ export interface AblateCommand {
   seeds: number[];
   variants: Variant[];
   quick: boolean;
+  /** Flags that differ from the full preset (see {@link presetDepartures}). */
+  departures: string[];
   results: string | null;
 }
 
@@ -227,7 +231,30 @@ export function parseAblateArgs(args: string[]): AblateCommand | null {
     seeds: Array.from({ length: seedCount }, (_, i) => i + 1),
     variants: pickVariants(values.variants as string | undefined),
     quick: values.quick === true,
+    departures: presetDepartures(
+      {
+        ...flagValues(base, seedCount),
+        variants: values.variants === undefined ? "all" : values.variants,
+      },
+      {
+        ...flagValues({ ...base, ...PRESETS.full, lr: 0.01 }, PRESETS.full.seeds),
+        variants: "all",
+      },
+    ),
     results: (values.results as string | undefined) ?? null,
+  };
+}
+
+/** The preset-controlled values of a run, keyed by their flags. */
+function flagValues(c: Omit<AblatePreset, "seeds"> & { lr: number }, seeds: number) {
+  return {
+    seeds,
+    epochs: c.epochs,
+    "train-limit": c.trainLimit,
+    "val-size": c.valSize,
+    "test-limit": c.testLimit,
+    "batch-size": c.batchSize,
+    lr: c.lr,
   };
 }
 
@@ -339,7 +366,7 @@ const spread = (s: { mean: number; sd: number }) =>
 /** The markdown report: the caveat, the table, the chart and how it was made. */
 export function ablationMarkdown(
   rows: AblationRow[],
-  command: Pick<AblateCommand, "base" | "seeds" | "quick">,
+  command: Pick<AblateCommand, "base" | "seeds" | "quick" | "departures">,
   commandLine: string,
 ): string {
   const b = command.base;
@@ -356,7 +383,7 @@ export function ablationMarkdown(
   return [
     "## Ablations (paper sections 3.1-3.4, 4.2)",
     "",
-    ...(command.quick ? [NOT_EVIDENCE, ""] : []),
+    ...presetNote(command.quick, command.departures),
     `Mini AlexNet on Fashion-MNIST at 28 px: ${b.epochs} epoch(s) of ${b.trainLimit || "all"} ` +
     `training images, batch ${b.batchSize}, lr ${b.lr}, momentum ${b.momentum}, weight decay ` +
     `${b.weightDecay}, lr /10 on a validation plateau; seeds ${command.seeds.join(", ")}. ` +

@@ -103,6 +103,29 @@ export function pct(x: number): string {
   return Number.isNaN(x) ? "-" : `${(100 * x).toFixed(1)}%`;
 }
 
+/**
+ * The flags whose values differ from the full preset's, as "--flag value (full preset: x)".
+ */
+export function presetDepartures(
+  chosen: Record<string, unknown>,
+  full: Record<string, unknown>,
+): string[] {
+  return Object.keys(full)
+    .filter((k) => JSON.stringify(chosen[k]) !== JSON.stringify(full[k]))
+    .map((k) => `--${k} ${chosen[k]} (full preset: ${full[k]})`);
+}
+
+/** The lines above a report's table: "not evidence" for --quick, else any departures. */
+export function presetNote(quick: boolean, departures: string[]): string[] {
+  if (quick) return [NOT_EVIDENCE, ""];
+  if (departures.length === 0) return [];
+  return [
+    `**Not the full preset:** this run differs in ${departures.join(", ")}. These are the ` +
+    "numbers of what ran; the full preset's may differ.",
+    "",
+  ];
+}
+
 /** Text that marks a smoke run above its table, in the terminal and in RESULTS.md. */
 export const NOT_EVIDENCE =
   "**Smoke run, not evidence:** the --quick preset checks that the command works end to end; " +

@@ -20,6 +20,8 @@ import {
   epochsToReach,
   NOT_EVIDENCE,
   pct,
+  presetDepartures,
+  presetNote,
   roughDuration,
   type SeedOutcome,
   trainSeeds,
@@ -128,7 +130,23 @@ export interface Figure1Command {
   sweepEpochs: number;
   thresholds: [number, number];
   quick: boolean;
+  /** Flags that differ from the full preset (see {@link presetDepartures}). */
+  departures: string[];
   results: string | null;
+}
+
+/** A preset's values keyed by their flags. */
+function flagValues(p: Figure1Preset): Record<string, unknown> {
+  return {
+    seeds: p.seeds,
+    epochs: p.epochs,
+    "train-limit": p.trainLimit,
+    "val-size": p.valSize,
+    "batch-size": p.batchSize,
+    lrs: p.sweepLrs.join(","),
+    "sweep-epochs": p.sweepEpochs,
+    thresholds: p.thresholds.join(","),
+  };
 }
 
 function numberList(flag: string, text: string): number[] {
@@ -198,13 +216,24 @@ export function parseFigure1Args(args: string[]): Figure1Command | null {
     overwrite: values.overwrite === true,
     plain: true,
   };
-  return {
-    base,
-    seeds: Array.from({ length: int("seeds", preset.seeds, 1) }, (_, i) => i + 1),
+  const chosen: Figure1Preset = {
+    epochs: base.epochs,
+    trainLimit: base.trainLimit,
+    valSize: base.valSize,
+    batchSize: base.batchSize,
+    seeds: int("seeds", preset.seeds, 1),
     sweepLrs: values.lrs === undefined ? preset.sweepLrs : numberList("lrs", values.lrs as string),
     sweepEpochs: int("sweep-epochs", preset.sweepEpochs, 1),
     thresholds: thresholds as [number, number],
+  };
+  return {
+    base,
+    seeds: Array.from({ length: chosen.seeds }, (_, i) => i + 1),
+    sweepLrs: chosen.sweepLrs,
+    sweepEpochs: chosen.sweepEpochs,
+    thresholds: chosen.thresholds,
     quick: values.quick === true,
+    departures: presetDepartures(flagValues(chosen), flagValues(PRESETS.full)),
     results: (values.results as string | undefined) ?? null,
   };
 }
@@ -315,7 +344,10 @@ function ratioSummary(list: (Ratio | null)[]): string {
 /** The markdown report: the caveat, the table, the ratios, the chart and how it was made. */
 export function figure1Markdown(
   results: ActivationResult[],
-  command: Pick<Figure1Command, "base" | "seeds" | "thresholds" | "quick" | "sweepEpochs">,
+  command: Pick<
+    Figure1Command,
+    "base" | "seeds" | "thresholds" | "quick" | "sweepEpochs" | "departures"
+  >,
   commandLine: string,
 ): string {
   const [easy, hard] = command.thresholds;
@@ -341,7 +373,7 @@ export function figure1Markdown(
   return [
     "## Figure 1: ReLU vs tanh (paper section 3.1)",
     "",
-    ...(command.quick ? [NOT_EVIDENCE, ""] : []),
+    ...presetNote(command.quick, command.departures),
     `A small conv net with no regularisation on Fashion-MNIST at 28 px (${b.trainLimit || "all"} ` +
     `training images, batch ${b.batchSize}, momentum ${b.momentum}, no weight decay, constant lr), ` +
     `seeds ${command.seeds.join(", ")}. The paper used a four-layer conv net on CIFAR-10 and ` +
