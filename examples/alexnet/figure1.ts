@@ -42,7 +42,9 @@ export interface Figure1Preset {
 
 /**
  * "full": 6,000 images, a sweep of three rates (1 epoch each), then 3 seeds x 4 epochs per
- * activation: sized for about 20 minutes on a 2-core CPU. "quick": a smoke run.
+ * activation: sized for about 20 minutes on a 2-core CPU. The second threshold, 20%, comes
+ * after about 70 steps of batch 128 with ReLU at lr 0.03 (a trial run), well inside the budget.
+ * "quick": a smoke run.
  */
 export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
   full: {
@@ -53,7 +55,7 @@ export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
     seeds: 3,
     sweepLrs: [0.01, 0.03, 0.1],
     sweepEpochs: 1,
-    thresholds: [0.25, 0.15],
+    thresholds: [0.25, 0.2],
   },
   quick: {
     epochs: 2,
@@ -63,7 +65,7 @@ export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
     seeds: 2,
     sweepLrs: [0.01, 0.1],
     sweepEpochs: 1,
-    thresholds: [0.25, 0.15],
+    thresholds: [0.25, 0.2],
   },
 };
 
