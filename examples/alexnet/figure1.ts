@@ -6,8 +6,8 @@
  * `figure1Net`) on Fashion-MNIST, each activation's lr picked by a short sweep (lowest training
  * error after the sweep's epochs, one seed of its own), then several seeds at that lr through
  * the same loop as train-alexnet. It reports the epochs to 25% training error and to a harder
- * threshold (Fashion-MNIST is easier than CIFAR-10: 25% comes within the first epoch), the
- * tanh/ReLU ratio per seed with its spread, and the chart in the paper's style.
+ * threshold (Fashion-MNIST is easier than CIFAR-10), the tanh/ReLU ratio per seed with its
+ * spread, and the chart in the paper's style.
  *
  * @module
  */
@@ -380,7 +380,7 @@ export function figure1Markdown(
     `training images, batch ${b.batchSize}, momentum ${b.momentum}, no weight decay, constant lr), ` +
     `seeds ${command.seeds.join(", ")}. The paper used a four-layer conv net on CIFAR-10 and ` +
     "reports that ReLU reached 25% training error 6x sooner than tanh; **Fashion-MNIST is not " +
-    "CIFAR-10** (25% comes early here, hence the harder second threshold). Each lr is the " +
+    "CIFAR-10** (it is easier, hence a second, harder threshold). Each lr is the " +
     `sweep's lowest training error after ${command.sweepEpochs} epoch(s) (seed 0). Epochs to a ` +
     "threshold: the first 10-step window of training at or below it; mean ± sd (per seed).",
     "",
