@@ -19,6 +19,7 @@
  * @module
  */
 
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type TensorEntry } from "../io/safetensors.ts";
 import { Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential } from "../nn/layers.ts";
@@ -168,7 +169,7 @@ function mutateJson(root: Json, rng: Rng): [Json | undefined, string] {
   const all = paths(root);
   const path = all[rng.int(all.length)];
   const op = rng.int(6);
-  const odd = ODD_VALUES[rng.int(ODD_VALUES.length)];
+  const odd = structuredClone(ODD_VALUES[rng.int(ODD_VALUES.length)]);
   if (path.length === 0) {
     return op === 0 ? [undefined, "dropped"] : [odd, `replaced by ${JSON.stringify(odd)}`];
   }
