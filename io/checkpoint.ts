@@ -19,6 +19,12 @@
  * device. The file is written atomically (temp file, fsync, rename): a crash mid-save leaves
  * the previous checkpoint intact.
  *
+ * A file is untrusted input. Loading checks all of it (tensors, optimizer and schedule state,
+ * generator states) before it writes anything, so a file that is refused leaves the run as
+ * it was, and every error names the file and the field. Non-finite weights are refused on
+ * both sides: a diverged model is not saved over a good checkpoint, nor loaded, unless
+ * `allowNonFinite` says so.
+ *
  * @module
  */
 

@@ -17,7 +17,9 @@
  * of the data buffer belongs to exactly one tensor (no overlaps, no gaps, nothing trailing),
  * and each tensor's byte range is exactly product(shape) * itemsize. Every allocation is
  * bounded by the file's own size, so a lying header cannot make the reader allocate more
- * memory than the file occupies.
+ * memory than the file occupies, and headers are limited to {@link MAX_HEADER_BYTES} (8 MB,
+ * where the reference allows 100 MB), so decoding one costs at most a couple of seconds and
+ * a few hundred MB.
  *
  * The writer reproduces the reference's byte layout: tensors ordered by dtype (widest
  * first) then name, packed with no gaps, header padded to 8 bytes. Widest-first packing after
