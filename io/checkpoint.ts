@@ -30,6 +30,7 @@
 
 import type { Tensor, TypedArray } from "../tensor/tensor.ts";
 import { Module } from "../nn/module.ts";
+import { describeValue } from "../optim/options.ts";
 import { SGD, type SgdState } from "../optim/sgd.ts";
 import type { LrSchedule, ScheduleState } from "../optim/schedules.ts";
 import type { RngState } from "../tensor/random.ts";
@@ -269,7 +270,7 @@ function planLoad(
     const state = jsonField(metadata, KEYS.schedule, "schedule state", fail);
     const field = `${where}: schedule state "${KEYS.schedule}"`;
     if (typeof state !== "object" || state === null || Array.isArray(state)) {
-      fail(`schedule state "${KEYS.schedule}" must be a JSON object, got ${JSON.stringify(state)}`);
+      fail(`schedule state "${KEYS.schedule}" must be a JSON object, got ${describeValue(state)}`);
     }
     schedule.checkStateDict?.(state, field);
     plan.schedule = state as ScheduleState;
@@ -334,7 +335,7 @@ function optimizerState(
   }
   const saved = jsonField(metadata, KEYS.optimizer, "optimizer state", fail);
   if (typeof saved !== "object" || saved === null || Array.isArray(saved)) {
-    fail(`${field} must be a JSON object { rule, groups }, got ${JSON.stringify(saved)}`);
+    fail(`${field} must be a JSON object { rule, groups }, got ${describeValue(saved)}`);
   }
   const names = namesOf(model);
   const params = optimizer.parameters();
@@ -378,7 +379,7 @@ function rngStates(
   const states = jsonField(metadata, KEYS.rngStates, "generator states", fail);
   if (typeof states !== "object" || states === null || Array.isArray(states)) {
     fail(
-      `${field} must be a JSON object { module name: [4 words] }, got ${JSON.stringify(states)}`,
+      `${field} must be a JSON object { module name: [4 words] }, got ${describeValue(states)}`,
     );
   }
   const record = states as Record<string, unknown>;
@@ -392,7 +393,7 @@ function rngStates(
       value.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
     if (!words) {
       fail(
-        `${field}: "${name}" must be four 32-bit unsigned integers, got ${JSON.stringify(value)}`,
+        `${field}: "${name}" must be four 32-bit unsigned integers, got ${describeValue(value)}`,
       );
     }
     // xoshiro128** never leaves the all-zero state: it would give 0 forever.

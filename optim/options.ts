@@ -20,8 +20,16 @@ export interface NumberRule {
   integer?: boolean;
 }
 
-/** "a string "abc"", "undefined", "NaN": a value as an error message shows it. */
+/**
+ * `the string "abc"`, `undefined`, `NaN`, `{"lr":1}`: a value as an error message shows it,
+ * cut to about 100 characters.
+ */
 export function describeValue(value: unknown): string {
+  const text = describeFully(value);
+  return text.length > 100 ? `${text.slice(0, 97)}...` : text;
+}
+
+function describeFully(value: unknown): string {
   if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
   if (typeof value === "number" || value === undefined || typeof value === "bigint") {
     return String(value);

@@ -278,7 +278,7 @@ const corruptions: [string, (file: FileParts) => void, RegExp][] = [
   ["optimizer groups lack size", withoutField("size"), /groups\[0\]\.size must be an integer >= 0, got undefined/],
   ["optimizer metadata null", setRaw(OPT, "null"), /optimizer state "tessera\.optimizer" must be a JSON object \{ rule, groups \}, got null/],
   ["optimizer metadata an array", setRaw(OPT, "[1]"), /optimizer state "tessera\.optimizer" must be a JSON object/],
-  ["optimizer metadata a string", setRaw(OPT, '"paper"'), /must be a JSON object \{ rule, groups \}, got "paper"/],
+  ["optimizer metadata a string", setRaw(OPT, '"paper"'), /must be a JSON object \{ rule, groups \}, got the string "paper"/],
   ['optimizer metadata {"rule":"paper"}', setRaw(OPT, '{"rule":"paper"}'), /groups must be an array of \{ lr, momentum, weightDecay, size \}, got undefined/],
   ["optimizer groups null", setRaw(OPT, '{"rule":"paper","groups":null}'), /groups must be an array/],
   ["optimizer group null", setRaw(OPT, '{"rule":"paper","groups":[null]}'), /groups\[0\] must be an object, got null/],
