@@ -34,7 +34,7 @@
  * @module
  */
 
-import { writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
+import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
 import type { ImageCHW, ImageDataset } from "./dataset.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
@@ -418,6 +418,8 @@ async function writeShard(
   options: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
   await Deno.remove(`${shardDir}/index.json`).catch(() => {});
+  // A build killed mid-way left its pixels in a temp file, possibly gigabytes: remove it.
+  await removeStaleTempsOf(`${shardDir}/images.u8`);
   const pixels = 3 * size * size;
   const plane = size * size;
   const meanSum = new Float64Array(pixels);

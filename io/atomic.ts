@@ -78,6 +78,17 @@ async function syncFolder(dir: string, path: string): Promise<void> {
   }
 }
 
+/**
+ * Removes the temporary files that interrupted atomic writes to `path` left behind: files
+ * named `.<name>.<uuid>.tmp` in its folder, last modified before `before` (ms since the epoch).
+ * {@link writeFileAtomic} calls it after each successful write; a writer that streams into a
+ * temp file of the same pattern (as the ImageFolder shard does) calls it before starting.
+ */
+export async function removeStaleTempsOf(path: string, before = Date.now()): Promise<void> {
+  const { dir, base } = splitPath(path);
+  await removeStaleTemps(dir, base, before);
+}
+
 async function removeStaleTemps(dir: string, base: string, before: number): Promise<void> {
   // Another cleaner may remove a file between the listing and the removal: that is fine.
   const gone = (error: unknown) => {

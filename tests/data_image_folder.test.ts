@@ -501,3 +501,20 @@ Deno.test("image folder: an index.json of another shape means a rebuild, not a T
     }
   });
 });
+
+Deno.test("image folder: a rebuild removes the pixel temp file a killed build left", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    const shardDir = `${tmp}/s`;
+    await Deno.mkdir(shardDir);
+    const leftover = `.images.u8.${crypto.randomUUID()}.tmp`;
+    await Deno.writeFile(`${shardDir}/${leftover}`, new Uint8Array(1000));
+    const past = new Date(Date.now() - 60_000);
+    await Deno.utime(`${shardDir}/${leftover}`, past, past);
+    await loadImageFolder(root, { size: 8, shardDir });
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(shardDir))).map((e) => e.name).sort(),
+      ["images.u8", "index.json", "mean.f32"],
+    );
+  });
+});

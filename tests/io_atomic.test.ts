@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { isTempFileOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
+import {
+  isTempFileOf,
+  removeStaleTempsOf,
+  writeFileAtomic,
+  writeTextFileAtomic,
+} from "../io/atomic.ts";
 
 async function listing(dir: string): Promise<string[]> {
   const names: string[] = [];
@@ -69,6 +74,19 @@ Deno.test("atomic writer: overwriting leaves exactly the new file, no temp", asy
     await writeTextFileAtomic(`${dir}/a.txt`, "two");
     assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "two");
     assert.deepEqual(await listing(dir), ["a.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("atomic writer: removeStaleTempsOf clears a target's leftovers before a streamed write", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const old = `.images.u8.${UUID}.tmp`;
+    await Deno.writeTextFile(`${dir}/${old}`, "half");
+    await Deno.writeTextFile(`${dir}/images.u8`, "current");
+    await removeStaleTempsOf(`${dir}/images.u8`, Date.now() + 1000);
+    assert.deepEqual(await listing(dir), ["images.u8"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
