@@ -191,8 +191,11 @@ export function waitAtLeast(control: Int32Array, index: number, target: number):
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
-/** Time spent copying operands in and C out, and bytes moved, since the last reset. */
-export const copyStats = { ms: 0, bytes: 0 };
+/**
+ * Copies of operands into WebAssembly memory and of C out: milliseconds and bytes since the
+ * last reset, and the milliseconds of the latest call alone (benchmarks report them).
+ */
+export const copyStats = { ms: 0, bytes: 0, lastMs: 0 };
 
 /**
  * One compiled gemm module with its memory (shared when the platform allows it) and,
@@ -359,7 +362,8 @@ export class GemmEngine {
     if (ldc === n) c.set(out, cOffset);
     else for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
     const done = performance.now();
-    copyStats.ms += copied - started + done - computed;
+    copyStats.lastMs = copied - started + done - computed;
+    copyStats.ms += copyStats.lastMs;
     copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
   }
 
@@ -394,7 +398,8 @@ export class GemmEngine {
     const y = new Float32Array(this.memory.buffer, yAt, rows);
     if (yStep === 1) c.set(y, cOffset);
     else for (let i = 0; i < rows; i++) c[cOffset + i * yStep] = y[i];
-    copyStats.ms += copied - started + performance.now() - computed;
+    copyStats.lastMs = copied - started + performance.now() - computed;
+    copyStats.ms += copyStats.lastMs;
     copyStats.bytes += (span + k + (args.accumulate ? 2 : 1) * rows) * 4;
   }
 }

@@ -80,7 +80,7 @@ function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: numb
     const acc = (i: number, v: number) => `acc${i}_${v}`;
     for (let i = 0; i < mr; i++) for (let v = 0; v < nv; v++) f.local(acc(i, v), "v128");
     for (let v = 0; v < nv; v++) f.local(`b${v}`, "v128");
-    f.local("row", "i32").local("end", "i32");
+    f.local("ai", "v128").local("row", "i32").local("end", "i32");
     // Accumulators start at C (accumulate, or a later k-block) or at zero (locals start zeroed).
     f.get("load").ifThen(() => {
       f.get("c").set("row");
@@ -94,14 +94,9 @@ function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: numb
     f.loop();
     for (let v = 0; v < nv; v++) f.get("b").v128Load(16 * v).set(`b${v}`);
     for (let i = 0; i < mr; i++) {
+      f.get("a").v128Load32Splat(4 * i).set("ai"); // A(i, p) in all four lanes
       for (let v = 0; v < nv; v++) {
-        multiplyAdd(
-          f,
-          tier,
-          () => f.get("a").v128Load32Splat(4 * i),
-          () => f.get(`b${v}`),
-          acc(i, v),
-        );
+        multiplyAdd(f, tier, () => f.get("ai"), () => f.get(`b${v}`), acc(i, v));
       }
     }
     f.get("a").i32Const(MR * 4).i32Add().set("a");
