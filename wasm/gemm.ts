@@ -188,6 +188,27 @@ export function waitAtLeast(control: Int32Array, index: number, target: number):
   }
 }
 
+/** A memory for the kernels: shared when SharedArrayBuffer exists and works, else ordinary. */
+function newMemory(): { memory: WebAssembly.Memory; shared: boolean } {
+  if (typeof SharedArrayBuffer === "function") {
+    try {
+      return {
+        memory: new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }),
+        shared: true,
+      };
+    } catch {
+      // no cross-origin isolation: fall through to an ordinary memory and one thread
+    }
+  }
+  return { memory: new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES }), shared: false };
+}
+
+/** The tier's module compiled off the main thread, for engines that refuse large sync compiles. */
+export async function compileGemmModule(tier: SimdTier): Promise<WebAssembly.Module> {
+  const shared = newMemory().shared;
+  return await WebAssembly.compile(gemmModuleBytes(tier, shared));
+}
+
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
@@ -211,19 +232,16 @@ export class GemmEngine {
   #control: Int32Array;
   #job: Int32Array;
 
-  constructor(tier: SimdTier) {
+  /**
+   * Compiles (or takes, from {@link compileGemmModule}) the tier's module and creates its
+   * memory: shared when the platform allows it, else an ordinary one.
+   */
+  constructor(tier: SimdTier, compiled?: WebAssembly.Module) {
     this.tier = tier;
-    let memory: WebAssembly.Memory;
-    let shared = typeof SharedArrayBuffer === "function";
-    try {
-      memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared });
-    } catch {
-      shared = false; // no cross-origin isolation: one thread on an ordinary memory
-      memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    }
+    const { memory, shared } = newMemory();
     this.memory = memory;
     this.shared = shared;
-    this.module = new WebAssembly.Module(gemmModuleBytes(tier, shared));
+    this.module = compiled ?? new WebAssembly.Module(gemmModuleBytes(tier, shared));
     const instance = new WebAssembly.Instance(this.module, { env: { memory } });
     this.exports = instance.exports as unknown as GemmExports;
     this.#control = new Int32Array(memory.buffer, 0, JOB);
@@ -456,17 +474,42 @@ export function setGemmTier(tier: GemmTier | "auto"): void {
     );
   }
   forced = tier;
-  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier).startWorker();
+  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier)?.startWorker();
 }
 
-/** The engine of a SIMD tier, compiled on first use. */
-export function engineFor(tier: SimdTier): GemmEngine {
-  let engine = engines.get(tier);
-  if (engine === undefined) {
-    engine = new GemmEngine(tier);
-    engines.set(tier, engine);
+/** Tiers whose module is being compiled asynchronously (see {@link engineFor}). */
+const compiling = new Set<SimdTier>();
+
+/**
+ * The engine of a SIMD tier, compiled on first use; null while it compiles in the background.
+ * Browsers refuse to compile modules over 4 KiB synchronously on their main thread (a
+ * RangeError); there the module is compiled asynchronously and gemm uses the reference until
+ * it is ready. `await` {@link prepareGemm} to have it ready from the first call.
+ */
+export function engineFor(tier: SimdTier): GemmEngine | null {
+  const engine = engines.get(tier);
+  if (engine !== undefined) return engine;
+  if (compiling.has(tier)) return null;
+  try {
+    const created = new GemmEngine(tier);
+    engines.set(tier, created);
+    return created;
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    void prepareGemm(tier);
+    return null;
   }
-  return engine;
+}
+
+/** Compiles the tier's module asynchronously (a no-op once compiled). */
+export async function prepareGemm(tier: GemmTier = gemmTier()): Promise<void> {
+  if (tier === "reference" || engines.has(tier) || compiling.has(tier)) return;
+  compiling.add(tier);
+  try {
+    engines.set(tier, new GemmEngine(tier, await compileGemmModule(tier)));
+  } finally {
+    compiling.delete(tier);
+  }
 }
 
 /**
@@ -483,7 +526,9 @@ export async function setThreads(threads: 1 | 2): Promise<void> {
   wantedThreads = threads;
   if (threads === 1) return shutdownThreads();
   const tier = gemmTier();
-  if (tier !== "reference") await engineFor(tier).startWorker();
+  if (tier === "reference") return;
+  await prepareGemm(tier);
+  await engineFor(tier)?.startWorker();
 }
 
 /** Threads float32 gemm runs on now: 2 only after setThreads(2) and with shared memory. */
