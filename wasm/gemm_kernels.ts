@@ -444,7 +444,8 @@ export interface GemmExports {
     cols: number,
     kc: number,
     load: number,
-    ldb: number,
+    /** 0 or left out: B is packed; else B's row stride in bytes, read in place. */
+    ldb?: number,
   ): void;
   skinnyDot(
     a: number,
