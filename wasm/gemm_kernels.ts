@@ -75,7 +75,7 @@ function multiplyAdd(
  * address of C's first element, ldc: C's row stride in bytes, cols ≤ 4·nv.
  */
 function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: number) {
-  const { mr: MR, nr: NR } = TILE[tier];
+  const { mr: MR } = TILE[tier];
   const params = {
     a: "i32",
     b: "i32",
