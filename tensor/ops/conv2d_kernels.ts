@@ -40,7 +40,7 @@
  * @module
  */
 
-import { allocF32, type FloatArray, gemm, getThreads } from "./gemm.ts";
+import { type FloatArray, gemm } from "./gemm.ts";
 
 /** Every size a conv2d kernel needs, validated and derived once by {@link conv2dParams}. */
 export interface Conv2dParams {
@@ -324,19 +324,13 @@ function checkLength(name: string, array: FloatArray, expected: number): void {
 }
 
 // One column buffer per dtype, grown on demand: the kernels never re-enter each other, and
-// the buffer of AlexNet's conv1 (363 x 3025 floats) is too big to reallocate per image. With
-// two gemm threads the float32 one must be shared memory, or gemm would stay on one thread.
+// the buffer of AlexNet's conv1 (363 x 3025 floats) is too big to reallocate per image.
 let scratch32: Float32Array = new Float32Array(0);
 let scratch64: Float64Array = new Float64Array(0);
 
 function scratch(like: FloatArray, length: number): FloatArray {
   if (like instanceof Float32Array) {
-    const wantShared = getThreads() === 2;
-    if (
-      scratch32.length < length || (scratch32.buffer instanceof SharedArrayBuffer) !== wantShared
-    ) {
-      scratch32 = allocF32(Math.max(length, scratch32.length));
-    }
+    if (scratch32.length < length) scratch32 = new Float32Array(length);
     return scratch32;
   }
   if (scratch64.length < length) scratch64 = new Float64Array(length);
