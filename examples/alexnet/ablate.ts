@@ -112,9 +112,10 @@ export function presetWork(preset: AblatePreset, variants: number): number {
   return variants * preset.seeds * preset.epochs * (preset.trainLimit + (val + test) / 3);
 }
 
-// Training speed of the mini AlexNet on this 2-core machine, quiet (PERF.md, tessera on main):
-// 45-56 img/s on the CPU, 142 img/s on the GPU (llvmpipe).
-const CPU_IMAGES_PER_SECOND = 50;
+// Training speed of the mini AlexNet on this 2-core machine, quiet: 142 img/s on the GPU
+// (llvmpipe) and 45-56 on the CPU before the WebAssembly gemm (PERF.md); with it, a step of 128
+// took 1.3 s of CPU time instead of 2.35 (measured side by side), so about 90 img/s.
+const CPU_IMAGES_PER_SECOND = 90;
 const GPU_IMAGES_PER_SECOND = 142;
 
 const HELP = `The paper's ablations on the mini AlexNet, with seeds and error bars.
@@ -137,9 +138,9 @@ Presets
 } on the GPU (llvmpipe, 142 img/s),
                      ~${
   roughDuration(presetWork(PRESETS.full, 7) / CPU_IMAGES_PER_SECOND)
-} on the CPU (50 img/s): an estimate
+} on the CPU (~${CPU_IMAGES_PER_SECOND} img/s): an estimate
                      from measured step speeds, not a finished run, and above the 60-minute
-                     target until faster CPU kernels land. Within an hour on the GPU:
+                     target. Within an hour on the GPU:
                      --train-limit 3000 --epochs 5 (~${
   roughDuration(
     presetWork({ ...PRESETS.full, trainLimit: 3000, epochs: 5 }, 7) / GPU_IMAGES_PER_SECOND,
