@@ -69,10 +69,10 @@ export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
   },
 };
 
-// Training speed of figure1Net, batch 128, on the CPU of a quiet 2-core machine: its steps took
-// 0.29 of the mini AlexNet's CPU time here (0.68 s against 2.35 s per step of 128, measured side
-// by side), and the mini AlexNet trains at 45-56 img/s (PERF.md), so about 170 img/s.
-const CPU_IMAGES_PER_SECOND = 170;
+// Training speed of figure1Net, batch 128, on the CPU of this 2-core machine with the
+// WebAssembly gemm: the full preset's 191,000 image-steps (see presetWork) took 12.5 minutes
+// while other jobs shared the machine, about 250 img/s.
+const CPU_IMAGES_PER_SECOND = 250;
 
 /**
  * Image-steps of a whole preset (the sweep and the seeds of both activations): the training
@@ -102,10 +102,11 @@ Presets
   PRESETS.full.sweepLrs.join(", ")
 } (${PRESETS.full.sweepEpochs} epoch, seed 0), then ${PRESETS.full.seeds} seeds x
                        ${PRESETS.full.epochs} epochs of ${PRESETS.full.trainLimit} images per activation. Estimated wall time on this
-                       2-core machine (quiet, CPU, ~${CPU_IMAGES_PER_SECOND} img/s): ~${
+                       2-core machine (CPU, ~${CPU_IMAGES_PER_SECOND} img/s): ~${
   roughDuration(presetWork(PRESETS.full) / CPU_IMAGES_PER_SECOND)
 }; an estimate
-                       from measured step speeds, not a finished run
+                       from one full run (12.5 min on 2026-11-29, the machine
+                       shared with other jobs)
   --quick              smoke run (${PRESETS.quick.trainLimit} images, ${PRESETS.quick.epochs} epochs, ${PRESETS.quick.seeds} seeds): "not evidence"
 
 Options (override the preset)
