@@ -21,7 +21,7 @@ import type { Backend, LrnParams, Pool2dParams } from "../backend/backend.ts";
 import { compareOp, denseRows, inputs, matmulRows, printRows } from "./gpu_bench.ts";
 import { runConvBench } from "./gpu_conv_bench.ts";
 import { timeTrainingStep } from "../examples/alexnet/device.ts";
-import { alexnet, alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
 
 const quick = Deno.args.includes("--quick");

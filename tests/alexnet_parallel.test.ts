@@ -16,7 +16,7 @@ import { slice } from "../tensor/ops/layout.ts";
 import { Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, Sequential } from "../nn/layers.ts";
 import { Module } from "../nn/module.ts";
 import type { Shape } from "../tensor/shape.ts";
-import { alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnetMini } from "../models/alexnet.ts";
 import { trainTwoDevices, TwoDeviceAlexNet } from "../examples/alexnet/parallel.ts";
 import { DEFAULTS } from "../examples/alexnet/config.ts";
 import { gpuMemoryStats } from "../gpu/mod.ts";

@@ -101,7 +101,7 @@ async function hasIdxFiles(path: string): Promise<boolean> {
   return false;
 }
 
-/** Input side length each architecture expects (see models.ts). */
+/** Input side length each architecture expects (see models/alexnet.ts). */
 export function inputSizeFor(arch: TrainConfig["arch"]): number {
   // The paper's 11x11/4 conv1 needs 227 to give 55x55 (Caffe's choice); torchvision pads 2 at 224.
   return arch === "alexnet" ? 227 : arch === "alexnet-torchvision" ? 224 : 28;

@@ -22,7 +22,7 @@ import { loadCheckpoint, saveCheckpoint } from "../../io/checkpoint.ts";
 import { writeFileAtomic, writeTextFileAtomic } from "../../io/atomic.ts";
 import { loadSafetensors, saveSafetensors } from "../../io/safetensors.ts";
 import { filterGridPng, trainingCurvesPng } from "./plot.ts";
-import { alexnet, alexnetMini, alexnetTorchvision } from "./models.ts";
+import { alexnet, alexnetMini, alexnetTorchvision } from "../../models/alexnet.ts";
 import type { TrainConfig } from "./config.ts";
 import { loadRunData, makeLoaders, type RunData } from "./data.ts";
 import { chooseDevice } from "./device.ts";

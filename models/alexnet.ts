@@ -30,11 +30,11 @@ import {
   ReLU,
   Sequential,
   Tanh,
-} from "../../nn/layers.ts";
-import type { Module } from "../../nn/module.ts";
-import { alexnetInit, heInit } from "../../nn/init.ts";
-import { Rng } from "../../tensor/random.ts";
-import { sizeOf } from "../../tensor/shape.ts";
+} from "../nn/layers.ts";
+import type { Module } from "../nn/module.ts";
+import { alexnetInit, heInit } from "../nn/init.ts";
+import { Rng } from "../tensor/random.ts";
+import { sizeOf } from "../tensor/shape.ts";
 
 /** The ablation switches shared by every variant. */
 export interface AblationOptions {
