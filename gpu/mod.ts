@@ -19,7 +19,7 @@
 
 import { getBackend, registerBackend } from "../tensor/tensor.ts";
 import { GpuBackend } from "./backend.ts";
-import { acquireRuntime, hasNavigatorGpu } from "./device.ts";
+import { acquireRuntime, hasNavigatorGpu, quietMesaDeviceSelect } from "./device.ts";
 import type { GpuMemoryStats } from "./pool.ts";
 import type { GpuRuntimeOptions } from "./runtime.ts";
 
@@ -66,6 +66,7 @@ export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBa
 /** True when an adapter can be acquired (never throws). */
 export async function isWebGPUAvailable(): Promise<boolean> {
   if (!hasNavigatorGpu()) return false;
+  quietMesaDeviceSelect();
   try {
     return (await navigator.gpu.requestAdapter()) !== null;
   } catch {
