@@ -100,7 +100,24 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-/** An n-dimensional array on a device, with reverse-mode autograd. */
+/**
+ * An n-dimensional array on a device, with reverse-mode autograd.
+ *
+ * @example Shape, dtype, device, values and a gradient
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mul, sum, tensor } from "../mod.ts";
+ *
+ * const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
+ * assert.deepEqual(x.shape, [2, 2]);
+ * assert.equal(x.dtype, "float32");
+ * assert.equal(x.device, "cpu");
+ * const y = sum(mul(x, x)); // y = Σ x², a scalar tensor
+ * assert.equal(await y.item(), 30); // item() reads one value back, from any device
+ * y.backward(); // dy/dx = 2x, accumulated into x.grad
+ * assert.deepEqual([...x.grad!.dataSync()], [2, 4, 6, 8]);
+ * ```
+ */
 export class Tensor {
   /** Dimensions, outermost first. */
   readonly shape: readonly number[];
@@ -308,7 +325,23 @@ function dtypeOf(data: TypedArray): DType {
   return "float32";
 }
 
-/** Makes a tensor from host values already laid out row-major. */
+/**
+ * Makes a tensor from host values already laid out row-major.
+ *
+ * @example Wrap host values with a shape
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fromArray } from "../mod.ts";
+ *
+ * // A batch of two 2x2 single-channel images, laid out [N, C, H, W].
+ * const pixels = new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]);
+ * const batch = fromArray(pixels, [2, 1, 2, 2]);
+ * assert.deepEqual(batch.shape, [2, 1, 2, 2]);
+ * assert.equal(batch.dtype, "float32");
+ * const labels = fromArray(new Int32Array([3, 7]), [2]); // class indices stay int32
+ * assert.equal(labels.dtype, "int32");
+ * ```
+ */
 export function fromArray(data: TypedArray, shape: Shape, options: TensorOptions = {}): Tensor {
   checkShape("tensor", shape);
   if (data.length !== sizeOf(shape)) {
@@ -326,6 +359,20 @@ export function fromArray(data: TypedArray, shape: Shape, options: TensorOptions
 /**
  * Makes a tensor from nested arrays (`tensor([[1, 2], [3, 4]])`), a number, or a typed array
  * with `options.shape`.
+ *
+ * @example From nested arrays and numbers
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor } from "../mod.ts";
+ *
+ * const m = tensor([[1, 2, 3], [4, 5, 6]]);
+ * assert.deepEqual(m.shape, [2, 3]);
+ * assert.deepEqual([...m.dataSync()], [1, 2, 3, 4, 5, 6]); // row-major
+ * const s = tensor(2.5); // a scalar: shape []
+ * assert.deepEqual(s.shape, []);
+ * const d = tensor([0.1, 0.2], { dtype: "float64" }); // exact doubles, e.g. for gradcheck
+ * assert.equal(d.dataSync()[0], 0.1);
+ * ```
  */
 export function tensor(
   data: NestedArray | TypedArray,
@@ -357,7 +404,20 @@ export function full(shape: Shape, value: number, options: TensorOptions = {}): 
   return t;
 }
 
-/** A tensor of zeros. */
+/**
+ * A tensor of zeros.
+ *
+ * @example A tensor of zeros
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { zeros } from "../mod.ts";
+ *
+ * const z = zeros([2, 3]);
+ * assert.deepEqual(z.shape, [2, 3]);
+ * assert.ok(z.dataSync().every((v) => v === 0));
+ * assert.equal(zeros([2], { dtype: "int32" }).dtype, "int32");
+ * ```
+ */
 export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
   return full(shape, 0, options);
 }
@@ -413,7 +473,21 @@ export function rand(
   return fromArray(data, shape, options);
 }
 
-/** Normal samples N(mean, std^2). */
+/**
+ * Normal samples N(mean, std^2).
+ *
+ * @example Normal samples, seeded
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mean, randn } from "../mod.ts";
+ *
+ * const w = randn([256, 256], { std: 0.01, seed: 7 });
+ * assert.deepEqual(w.shape, [256, 256]);
+ * assert.ok(Math.abs(await mean(w).item()) < 1e-3); // about 0, spread 0.01
+ * // The same seed gives the same values.
+ * assert.deepEqual(randn([4], { seed: 7 }).dataSync(), randn([4], { seed: 7 }).dataSync());
+ * ```
+ */
 export function randn(
   shape: Shape,
   options: RandomOptions & { mean?: number; std?: number } = {},

@@ -34,7 +34,24 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O]. */
+/**
+ * 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O].
+ *
+ * @example Sums over windows
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conv2d, ones, tensor } from "../../mod.ts";
+ *
+ * // A 3x3 image and a 2x2 kernel of ones: each output is the sum of a 2x2 window.
+ * const image = tensor([[[[1, 2, 3], [4, 5, 6], [7, 8, 9]]]]); // [N=1, C=1, H=3, W=3]
+ * const kernel = ones([1, 1, 2, 2]); // [out=1, in=1, kH=2, kW=2]
+ * const y = conv2d(image, kernel);
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
+ * assert.deepEqual([...y.dataSync()], [12, 16, 24, 28]);
+ * // Padding 1 keeps a 3x3 kernel's output at the input size.
+ * assert.deepEqual(conv2d(image, ones([4, 1, 3, 3]), null, { padding: 1 }).shape, [1, 4, 3, 3]);
+ * ```
+ */
 export function conv2d(
   x: Tensor,
   weight: Tensor,

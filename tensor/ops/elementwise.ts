@@ -188,7 +188,20 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return wrap(backend.binary(op, a.storage, a.shape, b.storage, b.shape, outShape), outShape);
 }
 
-/** a + b (broadcasting; a number is added to every element). */
+/**
+ * a + b (broadcasting; a number is added to every element).
+ *
+ * @example Broadcasting addition
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, tensor } from "../../mod.ts";
+ *
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * const bias = tensor([10, 20, 30]); // [3] broadcasts over the rows of [2, 3]
+ * assert.deepEqual([...add(x, bias).dataSync()], [11, 22, 33, 14, 25, 36]);
+ * assert.deepEqual([...add(x, 1).dataSync()], [2, 3, 4, 5, 6, 7]); // a number is a scalar
+ * ```
+ */
 export function add(a: Tensor, b: Tensor | number): Tensor {
   if (typeof b === "number") return affine(a, 1, b);
   const y = binaryOp("add", a, b);

@@ -72,6 +72,18 @@ function product(
 /**
  * Matrix product of the last two axes: [m, k] · [k, n] -> [m, n]; leading (batch) axes must
  * match, or one operand may be 2-D and is then shared by every batch entry.
+ *
+ * @example A matrix product
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matmul, tensor } from "../../mod.ts";
+ *
+ * const a = tensor([[1, 2], [3, 4]]); // [2, 2]
+ * const b = tensor([[5], [6]]); // [2, 1]
+ * const c = matmul(a, b); // [2, 1]
+ * assert.deepEqual(c.shape, [2, 1]);
+ * assert.deepEqual([...c.dataSync()], [1 * 5 + 2 * 6, 3 * 5 + 4 * 6]);
+ * ```
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   deviceOf("matmul", a, b);
