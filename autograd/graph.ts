@@ -55,6 +55,21 @@ export type ScopeResult = unknown;
  * Runs `fn` and then releases every tensor created inside it, except those it returns (found
  * in arrays and plain objects), those kept with `.keep()`, and those a returned tensor's graph
  * still needs for backward.
+ *
+ * @example Release intermediates deterministically
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, mul, scope, tensor } from "../mod.ts";
+ *
+ * const x = tensor([1, 2, 3]);
+ * let temporary;
+ * const y = scope(() => {
+ *   temporary = mul(x, 2); // released when the scope ends
+ *   return add(temporary, 1); // returned: survives
+ * });
+ * assert.deepEqual([...y.dataSync()], [3, 5, 7]);
+ * assert.throws(() => temporary!.dataSync()); // using a released tensor is an error
+ * ```
  */
 export function scope<T extends ScopeResult>(fn: () => T): T {
   const created = new Set<Tensor>();
@@ -76,7 +91,21 @@ export function scope<T extends ScopeResult>(fn: () => T): T {
   return result;
 }
 
-/** Runs `fn` without recording a graph; like {@link scope}, it releases what `fn` created but did not return. */
+/**
+ * Runs `fn` without recording a graph; like {@link scope}, it releases what `fn` created but did not return.
+ *
+ * @example Evaluate without building a graph
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matmul, noGrad, randn } from "../mod.ts";
+ *
+ * const w = randn([3, 2], { seed: 1, requiresGrad: true });
+ * const x = randn([4, 3], { seed: 2 });
+ * const y = noGrad(() => matmul(x, w)); // evaluation: no graph is recorded
+ * assert.equal(y.requiresGrad, false);
+ * assert.equal(matmul(x, w).requiresGrad, true); // outside, the graph is back
+ * ```
+ */
 export function noGrad<T extends ScopeResult>(fn: () => T): T {
   const previous = gradEnabled;
   gradEnabled = false;
