@@ -187,7 +187,10 @@ function topologicalOrder(root: Tensor): Tensor[] {
 
 /**
  * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
- * Releases the graph as it goes (see the module comment).
+ * Gradients accumulate (`+=`) into the `.grad` of every leaf that requires grad. The graph is
+ * released as it goes: every intermediate and everything the ops saved for backward is
+ * disposed once its gradient has been passed on, so only `root` and the leaves survive (call
+ * `.keep()` on an intermediate you still need).
  */
 export function backward(root: Tensor, upstream?: Tensor): void {
   if (!root.requiresGrad) {
