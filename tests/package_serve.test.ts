@@ -5,8 +5,9 @@
  * over 127.0.0.1 with bare specifiers rewritten through deno.json's `imports` (as JSR does at
  * publish time: `imagescript/...` becomes `npm:imagescript@1.3.1/...`), and runs a fresh
  * `deno` process with narrow permissions that imports every export from there and trains one
- * step of AlexNet-mini on the CPU. A file the package leaves out but the code needs shows up
- * as a failed import; a module that asks for a permission at import time fails the child.
+ * step of AlexNet-mini on the CPU; a second one decodes a PNG, the first use of imagescript.
+ * A file the package leaves out but the code needs shows up as a failed import; a module that
+ * asks for a permission at import time fails the child.
  *
  * Offline: the child's npm packages come from the npm cache that `deno install` filled (its
  * remote modules go to a fresh DENO_DIR that links that cache), and its proxy variables point
@@ -14,6 +15,7 @@
  */
 
 import assert from "node:assert/strict";
+import { encodePng } from "../data/codecs.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = decodeURIComponent(ROOT.pathname);
@@ -164,7 +166,16 @@ console.log(JSON.stringify({
 }));
 `;
 
-Deno.test("package: served as JSR serves it, every export imports and AlexNet-mini trains a step", async () => {
+/** A second child: decodes a PNG through `./data`, which imports imagescript's decoders on use. */
+const DECODE_CHILD = `
+const [url, base64] = Deno.args;
+const { decodeImage } = await import(url);
+const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+const image = await decodeImage(bytes, "tiny.png");
+console.log(JSON.stringify({ shape: [image.channels, image.height, image.width], data: [...image.data] }));
+`;
+
+Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini trains a step, images decode", async () => {
   const files = await publishedFiles();
 
   // What the package carries: code and docs, not the 5 MB of committed Fashion-MNIST images.
@@ -186,6 +197,13 @@ Deno.test("package: served as JSR serves it, every export imports and AlexNet-mi
     await Deno.symlink(npmCache, `${denoDir}/npm`);
     await Deno.writeTextFile(`${denoDir}/child.ts`, CHILD);
     const base = `http://127.0.0.1:${server.port}/`;
+    const childEnv = {
+      DENO_DIR: denoDir,
+      NO_COLOR: "1",
+      HTTP_PROXY: "http://127.0.0.1:9",
+      HTTPS_PROXY: "http://127.0.0.1:9",
+      NO_PROXY: "127.0.0.1",
+    };
     const { stdout, stderr } = await deno([
       "run",
       "--no-config",
@@ -196,17 +214,7 @@ Deno.test("package: served as JSR serves it, every export imports and AlexNet-mi
       base,
       JSON.stringify(config.exports),
       DATA_DIR,
-    ], {
-      cwd: denoDir,
-      clearEnv: true,
-      env: {
-        DENO_DIR: denoDir,
-        NO_COLOR: "1",
-        HTTP_PROXY: "http://127.0.0.1:9",
-        HTTPS_PROXY: "http://127.0.0.1:9",
-        NO_PROXY: "127.0.0.1",
-      },
-    });
+    ], { cwd: denoDir, clearEnv: true, env: childEnv });
     assert.deepEqual(server.unmapped, [], "bare specifiers that deno.json's imports do not map");
     assert.deepEqual(server.missing, [], "modules the code imports but the package leaves out");
     // Apart from the download lines, a user sees nothing while the package loads and trains.
@@ -230,6 +238,27 @@ Deno.test("package: served as JSR serves it, every export imports and AlexNet-mi
     assert.equal(result.moved, true, "the first conv weight did not change");
     console.log(`  loss on the batch: ${result.before} before the step, ${result.after} after`);
     assert.ok(result.after < result.before, `loss ${result.before} -> ${result.after}`);
+
+    // Decoding an image is what needs permissions: the npm package's files and its one
+    // variable. The decoders' dynamic imports resolve through the same rewrite.
+    const pixels = Uint8Array.from({ length: 3 * 2 * 3 }, (_, i) => i * 10);
+    const png = encodePng({ data: pixels, channels: 3, height: 2, width: 3 });
+    await Deno.writeTextFile(`${denoDir}/decode.ts`, DECODE_CHILD);
+    const decoded = await deno([
+      "run",
+      "--no-config",
+      "--no-lock",
+      `--allow-import=127.0.0.1:${server.port}`,
+      `--allow-read=${npmCache}`,
+      "--allow-env=IMAGESCRIPT_WASM_SIMD",
+      "decode.ts",
+      `${base}data/mod.ts`,
+      btoa(String.fromCharCode(...png)),
+    ], { cwd: denoDir, clearEnv: true, env: childEnv });
+    const image = JSON.parse(decoded.stdout.trim().split("\n").at(-1)!);
+    assert.deepEqual(image.shape, [3, 2, 3]);
+    assert.deepEqual(image.data, [...pixels]);
+    assert.deepEqual(server.missing, []);
   } finally {
     await server.stop();
     await Deno.remove(denoDir, { recursive: true });
