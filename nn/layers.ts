@@ -64,10 +64,10 @@ function checkFinite(layer: string, name: string, value: number): void {
  * Throws, naming the layer, when the input's dtype is not its weight's: a float64 input to
  * a float32 model (or the reverse) needs a cast of one or the other.
  */
-function checkInputDtype(layer: string, x: Tensor, weight: Tensor): void {
+function checkInputDtype(layer: Module, x: Tensor, weight: Tensor): void {
   if (x?.dtype !== undefined && x.dtype !== weight.dtype) {
     throw new TypeError(
-      `${layer}: the input is ${x.dtype} but the layer's weight is ${weight.dtype}; convert the input with cast(x, "${weight.dtype}") or the model with await model.to({ dtype: "${x.dtype}" })`,
+      `${layer.constructor.name}(${layer.describe()}): the input is ${x.dtype} but the layer's weight is ${weight.dtype}; convert the input with cast(x, "${weight.dtype}") or the model with await model.to({ dtype: "${x.dtype}" })`,
     );
   }
 }
@@ -186,7 +186,8 @@ export class Conv2d extends Module {
 
   /** y = conv2d(x, weight) + bias. */
   forward(x: Tensor): Tensor {
-    checkInputDtype(`Conv2d(${this.describe()})`, x, this.weight);
+    checkInputDtype(this, x, this.weight);
+    if (x?.shape !== undefined) this.outputShape(x.shape); // names this layer on a wrong shape
     return conv2d(x, this.weight, this.bias, {
       stride: this.stride,
       padding: this.padding,
@@ -272,7 +273,7 @@ export class Linear extends Module {
 
   /** x [N, in] -> [N, out]. */
   forward(x: Tensor): Tensor {
-    checkInputDtype(`Linear(${this.describe()})`, x, this.weight);
+    checkInputDtype(this, x, this.weight);
     if (x?.shape !== undefined && (x.rank !== 2 || x.shape[1] !== this.inFeatures)) {
       throw new RangeError(
         `Linear(${this.describe()}): input must be [N, ${this.inFeatures}], got ${

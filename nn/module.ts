@@ -306,8 +306,12 @@ export abstract class Module {
       ? target
       : { device: target };
     const backend = options.device === undefined ? undefined : getBackend(options.device);
-    if (options.dtype === "int32") {
-      throw new TypeError("Module.to: parameters must be float32 or float64, not int32");
+    if (options.dtype !== undefined && options.dtype !== "float32" && options.dtype !== "float64") {
+      throw new TypeError(
+        `Module.to: parameters must be float32 or float64, got dtype ${
+          JSON.stringify(options.dtype)
+        }`,
+      );
     }
     const modules = this.namedModules();
     for (const [, module] of modules) module.#checkSettled(`${module.constructor.name}.to()`);

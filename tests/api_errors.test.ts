@@ -8,42 +8,59 @@
 
 import assert from "node:assert/strict";
 import {
+  AdaptiveAvgPool2d,
+  add,
+  affine,
+  argmax,
+  type Backend,
+  cast,
+  concat,
+  Conv2d,
+  conv2d,
+  cpuBackend,
+  CpuStorage,
+  crossEntropy,
+  div,
+  Dropout,
+  dropout,
+  Flatten,
   fromArray,
   full,
+  init,
+  Linear,
+  LocalResponseNorm,
+  logSoftmax,
+  manualSeed,
+  matmul,
+  max,
+  MaxPool2d,
+  maxPool2d,
+  mean,
+  type Module,
+  mul,
+  noGrad,
   ones,
+  permute,
+  pow,
   randn,
   registerBackend,
+  ReLU,
+  relu,
+  reshape,
+  Rng,
+  Sequential,
+  setRngState,
+  softmax,
+  stack,
+  sub,
+  sum,
+  sumTo,
   type Tensor,
   tensor,
   unregisterBackend,
   zeros,
   zerosLike,
-} from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/graph.ts";
-import * as init from "../nn/init.ts";
-import { manualSeed, Rng, setRngState } from "../tensor/random.ts";
-import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
-import type { Backend } from "../backend/backend.ts";
-import { add, affine, cast, div, mul, pow, relu, sub } from "../tensor/ops/elementwise.ts";
-import { argmax, max, mean, sum, sumTo } from "../tensor/ops/reduce.ts";
-import { conv2d } from "../tensor/ops/conv2d.ts";
-import { maxPool2d } from "../tensor/ops/pool.ts";
-import { concat, permute, reshape, stack } from "../tensor/ops/layout.ts";
-import { matmul } from "../tensor/ops/matmul.ts";
-import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
-import { dropout } from "../tensor/ops/dropout.ts";
-import {
-  AdaptiveAvgPool2d,
-  Conv2d,
-  Dropout,
-  Flatten,
-  Linear,
-  LocalResponseNorm,
-  MaxPool2d,
-  ReLU,
-  Sequential,
-} from "../nn/layers.ts";
-import type { Module } from "../nn/module.ts";
+} from "../mod.ts";
 import { values } from "./helpers.ts";
 
 const x = tensor([[1, 2, 3], [4, 5, 6]]);
@@ -476,6 +493,14 @@ Deno.test("dtype errors inside a model name the layer and its dotted place", () 
     /features\.0 \(Conv2d\): Conv2d\(1->2, 3x3\/1\): input \[1,3,4,4\] has 3 channels, expected 1/,
   );
   assert.throws(
+    () => new Conv2d(3, 4, 3).forward(randn([1, 1, 5, 5])),
+    /Conv2d\(3->4, 3x3\/1\): input \[1,1,5,5\] has 1 channels, expected 3/,
+  );
+  assert.throws(
+    () => new Conv2d(3, 4, 3).forward(randn([3, 5, 5])),
+    /Conv2d: input must be \[N, C, H, W\], got \[3,5,5\]/,
+  );
+  assert.throws(
     () => new Linear(4, 2).forward(randn([2, 1, 2, 2])),
     /Linear\(4->2\): input must be \[N, 4\], got \[2,1,2,2\]; flatten it first/,
   );
@@ -559,6 +584,6 @@ Deno.test("model.to({ dtype: 'float64' }) converts every parameter at once; floa
   assert.equal(y.dtype, "float64");
   await assert.rejects(
     model.to({ dtype: "int32" }),
-    /Module.to: parameters must be float32 or float64/,
+    /Module.to: parameters must be float32 or float64, got dtype "int32"/,
   );
 });

@@ -6,10 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { fromArray, randn, tensor } from "../tensor/tensor.ts";
-import { manualSeed } from "../tensor/random.ts";
-import { cast } from "../tensor/ops/elementwise.ts";
-import { Linear, ReLU, Sequential } from "../nn/layers.ts";
+import { cast, fromArray, Linear, manualSeed, randn, ReLU, Sequential, tensor } from "../mod.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 
 gpuTest("a Uint8Array uploaded to the GPU reads back as the same numbers", async () => {

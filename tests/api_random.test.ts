@@ -7,14 +7,25 @@
  */
 
 import assert from "node:assert/strict";
-import { rand, randn, type Tensor, tensor } from "../tensor/tensor.ts";
-import { getRngState, manualSeed, Rng, setRngState } from "../tensor/random.ts";
-import { dropout } from "../tensor/ops/dropout.ts";
-import { crossEntropy } from "../tensor/ops/softmax.ts";
-import { Dropout, Linear, ReLU, Sequential } from "../nn/layers.ts";
-import * as init from "../nn/init.ts";
-import { zeros } from "../tensor/tensor.ts";
-import { SGD } from "../optim/sgd.ts";
+import {
+  crossEntropy,
+  Dropout,
+  dropout,
+  getRngState,
+  init,
+  Linear,
+  manualSeed,
+  rand,
+  randn,
+  ReLU,
+  Rng,
+  Sequential,
+  setRngState,
+  SGD,
+  type Tensor,
+  tensor,
+  zeros,
+} from "../mod.ts";
 import { values } from "./helpers.ts";
 
 const list = (t: Tensor) => [...values(t)];

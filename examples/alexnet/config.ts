@@ -31,7 +31,7 @@ export interface TrainConfig {
   weightDecay: number;
   /** Learning-rate schedule, called once per epoch. */
   schedule: "plateau" | "step" | "cosine" | "none";
-  /** Update rule: the paper's or PyTorch's (see optim/sgd_kernel.ts). */
+  /** Update rule: the paper's or PyTorch's (see tensor/ops/sgd.ts). */
   sgdRule: "paper" | "pytorch";
   /** Weight initialisation; "auto" is each network's own default (see {@link HELP}). */
   init: "auto" | "he" | "paper" | "pytorch";
