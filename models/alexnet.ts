@@ -35,6 +35,12 @@ import type { Module } from "../nn/module.ts";
 import { alexnetInit, heInit } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
 import { sizeOf } from "../tensor/shape.ts";
+import { registerBackend } from "../tensor/tensor.ts";
+import { cpuBackend } from "../backend/cpu.ts";
+
+// An export entry of the package (`@tessera/tessera/alexnet`): like mod.ts, it registers the
+// CPU backend, so a script that imports only the builders can build and run a model.
+registerBackend(cpuBackend);
 
 /** The ablation switches shared by every variant. */
 export interface AblationOptions {

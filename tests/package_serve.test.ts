@@ -166,13 +166,20 @@ console.log(JSON.stringify({
 }));
 `;
 
-/** A second child: decodes a PNG through `./data`, which imports imagescript's decoders on use. */
-const DECODE_CHILD = `
-const [url, base64] = Deno.args;
-const { decodeImage } = await import(url);
+/**
+ * A second child, without the root module: builds AlexNet-mini from `./alexnet` alone (which
+ * must register the CPU backend itself) and decodes a PNG through `./data`, which imports
+ * imagescript's decoders on first use.
+ */
+const ENTRY_CHILD = `
+const [base, base64] = Deno.args;
+const { alexnetMini } = await import(base + "models/alexnet.ts");
+const { decodeImage } = await import(base + "data/mod.ts");
+const parameters = alexnetMini({ inChannels: 1, numClasses: 10 }).parameterCount();
 const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
 const image = await decodeImage(bytes, "tiny.png");
-console.log(JSON.stringify({ shape: [image.channels, image.height, image.width], data: [...image.data] }));
+const shape = [image.channels, image.height, image.width];
+console.log(JSON.stringify({ parameters, shape, data: [...image.data] }));
 `;
 
 Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini trains a step, images decode", async () => {
@@ -239,11 +246,12 @@ Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini 
     console.log(`  loss on the batch: ${result.before} before the step, ${result.after} after`);
     assert.ok(result.after < result.before, `loss ${result.before} -> ${result.after}`);
 
-    // Decoding an image is what needs permissions: the npm package's files and its one
-    // variable. The decoders' dynamic imports resolve through the same rewrite.
+    // `./alexnet` works without the root module. Decoding an image is what needs permissions:
+    // the npm package's files and its one variable; the decoders' dynamic imports resolve
+    // through the same rewrite.
     const pixels = Uint8Array.from({ length: 3 * 2 * 3 }, (_, i) => i * 10);
     const png = encodePng({ data: pixels, channels: 3, height: 2, width: 3 });
-    await Deno.writeTextFile(`${denoDir}/decode.ts`, DECODE_CHILD);
+    await Deno.writeTextFile(`${denoDir}/entries.ts`, ENTRY_CHILD);
     const decoded = await deno([
       "run",
       "--no-config",
@@ -251,11 +259,12 @@ Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini 
       `--allow-import=127.0.0.1:${server.port}`,
       `--allow-read=${npmCache}`,
       "--allow-env=IMAGESCRIPT_WASM_SIMD",
-      "decode.ts",
-      `${base}data/mod.ts`,
+      "entries.ts",
+      base,
       btoa(String.fromCharCode(...png)),
     ], { cwd: denoDir, clearEnv: true, env: childEnv });
     const image = JSON.parse(decoded.stdout.trim().split("\n").at(-1)!);
+    assert.ok(image.parameters > 100_000, `AlexNet-mini has ${image.parameters} parameters`);
     assert.deepEqual(image.shape, [3, 2, 3]);
     assert.deepEqual(image.data, [...pixels]);
     assert.deepEqual(server.missing, []);
