@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Conv2dParams } from "../tensor/ops/conv2d_kernels.ts";
+import type { Conv2dParams } from "../tensor/ops/conv2d.ts";
 
 export type { Conv2dParams };
 

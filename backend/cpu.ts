@@ -35,10 +35,11 @@ import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
 import { allocF32 } from "../tensor/ops/gemm.ts";
 import {
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
-} from "../tensor/ops/conv2d_kernels.ts";
+  conv2dBackwardInputCpu,
+  conv2dBackwardWeightCpu,
+  conv2dForwardCpu,
+  type FloatArray,
+} from "../tensor/ops/conv2d.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -215,32 +216,32 @@ class CpuBackend implements Backend {
 
   conv2dForward(x: Storage, weight: Storage, bias: Storage | null, p: Conv2dParams): Storage {
     const out = this.#like(x, p.n * p.o * p.outH * p.outW);
-    conv2dForward(
-      this.#data(x) as Float32Array,
-      this.#data(weight) as Float32Array,
-      bias ? this.#data(bias) as Float32Array : null,
+    conv2dForwardCpu(
+      this.#data(x) as FloatArray,
+      this.#data(weight) as FloatArray,
+      bias ? this.#data(bias) as FloatArray : null,
       p,
-      out.data as Float32Array,
+      out.data as FloatArray,
     );
     return out;
   }
   conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
     const dx = this.#like(dy, p.n * p.c * p.h * p.w);
-    conv2dBackwardInput(
-      this.#data(dy) as Float32Array,
-      this.#data(weight) as Float32Array,
+    conv2dBackwardInputCpu(
+      this.#data(dy) as FloatArray,
+      this.#data(weight) as FloatArray,
       p,
-      dx.data as Float32Array,
+      dx.data as FloatArray,
     );
     return dx;
   }
   conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
     const dw = this.#like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
-    conv2dBackwardWeight(
-      this.#data(dy) as Float32Array,
-      this.#data(x) as Float32Array,
+    conv2dBackwardWeightCpu(
+      this.#data(dy) as FloatArray,
+      this.#data(x) as FloatArray,
       p,
-      dw.data as Float32Array,
+      dw.data as FloatArray,
     );
     return dw;
   }
