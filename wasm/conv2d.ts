@@ -115,9 +115,10 @@ const PIXEL_PARAMS = [
  * row = i·Sh − padH + u, col = j·Sw − padW + v, then divided by the dilation Dh, Dw when
  * `dilated` (the backward to the input; zero unless divisible). Tap k = (c, u, v), KH × KW.
  */
-function emitPackPixels(builder: ModuleBuilder, mr: number, dilated: boolean) {
+function emitPackPixelsGeneral(builder: ModuleBuilder, mr: number) {
+  const dilated = true;
   const params = Object.fromEntries(PIXEL_PARAMS.map((name) => [name, "i32" as const]));
-  builder.addFunction(dilated ? "packPixelsDilated" : "packPixels", params, [], (f) => {
+  builder.addFunction("packPixelsGeneral", params, [], (f) => {
     for (const l of ["panel", "q", "n", "p", "i", "k", "c", "u", "v", "chan", "row", "col", "ok"]) {
       f.local(l, "i32");
     }
@@ -172,6 +173,107 @@ function emitPackPixels(builder: ModuleBuilder, mr: number, dilated: boolean) {
   });
 }
 
+/**
+ * pad(src, dst, planes, H, W, padH, padW): copies `planes` H × W planes into
+ * (H + 2·padH) × (W + 2·padW) planes with zero borders, so that the fast packers read every tap
+ * without a bounds check.
+ */
+function emitPad(builder: ModuleBuilder) {
+  const names = ["src", "dst", "planes", "H", "W", "padH", "padW"] as const;
+  const params = Object.fromEntries(names.map((name) => [name, "i32" as const]));
+  builder.addFunction("pad", params, [], (f) => {
+    for (const l of ["plane", "row", "col", "Wp", "Hp"]) f.local(l, "i32");
+    const zeros = (count: () => void) => {
+      f.forRange("col", () => f.i32Const(0), count, 1, () => {
+        f.get("dst").f32Const(0).f32Store();
+        f.get("dst").i32Const(4).i32Add().set("dst");
+      });
+    };
+    f.get("W").get("padW").i32Const(1).i32Shl().i32Add().set("Wp");
+    f.forRange("plane", () => f.i32Const(0), () => f.get("planes"), 1, () => {
+      zeros(() => f.get("padH").get("Wp").i32Mul());
+      f.forRange("row", () => f.i32Const(0), () => f.get("H"), 1, () => {
+        zeros(() => f.get("padW"));
+        f.forRange("col", () => f.i32Const(0), () => f.get("W"), 1, () => {
+          f.get("dst").get("src").f32Load().f32Store();
+          f.get("dst").i32Const(4).i32Add().set("dst");
+          f.get("src").i32Const(4).i32Add().set("src");
+        });
+        zeros(() => f.get("padW"));
+      });
+      zeros(() => f.get("padH").get("Wp").i32Mul());
+    });
+  });
+}
+
+const PADDED_PIXEL_PARAMS = [
+  "dst",
+  "src",
+  "q0",
+  "rows",
+  "k0",
+  "kc",
+  "imageStride",
+  "Hp",
+  "Wp",
+  "KH",
+  "KW",
+  "Sh",
+  "Sw",
+  "P",
+  "outW",
+] as const;
+
+/**
+ * packPixels(...PADDED_PIXEL_PARAMS): packPixelsGeneral's block from a zero-padded source
+ * (Hp × Wp planes, see `pad`): every tap is in range, so element (pixel r, tap k) is one load
+ * at base_r + offset_k, base_r the pixel's window corner and offset_k the tap's place in it.
+ */
+function emitPackPixels(builder: ModuleBuilder, mr: number) {
+  const params = Object.fromEntries(PADDED_PIXEL_PARAMS.map((name) => [name, "i32" as const]));
+  builder.addFunction("packPixels", params, [], (f) => {
+    for (const l of ["panel", "q", "n", "p", "i", "k", "c", "u", "v", "offset"]) f.local(l, "i32");
+    for (let r = 0; r < mr; r++) f.local(`base${r}`, "i32");
+    f.forRange("panel", () => f.i32Const(0), () => f.get("rows"), mr, () => {
+      // base_r = src + 4·(n·imageStride + i·Sh·Wp + j·Sw); past the last row: base_0 (unread).
+      for (let r = 0; r < mr; r++) {
+        f.get("panel").i32Const(r).i32Add().get("rows").i32LtS().ifThen(() => {
+          f.get("q0").get("panel").i32Add().i32Const(r).i32Add().set("q");
+          f.get("q").get("P").i32DivS().tee("n").get("imageStride").i32Mul();
+          f.get("q").get("n").get("P").i32Mul().i32Sub().tee("p").get("outW").i32DivS().tee("i");
+          f.get("Sh").i32Mul().get("Wp").i32Mul().i32Add();
+          f.get("p").get("i").get("outW").i32Mul().i32Sub().get("Sw").i32Mul().i32Add();
+          f.i32Const(2).i32Shl().get("src").i32Add().set(`base${r}`);
+        }, () => f.get("base0").set(`base${r}`));
+      }
+      // Tap k0 = (c, u, v) at offset 4·(c·Hp·Wp + u·Wp + v), then one depth step per tap.
+      f.get("k0").get("KH").get("KW").i32Mul().i32DivS().set("c");
+      f.get("k0").get("c").get("KH").get("KW").i32Mul().i32Mul().i32Sub().tee("k");
+      f.get("KW").i32DivS().set("u");
+      f.get("k").get("u").get("KW").i32Mul().i32Sub().set("v");
+      f.get("c").get("Hp").i32Mul().get("u").i32Add().get("Wp").i32Mul().get("v").i32Add();
+      f.i32Const(2).i32Shl().set("offset");
+      f.forRange("k", () => f.i32Const(0), () => f.get("kc"), 1, () => {
+        for (let r = 0; r < mr; r++) {
+          f.get("dst").get(`base${r}`).get("offset").i32Add().f32Load().f32Store(4 * r);
+        }
+        f.get("dst").i32Const(4 * mr).i32Add().set("dst");
+        // Next tap: v, then u, then c.
+        f.get("offset").i32Const(4).i32Add().set("offset");
+        f.get("v").i32Const(1).i32Add().tee("v").get("KW").i32Eq().ifThen(() => {
+          f.i32Const(0).set("v");
+          f.get("offset").get("Wp").get("KW").i32Sub().i32Const(2).i32Shl().i32Add().set("offset");
+          f.get("u").i32Const(1).i32Add().tee("u").get("KH").i32Eq().ifThen(() => {
+            f.i32Const(0).set("u");
+            f.get("offset").get("Hp").get("KH").i32Sub().get("Wp").i32Mul().i32Const(2).i32Shl();
+            f.i32Add().set("offset");
+          });
+        });
+      });
+    });
+  });
+}
+
 const TAP_PARAMS = [
   "dst",
   "src",
@@ -180,76 +282,65 @@ const TAP_PARAMS = [
   "q0",
   "kc",
   "imageStride",
-  "H",
-  "W",
+  "Hp",
+  "Wp",
   "KH",
   "KW",
   "Sh",
   "Sw",
-  "padH",
-  "padW",
   "outH",
   "outW",
 ] as const;
 
 /**
- * packTaps(...TAP_PARAMS): the A block colᵀ[k0 .. k0+rows, q0 .. q0+kc] in MR-tap panels: the
- * same values as packPixels (no dilation), transposed, for the weight gradient.
+ * packTaps(...TAP_PARAMS): the A block colᵀ[k0 .. k0+rows, q0 .. q0+kc] in MR-tap panels, from
+ * a zero-padded source like packPixels: the same values, transposed, for the weight gradient.
  */
 function emitPackTaps(builder: ModuleBuilder, mr: number) {
   const params = Object.fromEntries(TAP_PARAMS.map((name) => [name, "i32" as const]));
   builder.addFunction("packTaps", params, [], (f) => {
-    for (
-      const l of ["panel", "q", "k", "c", "i", "j", "image", "top", "left", "row", "col", "ok"]
-    ) {
+    for (const l of ["panel", "q", "k", "c", "u", "i", "j", "image", "line", "at"]) {
       f.local(l, "i32");
     }
-    for (let r = 0; r < mr; r++) {
-      f.local(`chan${r}`, "i32").local(`u${r}`, "i32").local(`v${r}`, "i32");
-    }
+    for (let r = 0; r < mr; r++) f.local(`offset${r}`, "i32");
     f.forRange("panel", () => f.i32Const(0), () => f.get("rows"), mr, () => {
+      // offset_r = 4·(c·Hp·Wp + u·Wp + v) of tap k0 + panel + r; past the last tap: 0 (unread).
       for (let r = 0; r < mr; r++) {
         f.get("panel").i32Const(r).i32Add().get("rows").i32LtS().ifThen(() => {
           f.get("k0").get("panel").i32Add().i32Const(r).i32Add().tee("k");
           f.get("KH").get("KW").i32Mul().i32DivS().tee("c");
-          f.get("H").get("W").i32Mul().i32Mul().set(`chan${r}`);
-          f.get("k").get("c").get("KH").get("KW").i32Mul().i32Mul().i32Sub().tee("k");
-          f.get("KW").i32DivS().set(`u${r}`);
-          f.get("k").get(`u${r}`).get("KW").i32Mul().i32Sub().set(`v${r}`);
-        }, () => {
-          f.i32Const(0).set(`chan${r}`).i32Const(NOWHERE).set(`u${r}`).i32Const(0).set(`v${r}`);
-        });
+          f.get("KH").get("KW").i32Mul().i32Mul().get("k").i32Sub().i32Const(-1).i32Mul().tee("k");
+          f.get("KW").i32DivS().set("u");
+          f.get("c").get("Hp").i32Mul().get("u").i32Add().get("Wp").i32Mul();
+          f.get("k").get("u").get("KW").i32Mul().i32Sub().i32Add();
+          f.i32Const(2).i32Shl().set(`offset${r}`);
+        }, () => f.i32Const(0).set(`offset${r}`));
       }
-      // Pixel q0 = (image, i, j), then one depth step per pixel.
+      // Pixel q0 = (n, i, j): image, line (its window's top row) and at (its window's corner).
       f.get("q0").get("outH").get("outW").i32Mul().i32DivS().tee("image");
       f.get("outH").get("outW").i32Mul().i32Mul().set("q");
       f.get("q0").get("q").i32Sub().tee("q").get("outW").i32DivS().set("i");
       f.get("q").get("i").get("outW").i32Mul().i32Sub().set("j");
-      f.get("image").get("imageStride").i32Mul().set("image");
-      f.get("i").get("Sh").i32Mul().get("padH").i32Sub().set("top");
-      f.get("j").get("Sw").i32Mul().get("padW").i32Sub().set("left");
+      f.get("image").get("imageStride").i32Mul().i32Const(2).i32Shl().get("src").i32Add()
+        .set("image");
+      f.get("image").get("i").get("Sh").i32Mul().get("Wp").i32Mul().i32Const(2).i32Shl().i32Add()
+        .tee("line");
+      f.get("j").get("Sw").i32Mul().i32Const(2).i32Shl().i32Add().set("at");
       f.forRange("q", () => f.i32Const(0), () => f.get("kc"), 1, () => {
         for (let r = 0; r < mr; r++) {
-          f.get("top").get(`u${r}`).i32Add().set("row");
-          f.get("left").get(`v${r}`).i32Add().set("col");
-          checkCoordinate(f, "row", "H", null);
-          checkCoordinate(f, "col", "W", null);
-          f.i32And().set("ok");
-          f.get("dst");
-          tapAddress(f, "image", `chan${r}`, () => f.get("ok"));
-          f.f32Load().f32Store(4 * r);
+          f.get("dst").get("at").get(`offset${r}`).i32Add().f32Load().f32Store(4 * r);
         }
         f.get("dst").i32Const(4 * mr).i32Add().set("dst");
         // Next pixel: j, then i, then the image.
-        f.get("left").get("Sw").i32Add().set("left");
+        f.get("at").get("Sw").i32Const(2).i32Shl().i32Add().set("at");
         f.get("j").i32Const(1).i32Add().tee("j").get("outW").i32Eq().ifThen(() => {
           f.i32Const(0).set("j");
-          f.i32Const(0).get("padW").i32Sub().set("left");
-          f.get("top").get("Sh").i32Add().set("top");
+          f.get("line").get("Sh").get("Wp").i32Mul().i32Const(2).i32Shl().i32Add().tee("line");
+          f.set("at");
           f.get("i").i32Const(1).i32Add().tee("i").get("outH").i32Eq().ifThen(() => {
             f.i32Const(0).set("i");
-            f.i32Const(0).get("padH").i32Sub().set("top");
-            f.get("image").get("imageStride").i32Add().set("image");
+            f.get("image").get("imageStride").i32Const(2).i32Shl().i32Add().tee("image");
+            f.tee("line").set("at");
           });
         });
       });
@@ -341,20 +432,30 @@ function convModuleBytes(tier: SimdTier, shared: boolean): Uint8Array<ArrayBuffe
   const { mr, nr } = TILE[tier];
   const builder = new ModuleBuilder();
   builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
-  emitPackPixels(builder, mr, false);
-  emitPackPixels(builder, mr, true);
+  emitPad(builder);
+  emitPackPixels(builder, mr);
+  emitPackPixelsGeneral(builder, mr);
   emitPackTaps(builder, mr);
   emitPackGrad(builder, nr);
   emitScatter(builder);
   return builder.bytes();
 }
 
-type PackPixels = (...args: number[]) => void;
+type Packer = (...args: number[]) => void;
 
 interface ConvExports {
-  packPixels: PackPixels;
-  packPixelsDilated: PackPixels;
-  packTaps: (...args: number[]) => void;
+  pad(
+    src: number,
+    dst: number,
+    planes: number,
+    H: number,
+    W: number,
+    padH: number,
+    padW: number,
+  ): void;
+  packPixels: Packer;
+  packPixelsGeneral: Packer;
+  packTaps: Packer;
   packGrad(
     dst: number,
     src: number,
@@ -415,10 +516,13 @@ function machine(tier: SimdTier): Machine {
 }
 
 /** Byte regions of one call, 64-byte aligned after the 64 bytes of zeros at address 0. */
-function layout(m: Machine, sizes: Record<string, number>): Record<string, number> {
-  const at: Record<string, number> = {};
+function layout<Name extends string>(
+  m: Machine,
+  sizes: Record<Name, number>,
+): Record<Name, number> {
+  const at = {} as Record<Name, number>;
   let end = 64;
-  for (const [name, floats] of Object.entries(sizes)) {
+  for (const [name, floats] of Object.entries(sizes) as [Name, number][]) {
     at[name] = end;
     end += Math.ceil((floats * 4) / 64) * 64;
   }
@@ -452,10 +556,15 @@ function packWeights(m: Machine, src: number, cols: number, K: number, dst: numb
 // ---------------------------------------------------------------------------------------------
 // The three kernels
 
-interface PixelProduct {
-  /** Byte address of the group's first source channel in image 0. */
+/**
+ * The source of a pixel product: `src` (byte address of the group's first channel in image 0)
+ * holds images of `imageStride` elements, planes H × W, read through KH × KW taps at stride
+ * Sh × Sw. `padded`: the planes already carry their zero borders (packPixels); otherwise the
+ * general packer applies padH × padW and the dilation Dh × Dw itself.
+ */
+interface Source {
   src: number;
-  /** Source geometry (elements): image stride, plane H × W, taps KH × KW. */
+  padded: boolean;
   imageStride: number;
   H: number;
   W: number;
@@ -467,14 +576,18 @@ interface PixelProduct {
   padW: number;
   Dh: number;
   Dw: number;
-  /** Output grid: outH × outW per image, images images. */
+}
+
+/** What a pixel product computes and where its output goes. */
+interface PixelProduct {
+  /** Output grid: outH × outW pixels per image, `images` images. */
   outH: number;
   outW: number;
   images: number;
-  /** Taps per output (K) and output channels (cols) of the group. */
+  /** Taps per output pixel (K) and output channels of the group (cols). */
   K: number;
   cols: number;
-  /** Packed weights, C block and A block byte addresses. */
+  /** Byte addresses: packed weights, the C block, the A block. */
   packedB: number;
   c: number;
   a: number;
@@ -486,48 +599,58 @@ interface PixelProduct {
 }
 
 /** out[pixel, col] = Σ_k col[pixel, k] · B[k, col], in blocks of MC pixels, scattered to NCHW. */
-function pixelProduct(m: Machine, g: PixelProduct) {
+function pixelProduct(m: Machine, s: Source, g: PixelProduct) {
   const { mr } = TILE[m.tier];
   const mc = mr * MC_PANELS;
   const P = g.outH * g.outW, M = g.images * P;
   const colsPadded = Math.ceil(g.cols / 8) * 8;
-  const dilated = g.Dh > 1 || g.Dw > 1;
-  const pack = dilated ? m.conv.packPixelsDilated : m.conv.packPixels;
   for (let q0 = 0; q0 < M; q0 += mc) {
     const rows = Math.min(mc, M - q0);
     for (let k0 = 0; k0 < g.K; k0 += KC) {
       const kc = Math.min(KC, g.K - k0);
-      pack(
-        g.a,
-        g.src,
-        q0,
-        rows,
-        k0,
-        kc,
-        g.imageStride,
-        g.H,
-        g.W,
-        g.KH,
-        g.KW,
-        g.Sh,
-        g.Sw,
-        g.padH,
-        g.padW,
-        g.Dh,
-        g.Dw,
-        P,
-        g.outW,
-      );
-      m.gemm.macro(
-        g.a,
-        g.packedB + 4 * k0 * colsPadded,
-        g.c,
-        4 * g.cols,
-        rows,
-        g.cols,
-        kc,
-        k0 > 0 ? 1 : 0,
-      );
+      if (s.padded) {
+        m.conv.packPixels(
+          g.a,
+          s.src,
+          q0,
+          rows,
+          k0,
+          kc,
+          s.imageStride,
+          s.H,
+          s.W,
+          s.KH,
+          s.KW,
+          s.Sh,
+          s.Sw,
+          P,
+          g.outW,
+        );
+      } else {
+        m.conv.packPixelsGeneral(
+          g.a,
+          s.src,
+          q0,
+          rows,
+          k0,
+          kc,
+          s.imageStride,
+          s.H,
+          s.W,
+          s.KH,
+          s.KW,
+          s.Sh,
+          s.Sw,
+          s.padH,
+          s.padW,
+          s.Dh,
+          s.Dw,
+          P,
+          g.outW,
+        );
+      }
+      const b = g.packedB + 4 * k0 * colsPadded;
+      m.gemm.macro(g.a, b, g.c, 4 * g.cols, rows, g.cols, kc, k0 > 0 ? 1 : 0);
     }
     m.conv.scatter(
       g.c,
@@ -542,6 +665,25 @@ function pixelProduct(m: Machine, g: PixelProduct) {
       g.biasStep,
     );
   }
+}
+
+/**
+ * Copies `values` (N images of `channels` H × W planes) into wasm memory at `raw`, then into
+ * zero-bordered planes at `padded`; returns the padded geometry.
+ */
+function putPadded(
+  m: Machine,
+  values: Float32Array,
+  planes: number,
+  H: number,
+  W: number,
+  padH: number,
+  padW: number,
+  at: { raw: number; padded: number },
+) {
+  put(m, at.raw, values.subarray(0, planes * H * W));
+  m.conv.pad(at.raw, at.padded, planes, H, W, padH, padW);
+  return { Hp: H + 2 * padH, Wp: W + 2 * padW };
 }
 
 /**
@@ -560,9 +702,11 @@ export function conv2dForwardWasm(
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW;
+  const [Hp, Wp] = [p.h + 2 * p.padH, p.w + 2 * p.padW];
   const mc = TILE[tier].mr * MC_PANELS;
   const at = layout(m, {
-    x: p.n * p.c * p.h * p.w,
+    raw: p.n * p.c * p.h * p.w,
+    padded: p.n * p.c * Hp * Wp,
     w: p.o * K,
     bias: p.o,
     y: p.n * p.o * P,
@@ -570,24 +714,27 @@ export function conv2dForwardWasm(
     a: mc * KC,
     c: mc * outGroup,
   });
-  put(m, at.x, x.subarray(0, p.n * p.c * p.h * p.w));
+  putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   put(m, at.w, weight.subarray(0, p.o * K));
   if (bias) put(m, at.bias, bias.subarray(0, p.o));
   for (let group = 0; group < p.groups; group++) {
     packWeights(m, at.w + 4 * group * outGroup * K, outGroup, K, at.packedB);
-    pixelProduct(m, {
-      src: at.x + 4 * group * inGroup * p.h * p.w,
-      imageStride: p.c * p.h * p.w,
-      H: p.h,
-      W: p.w,
+    const source: Source = {
+      src: at.padded + 4 * group * inGroup * Hp * Wp,
+      padded: true,
+      imageStride: p.c * Hp * Wp,
+      H: Hp,
+      W: Wp,
       KH: p.kh,
       KW: p.kw,
       Sh: p.strideH,
       Sw: p.strideW,
-      padH: p.padH,
-      padW: p.padW,
+      padH: 0,
+      padW: 0,
       Dh: 1,
       Dw: 1,
+    };
+    pixelProduct(m, source, {
       outH: p.outH,
       outW: p.outW,
       images: p.n,
@@ -621,16 +768,23 @@ export function conv2dBackwardInputWasm(
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const taps = p.kh * p.kw, K = outGroup * taps, P = p.outH * p.outW;
+  // dy is read with padding KH − 1 − padH: pad it once when that is a real padding and no
+  // stride dilates it; otherwise the general packer skips the holes and the borders itself.
+  const [padH, padW] = [p.kh - 1 - p.padH, p.kw - 1 - p.padW];
+  const padded = p.strideH === 1 && p.strideW === 1 && padH >= 0 && padW >= 0;
+  const [Hp, Wp] = padded ? [p.outH + 2 * padH, p.outW + 2 * padW] : [p.outH, p.outW];
   const mc = TILE[tier].mr * MC_PANELS;
   const at = layout(m, {
-    dy: p.n * p.o * P,
+    raw: p.n * p.o * P,
+    padded: padded ? p.n * p.o * Hp * Wp : 0,
     flipped: inGroup * K,
     dx: p.n * p.c * p.h * p.w,
     packedB: K * Math.ceil(inGroup / 8) * 8,
     a: mc * KC,
     c: mc * inGroup,
   });
-  put(m, at.dy, dy.subarray(0, p.n * p.o * P));
+  if (padded) putPadded(m, dy, p.n * p.o, p.outH, p.outW, padH, padW, at);
+  else put(m, at.raw, dy.subarray(0, p.n * p.o * P));
   const flipped = new Float32Array(m.memory.buffer, at.flipped, inGroup * K);
   for (let group = 0; group < p.groups; group++) {
     // w'[c, o, u, v] = w[o, c, KH−1−u, KW−1−v] for this group's filters.
@@ -642,19 +796,22 @@ export function conv2dBackwardInputWasm(
       }
     }
     packWeights(m, at.flipped, inGroup, K, at.packedB);
-    pixelProduct(m, {
-      src: at.dy + 4 * group * outGroup * P,
-      imageStride: p.o * P,
-      H: p.outH,
-      W: p.outW,
+    const source: Source = {
+      src: (padded ? at.padded : at.raw) + 4 * group * outGroup * Hp * Wp,
+      padded,
+      imageStride: p.o * Hp * Wp,
+      H: Hp,
+      W: Wp,
       KH: p.kh,
       KW: p.kw,
       Sh: 1,
       Sw: 1,
-      padH: p.kh - 1 - p.padH,
-      padW: p.kw - 1 - p.padW,
+      padH,
+      padW,
       Dh: p.strideH,
       Dw: p.strideW,
+    };
+    pixelProduct(m, source, {
       outH: p.h,
       outW: p.w,
       images: p.n,
@@ -687,15 +844,17 @@ export function conv2dBackwardWeightWasm(
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW, M = p.n * P;
+  const [Hp, Wp] = [p.h + 2 * p.padH, p.w + 2 * p.padW];
   const mc = TILE[tier].mr * MC_PANELS;
   const at = layout(m, {
-    x: p.n * p.c * p.h * p.w,
+    raw: p.n * p.c * p.h * p.w,
+    padded: p.n * p.c * Hp * Wp,
     dy: p.n * p.o * P,
     packedB: KC * Math.ceil(outGroup / 8) * 8,
     a: mc * KC,
     c: K * outGroup,
   });
-  put(m, at.x, x.subarray(0, p.n * p.c * p.h * p.w));
+  putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   put(m, at.dy, dy.subarray(0, p.n * p.o * P));
   const c = new Float32Array(m.memory.buffer, at.c, K * outGroup);
   for (let group = 0; group < p.groups; group++) {
@@ -707,33 +866,23 @@ export function conv2dBackwardWeightWasm(
         const rows = Math.min(mc, K - k0);
         m.conv.packTaps(
           at.a,
-          at.x + 4 * group * inGroup * p.h * p.w,
+          at.padded + 4 * group * inGroup * Hp * Wp,
           k0,
           rows,
           q0,
           kc,
-          p.c * p.h * p.w,
-          p.h,
-          p.w,
+          p.c * Hp * Wp,
+          Hp,
+          Wp,
           p.kh,
           p.kw,
           p.strideH,
           p.strideW,
-          p.padH,
-          p.padW,
           p.outH,
           p.outW,
         );
-        m.gemm.macro(
-          at.a,
-          at.packedB,
-          at.c + 4 * k0 * outGroup,
-          4 * outGroup,
-          rows,
-          outGroup,
-          kc,
-          q0 > 0 ? 1 : 0,
-        );
+        const cRows = at.c + 4 * k0 * outGroup;
+        m.gemm.macro(at.a, at.packedB, cRows, 4 * outGroup, rows, outGroup, kc, q0 > 0 ? 1 : 0);
       }
     }
     // dw[group·O/G + o, k] = C[k, o]
