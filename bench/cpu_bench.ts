@@ -55,7 +55,27 @@ export function benchGemmCpu(n: number, runs = 5): number {
   const a = randomFloat32(n * n, 1);
   const b = randomFloat32(n * n, 2);
   const c = allocF32(n * n);
-  const ms = medianMs(() => gemm(false, false, n, n, n, a, 0, n, b, 0, n, c, 0, n, false), runs);
+  const ms = medianMs(
+    () =>
+      gemm({
+        transA: false,
+        transB: false,
+        m: n,
+        n,
+        k: n,
+        a,
+        aOffset: 0,
+        lda: n,
+        b,
+        bOffset: 0,
+        ldb: n,
+        c,
+        cOffset: 0,
+        ldc: n,
+        accumulate: false,
+      }),
+    runs,
+  );
   return (2 * n * n * n) / (ms * 1e6);
 }
 

@@ -417,14 +417,23 @@ export class FunctionBuilder {
   i32LtS(): this {
     return this.emit(0x48);
   }
+  i32LtU(): this {
+    return this.emit(0x49);
+  }
   i32GtS(): this {
     return this.emit(0x4a);
+  }
+  i32GtU(): this {
+    return this.emit(0x4b);
   }
   i32LeS(): this {
     return this.emit(0x4c);
   }
   i32GeS(): this {
     return this.emit(0x4e);
+  }
+  i32GeU(): this {
+    return this.emit(0x4f);
   }
   i32Add(): this {
     return this.emit(0x6a);
