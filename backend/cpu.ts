@@ -35,11 +35,18 @@ import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
 import { allocF32 } from "../tensor/ops/gemm.ts";
 import {
+  checkConv2dArrays,
   conv2dBackwardInputCpu,
   conv2dBackwardWeightCpu,
   conv2dForwardCpu,
   type FloatArray,
 } from "../tensor/ops/conv2d.ts";
+import {
+  conv2dBackwardInputWasm,
+  conv2dBackwardWeightWasm,
+  conv2dForwardWasm,
+} from "../wasm/conv2d.ts";
+import { gemmTier, type SimdTier } from "../wasm/gemm.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -92,6 +99,15 @@ function dtypeOf(data: TypedArray): DType {
     : data instanceof Int32Array
     ? "int32"
     : "float32";
+}
+
+type F32 = Float32Array;
+
+/** The SIMD tier for a float32 kernel on these arrays, or null for the reference loops. */
+function fastTier(...arrays: TypedArray[]): SimdTier | null {
+  const tier = gemmTier();
+  if (tier === "reference") return null;
+  return arrays.every((a) => a instanceof Float32Array) ? tier : null;
 }
 
 class CpuBackend implements Backend {
@@ -214,36 +230,35 @@ class CpuBackend implements Backend {
     return out;
   }
 
+  // conv2d: the wasm kernels (wasm/conv2d.ts) for float32 where the engine has SIMD, else the
+  // reference loops of tensor/ops/conv2d.ts (float64, or no SIMD: gemmTier() = "reference").
   conv2dForward(x: Storage, weight: Storage, bias: Storage | null, p: Conv2dParams): Storage {
-    const out = this.#like(x, p.n * p.o * p.outH * p.outW);
-    conv2dForwardCpu(
-      this.#data(x) as FloatArray,
-      this.#data(weight) as FloatArray,
-      bias ? this.#data(bias) as FloatArray : null,
-      p,
-      out.data as FloatArray,
-    );
-    return out;
+    const y = this.#like(x, p.n * p.o * p.outH * p.outW).data as FloatArray;
+    const xs = this.#data(x) as FloatArray, ws = this.#data(weight) as FloatArray;
+    const bs = bias ? this.#data(bias) as FloatArray : null;
+    checkConv2dArrays(p, bs ? { x: xs, weight: ws, bias: bs, y } : { x: xs, weight: ws, y });
+    const tier = fastTier(xs, ws, bs ?? xs);
+    if (tier) conv2dForwardWasm(xs as F32, ws as F32, bs as F32 | null, p, y as F32, tier);
+    else conv2dForwardCpu(xs, ws, bs, p, y);
+    return new CpuStorage(this, y);
   }
   conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
-    const dx = this.#like(dy, p.n * p.c * p.h * p.w);
-    conv2dBackwardInputCpu(
-      this.#data(dy) as FloatArray,
-      this.#data(weight) as FloatArray,
-      p,
-      dx.data as FloatArray,
-    );
-    return dx;
+    const dx = this.#like(dy, p.n * p.c * p.h * p.w).data as FloatArray;
+    const dys = this.#data(dy) as FloatArray, ws = this.#data(weight) as FloatArray;
+    checkConv2dArrays(p, { dy: dys, weight: ws, dx });
+    const tier = fastTier(dys, ws, dys);
+    if (tier) conv2dBackwardInputWasm(dys as F32, ws as F32, p, dx as F32, tier);
+    else conv2dBackwardInputCpu(dys, ws, p, dx);
+    return new CpuStorage(this, dx);
   }
   conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
-    const dw = this.#like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
-    conv2dBackwardWeightCpu(
-      this.#data(dy) as FloatArray,
-      this.#data(x) as FloatArray,
-      p,
-      dw.data as FloatArray,
-    );
-    return dw;
+    const dw = this.#like(dy, p.o * (p.c / p.groups) * p.kh * p.kw).data as FloatArray;
+    const dys = this.#data(dy) as FloatArray, xs = this.#data(x) as FloatArray;
+    checkConv2dArrays(p, { dy: dys, x: xs, dw });
+    const tier = fastTier(dys, xs, dys);
+    if (tier) conv2dBackwardWeightWasm(dys as F32, xs as F32, p, dw as F32, tier);
+    else conv2dBackwardWeightCpu(dys, xs, p, dw);
+    return new CpuStorage(this, dw);
   }
 
   maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {

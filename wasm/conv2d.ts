@@ -34,8 +34,7 @@
  * @module
  */
 
-import type { Conv2dParams } from "../tensor/ops/conv2d.ts";
-import { checkConv2dArrays } from "../tensor/ops/conv2d.ts";
+import type { Conv2dParams } from "../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
 import {
   type GemmExports,
@@ -698,7 +697,6 @@ export function conv2dForwardWasm(
   y: Float32Array,
   tier: SimdTier,
 ): void {
-  checkConv2dArrays(p, bias ? { x, weight, bias, y } : { x, weight, y });
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW;
@@ -764,7 +762,6 @@ export function conv2dBackwardInputWasm(
   dx: Float32Array,
   tier: SimdTier,
 ): void {
-  checkConv2dArrays(p, { dy, weight, dx });
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const taps = p.kh * p.kw, K = outGroup * taps, P = p.outH * p.outW;
@@ -840,7 +837,6 @@ export function conv2dBackwardWeightWasm(
   dw: Float32Array,
   tier: SimdTier,
 ): void {
-  checkConv2dArrays(p, { dy, x, dw });
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW, M = p.n * P;
