@@ -47,6 +47,8 @@ import {
   conv2dForwardWasm,
 } from "../wasm/conv2d.ts";
 import { gemmTier, type SimdTier } from "../wasm/gemm.ts";
+import { reluBackwardWasm, reluWasm } from "../wasm/relu.ts";
+import { maxPool2dForwardWasm } from "../wasm/pool.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -155,14 +157,20 @@ class CpuBackend implements Backend {
     return out;
   }
 
+  // ReLU: the branch-free wasm kernel (wasm/relu.ts) for float32 where SIMD exists.
   unary(op: UnaryOp, x: Storage): Storage {
     const y = this.#like(x);
-    unaryCpu(op, this.#data(x), y.data);
+    const xs = this.#data(x);
+    if (op === "relu" && fastTier(xs)) reluWasm(xs as F32, y.data as F32);
+    else unaryCpu(op, xs, y.data);
     return y;
   }
   unaryBackward(op: UnaryOp, x: Storage, y: Storage, dy: Storage): Storage {
     const dx = this.#like(x);
-    unaryBackwardCpu(op, this.#data(x), this.#data(y), this.#data(dy), dx.data);
+    const xs = this.#data(x), dys = this.#data(dy);
+    if (op === "relu" && dys.length === xs.length && fastTier(xs, dys)) {
+      reluBackwardWasm(xs as F32, dys as F32, dx.data as F32);
+    } else unaryBackwardCpu(op, xs, this.#data(y), dys, dx.data);
     return dx;
   }
   affine(x: Storage, scale: number, shift: number): Storage {
@@ -264,7 +272,10 @@ class CpuBackend implements Backend {
   maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {
     const y = this.#like(x, p.n * p.c * p.outH * p.outW);
     const argmax = this.#new("int32", y.length);
-    maxPool2dForwardCpu(this.#data(x), p, y.data, argmax.data as Int32Array);
+    const xs = this.#data(x);
+    // The branch-free wasm kernel (wasm/pool.ts) for float32 where SIMD exists.
+    if (fastTier(xs)) maxPool2dForwardWasm(xs as F32, p, y.data as F32, argmax.data as Int32Array);
+    else maxPool2dForwardCpu(xs, p, y.data, argmax.data as Int32Array);
     return { y, argmax };
   }
   maxPool2dBackward(dy: Storage, argmax: Storage, p: Pool2dParams): Storage {
