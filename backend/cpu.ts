@@ -49,6 +49,7 @@ import {
 import { gemmTier, type SimdTier } from "../wasm/gemm.ts";
 import { reluBackwardWasm, reluWasm } from "../wasm/relu.ts";
 import { maxPool2dForwardWasm } from "../wasm/pool.ts";
+import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "../wasm/lrn.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -304,14 +305,20 @@ class CpuBackend implements Backend {
     return dx;
   }
 
+  // LRN: the SIMD kernels (wasm/lrn.ts) for float32 with AlexNet's β = 0.75.
   lrnForward(x: Storage, p: LrnParams): Storage {
     const y = this.#like(x);
-    lrnForwardCpu(this.#data(x), p, y.data);
+    const xs = this.#data(x);
+    if (fastTier(xs) && lrnWasmSupports(p)) lrnForwardWasm(xs as F32, p, y.data as F32);
+    else lrnForwardCpu(xs, p, y.data);
     return y;
   }
   lrnBackward(x: Storage, dy: Storage, p: LrnParams): Storage {
     const dx = this.#like(x);
-    lrnBackwardCpu(this.#data(x), this.#data(dy), p, dx.data);
+    const xs = this.#data(x), dys = this.#data(dy);
+    if (fastTier(xs, dys) && lrnWasmSupports(p)) {
+      lrnBackwardWasm(xs as F32, dys as F32, p, dx.data as F32);
+    } else lrnBackwardCpu(xs, dys, p, dx.data);
     return dx;
   }
   dropout(x: Storage, p: number, seed: number): Storage {
