@@ -89,11 +89,43 @@ export class CpuStorage implements Storage {
   }
 }
 
+// Freed arrays wait in a pool for the next allocation of the same type and length, as GPU
+// buffers do (gpu/pool.ts): a training step allocates the same sizes every time, and a fresh
+// array costs the operating system a page fault and a zeroing per 4 KiB the first time it is
+// written, which on a busy machine took longer than the ReLU or LRN written into it (bench/
+// cpu_profile.ts). A reused array is zeroed again, so it looks fresh. `free` is called once
+// per storage, when the last tensor sharing it goes (tensor/tensor.ts).
+const pool = new Map<string, TypedArray[]>();
+const pooled = new WeakSet<TypedArray>();
+let pooledBytes = 0;
+/** Arrays below this many bytes are left to the garbage collector (cheap to allocate). */
+const POOL_MIN_BYTES = 64 * 1024;
+/** At most this many bytes wait in the pool; more are left to the garbage collector. */
+const POOL_MAX_BYTES = 1 << 30;
+
+const poolKey = (dtype: DType, length: number) => `${dtype}:${length}`;
+
 function allocate(dtype: DType, length: number): TypedArray {
+  const reused = pool.get(poolKey(dtype, length))?.pop();
+  if (reused !== undefined) {
+    pooled.delete(reused);
+    pooledBytes -= reused.byteLength;
+    return reused.fill(0);
+  }
   if (dtype === "float64") return new Float64Array(length);
   if (dtype === "int32") return new Int32Array(length);
-  // Shared memory while gemm runs on two threads (setThreads(2)), so its worker can reach it.
   return allocF32(length);
+}
+
+function release(data: TypedArray): void {
+  if (data.byteLength < POOL_MIN_BYTES || pooled.has(data)) return;
+  if (pooledBytes + data.byteLength > POOL_MAX_BYTES) return;
+  const key = poolKey(dtypeOf(data), data.length);
+  const list = pool.get(key) ?? [];
+  list.push(data);
+  pool.set(key, list);
+  pooled.add(data);
+  pooledBytes += data.byteLength;
 }
 
 function dtypeOf(data: TypedArray): DType {
@@ -149,8 +181,8 @@ class CpuBackend implements Backend {
   read(source: Storage): Promise<TypedArray> {
     return Promise.resolve(this.#data(source).slice());
   }
-  free(_storage: Storage): void {
-    // The garbage collector reclaims host memory once no tensor refers to it.
+  free(storage: Storage): void {
+    release(this.#data(storage)); // into the pool (see allocate), or to the garbage collector
   }
   cast(x: Storage, dtype: DType): Storage {
     const out = this.#new(dtype, x.length);
