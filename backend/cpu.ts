@@ -33,7 +33,6 @@ import {
 import { argmaxCpu, reduceCpu } from "../tensor/ops/reduce.ts";
 import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
-import { allocF32 } from "../tensor/ops/gemm.ts";
 import {
   checkConv2dArrays,
   conv2dBackwardInputCpu,
@@ -114,7 +113,8 @@ function allocate(dtype: DType, length: number): TypedArray {
   }
   if (dtype === "float64") return new Float64Array(length);
   if (dtype === "int32") return new Int32Array(length);
-  return allocF32(length);
+  // An ordinary ArrayBuffer: the wasm kernels copy operands into their own memory.
+  return new Float32Array(length);
 }
 
 function release(data: TypedArray): void {

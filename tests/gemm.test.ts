@@ -76,10 +76,17 @@ const cases: Case[] = [
   { m: 3, n: 4, k: 0, pad: 0, accumulate: true }, // ... or leaves it alone
 ];
 
-for (const dtype of ["float32", "float64"] as const) {
+// float32 runs on every tier this engine has (the WebAssembly kernels and the reference);
+// float64 always runs on the reference.
+const dtypeTiers = [
+  ...tiersHere.map((tier) => ["float32", tier] as const),
+  ["float64", "reference"] as const,
+];
+for (const [dtype, tier] of dtypeTiers) {
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
-      Deno.test(`gemm ${dtype} transA=${transA} transB=${transB} matches the naive loop`, () => {
+      Deno.test(`gemm ${dtype} (${tier}) transA=${transA} transB=${transB} matches the naive loop`, () => {
+        setGemmTier(tier);
         const rng = new Rng(17);
         const make = (values: Float64Array): FloatArray =>
           dtype === "float32" ? new Float32Array(values) : new Float64Array(values);
@@ -144,6 +151,7 @@ for (const dtype of ["float32", "float64"] as const) {
             else assert.ok(Math.abs(c[i] - want) <= tolerance, `${where}: ${c[i]} vs ${want}`);
           }
         }
+        setGemmTier("auto");
       });
     }
   }

@@ -144,3 +144,28 @@ Deno.test("the emitter names the mistake: unknown locals, duplicate names, undef
   builder.addFunction("k", {}, [], () => {});
   assert.throws(() => builder.addFunction("k", {}, [], () => {}), /function k is defined twice/);
 });
+
+Deno.test("the generic simd() escape, shuffles and lane-wise max compute what they say", async () => {
+  if (!simdSupported()) return;
+  const builder = new ModuleBuilder();
+  builder.importMemory("env", "memory", { initial: 1 });
+  builder.addFunction("f", {}, [], (f) => {
+    // out[0..3] = reverse(pmax(x, y)); out[4..7] = abs(x) via simd(0xe0)
+    f.i32Const(32);
+    f.i32Const(0).v128Load().i32Const(16).v128Load().f32x4Pmax();
+    f.f32x4Const(0, 0, 0, 0);
+    f.i8x16Shuffle([12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3]);
+    f.v128Store();
+    f.i32Const(48).i32Const(0).v128Load().simd(0xe0).v128Store();
+  });
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const { instance } = await WebAssembly.instantiate(builder.bytes(), { env: { memory } });
+  const floats = new Float32Array(memory.buffer);
+  floats.set([-1, 5, -3, 2, 0, 4, -7, 3]);
+  (instance.exports.f as () => void)();
+  assert.deepEqual([...floats.subarray(8, 16)], [3, -3, 5, 0, 1, 5, 3, 2]);
+  assert.throws(
+    () => new ModuleBuilder().addFunction("g", {}, [], (f) => f.i8x16Shuffle([1])),
+    /16 lanes/,
+  );
+});

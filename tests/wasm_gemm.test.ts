@@ -1,7 +1,8 @@
 /**
  * Every fast gemm kernel against the reference: both SIMD tiers, every transpose, shapes that
- * divide no tile (MR = 6 or 4, NR = 8, KC = 256, MC = 120 or 80, NC = 512), one and two
- * threads, and memory without SharedArrayBuffer.
+ * divide no tile (MR = 6 or 4, NR = 8, KC = 256, MC = 120 or 80, NC = 512), the matrix-vector
+ * (m or n = 1) and few-rows (m ≤ 8) paths, one and two threads, and memory without
+ * SharedArrayBuffer.
  */
 import assert from "node:assert/strict";
 import {
@@ -123,6 +124,8 @@ const shapes = [
   [12, 16, 257],
   [131, 67, 513],
   [250, 530, 70], // several MC × NC blocks of C
+  [8, 67, 513], // m ≤ 8: B read in place (or dot products with Bᵀ's rows), over k-blocks
+  [3, 530, 300],
 ];
 const label = (p: Problem, tier: string) => {
   const { m, n, k, transA, transB, accumulate } = p.args;

@@ -61,6 +61,8 @@
  * - {@link FunctionBuilder}: named locals (`local`, `get`, `set`, `tee`), and one chainable
  *   method per instruction (`i32Add`, `f32x4Mul`, `f32x4RelaxedMadd`, `v128Load`, ...), plus
  *   helpers for the usual loops (`loopWhile`, `forRange`) and `ifThen`.
+ * - `simd(opcode, ...immediates)` for any SIMD instruction without a method, and `emit(...bytes)`
+ *   for anything else; {@link memarg} builds a memory instruction's immediates.
  * - {@link encodeUnsigned}, {@link encodeSigned}, {@link encodeF32}: the encodings themselves.
  * - {@link simdSupported}, {@link relaxedSimdSupported}: feature tests on tiny modules.
  *
@@ -225,7 +227,12 @@ export class ModuleBuilder {
 }
 
 /** log2 of the natural alignment of each memory access width, for memargs. */
-type Align = 0 | 1 | 2 | 3 | 4;
+export type Align = 0 | 1 | 2 | 3 | 4;
+
+/** A memory instruction's immediates: log2 of its alignment hint, then its constant offset. */
+export function memarg(align: Align, offset: number): number[] {
+  return [align, ...encodeUnsigned(offset)];
+}
 
 /**
  * The body of one function: named locals and a chainable method per instruction. Methods
@@ -269,8 +276,17 @@ export class FunctionBuilder {
     return this.emit(0xfd, ...encodeUnsigned(opcode), ...immediates);
   }
 
+  /**
+   * Any SIMD instruction by its number (the prefix 0xfd and the LEB128 are added), for the
+   * ones without a method: `simd(0xe0)` is f32x4.abs. Memory instructions need their memarg
+   * as immediates: {@link memarg}.
+   */
+  simd(opcode: number, ...immediates: number[]): this {
+    return this.#simd(opcode, ...immediates);
+  }
+
   #memarg(align: Align, offset: number): number[] {
-    return [align, ...encodeUnsigned(offset)];
+    return memarg(align, offset);
   }
 
   // Locals and constants.
@@ -544,6 +560,53 @@ export class FunctionBuilder {
   /** v128.and */
   v128And(): this {
     return this.#simd(0x4e);
+  }
+  /** v128.or */
+  v128Or(): this {
+    return this.#simd(0x50);
+  }
+  /** i8x16.shuffle: `a b` -> 16 bytes picked by `lanes` (0-15 from a, 16-31 from b). */
+  i8x16Shuffle(lanes: number[]): this {
+    if (lanes.length !== 16 || lanes.some((lane) => !(lane >= 0 && lane < 32))) {
+      throw new RangeError(`wasm emitter: i8x16.shuffle needs 16 lanes in [0, 32), got ${lanes}`);
+    }
+    return this.#simd(0x0d, ...lanes);
+  }
+  /** i32x4.splat: i32 -> four copies. */
+  i32x4Splat(): this {
+    return this.#simd(0x11);
+  }
+  /** i32x4.add */
+  i32x4Add(): this {
+    return this.#simd(0xae);
+  }
+  /** f32x4.eq: all-ones lanes where a = b. */
+  f32x4Eq(): this {
+    return this.#simd(0x41);
+  }
+  /** f32x4.lt: all-ones lanes where a < b. */
+  f32x4Lt(): this {
+    return this.#simd(0x43);
+  }
+  /** f32x4.ge: all-ones lanes where a ≥ b. */
+  f32x4Ge(): this {
+    return this.#simd(0x46);
+  }
+  /** f32x4.abs */
+  f32x4Abs(): this {
+    return this.#simd(0xe0);
+  }
+  /** f32x4.neg */
+  f32x4Neg(): this {
+    return this.#simd(0xe1);
+  }
+  /** f32x4.pmin: b < a ? b : a lane-wise (no NaN special case: one instruction on x86). */
+  f32x4Pmin(): this {
+    return this.#simd(0xea);
+  }
+  /** f32x4.pmax: a < b ? b : a lane-wise. */
+  f32x4Pmax(): this {
+    return this.#simd(0xeb);
   }
   /** v128.bitselect: `a b mask` -> bits of a where mask is 1, of b elsewhere. */
   v128Bitselect(): this {

@@ -95,7 +95,11 @@ const J = {
   rowBlocks: 18,
   total: 19,
   mc: 20,
+  unpackedB: 21,
 } as const;
+
+/** C with at most this many rows reads B in place instead of packing it (see gemm). */
+const SKINNY_ROWS = 8;
 
 /** Products below this many flops stay on one thread (waking the worker costs ~0.1 ms). */
 const PARALLEL_MIN_FLOPS = 2 ** 23;
@@ -111,7 +115,7 @@ export function runTask(ex: GemmExports, job: Int32Array, t: number): void {
       const rowStride = (trans ? 1 : lda) * 4, depthStride = (trans ? lda : 1) * 4;
       const dst = job[J.packedA] + p0 * job[J.mPad] * 4;
       ex.packA(job[J.a] + p0 * depthStride, rowStride, depthStride, job[J.m], kc, dst);
-    } else {
+    } else if (!job[J.unpackedB]) {
       // op(B)(p, j) = B[p·ldb + j], or B[j·ldb + p]; packed with j as the panel's row.
       const ldb = job[J.ldb], trans = job[J.transB];
       const rowStride = (trans ? ldb : 1) * 4, depthStride = (trans ? 1 : ldb) * 4;
@@ -127,9 +131,15 @@ export function runTask(ex: GemmExports, job: Int32Array, t: number): void {
   for (let kb = 0; kb < job[J.kBlocks]; kb++) {
     const p0 = kb * KC, kc = Math.min(KC, k - p0);
     const a = job[J.packedA] + (p0 * job[J.mPad] + i0 * kc) * 4;
-    const b = job[J.packedB] + (p0 * job[J.nPad] + j0 * kc) * 4;
     const load = job[J.accumulate] || kb > 0 ? 1 : 0;
-    ex.macro(a, b, job[J.c] + (i0 * ldc + j0) * 4, ldc * 4, rows, cols, kc, load);
+    const c = job[J.c] + (i0 * ldc + j0) * 4;
+    if (job[J.unpackedB]) {
+      const ldb = job[J.ldb];
+      ex.macro(a, job[J.b] + (p0 * ldb + j0) * 4, c, ldc * 4, rows, cols, kc, load, ldb * 4);
+    } else {
+      const b = job[J.packedB] + (p0 * job[J.nPad] + j0 * kc) * 4;
+      ex.macro(a, b, c, ldc * 4, rows, cols, kc, load, 0);
+    }
   }
 }
 
@@ -188,6 +198,27 @@ export function waitAtLeast(control: Int32Array, index: number, target: number):
   }
 }
 
+/** A memory for the kernels: shared when SharedArrayBuffer exists and works, else ordinary. */
+function newMemory(): { memory: WebAssembly.Memory; shared: boolean } {
+  if (typeof SharedArrayBuffer === "function") {
+    try {
+      return {
+        memory: new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }),
+        shared: true,
+      };
+    } catch {
+      // no cross-origin isolation: fall through to an ordinary memory and one thread
+    }
+  }
+  return { memory: new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES }), shared: false };
+}
+
+/** The tier's module compiled off the main thread, for engines that refuse large sync compiles. */
+export async function compileGemmModule(tier: SimdTier): Promise<WebAssembly.Module> {
+  const shared = newMemory().shared;
+  return await WebAssembly.compile(gemmModuleBytes(tier, shared));
+}
+
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
@@ -211,19 +242,16 @@ export class GemmEngine {
   #control: Int32Array;
   #job: Int32Array;
 
-  constructor(tier: SimdTier) {
+  /**
+   * Compiles (or takes, from {@link compileGemmModule}) the tier's module and creates its
+   * memory: shared when the platform allows it, else an ordinary one.
+   */
+  constructor(tier: SimdTier, compiled?: WebAssembly.Module) {
     this.tier = tier;
-    let memory: WebAssembly.Memory;
-    let shared = typeof SharedArrayBuffer === "function";
-    try {
-      memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared });
-    } catch {
-      shared = false; // no cross-origin isolation: one thread on an ordinary memory
-      memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    }
+    const { memory, shared } = newMemory();
     this.memory = memory;
     this.shared = shared;
-    this.module = new WebAssembly.Module(gemmModuleBytes(tier, shared));
+    this.module = compiled ?? new WebAssembly.Module(gemmModuleBytes(tier, shared));
     const instance = new WebAssembly.Instance(this.module, { env: { memory } });
     this.exports = instance.exports as unknown as GemmExports;
     this.#control = new Int32Array(memory.buffer, 0, JOB);
@@ -296,16 +324,19 @@ export class GemmEngine {
     }
     if (m === 1 || n === 1) return this.#gemv(args);
     const { transA, transB, a, aOffset, lda, b, bOffset, ldb } = args;
+    // A few rows of C (linear with a small batch): packing B would cost more than it saves.
+    if (m <= SKINNY_ROWS && transB) return this.#skinnyDot(args);
+    const unpackedB = m <= SKINNY_ROWS;
     const { mr, nr } = TILE[this.tier];
     const mc = mcOf(this.tier);
     const aSpan = ((transA ? k : m) - 1) * lda + (transA ? m : k);
     const bSpan = ((transB ? n : k) - 1) * ldb + (transB ? k : n);
     const cSpan = (m - 1) * ldc + n;
     const mPad = Math.ceil(m / mr) * mr, nPad = Math.ceil(n / nr) * nr;
-    const aAt = CONTROL_BYTES, bAt = aAt + line(aSpan * 4), cAt = bAt + line(bSpan * 4);
-    // 32 spare bytes after C: an edge tile loads whole vectors past its last column.
+    // 32 spare bytes after B and C: edge tiles load whole vectors past their last column.
+    const aAt = CONTROL_BYTES, bAt = aAt + line(aSpan * 4), cAt = bAt + line(bSpan * 4 + 32);
     const packedA = cAt + line(cSpan * 4 + 32), packedB = packedA + line(mPad * k * 4);
-    const heap = this.#reserve(packedB + nPad * k * 4);
+    const heap = this.#reserve(packedB + (unpackedB ? 0 : nPad * k * 4));
     const started = performance.now();
     heap.set(a.subarray(aOffset, aOffset + aSpan), aAt / 4);
     heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
@@ -336,6 +367,7 @@ export class GemmEngine {
       rowBlocks,
       total: 2 * kBlocks + rowBlocks * Math.ceil(n / NC),
       mc,
+      unpackedB: unpackedB ? 1 : 0,
     };
     for (const key in values) job[J[key as keyof typeof J]] = values[key as keyof typeof J];
 
@@ -365,6 +397,34 @@ export class GemmEngine {
     copyStats.lastMs = copied - started + done - computed;
     copyStats.ms += copyStats.lastMs;
     copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
+  }
+
+  /**
+   * C (+)= op(A)·Bᵀ with m ≤ SKINNY_ROWS: dot products of A's rows (gathered contiguously)
+   * with B's rows, B copied as it is stored and read once.
+   */
+  #skinnyDot(args: GemmArgs): void {
+    const { transA, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc } = args;
+    const bSpan = (n - 1) * ldb + k, cSpan = (m - 1) * ldc + n;
+    const aAt = CONTROL_BYTES, bAt = aAt + line(m * k * 4), cAt = bAt + line(bSpan * 4);
+    const heap = this.#reserve(cAt + cSpan * 4);
+    const started = performance.now();
+    for (let i = 0; i < m; i++) {
+      const row = aAt / 4 + i * k;
+      if (!transA) heap.set(a.subarray(aOffset + i * lda, aOffset + i * lda + k), row);
+      else for (let p = 0; p < k; p++) heap[row + p] = a[aOffset + p * lda + i];
+    }
+    heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
+    if (args.accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
+    const copied = performance.now();
+    const load = args.accumulate ? 1 : 0;
+    this.exports.skinnyDot(aAt, k * 4, m, bAt, ldb * 4, n, k, cAt, ldc * 4, load);
+    const computed = performance.now();
+    const out = new Float32Array(this.memory.buffer, cAt, cSpan);
+    for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
+    copyStats.lastMs = copied - started + performance.now() - computed;
+    copyStats.ms += copyStats.lastMs;
+    copyStats.bytes += (m * k + bSpan + (args.accumulate ? 2 : 1) * cSpan) * 4;
   }
 
   /**
@@ -456,17 +516,42 @@ export function setGemmTier(tier: GemmTier | "auto"): void {
     );
   }
   forced = tier;
-  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier).startWorker();
+  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier)?.startWorker();
 }
 
-/** The engine of a SIMD tier, compiled on first use. */
-export function engineFor(tier: SimdTier): GemmEngine {
-  let engine = engines.get(tier);
-  if (engine === undefined) {
-    engine = new GemmEngine(tier);
-    engines.set(tier, engine);
+/** Tiers whose module is being compiled asynchronously (see {@link engineFor}). */
+const compiling = new Set<SimdTier>();
+
+/**
+ * The engine of a SIMD tier, compiled on first use; null while it compiles in the background.
+ * Browsers refuse to compile modules over 4 KiB synchronously on their main thread (a
+ * RangeError); there the module is compiled asynchronously and gemm uses the reference until
+ * it is ready. `await` {@link prepareGemm} to have it ready from the first call.
+ */
+export function engineFor(tier: SimdTier): GemmEngine | null {
+  const engine = engines.get(tier);
+  if (engine !== undefined) return engine;
+  if (compiling.has(tier)) return null;
+  try {
+    const created = new GemmEngine(tier);
+    engines.set(tier, created);
+    return created;
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    void prepareGemm(tier);
+    return null;
   }
-  return engine;
+}
+
+/** Compiles the tier's module asynchronously (a no-op once compiled). */
+export async function prepareGemm(tier: GemmTier = gemmTier()): Promise<void> {
+  if (tier === "reference" || engines.has(tier) || compiling.has(tier)) return;
+  compiling.add(tier);
+  try {
+    engines.set(tier, new GemmEngine(tier, await compileGemmModule(tier)));
+  } finally {
+    compiling.delete(tier);
+  }
 }
 
 /**
@@ -483,7 +568,9 @@ export async function setThreads(threads: 1 | 2): Promise<void> {
   wantedThreads = threads;
   if (threads === 1) return shutdownThreads();
   const tier = gemmTier();
-  if (tier !== "reference") await engineFor(tier).startWorker();
+  if (tier === "reference") return;
+  await prepareGemm(tier);
+  await engineFor(tier)?.startWorker();
 }
 
 /** Threads float32 gemm runs on now: 2 only after setThreads(2) and with shared memory. */

@@ -69,13 +69,23 @@ function multiplyAdd(
 }
 
 /**
- * kernel{mr}x{nv}(a, b, c, ldc, kc, load, cols): C[mr × cols] = (load ? C : 0) + A·B over kc
- * depth steps. a: A panel (MR floats per step), b: B panel (NR floats per step), c: byte
+ * kernel{mr}x{nv}(a, b, c, ldc, kc, load, cols, bStep): C[mr × cols] = (load ? C : 0) + A·B
+ * over kc depth steps. a: A panel (MR floats per step), b: 4·nv floats of B per step, bStep
+ * bytes apart (NR·4 in a packed panel, B's row stride when B is read in place), c: byte
  * address of C's first element, ldc: C's row stride in bytes, cols ≤ 4·nv.
  */
 function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: number) {
-  const { mr: MR, nr: NR } = TILE[tier];
-  const params = { a: "i32", b: "i32", c: "i32", ldc: "i32", kc: "i32", load: "i32", cols: "i32" };
+  const { mr: MR } = TILE[tier];
+  const params = {
+    a: "i32",
+    b: "i32",
+    c: "i32",
+    ldc: "i32",
+    kc: "i32",
+    load: "i32",
+    cols: "i32",
+    bStep: "i32",
+  };
   builder.addFunction(`kernel${mr}x${nv}`, params as Record<string, "i32">, [], (f) => {
     const acc = (i: number, v: number) => `acc${i}_${v}`;
     for (let i = 0; i < mr; i++) for (let v = 0; v < nv; v++) f.local(acc(i, v), "v128");
@@ -89,8 +99,8 @@ function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: numb
         f.get("row").get("ldc").i32Add().set("row");
       }
     });
-    // for (end = b + kc·NR·4; b < end; a += MR·4, b += NR·4): the depth loop, kc ≥ 1.
-    f.get("b").get("kc").i32Const(NR * 4).i32Mul().i32Add().set("end");
+    // for (end = b + kc·bStep; b < end; a += MR·4, b += bStep): the depth loop, kc ≥ 1.
+    f.get("b").get("kc").get("bStep").i32Mul().i32Add().set("end");
     f.loop();
     for (let v = 0; v < nv; v++) f.get("b").v128Load(16 * v).set(`b${v}`);
     for (let i = 0; i < mr; i++) {
@@ -100,7 +110,7 @@ function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: numb
       }
     }
     f.get("a").i32Const(MR * 4).i32Add().set("a");
-    f.get("b").i32Const(NR * 4).i32Add().tee("b").get("end").i32LtU().brIf(0);
+    f.get("b").get("bStep").i32Add().tee("b").get("end").i32LtU().brIf(0);
     f.end();
     // Store: whole vectors when the tile is full, else the last vector lane by lane.
     f.get("c").set("row");
@@ -124,22 +134,31 @@ function emitKernel(builder: ModuleBuilder, tier: SimdTier, mr: number, nv: numb
 }
 
 /**
- * macro(a, b, c, ldc, rows, cols, kc, load): one k-block of C[rows × cols] from packed A
- * panels at a and packed B panels at b (byte addresses), with full and edge kernels.
+ * macro(a, b, c, ldc, rows, cols, kc, load, ldb): one k-block of C[rows × cols] from packed A
+ * panels at a and B at b (byte addresses), with full and edge kernels. ldb = 0: B is packed
+ * in NR-column panels; else B is read in place, a row-major k×n matrix with row stride ldb
+ * bytes (worth it when there are too few rows of C to repay packing B).
  */
 function emitMacro(builder: ModuleBuilder, tier: SimdTier) {
   const { mr: MR, nr: NR } = TILE[tier];
-  const names = ["a", "b", "c", "ldc", "rows", "cols", "kc", "load"] as const;
+  const names = ["a", "b", "c", "ldc", "rows", "cols", "kc", "load", "ldb"] as const;
   const params = Object.fromEntries(names.map((name) => [name, "i32" as const]));
   builder.addFunction("macro", params, [], (f) => {
-    for (const name of ["j", "i", "ap", "cp", "nc"]) f.local(name, "i32");
+    for (const name of ["j", "i", "ap", "cp", "nc", "bStep", "bPanel"]) f.local(name, "i32");
+    f.get("ldb").i32Eqz().ifThen(() => {
+      f.i32Const(NR * 4).set("bStep");
+      f.get("kc").i32Const(NR * 4).i32Mul().set("bPanel");
+    }, () => {
+      f.get("ldb").set("bStep");
+      f.i32Const(NR * 4).set("bPanel");
+    });
     const rowsLoop = (nv: number) => {
       // Full MR-row tiles, then one edge tile of rows % MR rows.
       f.get("a").set("ap");
       f.get("c").set("cp");
       f.i32Const(0).set("i");
       const call = (mr: number) => {
-        f.get("ap").get("b").get("cp").get("ldc").get("kc").get("load").get("nc");
+        f.get("ap").get("b").get("cp").get("ldc").get("kc").get("load").get("nc").get("bStep");
         f.call(`kernel${mr}x${nv}`);
       };
       f.loopWhile(() => f.get("i").i32Const(MR).i32Add().get("rows").i32LeS(), () => {
@@ -157,7 +176,7 @@ function emitMacro(builder: ModuleBuilder, tier: SimdTier) {
         f.i32Const(NR).set("nc");
       });
       f.get("nc").i32Const(4).i32GtS().ifThen(() => rowsLoop(NR / 4), () => rowsLoop(1));
-      f.get("b").get("kc").i32Const(NR * 4).i32Mul().i32Add().set("b");
+      f.get("b").get("bPanel").i32Add().set("b");
       f.get("c").i32Const(NR * 4).i32Add().set("c");
     });
   });
@@ -317,6 +336,83 @@ function emitGemvAxpy(builder: ModuleBuilder, tier: SimdTier) {
 }
 
 /**
+ * dotRows{r}(a, lda, w, k, c, ldc, load): c[i·ldc] = (load ? c : 0) + Σ_p a[i·lda + p]·w[p]
+ * for the r ≤ 4 rows i of A at a (row stride lda bytes) against one contiguous row w of k
+ * floats. The dot products of a few rows of C with a long weight row (linear with a small
+ * batch, C = A·Wᵀ): each vector of w is loaded once for all r rows; two partial sums per row
+ * keep up to eight multiply-adds in flight.
+ */
+function emitDotRows(builder: ModuleBuilder, tier: SimdTier, r: number) {
+  const names = ["a", "lda", "w", "k", "c", "ldc", "load"] as const;
+  const params = Object.fromEntries(names.map((n) => [n, "i32" as const]));
+  builder.addFunction(`dotRows${r}`, params, [], (f) => {
+    f.local("p", "i32").local("w0", "v128").local("w1", "v128").local("sum", "f32");
+    for (let i = 0; i < r; i++) {
+      f.local(`row${i}`, "i32").local(`s${i}`, "v128").local(`t${i}`, "v128");
+      f.get("a").get("lda").i32Const(i).i32Mul().i32Add().set(`row${i}`);
+    }
+    const at = (base: string) => f.get(base).get("p").i32Const(4).i32Mul().i32Add();
+    f.i32Const(0).set("p");
+    f.loopWhile(() => f.get("p").i32Const(8).i32Add().get("k").i32LeS(), () => {
+      at("w").v128Load().set("w0");
+      at("w").v128Load(16).set("w1");
+      for (let i = 0; i < r; i++) {
+        multiplyAdd(f, tier, () => at(`row${i}`).v128Load(), () => f.get("w0"), `s${i}`);
+        multiplyAdd(f, tier, () => at(`row${i}`).v128Load(16), () => f.get("w1"), `t${i}`);
+      }
+      f.get("p").i32Const(8).i32Add().set("p");
+    });
+    // The last k % 8 steps one float at a time, in lane 0 (the other lanes add zeros).
+    f.loopWhile(() => f.get("p").get("k").i32LtS(), () => {
+      at("w").v128Load32Zero().set("w0");
+      for (let i = 0; i < r; i++) {
+        multiplyAdd(f, tier, () => at(`row${i}`).v128Load32Zero(), () => f.get("w0"), `s${i}`);
+      }
+      f.get("p").i32Const(1).i32Add().set("p");
+    });
+    for (let i = 0; i < r; i++) {
+      const cAt = () => f.get("c").get("ldc").i32Const(i).i32Mul().i32Add();
+      f.get(`s${i}`).get(`t${i}`).f32x4Add().set(`s${i}`);
+      f.get(`s${i}`).f32x4ExtractLane(0).get(`s${i}`).f32x4ExtractLane(1).f32Add();
+      f.get(`s${i}`).f32x4ExtractLane(2).get(`s${i}`).f32x4ExtractLane(3).f32Add().f32Add();
+      f.set("sum");
+      f.get("load").ifThen(() => cAt().f32Load().get("sum").f32Add().set("sum"));
+      cAt().get("sum").f32Store();
+    }
+  });
+}
+
+/**
+ * skinnyDot(a, lda, m, w, ldw, n, k, c, ldc, load): C[m × n] (+)= A·Wᵀ for a few rows m, with
+ * A's rows and W's rows contiguous (strides in bytes): for each row j of W, dot products with
+ * the rows of A four at a time. W, the big operand, is read once and never packed.
+ */
+function emitSkinnyDot(builder: ModuleBuilder) {
+  const names = ["a", "lda", "m", "w", "ldw", "n", "k", "c", "ldc", "load"] as const;
+  const params = Object.fromEntries(names.map((n) => [n, "i32" as const]));
+  builder.addFunction("skinnyDot", params, [], (f) => {
+    f.local("j", "i32").local("i", "i32").local("left", "i32");
+    f.forRange("j", () => f.i32Const(0), () => f.get("n"), 1, () => {
+      f.forRange("i", () => f.i32Const(0), () => f.get("m"), 4, () => {
+        f.get("m").get("i").i32Sub().set("left");
+        for (let r = 1; r <= 4; r++) {
+          const test = r < 4
+            ? () => f.get("left").i32Const(r).i32Eq()
+            : () => f.get("left").i32Const(4).i32GeS();
+          test();
+          f.ifThen(() => {
+            f.get("a").get("i").get("lda").i32Mul().i32Add().get("lda");
+            f.get("w").get("j").get("ldw").i32Mul().i32Add().get("k");
+            f.get("c").get("i").get("ldc").i32Mul().i32Add().get("j").i32Const(4).i32Mul().i32Add();
+            f.get("ldc").get("load").call(`dotRows${r}`);
+          });
+        }
+      });
+    });
+  });
+}
+
+/**
  * The whole gemm module of one tier: kernels, macro kernel, packers, matrix-vector products.
  * It imports its memory as `env.memory` (shared when `shared`, so workers can use it too).
  */
@@ -332,6 +428,8 @@ export function gemmModuleBytes(tier: SimdTier, shared: boolean): Uint8Array<Arr
   emitPacker(builder, "packB", NR);
   emitGemvDot(builder, tier);
   emitGemvAxpy(builder, tier);
+  for (let r = 1; r <= 4; r++) emitDotRows(builder, tier, r);
+  emitSkinnyDot(builder);
   return builder.bytes();
 }
 
@@ -345,6 +443,20 @@ export interface GemmExports {
     rows: number,
     cols: number,
     kc: number,
+    load: number,
+    /** 0 or left out: B is packed; else B's row stride in bytes, read in place. */
+    ldb?: number,
+  ): void;
+  skinnyDot(
+    a: number,
+    lda: number,
+    m: number,
+    w: number,
+    ldw: number,
+    n: number,
+    k: number,
+    c: number,
+    ldc: number,
     load: number,
   ): void;
   packA(

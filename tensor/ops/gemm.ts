@@ -38,6 +38,7 @@ export {
   bestGemmTier,
   gemmTier,
   getThreads,
+  prepareGemm,
   setGemmTier,
   setThreads,
   shutdownThreads,
@@ -71,7 +72,8 @@ export function gemm(args: GemmArgs<FloatArray>): void {
     );
   }
   const tier = gemmTier();
-  if (f32 && tier !== "reference") engineFor(tier).gemm(args as GemmArgs<Float32Array>);
+  const engine = f32 && tier !== "reference" ? engineFor(tier) : null;
+  if (engine !== null) engine.gemm(args as GemmArgs<Float32Array>);
   else gemmReference(args);
 }
 
