@@ -3,6 +3,10 @@
  * that file first: it has the math and the reference loops these kernels are proven against)
  * turned into matrix products on the WebAssembly gemm microkernels of `wasm/gemm_kernels.ts`.
  *
+ * (This file is longer than 500 lines: it is one op's three fast kernels, the WebAssembly they
+ * emit and the TypeScript that drives it, which read best side by side; `deno fmt` writes the
+ * packers' long i32 argument lists one per line.)
+ *
  * Per group g (x_g: the group's C/G input channels, w_g: its O/G filters, K = C/G·KH·KW taps,
  * M = N·H'·W' output pixels of the whole batch), with col[q, k] the im2col matrix (row q an
  * output pixel, column k a tap (c, u, v), value x[n, c, i·sh − ph + u, j·sw − pw + v] or 0):
@@ -13,20 +17,26 @@
  *
  * The backward to the input is the forward convolution of dy with the kernel flipped and
  * transposed (w'[c, o, u, v] = w[o, c, KH−1−u, KW−1−v], K' = O/G·KH·KW), padding KH−1−ph, and dy
- * dilated by the stride (zeros between its pixels): the same packer reads dy with the zeros
- * skipped, so there is no col2im scatter and no zero-filled buffer.
+ * dilated by the stride (zeros between its pixels): no col2im scatter, no zero-filled buffer.
+ * (With C/G = 1 or 3, as for a first layer's input gradient, which training never needs, that
+ * product is 1 or 3 columns wide and runs far below the microkernel's speed.)
  *
- * **im2col straight into packed panels.** col is never materialised: `packPixels` writes an MC × KC
- * block of it in the microkernel's panel order (MR pixels per depth step) directly from x, and
- * `packTaps` writes colᵀ blocks (MR taps per depth step) for the weight gradient. Each element
- * of col is packed exactly once per call; the weights (small) are packed once per group with the
- * gemm's own packer. Out-of-range taps (the padding, dilation holes, rows past the edge) read
- * a zero kept at address 0 through `select`, so the packers never branch per element.
+ * **im2col straight into packed panels.** col is never materialised. The source (x, or dy for
+ * the input gradient) is first copied once into planes with zero borders (`pad`), so every tap
+ * is in range: `packPixels` then writes an MC × KC block of col in the microkernel's panel
+ * order (MR pixels per depth step) with one load per element, at the pixel's window corner plus
+ * the tap's offset, and `packTaps` writes colᵀ blocks (MR taps per depth step) for the weight
+ * gradient the same way. Each element of col is packed once per call; the weights (small) are
+ * packed once per group with the gemm's own packer. Where no padded copy fits (the input
+ * gradient of a strided layer: dilation holes; or padding wider than the kernel)
+ * `packPixelsGeneral` checks each tap and reads a zero kept at address 0 through `select`.
  *
  * The products run on the gemm module's `macro` (MR × 8 register tiles, edge tiles, fused
- * multiply-add where relaxed SIMD exists) sharing one `WebAssembly.Memory` with the packers.
- * Outputs leave through `scatter` (forward, backward input: [pixel, channel] tiles back to NCHW,
- * plus the bias) or a transpose (weight gradient, small).
+ * multiply-add where relaxed SIMD exists) on one thread, sharing one `WebAssembly.Memory` with
+ * the packers. Outputs leave through `scatter` (forward, backward input: [pixel, channel]
+ * tiles back to NCHW, plus the bias) or a transpose (weight gradient, small). Operands are
+ * copied in and results out with `Float32Array.set`; the caller (backend/cpu.ts) has checked
+ * the array lengths.
  *
  * Accuracy: float32 sums (KC-long fused multiply-adds, then one float32 add per k-block), where
  * the reference sums in float64: see tests/wasm_conv2d.test.ts for the bound.
@@ -85,27 +95,8 @@ function tapAddress(f: FunctionBuilder, image: string, chan: string, valid: () =
   f.select();
 }
 
-const PIXEL_PARAMS = [
-  "dst",
-  "src",
-  "q0",
-  "rows",
-  "k0",
-  "kc",
-  "imageStride",
-  "H",
-  "W",
-  "KH",
-  "KW",
-  "Sh",
-  "Sw",
-  "padH",
-  "padW",
-  "Dh",
-  "Dw",
-  "P",
-  "outW",
-] as const;
+const PIXEL_PARAMS = "dst src q0 rows k0 kc imageStride H W KH KW Sh Sw padH padW Dh Dw P outW"
+  .split(" ");
 
 /**
  * packPixels(...PIXEL_PARAMS): the A block col[q0 .. q0+rows, k0 .. k0+kc] in MR-pixel panels
@@ -205,23 +196,7 @@ function emitPad(builder: ModuleBuilder) {
   });
 }
 
-const PADDED_PIXEL_PARAMS = [
-  "dst",
-  "src",
-  "q0",
-  "rows",
-  "k0",
-  "kc",
-  "imageStride",
-  "Hp",
-  "Wp",
-  "KH",
-  "KW",
-  "Sh",
-  "Sw",
-  "P",
-  "outW",
-] as const;
+const PADDED_PIXEL_PARAMS = "dst src q0 rows k0 kc imageStride Hp Wp KH KW Sh Sw P outW".split(" ");
 
 /**
  * packPixels(...PADDED_PIXEL_PARAMS): packPixelsGeneral's block from a zero-padded source
@@ -273,23 +248,7 @@ function emitPackPixels(builder: ModuleBuilder, mr: number) {
   });
 }
 
-const TAP_PARAMS = [
-  "dst",
-  "src",
-  "k0",
-  "rows",
-  "q0",
-  "kc",
-  "imageStride",
-  "Hp",
-  "Wp",
-  "KH",
-  "KW",
-  "Sh",
-  "Sw",
-  "outH",
-  "outW",
-] as const;
+const TAP_PARAMS = "dst src k0 rows q0 kc imageStride Hp Wp KH KW Sh Sw outH outW".split(" ");
 
 /**
  * packTaps(...TAP_PARAMS): the A block colᵀ[k0 .. k0+rows, q0 .. q0+kc] in MR-tap panels, from
