@@ -7,10 +7,7 @@
  */
 
 import type { GemmExports } from "./gemm_kernels.ts";
-import { workOnTasks } from "./gemm.ts";
-
-/** Control words, as in gemm.ts. */
-const GENERATION = 0, STOP = 4, JOB = 8, JOB_WORDS = 24;
+import { GENERATION, JOB, JOB_WORDS, STOP, workOnTasks } from "./gemm_tasks.ts";
 
 self.onmessage = (
   event: MessageEvent<{ module: WebAssembly.Module; memory: WebAssembly.Memory }>,
