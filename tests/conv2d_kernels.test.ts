@@ -3,12 +3,13 @@ import {
   conv2dBackwardInputCpu,
   conv2dBackwardWeightCpu,
   conv2dForwardCpu,
-  type Conv2dParams,
   conv2dParams,
   type FloatArray,
 } from "../tensor/ops/conv2d.ts";
+import type { Conv2dParams } from "../backend/backend.ts";
 import { reduceCpu } from "../tensor/ops/reduce.ts";
 import { Rng } from "../tensor/random.ts";
+import { assertClose } from "./close.ts";
 
 /** dbias as the conv2d op computes it: dy summed over N, H and W. */
 function biasGrad(dy: FloatArray, p: Conv2dParams, out: FloatArray): void {
@@ -84,22 +85,6 @@ function random(rng: Rng, length: number): Float64Array {
   const values = new Float64Array(length);
   for (let i = 0; i < length; i++) values[i] = rng.uniform() * 2 - 1;
   return values;
-}
-
-function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  tol: number,
-  what: string,
-) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const error = Math.abs(actual[i] - expected[i]);
-    assert.ok(
-      error <= tol * (1 + Math.abs(expected[i])),
-      `${what}[${i}]: ${actual[i]} vs ${expected[i]}`,
-    );
-  }
 }
 
 interface Case {
@@ -192,18 +177,22 @@ for (const dtype of ["float64", "float32"] as const) {
 
       const out = convert(new Float64Array(dy.length));
       conv2dForwardCpu(convert(x), convert(w), convert(bias), p, out);
-      assertClose(out, naiveForward(x, w, bias, p), tolerance, "y");
+      assertClose(out, naiveForward(x, w, bias, p), {
+        rtol: tolerance,
+        atol: tolerance,
+        what: "y",
+      });
 
       const expected = naiveBackward(x, w, dy, p);
       const dx = convert(new Float64Array(x.length).fill(9)); // overwritten, not added to
       conv2dBackwardInputCpu(convert(dy), convert(w), p, dx);
-      assertClose(dx, expected.dx, tolerance, "dx");
+      assertClose(dx, expected.dx, { rtol: tolerance, atol: tolerance, what: "dx" });
       const dw = convert(new Float64Array(w.length).fill(9));
       conv2dBackwardWeightCpu(convert(dy), convert(x), p, dw);
-      assertClose(dw, expected.dw, tolerance, "dw");
+      assertClose(dw, expected.dw, { rtol: tolerance, atol: tolerance, what: "dw" });
       const db = convert(new Float64Array(p.o).fill(9));
       biasGrad(convert(dy), p, db);
-      assertClose(db, expected.db, tolerance, "dbias");
+      assertClose(db, expected.db, { rtol: tolerance, atol: tolerance, what: "dbias" });
     });
   }
 }

@@ -40,45 +40,16 @@
  * @module
  */
 
+import type { Conv2dParams } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
 
+export type { Conv2dParams };
+
 /** The element types the CPU kernels accept; all arrays of one call share one. */
 export type FloatArray = Float32Array | Float64Array;
-
-/** Every size a conv2d kernel needs, validated and derived once by {@link conv2dParams}. */
-export interface Conv2dParams {
-  /** Batch size N. */
-  n: number;
-  /** Input channels C (all groups together). */
-  c: number;
-  /** Input height H. */
-  h: number;
-  /** Input width W. */
-  w: number;
-  /** Output channels O (all groups together). */
-  o: number;
-  /** Kernel height KH. */
-  kh: number;
-  /** Kernel width KW. */
-  kw: number;
-  /** Vertical stride. */
-  strideH: number;
-  /** Horizontal stride. */
-  strideW: number;
-  /** Zero padding added above and below. */
-  padH: number;
-  /** Zero padding added left and right. */
-  padW: number;
-  /** Channel groups G: output channel block g sees only input channel block g. */
-  groups: number;
-  /** Output height H' = floor((H + 2·padH − KH) / strideH) + 1. */
-  outH: number;
-  /** Output width W' = floor((W + 2·padW − KW) / strideW) + 1. */
-  outW: number;
-}
 
 /**
  * Validates a conv2d call and derives its sizes. `xShape` is [N, C, H, W], `wShape` is
@@ -321,6 +292,13 @@ export function conv2d(
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("conv2d", ...inputs);
   for (const t of inputs) checkFloat("conv2d", t);
+  for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
+    if (t && t.dtype !== x.dtype) {
+      throw new TypeError(
+        `conv2d: the input is ${x.dtype} but the ${name} is ${t.dtype}; convert one with cast(x, "${t.dtype}")`,
+      );
+    }
+  }
   if (x.rank !== 4) {
     throw new RangeError(`conv2d: input must be [N, C, H, W], got ${formatShape(x.shape)}`);
   }

@@ -16,9 +16,9 @@
  * @module
  */
 
-import { onesLike, Tensor } from "../tensor/tensor.ts";
-import { formatShape, sameShape } from "../tensor/shape.ts";
-import { add } from "../tensor/ops/elementwise.ts";
+import { onesLike, Tensor } from "./tensor.ts";
+import { formatShape, sameShape } from "./shape.ts";
+import { add } from "./ops/elementwise.ts";
 
 /** How a tensor was computed: the op, its inputs, and the chain rule for it. */
 export interface GraphNode {
@@ -57,6 +57,9 @@ export type ScopeResult = unknown;
  * still needs for backward.
  */
 export function scope<T extends ScopeResult>(fn: () => T): T {
+  if (typeof fn !== "function") {
+    throw new TypeError(`scope/noGrad: expects a function, got ${typeof fn} ${String(fn)}`);
+  }
   const created = new Set<Tensor>();
   scopes.push(created);
   let result: T;
@@ -72,6 +75,14 @@ export function scope<T extends ScopeResult>(fn: () => T): T {
   for (const t of created) {
     if (survivors.has(t) || t.isKept) outer?.add(t);
     else t.release("released when the scope() or noGrad() that created it ended");
+  }
+  if (result instanceof Promise) {
+    // Tensors made after an await would escape the scope (and grad mode would be back on).
+    result.catch(() => {}); // the error below is the one to report
+    throw new TypeError(
+      "scope/noGrad: the callback returned a Promise; they track synchronous code only: " +
+        "await outside, e.g. const y = noGrad(() => model.forward(x)); await y.data()",
+    );
   }
   return result;
 }
@@ -98,18 +109,27 @@ export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
   }
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
-  if (depth > 8 || value === null || typeof value !== "object") return;
-  if (value instanceof Tensor) {
-    into.add(value);
-    if (value.grad) into.add(value.grad);
-    return;
-  }
-  if (Array.isArray(value)) { for (const v of value) collectTensors(v, into, depth + 1); }
-  else if (value instanceof Map) {
-    for (const v of value.values()) collectTensors(v, into, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+/**
+ * Adds every tensor found in `value` (and its gradient) to `into`, searching arrays, Maps and
+ * plain objects to any depth. Each container is visited once, so a cycle cannot loop.
+ */
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Tensor) {
+      into.add(v);
+      if (v.grad) into.add(v.grad);
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (v instanceof Map) {
+      for (const item of v.values()) stack.push(item);
+    } else if (Object.getPrototypeOf(v) === Object.prototype) {
+      for (const item of Object.values(v)) stack.push(item);
+    }
   }
 }
 
@@ -144,6 +164,7 @@ function topologicalOrder(root: Tensor): Tensor[] {
     if (next < inputs.length) {
       top[1]++;
       const input = inputs[next];
+      if (consumed.has(input)) throw alreadyBackpropagated(input);
       if (input.node && !visited.has(input)) {
         visited.add(input);
         stack.push([input, 0]);
@@ -156,11 +177,45 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+/** Options of {@link backward}. */
+export interface BackwardOptions {
+  /**
+   * Keep the graph (PyTorch's `retain_graph`): its intermediates and saved tensors survive,
+   * so a second `backward()` through it works (and accumulates into `.grad` again). They are
+   * then released by that last backward, or by `dispose()`, or with the scope.
+   */
+  retainGraph?: boolean;
+}
+
+/**
+ * Tensors whose graph node a backward() released: reaching one again means backpropagating
+ * twice through the same graph, which would silently stop there (its inputs would get no
+ * gradient), so it is an error.
+ */
+const consumed = new WeakSet<Tensor>();
+
+function alreadyBackpropagated(t: Tensor): Error {
+  return new Error(
+    `backward: the graph through tensor ${formatShape(t.shape)} was already used by an earlier ` +
+      "backward(), which released it; to backpropagate through it twice, pass " +
+      "{ retainGraph: true } to the first backward() (loss.backward({ retainGraph: true })), " +
+      "or compute the forward again",
+  );
+}
+
 /**
  * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
- * Releases the graph as it goes (see the module comment).
+ * Releases the graph as it goes (see the module comment), unless `options.retainGraph`.
  */
-export function backward(root: Tensor, upstream?: Tensor): void {
+export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+  if (upstream !== undefined && !(upstream instanceof Tensor)) {
+    throw new TypeError(
+      `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${
+        Array.isArray(upstream) ? "an array" : typeof upstream
+      }`,
+    );
+  }
+  if (consumed.has(root)) throw alreadyBackpropagated(root);
   if (!root.requiresGrad) {
     throw new Error(
       `backward: tensor ${
@@ -173,6 +228,11 @@ export function backward(root: Tensor, upstream?: Tensor): void {
       `backward: tensor ${
         formatShape(root.shape)
       } is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
+    );
+  }
+  if (upstream && (upstream.dtype !== root.dtype || upstream.device !== root.device)) {
+    throw new TypeError(
+      `backward: the upstream gradient is ${upstream.dtype} on ${upstream.device}, the tensor ${root.dtype} on ${root.device}; they must match`,
     );
   }
   if (upstream && !sameShape(upstream.shape, root.shape)) {
@@ -237,8 +297,10 @@ export function backward(root: Tensor, upstream?: Tensor): void {
         });
         if (g !== upstream) g.dispose();
       }
+      if (options.retainGraph) continue;
       for (const s of node.saved) s.release("released by backward()");
       t.node = null;
+      consumed.add(t);
       if (t !== root) t.release("released by backward()");
     }
   });
