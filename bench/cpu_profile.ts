@@ -14,7 +14,7 @@
 
 import { cpuBackend } from "../backend/cpu.ts";
 import type { Conv2dParams } from "../backend/backend.ts";
-import { fromArray } from "../tensor/tensor.ts";
+import { fromArray, registerBackend } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 import { Rng } from "../tensor/random.ts";
 import { SGD } from "../optim/sgd.ts";
@@ -112,6 +112,7 @@ export function printProfile(title: string, profile: Profile, stepMs: number, st
 }
 
 if (import.meta.main) {
+  registerBackend(cpuBackend);
   const which = Deno.args.find((a) => a === "mini" || a === "alexnet");
   const stepsAt = Deno.args.indexOf("--steps");
   const steps = stepsAt >= 0 ? Number(Deno.args[stepsAt + 1]) : 1;
