@@ -78,15 +78,22 @@ function mapSpecifier(specifier: string): string | undefined {
  * collects bare specifiers that deno.json does not map (JSR would refuse those).
  */
 function rewriteImports(source: string, file: string, unmapped: string[]): string {
-  const pattern = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(["'])([^"'\n]+)\2/g;
-  return source.replace(pattern, (whole, lead: string, quote: string, specifier: string) => {
+  const rewrite = (whole: string, lead: string, quote: string, specifier: string) => {
     const mapped = mapSpecifier(specifier);
     if (mapped === undefined) {
       unmapped.push(`${file}: ${specifier}`);
       return whole;
     }
     return `${lead}${quote}${mapped}${quote}`;
-  });
+  };
+  // Statements at the start of a line: `import ... from "x"`, `import "x"`, `export { ... }
+  // from "x"`, `export * from "x"` (no string or `;` before the specifier, so the contents of
+  // strings and doc comments are never taken for imports).
+  const statement =
+    /(^[ \t]*(?:import\s+(?:[^;"'`]*?\bfrom\s*)?|export\s+(?:type\s+)?(?:\{[^}]*\}|\*(?:\s+as\s+[\w$]+)?)\s*from\s*))(["'])([^"'\n]+)\2/gm;
+  // Dynamic imports with a literal specifier (not a method named `import`).
+  const dynamic = /((?<![.\w$])import\s*\(\s*)(["'])([^"'\n]+)\2/g;
+  return source.replace(statement, rewrite).replace(dynamic, rewrite);
 }
 
 const CONTENT_TYPES: Record<string, string> = {
