@@ -23,7 +23,7 @@ import { compareOp, denseRows, inputs, printRows } from "./gpu_bench.ts";
 import { runGemmBench } from "./gemm_bench.ts";
 import { runCpuConvBench } from "./cpu_conv_bench.ts";
 import { timeTrainingStep } from "../examples/alexnet/device.ts";
-import { alexnet, alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
 
 const quick = Deno.args.includes("--quick");

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { crossEntropy, fromArray, Rng, SGD } from "../mod.ts";
 import type { Module } from "../nn/module.ts";
-import { alexnet, alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 import { assertClose } from "./helpers.ts";
 

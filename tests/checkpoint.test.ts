@@ -13,7 +13,7 @@ import { ReduceLROnPlateau } from "../optim/schedules.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 import { Rng } from "../tensor/random.ts";
-import { alexnetTorchvision } from "../examples/alexnet/models.ts";
+import { alexnetTorchvision } from "../models/alexnet.ts";
 
 /** A small convnet with dropout, so a resumed run depends on the dropout generators' state. */
 function model(seed: number): Sequential {

@@ -5,7 +5,7 @@ import {
   alexnetMini,
   type AlexNetOptions,
   alexnetTorchvision,
-} from "../examples/alexnet/models.ts";
+} from "../models/alexnet.ts";
 import type { Sequential } from "../nn/layers.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import { randn } from "../tensor/tensor.ts";

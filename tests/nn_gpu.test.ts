@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { gpuTest } from "./gpu_helpers.ts";
-import { alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnetMini } from "../models/alexnet.ts";
 import { SGD } from "../optim/sgd.ts";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import type { Sequential } from "../nn/layers.ts";

@@ -4,7 +4,7 @@ import * as init from "../nn/init.ts";
 import { Conv2d, Linear, Sequential } from "../nn/layers.ts";
 import { zeros } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
-import { alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnetMini } from "../models/alexnet.ts";
 
 function moments(
   values: ArrayLike<number>,
