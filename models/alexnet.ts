@@ -38,8 +38,8 @@ import { sizeOf } from "../tensor/shape.ts";
 import { registerBackend } from "../tensor/tensor.ts";
 import { cpuBackend } from "../backend/cpu.ts";
 
-// An export entry of the package (`@tessera/tessera/alexnet`): like mod.ts, it registers the
-// CPU backend, so a script that imports only the builders can build and run a model.
+// This module is an entry point of the package (`@tessera/tessera/alexnet`): like mod.ts, it
+// registers the CPU backend, so the builders work without importing mod.ts first.
 registerBackend(cpuBackend);
 
 /** The ablation switches shared by every variant. */

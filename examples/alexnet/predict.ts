@@ -197,6 +197,9 @@ if (import.meta.main) {
       console.log(HELP);
       Deno.exit(0);
     }
+    if (!(await Deno.stat(command.run).catch(() => null))?.isDirectory) {
+      throw new Error(`--run ${command.run}: not a folder (or it does not exist)`);
+    }
     const results = await predictImages(command.run, command.files, command.options);
     for (const r of results) {
       if (r.error) {
