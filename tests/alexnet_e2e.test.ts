@@ -131,7 +131,7 @@ Deno.test("train-alexnet flags: bad values get a message naming the flag", () =>
   const cases: [string[], RegExp][] = [
     [
       ["--arch", "vgg"],
-      /--arch must be one of alexnet, alexnet-mini, alexnet-torchvision; got "vgg"/,
+      /--arch must be one of alexnet, alexnet-mini, alexnet-torchvision, figure1-cnn; got "vgg"/,
     ],
     [["--epochs", "0"], /--epochs must be an integer of at least 1; got "0"/],
     [["--lr=-1"], /--lr must be a number greater than 0; got "-1"/],
