@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   mean,
+  pairedInterval,
   standardDeviation,
   studentTCdf,
   studentTQuantile,
@@ -80,4 +81,17 @@ Deno.test("stats: the verdict needs the interval to exclude 0 on one side", () =
   for (const [[low, high], sign, expected] of cases) {
     assert.equal(verdict({ low, high }, sign), expected, `[${low}, ${high}] vs ${sign}`);
   }
+});
+
+Deno.test("stats: the paired interval matches SciPy's ttest_rel / ttest_1samp", () => {
+  const d = pairedInterval([0, 0, 0, 0], [1, 2, 3, 5]);
+  assert.equal(d.estimate, 2.75);
+  close(d.low, 0.03246911620398496, 1e-8, "low");
+  close(d.high, 5.467530883796015, 1e-8, "high");
+  const e = pairedInterval([1.2, 0.85, 1.49], [0.78, 0.9, 1.0]);
+  close(e.low, -1.016146440711664, 1e-8, "low");
+  close(e.high, 0.4428131073783307, 1e-8, "high");
+  assert.equal(e.df, 2);
+  assert.ok(Number.isNaN(pairedInterval([1], [2]).low));
+  assert.throws(() => pairedInterval([1, 2], [3]), /2 values against 1/);
 });

@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
 import { lineChartPng } from "./plot.ts";
-import { mean, standardDeviation } from "./stats.ts";
+import { mean, pairedInterval, standardDeviation, verdict } from "./stats.ts";
 import {
   epochsToReach,
   NOT_EVIDENCE,
@@ -369,6 +369,22 @@ export function figure1Markdown(
       `${final.length ? `${pct(mean(final))}` : "-"}${diverged ? ` (${diverged} diverged)` : ""} |`;
   });
   const [relu, tanh] = results;
+  const directionLine = (target: number) => {
+    // Seeds where both nets got there: tanh's epochs minus ReLU's, paired by seed.
+    const [r, t] = [reach(relu, target), reach(tanh, target)];
+    const pairs = r.map((x, i) => [x, t[i]]).filter((p): p is [number, number] =>
+      p.every((x) => x !== null && !Number.isNaN(x))
+    );
+    if (pairs.length < 2) {
+      return `- ${pct(target)}: too few seeds reached it in both nets for an interval`;
+    }
+    const d = pairedInterval(pairs.map((p) => p[0]), pairs.map((p) => p[1]));
+    return `- ${pct(target)}: tanh minus ReLU ${d.estimate >= 0 ? "+" : ""}${
+      d.estimate.toFixed(2)
+    } ` +
+      `epochs [${d.low.toFixed(2)}, ${d.high.toFixed(2)}] over ${pairs.length} seeds: ` +
+      `**${verdict(d, 1)}** with the paper (ReLU faster)`;
+  };
   const ratioLine = (target: number) =>
     `- ${pct(target)} training error: tanh / ReLU = ${
       ratioSummary(ratios(reach(relu, target), reach(tanh, target), b.epochs))
@@ -395,6 +411,12 @@ export function figure1Markdown(
     "",
     ratioLine(easy),
     ratioLine(hard),
+    "",
+    "Direction, with a paired 95% t interval (agrees: it excludes 0 on the paper's side, ReLU " +
+    "faster; disagrees: on the other side; else inconclusive):",
+    "",
+    directionLine(easy),
+    directionLine(hard),
     "",
     "![training error against epochs: ReLU solid, tanh dashed](figure1.png)",
     "",

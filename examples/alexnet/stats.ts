@@ -153,6 +153,27 @@ export function welchInterval(
   return { estimate, low: estimate - half, high: estimate + half, df };
 }
 
+/**
+ * The paired interval for mean(b - a) at `confidence` (default 0.95): Student's t on the
+ * differences b[i] - a[i] (n - 1 degrees of freedom). Needs equal lengths; with fewer than 2
+ * pairs, low and high are NaN.
+ */
+export function pairedInterval(
+  a: readonly number[],
+  b: readonly number[],
+  confidence = 0.95,
+): Difference {
+  if (a.length !== b.length) {
+    throw new RangeError(`stats.pairedInterval: ${a.length} values against ${b.length}`);
+  }
+  const d = a.map((x, i) => b[i] - x);
+  const estimate = mean(d);
+  if (d.length < 2) return { estimate, low: NaN, high: NaN, df: NaN };
+  const half = studentTQuantile(1 - (1 - confidence) / 2, d.length - 1) *
+    standardDeviation(d) / Math.sqrt(d.length);
+  return { estimate, low: estimate - half, high: estimate + half, df: d.length - 1 };
+}
+
 /** How a measured difference relates to the direction a paper reports. */
 export type Verdict = "agrees" | "disagrees" | "inconclusive";
 
