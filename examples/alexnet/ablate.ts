@@ -112,10 +112,10 @@ export function presetWork(preset: AblatePreset, variants: number): number {
   return variants * preset.seeds * preset.epochs * (preset.trainLimit + (val + test) / 3);
 }
 
-// Training speed of the mini AlexNet on this 2-core machine, quiet: 142 img/s on the GPU
-// (llvmpipe) and 45-56 on the CPU before the WebAssembly gemm (PERF.md); with it, a step of 128
-// took 1.3 s of CPU time instead of 2.35 (measured side by side), so about 90 img/s.
-const CPU_IMAGES_PER_SECOND = 90;
+// Training speed of the mini AlexNet on this 2-core machine: 142 img/s on the GPU (llvmpipe,
+// PERF.md); on the CPU with the WebAssembly kernels, a step of 128 took 0.35 s (measured on
+// 2026-11-29, the machine lightly shared), about 360 img/s.
+const CPU_IMAGES_PER_SECOND = 360;
 const GPU_IMAGES_PER_SECOND = 142;
 
 const HELP = `The paper's ablations on the mini AlexNet, with seeds and error bars.
@@ -132,20 +132,12 @@ miniature, not the paper.
 
 Presets
   (default)          full: ${PRESETS.full.seeds} seeds x ${PRESETS.full.epochs} epochs of ${PRESETS.full.trainLimit} images per variant, near the
-                     full recipe's plateau. Estimated wall time on this 2-core machine (quiet):
-                     ~${
-  roughDuration(presetWork(PRESETS.full, 7) / GPU_IMAGES_PER_SECOND)
-} on the GPU (llvmpipe, 142 img/s),
+                     full recipe's plateau. Estimated wall time on this 2-core machine:
                      ~${
   roughDuration(presetWork(PRESETS.full, 7) / CPU_IMAGES_PER_SECOND)
-} on the CPU (~${CPU_IMAGES_PER_SECOND} img/s): an estimate
-                     from measured step speeds, not a finished run, and above the 60-minute
-                     target. Within an hour on the GPU:
-                     --train-limit 3000 --epochs 5 (~${
-  roughDuration(
-    presetWork({ ...PRESETS.full, trainLimit: 3000, epochs: 5 }, 7) / GPU_IMAGES_PER_SECOND,
-  )
-}), further from the plateau
+} on the CPU (~${CPU_IMAGES_PER_SECOND} img/s, the fastest device here; the GPU,
+                     llvmpipe, trains at ~${GPU_IMAGES_PER_SECOND} img/s): an estimate from measured
+                     step speeds, not a finished run
   --quick            smoke run (${PRESETS.quick.seeds} seeds, ${PRESETS.quick.trainLimit} images, 1 epoch): "not evidence"
 
 Options (override the preset)
