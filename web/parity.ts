@@ -1,0 +1,181 @@
+/**
+ * The parity table in the browser: the cases of tests/parity_cases.ts and
+ * tests/parity_cases_spatial.ts (the same cases the Deno suite runs), each computed on the CPU
+ * reference backend and on this browser's WebGPU, compared with the case's tolerances.
+ *
+ * Runs like tests/gpu_parity.test.ts: every case on the default device, the matmul cases
+ * again with the shared-memory tiled kernel, and the chunked cases on a device whose binding
+ * limit is forced down to 64 KiB (with both matmul kernels).
+ *
+ * `globalThis.parity` holds the results, for the console and the tests.
+ *
+ * @module
+ */
+
+/// <reference lib="dom" />
+
+import { fromArray, initWebGPU, type Tensor } from "../mod.ts";
+import { Rng } from "../tensor/random.ts";
+import { setMatmulPath } from "../gpu/kernels/matmul.ts";
+import {
+  chunkedCases,
+  denseCases,
+  type InputSpec,
+  type ParityCase,
+} from "../tests/parity_cases.ts";
+import { spatialCases } from "../tests/parity_cases_spatial.ts";
+
+/** One case's outcome: `message` names the first disagreement, or says how close it came. */
+interface CaseResult {
+  run: string;
+  name: string;
+  ok: boolean;
+  message: string;
+}
+
+const parity = {
+  adapter: "",
+  results: [] as CaseResult[],
+  done: false,
+  error: null as string | null,
+};
+(globalThis as { parity?: typeof parity }).parity = parity;
+
+function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
+  const rng = new Rng(spec.seed ?? seed);
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  if (spec.kind === "labels") {
+    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
+  }
+  const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
+  return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
+}
+
+interface Computed {
+  output: ArrayLike<number>;
+  grads: (ArrayLike<number> | null)[];
+}
+
+async function compute(
+  c: ParityCase,
+  device: string,
+  values: (Float32Array | Int32Array)[],
+): Promise<Computed> {
+  const xs: Tensor[] = c.inputs.map((spec, i) =>
+    fromArray(values[i], spec.shape, { device, requiresGrad: spec.kind !== "labels" })
+  );
+  const out = c.fn(...xs);
+  const output = await out.data();
+  let grads: (ArrayLike<number> | null)[] = xs.map(() => null);
+  if (out.requiresGrad && out.dtype === "float32") {
+    const upstream = inputValues({ shape: [...out.shape] }, 999);
+    out.backward(fromArray(upstream, out.shape, { device }));
+    grads = await Promise.all(xs.map(async (x) => x.grad ? await x.grad.data() : null));
+  }
+  for (const x of xs) {
+    x.grad?.dispose();
+    x.dispose();
+  }
+  out.dispose();
+  return { output, grads };
+}
+
+/** The first element outside the tolerance, as a message; null when all agree. */
+function mismatch(
+  c: ParityCase,
+  what: string,
+  gpu: ArrayLike<number>,
+  cpu: ArrayLike<number>,
+): string | null {
+  const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-5;
+  if (gpu.length !== cpu.length) {
+    return `${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`;
+  }
+  for (let i = 0; i < cpu.length; i++) {
+    const bad = !(Math.abs(gpu[i] - cpu[i]) <= atol + rtol * Math.abs(cpu[i]));
+    if (bad && !(Number.isNaN(gpu[i]) && Number.isNaN(cpu[i]))) {
+      return `${what}[${i}] is ${gpu[i]} on the GPU, ${
+        cpu[i]
+      } on the CPU (rtol ${rtol}, atol ${atol})`;
+    }
+  }
+  return null;
+}
+
+async function checkCase(c: ParityCase, device: string, caseIndex: number): Promise<string | null> {
+  const values = c.inputs.map((spec, i) => inputValues(spec, caseIndex * 16 + i + 1));
+  const cpu = await compute(c, "cpu", values);
+  const gpu = await compute(c, device, values);
+  const problems = [mismatch(c, "output", gpu.output, cpu.output)];
+  cpu.grads.forEach((expected, i) => {
+    const got = gpu.grads[i];
+    if (expected === null) {
+      if (got !== null) problems.push(`input ${i} has a gradient on the GPU only`);
+    } else if (got === null) {
+      problems.push(`input ${i} has no gradient on the GPU`);
+    } else {
+      problems.push(mismatch(c, `grad of input ${i}`, got, expected));
+    }
+  });
+  return problems.find((p) => p !== null) ?? null;
+}
+
+function show(result: CaseResult): void {
+  parity.results.push(result);
+  const row = document.createElement("tr");
+  for (const text of [result.run, result.name, result.ok ? "ok" : result.message]) {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    row.append(cell);
+  }
+  if (!result.ok) row.className = "fail";
+  document.getElementById("rows")!.append(row);
+}
+
+async function runTable(
+  run: string,
+  cases: readonly ParityCase[],
+  device: string,
+  check: () => Promise<void>,
+): Promise<void> {
+  // Seeds follow each case's position in the list run, as in the Deno suite.
+  for (const [i, c] of cases.entries()) {
+    let message: string | null;
+    try {
+      message = await checkCase(c, device, i);
+      await check();
+    } catch (error) {
+      message = `threw: ${(error as Error).message}`;
+    }
+    show({ run, name: c.name, ok: message === null, message: message ?? "" });
+  }
+}
+
+async function main(): Promise<void> {
+  const gpu = await initWebGPU();
+  const chunked = await initWebGPU({ name: "gpu-chunked", maxBindingBytes: 1 << 16 });
+  const info = gpu.runtime.adapterInfo;
+  parity.adapter = `${info.vendor} ${info.architecture} ${info.description}`.trim();
+  document.getElementById("adapter")!.textContent = `WebGPU adapter: ${parity.adapter}`;
+  const checkGpu = () => gpu.runtime.checkErrors();
+  const checkChunked = () => chunked.runtime.checkErrors();
+  await runTable("gpu", [...denseCases, ...spatialCases], "gpu", checkGpu);
+  setMatmulPath("tiled");
+  try {
+    const matmuls = denseCases.filter((c) => /matmul|linear/.test(c.name));
+    await runTable("gpu, tiled matmul", matmuls, "gpu", checkGpu);
+    await runTable("64 KiB bindings, tiled matmul", chunkedCases, "gpu-chunked", checkChunked);
+  } finally {
+    setMatmulPath("auto");
+  }
+  await runTable("64 KiB bindings", chunkedCases, "gpu-chunked", checkChunked);
+  const failed = parity.results.filter((r) => !r.ok).length;
+  document.getElementById("summary")!.textContent = `${
+    parity.results.length - failed
+  } agree, ${failed} disagree`;
+}
+
+main().catch((error: Error) => {
+  parity.error = error.message;
+  document.getElementById("summary")!.textContent = `error: ${error.message}`;
+}).finally(() => parity.done = true);
