@@ -13,8 +13,6 @@
  * @module
  */
 
-import { bundle, handle } from "../web/server.ts";
-
 const CHROMIUM = Deno.env.get("CHROMIUM") ?? "chromium";
 
 /** Whether Chromium can be started (resolved once, at import). */
@@ -172,8 +170,9 @@ export interface BrowserOptions {
 }
 
 /**
- * Serves web/ on a free port, starts Chromium, runs `fn` with a page and the server's origin,
- * and always cleans up (Chromium killed, its profile removed, the server shut down).
+ * Starts `web/server.ts` on a free port (as `deno task web` does), starts Chromium, runs `fn`
+ * with a page and the server's origin, and always cleans up (Chromium and the server killed,
+ * the temporary folders removed).
  */
 export async function withBrowser(
   fn: (page: BrowserPage, origin: string) => Promise<void>,
@@ -182,24 +181,16 @@ export async function withBrowser(
   // Bundles of its own, so that test files running in parallel never read a half-written one.
   const dist = await Deno.makeTempDir({ prefix: "tessera-web-" });
   const profile = await Deno.makeTempDir({ prefix: "tessera-chromium-" });
-  const distUrl = new URL(`file://${dist}/`);
-  await bundle(distUrl);
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request) => handle(request, { isolated: options.isolated ?? true, dist: distUrl }),
-  );
-  const chromium = new Deno.Command(CHROMIUM, {
-    args: [
-      ...CHROMIUM_FLAGS,
-      `--user-data-dir=${profile}`,
-      "--remote-debugging-port=0",
-      "about:blank",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const server = startServer(dist, options.isolated ?? true);
+  let chromium: Deno.ChildProcess | null = null;
   let page: BrowserPage | null = null;
   try {
+    const origin = await server.origin;
+    chromium = new Deno.Command(CHROMIUM, {
+      args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, "--remote-debugging-port=0"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
     const port = await devtoolsPort(profile);
     const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json() as {
       type: string;
@@ -208,14 +199,59 @@ export async function withBrowser(
     const target = targets.find((t) => t.type === "page");
     if (!target) throw new Error("chromium: no page target");
     page = await BrowserPage.connect(target.webSocketDebuggerUrl);
-    await fn(page, `http://127.0.0.1:${server.addr.port}`);
+    await fn(page, origin);
   } finally {
     page?.close();
-    chromium.kill("SIGKILL");
-    await chromium.status;
-    await server.shutdown();
+    if (chromium) {
+      chromium.kill("SIGKILL");
+      await chromium.status;
+    }
+    await server.stop();
     for (const dir of [profile, dist]) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Runs web/server.ts with the task's permissions; `origin` resolves once it listens. */
+function startServer(dist: string, isolated: boolean) {
+  const args = [
+    "run",
+    `--allow-read=web,data/fashion-mnist,${dist}`,
+    "--allow-run=deno",
+    "--allow-net=127.0.0.1",
+    "web/server.ts",
+    "--port=0",
+    `--dist=${dist}`,
+    ...(isolated ? [] : ["--no-isolation"]),
+  ];
+  const root = new URL("../", import.meta.url).pathname;
+  const child = new Deno.Command("deno", { args, cwd: root, stdout: "piped", stderr: "piped" })
+    .spawn();
+  const stderr = new Response(child.stderr).text();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const origin = (async () => {
+    let text = "";
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`web/server.ts exited before listening:\n${await stderr}`);
+      text += value;
+      const match = text.match(/http:\/\/127\.0\.0\.1:\d+/);
+      if (match) return match[0];
+    }
+  })();
+  return {
+    origin,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await lines.cancel().catch(() => {});
+      await stderr.catch(() => {});
+      await origin.catch(() => {});
+    },
+  };
 }
 
 /** Chromium writes the port it chose to <profile>/DevToolsActivePort. */

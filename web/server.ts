@@ -7,8 +7,9 @@
  * backend's two-thread matrix product needs it.
  *
  * ```sh
- * deno task web            # http://127.0.0.1:8000/
- * deno task web --port 0   # any free port (printed)
+ * deno task web                   # http://127.0.0.1:8000/
+ * deno task web --port 0          # any free port (printed)
+ * deno task web --no-isolation    # without COOP/COEP, as a plain static host serves it
  * ```
  *
  * @module
@@ -110,22 +111,35 @@ export async function handle(request: Request, options: HandleOptions = {}): Pro
   }
 }
 
-/** Bundles, then serves on 127.0.0.1:`port` until the process ends. Returns the server. */
-export async function serve(port: number): Promise<Deno.HttpServer<Deno.NetAddr>> {
-  await bundle();
+/** Bundles into `options.dist`, then serves on 127.0.0.1:`port` until the process ends. */
+export async function serve(
+  port: number,
+  options: HandleOptions = {},
+): Promise<Deno.HttpServer<Deno.NetAddr>> {
+  await bundle(options.dist);
   return Deno.serve({
     hostname: "127.0.0.1",
     port,
     onListen: ({ port }) => console.log(`tessera web: http://127.0.0.1:${port}/`),
-  }, (request) => handle(request));
+  }, (request) => handle(request, options));
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { port: { type: "string" } } });
-  const port = Number(values.port ?? "8000");
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      port: { type: "string", default: "8000" },
+      dist: { type: "string" },
+      "no-isolation": { type: "boolean", default: false },
+    },
+  });
+  const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     console.error(`web: --port must be an integer in [0, 65535], got ${values.port}`);
     Deno.exit(2);
   }
-  await serve(port);
+  const dist = values.dist === undefined
+    ? DIST
+    : new URL(`file://${values.dist.replace(/\/?$/, "/")}`);
+  await serve(port, { dist, isolated: !values["no-isolation"] });
 }
