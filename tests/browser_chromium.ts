@@ -57,6 +57,14 @@ export const CHROMIUM_FLAGS = [
   "--window-size=1280,900",
 ];
 
+/** The flags that give headless Chromium its WebGPU adapter. */
+const WEBGPU = new Set([
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-webgpu-adapter=swiftshader",
+]);
+
 interface CdpMessage {
   id?: number;
   method?: string;
@@ -167,6 +175,8 @@ export class BrowserPage {
 export interface BrowserOptions {
   /** Send the cross-origin isolation headers (default true). */
   isolated?: boolean;
+  /** Start Chromium with WebGPU (default true); without, it has no adapter. */
+  webgpu?: boolean;
 }
 
 /**
@@ -187,7 +197,11 @@ export async function withBrowser(
   try {
     const origin = await server.origin;
     chromium = new Deno.Command(CHROMIUM, {
-      args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, "--remote-debugging-port=0"],
+      args: [
+        ...(options.webgpu ?? true ? CHROMIUM_FLAGS : CHROMIUM_FLAGS.filter((f) => !WEBGPU.has(f))),
+        `--user-data-dir=${profile}`,
+        "--remote-debugging-port=0",
+      ],
       stdout: "null",
       stderr: "null",
     }).spawn();
