@@ -74,6 +74,12 @@ Deno.test({
         60,
       );
       assert.equal(top5.length, 5);
+      // The server sends the page, its scripts and the data, and nothing else.
+      for (const path of ["/server.ts", "/%2e%2e/deno.json", "/data/fashion-mnist/README.md"]) {
+        const response = await fetch(origin + path);
+        await response.body?.cancel();
+        assert.equal(response.status, 404, `${path} must not be served`);
+      }
       const png = await page.screenshot();
       await Deno.mkdir("runs", { recursive: true });
       await Deno.writeFile("runs/web_page.png", png);

@@ -14,7 +14,7 @@ import { spatialCases } from "./parity_cases_spatial.ts";
 
 interface Parity {
   adapter: string;
-  results: { run: string; name: string; ok: boolean; message: string }[];
+  results: { run: string; name: string; ok: boolean; message: string; worst: number }[];
   done: boolean;
   error: string | null;
 }
@@ -38,6 +38,11 @@ Deno.test({
       const matmuls = denseCases.filter((c) => /matmul|linear/.test(c.name)).length;
       const expected = denseCases.length + spatialCases.length + matmuls + 2 * chunkedCases.length;
       assert.equal(parity.results.length, expected);
+      const closest = [...parity.results].sort((a, b) => b.worst - a.worst).slice(0, 5);
+      console.log(`closest to the tolerance on ${parity.adapter}:`);
+      for (const r of closest) {
+        console.log(`  ${(100 * r.worst).toFixed(1)}%  ${r.run} / ${r.name}`);
+      }
     });
   },
 });

@@ -25,12 +25,14 @@ import {
 } from "../tests/parity_cases.ts";
 import { spatialCases } from "../tests/parity_cases_spatial.ts";
 
-/** One case's outcome: `message` names the first disagreement, or says how close it came. */
+/** One case's outcome: `message` names the first disagreement. */
 interface CaseResult {
   run: string;
   name: string;
   ok: boolean;
   message: string;
+  /** Largest |gpu − cpu| / (atol + rtol·|cpu|) over the output and gradients (≤ 1 agrees). */
+  worst: number;
 }
 
 const parity = {
@@ -80,6 +82,9 @@ async function compute(
   return { output, grads };
 }
 
+/** How close the GPU came to the CPU in the case being checked, in units of its tolerance. */
+let worstRatio = 0;
+
 /** The first element outside the tolerance, as a message; null when all agree. */
 function mismatch(
   c: ParityCase,
@@ -92,12 +97,13 @@ function mismatch(
     return `${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`;
   }
   for (let i = 0; i < cpu.length; i++) {
-    const bad = !(Math.abs(gpu[i] - cpu[i]) <= atol + rtol * Math.abs(cpu[i]));
-    if (bad && !(Number.isNaN(gpu[i]) && Number.isNaN(cpu[i]))) {
-      return `${what}[${i}] is ${gpu[i]} on the GPU, ${
-        cpu[i]
-      } on the CPU (rtol ${rtol}, atol ${atol})`;
+    if (Number.isNaN(gpu[i]) && Number.isNaN(cpu[i])) continue;
+    const difference = Math.abs(gpu[i] - cpu[i]), tolerance = atol + rtol * Math.abs(cpu[i]);
+    if (!(difference <= tolerance)) {
+      return `${what}[${i}] is ${gpu[i]} on the GPU, ${cpu[i]} on the CPU ` +
+        `(rtol ${rtol}, atol ${atol})`;
     }
+    if (tolerance > 0) worstRatio = Math.max(worstRatio, difference / tolerance);
   }
   return null;
 }
@@ -123,7 +129,10 @@ async function checkCase(c: ParityCase, device: string, caseIndex: number): Prom
 function show(result: CaseResult): void {
   parity.results.push(result);
   const row = document.createElement("tr");
-  for (const text of [result.run, result.name, result.ok ? "ok" : result.message]) {
+  const verdict = result.ok
+    ? `ok (${(100 * result.worst).toFixed(0)}% of the tolerance)`
+    : result.message;
+  for (const text of [result.run, result.name, verdict]) {
     const cell = document.createElement("td");
     cell.textContent = text;
     row.append(cell);
@@ -141,13 +150,14 @@ async function runTable(
   // Seeds follow each case's position in the list run, as in the Deno suite.
   for (const [i, c] of cases.entries()) {
     let message: string | null;
+    worstRatio = 0;
     try {
       message = await checkCase(c, device, i);
       await check();
     } catch (error) {
       message = `threw: ${(error as Error).message}`;
     }
-    show({ run, name: c.name, ok: message === null, message: message ?? "" });
+    show({ run, name: c.name, ok: message === null, message: message ?? "", worst: worstRatio });
   }
 }
 

@@ -86,7 +86,10 @@ export interface HandleOptions {
   dist?: URL;
 }
 
-/** Answers one request: a file (with the isolation headers), or 404. */
+/**
+ * Answers one request: a page, script, style, image or data file (with the isolation
+ * headers), or 404.
+ */
 export async function handle(request: Request, options: HandleOptions = {}): Promise<Response> {
   const headers = new Headers({ "Cache-Control": "no-store" });
   if (options.isolated ?? true) {
@@ -95,14 +98,14 @@ export async function handle(request: Request, options: HandleOptions = {}): Pro
   }
   const url = new URL(request.url);
   const file = resolve(decodeURIComponent(url.pathname), options.dist ?? DIST);
-  if (request.method !== "GET" || file === null) {
+  const type = TYPES[file?.pathname.split(".").pop() ?? ""];
+  if ((request.method !== "GET" && request.method !== "HEAD") || file === null || !type) {
     return new Response("not found\n", { status: 404, headers });
   }
   try {
     const body = await Deno.readFile(file);
-    const extension = file.pathname.split(".").pop() ?? "";
-    headers.set("Content-Type", TYPES[extension] ?? "application/octet-stream");
-    return new Response(body, { headers });
+    headers.set("Content-Type", type);
+    return new Response(request.method === "HEAD" ? null : body, { headers });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory) {
       return new Response("not found\n", { status: 404, headers });
