@@ -27,9 +27,12 @@
 export {
   arange,
   type Device,
+  eye,
   fromArray,
   full,
   getBackend,
+  type HostArray,
+  linspace,
   type NestedArray,
   ones,
   onesLike,
@@ -45,7 +48,16 @@ export {
   zerosLike,
 } from "./tensor/tensor.ts";
 export type { Shape } from "./tensor/shape.ts";
-export { counterHash, counterUniform, mix32, Rng, type RngState } from "./tensor/random.ts";
+export {
+  counterHash,
+  counterUniform,
+  getRngState,
+  manualSeed,
+  mix32,
+  Rng,
+  type RngState,
+  setRngState,
+} from "./tensor/random.ts";
 export type {
   AdaptivePool2dParams,
   Backend,
@@ -65,6 +77,7 @@ export { cpuBackend, CpuStorage } from "./backend/cpu.ts";
 
 export {
   backward,
+  type BackwardOptions,
   type GraphNode,
   isGradEnabled,
   noGrad,
@@ -79,11 +92,17 @@ export {
   add,
   affine,
   broadcastTo,
+  cast,
   div,
   eq,
   exp,
+  ge,
+  gt,
+  le,
   log,
+  lt,
   mul,
+  ne,
   neg,
   pow,
   relu,
@@ -93,7 +112,16 @@ export {
   tanh,
 } from "./tensor/ops/elementwise.ts";
 export { argmax, max, mean, sum, sumTo } from "./tensor/ops/reduce.ts";
-export { concat, flatten, permute, reshape, slice, split, transpose } from "./tensor/ops/layout.ts";
+export {
+  concat,
+  flatten,
+  permute,
+  reshape,
+  slice,
+  split,
+  stack,
+  transpose,
+} from "./tensor/ops/layout.ts";
 export { linear, matmul } from "./tensor/ops/matmul.ts";
 export { conv2d, type Conv2dOptions, conv2dParams } from "./tensor/ops/conv2d.ts";
 export {
@@ -105,7 +133,12 @@ export {
 } from "./tensor/ops/pool.ts";
 export { localResponseNorm, type LrnAlphaScaling, type LrnOptions } from "./tensor/ops/lrn.ts";
 export { dropout, type DropoutOptions as DropoutOpOptions } from "./tensor/ops/dropout.ts";
-export { crossEntropy, logSoftmax, softmax } from "./tensor/ops/softmax.ts";
+export {
+  crossEntropy,
+  type CrossEntropyOptions,
+  logSoftmax,
+  softmax,
+} from "./tensor/ops/softmax.ts";
 
 export * from "./nn/mod.ts";
 export * from "./optim/mod.ts";

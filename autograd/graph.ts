@@ -57,6 +57,9 @@ export type ScopeResult = unknown;
  * still needs for backward.
  */
 export function scope<T extends ScopeResult>(fn: () => T): T {
+  if (typeof fn !== "function") {
+    throw new TypeError(`scope/noGrad: expects a function, got ${typeof fn} ${String(fn)}`);
+  }
   const created = new Set<Tensor>();
   scopes.push(created);
   let result: T;
@@ -72,6 +75,14 @@ export function scope<T extends ScopeResult>(fn: () => T): T {
   for (const t of created) {
     if (survivors.has(t) || t.isKept) outer?.add(t);
     else t.release("released when the scope() or noGrad() that created it ended");
+  }
+  if (result instanceof Promise) {
+    // Tensors made after an await would escape the scope (and grad mode would be back on).
+    result.catch(() => {}); // the error below is the one to report
+    throw new TypeError(
+      "scope/noGrad: the callback returned a Promise; they track synchronous code only: " +
+        "await outside, e.g. const y = noGrad(() => model.forward(x)); await y.data()",
+    );
   }
   return result;
 }
@@ -144,6 +155,7 @@ function topologicalOrder(root: Tensor): Tensor[] {
     if (next < inputs.length) {
       top[1]++;
       const input = inputs[next];
+      if (consumed.has(input)) throw alreadyBackpropagated(input);
       if (input.node && !visited.has(input)) {
         visited.add(input);
         stack.push([input, 0]);
@@ -156,11 +168,45 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+/** Options of {@link backward}. */
+export interface BackwardOptions {
+  /**
+   * Keep the graph (PyTorch's `retain_graph`): its intermediates and saved tensors survive,
+   * so a second `backward()` through it works (and accumulates into `.grad` again). They are
+   * then released by that last backward, or by `dispose()`, or with the scope.
+   */
+  retainGraph?: boolean;
+}
+
+/**
+ * Tensors whose graph node a backward() released: reaching one again means backpropagating
+ * twice through the same graph, which would silently stop there (its inputs would get no
+ * gradient), so it is an error.
+ */
+const consumed = new WeakSet<Tensor>();
+
+function alreadyBackpropagated(t: Tensor): Error {
+  return new Error(
+    `backward: the graph through tensor ${formatShape(t.shape)} was already used by an earlier ` +
+      "backward(), which released it; to backpropagate through it twice, pass " +
+      "{ retainGraph: true } to the first backward() (loss.backward({ retainGraph: true })), " +
+      "or compute the forward again",
+  );
+}
+
 /**
  * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
- * Releases the graph as it goes (see the module comment).
+ * Releases the graph as it goes (see the module comment), unless `options.retainGraph`.
  */
-export function backward(root: Tensor, upstream?: Tensor): void {
+export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+  if (upstream !== undefined && !(upstream instanceof Tensor)) {
+    throw new TypeError(
+      `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${
+        Array.isArray(upstream) ? "an array" : typeof upstream
+      }`,
+    );
+  }
+  if (consumed.has(root)) throw alreadyBackpropagated(root);
   if (!root.requiresGrad) {
     throw new Error(
       `backward: tensor ${
@@ -173,6 +219,11 @@ export function backward(root: Tensor, upstream?: Tensor): void {
       `backward: tensor ${
         formatShape(root.shape)
       } is not a scalar; pass an upstream gradient of that shape, or reduce it first`,
+    );
+  }
+  if (upstream && (upstream.dtype !== root.dtype || upstream.device !== root.device)) {
+    throw new TypeError(
+      `backward: the upstream gradient is ${upstream.dtype} on ${upstream.device}, the tensor ${root.dtype} on ${root.device}; they must match`,
     );
   }
   if (upstream && !sameShape(upstream.shape, root.shape)) {
@@ -237,8 +288,10 @@ export function backward(root: Tensor, upstream?: Tensor): void {
         });
         if (g !== upstream) g.dispose();
       }
+      if (options.retainGraph) continue;
       for (const s of node.saved) s.release("released by backward()");
       t.node = null;
+      consumed.add(t);
       if (t !== root) t.release("released by backward()");
     }
   });

@@ -36,8 +36,11 @@ export interface Storage {
 /** Elementwise functions of one argument; each has a derivative in {@link Backend.unaryBackward}. */
 export type UnaryOp = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs";
 
-/** Elementwise functions of two arguments, with NumPy broadcasting. `eq` yields 1 or 0. */
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "eq";
+/**
+ * Elementwise functions of two arguments, with NumPy broadcasting. The comparisons (`eq`,
+ * `ne`, `gt`, `ge`, `lt`, `le`) yield 1 or 0 in the inputs' dtype.
+ */
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
 
 /** Reductions over a set of axes; the reduced axes are kept with size 1. */
 export type ReduceOp = "sum" | "max";

@@ -1,7 +1,9 @@
 /**
  * Weight initialisers. Each one overwrites a tensor in place (with `backend.write`, so it
- * works on any device and the tensor stays the same parameter) and returns it. All are
- * seeded: pass an `Rng` to draw from a shared stream, or a number to start a fresh one.
+ * works on any device and the tensor stays the same parameter) and returns it. Without a
+ * random source they draw from the global generator (`manualSeed` restarts it), so two calls
+ * give different values; pass an `Rng` to draw from a stream of yours, or a number (a seed)
+ * to get the same values every time.
  *
  * Fans follow PyTorch (`torch.nn.init._calculate_fan_in_and_fan_out`): for a weight
  * `[out, in, ...kernel]`, fanIn = in * prod(kernel) and fanOut = out * prod(kernel). For a
@@ -17,20 +19,30 @@
 import type { Tensor } from "../tensor/tensor.ts";
 import type { TypedArray } from "../backend/backend.ts";
 import { formatShape } from "../tensor/shape.ts";
-import { Rng } from "../tensor/random.ts";
+import { generator, type Rng } from "../tensor/random.ts";
 import type { Module } from "./module.ts";
 
 /** A random source: a shared generator (advanced) or a seed for a fresh one. */
 export type RandomSource = Rng | number;
 
-function rngOf(source: RandomSource): Rng {
-  return typeof source === "number" ? new Rng(source) : source;
+function rngOf(source: RandomSource | undefined): Rng {
+  return generator(source);
+}
+
+function checkFinite(op: string, values: Record<string, number>): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new RangeError(`${op}: ${name} must be a finite number, got ${String(value)}`);
+    }
+  }
 }
 
 /** A host array of `t`'s element type and size. */
 function hostArrayFor(t: Tensor): TypedArray {
   if (t.dtype === "float64") return new Float64Array(t.size);
-  if (t.dtype === "int32") return new Int32Array(t.size);
+  if (t.dtype === "int32") {
+    throw new TypeError("init: cannot fill an int32 tensor with real-valued samples");
+  }
   return new Float32Array(t.size);
 }
 
@@ -54,7 +66,8 @@ export function zeros(t: Tensor): Tensor {
  * Samples from N(mean, std²), in pairs by Marsaglia's polar method: no trigonometry, so
  * about 2.5 times faster than Box-Muller here, which matters for AlexNet's 61M weights.
  */
-export function normal(t: Tensor, mean = 0, std = 1, rng: RandomSource = 0): Tensor {
+export function normal(t: Tensor, mean = 0, std = 1, rng?: RandomSource): Tensor {
+  checkFinite("init.normal", { mean, std });
   const source = rngOf(rng);
   const values = hostArrayFor(t);
   for (let i = 0; i < values.length; i += 2) {
@@ -72,7 +85,8 @@ export function normal(t: Tensor, mean = 0, std = 1, rng: RandomSource = 0): Ten
 }
 
 /** Samples uniformly from [low, high). */
-export function uniform(t: Tensor, low = 0, high = 1, rng: RandomSource = 0): Tensor {
+export function uniform(t: Tensor, low = 0, high = 1, rng?: RandomSource): Tensor {
+  checkFinite("init.uniform", { low, high });
   const source = rngOf(rng);
   const values = hostArrayFor(t);
   const width = (high - low) / 4294967296;
@@ -113,7 +127,7 @@ export interface KaimingOptions {
   gain?: number;
   /** Which fan to preserve: forward activations ("fanIn", default, as in PyTorch) or gradients. */
   mode?: "fanIn" | "fanOut";
-  /** Random source (default seed 0). */
+  /** Random source (default: the global generator). */
   rng?: RandomSource;
 }
 
@@ -124,7 +138,7 @@ export interface KaimingOptions {
 export function kaimingNormal(t: Tensor, options: KaimingOptions = {}): Tensor {
   const { fanIn, fanOut } = fans(t.shape);
   const std = (options.gain ?? Math.SQRT2) / Math.sqrt(options.mode === "fanOut" ? fanOut : fanIn);
-  return normal(t, 0, std, options.rng ?? 0);
+  return normal(t, 0, std, options.rng);
 }
 
 /** He et al. 2015, uniform form: U(-b, b) with b = gain * sqrt(3 / fan) (same variance). */
@@ -132,14 +146,14 @@ export function kaimingUniform(t: Tensor, options: KaimingOptions = {}): Tensor 
   const { fanIn, fanOut } = fans(t.shape);
   const fan = options.mode === "fanOut" ? fanOut : fanIn;
   const bound = (options.gain ?? Math.SQRT2) * Math.sqrt(3 / fan);
-  return uniform(t, -bound, bound, options.rng ?? 0);
+  return uniform(t, -bound, bound, options.rng);
 }
 
 /** Options of the Xavier (Glorot) initialisers. */
 export interface XavierOptions {
   /** Nonlinearity gain (default 1: Glorot and Bengio 2010 derive it for linear units). */
   gain?: number;
-  /** Random source (default seed 0). */
+  /** Random source (default: the global generator). */
   rng?: RandomSource;
 }
 
@@ -150,14 +164,14 @@ export interface XavierOptions {
 export function xavierUniform(t: Tensor, options: XavierOptions = {}): Tensor {
   const { fanIn, fanOut } = fans(t.shape);
   const bound = (options.gain ?? 1) * Math.sqrt(6 / (fanIn + fanOut));
-  return uniform(t, -bound, bound, options.rng ?? 0);
+  return uniform(t, -bound, bound, options.rng);
 }
 
 /** Glorot and Bengio 2010, normal form: N(0, std²) with std = gain * sqrt(2 / (fanIn + fanOut)). */
 export function xavierNormal(t: Tensor, options: XavierOptions = {}): Tensor {
   const { fanIn, fanOut } = fans(t.shape);
   const std = (options.gain ?? 1) * Math.sqrt(2 / (fanIn + fanOut));
-  return normal(t, 0, std, options.rng ?? 0);
+  return normal(t, 0, std, options.rng);
 }
 
 /**
@@ -165,7 +179,7 @@ export function xavierNormal(t: Tensor, options: XavierOptions = {}): Tensor {
  * kaiming_uniform with a = sqrt(5), which works out to U(-1/sqrt(fanIn), 1/sqrt(fanIn)) for
  * the weight, and the same bound for the bias.
  */
-export function pytorchDefault(weight: Tensor, bias: Tensor | null, rng: RandomSource = 0): void {
+export function pytorchDefault(weight: Tensor, bias: Tensor | null, rng?: RandomSource): void {
   const source = rngOf(rng);
   const bound = 1 / Math.sqrt(fans(weight.shape).fanIn);
   uniform(weight, -bound, bound, source);
@@ -195,7 +209,7 @@ function weightedLayers(model: Module): {
  * in forward order, so it fits any AlexNet-shaped model: exactly five convolutions, then
  * linear layers of which all but the last are hidden.
  */
-export function alexnetInit(model: Module, rng: RandomSource = 0): Module {
+export function alexnetInit(model: Module, rng?: RandomSource): Module {
   const source = rngOf(rng);
   const { convolutions, linears } = weightedLayers(model);
   if (convolutions.length !== 5 || linears.length < 1) {
@@ -224,7 +238,7 @@ export function alexnetInit(model: Module, rng: RandomSource = 0): Module {
  * Kaiming normal weights (fan in, ReLU gain) and zero biases for every convolution and linear
  * layer (He et al. 2015): what AlexNet-mini needs to leave chance level in its first epoch.
  */
-export function heInit(model: Module, rng: RandomSource = 0): Module {
+export function heInit(model: Module, rng?: RandomSource): Module {
   const source = rngOf(rng);
   const { convolutions, linears } = weightedLayers(model);
   for (const [, layer] of [...convolutions, ...linears]) {

@@ -2,14 +2,19 @@
  * The layers AlexNet is built from, each a thin {@link Module} around one op of
  * `tensor/ops/`, with PyTorch's names, argument order and defaults unless a comment says
  * otherwise. Every layer also computes its output shape (for `summary()` and for sizing the
- * first fully connected layer) and, if it has weights, its multiply-adds.
+ * first fully connected layer) and, if it has weights, its multiply-adds. Constructors check
+ * their arguments, so a NaN or fractional size fails when the layer is built, naming it.
+ *
+ * The file is longer than most (about 700 lines) because it holds every layer: each is a
+ * short class in its own section (weights, shape-preserving, pooling, regularization,
+ * containers), read one at a time.
  *
  * @module
  */
 
 import { type Tensor, zeros } from "../tensor/tensor.ts";
 import { formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
-import { Rng, type RngState } from "../tensor/random.ts";
+import { generator, Rng, type RngState } from "../tensor/random.ts";
 import { relu, tanh } from "../tensor/ops/elementwise.ts";
 import { flatten } from "../tensor/ops/layout.ts";
 import { linear } from "../tensor/ops/matmul.ts";
@@ -24,8 +29,58 @@ import { pytorchDefault, type RandomSource } from "./init.ts";
 /** A size given as one number (square) or [height, width]. */
 export type Size2 = number | readonly [number, number];
 
-function pair(value: Size2): [number, number] {
-  return typeof value === "number" ? [value, value] : [value[0], value[1]];
+/**
+ * `value` as [height, width], checked: integers of at least `min`. The error names the layer,
+ * the argument and the value.
+ */
+function pair(layer: string, name: string, value: Size2, min: number): [number, number] {
+  const [a, b] = typeof value === "number" ? [value, value] : Array.isArray(value) ? value : [];
+  if (!Number.isInteger(a) || !Number.isInteger(b) || a! < min || b! < min) {
+    const what = min > 0 ? "positive integers" : "non-negative integers";
+    throw new RangeError(
+      `${layer}: ${name} must be ${what} (one number or [height, width]), got ${
+        Array.isArray(value) ? `[${value.join(",")}]` : String(value)
+      }`,
+    );
+  }
+  return [a!, b!];
+}
+
+/** Throws unless `value` is an integer of at least `min`, naming the layer and argument. */
+function checkInteger(layer: string, name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${layer}: ${name} must be an integer >= ${min}, got ${value}`);
+  }
+}
+
+/** Throws unless `value` is a finite number, naming the layer and argument. */
+function checkFinite(layer: string, name: string, value: number): void {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new RangeError(`${layer}: ${name} must be a finite number, got ${value}`);
+  }
+}
+
+/**
+ * Throws, naming the layer, when the input's dtype is not its weight's: a float64 input to
+ * a float32 model (or the reverse) needs a cast of one or the other.
+ */
+function checkInputDtype(layer: Module, x: Tensor, weight: Tensor): void {
+  if (x?.dtype !== undefined && x.dtype !== weight.dtype) {
+    throw new TypeError(
+      `${layer.constructor.name}(${layer.describe()}): the input is ${x.dtype} but the layer's weight is ${weight.dtype}; convert the input with cast(x, "${weight.dtype}") or the model with await model.to({ dtype: "${x.dtype}" })`,
+    );
+  }
+}
+
+/**
+ * A weight of `shape` and, unless `options.bias` is false, a bias [shape[0]], both parameters
+ * drawn from PyTorch's default (U(±1/sqrt(fanIn))) unless `options.initialize` is false.
+ */
+function weightAndBias(shape: number[], options: WeightOptions): [Tensor, Tensor | null] {
+  const weight = parameter(zeros(shape));
+  const bias = (options.bias ?? true) ? parameter(zeros([shape[0]])) : null;
+  if (options.initialize ?? true) pytorchDefault(weight, bias, options.rng);
+  return [weight, bias];
 }
 
 function checkImage(layer: string, shape: Shape): void {
@@ -38,7 +93,10 @@ function checkImage(layer: string, shape: Shape): void {
 export interface WeightOptions {
   /** Whether the layer adds a learned bias (default true). */
   bias?: boolean;
-  /** Random source of the default initialisation (default seed 0). */
+  /**
+   * Random source of the default initialisation: a seed (the same weights every time) or a
+   * shared `Rng`; default the global generator, so two layers get different weights.
+   */
   rng?: RandomSource;
   /**
    * Whether to draw PyTorch's default initialisation (default true). False leaves zeros for
@@ -83,19 +141,20 @@ export class Conv2d extends Module {
     options: Conv2dLayerOptions = {},
   ) {
     super();
-    this.kernelSize = pair(kernelSize);
-    this.stride = pair(options.stride ?? 1);
-    this.padding = pair(options.padding ?? 0);
+    checkInteger("Conv2d", "inChannels", inChannels, 1);
+    checkInteger("Conv2d", "outChannels", outChannels, 1);
+    this.kernelSize = pair("Conv2d", "kernelSize", kernelSize, 1);
+    this.stride = pair("Conv2d", "stride", options.stride ?? 1, 1);
+    this.padding = pair("Conv2d", "padding", options.padding ?? 0, 0);
     this.groups = options.groups ?? 1;
+    checkInteger("Conv2d", "groups", this.groups, 1);
     if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
       throw new RangeError(
         `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${this.groups}`,
       );
     }
     const [kh, kw] = this.kernelSize;
-    const weight = parameter(zeros([outChannels, inChannels / this.groups, kh, kw]));
-    const bias = (options.bias ?? true) ? parameter(zeros([outChannels])) : null;
-    if (options.initialize ?? true) pytorchDefault(weight, bias, options.rng ?? 0);
+    const [weight, bias] = weightAndBias([outChannels, inChannels / this.groups, kh, kw], options);
     this.registerParameter("weight", weight);
     this.registerParameter("bias", bias);
   }
@@ -112,6 +171,8 @@ export class Conv2d extends Module {
 
   /** y = conv2d(x, weight) + bias. */
   forward(x: Tensor): Tensor {
+    checkInputDtype(this, x, this.weight);
+    if (x?.shape !== undefined) this.outputShape(x.shape); // names this layer on a wrong shape
     return conv2d(x, this.weight, this.bias, {
       stride: this.stride,
       padding: this.padding,
@@ -164,9 +225,9 @@ export class Linear extends Module {
     options: WeightOptions = {},
   ) {
     super();
-    const weight = parameter(zeros([outFeatures, inFeatures]));
-    const bias = (options.bias ?? true) ? parameter(zeros([outFeatures])) : null;
-    if (options.initialize ?? true) pytorchDefault(weight, bias, options.rng ?? 0);
+    checkInteger("Linear", "inFeatures", inFeatures, 1);
+    checkInteger("Linear", "outFeatures", outFeatures, 1);
+    const [weight, bias] = weightAndBias([outFeatures, inFeatures], options);
     this.registerParameter("weight", weight);
     this.registerParameter("bias", bias);
   }
@@ -183,6 +244,14 @@ export class Linear extends Module {
 
   /** x [N, in] -> [N, out]. */
   forward(x: Tensor): Tensor {
+    checkInputDtype(this, x, this.weight);
+    if (x?.shape !== undefined && (x.rank !== 2 || x.shape[1] !== this.inFeatures)) {
+      throw new RangeError(
+        `Linear(${this.describe()}): input must be [N, ${this.inFeatures}], got ${
+          formatShape(x.shape)
+        }${x.rank > 2 ? "; flatten it first (Flatten layer or x.flatten())" : ""}`,
+      );
+    }
     return linear(x, this.weight, this.bias);
   }
 
@@ -288,6 +357,17 @@ export class LocalResponseNorm extends Module {
     this.beta = options.beta ?? 0.75;
     this.k = options.k ?? 2;
     this.alphaScaling = options.alphaScaling ?? "averaged";
+    checkInteger("LocalResponseNorm", "size", this.size, 1);
+    checkFinite("LocalResponseNorm", "alpha", this.alpha);
+    checkFinite("LocalResponseNorm", "beta", this.beta);
+    checkFinite("LocalResponseNorm", "k", this.k);
+    if (this.alphaScaling !== "averaged" && this.alphaScaling !== "per-term") {
+      throw new RangeError(
+        `LocalResponseNorm: alphaScaling must be "averaged" or "per-term", got ${
+          JSON.stringify(this.alphaScaling)
+        }`,
+      );
+    }
   }
 
   /** b = a / (k + alpha' sum a²)^beta over the channel window. */
@@ -338,9 +418,15 @@ export abstract class Pool2d extends Module {
   /** Creates the layer (no parameters). */
   constructor(options: Pool2dLayerOptions) {
     super();
-    this.kernelSize = pair(options.kernelSize);
-    this.stride = pair(options.stride ?? options.kernelSize);
-    this.padding = pair(options.padding ?? 0);
+    const layer = new.target.name;
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `${layer}: expects options { kernelSize, stride?, padding? }, got ${String(options)}`,
+      );
+    }
+    this.kernelSize = pair(layer, "kernelSize", options.kernelSize, 1);
+    this.stride = pair(layer, "stride", options.stride ?? options.kernelSize, 1);
+    this.padding = pair(layer, "padding", options.padding ?? 0, 0);
   }
 
   /** The options of the pooling op. */
@@ -394,7 +480,7 @@ export class AdaptiveAvgPool2d extends Module {
   /** Creates the layer. */
   constructor(outputSize: Size2) {
     super();
-    this.outputSize = pair(outputSize);
+    this.outputSize = pair("AdaptiveAvgPool2d", "outputSize", outputSize, 1);
   }
 
   /** Averages each bin. */
@@ -419,7 +505,10 @@ export class AdaptiveAvgPool2d extends Module {
 
 /** Options of {@link Dropout}. */
 export interface DropoutOptions {
-  /** Seed of the layer's own generator of mask seeds (default 0). */
+  /**
+   * Seed of the layer's own generator of mask seeds (an integer in [0, 2^32)); default a seed
+   * drawn from the global generator, so two layers drop different elements.
+   */
   seed?: number;
 }
 
@@ -437,7 +526,7 @@ export class Dropout extends Module {
   constructor(readonly p = 0.5, options: DropoutOptions = {}) {
     super();
     if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
-    this.#rng = new Rng(options.seed ?? 0);
+    this.#rng = new Rng(options.seed ?? generator().nextU32());
   }
 
   /** Drops elements in training mode; returns x unchanged in eval mode. */
@@ -469,9 +558,12 @@ export class Dropout extends Module {
 
 /** Flattens axes `startAxis..` into one: [N, C, H, W] -> [N, C*H*W] (a view, no copy). */
 export class Flatten extends Module {
-  /** Creates the layer (default startAxis 1: keep the batch axis). */
+  /** Creates the layer (default startAxis 1: keep the batch axis; negative counts from the end). */
   constructor(readonly startAxis = 1) {
     super();
+    if (!Number.isInteger(startAxis)) {
+      throw new RangeError(`Flatten: startAxis must be an integer, got ${startAxis}`);
+    }
   }
 
   /** flatten(x, startAxis). */
@@ -481,12 +573,14 @@ export class Flatten extends Module {
 
   /** [...shape[0:startAxis], prod(shape[startAxis:])]. */
   outputShape(inputShape: Shape): number[] {
-    if (this.startAxis < 0 || this.startAxis >= inputShape.length) {
+    const rank = inputShape.length;
+    if (this.startAxis < -rank || this.startAxis >= rank) {
       throw new RangeError(
         `Flatten: startAxis ${this.startAxis} is out of range for ${formatShape(inputShape)}`,
       );
     }
-    return [...inputShape.slice(0, this.startAxis), sizeOf(inputShape.slice(this.startAxis))];
+    const start = this.startAxis < 0 ? this.startAxis + rank : this.startAxis;
+    return [...inputShape.slice(0, start), sizeOf(inputShape.slice(start))];
   }
 }
 
@@ -504,10 +598,28 @@ export class Sequential extends Module {
   /** Creates the container from layers (named by index) or named layers (in key order). */
   constructor(layers: Module[] | Record<string, Module>) {
     super();
+    if (layers === null || typeof layers !== "object") {
+      throw new TypeError(
+        `Sequential: expects an array of modules or an object of named modules, got ${
+          String(layers)
+        }`,
+      );
+    }
     const entries = Array.isArray(layers)
       ? layers.map((m, i) => [String(i), m] as const)
       : Object.entries(layers);
-    for (const [name, layer] of entries) this.#layers.push(this.registerModule(name, layer));
+    for (const [name, layer] of entries) {
+      if (!(layer instanceof Module)) {
+        throw new TypeError(
+          `Sequential: child "${name}" is not a Module (got ${
+            layer === null || typeof layer !== "object"
+              ? String(layer)
+              : (layer as object).constructor.name
+          })`,
+        );
+      }
+      this.#layers.push(this.registerModule(name, layer));
+    }
   }
 
   /** Number of children. */
@@ -517,23 +629,39 @@ export class Sequential extends Module {
 
   /** The i-th child. */
   at(index: number): Module {
-    const layer = this.#layers.at(index);
+    const layer = Number.isInteger(index) ? this.#layers.at(index) : undefined;
     if (!layer) {
       throw new RangeError(`Sequential.at: index ${index} out of range (${this.length} layers)`);
     }
     return layer;
   }
 
-  /** Feeds x through every child in order. */
+  /**
+   * Feeds x through every child in order. An error inside a child is rethrown (the same
+   * error object) with the child's dotted name and type in front of its message:
+   * `features.3 (Linear): linear: ...`.
+   */
   forward(x: Tensor): Tensor {
-    for (const layer of this.#layers) x = layer.forward(x);
+    for (const [name, layer] of this.children()) {
+      try {
+        x = layer.forward(x);
+      } catch (error) {
+        throw nameFailingChild(error, name, layer);
+      }
+    }
     return x;
   }
 
-  /** The shape after every child, propagated without running anything. */
+  /** The shape after every child, propagated without running anything; errors name the child. */
   outputShape(inputShape: Shape): number[] {
     let shape = [...inputShape];
-    for (const layer of this.#layers) shape = layer.outputShape(shape);
+    for (const [name, layer] of this.children()) {
+      try {
+        shape = layer.outputShape(shape);
+      } catch (error) {
+        throw nameFailingChild(error, name, layer);
+      }
+    }
     return shape;
   }
 
@@ -559,4 +687,33 @@ export class Sequential extends Module {
     }
     return rows;
   }
+}
+
+/** Where a failure inside nested Sequentials happened: the dotted path and the message. */
+const failure = Symbol("tessera.failingModule");
+
+interface NamedFailure {
+  path: string[];
+  layer: string;
+  message: string;
+}
+
+/**
+ * `error` with `name` prefixed to the dotted path of the failing module in its message. The
+ * same object is returned (so its class and stack stay), each enclosing Sequential adding
+ * its own child's name.
+ */
+function nameFailingChild(error: unknown, name: string, layer: Module): unknown {
+  if (!(error instanceof Error)) return error;
+  const tagged = error as Error & { [failure]?: NamedFailure };
+  const info = tagged[failure] ??
+    { path: [], layer: layer.constructor.name, message: error.message };
+  info.path.unshift(name);
+  tagged[failure] = info;
+  const message = `${info.path.join(".")} (${info.layer}): ${info.message}`;
+  if (error.stack?.includes(error.message)) {
+    error.stack = error.stack.replace(error.message, message);
+  }
+  error.message = message;
+  return error;
 }

@@ -24,13 +24,17 @@
  * 227x227 AlexNet in microseconds without running a kernel.
  *
  * Move a model with `to()` *before* creating its optimizer: the optimizer holds the parameter
- * tensors themselves, and `to()` replaces (and disposes) them.
+ * tensors themselves, and `to()` replaces (and disposes) them. A move from the CPU (to the
+ * GPU, or a dtype change there) happens at once, inside the call; a move off the GPU must
+ * read the weights back, which is asynchronous: until its promise settles, using the module
+ * (forward, parameters, loadStateDict, another move) is an error that says to await it.
  *
  * @module
  */
 
-import { type Device, Tensor } from "../tensor/tensor.ts";
-import type { TypedArray } from "../backend/backend.ts";
+import { type Device, fromArray, getBackend, Tensor } from "../tensor/tensor.ts";
+import { cast } from "../tensor/ops/elementwise.ts";
+import type { Backend, DType, TypedArray } from "../backend/backend.ts";
 import { formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
@@ -68,6 +72,8 @@ export abstract class Module {
   training = true;
   readonly #parameters = new Map<string, Tensor | null>();
   readonly #children = new Map<string, Module>();
+  /** The target of a `to()` still reading weights back, or null. */
+  #pendingMove: string | null = null;
 
   /** Computes the output for input `x`. */
   abstract forward(x: Tensor): Tensor;
@@ -116,6 +122,7 @@ export abstract class Module {
 
   /** The parameter registered under `name` (throws if it is absent or null). */
   protected getParameter(name: string): Tensor {
+    this.#checkSettled(`${this.constructor.name}.${name}`);
     const value = this.#parameters.get(name);
     if (!value) throw new Error(`${this.constructor.name}: no parameter "${name}"`);
     return value;
@@ -123,6 +130,7 @@ export abstract class Module {
 
   /** The parameter registered under `name`, or null (an optional bias). */
   protected getOptionalParameter(name: string): Tensor | null {
+    this.#checkSettled(`${this.constructor.name}.${name}`);
     return this.#parameters.get(name) ?? null;
   }
 
@@ -155,6 +163,7 @@ export abstract class Module {
   namedParameters(prefix = ""): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     for (const [name, module] of this.namedModules(prefix)) {
+      module.#checkSettled(`${module.constructor.name}.parameters()`);
       for (const [own, value] of module.#parameters) {
         if (value) out.set(name ? `${name}.${own}` : own, value);
       }
@@ -214,6 +223,15 @@ export abstract class Module {
     state: Map<string, Tensor | HostTensor>,
     options: LoadStateDictOptions = {},
   ): Promise<void> {
+    if (!(state instanceof Map)) {
+      throw new TypeError(
+        `loadStateDict: expects a Map from parameter names to tensors (as stateDict() or loadSafetensors() return), got ${
+          state === null || typeof state !== "object"
+            ? String(state)
+            : (state as object).constructor.name
+        }`,
+      );
+    }
     const strict = options.strict ?? true;
     const own = this.namedParameters();
     const problems: string[] = [];
@@ -247,22 +265,78 @@ export abstract class Module {
   }
 
   /**
-   * Moves every parameter to `device` (`"cpu"`, or `"gpu"` after `await initWebGPU()`); the
-   * old tensors and their gradients are disposed. Returns this module.
+   * Moves every parameter to `device` (`"cpu"`, or `"gpu"` after `await initWebGPU()`) and/or
+   * converts it to `dtype`: `await model.to("gpu")`, `await model.to({ dtype: "float64" })`
+   * (for a gradient check of a whole model on the CPU). The old tensors and their gradients
+   * are disposed; returns this module. Moves from the CPU are done when `to` returns; a move
+   * off the GPU finishes when the promise settles, and using the module before that throws.
    */
-  async to(device: Device): Promise<this> {
-    for (const [, module] of this.namedModules()) {
-      for (const [name, value] of module.#parameters) {
-        if (!value) continue;
-        const moved = await value.to(device);
-        if (moved === value) continue;
-        module.#parameters.set(name, parameter(moved));
-        value.grad?.dispose();
-        value.grad = null;
-        value.dispose("moved to another device by Module.to()");
+  async to(target: Device | { device?: Device; dtype?: DType }): Promise<this> {
+    const options = typeof target === "object" && !("fromArray" in target)
+      ? target
+      : { device: target };
+    const backend = options.device === undefined ? undefined : getBackend(options.device);
+    if (options.dtype !== undefined && options.dtype !== "float32" && options.dtype !== "float64") {
+      throw new TypeError(
+        `Module.to: parameters must be float32 or float64, got dtype ${
+          JSON.stringify(options.dtype)
+        }`,
+      );
+    }
+    const modules = this.namedModules();
+    for (const [, module] of modules) module.#checkSettled(`${module.constructor.name}.to()`);
+    const moves: [Module, string, Tensor][] = [];
+    for (const [, module] of modules) {
+      for (const [name, value] of module.#parameters) if (value) moves.push([module, name, value]);
+    }
+    const gpuFloat64 = backend && backend.name !== "cpu" &&
+      (options.dtype === "float64" ||
+        (!options.dtype && moves.some(([, , p]) => p.dtype === "float64")));
+    if (gpuFloat64) {
+      throw new TypeError(
+        `Module.to: the ${backend.name} backend has no float64; use ${
+          options.dtype ? "" : '{ device, dtype: "float32" } or '
+        }a float32 model there`,
+      );
+    }
+    const replace = ([module, name, value]: [Module, string, Tensor], moved: Tensor) => {
+      if (moved === value) return;
+      module.#parameters.set(name, parameter(moved));
+      value.grad?.dispose();
+      value.grad = null;
+      value.dispose("moved to another device or dtype by Module.to()");
+    };
+    const destination = (p: Tensor) => backend ?? p.backend;
+    // From the CPU, or on the target device already: done now, before `to` returns.
+    if (moves.every(([, , p]) => p.device === "cpu" || p.backend === destination(p))) {
+      for (const move of moves) {
+        replace(move, convertNow(move[2], destination(move[2]), options.dtype));
       }
+      return this;
+    }
+    // Off the GPU: reading back is asynchronous; the module is unusable until it is done.
+    const label = backend?.name ?? options.dtype ?? "";
+    for (const [, module] of modules) module.#pendingMove = label;
+    try {
+      for (const move of moves) {
+        const view = move[2].detach();
+        const moved = await view.to({ device: destination(move[2]), dtype: options.dtype });
+        view.dispose();
+        if (moved !== view) replace(move, moved);
+      }
+    } finally {
+      for (const [, module] of modules) module.#pendingMove = null;
     }
     return this;
+  }
+
+  /** Throws while a `to()` of this module is still reading weights back. */
+  #checkSettled(what: string): void {
+    if (this.#pendingMove !== null) {
+      throw new Error(
+        `${what} used while model.to("${this.#pendingMove}") is still moving the weights; await the move first (await model.to(...))`,
+      );
+    }
   }
 
   /**
@@ -334,6 +408,21 @@ export abstract class Module {
       multiplyAdds: this.multiplyAdds(inputShape),
     }];
   }
+}
+
+/**
+ * `value` (on the CPU, or on `backend` already) converted to `dtype` and placed on `backend`,
+ * synchronously: the cast runs where the tensor is, then a CPU tensor is uploaded.
+ */
+function convertNow(value: Tensor, backend: Backend, dtype: DType | undefined): Tensor {
+  if (value.backend === backend && (dtype === undefined || dtype === value.dtype)) return value;
+  const source = value.detach();
+  const converted = cast(source, dtype ?? value.dtype);
+  if (converted !== source) source.dispose();
+  if (converted.backend === backend) return converted;
+  const moved = fromArray(converted.dataSync(), converted.shape, { device: backend });
+  converted.dispose();
+  return moved;
 }
 
 /** `data` converted to the element type of `target` (a copy only when the types differ). */

@@ -8,6 +8,18 @@
  *   mask depends only on `(seed, i)`, so the CPU and the GPU draw the same mask, and backward
  *   recomputes it instead of storing it. The WGSL twin lives in `gpu/kernels/dropout.ts`.
  *
+ * ## The global generator
+ *
+ * As in PyTorch, everything random that is not given a seed draws from one global generator:
+ * `randn`, `rand`, the default initialisation of `Linear` and `Conv2d`, the `init.*`
+ * functions, `dropout` and the `Dropout` layer's stream of mask seeds. So two `new Linear(8, 8)`
+ * differ, and `randn([3])` twice gives two different draws. `manualSeed(n)` restarts it: a
+ * script that calls `manualSeed(0)` first produces the same numbers on every run. An explicit
+ * `seed` (or `rng`) option bypasses the global generator and always gives the same values.
+ *
+ * To resume a run exactly, save {@link getRngState} in the checkpoint and pass it to
+ * {@link setRngState} before continuing (the generator is four 32-bit words).
+ *
  * @module
  */
 
@@ -46,8 +58,9 @@ export class Rng {
   #s: Uint32Array = new Uint32Array(4);
   #spareNormal: number | null = null;
 
-  /** Creates a generator; the same seed always yields the same sequence. */
+  /** Creates a generator; the same seed (an integer in [0, 2^32)) always yields the same sequence. */
   constructor(seed = 0) {
+    checkSeed("Rng", seed);
     let z = seed >>> 0;
     for (let i = 0; i < 4; i++) {
       z = (z + 0x9e3779b9) >>> 0;
@@ -135,6 +148,57 @@ export class Rng {
     rng.#s.set(state);
     return rng;
   }
+}
+
+/**
+ * Throws unless `seed` is an integer in [0, 2^32): a larger, negative or fractional seed would
+ * otherwise be wrapped silently onto another seed's sequence.
+ */
+export function checkSeed(op: string, seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new RangeError(`${op}: seed must be an integer in [0, 4294967295], got ${seed}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The global generator
+
+/** Seed of the global generator when no `manualSeed` was called (fixed, as in PyTorch). */
+const DEFAULT_SEED = 0;
+
+let global = new Rng(DEFAULT_SEED);
+
+/**
+ * Restarts the global generator from `seed` (an integer in [0, 2^32)), like
+ * `torch.manual_seed`: every random factory, layer initialisation and dropout mask drawn
+ * afterwards without its own seed is then the same on every run.
+ */
+export function manualSeed(seed: number): void {
+  checkSeed("manualSeed", seed);
+  global = new Rng(seed);
+}
+
+/**
+ * The global generator's state (four u32 words), like `torch.get_rng_state`: store it in a
+ * checkpoint so that a resumed run draws exactly the numbers an uninterrupted one would.
+ */
+export function getRngState(): RngState {
+  return global.state();
+}
+
+/** Restores a state returned by {@link getRngState} (validated: four u32 words). */
+export function setRngState(state: RngState): void {
+  global = Rng.fromState(state);
+}
+
+/**
+ * The generator that a random source names: `rng` itself, a fresh one for a seed, or the
+ * global generator when both are undefined. The global one is for the library's own draws;
+ * users restart it with {@link manualSeed}.
+ */
+export function generator(source?: Rng | number): Rng {
+  if (source === undefined) return global;
+  return typeof source === "number" ? new Rng(source) : source;
 }
 
 function rotl(x: number, k: number): number {

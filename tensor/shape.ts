@@ -30,8 +30,11 @@ export function formatShape(shape: Shape): string {
   return `[${shape.join(",")}]`;
 }
 
-/** Throws unless every dimension is a non-negative integer. */
+/** Throws unless `shape` is an array of non-negative integers. */
 export function checkShape(op: string, shape: Shape): void {
+  if (!Array.isArray(shape as unknown)) {
+    throw new TypeError(`${op}: shape must be an array of integers, got ${String(shape)}`);
+  }
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
       throw new RangeError(
@@ -77,22 +80,34 @@ export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
   });
 }
 
-/** Resolves a possibly negative axis against `rank`, naming the op on error. */
+/**
+ * Resolves a possibly negative axis against `rank` (-1 is the last, as in PyTorch), naming
+ * the op, the axis and the valid range on error.
+ */
 export function normalizeAxis(op: string, axis: number, rank: number): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new RangeError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);
+  if (typeof axis !== "number" || !Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    const range = rank === 0 ? "a scalar has no axes" : `valid axes are ${-rank}..${rank - 1}`;
+    throw new RangeError(
+      `${op}: axis ${String(axis)} is out of range for a tensor of rank ${rank} (${range})`,
+    );
   }
   return axis < 0 ? axis + rank : axis;
 }
 
-/** Resolves `axes` (undefined = all), sorted and de-duplicated. */
+/** Resolves `axes` (undefined = all), sorted; an axis named twice is an error. */
 export function normalizeAxes(
   op: string,
   axes: number | readonly number[] | undefined,
   rank: number,
 ): number[] {
-  if (axes === undefined) return Array.from({ length: rank }, (_, i) => i);
+  if (axes === undefined || axes === null) return Array.from({ length: rank }, (_, i) => i);
+  if (typeof axes !== "number" && !Array.isArray(axes)) {
+    throw new TypeError(`${op}: axes must be a number or an array of numbers, got ${typeof axes}`);
+  }
   const list = typeof axes === "number" ? [axes] : axes;
-  const out = [...new Set(list.map((a) => normalizeAxis(op, a, rank)))];
+  const out = list.map((a) => normalizeAxis(op, a, rank));
+  if (new Set(out).size !== out.length) {
+    throw new RangeError(`${op}: axes ${JSON.stringify(axes)} name the same axis twice`);
+  }
   return out.sort((x, y) => x - y);
 }

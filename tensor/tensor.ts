@@ -20,21 +20,53 @@
  * and evaluation inside `noGrad` does too. Using a released tensor is an error that says
  * what released it.
  *
+ * ## Methods
+ *
+ * The everyday ops are also methods, as in PyTorch: `x.add(y)`, `x.mul(2)`, `x.matmul(w)`,
+ * `x.sum(1)`, `x.reshape(2, -1)`, `x.argmax(1)`. Each is one line that calls the function of
+ * the same name in `tensor/ops/`, the op's only definition. (That list makes this file longer
+ * than most; the class itself is the first half.) Tensors are made by the factories of
+ * `tensor/factories.ts`, re-exported here.
+ *
  * @module
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
 import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
-import { checkShape, formatShape, type Shape, sizeOf } from "./shape.ts";
-import { Rng } from "./random.ts";
+import { formatShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
+  type BackwardOptions,
   currentScope,
   type GraphNode,
   isGradEnabled,
 } from "../autograd/graph.ts";
+import type { NestedArray } from "./factories.ts";
+import * as elementwise from "./ops/elementwise.ts";
+import * as reduce from "./ops/reduce.ts";
+import * as layout from "./ops/layout.ts";
+import * as matmul from "./ops/matmul.ts";
+import * as softmax from "./ops/softmax.ts";
 
 export type { DType, Shape, TypedArray };
+export {
+  arange,
+  eye,
+  fromArray,
+  full,
+  type HostArray,
+  linspace,
+  type NestedArray,
+  ones,
+  onesLike,
+  rand,
+  randn,
+  type RandomOptions,
+  tensor,
+  type TensorOptions,
+  zeros,
+  zerosLike,
+} from "./factories.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Devices
@@ -89,16 +121,6 @@ class SharedStorage {
 
 // A tensor that is garbage-collected without dispose() still returns its memory.
 const finalizer = new FinalizationRegistry<SharedStorage>((shared) => shared.release());
-
-/** Options accepted by the tensor factories. */
-export interface TensorOptions {
-  /** Element type (default float32, or the type of the typed array given). */
-  dtype?: DType;
-  /** Device to create the tensor on (default "cpu"). */
-  device?: Device;
-  /** Whether gradients flow into this tensor's `.grad` (makes it a leaf parameter). */
-  requiresGrad?: boolean;
-}
 
 /** An n-dimensional array on a device, with reverse-mode autograd. */
 export class Tensor {
@@ -211,15 +233,18 @@ export class Tensor {
     this.dispose();
   }
 
-  /** A view of the same memory with another shape (no copy). */
-  view(shape: Shape): Tensor {
+  /**
+   * A tensor sharing this memory with another shape, outside any graph (no copy). Ops use it
+   * to build their outputs; users want {@link reshape} or {@link view}, which autograd sees.
+   */
+  alias(shape: Shape): Tensor {
     this.storage; // throws if released
     return new Tensor(this.#shared!.storage, shape, this.#shared);
   }
 
   /** A tensor sharing this memory that is not part of any graph. */
   detach(): Tensor {
-    return this.view(this.shape);
+    return this.alias(this.shape);
   }
 
   /** Reads the values back to the host (row-major). */
@@ -249,30 +274,205 @@ export class Tensor {
     return nest(await this.data(), this.shape);
   }
 
-  /** A copy on another device (or this tensor if it is already there). */
-  async to(device: Device): Promise<Tensor> {
-    const target = getBackend(device);
-    if (target === this.backend) return this;
-    if (this.dtype === "float64" && target.name !== "cpu") {
-      throw new TypeError(`to: ${target.name} has no float64; cast to float32 first`);
+  /**
+   * This tensor on another device and/or with another dtype: `await x.to("gpu")`,
+   * `await x.to({ dtype: "float64" })`. Returns this tensor when nothing changes. The dtype
+   * change is {@link cast} (differentiable); a device move makes a copy, a leaf that requires
+   * grad if this tensor was one. A tensor on the CPU moves at once (the promise is already
+   * settled when `to` returns); reading back from the GPU is asynchronous.
+   */
+  async to(target: Device | { device?: Device; dtype?: DType }): Promise<Tensor> {
+    const options = typeof target === "object" && !("fromArray" in target)
+      ? target
+      : { device: target };
+    const backend = options.device === undefined ? this.backend : getBackend(options.device);
+    const dtype = options.dtype ?? this.dtype;
+    if (dtype === "float64" && backend.name !== "cpu") {
+      throw new TypeError(
+        `to: the ${backend.name} backend has no float64; use { dtype: "float32" } there`,
+      );
     }
-    const out = new Tensor(target.fromArray(await this.data()), this.shape);
+    if (backend === this.backend) return this.cast(dtype); // differentiable
+    // A copy on another device: cast where the dtype exists (before leaving the CPU, after
+    // arriving on it); the result is a leaf, requiring grad if this tensor is a leaf that does.
+    const x = backend.name === "cpu" ? this : this.cast(dtype);
+    const storage = x.storage;
+    const data = storage instanceof CpuStorage ? storage.data : await x.data();
+    const moved = new Tensor(backend.fromArray(data), x.shape);
+    if (x !== this) x.dispose();
+    const out = moved.cast(dtype);
+    if (out !== moved) moved.dispose();
     out.requiresGrad = this.requiresGrad && this.node === null;
     return out;
   }
 
-  /** Computes gradients of this scalar (or with an upstream gradient) into the leaves' `.grad`. */
-  backward(grad?: Tensor): void {
-    runBackward(this, grad);
+  /**
+   * Computes gradients of this scalar (or with an upstream gradient `grad` of its shape) into
+   * the leaves' `.grad`, then releases the graph; `{ retainGraph: true }` keeps it for a
+   * second backward. `loss.backward({ retainGraph: true })` or `y.backward(g, options)`.
+   */
+  backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void {
+    const isOptions = grad !== undefined && grad !== null && !(grad instanceof Tensor) &&
+      Object.getPrototypeOf(grad) === Object.prototype;
+    if (isOptions) runBackward(this, undefined, grad as BackwardOptions);
+    else runBackward(this, grad as Tensor | undefined, options);
   }
 
-  /** A readable rendering; values are shown for CPU tensors. */
+  /** A readable rendering: shape, dtype, device, and the values of a CPU tensor. */
   toString(): string {
     if (this.isDisposed) return `Tensor(${formatShape(this.shape)}, ${this.#releasedBy})`;
-    const head = `Tensor(${formatShape(this.shape)}, ${this.dtype}, ${this.device}`;
-    const tail = this.requiresGrad ? ", requiresGrad)" : ")";
-    if (!(this.storage instanceof CpuStorage)) return head + tail;
-    return `${head}${tail}\n${formatValues(this.storage.data, this.shape)}`;
+    const grad = this.node
+      ? `, grad from ${this.node.op}`
+      : this.requiresGrad
+      ? ", requiresGrad"
+      : "";
+    const head = `Tensor(${formatShape(this.shape)}, ${this.dtype}, ${this.device}${grad})`;
+    const storage = this.storage;
+    if (!(storage instanceof CpuStorage)) {
+      return `${head}: values on the ${this.device}; read them with await x.data() or await x.toArray()`;
+    }
+    return `${head}\n${formatValues(storage.data, this.shape)}`;
+  }
+
+  /** What `console.log(x)` prints in Deno: {@link toString}. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+
+  /** What `console.log(x)` prints in Node (util.inspect): {@link toString}. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
+  // ---- the everyday ops as methods: `x.op(...)` is `op(x, ...)` of tensor/ops/ ----
+
+  /** this + other (broadcasting), see `add`. */
+  add(other: Tensor | number): Tensor {
+    return elementwise.add(this, other);
+  }
+  /** this - other (broadcasting), see `sub`. */
+  sub(other: Tensor | number): Tensor {
+    return elementwise.sub(this, other);
+  }
+  /** this * other (broadcasting), see `mul`. */
+  mul(other: Tensor | number): Tensor {
+    return elementwise.mul(this, other);
+  }
+  /** this / other (broadcasting), see `div`. */
+  div(other: Tensor | number): Tensor {
+    return elementwise.div(this, other);
+  }
+  /** this ** exponent, see `pow`. */
+  pow(exponent: number): Tensor {
+    return elementwise.pow(this, exponent);
+  }
+  /** -this. */
+  neg(): Tensor {
+    return elementwise.neg(this);
+  }
+  /** e^this. */
+  exp(): Tensor {
+    return elementwise.exp(this);
+  }
+  /** Natural logarithm. */
+  log(): Tensor {
+    return elementwise.log(this);
+  }
+  /** Square root. */
+  sqrt(): Tensor {
+    return elementwise.sqrt(this);
+  }
+  /** |this|. */
+  abs(): Tensor {
+    return elementwise.abs(this);
+  }
+  /** max(this, 0). */
+  relu(): Tensor {
+    return elementwise.relu(this);
+  }
+  /** Hyperbolic tangent. */
+  tanh(): Tensor {
+    return elementwise.tanh(this);
+  }
+  /** Logistic sigmoid. */
+  sigmoid(): Tensor {
+    return elementwise.sigmoid(this);
+  }
+  /** 1 where this == other, else 0 (float32 for int32 inputs), see `eq`. */
+  eq(other: Tensor | number): Tensor {
+    return elementwise.eq(this, other);
+  }
+  /** 1 where this != other, else 0. */
+  ne(other: Tensor | number): Tensor {
+    return elementwise.ne(this, other);
+  }
+  /** 1 where this > other, else 0. */
+  gt(other: Tensor | number): Tensor {
+    return elementwise.gt(this, other);
+  }
+  /** 1 where this >= other, else 0. */
+  ge(other: Tensor | number): Tensor {
+    return elementwise.ge(this, other);
+  }
+  /** 1 where this < other, else 0. */
+  lt(other: Tensor | number): Tensor {
+    return elementwise.lt(this, other);
+  }
+  /** 1 where this <= other, else 0. */
+  le(other: Tensor | number): Tensor {
+    return elementwise.le(this, other);
+  }
+  /** This tensor converted to `dtype` (differentiable between float types), see `cast`. */
+  cast(dtype: DType): Tensor {
+    return elementwise.cast(this, dtype);
+  }
+  /** Matrix product with broadcasting batch axes, see `matmul`. */
+  matmul(other: Tensor): Tensor {
+    return matmul.matmul(this, other);
+  }
+  /** Sum over `axes` (all by default), see `sum`. */
+  sum(axes?: number | readonly number[], keepDims = false): Tensor {
+    return reduce.sum(this, axes, keepDims);
+  }
+  /** Mean over `axes` (all by default), see `mean`. */
+  mean(axes?: number | readonly number[], keepDims = false): Tensor {
+    return reduce.mean(this, axes, keepDims);
+  }
+  /** Maximum over `axes` (all by default), see `max`. */
+  max(axes?: number | readonly number[], keepDims = false): Tensor {
+    return reduce.max(this, axes, keepDims);
+  }
+  /** Index of the largest value along `axis` (default the last), see `argmax`. */
+  argmax(axis = -1, keepDims = false): Tensor {
+    return reduce.argmax(this, axis, keepDims);
+  }
+  /** Softmax along `axis` (default the last), see `softmax`. */
+  softmax(axis = -1): Tensor {
+    return softmax.softmax(this, axis);
+  }
+  /** log(softmax) along `axis` (default the last), see `logSoftmax`. */
+  logSoftmax(axis = -1): Tensor {
+    return softmax.logSoftmax(this, axis);
+  }
+  /** Same data, new shape: `x.reshape([2, -1])` or `x.reshape(2, -1)`, see `reshape`. */
+  reshape(...shape: (number | Shape)[]): Tensor {
+    return layout.reshape(this, shapeArgument("reshape", shape));
+  }
+  /** Same as {@link reshape} (PyTorch's name for a reshape without a copy; tessera never copies). */
+  view(...shape: (number | Shape)[]): Tensor {
+    return layout.reshape(this, shapeArgument("view", shape));
+  }
+  /** Axes `startAxis..` flattened into one (default 1: keep the batch axis), see `flatten`. */
+  flatten(startAxis = 1): Tensor {
+    return layout.flatten(this, startAxis);
+  }
+  /** Two axes swapped (default the last two), see `transpose`. */
+  transpose(axis0 = -2, axis1 = -1): Tensor {
+    return layout.transpose(this, axis0, axis1);
+  }
+  /** Axes reordered: `x.permute([2, 0, 1])` or `x.permute(2, 0, 1)`, see `permute`. */
+  permute(...perm: (number | Shape)[]): Tensor {
+    return layout.permute(this, shapeArgument("permute", perm));
   }
 
   /** Makes this tensor the output of a recorded op (used by ops; see autograd/graph.ts). */
@@ -287,145 +487,7 @@ export class Tensor {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Factories
-
-/** Arbitrarily nested arrays of numbers. */
-export type NestedArray = number | NestedArray[];
-
-const ARRAY_FOR: Record<
-  DType,
-  { new (n: number): TypedArray; from(a: ArrayLike<number>): TypedArray }
-> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int32: Int32Array,
-};
-
-function dtypeOf(data: TypedArray): DType {
-  if (data instanceof Float64Array) return "float64";
-  if (data instanceof Int32Array) return "int32";
-  return "float32";
-}
-
-/** Makes a tensor from host values already laid out row-major. */
-export function fromArray(data: TypedArray, shape: Shape, options: TensorOptions = {}): Tensor {
-  checkShape("tensor", shape);
-  if (data.length !== sizeOf(shape)) {
-    throw new RangeError(
-      `tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${sizeOf(shape)})`,
-    );
-  }
-  const dtype = options.dtype ?? dtypeOf(data);
-  const values = dtypeOf(data) === dtype ? data : ARRAY_FOR[dtype].from(data);
-  const t = new Tensor(getBackend(options.device).fromArray(values), shape);
-  if (options.requiresGrad) t.requiresGrad = true;
-  return t;
-}
-
-/**
- * Makes a tensor from nested arrays (`tensor([[1, 2], [3, 4]])`), a number, or a typed array
- * with `options.shape`.
- */
-export function tensor(
-  data: NestedArray | TypedArray,
-  options: TensorOptions & { shape?: Shape } = {},
-): Tensor {
-  if (ArrayBuffer.isView(data)) {
-    return fromArray(data as TypedArray, options.shape ?? [(data as TypedArray).length], options);
-  }
-  const shape = inferShape(data);
-  if (options.shape && sizeOf(options.shape) !== sizeOf(shape)) {
-    throw new RangeError(
-      `tensor: data of shape ${formatShape(shape)} does not fit shape ${
-        formatShape(options.shape)
-      }`,
-    );
-  }
-  const flat = ARRAY_FOR[options.dtype ?? "float32"].from(flattenNested(data));
-  return fromArray(flat, options.shape ?? shape, options);
-}
-
-/** A tensor filled with `value`. */
-export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
-  checkShape("full", shape);
-  const t = new Tensor(
-    getBackend(options.device).full(sizeOf(shape), value, options.dtype ?? "float32"),
-    shape,
-  );
-  if (options.requiresGrad) t.requiresGrad = true;
-  return t;
-}
-
-/** A tensor of zeros. */
-export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
-  return full(shape, 0, options);
-}
-
-/** A tensor of ones. */
-export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
-  return full(shape, 1, options);
-}
-
-/** Zeros with the shape, dtype and device of `like`. */
-export function zerosLike(like: Tensor): Tensor {
-  return full(like.shape, 0, { dtype: like.dtype, device: like.backend });
-}
-
-/** Ones with the shape, dtype and device of `like`. */
-export function onesLike(like: Tensor): Tensor {
-  return full(like.shape, 1, { dtype: like.dtype, device: like.backend });
-}
-
-/** `[start, start + step, ...)` up to (not including) `stop`. */
-export function arange(
-  start: number,
-  stop?: number,
-  step = 1,
-  options: TensorOptions = {},
-): Tensor {
-  if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0) throw new RangeError("arange: step must not be 0");
-  const count = Math.max(0, Math.ceil((stop - start) / step));
-  const data = new (ARRAY_FOR[options.dtype ?? "float32"])(count);
-  for (let i = 0; i < count; i++) data[i] = start + i * step;
-  return fromArray(data, [count], options);
-}
-
-/** Randomness source of the random factories: a seed or a shared {@link Rng}. */
-export interface RandomOptions extends TensorOptions {
-  /** Seed for a fresh generator (default 0). */
-  seed?: number;
-  /** A generator to draw from (advances it); overrides `seed`. */
-  rng?: Rng;
-}
-
-/** Uniform samples in [low, high). */
-export function rand(
-  shape: Shape,
-  options: RandomOptions & { low?: number; high?: number } = {},
-): Tensor {
-  checkShape("rand", shape);
-  const rng = options.rng ?? new Rng(options.seed ?? 0);
-  const low = options.low ?? 0, high = options.high ?? 1;
-  const data = new (ARRAY_FOR[options.dtype ?? "float32"])(sizeOf(shape));
-  for (let i = 0; i < data.length; i++) data[i] = low + (high - low) * rng.uniform();
-  return fromArray(data, shape, options);
-}
-
-/** Normal samples N(mean, std^2). */
-export function randn(
-  shape: Shape,
-  options: RandomOptions & { mean?: number; std?: number } = {},
-): Tensor {
-  checkShape("randn", shape);
-  const rng = options.rng ?? new Rng(options.seed ?? 0);
-  const data = new (ARRAY_FOR[options.dtype ?? "float32"])(sizeOf(shape));
-  for (let i = 0; i < data.length; i++) data[i] = rng.normal(options.mean ?? 0, options.std ?? 1);
-  return fromArray(data, shape, options);
-}
-
-/** Runs `fn` with the graph recorded as usual; exported for ops: wraps kernel output in a tensor. */
+/** Wraps a kernel's output storage in a tensor (used by ops). */
 export function wrap(storage: Storage, shape: Shape): Tensor {
   return new Tensor(storage, shape);
 }
@@ -438,39 +500,13 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function inferShape(data: NestedArray): number[] {
-  const shape: number[] = [];
-  let level: NestedArray = data;
-  while (Array.isArray(level)) {
-    shape.push(level.length);
-    level = level[0];
-  }
-  const check = (x: NestedArray, depth: number): void => {
-    if (depth === shape.length) {
-      if (typeof x !== "number") {
-        throw new TypeError(`tensor: expected a number at depth ${depth}, got ${typeof x}`);
-      }
-      return;
-    }
-    if (!Array.isArray(x) || x.length !== shape[depth]) {
-      throw new RangeError(
-        `tensor: ragged nested array: expected length ${shape[depth]} at depth ${depth}`,
-      );
-    }
-    for (const y of x) check(y, depth + 1);
-  };
-  check(data, 0);
-  return shape;
-}
-
-function flattenNested(data: NestedArray): number[] {
-  const out: number[] = [];
-  const walk = (x: NestedArray): void => {
-    if (Array.isArray(x)) { for (const y of x) walk(y); }
-    else out.push(x);
-  };
-  walk(data);
-  return out;
+/** A shape given as one array or as separate numbers (`reshape([2, 3])`, `reshape(2, 3)`). */
+function shapeArgument(op: string, args: (number | Shape)[]): Shape {
+  if (args.length === 1 && Array.isArray(args[0])) return args[0];
+  if (args.every((a) => typeof a === "number")) return args as number[];
+  throw new TypeError(
+    `${op}: expected one array of numbers or separate numbers, got ${JSON.stringify(args)}`,
+  );
 }
 
 function nest(data: TypedArray, shape: Shape): NestedArray {

@@ -15,11 +15,17 @@ import {
   add,
   affine,
   broadcastTo,
+  cast,
   div,
   eq,
   exp,
+  ge,
+  gt,
+  le,
   log,
+  lt,
   mul,
+  ne,
   neg,
   pow,
   relu,
@@ -28,8 +34,8 @@ import {
   sub,
   tanh,
 } from "../tensor/ops/elementwise.ts";
-import { max, mean, sum } from "../tensor/ops/reduce.ts";
-import { concat, permute, slice, split, transpose } from "../tensor/ops/layout.ts";
+import { argmax, max, mean, sum } from "../tensor/ops/reduce.ts";
+import { concat, permute, slice, split, stack, transpose } from "../tensor/ops/layout.ts";
 import { linear, matmul } from "../tensor/ops/matmul.ts";
 import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
@@ -75,6 +81,23 @@ export const denseCases: ParityCase[] = [
   { name: "mul scalar tensor", inputs: [f(4, 9), f()], fn: mul },
   { name: "div [1,6]/[5,1]", inputs: [f(1, 6), pos(5, 1)], fn: div },
   { name: "eq (no grad)", inputs: [f(3, 41)], fn: (x) => eq(relu(x), x) },
+  { name: "ne broadcast", inputs: [f(3, 41), f(41)], fn: ne },
+  { name: "gt", inputs: [f(2, 37), f(2, 37)], fn: gt },
+  { name: "ge number", inputs: [f(300)], fn: (x) => ge(relu(x), 0) },
+  { name: "lt broadcast", inputs: [f(5, 1), f(7)], fn: lt },
+  { name: "le number first", inputs: [f(65)], fn: (x) => le(0.25, x) },
+  {
+    name: "eq int32 -> float32 (accuracy)",
+    inputs: [f(9, 13), labels(9, 13)],
+    fn: (x, y) => mean(eq(argmax(x, 1), y)),
+  },
+  {
+    name: "number-first mul, add, sub, div",
+    inputs: [pos(2, 33)],
+    fn: (x) => div(3, sub(1, add(2, mul(2, x)))),
+  },
+  { name: "pow number base", inputs: [f(130)], fn: (x) => pow(2.5, x), ...TRANSCENDENTAL },
+  { name: "cast float32 -> int32", inputs: [f(70)], fn: (x) => cast(affine(x, 9, 0), "int32") },
   { name: "broadcastTo [3,1]->[2,3,4]", inputs: [f(3, 1)], fn: (x) => broadcastTo(x, [2, 3, 4]) },
   { name: "affine", inputs: [f(1000)], fn: (x) => affine(x, -2.5, 0.75) },
   { name: "neg", inputs: [f(2, 33)], fn: neg },
@@ -100,11 +123,18 @@ export const denseCases: ParityCase[] = [
   { name: "mean last axis", inputs: [f(6, 301)], fn: (x) => mean(x, -1) },
   { name: "max last axis (no ties)", inputs: [f(5, 17)], fn: (x) => max(x, -1) },
   { name: "max axes [0,1]", inputs: [f(4, 3, 6)], fn: (x) => max(x, [0, 1]) },
+  { name: "argmax axis 0", inputs: [f(70, 3, 5)], fn: (x) => argmax(x, 0) },
+  { name: "argmax axis 1 keepDims", inputs: [f(4, 67, 3)], fn: (x) => argmax(x, 1, true) },
   // layout
   { name: "permute [2,0,1]", inputs: [f(3, 4, 5)], fn: (x) => permute(x, [2, 0, 1]) },
   { name: "transpose 4-D", inputs: [f(2, 3, 4, 5)], fn: (x) => transpose(x, 1, 3) },
   { name: "slice middle", inputs: [f(4, 10, 3)], fn: (x) => slice(x, 1, 2, 5) },
   { name: "concat axis 1", inputs: [f(2, 3, 4), f(2, 5, 4)], fn: (a, b) => concat([a, b], 1) },
+  {
+    name: "stack axis 1",
+    inputs: [f(3, 5), f(3, 5), f(3, 5)],
+    fn: (a, b, c) => stack([a, b, c], 1),
+  },
   {
     name: "split then mul",
     inputs: [f(6, 7)],
@@ -121,11 +151,30 @@ export const denseCases: ParityCase[] = [
   { name: "matmul batched [3,5,7]x[3,7,9]", inputs: [f(3, 5, 7), f(3, 7, 9)], fn: matmul },
   { name: "matmul broadcast B [4,6,5]x[5,3]", inputs: [f(4, 6, 5), f(5, 3)], fn: matmul },
   { name: "matmul broadcast A [6,5]x[2,5,3]", inputs: [f(6, 5), f(2, 5, 3)], fn: matmul },
+  {
+    name: "matmul batch broadcast [2,1,5,7]x[3,7,4]",
+    inputs: [f(2, 1, 5, 7), f(3, 7, 4)],
+    fn: matmul,
+  },
+  { name: "matmul vector x batch", inputs: [f(7), f(3, 7, 4)], fn: matmul },
   { name: "linear batch 1", inputs: [f(1, 20), f(30, 20), f(30)], fn: linear },
   { name: "linear batch 9", inputs: [f(9, 70), f(33, 70), f(33)], fn: linear },
   // softmax and loss
   { name: "softmax", inputs: [f(4, 1000)], fn: (x) => softmax(affine(x, 5, 0)), ...TRANSCENDENTAL },
-  { name: "softmax batch 1", inputs: [f(1, 10)], fn: softmax, ...TRANSCENDENTAL },
+  { name: "softmax batch 1", inputs: [f(1, 10)], fn: (x) => softmax(x), ...TRANSCENDENTAL },
+  { name: "softmax axis 0", inputs: [f(67, 3, 2)], fn: (x) => softmax(x, 0), ...TRANSCENDENTAL },
+  {
+    name: "logSoftmax axis 1",
+    inputs: [f(2, 70, 3)],
+    fn: (x) => logSoftmax(x, 1),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy reduction none",
+    inputs: [f(7, 11), labels(7, 11)],
+    fn: (x, y) => crossEntropy(x, y, { reduction: "none" }),
+    ...TRANSCENDENTAL,
+  },
   {
     name: "logSoftmax",
     inputs: [f(3, 2, 129)],

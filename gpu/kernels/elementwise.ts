@@ -252,6 +252,11 @@ const BINARY_WGSL: Record<BinaryOp, string> = {
   mul: "a * b",
   div: "a / b",
   eq: "select(ZERO, ONE, a == b)",
+  ne: "select(ZERO, ONE, a != b)",
+  gt: "select(ZERO, ONE, a > b)",
+  ge: "select(ZERO, ONE, a >= b)",
+  lt: "select(ZERO, ONE, a < b)",
+  le: "select(ZERO, ONE, a <= b)",
 };
 
 /**

@@ -44,6 +44,13 @@ export function conv2d(
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("conv2d", ...inputs);
   for (const t of inputs) checkFloat("conv2d", t);
+  for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
+    if (t && t.dtype !== x.dtype) {
+      throw new TypeError(
+        `conv2d: the input is ${x.dtype} but the ${name} is ${t.dtype}; convert one with cast(x, "${t.dtype}")`,
+      );
+    }
+  }
   if (x.rank !== 4) {
     throw new RangeError(`conv2d: input must be [N, C, H, W], got ${formatShape(x.shape)}`);
   }

@@ -17,7 +17,7 @@
 
 import type { TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
-import { counterUniform } from "../random.ts";
+import { counterUniform, generator } from "../random.ts";
 import { checkFloat, record } from "./op.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -41,8 +41,11 @@ export function dropoutCpu(x: TypedArray, p: number, seed: number, y: TypedArray
 export interface DropoutOptions {
   /** Probability of dropping an element, in [0, 1) (default 0.5: paper section 4.2). */
   p?: number;
-  /** u32 seed of the mask; use a fresh one every step (the same seed gives the same mask). */
-  seed: number;
+  /**
+   * u32 seed of the mask (the same seed gives the same mask); default a fresh one drawn from
+   * the global generator (see `manualSeed`), so every call drops different elements.
+   */
+  seed?: number;
   /** When false (evaluation), dropout is the identity (default true). */
   training?: boolean;
 }
@@ -52,16 +55,22 @@ export interface DropoutOptions {
  * The mask is a pure function of (seed, element index), so it is reproducible and identical
  * on every backend.
  */
-export function dropout(x: Tensor, options: DropoutOptions): Tensor {
+export function dropout(x: Tensor, options: DropoutOptions = {}): Tensor {
   checkFloat("dropout", x);
-  const { p = 0.5, seed, training = true } = options;
+  const { p = 0.5, training = true } = options;
   if (typeof p !== "number" || !(p >= 0 && p < 1)) {
     throw new RangeError(`dropout: p must be in [0, 1), got ${p}`);
   }
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new RangeError(`dropout: seed must be a u32 integer in [0, 4294967295], got ${seed}`);
+  if (
+    options.seed !== undefined &&
+    !(Number.isInteger(options.seed) && options.seed >= 0 && options.seed <= 0xffffffff)
+  ) {
+    throw new RangeError(
+      `dropout: seed must be a u32 integer in [0, 4294967295], got ${options.seed}`,
+    );
   }
   if (!training || p === 0) return x;
+  const seed = options.seed ?? generator().nextU32();
   const backend = x.backend;
   const y = wrap(backend.dropout(x.storage, p, seed), x.shape);
   return record("dropout", y, [x], (g) => [wrap(backend.dropout(g.storage, p, seed), x.shape)]);

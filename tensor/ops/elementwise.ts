@@ -1,6 +1,7 @@
 /**
- * Elementwise ops: one table of functions and their derivatives, and the four arithmetic
- * operators with NumPy broadcasting.
+ * Elementwise ops: one table of functions and their derivatives, the four arithmetic
+ * operators with NumPy broadcasting (a number may stand on either side: `mul(2, x)`), the
+ * comparisons (`eq`, `gt`, ...: 1 or 0) and `cast` between dtypes.
  *
  * Broadcasting backward: if `a` was stretched along an axis to meet `b`, every copy of `a`
  * contributed to the output, so dL/da sums the incoming gradient over that axis
@@ -9,10 +10,17 @@
  * @module
  */
 
-import type { BinaryOp, TypedArray, UnaryOp } from "../../backend/backend.ts";
-import { type Tensor, wrap } from "../tensor.ts";
-import { broadcastShapes, broadcastStrides, sameShape, type Shape, sizeOf } from "../shape.ts";
-import { checkFloat, deviceOf, record } from "./op.ts";
+import type { BinaryOp, DType, TypedArray, UnaryOp } from "../../backend/backend.ts";
+import { Tensor, wrap } from "../tensor.ts";
+import {
+  broadcastShapes,
+  broadcastStrides,
+  formatShape,
+  sameShape,
+  type Shape,
+  sizeOf,
+} from "../shape.ts";
+import { checkFloat, checkTensor, deviceOf, record } from "./op.ts";
 import { sumTo } from "./reduce.ts";
 
 /**
@@ -43,6 +51,11 @@ export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
   eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -144,7 +157,7 @@ function unaryOp(op: UnaryOp, x: Tensor): Tensor {
 }
 
 /** -x. */
-export const neg = (x: Tensor): Tensor => affine(x, -1, 0);
+export const neg = (x: Tensor): Tensor => scaleShift("neg", x, -1, 0);
 /** e^x. */
 export const exp = (x: Tensor): Tensor => unaryOp("exp", x);
 /** Natural logarithm. */
@@ -160,17 +173,43 @@ export const sqrt = (x: Tensor): Tensor => unaryOp("sqrt", x);
 /** |x| (derivative 0 at 0). */
 export const abs = (x: Tensor): Tensor => unaryOp("abs", x);
 
-/** x * scale + shift, with dL/dx = scale * dL/dy. */
-export function affine(x: Tensor, scale: number, shift: number): Tensor {
-  checkFloat("affine", x);
+/** `x * scale + shift` for the public op `op` (its name goes into errors and the graph). */
+function scaleShift(op: string, x: Tensor, scale: number, shift: number): Tensor {
+  checkFloat(op, x);
   const backend = x.backend;
   const y = wrap(backend.affine(x.storage, scale, shift), x.shape);
-  return record("affine", y, [x], (g) => [wrap(backend.affine(g.storage, scale, 0), x.shape)]);
+  return record(op, y, [x], (g) => [wrap(backend.affine(g.storage, scale, 0), x.shape)]);
 }
 
-/** x ** exponent, with dL/dx = exponent * x^(exponent-1) * dL/dy. */
-export function pow(x: Tensor, exponent: number): Tensor {
+/** x * scale + shift, with dL/dx = scale * dL/dy. */
+export function affine(x: Tensor, scale: number, shift: number): Tensor {
+  checkNumber("affine", "scale", scale);
+  checkNumber("affine", "shift", shift);
+  return scaleShift("affine", x, scale, shift);
+}
+
+/**
+ * Powers. `pow(x, 3)`: x³ elementwise, with dL/dx = 3·x²·dL/dy. `pow(2, x)`: 2^x for a
+ * positive number base, computed as e^(x·ln 2) (so its gradient is 2^x·ln 2·dL/dy).
+ */
+export function pow(x: Tensor | number, exponent: Tensor | number): Tensor {
+  if (typeof x === "number") {
+    checkTensor("pow", "exponent", exponent);
+    if (!(x > 0) || !Number.isFinite(x)) {
+      throw new RangeError(
+        `pow: a number base must be positive and finite (computed as exp(exponent * log(base))), got ${x}`,
+      );
+    }
+    return exp(scaleShift("pow", exponent, Math.log(x), 0));
+  }
   checkFloat("pow", x);
+  if (typeof exponent !== "number") {
+    throw new TypeError(
+      `pow: the exponent must be a number (got ${
+        describe(exponent)
+      }); for a tensor exponent and positive x use exp(mul(exponent, log(x)))`,
+    );
+  }
   const backend = x.backend;
   const y = wrap(backend.powScalar(x.storage, exponent), x.shape);
   return record("pow", y, [x], (g) => {
@@ -179,33 +218,71 @@ export function pow(x: Tensor, exponent: number): Tensor {
   });
 }
 
+function describe(value: unknown): string {
+  if (value instanceof Tensor) return `a Tensor ${formatShape(value.shape)}`;
+  if (value === null || typeof value !== "object") return `${typeof value} ${String(value)}`;
+  return value.constructor?.name ?? "object";
+}
+
+function checkNumber(op: string, name: string, value: unknown): void {
+  if (typeof value !== "number") {
+    throw new TypeError(`${op}: ${name} must be a number, got ${describe(value)}`);
+  }
+}
+
+/**
+ * The operands of a binary op: two tensors, or a tensor and a number (either side). Throws
+ * naming the op and the argument for anything else.
+ */
+function operands(op: string, a: unknown, b: unknown): void {
+  for (const [name, value] of [["a", a], ["b", b]] as const) {
+    if (!(value instanceof Tensor) && typeof value !== "number") {
+      throw new TypeError(`${op}: ${name} must be a Tensor or a number, got ${describe(value)}`);
+    }
+  }
+  if (typeof a === "number" && typeof b === "number") {
+    throw new TypeError(
+      `${op}: at least one operand must be a Tensor (got the numbers ${a} and ${b})`,
+    );
+  }
+}
+
 function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const backend = deviceOf(op, a, b);
-  if (a.dtype !== b.dtype) throw new TypeError(`${op}: dtypes differ (${a.dtype} and ${b.dtype})`);
+  if (a.dtype !== b.dtype) {
+    throw new TypeError(
+      `${op}: dtypes differ (${a.dtype} and ${b.dtype}); convert one with cast(x, "${a.dtype}")`,
+    );
+  }
   const outShape = sameShape(a.shape, b.shape)
     ? [...a.shape]
     : broadcastShapes(op, a.shape, b.shape);
   return wrap(backend.binary(op, a.storage, a.shape, b.storage, b.shape, outShape), outShape);
 }
 
-/** a + b (broadcasting; a number is added to every element). */
-export function add(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === "number") return affine(a, 1, b);
+/** a + b (broadcasting; a number is added to every element, on either side). */
+export function add(a: Tensor | number, b: Tensor | number): Tensor {
+  operands("add", a, b);
+  if (typeof b === "number") return scaleShift("add", a as Tensor, 1, b);
+  if (typeof a === "number") return scaleShift("add", b, 1, a);
   const y = binaryOp("add", a, b);
   return record("add", y, [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
 }
 
-/** a - b (broadcasting). */
+/** a - b (broadcasting; either side may be a number). */
 export function sub(a: Tensor | number, b: Tensor | number): Tensor {
-  if (typeof b === "number") return affine(a as Tensor, 1, -b);
-  if (typeof a === "number") return affine(b, -1, a);
+  operands("sub", a, b);
+  if (typeof b === "number") return scaleShift("sub", a as Tensor, 1, -b);
+  if (typeof a === "number") return scaleShift("sub", b, -1, a);
   const y = binaryOp("sub", a, b);
   return record("sub", y, [a, b], (g) => [sumTo(g, a.shape), sumTo(affine(g, -1, 0), b.shape)]);
 }
 
-/** a * b (broadcasting). */
-export function mul(a: Tensor, b: Tensor | number): Tensor {
-  if (typeof b === "number") return affine(a, b, 0);
+/** a * b (broadcasting; either side may be a number). */
+export function mul(a: Tensor | number, b: Tensor | number): Tensor {
+  operands("mul", a, b);
+  if (typeof b === "number") return scaleShift("mul", a as Tensor, b, 0);
+  if (typeof a === "number") return scaleShift("mul", b, a, 0);
   const y = binaryOp("mul", a, b);
   return record(
     "mul",
@@ -215,10 +292,11 @@ export function mul(a: Tensor, b: Tensor | number): Tensor {
   );
 }
 
-/** a / b (broadcasting). dL/db = -dL/dy * a / b^2. */
+/** a / b (broadcasting; either side may be a number). dL/db = -dL/dy * a / b^2. */
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
-  if (typeof b === "number") return affine(a as Tensor, 1 / b, 0);
-  if (typeof a === "number") return affine(pow(b, -1), a, 0);
+  operands("div", a, b);
+  if (typeof b === "number") return scaleShift("div", a as Tensor, 1 / b, 0);
+  if (typeof a === "number") return scaleShift("div", pow(b, -1), a, 0);
   const y = binaryOp("div", a, b);
   return record("div", y, [a, b], (g) => {
     const da = binaryOp("div", g, b);
@@ -227,13 +305,97 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
   });
 }
 
-/** 1 where a == b, else 0 (not differentiable). */
-export function eq(a: Tensor, b: Tensor): Tensor {
-  return binaryOp("eq", a, b);
+// ---------------------------------------------------------------------------------------------
+// Comparisons
+
+/**
+ * `a op b` elementwise as 1 or 0 (broadcasting; either side may be a number). The result has
+ * the inputs' float dtype, or float32 when they are int32 (labels, argmax indices), so that
+ * its mean is an accuracy: `mean(eq(argmax(logits, 1), labels))`. Not differentiable.
+ */
+function compare(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
+  operands(op, a, b);
+  const like = (a instanceof Tensor ? a : b) as Tensor;
+  // An int32 tensor against a fractional number compares in float32, where the number exists.
+  const fractional = [a, b].some((v) => typeof v === "number" && !Number.isInteger(v));
+  const dtype: DType = like.dtype === "int32" && fractional ? "float32" : like.dtype;
+  const made: Tensor[] = [];
+  const asTensor = (v: Tensor | number): Tensor => {
+    // Only int32 is converted (to compare with a fraction); other mismatches are errors below.
+    if (v instanceof Tensor && (v.dtype === dtype || v.dtype !== "int32")) return v;
+    const t = typeof v === "number" ? wrap(like.backend.full(1, v, dtype), []) : cast(v, dtype);
+    made.push(t);
+    return t;
+  };
+  const y = binaryOp(op, asTensor(a), asTensor(b));
+  for (const t of made) t.dispose();
+  if (y.dtype !== "int32") return y;
+  const out = wrap(y.backend.cast(y.storage, "float32"), y.shape);
+  y.dispose();
+  return out;
+}
+
+/** 1 where a == b, else 0 (see {@link compare} for dtypes). */
+export function eq(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("eq", a, b);
+}
+
+/** 1 where a != b, else 0. */
+export function ne(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("ne", a, b);
+}
+
+/** 1 where a > b, else 0. */
+export function gt(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("gt", a, b);
+}
+
+/** 1 where a >= b, else 0. */
+export function ge(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("ge", a, b);
+}
+
+/** 1 where a < b, else 0. */
+export function lt(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("lt", a, b);
+}
+
+/** 1 where a <= b, else 0. */
+export function le(a: Tensor | number, b: Tensor | number): Tensor {
+  return compare("le", a, b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cast
+
+/**
+ * `x` converted to `dtype`, differentiable between float types (the gradient is cast back):
+ * `cast(x, "float64")` runs a float32 model's input through a float64 gradient check. To
+ * int32, values are truncated toward zero (not differentiable). Returns `x` itself when it
+ * already has that dtype. The GPU has no float64.
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  checkTensor("cast", "x", x);
+  if (dtype !== "float32" && dtype !== "float64" && dtype !== "int32") {
+    throw new TypeError(
+      `cast: dtype must be "float32", "float64" or "int32", got ${JSON.stringify(dtype)}`,
+    );
+  }
+  if (x.dtype === dtype) return x;
+  const backend = x.backend;
+  if (dtype === "float64" && backend.name !== "cpu") {
+    throw new TypeError(
+      `cast: the ${backend.name} backend has no float64; move the tensor to the cpu first (await x.to("cpu"))`,
+    );
+  }
+  const y = wrap(backend.cast(x.storage, dtype), x.shape);
+  if (dtype === "int32") return y;
+  return record("cast", y, [x], (g) => [wrap(backend.cast(g.storage, x.dtype), x.shape)]);
 }
 
 /** Repeats `x` along size-1 (or missing leading) axes to `shape`. */
 export function broadcastTo(x: Tensor, shape: Shape): Tensor {
+  checkTensor("broadcastTo", "x", x);
   const target = broadcastShapes("broadcastTo", x.shape, shape);
   if (!sameShape(target, shape)) {
     throw new RangeError(

@@ -12,7 +12,7 @@
 import type { TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap, zeros } from "../tensor.ts";
 import { formatShape, normalizeAxis, type Shape, sizeOf, stridesOf } from "../shape.ts";
-import { deviceOf, record } from "./op.ts";
+import { checkTensor, deviceOf, record } from "./op.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -83,7 +83,14 @@ export function concatCpu(
 
 /** Same data, new shape (one dimension may be -1 to infer it). A view: no copy. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
+  checkTensor("reshape", "x", x);
+  if (!Array.isArray(shape as unknown)) {
+    throw new TypeError(`reshape: shape must be an array of integers, got ${String(shape)}`);
+  }
   const inferred = [...shape];
+  if (inferred.filter((d) => d === -1).length > 1) {
+    throw new RangeError(`reshape: only one dimension of ${formatShape(shape)} may be -1`);
+  }
   const unknown = inferred.indexOf(-1);
   if (unknown >= 0) {
     const known = sizeOf(inferred.filter((_, i) => i !== unknown));
@@ -103,18 +110,23 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
       }`,
     );
   }
-  const y = x.view(inferred);
-  return record("reshape", y, [x], (g) => [g.view(x.shape)]);
+  const y = x.alias(inferred);
+  return record("reshape", y, [x], (g) => [g.alias(x.shape)]);
 }
 
 /** Flattens axes `startAxis..` into one: [N, C, H, W] -> [N, C*H*W] by default. */
 export function flatten(x: Tensor, startAxis = 1): Tensor {
+  checkTensor("flatten", "x", x);
   const start = normalizeAxis("flatten", startAxis, x.rank);
   return reshape(x, [...x.shape.slice(0, start), sizeOf(x.shape.slice(start))]);
 }
 
 /** Reorders axes: out.shape[i] = x.shape[perm[i]]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  checkTensor("permute", "x", x);
+  if (!Array.isArray(perm as unknown)) {
+    throw new TypeError(`permute: perm must be an array of axes, got ${String(perm)}`);
+  }
   const axes = perm.map((p) => normalizeAxis("permute", p, x.rank));
   if (axes.length !== x.rank || new Set(axes).size !== x.rank) {
     throw new RangeError(
@@ -137,6 +149,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 
 /** Swaps two axes (the last two by default). */
 export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
+  checkTensor("transpose", "x", x);
   const a = normalizeAxis("transpose", axis0, x.rank),
     b = normalizeAxis("transpose", axis1, x.rank);
   const perm = Array.from({ length: x.rank }, (_, i) => i);
@@ -146,6 +159,7 @@ export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
 
 /** `size` entries from `start` along `axis`. */
 export function slice(x: Tensor, axis: number, start: number, size: number): Tensor {
+  checkTensor("slice", "x", x);
   const ax = normalizeAxis("slice", axis, x.rank);
   if (
     !Number.isInteger(start) || !Number.isInteger(size) || start < 0 || size < 0 ||
@@ -170,10 +184,20 @@ export function slice(x: Tensor, axis: number, start: number, size: number): Ten
 
 /** Joins tensors along `axis`; every other axis must match. */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(xs as unknown)) {
+    throw new TypeError(`concat: expects an array of tensors, got ${String(xs)}`);
+  }
   if (xs.length === 0) throw new RangeError("concat: needs at least one tensor");
   const backend = deviceOf("concat", ...xs);
   const ax = normalizeAxis("concat", axis, xs[0].rank);
   for (const x of xs) {
+    if (x.dtype !== xs[0].dtype) {
+      throw new TypeError(
+        `concat: dtypes differ (${xs[0].dtype} and ${x.dtype}); convert with cast(x, "${
+          xs[0].dtype
+        }")`,
+      );
+    }
     if (x.rank !== xs[0].rank || x.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
       throw new RangeError(
         `concat: shapes ${
@@ -199,6 +223,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /** Splits along `axis` into pieces of the given sizes (or `sizes` equal pieces). */
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
+  checkTensor("split", "x", x);
   const ax = normalizeAxis("split", axis, x.rank);
   const list = typeof sizes === "number" ? new Array(sizes).fill(x.shape[ax] / sizes) : [...sizes];
   if (
@@ -217,4 +242,33 @@ export function split(x: Tensor, sizes: number | readonly number[], axis = 0): T
     start += s;
     return piece;
   });
+}
+
+/**
+ * Joins tensors of one shape along a new axis: n tensors [A, B] stacked on axis 0 give
+ * [n, A, B] (`torch.stack`). A negative axis counts from the end of the result's axes.
+ */
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(xs as unknown)) {
+    throw new TypeError(`stack: expects an array of tensors, got ${String(xs)}`);
+  }
+  if (xs.length === 0) throw new RangeError("stack: needs at least one tensor");
+  deviceOf("stack", ...xs);
+  const shape = xs[0].shape;
+  xs.forEach((x, i) => {
+    if (x.rank !== shape.length || x.shape.some((d, j) => d !== shape[j])) {
+      throw new RangeError(
+        `stack: tensor ${i} has shape ${formatShape(x.shape)}, tensor 0 has ${
+          formatShape(shape)
+        }; all must match`,
+      );
+    }
+  });
+  const ax = normalizeAxis("stack", axis, shape.length + 1);
+  const unsqueezed = [...shape.slice(0, ax), 1, ...shape.slice(ax)];
+  const views = xs.map((x) => reshape(x, unsqueezed));
+  const y = concat(views, ax);
+  // Views share their input's memory; without a graph that needs them they go at once.
+  if (!y.node) { for (const v of views) v.dispose(); }
+  return y;
 }

@@ -1,5 +1,6 @@
 /**
- * Matrix products: `matmul` (2-D and batched) and `linear` (PyTorch's `x · Wᵀ + b`).
+ * Matrix products: `matmul` (2-D, batched with broadcasting, vectors) and `linear`
+ * (PyTorch's `x · Wᵀ + b`).
  *
  * For Y = A · B with upstream gradient G = dL/dY:
  *
@@ -14,9 +15,11 @@
 
 import type { MatmulParams, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
-import { formatShape, sameShape } from "../shape.ts";
+import { broadcastShapes, formatShape, sameShape } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
+import { broadcastTo } from "./elementwise.ts";
+import { reshape } from "./layout.ts";
 import { gemm } from "./gemm.ts";
 
 /** CPU: batched matmul with the backend's conventions. */
@@ -70,29 +73,73 @@ function product(
 }
 
 /**
- * Matrix product of the last two axes: [m, k] · [k, n] -> [m, n]; leading (batch) axes must
- * match, or one operand may be 2-D and is then shared by every batch entry.
+ * Matrix product with `torch.matmul`'s rules: [m, k] · [k, n] -> [m, n] on the last two axes;
+ * the leading (batch) axes broadcast ([2,1,5,7] · [3,7,4] -> [2,3,5,4]); a 1-D operand is a
+ * vector (a row on the left, a column on the right) whose axis is removed from the result.
+ *
+ * An operand whose batch axes are smaller than the result's is repeated with `broadcastTo`,
+ * whose backward sums the gradient back over the repeats; a 2-D operand is instead reused by
+ * the kernel for every batch entry (stride 0), and its gradient summed over the batch.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   deviceOf("matmul", a, b);
   checkFloat("matmul", a);
   checkFloat("matmul", b);
-  const fail = () =>
-    new RangeError(`matmul: cannot multiply ${formatShape(a.shape)} by ${formatShape(b.shape)}`);
-  if (a.rank < 2 || b.rank < 2 || a.shape[a.rank - 1] !== b.shape[b.rank - 2]) throw fail();
+  if (a.dtype !== b.dtype) {
+    throw new TypeError(
+      `matmul: dtypes differ (${a.dtype} and ${b.dtype}); convert one with cast(x, "${a.dtype}")`,
+    );
+  }
+  if (a.rank === 0 || b.rank === 0) {
+    throw new RangeError(
+      `matmul: cannot multiply ${formatShape(a.shape)} by ${
+        formatShape(b.shape)
+      }: a scalar has no matrix product; use mul`,
+    );
+  }
+  if (a.rank === 1 || b.rank === 1) return vectorProduct(a, b);
+  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2);
+  if (k !== k2) {
+    throw new RangeError(
+      `matmul: cannot multiply ${formatShape(a.shape)} by ${
+        formatShape(b.shape)
+      }: the inner dimensions ${k} and ${k2} differ`,
+    );
+  }
   const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
-  if (batchA.length && batchB.length && !sameShape(batchA, batchB)) throw fail();
-  if (a.dtype !== b.dtype) throw new TypeError(`matmul: dtypes differ (${a.dtype} and ${b.dtype})`);
-  const batch = batchA.length ? batchA : batchB;
-  const y = product(a, b, false, false, batch);
-  return record("matmul", y, [a, b], (g) => {
+  let batch: number[];
+  try {
+    batch = broadcastShapes("matmul", batchA, batchB);
+  } catch {
+    throw new RangeError(
+      `matmul: cannot multiply ${formatShape(a.shape)} by ${formatShape(b.shape)}: batch axes ${
+        formatShape(batchA)
+      } and ${formatShape(batchB)} do not broadcast`,
+    );
+  }
+  const fit = (t: Tensor, own: readonly number[], rows: number, cols: number) =>
+    t.rank === 2 || sameShape(own, batch) ? t : broadcastTo(t, [...batch, rows, cols]);
+  const a3 = fit(a, batchA, m, k), b3 = fit(b, batchB, k, n);
+  const y = product(a3, b3, false, false, batch);
+  return record("matmul", y, [a3, b3], (g) => {
     // dA = G · Bᵀ, dB = Aᵀ · G; an operand shared across the batch sums its batch of gradients.
-    let da = product(g, b, false, true, batch);
-    let db = product(a, g, true, false, batch);
-    if (a.rank === 2 && batch.length) da = sum(da, batch.map((_, i) => i));
-    if (b.rank === 2 && batch.length) db = sum(db, batch.map((_, i) => i));
+    let da = product(g, b3, false, true, batch);
+    let db = product(a3, g, true, false, batch);
+    if (a3.rank === 2 && batch.length) da = sum(da, batch.map((_, i) => i));
+    if (b3.rank === 2 && batch.length) db = sum(db, batch.map((_, i) => i));
     return [da, db];
   });
+}
+
+/** matmul with a 1-D operand: made 2-D, multiplied, and the added axis removed again. */
+function vectorProduct(a: Tensor, b: Tensor): Tensor {
+  const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
+  const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
+  const y = matmul(a2, b2);
+  const shape = y.shape.filter((_, i) =>
+    !((a.rank === 1 && i === y.rank - 2) || (b.rank === 1 && i === y.rank - 1))
+  );
+  return reshape(y, shape);
 }
 
 /**
@@ -102,6 +149,14 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("linear", ...inputs);
+  checkFloat("linear", x);
+  for (const [name, t] of [["weight", weight], ["bias", bias]] as const) {
+    if (t && t.dtype !== x.dtype) {
+      throw new TypeError(
+        `linear: the input is ${x.dtype} but the ${name} is ${t.dtype}; convert the input with cast(x, "${t.dtype}") or the model with model.to({ dtype: "${x.dtype}" })`,
+      );
+    }
+  }
   if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
     throw new RangeError(
       `linear: input ${formatShape(x.shape)} does not match weight ${

@@ -6,15 +6,26 @@
  */
 
 import type { Backend } from "../../backend/backend.ts";
-import { needsGrad, type Tensor } from "../tensor.ts";
+import { needsGrad, Tensor } from "../tensor.ts";
+
+/** Throws unless `value` is a Tensor, naming the op and the argument. */
+export function checkTensor(op: string, name: string, value: unknown): asserts value is Tensor {
+  if (!(value instanceof Tensor)) {
+    const got = value === null || typeof value !== "object"
+      ? `${typeof value} ${String(value)}`
+      : value.constructor?.name ?? "object";
+    throw new TypeError(`${op}: ${name} must be a Tensor, got ${got}`);
+  }
+}
 
 /** The backend shared by `inputs`; throws naming the op when they live on different devices. */
 export function deviceOf(op: string, ...inputs: Tensor[]): Backend {
+  inputs.forEach((t, i) => checkTensor(op, `input ${i}`, t));
   const backend = inputs[0].backend;
   for (const t of inputs) {
     if (t.backend !== backend) {
       throw new Error(
-        `${op}: tensors are on different devices (${backend.name} and ${t.backend.name}); move one with .to()`,
+        `${op}: tensors are on different devices (${backend.name} and ${t.backend.name}); move one with await x.to("${backend.name}")`,
       );
     }
   }
@@ -23,7 +34,12 @@ export function deviceOf(op: string, ...inputs: Tensor[]): Backend {
 
 /** Throws unless `t` holds floating-point values. */
 export function checkFloat(op: string, t: Tensor): void {
-  if (t.dtype === "int32") throw new TypeError(`${op}: expected a float tensor, got int32`);
+  checkTensor(op, "input", t);
+  if (t.dtype === "int32") {
+    throw new TypeError(
+      `${op}: expected a float tensor, got int32; convert it with cast(x, "float32") or x.cast("float32")`,
+    );
+  }
 }
 
 /**

@@ -44,9 +44,18 @@ function pair(op: string, name: string, value: Size2d, min: number): [number, nu
   const [a, b] = typeof value === "number" ? [value, value] : value;
   if (!Number.isInteger(a) || !Number.isInteger(b) || a < min || b < min) {
     const what = min > 0 ? "positive integers" : "non-negative integers";
-    throw new RangeError(`${op}: ${name} must be ${what}, got ${JSON.stringify(value)}`);
+    const got = Array.isArray(value) ? `[${value.join(",")}]` : String(value);
+    throw new RangeError(`${op}: ${name} must be ${what}, got ${got}`);
   }
   return [a, b];
+}
+
+function checkOptions(op: string, options: unknown): void {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `${op}: expects options { kernelSize, stride?, padding? }, got ${String(options)}`,
+    );
+  }
 }
 
 function checkInput(op: string, shape: Shape): void {
@@ -277,6 +286,7 @@ export interface Pool2dOptions {
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   checkFloat("maxPool2d", x);
+  checkOptions("maxPool2d", options);
   const p = pool2dParams("maxPool2d", x.shape, options.kernelSize, options.stride, options.padding);
   const outShape = [p.n, p.c, p.outH, p.outW];
   const backend = x.backend;
@@ -296,6 +306,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
 /** Average pooling of x [N, C, H, W]; padded cells count as zeros (divisor kh·kw). */
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   checkFloat("avgPool2d", x);
+  checkOptions("avgPool2d", options);
   const p = pool2dParams("avgPool2d", x.shape, options.kernelSize, options.stride, options.padding);
   const backend = x.backend;
   const y = wrap(backend.avgPool2dForward(x.storage, p), [p.n, p.c, p.outH, p.outW]);

@@ -11,9 +11,19 @@
 
 import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
-import { normalizeAxes, sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
-import { checkFloat, record } from "./op.ts";
+import {
+  broadcastShapes,
+  formatShape,
+  normalizeAxes,
+  normalizeAxis,
+  sameShape,
+  type Shape,
+  sizeOf,
+  stridesOf,
+} from "../shape.ts";
+import { checkFloat, checkTensor, record } from "./op.ts";
 import { broadcastTo, div, eq, mul } from "./elementwise.ts";
+import { reshape } from "./layout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -76,11 +86,12 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
     x.backend.reduce("sum", x.storage, x.shape, list),
     keepDims ? kept : dropAxes(x.shape, list),
   );
-  return record("sum", y, [x], (g) => [broadcastTo(g.view(kept), x.shape)]);
+  return record("sum", y, [x], (g) => [broadcastTo(g.alias(kept), x.shape)]);
 }
 
 /** Mean over `axes` (all by default). */
 export function mean(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  checkFloat("mean", x);
   const list = normalizeAxes("mean", axes, x.rank);
   const count = list.reduce((n, a) => n * x.shape[a], 1);
   return mul(sum(x, list, keepDims), 1 / count);
@@ -96,19 +107,35 @@ export function max(x: Tensor, axes?: number | readonly number[], keepDims = fal
     keepDims ? kept : dropAxes(x.shape, list),
   );
   return record("max", y, [x], (g) => {
-    const winners = eq(x, broadcastTo(y.view(kept), x.shape));
+    const winners = eq(x, broadcastTo(y.alias(kept), x.shape));
     const ties = broadcastTo(sum(winners, list, true), x.shape);
-    return [mul(div(winners, ties), broadcastTo(g.view(kept), x.shape))];
+    return [mul(div(winners, ties), broadcastTo(g.alias(kept), x.shape))];
   });
 }
 
-/** Index of the largest value along the last axis (int32, not differentiable). */
-export function argmax(x: Tensor): Tensor {
+/**
+ * Index of the largest value along `axis` (default the last, -1; negative axes count from
+ * the end), as int32; the first one on ties. Not differentiable. The axis is removed from the
+ * shape unless `keepDims`. Unlike `torch.argmax(x)` without a dim, the default is the last
+ * axis, not the flattened tensor: `argmax(logits)` gives one class per row of [N, C].
+ */
+export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
   checkFloat("argmax", x);
-  if (x.rank === 0) throw new RangeError("argmax: needs at least one axis");
-  const cols = x.shape[x.rank - 1];
-  const rows = x.size / Math.max(cols, 1);
-  return wrap(x.backend.argmax(x.storage, rows, cols), x.shape.slice(0, -1));
+  if (x.rank === 0) throw new RangeError("argmax: needs at least one axis, got a scalar");
+  const ax = normalizeAxis("argmax", axis, x.rank);
+  const last = x.rank - 1;
+  // The kernel works on the last axis: move `axis` there first (a copy) when it is another.
+  const perm = [...x.shape.keys()].filter((i) => i !== ax).concat(ax);
+  const moved = ax === last
+    ? x
+    : wrap(x.backend.permute(x.storage, x.shape, perm), perm.map((i) => x.shape[i]));
+  const cols = x.shape[ax];
+  if (cols === 0) throw new RangeError(`argmax: axis ${axis} of ${formatShape(x.shape)} is empty`);
+  const rows = x.size / cols;
+  const indices = x.backend.argmax(moved.storage, rows, cols);
+  if (moved !== x) moved.dispose();
+  const shape = keepDims ? keptShape(x.shape, [ax]) : dropAxes(x.shape, [ax]);
+  return wrap(indices, shape);
 }
 
 /**
@@ -116,12 +143,18 @@ export function argmax(x: Tensor): Tensor {
  * are summed away, and axes where `shape` has size 1 are summed with the size kept.
  */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
+  checkTensor("sumTo", "g", g);
   if (sameShape(g.shape, shape)) return g;
+  if (!sameShape(broadcastShapes("sumTo", shape, g.shape), g.shape)) {
+    throw new RangeError(
+      `sumTo: ${formatShape(g.shape)} is not a broadcast of ${formatShape(shape)}`,
+    );
+  }
   const lead = g.rank - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
   const summed = sum(g, axes, true);
-  return sizeOf(summed.shape) === sizeOf(shape) ? summed.view(shape) : summed;
+  return sizeOf(summed.shape) === sizeOf(shape) ? reshape(summed, shape) : summed;
 }

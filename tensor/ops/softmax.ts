@@ -1,6 +1,7 @@
 /**
- * Softmax, log-softmax and the cross-entropy loss, over the last axis (each row of a
- * [rows, cols] matrix; AlexNet's fc8 feeds a 1000-way softmax, paper section 3.5).
+ * Softmax, log-softmax and the cross-entropy loss. The kernels work on the last axis (each
+ * row of a [rows, cols] matrix; AlexNet's fc8 feeds a 1000-way softmax, paper section 3.5);
+ * `softmax(x, axis)` and `logSoftmax(x, axis)` move another axis last with a permute first.
  *
  *     softmax(x)_j    = e^(x_j − m) / Σ_k e^(x_k − m)              m = max_k x_k
  *     logSoftmax(x)_j = x_j − m − log Σ_k e^(x_k − m)
@@ -18,17 +19,18 @@
  *     crossEntropy: the loss is −ly_label, i.e. dy = −onehot(label), so
  *                  dx_i = (y_i − [i = label]) · dLoss
  *
- * `crossEntropy` returns the mean over the batch, composed from the per-row kernel and
- * `mean` (whose backward divides by N).
+ * `crossEntropy` returns the mean over the batch by default, composed from the per-row
+ * kernel and `mean` (whose backward divides by N); `reduction: "sum"` or `"none"` as in PyTorch.
  *
  * @module
  */
 
 import type { TypedArray } from "../../backend/backend.ts";
 import { fromArray, Tensor, wrap } from "../tensor.ts";
-import { formatShape } from "../shape.ts";
+import { formatShape, normalizeAxis } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
-import { mean } from "./reduce.ts";
+import { mean, sum } from "./reduce.ts";
+import { permute } from "./layout.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -141,32 +143,58 @@ function rowsAndCols(op: string, x: Tensor): [number, number] {
   return [cols === 0 ? 0 : x.size / cols, cols];
 }
 
-/** Softmax over the last axis (any rank): every row is positive and sums to 1. */
-export function softmax(x: Tensor): Tensor {
-  checkFloat("softmax", x);
-  const [rows, cols] = rowsAndCols("softmax", x);
-  const backend = x.backend;
-  const y = wrap(backend.softmax(x.storage, rows, cols), x.shape);
-  return record(
-    "softmax",
-    y,
-    [x],
-    (g) => [wrap(backend.softmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
-  );
+/**
+ * Runs a last-axis kernel `op` over `axis` instead: the axis is moved last with a permute
+ * (differentiable, so the gradient is moved back), and the result moved back.
+ */
+function alongAxis(name: string, x: Tensor, axis: number, op: (x: Tensor) => Tensor): Tensor {
+  checkFloat(name, x);
+  if (x.rank === 0) throw new RangeError(`${name}: needs at least one axis, got a scalar`);
+  const ax = normalizeAxis(name, axis, x.rank);
+  if (ax === x.rank - 1) return op(x);
+  const perm = [...x.shape.keys()].filter((i) => i !== ax).concat(ax);
+  const inverse = perm.map((_, i) => perm.indexOf(i));
+  const moved = permute(x, perm);
+  const y = op(moved);
+  const out = permute(y, inverse);
+  if (!out.node) {
+    moved.dispose();
+    y.dispose();
+  }
+  return out;
 }
 
-/** log(softmax(x)) over the last axis, computed stably (no log of an underflowed 0). */
-export function logSoftmax(x: Tensor): Tensor {
-  checkFloat("logSoftmax", x);
-  const [rows, cols] = rowsAndCols("logSoftmax", x);
-  const backend = x.backend;
-  const y = wrap(backend.logSoftmax(x.storage, rows, cols), x.shape);
-  return record(
-    "logSoftmax",
-    y,
-    [x],
-    (g) => [wrap(backend.logSoftmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
-  );
+/**
+ * Softmax over `axis` (default the last; negative counts from the end): every slice along it
+ * is positive and sums to 1.
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis("softmax", x, axis, (x) => {
+    const [rows, cols] = rowsAndCols("softmax", x);
+    const backend = x.backend;
+    const y = wrap(backend.softmax(x.storage, rows, cols), x.shape);
+    return record(
+      "softmax",
+      y,
+      [x],
+      (g) => [wrap(backend.softmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
+    );
+  });
+}
+
+/** log(softmax(x)) over `axis` (default the last), computed stably (no log of an underflowed 0). */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return alongAxis("logSoftmax", x, axis, (x) => {
+    const [rows, cols] = rowsAndCols("logSoftmax", x);
+    const backend = x.backend;
+    const y = wrap(backend.logSoftmax(x.storage, rows, cols), x.shape);
+    return record(
+      "logSoftmax",
+      y,
+      [x],
+      (g) => [wrap(backend.logSoftmaxBackward(y.storage, g.storage, rows, cols), x.shape)],
+    );
+  });
 }
 
 /** Throws unless every label is an integer class index in [0, classes). */
@@ -181,9 +209,19 @@ function checkLabelValues(values: ArrayLike<number>, classes: number): void {
   }
 }
 
+/** Options of {@link crossEntropy}. */
+export interface CrossEntropyOptions {
+  /**
+   * How the per-row losses are combined (PyTorch's `reduction`): `"mean"` (default) over the
+   * batch, `"sum"`, or `"none"` for the [N] losses themselves.
+   */
+  reduction?: "mean" | "sum" | "none";
+}
+
 /**
- * Mean cross-entropy loss of logits [N, C] against integer class labels [N]: the mean over
- * rows of −log softmax(logits)[label], as a scalar tensor. Stable for any finite logits.
+ * Cross-entropy loss of logits [N, C] against integer class labels [N]: −log
+ * softmax(logits)[label] for each row, averaged over the rows (a scalar tensor) unless
+ * `reduction` says otherwise. Stable for any finite logits.
  *
  * `labels` is an int32 tensor on the logits' device, or host values (Int32Array or number[]),
  * which are uploaded to that device and released with the graph. Host labels and CPU tensors
@@ -192,8 +230,22 @@ function checkLabelValues(values: ArrayLike<number>, classes: number): void {
 export function crossEntropy(
   logits: Tensor,
   labels: Tensor | Int32Array | readonly number[],
+  options: CrossEntropyOptions = {},
 ): Tensor {
   checkFloat("crossEntropy", logits);
+  const reduction = options.reduction ?? "mean";
+  if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
+    throw new RangeError(
+      `crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`,
+    );
+  }
+  if (!(labels instanceof Tensor) && !(labels instanceof Int32Array) && !Array.isArray(labels)) {
+    throw new TypeError(
+      `crossEntropy: labels must be an int32 Tensor, an Int32Array or an array of class indices, got ${
+        String(labels)
+      }`,
+    );
+  }
   const logitsShape = formatShape(logits.shape);
   if (logits.rank !== 2) {
     throw new RangeError(`crossEntropy: logits must be [N, C], got ${logitsShape}`);
@@ -238,7 +290,8 @@ export function crossEntropy(
     return [wrap(dLogits, logits.shape)];
   };
   record("crossEntropy", perRow, [logits], backward, [classes]);
-  const loss = mean(perRow);
+  if (reduction === "none") return perRow;
+  const loss = reduction === "sum" ? sum(perRow) : mean(perRow);
   // Not recorded (no grad): nothing needs the per-row losses any more.
   if (!perRow.node) perRow.dispose();
   return loss;
