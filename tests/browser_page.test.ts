@@ -12,7 +12,7 @@ import { decodePng } from "../data/codecs.ts";
 import type { ImageCHW } from "../data/dataset.ts";
 import { chromiumAvailable, withBrowser } from "./browser_chromium.ts";
 
-const STEPS = 12;
+const STEPS = 8;
 
 interface Training {
   device: string | null;
@@ -49,10 +49,10 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await withBrowser(async (page, origin) => {
-      await page.goto(`${origin}/?steps=${STEPS}&batch=32&lr=0.02`);
+      await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02`);
       const started = Date.now();
       await checkTraining(page, "gpu", 240);
-      console.log(`${STEPS} steps of batch 32 on WebGPU: ${(Date.now() - started) / 1000} s`);
+      console.log(`${STEPS} steps of batch 16 on WebGPU: ${(Date.now() - started) / 1000} s`);
       assert.equal(
         await page.evaluate("crossOriginIsolated && typeof SharedArrayBuffer"),
         "function",
