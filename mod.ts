@@ -21,8 +21,16 @@
  * console.log(tensor([[1, 2], [3, 4]]).toString());
  * ```
  *
+ * Importing this module registers the CPU backend (device "cpu", the default); the GPU
+ * backend is registered by `await initWebGPU()`.
+ *
  * @module
  */
+
+import { registerBackend } from "./tensor/tensor.ts";
+import { cpuBackend } from "./backend/cpu.ts";
+
+registerBackend(cpuBackend);
 
 export {
   arange,
@@ -84,8 +92,8 @@ export {
   scope,
   type ScopeResult,
   withGradEnabled,
-} from "./autograd/graph.ts";
-export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autograd/gradcheck.ts";
+} from "./tensor/autograd.ts";
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./tensor/gradcheck.ts";
 
 export {
   abs,

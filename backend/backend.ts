@@ -1,7 +1,7 @@
 /**
  * The backend contract: every kernel, forward and backward, that a device must provide.
  *
- * Autograd ({@link ../autograd/graph.ts}) and the ops in `tensor/ops/` are written once
+ * Autograd (`tensor/autograd.ts`) and the ops in `tensor/ops/` are written once
  * against this interface, so the same graph runs on the CPU reference backend
  * (`backend/cpu.ts`) or the WebGPU backend (`gpu/backend.ts`), and gradients on the GPU are
  * computed by GPU kernels. Adding a backend means implementing this list and nothing else.
@@ -12,10 +12,6 @@
  *
  * @module
  */
-
-import type { Conv2dParams } from "../tensor/ops/conv2d_kernels.ts";
-
-export type { Conv2dParams };
 
 /** Element types. `float64` exists on the CPU for gradient checks; `int32` holds labels and indices. */
 export type DType = "float32" | "float64" | "int32";
@@ -31,6 +27,11 @@ export interface Storage {
   readonly dtype: DType;
   /** Number of elements. */
   readonly length: number;
+  /**
+   * The host array holding the elements, when the backend keeps its memory on the host (the
+   * CPU) so it can be read synchronously; writes to it change the tensor. Absent on devices.
+   */
+  readonly data?: TypedArray;
 }
 
 /** Elementwise functions of one argument; each has a derivative in {@link Backend.unaryBackward}. */
@@ -63,6 +64,38 @@ export interface MatmulParams {
   strideA: number;
   /** Elements between consecutive B matrices: k*n, or 0 to reuse one B for every batch. */
   strideB: number;
+}
+
+/** Every size a conv2d kernel needs, validated and derived once by `conv2dParams` (tensor/ops/conv2d.ts). */
+export interface Conv2dParams {
+  /** Batch size N. */
+  n: number;
+  /** Input channels C (all groups together). */
+  c: number;
+  /** Input height H. */
+  h: number;
+  /** Input width W. */
+  w: number;
+  /** Output channels O (all groups together). */
+  o: number;
+  /** Kernel height KH. */
+  kh: number;
+  /** Kernel width KW. */
+  kw: number;
+  /** Vertical stride. */
+  strideH: number;
+  /** Horizontal stride. */
+  strideW: number;
+  /** Zero padding added above and below. */
+  padH: number;
+  /** Zero padding added left and right. */
+  padW: number;
+  /** Channel groups G: output channel block g sees only input channel block g. */
+  groups: number;
+  /** Output height H' = floor((H + 2·padH − KH) / strideH) + 1. */
+  outH: number;
+  /** Output width W' = floor((W + 2·padW − KW) / strideW) + 1. */
+  outW: number;
 }
 
 /** A 2-D pooling window over [N, C, H, W] input. */
@@ -142,10 +175,7 @@ export interface SgdParams {
   momentum: number;
   /** L2 weight decay coefficient. */
   weightDecay: number;
-  /**
-   * `"paper"`: v <- m v - wd lr w - lr g; w <- w + v (Krizhevsky et al. 2012, section 5).
-   * `"pytorch"`: v <- m v + (g + wd w); w <- w - lr v (torch.optim.SGD, dampening 0).
-   */
+  /** Krizhevsky et al.'s rule or PyTorch's: both are stated in tensor/ops/sgd.ts. */
   rule: "paper" | "pytorch";
 }
 

@@ -25,8 +25,10 @@ import type {
   UnaryOp,
 } from "./backend.ts";
 import {
+  affineCpu,
   binaryCpu,
   broadcastToCpu,
+  powScalarCpu,
   unaryBackwardCpu,
   unaryCpu,
 } from "../tensor/ops/elementwise.ts";
@@ -57,7 +59,7 @@ import {
   softmaxBackwardCpu,
   softmaxCpu,
 } from "../tensor/ops/softmax.ts";
-import { sgdUpdateCpu } from "../optim/sgd_kernel.ts";
+import { sgdUpdateCpu } from "../tensor/ops/sgd.ts";
 import { formatShape, sizeOf } from "../tensor/shape.ts";
 
 /** CPU memory: a typed array, readable synchronously. */
@@ -149,17 +151,13 @@ class CpuBackend implements Backend {
     return dx;
   }
   affine(x: Storage, scale: number, shift: number): Storage {
-    const src = this.#data(x);
     const y = this.#like(x);
-    const dst = y.data;
-    for (let i = 0; i < src.length; i++) dst[i] = src[i] * scale + shift;
+    affineCpu(this.#data(x), scale, shift, y.data);
     return y;
   }
   powScalar(x: Storage, exponent: number): Storage {
-    const src = this.#data(x);
     const y = this.#like(x);
-    const dst = y.data;
-    for (let i = 0; i < src.length; i++) dst[i] = src[i] ** exponent;
+    powScalarCpu(this.#data(x), exponent, y.data);
     return y;
   }
   binary(

@@ -19,9 +19,9 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dForward,
-  type Conv2dParams,
   conv2dParams,
 } from "../tensor/ops/conv2d_kernels.ts";
+import type { Conv2dParams } from "../backend/backend.ts";
 
 /** Median wall time in milliseconds of `runs` calls of `work`, after one warmup call. */
 export function medianMs(work: () => void, runs: number): number {

@@ -22,6 +22,10 @@
  * - **Large grids.** More than 65,535 workgroups in one dimension are silently dropped by the
  *   driver; {@link GpuRuntime.dispatch} folds them into a 2-D grid.
  *
+ * Why one file over 500 lines: memory, the kernel cache and the command stream share the one
+ * `GpuRuntime` object's state (the open pass, the uniform ring, the pool). What kernels share
+ * beyond it (chunking, index math) is in gpu/chunks.ts.
+ *
  * @module
  */
 
@@ -49,13 +53,20 @@ export function workgroupsFor(n: number): number {
 }
 
 /**
+ * WGSL expression: the linear index of the current workgroup, from the builtins `wid`
+ * (workgroup_id) and `nwg` (num_workgroups) of a grid that {@link GpuRuntime.dispatch} may
+ * have folded into 2-D.
+ */
+export const WORKGROUP_INDEX = "(wid.x + wid.y * nwg.x)";
+
+/**
  * The WGSL header of a one-element-per-invocation kernel: declares `main` with the builtins
  * and computes `i`, the element index, from the (possibly folded 2-D) grid.
  */
-export const ELEMENT_MAIN = `@compute @workgroup_size(256)
+export const ELEMENT_MAIN = `@compute @workgroup_size(${WORKGROUP_SIZE})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;`;
+  let i = ${WORKGROUP_INDEX} * ${WORKGROUP_SIZE}u + lid;`;
 
 /** Device memory: `length` elements of float32 or int32 (4 bytes each) in a pooled buffer. */
 export class GpuStorage implements Storage {
@@ -442,7 +453,7 @@ ${ELEMENT_MAIN}
    * Records one compute dispatch. Bindings in order: inputs (read-only storage), outputs
    * (read_write storage), then the params as one uniform block if given. A `workgroups`
    * count over 65,535 is folded into a 2-D grid: kernels compute their linear workgroup index
-   * as `wid.x + wid.y * nwg.x` and ignore indices past their element count.
+   * as {@link WORKGROUP_INDEX} and ignore indices past their element count.
    */
   dispatch(
     kernel: GpuKernel,

@@ -1,18 +1,11 @@
 /**
- * Stochastic gradient descent with momentum and weight decay, with both update rules:
+ * Stochastic gradient descent with momentum and weight decay, with two update rules: the
+ * paper's ("paper", Krizhevsky et al. 2012, section 5) and PyTorch's ("pytorch"). The rules,
+ * and why they part ways when the learning rate changes, are stated in tensor/ops/sgd.ts.
  *
- *     paper   (Krizhevsky et al. 2012, section 5):  v <- m v - wd lr w - lr g;   w <- w + v
- *     pytorch (torch.optim.SGD, dampening 0):       v <- m v + (g + wd w);       w <- w - lr v
- *
- * While lr is constant the two produce the same weights: by induction the paper's v equals
- * -lr times PyTorch's v. They part ways the moment lr changes, because the paper's velocity
- * was accumulated with the old lr already inside it, while PyTorch multiplies its whole
- * velocity by the new lr. After a /10 drop the paper's rule therefore keeps moving with the
- * old, larger steps for a while (the velocity decays by m per step), and PyTorch's takes
- * steps 10 times smaller at once. tests/optim_sgd.test.ts works one example by hand.
- *
- * The update itself is one backend kernel (`sgdUpdate`, CPU in optim/sgd_kernel.ts), applied
- * in place to each parameter and its velocity, so a GPU step never leaves the GPU.
+ * The update itself is one backend kernel (`sgdUpdate`: CPU in tensor/ops/sgd.ts, WGSL in
+ * gpu/kernels/sgd.ts), applied in place to each parameter and its velocity, so a GPU step
+ * never leaves the GPU.
  *
  * @module
  */

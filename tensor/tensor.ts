@@ -32,7 +32,6 @@
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
-import { cpuBackend, CpuStorage } from "../backend/cpu.ts";
 import { formatShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
@@ -40,7 +39,7 @@ import {
   currentScope,
   type GraphNode,
   isGradEnabled,
-} from "../autograd/graph.ts";
+} from "./autograd.ts";
 import type { NestedArray } from "./factories.ts";
 import * as elementwise from "./ops/elementwise.ts";
 import * as reduce from "./ops/reduce.ts";
@@ -71,38 +70,38 @@ export {
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-// Filled on first use rather than at module load: backend/cpu.ts imports the ops, which import
-// this module, so `cpuBackend` may not be initialised yet while this file is evaluated.
+// Backends are registered by the entry points, never imported here: mod.ts registers the CPU
+// backend (backend/cpu.ts) when it is loaded, and `initWebGPU()` (gpu/mod.ts) registers the
+// GPU one. So this file, and every op built on it, depends only on the contract in
+// backend/backend.ts.
 const backends = new Map<string, Backend>();
-
-function registry(): Map<string, Backend> {
-  if (!backends.has("cpu")) backends.set("cpu", cpuBackend);
-  return backends;
-}
 
 /** A device: its name (`"cpu"`, `"gpu"`) or the backend object itself. */
 export type Device = string | Backend;
 
-/** Makes a backend available under its name, e.g. after the WebGPU device is acquired. */
+/** Makes a backend available under its name (mod.ts does it for the CPU, `initWebGPU()` for the GPU). */
 export function registerBackend(backend: Backend): void {
-  registry().set(backend.name, backend);
+  backends.set(backend.name, backend);
 }
 
 /** Removes a backend registered with {@link registerBackend}. */
 export function unregisterBackend(name: string): void {
   if (name === "cpu") throw new Error("unregisterBackend: the cpu backend cannot be removed");
-  registry().delete(name);
+  backends.delete(name);
 }
 
 /** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
 export function getBackend(device: Device = "cpu"): Backend {
   if (typeof device !== "string") return device;
-  const backend = registry().get(device);
+  const backend = backends.get(device);
   if (!backend) {
-    const hint = device === "gpu" ? " (call `await initWebGPU()` from gpu/mod.ts first)" : "";
-    throw new Error(
-      `unknown device "${device}"${hint}; available: ${[...registry().keys()].join(", ")}`,
-    );
+    const hint = device === "cpu"
+      ? ": import mod.ts, which registers it (or call registerBackend(cpuBackend) from backend/cpu.ts)"
+      : device === "gpu"
+      ? ": call `await initWebGPU()` from gpu/mod.ts first"
+      : "";
+    const available = [...backends.keys()].join(", ") || "none";
+    throw new Error(`no backend registered for "${device}"${hint}; registered: ${available}`);
   }
   return backend;
 }
@@ -255,7 +254,7 @@ export class Tensor {
   /** The CPU storage's own array (no copy: writes change the tensor); CPU tensors only. */
   dataSync(): TypedArray {
     const storage = this.storage;
-    if (!(storage instanceof CpuStorage)) {
+    if (!storage.data) {
       throw new Error(`dataSync: tensor is on ${storage.backend.name}; use await t.data()`);
     }
     return storage.data;
@@ -297,7 +296,7 @@ export class Tensor {
     // arriving on it); the result is a leaf, requiring grad if this tensor is a leaf that does.
     const x = backend.name === "cpu" ? this : this.cast(dtype);
     const storage = x.storage;
-    const data = storage instanceof CpuStorage ? storage.data : await x.data();
+    const data = storage.data ?? await x.data();
     const moved = new Tensor(backend.fromArray(data), x.shape);
     if (x !== this) x.dispose();
     const out = moved.cast(dtype);
@@ -327,11 +326,11 @@ export class Tensor {
       ? ", requiresGrad"
       : "";
     const head = `Tensor(${formatShape(this.shape)}, ${this.dtype}, ${this.device}${grad})`;
-    const storage = this.storage;
-    if (!(storage instanceof CpuStorage)) {
+    const data = this.storage.data;
+    if (!data) {
       return `${head}: values on the ${this.device}; read them with await x.data() or await x.toArray()`;
     }
-    return `${head}\n${formatValues(storage.data, this.shape)}`;
+    return `${head}\n${formatValues(data, this.shape)}`;
   }
 
   /** What `console.log(x)` prints in Deno: {@link toString}. */
@@ -475,7 +474,7 @@ export class Tensor {
     return layout.permute(this, shapeArgument("permute", perm));
   }
 
-  /** Makes this tensor the output of a recorded op (used by ops; see autograd/graph.ts). */
+  /** Makes this tensor the output of a recorded op (used by ops; see tensor/autograd.ts). */
   attachGraph(node: GraphNode): void {
     this.#requiresGrad = true;
     this.node = node;

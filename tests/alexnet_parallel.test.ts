@@ -21,7 +21,7 @@ import { trainTwoDevices, TwoDeviceAlexNet } from "../examples/alexnet/parallel.
 import { DEFAULTS } from "../examples/alexnet/config.ts";
 import { gpuMemoryStats } from "../gpu/mod.ts";
 import { getGpu, gpuTest } from "./gpu_helpers.ts";
-import { assertAllClose } from "./helpers.ts";
+import { assertClose } from "./helpers.ts";
 
 const SHAPE = [4, 1, 28, 28];
 const CLASSES = 10;
@@ -90,13 +90,13 @@ async function assertSameTraining(
   const reference = buildReference();
   const expected = await trainOneDevice(reference, oneDevice, steps);
   const { net, results } = await trainTwo(build(), devices, steps);
-  assertAllClose(results.map((r) => r.loss), expected, { rtol: 1e-4, atol: 0, what: "losses" });
+  assertClose(results.map((r) => r.loss), expected, { rtol: 1e-4, atol: 0, what: "losses" });
   const merged = build(); // other weights until toModel overwrites every one of them
   await net.toModel(merged);
   net.dispose();
   const want = await weightsOf(reference);
   for (const [name, got] of await weightsOf(merged)) {
-    assertAllClose(got, want.get(name)!, { rtol: 1e-3, atol: 1e-5, what: name });
+    assertClose(got, want.get(name)!, { rtol: 1e-3, atol: 1e-5, what: name });
   }
   for (const p of reference.parameters()) p.dispose();
   return results;
@@ -207,7 +207,7 @@ Deno.test("with LRN the split equals a one-device model whose LRN sees only its 
   };
   const reference = logitsOf(perHalf());
   const tolerance = 1e-5 * Math.max(...reference.map(Math.abs));
-  assertAllClose(split, reference, { rtol: 0, atol: tolerance, what: "logits" });
+  assertClose(split, reference, { rtol: 0, atol: tolerance, what: "logits" });
   // The plain one-device model lets the window cross channels 15/16 of conv1's 32: different,
   // by far more than the tolerance above.
   const plain = logitsOf(withLrn());

@@ -10,7 +10,7 @@ import { crossEntropy, fromArray, Rng, SGD } from "../mod.ts";
 import type { Module } from "../nn/module.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { gpuTest } from "./gpu_helpers.ts";
-import { assertAllClose } from "./helpers.ts";
+import { assertClose } from "./helpers.ts";
 
 function batch(shape: number[], classes: number, seed: number) {
   const rng = new Rng(seed);
@@ -58,9 +58,9 @@ gpuTest("AlexNet-mini: same loss, gradients and 5-step SGD trajectory on CPU and
   const cpu = await trainSteps(make(), "cpu", shape, 10, 5);
   const gpu = await trainSteps(make(), "gpu", shape, 10, 5);
   // Float32 sums in a different order: agreement to ~1e-5 relative per op, compounding.
-  assertAllClose(gpu.losses, cpu.losses, { rtol: 1e-3, atol: 1e-4, what: "losses" });
+  assertClose(gpu.losses, cpu.losses, { rtol: 1e-3, atol: 1e-4, what: "losses" });
   for (const [name, g] of cpu.grads) {
-    assertAllClose(gpu.grads.get(name)!, g, { rtol: 2e-3, atol: 2e-4, what: `grad of ${name}` });
+    assertClose(gpu.grads.get(name)!, g, { rtol: 2e-3, atol: 2e-4, what: `grad of ${name}` });
   }
   assert.ok(cpu.losses.at(-1)! < cpu.losses[0], `loss should fall: ${cpu.losses.join(", ")}`);
 });
@@ -78,10 +78,10 @@ gpuTest(
         `loss ${loss}`,
       );
     }
-    assertAllClose(gpu.losses, cpu.losses, { rtol: 1e-3, atol: 1e-4, what: "losses" });
+    assertClose(gpu.losses, cpu.losses, { rtol: 1e-3, atol: 1e-4, what: "losses" });
     // fc6's weight is larger than one storage binding on the software adapter: its gradient
     // must still agree (it is computed in chunks).
-    assertAllClose(gpu.grads.get("fc6.weight")!, cpu.grads.get("fc6.weight")!, {
+    assertClose(gpu.grads.get("fc6.weight")!, cpu.grads.get("fc6.weight")!, {
       rtol: 5e-3,
       atol: 1e-6,
       what: "grad of fc6.weight",
@@ -98,7 +98,7 @@ gpuTest(
     const shape = [128, 1, 28, 28];
     const cpu = await trainSteps(make(), "cpu", shape, 10, 1);
     const gpu = await trainSteps(make(), "gpu", shape, 10, 1);
-    assertAllClose(gpu.losses, cpu.losses, { rtol: 1e-5, atol: 1e-6, what: "loss" });
+    assertClose(gpu.losses, cpu.losses, { rtol: 1e-5, atol: 1e-6, what: "loss" });
     // Compared as whole vectors: among 128 images a float32 rounding difference can flip a
     // near-tie (a pre-activation at ±1e-9 around a ReLU's zero, then which cell of an all-but-zero
     // max-pool window wins). That moves one image's gradient to a neighbouring position: conv2's

@@ -3,8 +3,8 @@ import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { add, exp, mul, relu } from "../tensor/ops/elementwise.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
-import { noGrad, scope } from "../autograd/graph.ts";
-import { gradcheck } from "../autograd/gradcheck.ts";
+import { noGrad, scope } from "../tensor/autograd.ts";
+import { gradcheck } from "../tensor/gradcheck.ts";
 import { randomF64, values } from "./helpers.ts";
 
 const param = (data: number[]) => {
@@ -69,6 +69,19 @@ Deno.test("scope keeps what a returned tensor's graph needs for backward", () =>
   });
   loss.backward(); // would throw if the scope had released the graph's tensors
   assert.deepEqual([...values(w.grad!)], [2, 0, 6]);
+});
+
+Deno.test("scope keeps a returned tensor however deep it is nested, and survives cycles", () => {
+  type Nest = { next?: Nest | Tensor[]; self?: unknown };
+  const result = scope(() => {
+    let nest: Nest = { next: [add(tensor([1, 2]), 1)] };
+    for (let depth = 0; depth < 20; depth++) nest = { next: nest };
+    nest.self = nest; // a cycle must not loop forever
+    return nest;
+  });
+  let level: Nest | Tensor[] = result;
+  while (!Array.isArray(level)) level = level.next!;
+  assert.deepEqual([...values(level[0])], [2, 3]);
 });
 
 Deno.test("backward with an upstream gradient, and its errors", () => {

@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { encodeSafetensors, loadSafetensors, type TensorEntry } from "../io/safetensors.ts";

@@ -4,11 +4,12 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dForward,
-  type Conv2dParams,
   conv2dParams,
 } from "../tensor/ops/conv2d_kernels.ts";
+import type { Conv2dParams } from "../backend/backend.ts";
 import { allocF32, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
 import { Rng } from "../tensor/random.ts";
+import { assertClose } from "./close.ts";
 
 /** Direct convolution: the 7 nested loops of the definition, with bias. */
 function naiveForward(x: Float64Array, w: Float64Array, bias: Float64Array, p: Conv2dParams) {
@@ -79,22 +80,6 @@ function random(rng: Rng, length: number): Float64Array {
   const values = new Float64Array(length);
   for (let i = 0; i < length; i++) values[i] = rng.uniform() * 2 - 1;
   return values;
-}
-
-function assertClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  tol: number,
-  what: string,
-) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const error = Math.abs(actual[i] - expected[i]);
-    assert.ok(
-      error <= tol * (1 + Math.abs(expected[i])),
-      `${what}[${i}]: ${actual[i]} vs ${expected[i]}`,
-    );
-  }
 }
 
 interface Case {
@@ -187,26 +172,42 @@ for (const dtype of ["float64", "float32"] as const) {
 
       const out = convert(new Float64Array(dy.length));
       conv2dForward(convert(x), convert(w), convert(bias), p, out);
-      assertClose(out, naiveForward(x, w, bias, p), tolerance, "y");
+      assertClose(out, naiveForward(x, w, bias, p), {
+        rtol: tolerance,
+        atol: tolerance,
+        what: "y",
+      });
 
       const expected = naiveBackward(x, w, dy, p);
       const dx = convert(new Float64Array(x.length).fill(9)); // overwritten, not added to
       conv2dBackwardInput(convert(dy), convert(w), p, dx);
-      assertClose(dx, expected.dx, tolerance, "dx");
+      assertClose(dx, expected.dx, { rtol: tolerance, atol: tolerance, what: "dx" });
       const dw = convert(new Float64Array(w.length).fill(9));
       conv2dBackwardWeight(convert(dy), convert(x), p, dw);
-      assertClose(dw, expected.dw, tolerance, "dw");
+      assertClose(dw, expected.dw, { rtol: tolerance, atol: tolerance, what: "dw" });
       const db = convert(new Float64Array(p.o).fill(9));
       conv2dBackwardBias(convert(dy), p, db);
-      assertClose(db, expected.db, tolerance, "dbias");
+      assertClose(db, expected.db, { rtol: tolerance, atol: tolerance, what: "dbias" });
 
       // accumulate = true adds to what is there.
       conv2dBackwardInput(convert(dy), convert(w), p, dx, true);
-      assertClose(dx, expected.dx.map((v) => 2 * v), tolerance, "dx accumulated");
+      assertClose(dx, expected.dx.map((v) => 2 * v), {
+        rtol: tolerance,
+        atol: tolerance,
+        what: "dx accumulated",
+      });
       conv2dBackwardWeight(convert(dy), convert(x), p, dw, true);
-      assertClose(dw, expected.dw.map((v) => 2 * v), tolerance, "dw accumulated");
+      assertClose(dw, expected.dw.map((v) => 2 * v), {
+        rtol: tolerance,
+        atol: tolerance,
+        what: "dw accumulated",
+      });
       conv2dBackwardBias(convert(dy), p, db, true);
-      assertClose(db, expected.db.map((v) => 2 * v), tolerance, "dbias accumulated");
+      assertClose(db, expected.db.map((v) => 2 * v), {
+        rtol: tolerance,
+        atol: tolerance,
+        what: "dbias accumulated",
+      });
     });
   }
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import { initWebGPU, type InitWebGPUOptions, isWebGPUAvailable } from "../gpu/mod.ts";
 import type { GpuBackend } from "../gpu/backend.ts";
 

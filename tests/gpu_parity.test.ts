@@ -14,25 +14,15 @@
 
 import assert from "node:assert/strict";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
-import { Rng } from "../tensor/random.ts";
-import { sgdUpdateCpu } from "../optim/sgd_kernel.ts";
+import { sgdUpdateCpu } from "../tensor/ops/sgd.ts";
 import type { SgdParams } from "../backend/backend.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
-import { chunkedCases, denseCases, type InputSpec, type ParityCase } from "./parity_cases.ts";
+import { chunkedCases, denseCases, inputValues, type ParityCase } from "./parity_cases.ts";
 import { spatialCases } from "./parity_cases_spatial.ts";
 import { gpuTest } from "./gpu_helpers.ts";
+import { assertClose } from "./close.ts";
 
 const CHUNKED = { name: "gpu-chunked", maxBindingBytes: 1 << 16 };
-
-function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
-  const rng = new Rng(spec.seed ?? seed);
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.kind === "labels") {
-    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
-  }
-  const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
-  return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
-}
 
 interface Result {
   output: Float32Array | Int32Array;
@@ -65,33 +55,13 @@ async function run(
   return { output, grads };
 }
 
-function compare(
-  c: ParityCase,
-  what: string,
-  gpu: ArrayLike<number>,
-  cpu: ArrayLike<number>,
-): void {
-  const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-5;
-  assert.equal(
-    gpu.length,
-    cpu.length,
-    `${c.name}: ${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`,
-  );
-  let worst = -1, worstExcess = 0;
-  for (let i = 0; i < cpu.length; i++) {
-    const excess = Math.abs(gpu[i] - cpu[i]) - (atol + rtol * Math.abs(cpu[i]));
-    if (excess > worstExcess || Number.isNaN(gpu[i]) !== Number.isNaN(cpu[i])) {
-      worst = i;
-      worstExcess = Number.isNaN(excess) ? Infinity : excess;
-    }
-  }
-  if (worst >= 0) {
-    assert.fail(
-      `${c.name}: ${what}[${worst}] is ${gpu[worst]} on the GPU, ${
-        cpu[worst]
-      } on the CPU (rtol ${rtol}, atol ${atol})`,
-    );
-  }
+/** GPU values against the CPU's, with the case's tolerances. */
+function compare(c: ParityCase, what: string, gpu: ArrayLike<number>, cpu: ArrayLike<number>) {
+  assertClose(gpu, cpu, {
+    rtol: c.rtol ?? 1e-5,
+    atol: c.atol ?? 1e-5,
+    what: `${c.name}: ${what} (GPU vs CPU)`,
+  });
 }
 
 async function checkCase(c: ParityCase, device: string, caseIndex: number): Promise<void> {

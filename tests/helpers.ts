@@ -1,43 +1,18 @@
 /**
- * Shared test helpers: float comparison with a useful failure message, and float64 inputs
- * for gradient checks.
+ * Shared test helpers: the float comparison (tests/close.ts), float64 inputs for gradient
+ * checks, and the CPU backend's registration (through mod.ts).
  *
  * @module
  */
 
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import type { TypedArray } from "../backend/backend.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
-import { gradcheck, type GradcheckOptions } from "../autograd/gradcheck.ts";
+import { gradcheck, type GradcheckOptions } from "../tensor/gradcheck.ts";
 
-/** Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the worst element. */
-export function assertAllClose(
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  { rtol = 1e-5, atol = 1e-6, what = "values" } = {},
-): void {
-  assert.equal(
-    actual.length,
-    expected.length,
-    `${what}: length ${actual.length} != ${expected.length}`,
-  );
-  let worst = -1, worstExcess = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
-    if (excess > worstExcess || Number.isNaN(actual[i]) !== Number.isNaN(expected[i])) {
-      worst = i;
-      worstExcess = Number.isNaN(excess) ? Infinity : excess;
-    }
-  }
-  if (worst >= 0) {
-    assert.fail(
-      `${what}: element ${worst} is ${actual[worst]}, expected ${
-        expected[worst]
-      } (rtol ${rtol}, atol ${atol})`,
-    );
-  }
-}
+export { assertClose, type CloseOptions } from "./close.ts";
 
 /** A float64 CPU tensor of seeded values in [low, high). */
 export function randomF64(shape: number[], seed: number, low = -1, high = 1): Tensor {

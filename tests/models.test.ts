@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import {
   alexnet,
@@ -6,7 +7,7 @@ import {
   alexnetTorchvision,
 } from "../models/alexnet.ts";
 import type { Sequential } from "../nn/layers.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { randn } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 

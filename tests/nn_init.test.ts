@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import * as init from "../nn/init.ts";
 import { Conv2d, Linear, Sequential } from "../nn/layers.ts";

@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import {
   AdaptiveAvgPool2d,
@@ -14,7 +15,7 @@ import {
   Tanh,
 } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { ones, randn, type Tensor } from "../tensor/tensor.ts";
 import { localResponseNorm } from "../tensor/ops/lrn.ts";
 

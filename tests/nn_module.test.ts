@@ -1,8 +1,9 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import { Module, parameter } from "../nn/module.ts";
 import { Conv2d, Dropout, Flatten, Linear, ReLU, Sequential } from "../nn/layers.ts";
 import { ones, randn, type Tensor } from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import type { Shape } from "../tensor/shape.ts";
 
 function small(): Sequential {

@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Tanh } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fromArray, type Tensor, tensor } from "../tensor/tensor.ts";
 import { Rng } from "../tensor/random.ts";
 import { localResponseNorm, type LrnOptions } from "../tensor/ops/lrn.ts";
-import { assertAllClose, assertGradcheck, values } from "./helpers.ts";
+import { assertClose, assertGradcheck, values } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Independent references
@@ -111,7 +111,7 @@ Deno.test("localResponseNorm: hand-computed channels [1, 2, 3] at one pixel", ()
     ]],
   ];
   for (const [name, options, expected] of cases) {
-    assertAllClose(values(localResponseNorm(x, options)), expected, { rtol: 1e-6, what: name });
+    assertClose(values(localResponseNorm(x, options)), expected, { rtol: 1e-6, what: name });
   }
 });
 
@@ -128,12 +128,12 @@ for (const [name, size, alpha, beta, k] of forwardCases) {
   Deno.test(`localResponseNorm "averaged" matches PyTorch's algorithm: ${name}`, () => {
     const x = activations(shape, size);
     const expected = torchLrn(x.dataSync() as Float64Array, shape, size, alpha, beta, k);
-    assertAllClose(values(localResponseNorm(x, { size, alpha, beta, k })), expected, {
+    assertClose(values(localResponseNorm(x, { size, alpha, beta, k })), expected, {
       rtol: 1e-12,
       atol: 0,
     });
     const x32 = fromArray(Float32Array.from(x.dataSync()), shape);
-    assertAllClose(values(localResponseNorm(x32, { size, alpha, beta, k })), expected, {
+    assertClose(values(localResponseNorm(x32, { size, alpha, beta, k })), expected, {
       rtol: 2e-6,
       atol: 0,
       what: "float32",
@@ -146,7 +146,7 @@ for (const size of [3, 5]) {
     const x = activations(shape, 20 + size);
     const expected = paperLrn(x.dataSync() as Float64Array, shape, size, 1e-4, 0.75, 2);
     const y = localResponseNorm(x, { size, alphaScaling: "per-term" });
-    assertAllClose(values(y), expected, { rtol: 1e-12, atol: 0 });
+    assertClose(values(y), expected, { rtol: 1e-12, atol: 0 });
   });
 }
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import type { Storage } from "../backend/backend.ts";
 import { getBackend, type Tensor, tensor } from "../tensor/tensor.ts";
-import { noGrad } from "../autograd/graph.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { sum } from "../tensor/ops/reduce.ts";
 import { mul } from "../tensor/ops/elementwise.ts";
 import { crossEntropy, logSoftmax, softmax } from "../tensor/ops/softmax.ts";
-import { assertAllClose, assertGradcheck, randomF64, values } from "./helpers.ts";
+import { assertClose, assertGradcheck, randomF64, values } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Naive references (fine for the moderate logits they are used on)
@@ -42,12 +42,12 @@ for (const shape of shapes) {
     const expected = naiveSoftmax(x.dataSync(), cols);
     const y = softmax(x);
     assert.deepEqual(y.shape, shape);
-    assertAllClose(values(y), expected, { rtol: 1e-13, atol: 0 });
-    assertAllClose(rowSums(values(y), cols), new Array(x.size / cols).fill(1), {
+    assertClose(values(y), expected, { rtol: 1e-13, atol: 0 });
+    assertClose(rowSums(values(y), cols), new Array(x.size / cols).fill(1), {
       rtol: 0,
       atol: 1e-15,
     });
-    assertAllClose(values(logSoftmax(x)), expected.map(Math.log), { rtol: 1e-12, atol: 1e-15 });
+    assertClose(values(logSoftmax(x)), expected.map(Math.log), { rtol: 1e-12, atol: 1e-15 });
   });
 }
 
@@ -66,12 +66,12 @@ Deno.test("softmax / logSoftmax: stable at logits of ±1000", () => {
   for (const dtype of ["float32", "float64"] as const) {
     for (const [name, logits, probabilities, logProbabilities] of cases) {
       const x = tensor(logits, { dtype });
-      assertAllClose(values(softmax(x)), probabilities, {
+      assertClose(values(softmax(x)), probabilities, {
         rtol: 1e-6,
         atol: 0,
         what: `${dtype} softmax ${name}`,
       });
-      assertAllClose(values(logSoftmax(x)), logProbabilities, {
+      assertClose(values(logSoftmax(x)), logProbabilities, {
         rtol: 1e-6,
         atol: 0,
         what: `${dtype} logSoftmax ${name}`,
@@ -113,7 +113,7 @@ Deno.test("crossEntropy: mean of −log softmax[label] against the naive formula
     labels.reduce((s, label, row) => s - Math.log(probabilities[row * 7 + label]), 0) / 5;
   const loss = crossEntropy(logits, labels);
   assert.deepEqual(loss.shape, []);
-  assertAllClose(values(loss), [expected], { rtol: 1e-13, atol: 0 });
+  assertClose(values(loss), [expected], { rtol: 1e-13, atol: 0 });
   // All three ways to pass labels agree.
   assert.deepEqual(values(crossEntropy(logits, Int32Array.from(labels))), values(loss));
   assert.deepEqual(values(crossEntropy(logits, tensor(labels, { dtype: "int32" }))), values(loss));
@@ -132,7 +132,7 @@ Deno.test("crossEntropy: stable and exact at logits of ±1000", () => {
     for (const [name, logits, label, expected] of cases) {
       const loss = values(crossEntropy(tensor([logits], { dtype }), [label]))[0];
       assert.ok(Number.isFinite(loss), `${dtype} ${name}: loss ${loss}`);
-      assertAllClose([loss], [expected], { rtol: 1e-6, atol: 1e-7, what: `${dtype} ${name}` });
+      assertClose([loss], [expected], { rtol: 1e-6, atol: 1e-7, what: `${dtype} ${name}` });
     }
   }
 });
@@ -140,7 +140,7 @@ Deno.test("crossEntropy: stable and exact at logits of ±1000", () => {
 Deno.test("crossEntropy: gradient is (softmax − onehot) / N, finite at ±1000", () => {
   const logits = tensor([[1000, -1000, 0], [0, 0, 0]], { dtype: "float64", requiresGrad: true });
   crossEntropy(logits, [1, 2]).backward();
-  assertAllClose(values(logits.grad!), [1 / 2, -1 / 2, 0, 1 / 6, 1 / 6, -1 / 3], {
+  assertClose(values(logits.grad!), [1 / 2, -1 / 2, 0, 1 / 6, 1 / 6, -1 / 3], {
     rtol: 1e-12,
     atol: 1e-15,
   });

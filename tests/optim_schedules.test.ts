@@ -1,3 +1,4 @@
+import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import { SGD } from "../optim/sgd.ts";
 import { CosineAnnealing, ReduceLROnPlateau, StepLR } from "../optim/schedules.ts";

@@ -4,18 +4,12 @@ import { parameter } from "../nn/module.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { mul } from "../tensor/ops/elementwise.ts";
 import { sum } from "../tensor/ops/reduce.ts";
+import { assertClose } from "./helpers.ts";
 
 /** Sets `p.grad` to a fixed value, as a backward pass would. */
 function setGrad(p: Tensor, values: number[]): void {
   p.grad?.dispose();
   p.grad = tensor(values).keep();
-}
-
-function assertClose(actual: number, expected: number, what: string, tolerance = 1e-6): void {
-  assert.ok(
-    Math.abs(actual - expected) <= tolerance,
-    `${what}: got ${actual}, expected ${expected}`,
-  );
 }
 
 /** Runs one-element SGD with a constant gradient and a given lr per step; returns w after each. */
@@ -48,9 +42,11 @@ Deno.test("SGD rules agree while lr is constant and differ after a /10 drop (wor
   const lrs = [0.1, 0.1, 0.01, 0.01];
   const paper = trajectory("paper", lrs, { grad: 1, weightDecay: 0 });
   const pytorch = trajectory("pytorch", lrs, { grad: 1, weightDecay: 0 });
-  [0.9, 0.71, 0.529, 0.3561].forEach((w, i) => assertClose(paper[i], w, `paper step ${i + 1}`));
+  [0.9, 0.71, 0.529, 0.3561].forEach((w, i) =>
+    assertClose(paper[i], w, { rtol: 0, what: `paper step ${i + 1}` })
+  );
   [0.9, 0.71, 0.6829, 0.64851].forEach((w, i) =>
-    assertClose(pytorch[i], w, `pytorch step ${i + 1}`)
+    assertClose(pytorch[i], w, { rtol: 0, what: `pytorch step ${i + 1}` })
   );
 });
 
@@ -62,8 +58,8 @@ Deno.test("SGD rules agree while lr is constant and differ after a /10 drop (wor
 Deno.test("SGD weight decay: both rules give w = 0.94 then 0.8266", () => {
   for (const rule of ["paper", "pytorch"] as const) {
     const w = trajectory(rule, [0.1, 0.1], { grad: 0.5, weightDecay: 0.1 });
-    assertClose(w[0], 0.94, `${rule} step 1`);
-    assertClose(w[1], 0.8266, `${rule} step 2`);
+    assertClose(w[0], 0.94, { rtol: 0, what: `${rule} step 1` });
+    assertClose(w[1], 0.8266, { rtol: 0, what: `${rule} step 2` });
   }
 });
 
@@ -77,12 +73,12 @@ Deno.test("SGD.zeroGrad disposes gradients and sets them to null; velocities are
   sgd.step();
   const v = sgd.velocity(w)!;
   assert.ok(v.isKept);
-  assertClose(v.dataSync()[0], -0.3, "paper velocity = -lr g");
+  assertClose(v.dataSync()[0], -0.3, { rtol: 0, what: "paper velocity = -lr g" });
   sgd.zeroGrad();
   assert.equal(w.grad, null);
   assert.ok(grad.isDisposed, "the old gradient was released, not zeroed in place");
   sgd.step(); // no gradient: nothing moves
-  assertClose(w.dataSync()[0], 0.7, "w unchanged by a step without gradient");
+  assertClose(w.dataSync()[0], 0.7, { rtol: 0, what: "w unchanged by a step without gradient" });
 });
 
 Deno.test("SGD parameter groups: own lr and weight decay; lr setter and scaleLr", () => {
@@ -99,8 +95,11 @@ Deno.test("SGD parameter groups: own lr and weight decay; lr setter and scaleLr"
   setGrad(a, [1]);
   setGrad(b, [1]);
   sgd.step();
-  assertClose(a.dataSync()[0], 1 - 0.1 * 0.2 - 0.1, "group 0: w - lr wd w - lr g");
-  assertClose(b.dataSync()[0], 0.5, "group 1: w - 0.5 g");
+  assertClose(a.dataSync()[0], 1 - 0.1 * 0.2 - 0.1, {
+    rtol: 0,
+    what: "group 0: w - lr wd w - lr g",
+  });
+  assertClose(b.dataSync()[0], 0.5, { rtol: 0, what: "group 1: w - 0.5 g" });
   sgd.scaleLr(0.1);
   assert.deepEqual(sgd.groups.map((g) => g.lr), [0.1 * 0.1, 0.5 * 0.1]);
   sgd.lr = 0.02;

@@ -10,6 +10,7 @@
  */
 
 import type { Tensor } from "../tensor/tensor.ts";
+import { Rng } from "../tensor/random.ts";
 import {
   abs,
   add,
@@ -64,6 +65,17 @@ export interface ParityCase {
   rtol?: number;
   /** Absolute tolerance (default 1e-5). */
   atol?: number;
+}
+
+/** The seeded values of one input (`seed` unless the spec gives its own). */
+export function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
+  const rng = new Rng(spec.seed ?? seed);
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  if (spec.kind === "labels") {
+    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
+  }
+  const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
+  return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
 }
 
 const f = (...shape: number[]): InputSpec => ({ shape });

@@ -15,14 +15,9 @@
 /// <reference lib="dom" />
 
 import { fromArray, initWebGPU, type Tensor } from "../mod.ts";
-import { Rng } from "../tensor/random.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
-import {
-  chunkedCases,
-  denseCases,
-  type InputSpec,
-  type ParityCase,
-} from "../tests/parity_cases.ts";
+import { chunkedCases, denseCases, inputValues, type ParityCase } from "../tests/parity_cases.ts";
+import { closeMismatch } from "../tests/close.ts";
 import { spatialCases } from "../tests/parity_cases_spatial.ts";
 
 /** One case's outcome: `message` names the first disagreement. */
@@ -42,16 +37,6 @@ const parity = {
   error: null as string | null,
 };
 (globalThis as { parity?: typeof parity }).parity = parity;
-
-function inputValues(spec: InputSpec, seed: number): Float32Array | Int32Array {
-  const rng = new Rng(spec.seed ?? seed);
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.kind === "labels") {
-    return Int32Array.from({ length: n }, () => rng.int(spec.classes ?? 2));
-  }
-  const [low, high] = spec.kind === "positive" ? [0.5, 2] : [-1, 1];
-  return Float32Array.from({ length: n }, () => low + (high - low) * rng.uniform());
-}
 
 interface Computed {
   output: ArrayLike<number>;
@@ -85,7 +70,7 @@ async function compute(
 /** How close the GPU came to the CPU in the case being checked, in units of its tolerance. */
 let worstRatio = 0;
 
-/** The first element outside the tolerance, as a message; null when all agree. */
+/** Why the GPU's values are not close to the CPU's (the suite's one comparison), or null. */
 function mismatch(
   c: ParityCase,
   what: string,
@@ -93,19 +78,16 @@ function mismatch(
   cpu: ArrayLike<number>,
 ): string | null {
   const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-5;
-  if (gpu.length !== cpu.length) {
-    return `${what} has ${gpu.length} elements on the GPU, ${cpu.length} on the CPU`;
-  }
-  for (let i = 0; i < cpu.length; i++) {
-    if (Number.isNaN(gpu[i]) && Number.isNaN(cpu[i])) continue;
-    const difference = Math.abs(gpu[i] - cpu[i]), tolerance = atol + rtol * Math.abs(cpu[i]);
-    if (!(difference <= tolerance)) {
-      return `${what}[${i}] is ${gpu[i]} on the GPU, ${cpu[i]} on the CPU ` +
-        `(rtol ${rtol}, atol ${atol})`;
+  const problem = closeMismatch(gpu, cpu, { rtol, atol, what: `${what} (GPU vs CPU)` });
+  if (problem === null) {
+    // For the table only: the largest difference as a fraction of its tolerance.
+    for (let i = 0; i < cpu.length; i++) {
+      const tolerance = atol + rtol * Math.abs(cpu[i]);
+      const ratio = Math.abs(gpu[i] - cpu[i]) / tolerance;
+      if (tolerance > 0 && ratio > worstRatio) worstRatio = ratio;
     }
-    if (tolerance > 0) worstRatio = Math.max(worstRatio, difference / tolerance);
   }
-  return null;
+  return problem;
 }
 
 async function checkCase(c: ParityCase, device: string, caseIndex: number): Promise<string | null> {

@@ -28,7 +28,7 @@ export interface TrainConfig {
   weightDecay: number;
   /** Learning-rate schedule, called once per epoch. */
   schedule: "plateau" | "step" | "cosine" | "none";
-  /** Update rule: the paper's or PyTorch's (see optim/sgd_kernel.ts). */
+  /** Update rule: the paper's or PyTorch's (see tensor/ops/sgd.ts). */
   sgdRule: "paper" | "pytorch";
   /** Weight initialisation: He (default for the mini model) or the paper's N(0, 0.01^2). */
   init: "he" | "paper";

@@ -1,20 +1,18 @@
 /**
- * Pictures for the AlexNet example, as PNG bytes: training curves, run comparisons and the
- * paper's Figure 3 (the first convolutional layer's filters).
+ * Pictures for the AlexNet example, as PNG bytes: training curves and run comparisons (line
+ * charts, here), and the paper's Figure 3, the first convolutional layer's filters
+ * (filters.ts, re-exported).
  *
- * Everything is drawn from first principles on an RGBA pixel buffer (lines by Bresenham's
- * algorithm, text from a built-in 5x7 bitmap font) so the example needs no font file and no
- * native code. The PNG encoder is imagescript's pure-JavaScript one (`imagescript/png/node.js`);
- * importing `"imagescript"` itself would load a native addon and need `--allow-ffi` (see
- * data/codecs.ts).
+ * Each picture is written as SVG text (a few lines of markup per element, easy to read and to
+ * change) and rasterised by resvg (svg.ts).
  *
  * @module
  */
 
-import pngJs from "imagescript/png/node.js";
+import { css, FONT_FAMILY, type Rgb, svgToPng } from "./svg.ts";
 
-/** An sRGB colour, each channel in [0, 255]. */
-export type Rgb = [number, number, number];
+export { type FilterGridOptions, filterGridPng } from "./filters.ts";
+export { type Rgb, svgToPng };
 
 /** One line of a {@link lineChartPng}. */
 export interface ChartSeries {
@@ -65,241 +63,27 @@ const PALETTE: Rgb[] = [
   [188, 189, 34],
   [23, 190, 207],
 ];
-const WHITE: Rgb = [255, 255, 255];
-const INK: Rgb = [30, 30, 30];
-const GRID: Rgb = [225, 225, 225];
+const INK = "rgb(30,30,30)";
+const GRID = "rgb(225,225,225)";
 
-// ---------------------------------------------------------------------------------------------
-// A 5x7 bitmap font: each glyph is 7 rows of 5 pixels, '#' set. Lower case is drawn as upper
-// case; a character without a glyph is drawn as '?'.
+const escapeXml = (text: string) =>
+  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+/** Layout estimate of a DejaVu Sans line's width (its digits are 0.64 em wide). */
+const textWidth = (text: string, fontSize: number) => text.length * 0.62 * fontSize;
 
-const GLYPH_WIDTH = 5;
-const GLYPH_HEIGHT = 7;
-// One blank column between glyphs.
-const GLYPH_ADVANCE = GLYPH_WIDTH + 1;
-
-const FONT_ROWS: Record<string, string> = {
-  "0": ".###. #...# #..## #.#.# ##..# #...# .###.",
-  "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
-  "2": ".###. #...# ....# ...#. ..#.. .#... #####",
-  "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
-  "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.",
-  "5": "##### #.... ####. ....# ....# #...# .###.",
-  "6": "..##. .#... #.... ####. #...# #...# .###.",
-  "7": "##### ....# ...#. ..#.. .#... .#... .#...",
-  "8": ".###. #...# #...# .###. #...# #...# .###.",
-  "9": ".###. #...# #...# .#### ....# ...#. .##..",
-  "A": ".###. #...# #...# ##### #...# #...# #...#",
-  "B": "####. #...# #...# ####. #...# #...# ####.",
-  "C": ".###. #...# #.... #.... #.... #...# .###.",
-  "D": "###.. #..#. #...# #...# #...# #..#. ###..",
-  "E": "##### #.... #.... ####. #.... #.... #####",
-  "F": "##### #.... #.... ####. #.... #.... #....",
-  "G": ".###. #...# #.... #.### #...# #...# .####",
-  "H": "#...# #...# #...# ##### #...# #...# #...#",
-  "I": ".###. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
-  "J": "..### ...#. ...#. ...#. ...#. #..#. .##..",
-  "K": "#...# #..#. #.#.. ##... #.#.. #..#. #...#",
-  "L": "#.... #.... #.... #.... #.... #.... #####",
-  "M": "#...# ##.## #.#.# #.#.# #...# #...# #...#",
-  "N": "#...# #...# ##..# #.#.# #..## #...# #...#",
-  "O": ".###. #...# #...# #...# #...# #...# .###.",
-  "P": "####. #...# #...# ####. #.... #.... #....",
-  "Q": ".###. #...# #...# #...# #.#.# #..#. .##.#",
-  "R": "####. #...# #...# ####. #.#.. #..#. #...#",
-  "S": ".#### #.... #.... .###. ....# ....# ####.",
-  "T": "##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#..",
-  "U": "#...# #...# #...# #...# #...# #...# .###.",
-  "V": "#...# #...# #...# #...# #...# .#.#. ..#..",
-  "W": "#...# #...# #...# #.#.# #.#.# #.#.# .#.#.",
-  "X": "#...# #...# .#.#. ..#.. .#.#. #...# #...#",
-  "Y": "#...# #...# .#.#. ..#.. ..#.. ..#.. ..#..",
-  "Z": "##### ....# ...#. ..#.. .#... #.... #####",
-  ".": "..... ..... ..... ..... ..... .##.. .##..",
-  ",": "..... ..... ..... ..... .##.. ..#.. .#...",
-  "%": "##... ##..# ...#. ..#.. .#... #..## ...##",
-  "-": "..... ..... ..... .###. ..... ..... .....",
-  "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....",
-  "=": "..... ..... ##### ..... ##### ..... .....",
-  ":": "..... .##.. .##.. ..... .##.. .##.. .....",
-  "/": "..... ....# ...#. ..#.. .#... #.... .....",
-  "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
-  ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
-  "_": "..... ..... ..... ..... ..... ..... #####",
-  "?": ".###. #...# ....# ...#. ..#.. ..... ..#..",
-  " ": "..... ..... ..... ..... ..... ..... .....",
-};
-
-/** Glyph pixels as 7 rows of 5 booleans, parsed once. */
-const FONT: Map<string, boolean[][]> = new Map(
-  Object.entries(FONT_ROWS).map(([char, rows]) => [
-    char,
-    rows.split(" ").map((row) => [...row].map((pixel) => pixel === "#")),
-  ]),
-);
-
-function glyphOf(char: string): boolean[][] {
-  return FONT.get(char.toUpperCase()) ?? FONT.get("?")!;
-}
-
-/** Width in pixels of `text` drawn at integer `scale` (no trailing gap). */
-export function textWidth(text: string, scale = 1): number {
-  return text.length === 0 ? 0 : (text.length * GLYPH_ADVANCE - 1) * scale;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The canvas: RGBA bytes, row-major, plus an optional clip rectangle for series lines.
-
-interface Canvas {
-  width: number;
-  height: number;
-  rgba: Uint8Array;
-}
-
-/** Inclusive pixel rectangle. */
-interface Rect {
-  left: number;
-  top: number;
-  right: number;
-  bottom: number;
-}
-
-function createCanvas(width: number, height: number, background: Rgb): Canvas {
-  const rgba = new Uint8Array(4 * width * height);
-  for (let i = 0; i < width * height; i++) {
-    rgba[4 * i] = background[0];
-    rgba[4 * i + 1] = background[1];
-    rgba[4 * i + 2] = background[2];
-    rgba[4 * i + 3] = 255;
-  }
-  return { width, height, rgba };
-}
-
-function setPixel(canvas: Canvas, x: number, y: number, color: Rgb, clip?: Rect): void {
-  if (x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return;
-  if (clip && (x < clip.left || x > clip.right || y < clip.top || y > clip.bottom)) return;
-  const i = 4 * (y * canvas.width + x);
-  canvas.rgba[i] = color[0];
-  canvas.rgba[i + 1] = color[1];
-  canvas.rgba[i + 2] = color[2];
-}
-
-function fillRect(canvas: Canvas, x: number, y: number, w: number, h: number, color: Rgb): void {
-  for (let row = y; row < y + h; row++) {
-    for (let col = x; col < x + w; col++) setPixel(canvas, col, row, color);
-  }
-}
-
-/**
- * Draws `text` with its top-left corner at (x, y). `direction: "up"` rotates it 90 degrees
- * counter-clockwise (for y-axis labels): (x, y) is then the bottom-left corner of the text.
- */
-function drawText(
-  canvas: Canvas,
-  text: string,
+/** `<text>` with its baseline at y; `anchor` says which end (or the middle) sits at x. */
+function text(
   x: number,
   y: number,
-  scale: number,
-  color: Rgb,
-  direction: "right" | "up" = "right",
-): void {
-  [...text].forEach((char, index) => {
-    const glyph = glyphOf(char);
-    const along = index * GLYPH_ADVANCE * scale;
-    for (let row = 0; row < GLYPH_HEIGHT; row++) {
-      for (let col = 0; col < GLYPH_WIDTH; col++) {
-        if (!glyph[row][col]) continue;
-        const u = along + col * scale; // along the baseline
-        const v = row * scale; // down from the top of the glyph
-        if (direction === "right") fillRect(canvas, x + u, y + v, scale, scale, color);
-        else fillRect(canvas, x + v, y - u - scale + 1, scale, scale, color);
-      }
-    }
-  });
-}
-
-/**
- * Liang-Barsky: the part of the segment inside `clip`, or null. Clipping before rasterizing
- * keeps Bresenham from walking millions of off-screen pixels for a wild value.
- */
-function clipSegment(
-  x0: number,
-  y0: number,
-  x1: number,
-  y1: number,
-  clip: Rect,
-): [number, number, number, number] | null {
-  const dx = x1 - x0;
-  const dy = y1 - y0;
-  let t0 = 0;
-  let t1 = 1;
-  const edges: [number, number][] = [
-    [-dx, x0 - clip.left],
-    [dx, clip.right - x0],
-    [-dy, y0 - clip.top],
-    [dy, clip.bottom - y0],
-  ];
-  for (const [p, q] of edges) {
-    if (p === 0) {
-      if (q < 0) return null;
-      continue;
-    }
-    const t = q / p;
-    if (p < 0) t0 = Math.max(t0, t);
-    else t1 = Math.min(t1, t);
-    if (t0 > t1) return null;
-  }
-  return [x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy];
-}
-
-/** How a line is stroked; `dash` counts pixels walked, so dashes run on across segments. */
-interface Stroke {
-  color: Rgb;
-  thickness: number;
-  /** `[on, off]` lengths in pixels, or null for solid. */
-  dash: [number, number] | null;
-  walked: number;
-}
-
-/** Bresenham's line, each pixel stamped as a `thickness`-wide square. */
-function drawLine(
-  canvas: Canvas,
-  from: [number, number],
-  to: [number, number],
-  stroke: Stroke,
-  clip?: Rect,
-): void {
-  let x0 = Math.round(from[0]);
-  let y0 = Math.round(from[1]);
-  const x1 = Math.round(to[0]);
-  const y1 = Math.round(to[1]);
-  const dx = Math.abs(x1 - x0);
-  const dy = -Math.abs(y1 - y0);
-  const stepX = x0 < x1 ? 1 : -1;
-  const stepY = y0 < y1 ? 1 : -1;
-  const offset = Math.floor((stroke.thickness - 1) / 2);
-  let error = dx + dy;
-  for (;;) {
-    const period = stroke.dash ? stroke.dash[0] + stroke.dash[1] : 1;
-    if (!stroke.dash || stroke.walked % period < stroke.dash[0]) {
-      for (let i = 0; i < stroke.thickness; i++) {
-        for (let j = 0; j < stroke.thickness; j++) {
-          setPixel(canvas, x0 - offset + i, y0 - offset + j, stroke.color, clip);
-        }
-      }
-    }
-    if (x0 === x1 && y0 === y1) break;
-    stroke.walked++;
-    const doubled = 2 * error;
-    if (doubled >= dy) {
-      error += dy;
-      x0 += stepX;
-    }
-    if (doubled <= dx) {
-      error += dx;
-      y0 += stepY;
-    }
-  }
+  content: string,
+  size: number,
+  anchor: "start" | "middle" | "end" = "start",
+  rotate = false,
+): string {
+  const at = rotate ? `transform="translate(${x} ${y}) rotate(-90)"` : `x="${x}" y="${y}"`;
+  return `<text ${at} font-size="${size}" text-anchor="${anchor}" fill="${INK}">${
+    escapeXml(content)
+  }</text>`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,221 +151,238 @@ function checkSize(op: string, name: string, value: number): void {
   }
 }
 
-function encodeRgba(canvas: Canvas): Uint8Array {
-  const encoder = pngJs as {
-    encode(
-      data: Uint8Array,
-      options: { width: number; height: number; channels: number; level: number },
-    ): Uint8Array;
-  };
-  // Deflate level 6 (zlib's default): charts are mostly flat colour and shrink about 50-fold;
-  // imagescript's default, 0, stores the pixels uncompressed.
-  return encoder.encode(canvas.rgba, {
-    width: canvas.width,
-    height: canvas.height,
-    channels: 4,
-    level: 6,
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Line charts.
 
-/**
- * A line chart as PNG bytes: white background, a title, x and y axes with about five "nice"
- * ticks (1, 2 or 5 times a power of ten) and light grid lines, 2-pixel lines, a legend under
- * the x label, and a second y axis on the right for series with `axis: "right"` (loss on the
- * left, accuracy in percent on the right, say). Non-finite points break a line; a point with
- * no finite neighbour is drawn as a small square, so a one-point series is still visible.
- * Text is upper case (the built-in bitmap font has no lower case).
- */
-export function lineChartPng(options: LineChartOptions): Uint8Array {
+/** A series with its colour and axis resolved. */
+type Styled = ChartSeries & { color: Rgb; axis: "left" | "right" };
+
+/** The series' points as SVG: a polyline per finite run, a square for an isolated point. */
+function seriesSvg(
+  s: Styled,
+  toX: (x: number) => number,
+  toY: (y: number) => number,
+  width: number,
+) {
+  const dash = s.dashed ? ` stroke-dasharray="${6 * width} ${4 * width}"` : "";
+  const runs: [number, number][][] = [[]];
+  for (const [x, y] of s.points) {
+    if (Number.isFinite(x) && Number.isFinite(y)) runs[runs.length - 1].push([toX(x), toY(y)]);
+    else if (runs[runs.length - 1].length > 0) runs.push([]);
+  }
+  return runs.filter((run) => run.length > 0).map((run) => {
+    if (run.length === 1) {
+      const [x, y] = run[0].map(Math.round);
+      const side = 2 * width + 1;
+      return `<rect x="${x - width}" y="${y - width}" width="${side}" height="${side}" ` +
+        `fill="${css(s.color)}" shape-rendering="crispEdges"/>`;
+    }
+    const points = run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+    return `<polyline points="${points}" fill="none" stroke="${css(s.color)}" ` +
+      `stroke-width="${width}" stroke-linejoin="round"${dash}/>`;
+  }).join("\n");
+}
+
+/** Sizes, ticks and the plot rectangle of a line chart (see {@link lineChartSvg}). */
+function chartLayout(options: LineChartOptions) {
   const width = options.width ?? 800;
   const height = options.height ?? 500;
   checkSize("lineChartPng", "width", width);
   checkSize("lineChartPng", "height", height);
-  const canvas = createCanvas(width, height, WHITE);
 
-  // Text scale grows with the image so that a 1600x1000 chart reads like an 800x500 one.
-  const scale = Math.max(1, Math.round(Math.min(width, height) / 250));
-  const titleScale = scale + 1;
-  const pad = 4 * scale;
-  const textHeight = GLYPH_HEIGHT * scale;
-  const tickLength = 3 * scale;
-  const thickness = Math.max(2, scale);
+  // Sizes grow with the image so that a 1600x1000 chart reads like an 800x500 one.
+  const k = Math.min(width / 800, height / 500);
+  const fontSize = Math.max(9, Math.round(13 * k)), titleSize = Math.round(fontSize * 1.4);
+  const pad = Math.max(3, Math.round(6 * k)), tickLength = Math.max(3, Math.round(5 * k));
+  const lineWidth = Math.max(2, Math.round(2 * k));
 
-  const styled = options.series.map((s, i) => ({
+  const styled: Styled[] = options.series.map((s, i) => ({
     ...s,
     color: s.color ?? PALETTE[i % PALETTE.length],
     axis: s.axis ?? "left",
   }));
-  const leftSeries = styled.filter((s) => s.axis === "left");
-  const rightSeries = styled.filter((s) => s.axis === "right");
-  const hasRight = rightSeries.length > 0;
-  const hasLeft = leftSeries.length > 0 || !hasRight;
-
+  const hasRight = styled.some((s) => s.axis === "right");
+  const hasLeft = styled.some((s) => s.axis === "left") || !hasRight;
+  const ticksOf = (range: [number, number] | undefined, axis: "left" | "right") =>
+    niceTicks(...(range ?? finiteRange(styled.filter((s) => s.axis === axis), 1)));
   const xTicks = niceTicks(...finiteRange(styled, 0));
-  const leftTicks = niceTicks(...(options.yRangeLeft ?? finiteRange(leftSeries, 1)));
-  const rightTicks = niceTicks(...(options.yRangeRight ?? finiteRange(rightSeries, 1)));
+  const yTicks = {
+    left: ticksOf(options.yRangeLeft, "left"),
+    right: ticksOf(options.yRangeRight, "right"),
+  };
   const labelsOf = (ticks: Ticks) => ticks.values.map((v) => formatTick(v, ticks.step));
+  const sideWidth = (ticks: Ticks, axisLabel: string | undefined) =>
+    pad + (axisLabel ? fontSize + 2 * pad : 0) + tickLength + pad +
+    Math.max(0, ...labelsOf(ticks).map((l) => textWidth(l, fontSize)));
   const xLabels = labelsOf(xTicks);
-  const leftLabels = labelsOf(leftTicks);
-  const rightLabels = labelsOf(rightTicks);
-  const widest = (labels: string[]) => Math.max(0, ...labels.map((l) => textWidth(l, scale)));
+  const left = hasLeft ? sideWidth(yTicks.left, options.yLabelLeft) : 4 * pad;
+  const right = width -
+    (hasRight
+      ? sideWidth(yTicks.right, options.yLabelRight)
+      : Math.max(4 * pad, textWidth(xLabels[xLabels.length - 1], fontSize) / 2 + pad));
 
-  // Legend entries: a short stroke of the series' line, then its name; rows wrap.
-  const swatchWidth = 8 * pad;
-  const entryWidth = (name: string) => swatchWidth + pad + textWidth(name, scale) + 3 * pad;
-
-  const sideWidth = (labels: string[], axisLabel: string | undefined) =>
-    pad + (axisLabel ? textHeight + 2 * pad : 0) + widest(labels) + pad + tickLength;
-  const left = hasLeft ? sideWidth(leftLabels, options.yLabelLeft) : 4 * pad;
-  const rightMargin = hasRight
-    ? sideWidth(rightLabels, options.yLabelRight)
-    : Math.max(4 * pad, textWidth(xLabels[xLabels.length - 1], scale) / 2 + pad);
-  const plotWidth = width - left - rightMargin;
-
-  const legendRows: (typeof styled)[] = [];
+  // Legend entries (a short stroke of the line, then the name) fill rows under the x label.
+  const swatch = 5 * pad;
+  const entryWidth = (s: Styled) => swatch + pad + textWidth(s.name, fontSize) + 3 * pad;
+  const legendRows: Styled[][] = [];
   let rowWidth = Infinity;
   for (const s of styled) {
-    if (rowWidth + entryWidth(s.name) > plotWidth) {
-      legendRows.push([]);
-      rowWidth = 0;
-    }
+    if (rowWidth + entryWidth(s) > right - left) legendRows.push([]), rowWidth = 0;
     legendRows[legendRows.length - 1].push(s);
-    rowWidth += entryWidth(s.name);
+    rowWidth += entryWidth(s);
   }
-  const legendRowHeight = textHeight + 2 * pad;
-
-  const top = 2 * pad + (options.title ? GLYPH_HEIGHT * titleScale + 2 * pad : 0);
-  const bottomMargin = tickLength + pad + textHeight + 2 * pad +
-    (options.xLabel ? textHeight + 2 * pad : 0) + legendRows.length * legendRowHeight + pad;
-  const plot: Rect = {
-    left,
-    top,
-    right: width - rightMargin - 1,
-    bottom: height - bottomMargin - 1,
-  };
-  if (plot.right - plot.left < 16 || plot.bottom - plot.top < 16) {
+  const rowHeight = fontSize + 2 * pad;
+  const top = options.title ? 2 * pad + titleSize + 4 * pad : 3 * pad;
+  const bottom = height - (tickLength + pad + rowHeight + (options.xLabel ? rowHeight : 0) +
+    legendRows.length * rowHeight + pad);
+  if (right - left < 16 || bottom - top < 16) {
     throw new RangeError(
       `lineChartPng: a ${width}x${height} image leaves no room for the plot ` +
         `(${legendRows.length} legend rows, ${styled.length} series); make it larger`,
     );
   }
+  const toX = (x: number) => left + (x - xTicks.min) / (xTicks.max - xTicks.min) * (right - left);
+  const toYOf = (ticks: Ticks) => (y: number) =>
+    bottom - (y - ticks.min) / (ticks.max - ticks.min) * (bottom - top);
+  return {
+    width,
+    height,
+    fontSize,
+    titleSize,
+    pad,
+    tickLength,
+    lineWidth,
+    styled,
+    hasLeft,
+    hasRight,
+    xTicks,
+    yTicks,
+    labelsOf,
+    xLabels,
+    left,
+    right,
+    swatch,
+    entryWidth,
+    legendRows,
+    rowHeight,
+    top,
+    bottom,
+    toX,
+    toYOf,
+  };
+}
 
-  const toX = (x: number) =>
-    plot.left + (x - xTicks.min) / (xTicks.max - xTicks.min) * (plot.right - plot.left);
-  const toY = (y: number, ticks: Ticks) =>
-    plot.bottom - (y - ticks.min) / (ticks.max - ticks.min) * (plot.bottom - plot.top);
+/**
+ * A line chart as SVG text: white background, a title, x and y axes with about five "nice"
+ * ticks (1, 2 or 5 times a power of ten) and light grid lines, a legend under the x label,
+ * and a second y axis on the right for series with `axis: "right"` (loss on the left,
+ * accuracy in percent on the right, say). Non-finite points break a line; a point with no
+ * finite neighbour is drawn as a small square, so a one-point series is still visible.
+ */
+export function lineChartSvg(options: LineChartOptions): string {
+  const {
+    width,
+    height,
+    fontSize,
+    titleSize,
+    pad,
+    tickLength,
+    lineWidth,
+    styled,
+    hasLeft,
+    hasRight,
+    xTicks,
+    yTicks,
+    labelsOf,
+    xLabels,
+    left,
+    right,
+    swatch,
+    entryWidth,
+    legendRows,
+    rowHeight,
+    top,
+    bottom,
+    toX,
+    toYOf,
+  } = chartLayout(options);
+  const crisp = (v: number) => Math.round(v) + 0.5; // 1-pixel lines on pixel centres
 
+  const svg: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+    `font-family="${FONT_FAMILY}">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<clipPath id="plot"><rect x="${left}" y="${top}" width="${right - left}" height="${
+      bottom - top
+    }"/></clipPath>`,
+  ];
   // Grid lines for the x ticks and for the primary y axis' ticks, under everything else.
-  const gridTicks = hasLeft ? leftTicks : rightTicks;
-  for (const v of xTicks.values) {
-    fillRect(canvas, Math.round(toX(v)), plot.top, 1, plot.bottom - plot.top + 1, GRID);
-  }
-  for (const v of gridTicks.values) {
-    fillRect(canvas, plot.left, Math.round(toY(v, gridTicks)), plot.right - plot.left + 1, 1, GRID);
-  }
-
-  // Series, clipped to the plot rectangle.
-  for (const s of styled) {
-    const ticks = s.axis === "left" ? leftTicks : rightTicks;
-    const stroke: Stroke = {
-      color: s.color,
-      thickness,
-      dash: s.dashed ? [6 * thickness, 4 * thickness] : null,
-      walked: 0,
-    };
-    const pixels = s.points.map(([x, y]): [number, number] | null =>
-      Number.isFinite(x) && Number.isFinite(y) ? [toX(x), toY(y, ticks)] : null
-    );
-    pixels.forEach((p, i) => {
-      if (!p) return;
-      const next = pixels[i + 1];
-      if (next) {
-        const clipped = clipSegment(p[0], p[1], next[0], next[1], plot);
-        if (clipped) {
-          drawLine(canvas, [clipped[0], clipped[1]], [clipped[2], clipped[3]], stroke, plot);
-        }
-      } else if (!pixels[i - 1]) {
-        const [x, y] = [Math.round(p[0]), Math.round(p[1])];
-        for (let dy = -thickness; dy <= thickness; dy++) {
-          for (let dx = -thickness; dx <= thickness; dx++) {
-            setPixel(canvas, x + dx, y + dy, s.color, plot);
-          }
-        }
-      }
-    });
-  }
+  const gridY = toYOf(hasLeft ? yTicks.left : yTicks.right);
+  const grid = [
+    ...xTicks.values.map((v) => `M${crisp(toX(v))} ${top}V${bottom}`),
+    ...(hasLeft ? yTicks.left : yTicks.right).values.map((v) =>
+      `M${left} ${crisp(gridY(v))}H${right}`
+    ),
+  ];
+  svg.push(`<path d="${grid.join("")}" stroke="${GRID}" shape-rendering="crispEdges"/>`);
+  svg.push(`<g clip-path="url(#plot)">`);
+  for (const s of styled) svg.push(seriesSvg(s, toX, toYOf(yTicks[s.axis]), lineWidth));
+  svg.push(`</g>`);
 
   // Frame, ticks and tick labels.
-  const frame: Stroke = { color: INK, thickness: 1, dash: null, walked: 0 };
-  drawLine(canvas, [plot.left, plot.top], [plot.right, plot.top], frame);
-  drawLine(canvas, [plot.left, plot.bottom], [plot.right, plot.bottom], frame);
-  drawLine(canvas, [plot.left, plot.top], [plot.left, plot.bottom], frame);
-  drawLine(canvas, [plot.right, plot.top], [plot.right, plot.bottom], frame);
+  const axes = [`M${crisp(left)} ${crisp(top)}H${crisp(right)}V${crisp(bottom)}H${crisp(left)}Z`];
+  const labelY = bottom + tickLength + pad + 0.8 * fontSize;
   xTicks.values.forEach((v, i) => {
-    const x = Math.round(toX(v));
-    fillRect(canvas, x, plot.bottom + 1, 1, tickLength, INK);
-    const label = xLabels[i];
-    drawText(
-      canvas,
-      label,
-      x - Math.floor(textWidth(label, scale) / 2),
-      plot.bottom + tickLength + pad,
-      scale,
-      INK,
-    );
+    axes.push(`M${crisp(toX(v))} ${bottom}v${tickLength}`);
+    svg.push(text(toX(v), labelY, xLabels[i], fontSize, "middle"));
   });
-  const drawYAxis = (ticks: Ticks, labels: string[], side: "left" | "right", title?: string) => {
+  for (const side of ["left", "right"] as const) {
+    if (side === "left" ? !hasLeft : !hasRight) continue;
+    const ticks = yTicks[side], toY = toYOf(ticks), labels = labelsOf(ticks);
+    const edge = side === "left" ? left : right, out = side === "left" ? -1 : 1;
     ticks.values.forEach((v, i) => {
-      const y = Math.round(toY(v, ticks));
-      const labelTop = y - Math.floor(textHeight / 2);
-      if (side === "left") {
-        fillRect(canvas, plot.left - tickLength, y, tickLength, 1, INK);
-        const labelLeft = plot.left - tickLength - pad - textWidth(labels[i], scale);
-        drawText(canvas, labels[i], labelLeft, labelTop, scale, INK);
-      } else {
-        fillRect(canvas, plot.right + 1, y, tickLength, 1, INK);
-        drawText(canvas, labels[i], plot.right + tickLength + pad, labelTop, scale, INK);
-      }
+      axes.push(`M${edge} ${crisp(toY(v))}h${out * tickLength}`);
+      const x = edge + out * (tickLength + pad);
+      svg.push(
+        text(x, toY(v) + 0.35 * fontSize, labels[i], fontSize, side === "left" ? "end" : "start"),
+      );
     });
-    if (!title) return;
-    const centre = Math.round((plot.top + plot.bottom) / 2 + textWidth(title, scale) / 2);
-    const x = side === "left" ? pad : width - pad - textHeight;
-    drawText(canvas, title, x, centre, scale, INK, "up");
-  };
-  if (hasLeft) drawYAxis(leftTicks, leftLabels, "left", options.yLabelLeft);
-  if (hasRight) drawYAxis(rightTicks, rightLabels, "right", options.yLabelRight);
+    const title = side === "left" ? options.yLabelLeft : options.yLabelRight;
+    const x = side === "left" ? pad + 0.8 * fontSize : width - pad - 0.2 * fontSize;
+    if (title) svg.push(text(x, (top + bottom) / 2, title, fontSize, "middle", true));
+  }
+  svg.push(`<path d="${axes.join("")}" stroke="${INK}" fill="none" shape-rendering="crispEdges"/>`);
 
   // Title, x label, legend.
-  const centredX = (text: string, s: number) =>
-    Math.round((plot.left + plot.right) / 2 - textWidth(text, s) / 2);
+  const centre = (left + right) / 2;
   if (options.title) {
-    drawText(canvas, options.title, centredX(options.title, titleScale), 2 * pad, titleScale, INK);
+    svg.push(text(centre, 2 * pad + 0.8 * titleSize, options.title, titleSize, "middle"));
   }
-  let y = plot.bottom + tickLength + pad + textHeight + 2 * pad;
+  let y = bottom + tickLength + pad + rowHeight;
   if (options.xLabel) {
-    drawText(canvas, options.xLabel, centredX(options.xLabel, scale), y, scale, INK);
-    y += textHeight + 2 * pad;
+    svg.push(text(centre, y + 0.8 * fontSize, options.xLabel, fontSize, "middle"));
+    y += rowHeight;
   }
   for (const row of legendRows) {
-    let x = plot.left;
+    let x = left;
     for (const s of row) {
-      const lineY = y + Math.floor(textHeight / 2);
-      const stroke: Stroke = {
-        color: s.color,
-        thickness,
-        dash: s.dashed ? [3 * thickness, 2 * thickness] : null,
-        walked: 0,
-      };
-      drawLine(canvas, [x, lineY], [x + swatchWidth - 1, lineY], stroke);
-      drawText(canvas, s.name, x + swatchWidth + pad, y, scale, INK);
-      x += entryWidth(s.name);
+      const dash = s.dashed ? ` stroke-dasharray="${3 * lineWidth} ${2 * lineWidth}"` : "";
+      svg.push(
+        `<path d="M${x} ${y + fontSize / 2}h${swatch}" stroke="${css(s.color)}" ` +
+          `stroke-width="${lineWidth}"${dash}/>`,
+      );
+      svg.push(text(x + swatch + pad, y + 0.8 * fontSize, s.name, fontSize));
+      x += entryWidth(s);
     }
-    y += legendRowHeight;
+    y += rowHeight;
   }
-  return encodeRgba(canvas);
+  svg.push("</svg>");
+  return svg.join("\n");
+}
+
+/** {@link lineChartSvg} as PNG bytes. */
+export function lineChartPng(options: LineChartOptions): Uint8Array {
+  return svgToPng(lineChartSvg(options));
 }
 
 /** One record of a training log; absent fields are skipped, NaN fields break the line. */
@@ -602,7 +403,7 @@ export interface TrainingMetrics {
 
 /** Options of {@link trainingCurvesPng}. */
 export interface TrainingCurvesOptions {
-  /** Default "TRAINING". */
+  /** Default "Training". */
   title?: string;
   /** The x coordinate: `epoch` (default) or `step` (records without a step are skipped). */
   x?: "epoch" | "step";
@@ -630,8 +431,7 @@ export function trainingCurvesPng(
     metrics
       .filter((m) => m[field] !== undefined && m[xField] !== undefined)
       .map((m) => [m[xField]!, m[field]! * factor]);
-  const blue = PALETTE[0];
-  const orange = PALETTE[1];
+  const [blue, orange] = PALETTE;
   const candidates: ChartSeries[] = [
     { name: "train loss", points: curve("trainLoss", 1), color: blue },
     { name: "test loss", points: curve("testLoss", 1), color: blue, dashed: true },
@@ -645,7 +445,7 @@ export function trainingCurvesPng(
     },
   ];
   return lineChartPng({
-    title: options.title ?? "TRAINING",
+    title: options.title ?? "Training",
     xLabel: xField,
     series: candidates.filter((s) => s.points.length > 0),
     yLabelLeft: "loss",
@@ -658,142 +458,19 @@ export function trainingCurvesPng(
 
 /**
  * Several runs of one metric on one axis (an ablation: with and without LRN, say), one colour
- * per run, as PNG bytes.
+ * per run, as PNG bytes; a run with `dashed: true` is drawn dashed (the paper's Figure 1 draws
+ * one network solid and the other dashed).
  */
 export function comparisonChartPng(
-  runs: { name: string; points: [number, number][] }[],
+  runs: { name: string; points: [number, number][]; dashed?: boolean; color?: Rgb }[],
   options: { title: string; xLabel: string; yLabel: string; width?: number; height?: number },
 ): Uint8Array {
   return lineChartPng({
     title: options.title,
     xLabel: options.xLabel,
     yLabelLeft: options.yLabel,
-    series: runs.map((run) => ({ name: run.name, points: run.points })),
+    series: runs,
     width: options.width,
     height: options.height,
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Filters (the paper's Figure 3).
-
-/** Options of {@link filterGridPng}. */
-export interface FilterGridOptions {
-  /** Each weight becomes a `scale` x `scale` block (nearest neighbour); default 4. */
-  scale?: number;
-  /** Tiles per row; default min(16, filters per group), Figure 3's 16 columns. */
-  columns?: number;
-  /** White pixels around and between tiles; default 2. */
-  gap?: number;
-  /**
-   * Filter groups drawn as separate blocks of rows, with `4 * gap` white rows between blocks;
-   * default 1. `groups: 2` shows the paper's two GPUs: filters [0, O/2) on top, [O/2, O) below
-   * (section 3.2, Figure 3).
-   */
-  groups?: number;
-}
-
-/**
- * The first convolutional layer's filters as a grid of image tiles, as PNG bytes, after the
- * paper's Figure 3. Weights are `[O, C, KH, KW]` row-major. A tile is RGB when C = 3,
- * grayscale when C = 1, and the mean over channels otherwise.
- *
- * Layout (for tests and for cropping): with `tileW = KW * scale`, `tileH = KH * scale`,
- * `perGroup = O / groups`, `rows = ceil(perGroup / columns)` and
- * `blockH = rows * (tileH + gap)`, filter `o = g * perGroup + i` has its top-left pixel at
- * `x = gap + (i % columns) * (tileW + gap)`,
- * `y = gap + g * (blockH + 4 * gap) + floor(i / columns) * (tileH + gap)`.
- */
-export function filterGridPng(
-  weights: Float32Array,
-  shape: [number, number, number, number],
-  options: FilterGridOptions = {},
-): Uint8Array {
-  const [filters, channels, kernelHeight, kernelWidth] = shape;
-  if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new RangeError(`filterGridPng: shape must be 4 positive integers, got [${shape}]`);
-  }
-  const size = channels * kernelHeight * kernelWidth;
-  if (weights.length !== filters * size) {
-    throw new RangeError(
-      `filterGridPng: shape [${shape}] needs ${filters * size} weights, got ${weights.length}`,
-    );
-  }
-  const scale = options.scale ?? 4;
-  const gap = options.gap ?? 2;
-  const groups = options.groups ?? 1;
-  if (!Number.isInteger(groups) || groups < 1 || filters % groups !== 0) {
-    throw new RangeError(
-      `filterGridPng: groups must be a positive divisor of ${filters} filters, got ${groups}`,
-    );
-  }
-  const perGroup = filters / groups;
-  const columns = options.columns ?? Math.min(16, perGroup);
-  for (
-    const [name, value, least] of [["scale", scale, 1], ["columns", columns, 1], [
-      "gap",
-      gap,
-      0,
-    ]] as const
-  ) {
-    if (!Number.isInteger(value) || value < least) {
-      throw new RangeError(`filterGridPng: ${name} must be an integer >= ${least}, got ${value}`);
-    }
-  }
-
-  const tileWidth = kernelWidth * scale;
-  const tileHeight = kernelHeight * scale;
-  const rows = Math.ceil(perGroup / columns);
-  const blockHeight = rows * (tileHeight + gap);
-  const groupGap = 4 * gap;
-  const width = gap + columns * (tileWidth + gap);
-  const height = gap + groups * blockHeight + (groups - 1) * groupGap;
-  const canvas = createCanvas(width, height, WHITE);
-
-  const plane = kernelHeight * kernelWidth;
-  for (let o = 0; o < filters; o++) {
-    const filter = weights.subarray(o * size, (o + 1) * size);
-    // Each filter is stretched to its own [min, max], as in Figure 3: filters differ in scale
-    // by orders of magnitude, and a shared range would leave most tiles flat gray. Min and max
-    // are over all channels together so an RGB filter keeps its hue.
-    const values = channels === 3 || channels === 1
-      ? filter
-      : meanOverChannels(filter, channels, plane);
-    let min = Infinity;
-    let max = -Infinity;
-    for (const v of values) {
-      if (!Number.isFinite(v)) continue;
-      min = Math.min(min, v);
-      max = Math.max(max, v);
-    }
-    const range = max - min;
-    // A constant (or all-NaN) filter has no contrast to show: mid-gray.
-    const toByte = (v: number) =>
-      range > 0 && Number.isFinite(v) ? Math.round((v - min) / range * 255) : 128;
-
-    const group = Math.floor(o / perGroup);
-    const index = o % perGroup;
-    const tileX = gap + (index % columns) * (tileWidth + gap);
-    const tileY = gap + group * (blockHeight + groupGap) +
-      Math.floor(index / columns) * (tileHeight + gap);
-    for (let ky = 0; ky < kernelHeight; ky++) {
-      for (let kx = 0; kx < kernelWidth; kx++) {
-        const at = ky * kernelWidth + kx;
-        const color: Rgb = channels === 3
-          ? [toByte(values[at]), toByte(values[plane + at]), toByte(values[2 * plane + at])]
-          : [toByte(values[at]), toByte(values[at]), toByte(values[at])];
-        fillRect(canvas, tileX + kx * scale, tileY + ky * scale, scale, scale, color);
-      }
-    }
-  }
-  return encodeRgba(canvas);
-}
-
-/** `[C, KH, KW]` to `[KH, KW]`: the channel mean, for filters that are neither gray nor RGB. */
-function meanOverChannels(filter: Float32Array, channels: number, plane: number): Float32Array {
-  const mean = new Float32Array(plane);
-  for (let c = 0; c < channels; c++) {
-    for (let i = 0; i < plane; i++) mean[i] += filter[c * plane + i] / channels;
-  }
-  return mean;
 }

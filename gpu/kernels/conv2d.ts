@@ -44,90 +44,16 @@
 
 import type { Conv2dParams } from "../../backend/backend.ts";
 import {
-  type GpuBinding,
   type GpuKernel,
   type GpuRuntime,
   type GpuStorage,
   packParams,
+  WORKGROUP_INDEX,
 } from "../runtime.ts";
+import { type BatchChunk, batchChunks, bindSamples, checkIndexRange } from "../chunks.ts";
 
 /** Invocations per workgroup of every kernel in this file. */
 const WORKGROUP = 64;
-
-// ---------------------------------------------------------------------------------------------
-// Batch chunks: a tensor larger than one storage binding (128 MiB on lavapipe; AlexNet's conv1
-// output at batch 128 is 148 MB) is processed a few samples at a time.
-
-/** Samples `[start, start + count)` of a batched tensor. */
-export interface BatchChunk {
-  /** First sample. */
-  start: number;
-  /** Samples in the chunk. */
-  count: number;
-}
-
-/**
- * Splits `n` samples into chunks such that each tensor's slice (`perSample[i]` elements per
- * sample) fits one binding, and into at least `minChunks` chunks when `n` allows. Throws,
- * naming `kernel`, when one sample alone is too large.
- */
-export function batchChunks(
-  rt: GpuRuntime,
-  kernel: string,
-  n: number,
-  perSample: readonly number[],
-  minChunks = 1,
-): BatchChunk[] {
-  // A chunk's binding starts at an aligned offset up to one alignment before its first element.
-  const slack = Math.max(256, rt.storageOffsetAlignment);
-  const largest = Math.max(...perSample);
-  const fit = Math.floor((rt.maxBindingBytes - slack) / (largest * 4));
-  if (fit < 1) {
-    throw new RangeError(
-      `${kernel}: one sample needs ${
-        largest * 4
-      } bytes, over the ${rt.maxBindingBytes}-byte storage binding limit`,
-    );
-  }
-  const chunks = Math.max(Math.ceil(n / fit), Math.min(n, minChunks));
-  const size = Math.ceil(n / chunks);
-  const out: BatchChunk[] = [];
-  for (let start = 0; start < n; start += size) {
-    out.push({ start, count: Math.min(size, n - start) });
-  }
-  return out;
-}
-
-/**
- * Binds samples `chunk` of a tensor with `perSample` elements per sample. Returns the binding
- * and the element offset of the chunk's first element inside it (binding offsets must be
- * aligned; the kernel adds the remainder).
- */
-export function bindSamples(
-  rt: GpuRuntime,
-  storage: GpuStorage,
-  perSample: number,
-  chunk: BatchChunk,
-): { binding: GpuBinding; offset: number } {
-  const first = chunk.start * perSample, length = chunk.count * perSample;
-  // The whole buffer when it fits one binding (a pooled buffer may be larger than the tensor).
-  if (first === 0 && storage.buffer.size <= rt.maxBindingBytes) {
-    return { binding: storage, offset: 0 };
-  }
-  const align = Math.max(256, rt.storageOffsetAlignment) / 4;
-  const aligned = Math.floor(first / align) * align;
-  return { binding: rt.range(storage, aligned, first - aligned + length), offset: first - aligned };
-}
-
-/** Linear workgroup index from a grid the runtime may have folded into 2-D. */
-const LINEAR_WORKGROUP = "wid.x + wid.y * nwg.x";
-
-/** Throws unless every index a kernel computes stays below 2^31 (it uses i32 arithmetic). */
-function checkIndexRange(kernel: string, what: string, value: number): void {
-  if (value >= 2 ** 31) {
-    throw new RangeError(`${kernel}: ${what} = ${value} overflows the kernel's 32-bit indices`);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Weight layouts
@@ -160,7 +86,7 @@ function weightLayout(
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   if (index >= ${total}u) { return; }
   let col = index % ${cols4}u;
   let row = (index / ${cols4}u) % ${rows}u;
@@ -256,7 +182,7 @@ struct Params { n: u32, xOffset: u32 }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   if (index >= params.n * ${channels * paddedPlane}u) { return; }
   let plane = index / ${paddedPlane}u;
   let h = i32((index / ${geo.paddedW}u) % ${geo.paddedH}u) - (${s.padH});
@@ -375,7 +301,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let strips = params.n * ${rowGroups * stripsPerRow}u;
   let stripGroups = (strips + ${WORKGROUP - 1}u) / ${WORKGROUP}u;
-  let group = ${LINEAR_WORKGROUP};
+  let group = ${WORKGROUP_INDEX};
   if (group >= stripGroups * ${s.groups * out4}u) { return; }
   let block = group / stripGroups;          // which 4 output channels
   let g = block / ${out4}u;
@@ -476,7 +402,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   // Positions vary fastest so that one workgroup shares a block of 4 input channels.
   let positions = params.n * ${plane}u;
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   if (index >= positions * ${p.groups * in4}u) { return; }
   let block = index / positions;
   let g = block / ${in4}u;
@@ -586,7 +512,7 @@ struct Params { n: u32, dyOffset: u32 }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   if (index >= params.n * ${outPlane * row}u) { return; }
   let slot = index % ${row}u;
   let position = (index / ${row}u) % ${outPlane}u;
@@ -709,7 +635,7 @@ struct Params { n: u32, slices: u32, samplesPerSlice: u32, outOffset: u32, dyOff
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   // Each slice of the chunk's samples writes its own partial sums (split-K over the batch).
   let slice = index / ${invocations}u;
   if (slice >= params.slices) { return; }
@@ -754,7 +680,7 @@ function sumChunksKernel(chunks: number, length: number): GpuKernel {
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let index = (${LINEAR_WORKGROUP}) * ${WORKGROUP}u + lid;
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
   if (index >= ${length}u) { return; }
   var total = 0.0;
   for (var chunk = 0u; chunk < ${chunks}u; chunk++) { total += partial[chunk * ${length}u + index]; }

@@ -19,7 +19,7 @@ import {
   packParams,
   workgroupsFor,
 } from "../runtime.ts";
-import { forEachChunk } from "./elementwise.ts";
+import { forEachChunk } from "../chunks.ts";
 
 /** WGSL twins of `mix32` and `counterHash` (tensor/random.ts). */
 export const COUNTER_HASH_WGSL = `

@@ -5,7 +5,7 @@
  *
  * Big buffers: a tensor larger than one binding (fc6's weight and its gradient, 151 MB, over
  * lavapipe's 128 MiB binding limit) is processed in chunks, each binding aligned sub-ranges of
- * the same element span of every operand ({@link forEachChunk}).
+ * the same element span of every operand (`forEachChunk`, gpu/chunks.ts).
  *
  * @module
  */
@@ -20,28 +20,10 @@ import {
   packParams,
   workgroupsFor,
 } from "../runtime.ts";
+import { forEachChunk } from "../chunks.ts";
 
 /** Largest rank the strided kernels accept (their shapes travel in a fixed uniform array). */
 export const MAX_RANK = 8;
-
-/**
- * Runs `body(offset, length)` over consecutive chunks of `[0, length)` small enough that every
- * operand's range fits one binding, with offsets aligned for storage bindings.
- */
-export function forEachChunk(
-  rt: GpuRuntime,
-  length: number,
-  body: (offset: number, length: number) => void,
-): void {
-  const chunk = rt.chunkElements();
-  if (length <= chunk) {
-    body(0, length);
-    return;
-  }
-  for (let offset = 0; offset < length; offset += chunk) {
-    body(offset, Math.min(chunk, length - offset));
-  }
-}
 
 /** f(x) in WGSL, one line each, matching `UNARY[op].f`. */
 export const UNARY_WGSL: Record<UnaryOp, string> = {

@@ -32,7 +32,7 @@
 
 import type { LrnParams } from "../../backend/backend.ts";
 import { type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
-import { batchChunks, bindSamples } from "./conv2d.ts";
+import { batchChunks, bindSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
@@ -45,9 +45,7 @@ const SIZE = ${p.size}; const BELOW = ${below}; const ABOVE = ${above};
 const ALPHA = ${f32Literal(p.alpha)}; const BETA = ${f32Literal(p.beta)}; const K = ${
     f32Literal(p.k)
   };
-fn linearIndex(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * ${WORKGROUP}u + lid;
-}
+${linearIndexWgsl(WORKGROUP)}
 // Element offset of channel 0 of column \`column\` (= n·PLANE + h·W + w) in a chunk.
 fn columnStart(column: u32) -> u32 {
   return (column / PLANE) * C * PLANE + column % PLANE;

@@ -9,22 +9,20 @@
  * i ∈ [ceil((h + pad − k + 1) / s), floor((h + pad) / s)].
  *
  * Every kernel works on whole (n, c) planes, so a batch larger than one binding is processed
- * a few samples at a time (`batchChunks` from conv2d.ts).
+ * a few samples at a time (`batchChunks`, gpu/chunks.ts).
  *
  * @module
  */
 
 import type { AdaptivePool2dParams, Pool2dParams } from "../../backend/backend.ts";
 import { type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
-import { batchChunks, bindSamples } from "./conv2d.ts";
+import { batchChunks, bindSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
 /** WGSL shared by the kernels: bindings are declared by each kernel, this is the indexing. */
 const PROLOGUE = `
-fn linearIndex(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * ${WORKGROUP}u + lid;
-}
+${linearIndexWgsl(WORKGROUP)}
 // x != x is always false on Vulkan (gpu/README.md, "Numerics"): test the bits.
 fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 `;

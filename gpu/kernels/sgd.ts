@@ -1,6 +1,7 @@
 /**
- * WGSL for the in-place SGD-with-momentum update (the CPU twin and the two rules are in
- * optim/sgd_kernel.ts). Weights larger than one binding (fc6: 151 MB) are updated in chunks.
+ * WGSL for the in-place SGD-with-momentum update: the two rules of tensor/ops/sgd.ts (stated
+ * there, with the CPU kernel), line for line. Weights larger than one binding (fc6: 151 MB)
+ * are updated in chunks.
  *
  * @module
  */
@@ -14,15 +15,13 @@ import {
   packParams,
   workgroupsFor,
 } from "../runtime.ts";
-import { forEachChunk } from "./elementwise.ts";
+import { forEachChunk } from "../chunks.ts";
 
 const RULES: Record<SgdParams["rule"], string> = {
-  // Krizhevsky et al. 2012, section 5: v <- m v - wd lr w - lr g; w <- w + v.
   paper: `
   let v = params.momentum * vs[i] - params.weightDecay * params.lr * w - params.lr * g;
   vs[i] = v;
   ws[i] = w + v;`,
-  // torch.optim.SGD (dampening 0): v <- m v + (g + wd w); w <- w - lr v.
   pytorch: `
   let v = params.momentum * vs[i] + (g + params.weightDecay * w);
   vs[i] = v;

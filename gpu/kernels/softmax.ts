@@ -11,7 +11,7 @@
  */
 
 import type { GpuKernel, GpuRuntime, GpuStorage } from "../runtime.ts";
-import { packParams } from "../runtime.ts";
+import { packParams, WORKGROUP_INDEX } from "../runtime.ts";
 
 const ROW_THREADS = 64;
 
@@ -57,7 +57,7 @@ fn reduceSum(lid: u32, value: f32) -> f32 {
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
+  let row = ${WORKGROUP_INDEX};
   if (row >= params.rows) { return; }
   let cols = params.cols;
   let start = row * cols;

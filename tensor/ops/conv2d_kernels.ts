@@ -40,39 +40,8 @@
  * @module
  */
 
+import type { Conv2dParams } from "../../backend/backend.ts";
 import { allocF32, type FloatArray, gemm, getThreads } from "./gemm.ts";
-
-/** Every size a conv2d kernel needs, validated and derived once by {@link conv2dParams}. */
-export interface Conv2dParams {
-  /** Batch size N. */
-  n: number;
-  /** Input channels C (all groups together). */
-  c: number;
-  /** Input height H. */
-  h: number;
-  /** Input width W. */
-  w: number;
-  /** Output channels O (all groups together). */
-  o: number;
-  /** Kernel height KH. */
-  kh: number;
-  /** Kernel width KW. */
-  kw: number;
-  /** Vertical stride. */
-  strideH: number;
-  /** Horizontal stride. */
-  strideW: number;
-  /** Zero padding added above and below. */
-  padH: number;
-  /** Zero padding added left and right. */
-  padW: number;
-  /** Channel groups G: output channel block g sees only input channel block g. */
-  groups: number;
-  /** Output height H' = floor((H + 2·padH − KH) / strideH) + 1. */
-  outH: number;
-  /** Output width W' = floor((W + 2·padW − KW) / strideW) + 1. */
-  outW: number;
-}
 
 /**
  * Validates a conv2d call and derives its sizes. `xShape` is [N, C, H, W], `wShape` is

@@ -141,6 +141,16 @@ export function broadcastToCpu(
   binaryCpu("add", x, shape, zero, [], outShape, out);
 }
 
+/** CPU: y = x * scale + shift. */
+export function affineCpu(x: TypedArray, scale: number, shift: number, y: TypedArray): void {
+  for (let i = 0; i < x.length; i++) y[i] = x[i] * scale + shift;
+}
+
+/** CPU: y = x ** exponent. */
+export function powScalarCpu(x: TypedArray, exponent: number, y: TypedArray): void {
+  for (let i = 0; i < x.length; i++) y[i] = x[i] ** exponent;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ops
 

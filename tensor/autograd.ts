@@ -16,9 +16,9 @@
  * @module
  */
 
-import { onesLike, Tensor } from "../tensor/tensor.ts";
-import { formatShape, sameShape } from "../tensor/shape.ts";
-import { add } from "../tensor/ops/elementwise.ts";
+import { onesLike, Tensor } from "./tensor.ts";
+import { formatShape, sameShape } from "./shape.ts";
+import { add } from "./ops/elementwise.ts";
 
 /** How a tensor was computed: the op, its inputs, and the chain rule for it. */
 export interface GraphNode {
@@ -109,18 +109,27 @@ export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
   }
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>, depth = 0): void {
-  if (depth > 8 || value === null || typeof value !== "object") return;
-  if (value instanceof Tensor) {
-    into.add(value);
-    if (value.grad) into.add(value.grad);
-    return;
-  }
-  if (Array.isArray(value)) { for (const v of value) collectTensors(v, into, depth + 1); }
-  else if (value instanceof Map) {
-    for (const v of value.values()) collectTensors(v, into, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collectTensors(v, into, depth + 1);
+/**
+ * Adds every tensor found in `value` (and its gradient) to `into`, searching arrays, Maps and
+ * plain objects to any depth. Each container is visited once, so a cycle cannot loop.
+ */
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Tensor) {
+      into.add(v);
+      if (v.grad) into.add(v.grad);
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+    } else if (v instanceof Map) {
+      for (const item of v.values()) stack.push(item);
+    } else if (Object.getPrototypeOf(v) === Object.prototype) {
+      for (const item of Object.values(v)) stack.push(item);
+    }
   }
 }
 

@@ -11,10 +11,10 @@
  * @module
  */
 
-import { fromArray, type Tensor } from "../tensor/tensor.ts";
-import { Rng } from "../tensor/random.ts";
-import { formatShape } from "../tensor/shape.ts";
-import { noGrad } from "./graph.ts";
+import { fromArray, type Tensor } from "./tensor.ts";
+import { Rng } from "./random.ts";
+import { formatShape } from "./shape.ts";
+import { noGrad } from "./autograd.ts";
 
 /** Tolerances and step for {@link gradcheck}. */
 export interface GradcheckOptions {
