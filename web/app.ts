@@ -3,7 +3,8 @@
  * conv1 filters), and sends it pause/resume and the learner's drawing to classify.
  *
  * URL parameters (all optional): `steps` (stop after N steps; default 0, never), `batch`
- * (default 32), `lr` (default 0.01), `device=cpu` (skip WebGPU).
+ * (default 32, at most 1000), `lr` (default 0.02, as `deno task train-alexnet`), `testEvery`
+ * (default 50 steps), `device=cpu` (skip WebGPU).
  *
  * `globalThis.training` holds what the page has seen so far, for the console and the tests.
  *
@@ -48,8 +49,8 @@ function readOptions(): TrainOptions {
     return value;
   };
   return {
-    batchSize: Math.max(1, Math.floor(number("batch", 32))),
-    lr: number("lr", 0.01),
+    batchSize: Math.min(1000, Math.max(1, Math.floor(number("batch", 32)))),
+    lr: number("lr", 0.02),
     maxSteps: Math.floor(number("steps", 0)),
     testEvery: Math.max(1, Math.floor(number("testEvery", 50))),
     testImages: 500,

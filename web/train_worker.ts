@@ -19,6 +19,7 @@ import {
   fromArray,
   initWebGPU,
   isWebGPUAvailable,
+  type Module,
   noGrad,
   SGD,
   softmax,
@@ -109,9 +110,7 @@ async function chooseDevice(options: TrainOptions): Promise<"gpu" | "cpu"> {
   }
   const gpu = await initWebGPU();
   const info = gpu.runtime.adapterInfo;
-  const description = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(
-    " ",
-  );
+  const description = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ");
   post({
     type: "ready",
     device: "gpu",
@@ -146,9 +145,10 @@ async function train(options: TrainOptions): Promise<void> {
   const rng = new Rng(2012);
   let order = rng.permutation(trainSet.count);
   let cursor = 0;
-  const started = performance.now();
+  let seconds = 0; // training time, without pauses and evaluations
   for (let step = 1; options.maxSteps === 0 || step <= options.maxSteps; step++) {
     await betweenSteps(model);
+    const stepStarted = performance.now();
     if (cursor + options.batchSize > trainSet.count) {
       order = rng.permutation(trainSet.count);
       cursor = 0;
@@ -166,7 +166,7 @@ async function train(options: TrainOptions): Promise<void> {
     const [lossValue, labels] = [await loss.item(), await predicted.data()];
     let correct = 0;
     for (let i = 0; i < batch.y.length; i++) if (labels[i] === batch.y[i]) correct++;
-    const seconds = (performance.now() - started) / 1000;
+    seconds += (performance.now() - stepStarted) / 1000;
     post({
       type: "step",
       step,
@@ -185,10 +185,8 @@ async function train(options: TrainOptions): Promise<void> {
   }
 }
 
-type Model = Awaited<ReturnType<ReturnType<typeof alexnetMini>["to"]>>;
-
 /** Answers a pending prediction, and waits here while paused. */
-async function betweenSteps(model: Model): Promise<void> {
+async function betweenSteps(model: Module): Promise<void> {
   for (;;) {
     if (pendingPixels !== null) {
       const pixels = pendingPixels;
@@ -200,7 +198,7 @@ async function betweenSteps(model: Model): Promise<void> {
   }
 }
 
-async function predict(model: Model, pixels: Float32Array): Promise<void> {
+async function predict(model: Module, pixels: Float32Array): Promise<void> {
   const normalized = pixels.map((v) => (v - FASHION_MNIST_MEAN) / FASHION_MNIST_STD);
   const device = model.parameters()[0].device;
   model.eval();
@@ -217,7 +215,7 @@ async function predict(model: Model, pixels: Float32Array): Promise<void> {
 }
 
 async function evaluate(
-  model: Model,
+  model: Module,
   testSet: Split,
   options: TrainOptions,
   step: number,
