@@ -1,8 +1,8 @@
 /**
  * The web page (web/index.html) in headless Chromium: AlexNet-mini trains on the browser's
- * WebGPU for a few steps, its loss falls, the conv1 filters are redrawn, a drawing gets a
- * top-5, and the page's screenshot is not blank. Then, in a Chromium without WebGPU, the CPU
- * backend trains instead and the page says why.
+ * WebGPU for a few steps (pausing and resuming on the way), its loss falls, the conv1 filters
+ * are redrawn, a drawing gets a top-5, and the page's screenshot is not blank. Then, in a
+ * Chromium without WebGPU, the CPU backend trains instead and the page says why.
  *
  * @module
  */
@@ -51,6 +51,18 @@ Deno.test({
     await withBrowser(async (page, origin) => {
       await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02`);
       const started = Date.now();
+      // Pause holds training between steps (the step in flight completes); resume continues.
+      await page.waitFor(
+        "globalThis.training?.error || globalThis.training?.losses.length >= 2",
+        180,
+      );
+      await page.evaluate(`document.getElementById("pause").click()`);
+      const atPause = await page.evaluate<number>("globalThis.training.losses.length");
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      const afterPause = await page.evaluate<number>("globalThis.training.losses.length");
+      assert.ok(afterPause <= atPause + 1, `paused at step ${atPause}, yet reached ${afterPause}`);
+      assert.equal(await page.evaluate(`document.getElementById("pause").textContent`), "Resume");
+      await page.evaluate(`document.getElementById("pause").click()`);
       await checkTraining(page, "gpu", 240);
       console.log(`${STEPS} steps of batch 16 on WebGPU: ${(Date.now() - started) / 1000} s`);
       assert.equal(
