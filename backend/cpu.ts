@@ -35,7 +35,6 @@ import {
 import { argmaxCpu, reduceCpu } from "../tensor/ops/reduce.ts";
 import { concatCpu, permuteCpu, sliceCpu } from "../tensor/ops/layout.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
-import { allocF32 } from "../tensor/ops/gemm.ts";
 import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
@@ -83,8 +82,8 @@ export class CpuStorage implements Storage {
 function allocate(dtype: DType, length: number): TypedArray {
   if (dtype === "float64") return new Float64Array(length);
   if (dtype === "int32") return new Int32Array(length);
-  // Shared memory while gemm runs on two threads (setThreads(2)), so its worker can reach it.
-  return allocF32(length);
+  // An ordinary ArrayBuffer: gemm copies operands into its WebAssembly memory itself.
+  return new Float32Array(length);
 }
 
 function dtypeOf(data: TypedArray): DType {

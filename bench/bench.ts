@@ -2,7 +2,8 @@
  * `deno task bench`: CPU and GPU side by side, one table per kernel family, then whole
  * training steps and the data loader.
  *
- * - matmul GFLOP/s at 512, 1024, 2048;
+ * - gemm GFLOP/s (bench/gemm_bench.ts): matmul at 512, 1024, 2048 and AlexNet's linear layers,
+ *   the reference, WebAssembly on 1 and 2 threads, GPU, PyTorch's figures as yardsticks;
  * - AlexNet's five conv layers at batch 8 and AlexNet-mini's at batch 128: forward,
  *   backward to the input and backward to the weight, GFLOP/s;
  * - LRN, max-pooling and the dense per-op kernels, milliseconds;
@@ -18,7 +19,8 @@
 
 import { initWebGPU } from "../gpu/mod.ts";
 import type { Backend, LrnParams, Pool2dParams } from "../backend/backend.ts";
-import { compareOp, denseRows, inputs, matmulRows, printRows } from "./gpu_bench.ts";
+import { compareOp, denseRows, inputs, printRows } from "./gpu_bench.ts";
+import { runGemmBench } from "./gemm_bench.ts";
 import { runConvBench } from "./gpu_conv_bench.ts";
 import { timeTrainingStep } from "../examples/alexnet/device.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
@@ -29,11 +31,13 @@ const gpu = await initWebGPU();
 const info = gpu.runtime.adapterInfo;
 console.log(
   `# tessera benchmark\n\nGPU adapter: ${info.description || info.vendor || "unknown"} ` +
-    `(${gpu.runtime.isSoftware ? "software" : "hardware"}); CPU backend: plain TypeScript.\n`,
+    `(${
+      gpu.runtime.isSoftware ? "software" : "hardware"
+    }); CPU backend: TypeScript reference kernels, WebAssembly SIMD gemm.\n`,
 );
 
-console.log("## matmul\n");
-printRows(await matmulRows(gpu, quick ? [512, 1024] : [512, 1024, 2048]));
+console.log("## matmul and linear layers (gemm)\n");
+await runGemmBench(gpu, quick);
 
 console.log("\n## conv2d layers (GFLOP/s, GPU / CPU)\n");
 await runConvBench(quick);

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { allocF32, gemm, getThreads, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
+import { gemm, getThreads, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
 import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
@@ -36,9 +36,9 @@ export function medianMs(work: () => void, runs: number): number {
   return times[Math.floor(times.length / 2)];
 }
 
-/** Random values on memory gemm may share with its worker (see allocF32). */
+/** Random float32 values in [-0.5, 0.5). */
 function randomFloat32(length: number, seed: number): Float32Array {
-  const values = allocF32(length);
+  const values = new Float32Array(length);
   let state = seed >>> 0;
   for (let i = 0; i < length; i++) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
@@ -54,8 +54,28 @@ function randomFloat32(length: number, seed: number): Float32Array {
 export function benchGemmCpu(n: number, runs = 5): number {
   const a = randomFloat32(n * n, 1);
   const b = randomFloat32(n * n, 2);
-  const c = allocF32(n * n);
-  const ms = medianMs(() => gemm(false, false, n, n, n, a, 0, n, b, 0, n, c, 0, n, false), runs);
+  const c = new Float32Array(n * n);
+  const ms = medianMs(
+    () =>
+      gemm({
+        transA: false,
+        transB: false,
+        m: n,
+        n,
+        k: n,
+        a,
+        aOffset: 0,
+        lda: n,
+        b,
+        bOffset: 0,
+        ldb: n,
+        c,
+        cOffset: 0,
+        ldc: n,
+        accumulate: false,
+      }),
+    runs,
+  );
   return (2 * n * n * n) / (ms * 1e6);
 }
 

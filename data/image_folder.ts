@@ -15,19 +15,34 @@
  *   RGB statistics: mean, 3x3 covariance, eigenvalues and eigenvectors (RGB in [0, 1]).
  *
  * `index.json` is written last, and removed before a rebuild starts, so it marks a complete
- * shard; each file is written through a temporary file and renamed (atomic).
+ * shard; each file is written through a temporary file and renamed (atomic). A build that
+ * fails removes what it wrote, and the shard folder too if the build created it.
+ *
+ * Differences from torchvision's `ImageFolder`, each on purpose:
+ *
+ * - EXIF orientation is applied before resizing and cropping (see `exif.ts`), so a phone photo
+ *   stored sideways with Orientation 6 is trained upright; torchvision's default loader
+ *   ignores it.
+ * - Symbolic links to class folders, subfolders and files are followed, as torchvision does
+ *   (`os.scandir` and `os.walk(followlinks=True)`), but a link back to a folder that is being
+ *   walked (a loop) is not followed: its files are already listed through that folder, and
+ *   torchvision would recurse until the path is too long.
+ * - Every class must end up with at least one image: a class folder without image files, or
+ *   one whose files were all skipped by `skipBad`, is an error that names it (an empty class
+ *   would keep an output unit that no example ever trains).
  *
  * @module
  */
 
-import { writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
+import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
 import type { ImageCHW, ImageDataset } from "./dataset.ts";
+import { applyOrientation, exifOrientation } from "./exif.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
 
-/** Shard format version; bump when the layout or preprocessing changes. */
-export const SHARD_VERSION = 1;
+/** Shard format version; bump when the layout or preprocessing changes (2: EXIF orientation). */
+export const SHARD_VERSION = 2;
 
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
 
@@ -117,15 +132,47 @@ function hasImageExtension(name: string): boolean {
   return IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
-async function walk(dir: string, prefix: string, out: { files: string[]; ignored: number }) {
+/** What an entry is once symbolic links are followed; "broken" for a link to nothing. */
+async function kindOf(
+  path: string,
+  entry: Deno.DirEntry,
+): Promise<"dir" | "file" | "broken" | "other"> {
+  if (!entry.isSymlink) return entry.isDirectory ? "dir" : entry.isFile ? "file" : "other";
+  try {
+    const info = await Deno.stat(path);
+    return info.isDirectory ? "dir" : info.isFile ? "file" : "other";
+  } catch {
+    return "broken";
+  }
+}
+
+/**
+ * Lists image files under `dir`, sorted, following symbolic links; `ancestors` holds the real
+ * paths of the folders being walked, so a link back to one of them is not followed.
+ */
+async function walk(
+  dir: string,
+  prefix: string,
+  out: { files: string[]; ignored: number },
+  ancestors: Set<string>,
+) {
   const entries: Deno.DirEntry[] = [];
   for await (const entry of Deno.readDir(dir)) if (!entry.name.startsWith(".")) entries.push(entry);
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
+    const path = `${dir}/${entry.name}`;
     const rel = `${prefix}/${entry.name}`;
-    if (entry.isDirectory) await walk(`${dir}/${entry.name}`, rel, out);
-    else if (entry.isFile && hasImageExtension(entry.name)) out.files.push(rel);
-    else out.ignored++;
+    const kind = await kindOf(path, entry);
+    if (kind === "dir") {
+      const real = await Deno.realPath(path);
+      if (ancestors.has(real)) continue;
+      ancestors.add(real);
+      await walk(path, rel, out, ancestors);
+      ancestors.delete(real);
+    } else if (kind !== "other" && hasImageExtension(entry.name)) {
+      // A broken link is listed: reading it fails later with its name (or skipBad skips it).
+      out.files.push(rel);
+    } else out.ignored++;
   }
 }
 
@@ -147,7 +194,8 @@ export async function scanImageFolder(root: string): Promise<{
   if (!rootInfo.isDirectory) throw new Error(`ImageFolder: ${root} is not a folder`);
   const classNames: string[] = [];
   for await (const entry of Deno.readDir(root)) {
-    if (entry.isDirectory && !entry.name.startsWith(".")) classNames.push(entry.name);
+    if (entry.name.startsWith(".")) continue;
+    if (await kindOf(`${root}/${entry.name}`, entry) === "dir") classNames.push(entry.name);
   }
   classNames.sort();
   if (classNames.length === 0) {
@@ -155,9 +203,12 @@ export async function scanImageFolder(root: string): Promise<{
   }
   const sources: SourceEntry[] = [];
   let ignored = 0;
+  const realRoot = await Deno.realPath(root);
   for (let label = 0; label < classNames.length; label++) {
     const found = { files: [] as string[], ignored: 0 };
-    await walk(`${root}/${classNames[label]}`, classNames[label], found);
+    const classDir = `${root}/${classNames[label]}`;
+    const ancestors = new Set([realRoot, await Deno.realPath(classDir)]);
+    await walk(classDir, classNames[label], found, ancestors);
     ignored += found.ignored;
     if (found.files.length === 0) {
       throw new Error(
@@ -165,7 +216,8 @@ export async function scanImageFolder(root: string): Promise<{
       );
     }
     for (const file of found.files) {
-      const info = await Deno.stat(`${root}/${file}`);
+      // lstat for a broken link: its own size and mtime still tell when it changes.
+      const info = await Deno.stat(`${root}/${file}`).catch(() => Deno.lstat(`${root}/${file}`));
       sources.push({ file, size: info.size, mtime: info.mtime?.getTime() ?? 0, label });
     }
   }
@@ -194,15 +246,20 @@ export function imageProblem(bytes: Uint8Array): string | undefined {
   return "truncated PNG: no IEND chunk";
 }
 
-/** Decodes a JPEG or PNG into an RGB CHW uint8 image; errors name `name`. */
+/**
+ * Decodes a JPEG or PNG into an RGB CHW uint8 image, turned upright by its EXIF orientation
+ * (see `exif.ts`); errors name `name`.
+ */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<ImageCHW<Uint8Array>> {
   const problem = imageProblem(bytes);
   if (problem) throw new Error(`${name}: ${problem}`);
+  let stored: ImageCHW<Uint8Array>;
   try {
-    return await (isJpeg(bytes) ? decodeJpeg(bytes) : decodePng(bytes));
+    stored = await (isJpeg(bytes) ? decodeJpeg(bytes) : decodePng(bytes));
   } catch (error) {
     throw new Error(`${name}: cannot decode (${(error as Error).message})`);
   }
+  return applyOrientation(stored, exifOrientation(bytes));
 }
 
 /**
@@ -271,11 +328,16 @@ async function readShard(
   } catch {
     return undefined;
   }
-  if (
-    index.format !== "tessera-image-folder" || index.version !== SHARD_VERSION ||
-    index.size !== size ||
-    index.classNames.join("\n") !== scan.classNames.join("\n") || !sameSources(index, scan.sources)
-  ) return undefined;
+  try {
+    if (
+      index.format !== "tessera-image-folder" || index.version !== SHARD_VERSION ||
+      index.size !== size ||
+      index.classNames.join("\n") !== scan.classNames.join("\n") ||
+      !sameSources(index, scan.sources)
+    ) return undefined;
+  } catch {
+    return undefined; // an index of another shape: rebuild
+  }
   const images = await Deno.readFile(`${shardDir}/images.u8`);
   const pixels = 3 * size * size;
   if (images.length !== index.count * pixels) {
@@ -319,8 +381,45 @@ async function buildShard(
   scan: Awaited<ReturnType<typeof scanImageFolder>>,
   options: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
+  const existed = await Deno.stat(shardDir).then(() => true, () => false);
   await Deno.mkdir(shardDir, { recursive: true });
+  try {
+    return await writeShard(root, shardDir, size, scan, options);
+  } catch (error) {
+    // No debris: an index-less shard is never read, and a folder made for it is removed.
+    for (const name of ["index.json", "images.u8", "mean.f32"]) {
+      await Deno.remove(`${shardDir}/${name}`).catch(() => {});
+    }
+    if (!existed) await Deno.remove(shardDir).catch(() => {});
+    throw error;
+  }
+}
+
+async function readSource(root: string, file: string): Promise<ImageCHW<Uint8Array>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${root}/${file}`);
+  } catch (error) {
+    const broken = await Deno.lstat(`${root}/${file}`).then((i) => i.isSymlink, () => false);
+    throw new Error(
+      `${root}/${file}: cannot read (${
+        broken ? "a symbolic link to nothing" : (error as Error).message
+      })`,
+    );
+  }
+  return await decodeImage(bytes, `${root}/${file}`);
+}
+
+async function writeShard(
+  root: string,
+  shardDir: string,
+  size: number,
+  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  options: ImageFolderOptions,
+): Promise<ImageFolderDataset> {
   await Deno.remove(`${shardDir}/index.json`).catch(() => {});
+  // A build killed mid-way left its pixels in a temp file, possibly gigabytes: remove it.
+  await removeStaleTempsOf(`${shardDir}/images.u8`);
   const pixels = 3 * size * size;
   const plane = size * size;
   const meanSum = new Float64Array(pixels);
@@ -337,10 +436,7 @@ async function buildShard(
       const { file, label } = scan.sources[i];
       let image: ImageCHW<Uint8Array>;
       try {
-        image = preprocess(
-          await decodeImage(await Deno.readFile(`${root}/${file}`), `${root}/${file}`),
-          size,
-        );
+        image = preprocess(await readSource(root, file), size);
       } catch (error) {
         if (!options.skipBad) throw error;
         skipped.push({ file, reason: (error as Error).message.replace(`${root}/${file}: `, "") });
@@ -371,6 +467,22 @@ async function buildShard(
   if (count === 0) {
     await Deno.remove(temp).catch(() => {});
     throw new Error(`ImageFolder: no decodable images under ${root} (${skipped.length} skipped)`);
+  }
+  const perClass = new Array(scan.classNames.length).fill(0);
+  for (const label of labels) perClass[label]++;
+  const empty = scan.classNames.filter((_, label) => perClass[label] === 0);
+  if (empty.length > 0) {
+    await Deno.remove(temp).catch(() => {});
+    const first = skipped.find((s) => s.file.startsWith(`${empty[0]}/`));
+    throw new Error(
+      `ImageFolder: class${empty.length > 1 ? "es" : ""} ${
+        empty.map((name) => `"${name}"`).join(", ")
+      } under ${root} ha${
+        empty.length > 1 ? "ve" : "s"
+      } no decodable images: every file was skipped` +
+        (first ? ` (e.g. ${first.file}: ${first.reason})` : "") +
+        `; fix or remove those files, or remove the class folder`,
+    );
   }
   await Deno.rename(temp, `${shardDir}/images.u8`);
 

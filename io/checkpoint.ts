@@ -19,12 +19,19 @@
  * device. The file is written atomically (temp file, fsync, rename): a crash mid-save leaves
  * the previous checkpoint intact.
  *
+ * A file is untrusted input. Loading checks all of it (tensors, optimizer and schedule state,
+ * generator states) before it writes anything, so a file that is refused leaves the run as
+ * it was, and every error names the file and the field. Non-finite weights are refused on
+ * both sides: a diverged model is not saved over a good checkpoint, nor loaded, unless
+ * `allowNonFinite` says so.
+ *
  * @module
  */
 
 import type { Tensor, TypedArray } from "../tensor/tensor.ts";
-import type { Module } from "../nn/module.ts";
-import type { SGD, SgdState } from "../optim/sgd.ts";
+import { Module } from "../nn/module.ts";
+import { describeValue } from "../optim/options.ts";
+import { SGD, type SgdState } from "../optim/sgd.ts";
 import type { LrSchedule, ScheduleState } from "../optim/schedules.ts";
 import type { RngState } from "../tensor/random.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
@@ -54,6 +61,11 @@ export interface SaveCheckpointOptions {
   schedule?: LrSchedule;
   /** Run metadata (epoch, step, config, data RNG state, ...). */
   metadata?: CheckpointMetadata;
+  /**
+   * Save even if a parameter or velocity holds NaN or Infinity (default false: such a model
+   * diverged, and the save throws, naming the tensor, so a good checkpoint is not replaced).
+   */
+  allowNonFinite?: boolean;
 }
 
 /** What to restore into. */
@@ -66,6 +78,12 @@ export interface LoadCheckpointOptions {
   schedule?: LrSchedule;
   /** Whether missing or unexpected parameters are errors (default true). */
   strict?: boolean;
+  /**
+   * Load parameters that hold NaN or Infinity (default false: the file is refused, naming the
+   * tensor and the element). Velocities must be finite either way: one NaN in a velocity turns
+   * its weights into NaN at the next step.
+   */
+  allowNonFinite?: boolean;
 }
 
 const FORMAT = "tessera-checkpoint/1";
@@ -95,17 +113,33 @@ function namesOf(model: Module): Map<Tensor, string> {
   return names;
 }
 
+/** Index and value of the first NaN or Infinity in `data`, or undefined. */
+function firstNonFinite(data: ArrayLike<number>): [number, number] | undefined {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return [i, data[i]];
+  return undefined;
+}
+
 /** Saves model, optimizer, schedule and metadata to `path` (atomically). */
 export async function saveCheckpoint(path: string, options: SaveCheckpointOptions): Promise<void> {
   const { model, optimizer, schedule } = options;
   const tensors = new Map<string, TensorEntry>();
+  const add = (name: string, entry: TensorEntry) => {
+    const bad = options.allowNonFinite ? undefined : firstNonFinite(entry.data);
+    if (bad) {
+      throw new RangeError(
+        `saveCheckpoint(${path}): "${name}" holds ${bad[1]} at element ${bad[0]}; the model ` +
+          `diverged, so nothing was written (pass allowNonFinite: true to save it anyway)`,
+      );
+    }
+    tensors.set(name, entry);
+  };
   for (const [name, p] of model.namedParameters()) {
     if (name.startsWith(VELOCITY_PREFIX)) {
       throw new Error(
         `saveCheckpoint: parameter name "${name}" clashes with the optimizer's prefix`,
       );
     }
-    tensors.set(name, await entryOf(p));
+    add(name, await entryOf(p));
   }
   const metadata: Record<string, string> = { [KEYS.format]: FORMAT };
   if (optimizer) {
@@ -121,7 +155,7 @@ export async function saveCheckpoint(path: string, options: SaveCheckpointOption
           } is not a parameter of the model, so its velocity has no name`,
         );
       }
-      tensors.set(VELOCITY_PREFIX + name, await entryOf(velocity as Tensor));
+      add(VELOCITY_PREFIX + name, await entryOf(velocity as Tensor));
     }
     metadata[KEYS.optimizer] = JSON.stringify({ rule: state.rule, groups: state.groups });
   }
@@ -142,120 +176,269 @@ export async function saveCheckpoint(path: string, options: SaveCheckpointOption
 
 /**
  * Restores `model` (and `optimizer`, `schedule` when given, and the model's dropout
- * generators when the file has them) from `path`, and returns the run metadata. Every check
- * runs before anything is written; a mismatch names the file, the key and both shapes.
+ * generators when the file has them) from `path`, and returns the run metadata.
+ *
+ * Everything is checked before anything is written: the tensors (names, shapes, dtypes,
+ * finite values), the optimizer state (rule, groups, every hyperparameter present, finite and
+ * in range, velocities matching their parameters), the schedule state and the generator
+ * states. A file that fails any check throws an error naming the file and the field, and
+ * leaves model, optimizer, schedule and generators exactly as they were.
  */
 export async function loadCheckpoint(
   path: string,
   options: LoadCheckpointOptions,
 ): Promise<CheckpointMetadata> {
-  const { model, optimizer, schedule } = options;
   const fail = (problem: string): never => {
     throw new Error(`loadCheckpoint(${path}): ${problem}`);
   };
+  checkLoadOptions(options, fail);
+  const { model, optimizer, schedule } = options;
   const { tensors, metadata } = await loadSafetensors(path);
+  const plan = planLoad(tensors, metadata, options, `loadCheckpoint(${path})`, fail);
+
+  // Every check passed. The schedule goes first: a custom schedule without checkStateDict is
+  // only checked by its loadStateDict, and is rolled back if that throws.
+  if (schedule) {
+    const before = schedule.stateDict();
+    try {
+      schedule.loadStateDict(plan.schedule!);
+    } catch (error) {
+      schedule.loadStateDict(before);
+      fail(`schedule state "${KEYS.schedule}": ${(error as Error).message}`);
+    }
+  }
+  if (plan.rngStates) model.loadRngStates(plan.rngStates);
+  if (optimizer) await optimizer.loadStateDict(plan.optimizer!);
+  await model.loadStateDict(plan.weights, { strict: options.strict ?? true });
+  return plan.run;
+}
+
+interface LoadPlan {
+  weights: Map<string, TensorEntry & { data: TypedArray }>;
+  optimizer?: SgdState;
+  schedule?: ScheduleState;
+  rngStates?: Record<string, RngState>;
+  run: CheckpointMetadata;
+}
+
+function checkLoadOptions(options: LoadCheckpointOptions, fail: (problem: string) => never) {
+  if (typeof options !== "object" || options === null) {
+    fail(`options must be { model, optimizer?, schedule? }, got ${String(options)}`);
+  }
+  if (!(options.model instanceof Module)) fail(`options.model must be a Module`);
+  if (options.optimizer !== undefined && !(options.optimizer instanceof SGD)) {
+    fail(`options.optimizer must be an SGD optimizer`);
+  }
+  const schedule = options.schedule as Partial<LrSchedule> | undefined;
+  if (
+    schedule !== undefined &&
+    (typeof schedule?.stateDict !== "function" || typeof schedule.loadStateDict !== "function")
+  ) {
+    fail(`options.schedule must be a schedule (StepLR, ReduceLROnPlateau, CosineAnnealing)`);
+  }
+}
+
+/** Checks the whole file against the live objects and returns what to write; writes nothing. */
+function planLoad(
+  tensors: Map<string, TensorEntry>,
+  metadata: Record<string, string>,
+  options: LoadCheckpointOptions,
+  where: string,
+  fail: (problem: string) => never,
+): LoadPlan {
+  const { model, optimizer, schedule } = options;
   const format = metadata[KEYS.format];
   if (format !== undefined && format !== FORMAT) {
-    fail(`unknown format "${format}" (expected "${FORMAT}")`);
+    fail(`unknown format ${JSON.stringify(format)} (expected "${FORMAT}")`);
   }
-
   const weights = new Map<string, TensorEntry & { data: TypedArray }>();
   const velocities = new Map<string, TensorEntry & { data: TypedArray }>();
   for (const [name, entry] of tensors) {
-    if (entry.dtype === "U8") fail(`tensor "${name}" is U8; parameters must be F32, F64 or I32`);
+    if (entry.dtype !== "F32" && entry.dtype !== "F64") {
+      fail(`tensor "${name}" is ${entry.dtype}; parameters and velocities must be F32 or F64`);
+    }
     const typed = entry as TensorEntry & { data: TypedArray };
     if (name.startsWith(VELOCITY_PREFIX)) velocities.set(name.slice(VELOCITY_PREFIX.length), typed);
     else weights.set(name, typed);
   }
-
-  // Check the optimizer's side before the model changes, so a bad file changes nothing.
-  let optimizerState: SgdState | undefined;
+  checkWeights(model, weights, options, fail);
+  const plan: LoadPlan = { weights, run: runMetadata(metadata) };
   if (optimizer) {
-    const saved = metadata[KEYS.optimizer];
-    if (saved === undefined) fail("the file holds no optimizer state (it was saved without one)");
-    const hyper = parseJson(saved!, KEYS.optimizer, fail) as Pick<SgdState, "rule" | "groups">;
-    if (hyper.rule !== optimizer.rule) {
-      fail(
-        `the optimizer state uses rule "${hyper.rule}" but the optimizer uses "${optimizer.rule}"`,
-      );
-    }
-    const savedSizes = hyper.groups.map((g) => g.size).join(", ");
-    const ownSizes = optimizer.groups.map((g) => g.params.length).join(", ");
-    if (savedSizes !== ownSizes) {
-      fail(`the optimizer state has groups of sizes [${savedSizes}], the optimizer [${ownSizes}]`);
-    }
-    const names = namesOf(model);
-    const params = optimizer.parameters();
-    const indexOf = new Map<string, number>();
-    params.forEach((p, i) => {
-      const name = names.get(p);
-      if (name === undefined) fail(`optimizer parameter ${i} is not a parameter of the model`);
-      indexOf.set(name!, i);
-    });
-    optimizerState = { rule: hyper.rule, groups: hyper.groups, velocities: new Map() };
-    for (const [name, entry] of velocities) {
-      const index = indexOf.get(name);
-      if (index === undefined) {
-        fail(`"${VELOCITY_PREFIX}${name}" belongs to no optimizer parameter`);
-      }
-      const p = params[index!];
-      if (!sameShape(p.shape, entry.shape)) {
-        fail(
-          `"${VELOCITY_PREFIX}${name}" has shape ${
-            formatShape(entry.shape)
-          } in the file but the parameter has ${formatShape(p.shape)}`,
-        );
-      }
-      optimizerState.velocities.set(index!, entry);
-    }
+    plan.optimizer = optimizerState(model, optimizer, velocities, metadata, where, fail);
   }
-  let scheduleState: ScheduleState | undefined;
   if (schedule) {
-    const saved = metadata[KEYS.schedule];
-    if (saved === undefined) fail("the file holds no schedule state");
-    scheduleState = parseJson(saved!, KEYS.schedule, fail) as ScheduleState;
-  }
-  const rngJson = metadata[KEYS.rngStates];
-  const rngStates = rngJson === undefined
-    ? undefined
-    : (parseJson(rngJson, KEYS.rngStates, fail) as Record<string, RngState>);
-
-  if (rngStates) {
-    const saved = Object.keys(rngStates).sort().join(", ");
-    const own = Object.keys(model.rngStates()).sort().join(", ");
-    if (saved !== own) {
-      fail(`the file has generator states for [${saved}] but the model's generators are [${own}]`);
+    const state = jsonField(metadata, KEYS.schedule, "schedule state", fail);
+    const field = `${where}: schedule state "${KEYS.schedule}"`;
+    if (typeof state !== "object" || state === null || Array.isArray(state)) {
+      fail(`schedule state "${KEYS.schedule}" must be a JSON object, got ${describeValue(state)}`);
     }
+    schedule.checkStateDict?.(state, field);
+    plan.schedule = state as ScheduleState;
   }
-
-  try {
-    await model.loadStateDict(weights, { strict: options.strict ?? true });
-    if (optimizer) await optimizer.loadStateDict(optimizerState!);
-    if (schedule) schedule.loadStateDict(scheduleState!);
-    if (rngStates) model.loadRngStates(rngStates);
-  } catch (error) {
-    fail(error instanceof Error ? error.message : String(error));
+  if (metadata[KEYS.rngStates] !== undefined || format === FORMAT) {
+    plan.rngStates = rngStates(model, metadata, fail);
   }
-
-  const run: CheckpointMetadata = {};
-  for (const [key, value] of Object.entries(metadata)) {
-    if (RESERVED.has(key)) continue;
-    // Foreign files (e.g. safetensors.torch's {"format": "pt"}) hold plain strings.
-    try {
-      run[key] = JSON.parse(value);
-    } catch {
-      run[key] = value;
-    }
-  }
-  return run;
+  return plan;
 }
 
-function parseJson(text: string, key: string, fail: (problem: string) => never): unknown {
+/** Names, shapes and finite values of the model's tensors in the file. */
+function checkWeights(
+  model: Module,
+  weights: Map<string, TensorEntry & { data: TypedArray }>,
+  options: LoadCheckpointOptions,
+  fail: (problem: string) => never,
+): void {
+  const own = model.namedParameters();
+  const problems: string[] = [];
+  if (options.strict ?? true) {
+    const missing = [...own.keys()].filter((k) => !weights.has(k));
+    const unexpected = [...weights.keys()].filter((k) => !own.has(k));
+    if (missing.length) problems.push(`missing keys: ${missing.join(", ")}`);
+    if (unexpected.length) problems.push(`unexpected keys: ${unexpected.join(", ")}`);
+  }
+  for (const [key, entry] of weights) {
+    const target = own.get(key);
+    if (target && !sameShape(target.shape, entry.shape)) {
+      problems.push(
+        `"${key}" has shape ${formatShape(target.shape)} in the model but ${
+          formatShape(entry.shape)
+        } in the file`,
+      );
+    }
+  }
+  if (problems.length) fail(problems.join("; "));
+  if (options.allowNonFinite) return;
+  for (const [key, entry] of weights) {
+    if (!own.has(key)) continue;
+    const bad = firstNonFinite(entry.data);
+    if (bad) {
+      fail(
+        `tensor "${key}" holds ${bad[1]} at element ${bad[0]}: the run that saved it diverged ` +
+          `(pass allowNonFinite: true to load it anyway, or inspect it with loadSafetensors)`,
+      );
+    }
+  }
+}
+
+/** The optimizer's saved state, mapped onto `optimizer` and checked by SGD.checkStateDict. */
+function optimizerState(
+  model: Module,
+  optimizer: SGD,
+  velocities: Map<string, TensorEntry & { data: TypedArray }>,
+  metadata: Record<string, string>,
+  where: string,
+  fail: (problem: string) => never,
+): SgdState {
+  const field = `optimizer state "${KEYS.optimizer}"`;
+  if (metadata[KEYS.optimizer] === undefined) {
+    fail("the file holds no optimizer state (it was saved without one)");
+  }
+  const saved = jsonField(metadata, KEYS.optimizer, "optimizer state", fail);
+  if (typeof saved !== "object" || saved === null || Array.isArray(saved)) {
+    fail(`${field} must be a JSON object { rule, groups }, got ${describeValue(saved)}`);
+  }
+  const names = namesOf(model);
+  const params = optimizer.parameters();
+  const indexOf = new Map<string, number>();
+  params.forEach((p, i) => {
+    const name = names.get(p);
+    if (name === undefined) fail(`optimizer parameter ${i} is not a parameter of the model`);
+    indexOf.set(name!, i);
+  });
+  const byIndex = new Map<number, TensorEntry & { data: TypedArray }>();
+  for (const [name, entry] of velocities) {
+    const index = indexOf.get(name);
+    if (index === undefined) fail(`"${VELOCITY_PREFIX}${name}" belongs to no optimizer parameter`);
+    const p = params[index!];
+    if (!sameShape(p.shape, entry.shape)) {
+      fail(
+        `"${VELOCITY_PREFIX}${name}" has shape ${
+          formatShape(entry.shape)
+        } in the file but the parameter has ${formatShape(p.shape)}`,
+      );
+    }
+    byIndex.set(index!, entry);
+  }
+  const { rule, groups } = saved as Record<string, unknown>;
+  return optimizer.checkStateDict(
+    { rule, groups, velocities: byIndex },
+    `${where}: ${field}`,
+  );
+}
+
+/** The dropout generators' states: one per module that has a generator, four u32 words each. */
+function rngStates(
+  model: Module,
+  metadata: Record<string, string>,
+  fail: (problem: string) => never,
+): Record<string, RngState> {
+  const field = `generator states "${KEYS.rngStates}"`;
+  if (metadata[KEYS.rngStates] === undefined) {
+    fail(`${field} are missing (every tessera checkpoint has them)`);
+  }
+  const states = jsonField(metadata, KEYS.rngStates, "generator states", fail);
+  if (typeof states !== "object" || states === null || Array.isArray(states)) {
+    fail(
+      `${field} must be a JSON object { module name: [4 words] }, got ${describeValue(states)}`,
+    );
+  }
+  const record = states as Record<string, unknown>;
+  const saved = Object.keys(record).sort().join(", ");
+  const own = Object.keys(model.rngStates()).sort().join(", ");
+  if (saved !== own) {
+    fail(`the file has generator states for [${saved}] but the model's generators are [${own}]`);
+  }
+  for (const [name, value] of Object.entries(record)) {
+    const words = Array.isArray(value) && value.length === 4 &&
+      value.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
+    if (!words) {
+      fail(
+        `${field}: "${name}" must be four 32-bit unsigned integers, got ${describeValue(value)}`,
+      );
+    }
+    // xoshiro128** never leaves the all-zero state: it would give 0 forever.
+    if ((value as number[]).every((w) => w === 0)) {
+      fail(`${field}: "${name}" is all zeros, which no generator ever reaches`);
+    }
+  }
+  return record as Record<string, RngState>;
+}
+
+function jsonField(
+  metadata: Record<string, string>,
+  key: string,
+  what: string,
+  fail: (problem: string) => never,
+): unknown {
+  const text = metadata[key];
+  if (text === undefined) return fail(`the file holds no ${what} ("${key}")`);
   try {
     return JSON.parse(text);
   } catch (error) {
     return fail(
-      `metadata "${key}" is not valid JSON (${error instanceof Error ? error.message : error})`,
+      `${what} "${key}" is not valid JSON (${error instanceof Error ? error.message : error})`,
     );
   }
+}
+
+/** The caller's metadata: every key that is not tessera's own, JSON-decoded where possible. */
+function runMetadata(metadata: Record<string, string>): CheckpointMetadata {
+  const run: CheckpointMetadata = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (RESERVED.has(key)) continue;
+    // Foreign files (e.g. safetensors.torch's {"format": "pt"}) hold plain strings.
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      parsed = value;
+    }
+    Object.defineProperty(run, key, {
+      value: parsed,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return run;
 }

@@ -17,7 +17,9 @@
  * of the data buffer belongs to exactly one tensor (no overlaps, no gaps, nothing trailing),
  * and each tensor's byte range is exactly product(shape) * itemsize. Every allocation is
  * bounded by the file's own size, so a lying header cannot make the reader allocate more
- * memory than the file occupies.
+ * memory than the file occupies, and headers are limited to {@link MAX_HEADER_BYTES} (8 MB,
+ * where the reference allows 100 MB), so decoding one costs at most a couple of seconds and
+ * a few hundred MB.
  *
  * The writer reproduces the reference's byte layout: tensors ordered by dtype (widest
  * first) then name, packed with no gaps, header padded to 8 bytes. Widest-first packing after
@@ -62,8 +64,21 @@ const UNSUPPORTED_DTYPES = new Set(
   "BOOL F4 F6_E2M3 F6_E3M2 I8 F8_E5M2 F8_E4M3 F8_E8M0 I16 U16 F16 BF16 U32 I64 U64 C64".split(" "),
 );
 
-// The reference rejects headers above 100 MB; a larger length is corruption, not a model.
-const MAX_HEADER_LENGTH = 100_000_000;
+/**
+ * The largest header tessera decodes, in bytes. The reference allows 100 MB, but decoding a
+ * header costs about 10 bytes of memory per header byte whatever the parser (every tensor
+ * becomes a few JavaScript objects), so a hostile 100 MB header of empty tensors would take
+ * gigabytes. Real headers are far smaller (AlexNet's checkpoint: 3 KB; a 7B-parameter language
+ * model: under 100 KB).
+ */
+export const MAX_HEADER_BYTES = 8_000_000;
+
+const EMPTY = {
+  F64: new Float64Array(0),
+  F32: new Float32Array(0),
+  I32: new Int32Array(0),
+  U8: new Uint8Array(0),
+} as const;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -237,20 +252,18 @@ function writeLittleEndian(
   }
 }
 
-type PendingTensor = {
-  name: string;
-  dtype: SafetensorsDtype;
-  shape: number[];
-  begin: number;
-  end: number;
-};
-
 /**
  * Parses safetensors bytes. The input is untrusted: any malformation (a header length past
  * the end of the file, a header that is not a UTF-8 JSON object, a missing or mistyped field,
  * an unknown or unsupported dtype, offsets that overlap, leave gaps or leave the buffer, a byte
  * count that disagrees with the shape, non-string metadata) throws an `Error` whose message
- * starts with `name`. Each tensor's data is copied into its own, aligned typed array.
+ * starts with `name`. Each tensor's data is copied into its own, aligned typed array (empty
+ * tensors share one zero-length array per dtype).
+ *
+ * Cost: time and memory grow linearly with the header (no per-tensor work beyond its own
+ * entry; only tensors that hold bytes are sorted), and the header is capped at
+ * {@link MAX_HEADER_BYTES}, so a hostile header costs at most a couple of seconds and a few
+ * hundred MB (bench/safetensors_header.ts measures it).
  */
 export function decodeSafetensors(
   bytes: Uint8Array,
@@ -264,9 +277,7 @@ export function decodeSafetensors(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const declared = view.getBigUint64(0, true);
-  if (declared > BigInt(MAX_HEADER_LENGTH)) {
-    fail(`header length ${declared} bytes exceeds the ${MAX_HEADER_LENGTH}-byte limit`);
-  }
+  checkHeaderLength(declared, fail);
   const headerLength = Number(declared);
   if (8 + headerLength > bytes.length) {
     fail(`header length ${headerLength} bytes runs past the end of the ${bytes.length}-byte file`);
@@ -291,25 +302,84 @@ export function decodeSafetensors(
     return fail(`header is not valid JSON (${error instanceof Error ? error.message : error})`);
   }
   if (!isPlainObject(header)) fail(`header is JSON but not an object`);
+  const fields = header as Record<string, unknown>;
 
   let metadata: Record<string, string> = {};
+  const keys = Object.keys(fields);
   const pending: PendingTensor[] = [];
-  for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
-    if (key === "__metadata__") metadata = parseMetadata(value, fail);
-    else pending.push(parseEntry(key, value, name, fail));
+  let sorted = true;
+  for (const key of keys) {
+    if (key === "__metadata__") {
+      metadata = parseMetadata(fields[key], fail);
+      continue;
+    }
+    const tensor = parseEntry(key, fields[key], name, fail);
+    if (pending.length > 0 && compareNames(pending[pending.length - 1].name, key) > 0) {
+      sorted = false;
+    }
+    pending.push(tensor);
   }
+  checkCoverage(pending, dataLength, fail);
 
-  // Sorting by (begin, end) makes coverage a single walk: each tensor must begin exactly where
-  // the previous one ended. Empty tensors (begin == end) fit between any two.
-  pending.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  let covered = 0;
-  let previous: PendingTensor | undefined;
+  // Entries come out in name order, independent of the order in the file.
+  if (!sorted) pending.sort((a, b) => compareNames(a.name, b.name));
+  const tensors = new Map<string, TensorEntry>();
+  for (const tensor of pending) {
+    tensors.set(tensor.name, {
+      dtype: tensor.dtype,
+      shape: tensor.shape,
+      data: readLittleEndian(
+        tensor,
+        bytes.subarray(dataStart + tensor.begin, dataStart + tensor.end),
+      ),
+    });
+  }
+  return { tensors, metadata };
+}
+
+function checkHeaderLength(declared: bigint, fail: (problem: string) => never): void {
+  if (declared > BigInt(MAX_HEADER_BYTES)) {
+    fail(
+      `header length ${declared} bytes exceeds tessera's ${formatBytes(MAX_HEADER_BYTES)} limit ` +
+        `(about ${Math.round(MAX_HEADER_BYTES / 60 / 1000)} thousand tensors); ` +
+        `the file is corrupt, or too many tensors were saved into one file (split it)`,
+    );
+  }
+}
+
+type PendingTensor = {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+};
+
+/**
+ * Every byte of the data buffer must belong to exactly one tensor, as in the reference: sorted
+ * by (begin, end), each tensor begins where the previous one ended. Only tensors that hold
+ * bytes are sorted; an empty one (begin == end) must sit on a boundary between them (or at 0,
+ * or at the end), which is where the reference's walk over all tensors accepts it.
+ */
+function checkCoverage(
+  pending: PendingTensor[],
+  dataLength: number,
+  fail: (problem: string) => never,
+): void {
+  const filled: PendingTensor[] = [];
   for (const tensor of pending) {
     if (tensor.end > dataLength) {
       fail(
         `tensor '${tensor.name}' has data_offsets [${tensor.begin},${tensor.end}] but the data buffer is only ${dataLength} bytes`,
       );
     }
+    if (tensor.end > tensor.begin) filled.push(tensor);
+  }
+  filled.sort((a, b) => a.begin - b.begin);
+  const boundaries = new Set<number>([0]);
+  let covered = 0;
+  let previous: PendingTensor | undefined;
+  for (const tensor of filled) {
     if (tensor.begin < covered) {
       fail(
         `tensor '${tensor.name}' (data_offsets [${tensor.begin},${tensor.end}]) overlaps tensor '${
@@ -323,25 +393,20 @@ export function decodeSafetensors(
       );
     }
     covered = tensor.end;
+    boundaries.add(covered);
     previous = tensor;
   }
   if (covered < dataLength) {
     fail(`data bytes [${covered},${dataLength}) at the end of the file belong to no tensor`);
   }
-
-  const tensors = new Map<string, TensorEntry>();
-  pending.sort((a, b) => compareNames(a.name, b.name));
   for (const tensor of pending) {
-    tensors.set(tensor.name, {
-      dtype: tensor.dtype,
-      shape: tensor.shape,
-      data: readLittleEndian(
-        tensor,
-        bytes.subarray(dataStart + tensor.begin, dataStart + tensor.end),
-      ),
-    });
+    if (tensor.begin === tensor.end && !boundaries.has(tensor.begin)) {
+      const inside = filled.find((t) => t.begin < tensor.begin && tensor.begin < t.end)!;
+      fail(
+        `tensor '${tensor.name}' (data_offsets [${tensor.begin},${tensor.end}]) overlaps tensor '${inside.name}' (data_offsets [${inside.begin},${inside.end}])`,
+      );
+    }
   }
-  return { tensors, metadata };
 }
 
 function parseMetadata(value: unknown, fail: (problem: string) => never): Record<string, string> {
@@ -358,54 +423,68 @@ function parseMetadata(value: unknown, fail: (problem: string) => never): Record
   return metadata;
 }
 
+function isNonNegativeIntegerArray(value: unknown): value is number[] {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (!isNonNegativeInteger(value[i])) return false;
+  return true;
+}
+
+// Called once per tensor, so it allocates nothing beyond the tensor's own record.
 function parseEntry(
   key: string,
   value: unknown,
   file: string,
   fail: (problem: string) => never,
 ): PendingTensor {
-  const tensor = `tensor '${key}'`;
-  if (!isPlainObject(value)) fail(`${tensor} must be an object with dtype, shape, data_offsets`);
+  if (!isPlainObject(value)) {
+    fail(`tensor '${key}' must be an object with dtype, shape, data_offsets`);
+  }
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-  for (const [field, present] of [["dtype", dtype], ["shape", shape], ["data_offsets", offsets]]) {
-    if (present === undefined) fail(`${tensor} is missing "${field}"`);
+  if (dtype === undefined) fail(`tensor '${key}' is missing "dtype"`);
+  if (shape === undefined) fail(`tensor '${key}' is missing "shape"`);
+  if (offsets === undefined) fail(`tensor '${key}' is missing "data_offsets"`);
+  if (typeof dtype !== "string") {
+    fail(`tensor '${key}' has dtype ${JSON.stringify(dtype)}, not a string`);
   }
-  if (typeof dtype !== "string") fail(`${tensor} has dtype ${JSON.stringify(dtype)}, not a string`);
   const dtypeName = dtype as string;
-  if (UNSUPPORTED_DTYPES.has(dtypeName)) {
-    throw new Error(
-      `unsupported dtype ${dtypeName} for tensor '${key}' in ${file} (tessera reads F32, F64, I32, U8)`,
-    );
+  if (!isDtype(dtypeName)) {
+    if (UNSUPPORTED_DTYPES.has(dtypeName)) {
+      throw new Error(
+        `unsupported dtype ${dtypeName} for tensor '${key}' in ${file} (tessera reads F32, F64, I32, U8)`,
+      );
+    }
+    fail(`tensor '${key}' has unknown dtype ${JSON.stringify(dtypeName)}`);
   }
-  if (!isDtype(dtypeName)) fail(`${tensor} has unknown dtype ${JSON.stringify(dtypeName)}`);
   const { itemsize } = DTYPES[dtypeName as SafetensorsDtype];
-  if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
+  if (!isNonNegativeIntegerArray(shape)) {
     fail(
-      `${tensor} has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`,
+      `tensor '${key}' has shape ${
+        JSON.stringify(shape)
+      }; expected an array of non-negative integers`,
     );
   }
   const dims = shape as number[];
   if (
-    !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger) ||
-    offsets[0] > offsets[1]
+    !isNonNegativeIntegerArray(offsets) || offsets.length !== 2 || offsets[0] > offsets[1]
   ) {
     fail(
-      `${tensor} has data_offsets ${
+      `tensor '${key}' has data_offsets ${
         JSON.stringify(offsets)
       }; expected [begin, end], two non-negative integers with begin <= end`,
     );
   }
-  const [begin, end] = offsets as [number, number];
+  const begin = (offsets as number[])[0], end = (offsets as number[])[1];
   const count = elementCount(dims, itemsize);
   if (count === undefined || count * itemsize !== end - begin) {
     const size = count === undefined ? "too large to address" : formatBytes(count * itemsize);
     fail(
-      `${tensor} has shape ${formatShape(dims)} (${size} as ${dtypeName}) but data_offsets cover ${
-        end - begin
-      } bytes`,
+      `tensor '${key}' has shape ${
+        formatShape(dims)
+      } (${size} as ${dtypeName}) but data_offsets cover ${end - begin} bytes`,
     );
   }
-  return { name: key, dtype: dtypeName as SafetensorsDtype, shape: [...dims], begin, end };
+  // The parsed JSON array is not shared with anything else, so it becomes the entry's shape.
+  return { name: key, dtype: dtypeName as SafetensorsDtype, shape: dims, begin, end };
 }
 
 function readLittleEndian(
@@ -414,6 +493,9 @@ function readLittleEndian(
 ): Float32Array | Float64Array | Int32Array | Uint8Array {
   const { array, itemsize } = DTYPES[tensor.dtype];
   const count = source.length / itemsize;
+  // One shared zero-length array per dtype: it holds nothing that could be modified, and a
+  // header of a million empty tensors must not cost a million buffers.
+  if (count === 0) return EMPTY[tensor.dtype];
   // A fresh buffer is aligned for any element size even when the file's offset is not.
   if (LITTLE_ENDIAN_HOST || tensor.dtype === "U8") return new array(source.slice().buffer);
   const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
@@ -435,9 +517,30 @@ export async function saveSafetensors(
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** Reads and decodes the safetensors file at `path`; decode errors name the path. */
+/**
+ * Reads and decodes the safetensors file at `path`; decode errors name the path. The header
+ * length is checked before the rest of the file is read, so an oversized header is rejected
+ * at once.
+ */
 export async function loadSafetensors(
   path: string,
 ): Promise<{ tensors: Map<string, TensorEntry>; metadata: Record<string, string> }> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const head = new Uint8Array(8);
+    let got = 0;
+    while (got < 8) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    if (got === 8) {
+      checkHeaderLength(new DataView(head.buffer).getBigUint64(0, true), (problem) => {
+        throw new Error(`${path}: ${problem}`);
+      });
+    }
+  } finally {
+    file.close();
+  }
   return decodeSafetensors(await Deno.readFile(path), path);
 }

@@ -14,7 +14,8 @@
  * @module
  */
 
-import type { SGD } from "./sgd.ts";
+import { SGD } from "./sgd.ts";
+import { checkKeys, checkNumber, checkObject, describeValue, optionalNumber } from "./options.ts";
 
 /** JSON-serializable schedule state. */
 export type ScheduleState = Record<string, unknown>;
@@ -25,38 +26,47 @@ export interface LrSchedule {
   step(validationError?: number): void;
   /** The state, as plain JSON. */
   stateDict(): ScheduleState;
-  /** Restores a state from {@link stateDict}; throws if it belongs to another kind of schedule. */
+  /**
+   * Restores a state from {@link stateDict}; throws, changing nothing, if it belongs to another
+   * kind of schedule or a field is missing or out of range.
+   */
   loadStateDict(state: ScheduleState): void;
+  /**
+   * Checks a state without changing anything (every built-in schedule has it);
+   * `loadCheckpoint` calls it before it writes anything. Errors name `where` and the field.
+   */
+  checkStateDict?(state: unknown, where?: string): void;
 }
 
-function checkKind(kind: string, state: ScheduleState): void {
-  if (state.kind !== kind) {
-    throw new Error(`${kind}.loadStateDict: the state belongs to ${JSON.stringify(state.kind)}`);
-  }
-}
+const COUNT = { min: 0, integer: true } as const;
 
-function numberField(kind: string, state: ScheduleState, field: string): number {
-  const value = state[field];
-  if (typeof value !== "number") {
+function checkOptimizer(kind: string, optimizer: unknown): void {
+  if (!(optimizer instanceof SGD)) {
     throw new TypeError(
-      `${kind}.loadStateDict: field "${field}" must be a number, got ${JSON.stringify(value)}`,
+      `${kind}: the first argument must be an SGD optimizer, got ${describeValue(optimizer)}`,
     );
   }
-  return value;
 }
 
-function lrList(kind: string, state: ScheduleState, groups: number): number[] {
-  const value = state.baseLrs;
-  if (
-    !Array.isArray(value) || value.length !== groups || value.some((x) => typeof x !== "number")
-  ) {
+/** The state as an object of the right kind, or an error naming `where`. */
+function stateOf(kind: string, where: string, state: unknown): Record<string, unknown> {
+  const s = checkObject(where, "the state", state);
+  if (s.kind !== kind) {
     throw new Error(
-      `${kind}.loadStateDict: baseLrs must hold ${groups} numbers (one per group), got ${
-        JSON.stringify(value)
-      }`,
+      `${where}: the state belongs to ${JSON.stringify(s.kind) ?? "undefined"}, not ${kind}`,
     );
   }
-  return value as number[];
+  return s;
+}
+
+/** One finite lr >= 0 per optimizer group. */
+function lrList(where: string, value: unknown, groups: number): number[] {
+  if (!Array.isArray(value) || value.length !== groups) {
+    throw new Error(
+      `${where}: baseLrs must hold ${groups} numbers (one per group), got ${describeValue(value)}`,
+    );
+  }
+  return value.map((lr, i) => checkNumber(where, `baseLrs[${i}]`, lr, { min: 0 }));
 }
 
 /** Options of {@link StepLR}. */
@@ -79,11 +89,11 @@ export class StepLR implements LrSchedule {
 
   /** Starts from the optimizer's current learning rates. */
   constructor(readonly optimizer: SGD, options: StepLROptions) {
-    if (!(Number.isInteger(options.stepSize) && options.stepSize > 0)) {
-      throw new RangeError(`StepLR: stepSize must be a positive integer, got ${options.stepSize}`);
-    }
-    this.stepSize = options.stepSize;
-    this.gamma = options.gamma ?? 0.1;
+    checkOptimizer("StepLR", optimizer);
+    checkObject("StepLR", "options", options);
+    checkKeys("StepLR", options, ["stepSize", "gamma"]);
+    this.stepSize = checkNumber("StepLR", "stepSize", options.stepSize, { min: 1, integer: true });
+    this.gamma = optionalNumber("StepLR", options, "gamma", 0.1, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
   }
 
@@ -100,11 +110,24 @@ export class StepLR implements LrSchedule {
     return { kind: "StepLR", epoch: this.epoch, baseLrs: [...this.#baseLrs] };
   }
 
-  /** Restores the epoch count and initial learning rates. */
+  /** Checks a state from {@link stateDict} without changing anything. */
+  checkStateDict(state: unknown, where = "StepLR.loadStateDict"): void {
+    this.#parse(state, where);
+  }
+
+  /** Restores the epoch count and initial learning rates (all checked first). */
   loadStateDict(state: ScheduleState): void {
-    checkKind("StepLR", state);
-    this.#baseLrs = lrList("StepLR", state, this.optimizer.groups.length);
-    this.epoch = numberField("StepLR", state, "epoch");
+    const { epoch, baseLrs } = this.#parse(state, "StepLR.loadStateDict");
+    this.epoch = epoch;
+    this.#baseLrs = baseLrs;
+  }
+
+  #parse(state: unknown, where: string): { epoch: number; baseLrs: number[] } {
+    const s = stateOf("StepLR", where, state);
+    return {
+      epoch: checkNumber(where, "epoch", s.epoch, COUNT),
+      baseLrs: lrList(where, s.baseLrs, this.optimizer.groups.length),
+    };
   }
 }
 
@@ -148,18 +171,14 @@ export class ReduceLROnPlateau implements LrSchedule {
 
   /** Watches `optimizer`'s learning rate. */
   constructor(readonly optimizer: SGD, options: ReduceLROnPlateauOptions = {}) {
-    this.patience = options.patience ?? 1;
-    this.factor = options.factor ?? 0.1;
-    this.maxDrops = options.maxDrops ?? 3;
-    this.threshold = options.threshold ?? 0;
-    if (!(Number.isInteger(this.patience) && this.patience >= 1)) {
-      throw new RangeError(
-        `ReduceLROnPlateau: patience must be a positive integer, got ${this.patience}`,
-      );
-    }
-    if (!(this.factor > 0 && this.factor < 1)) {
-      throw new RangeError(`ReduceLROnPlateau: factor must be in (0, 1), got ${this.factor}`);
-    }
+    const where = "ReduceLROnPlateau";
+    checkOptimizer(where, optimizer);
+    checkObject(where, "options", options);
+    checkKeys(where, options, ["patience", "factor", "maxDrops", "threshold"]);
+    this.patience = optionalNumber(where, options, "patience", 1, { min: 1, integer: true });
+    this.factor = optionalNumber(where, options, "factor", 0.1, { above: 0, below: 1 });
+    this.maxDrops = optionalNumber(where, options, "maxDrops", 3, COUNT);
+    this.threshold = optionalNumber(where, options, "threshold", 0, { min: 0 });
   }
 
   /** True once all `maxDrops` drops were made (the paper stops training soon after). */
@@ -199,14 +218,26 @@ export class ReduceLROnPlateau implements LrSchedule {
     };
   }
 
-  /** Restores the counters. */
+  /** Checks a state from {@link stateDict} without changing anything. */
+  checkStateDict(state: unknown, where = "ReduceLROnPlateau.loadStateDict"): void {
+    this.#parse(state, where);
+  }
+
+  /** Restores the counters (all checked first). */
   loadStateDict(state: ScheduleState): void {
-    const kind = "ReduceLROnPlateau";
-    checkKind(kind, state);
-    this.best = state.best === null ? Infinity : numberField(kind, state, "best");
-    this.badEpochs = numberField(kind, state, "badEpochs");
-    this.drops = numberField(kind, state, "drops");
-    this.epoch = numberField(kind, state, "epoch");
+    Object.assign(this, this.#parse(state, "ReduceLROnPlateau.loadStateDict"));
+  }
+
+  #parse(state: unknown, where: string) {
+    const s = stateOf("ReduceLROnPlateau", where, state);
+    // JSON has no Infinity: null stands for "no epoch yet".
+    const best = s.best === null ? Infinity : checkNumber(where, "best (or null)", s.best, {});
+    return {
+      best,
+      badEpochs: checkNumber(where, "badEpochs", s.badEpochs, COUNT),
+      drops: checkNumber(where, "drops", s.drops, COUNT),
+      epoch: checkNumber(where, "epoch", s.epoch, COUNT),
+    };
   }
 }
 
@@ -233,11 +264,12 @@ export class CosineAnnealing implements LrSchedule {
 
   /** Starts from the optimizer's current learning rates. */
   constructor(readonly optimizer: SGD, options: CosineAnnealingOptions) {
-    if (!(Number.isInteger(options.tMax) && options.tMax > 0)) {
-      throw new RangeError(`CosineAnnealing: tMax must be a positive integer, got ${options.tMax}`);
-    }
-    this.tMax = options.tMax;
-    this.minLr = options.minLr ?? 0;
+    const where = "CosineAnnealing";
+    checkOptimizer(where, optimizer);
+    checkObject(where, "options", options);
+    checkKeys(where, options, ["tMax", "minLr"]);
+    this.tMax = checkNumber(where, "tMax", options.tMax, { min: 1, integer: true });
+    this.minLr = optionalNumber(where, options, "minLr", 0, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
   }
 
@@ -256,10 +288,23 @@ export class CosineAnnealing implements LrSchedule {
     return { kind: "CosineAnnealing", epoch: this.epoch, baseLrs: [...this.#baseLrs] };
   }
 
-  /** Restores the epoch count and initial learning rates. */
+  /** Checks a state from {@link stateDict} without changing anything. */
+  checkStateDict(state: unknown, where = "CosineAnnealing.loadStateDict"): void {
+    this.#parse(state, where);
+  }
+
+  /** Restores the epoch count and initial learning rates (all checked first). */
   loadStateDict(state: ScheduleState): void {
-    checkKind("CosineAnnealing", state);
-    this.#baseLrs = lrList("CosineAnnealing", state, this.optimizer.groups.length);
-    this.epoch = numberField("CosineAnnealing", state, "epoch");
+    const { epoch, baseLrs } = this.#parse(state, "CosineAnnealing.loadStateDict");
+    this.epoch = epoch;
+    this.#baseLrs = baseLrs;
+  }
+
+  #parse(state: unknown, where: string): { epoch: number; baseLrs: number[] } {
+    const s = stateOf("CosineAnnealing", where, state);
+    return {
+      epoch: checkNumber(where, "epoch", s.epoch, COUNT),
+      baseLrs: lrList(where, s.baseLrs, this.optimizer.groups.length),
+    };
   }
 }

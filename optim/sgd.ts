@@ -13,27 +13,52 @@
 import type { SgdParams, TypedArray } from "../backend/backend.ts";
 import { fromArray, Tensor, zeros } from "../tensor/tensor.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
+import {
+  checkKeys,
+  checkNumber,
+  checkObject,
+  describeValue,
+  type NumberRule,
+  optionalNumber,
+} from "./options.ts";
 
 /** Which velocity update to use; see the module comment. */
 export type SgdRule = SgdParams["rule"];
 
+/** Defaults of the optional hyperparameters, and where each comes from. */
+export const SGD_DEFAULTS = {
+  /** No momentum: torch.optim.SGD's default (the paper uses 0.9, section 5). */
+  momentum: 0,
+  /** No weight decay: torch.optim.SGD's default (the paper uses 0.0005, section 5). */
+  weightDecay: 0,
+  /**
+   * Undamped momentum: torch.optim.SGD's default, and the only value tessera implements (the
+   * paper's rule has no dampening).
+   */
+  dampening: 0,
+  /** The paper's own rule (section 5). */
+  rule: "paper",
+} as const;
+
 /** Hyperparameters shared by the optimizer and its groups. */
 export interface SgdHyperparameters {
-  /** Learning rate (the paper starts at 0.01: section 5). */
+  /** Learning rate, finite and >= 0 (required; the paper starts at 0.01: section 5). */
   lr: number;
-  /** Momentum coefficient (default 0; the paper uses 0.9: section 5). */
+  /** Momentum coefficient in [0, 1) (default 0, PyTorch's; the paper uses 0.9: section 5). */
   momentum?: number;
-  /** L2 weight decay (default 0; the paper uses 0.0005: section 5). */
+  /** L2 weight decay, >= 0 (default 0, PyTorch's; the paper uses 0.0005: section 5). */
   weightDecay?: number;
+  /** Must be 0 if given (PyTorch's default; see {@link SGD_DEFAULTS}). */
+  dampening?: number;
 }
 
 /** Options of {@link SGD}. */
-export interface SgdOptions extends SgdHyperparameters {
+export interface SgdOptions extends Partial<SgdHyperparameters> {
   /** Update rule (default "paper": AlexNet's own, section 5). */
   rule?: SgdRule;
 }
 
-/** A set of parameters with its own hyperparameters (unset ones come from the options). */
+/** A set of parameters with its own hyperparameters (absent ones come from the options). */
 export interface ParamGroupSpec {
   /** The parameters of this group. */
   params: Iterable<Tensor>;
@@ -43,9 +68,14 @@ export interface ParamGroupSpec {
   momentum?: number;
   /** Weight decay of this group (e.g. 0 for biases). */
   weightDecay?: number;
+  /** Must be 0 if given. */
+  dampening?: number;
 }
 
-/** A parameter group as the optimizer holds it; `lr`, `momentum`, `weightDecay` are settable. */
+/**
+ * A parameter group as the optimizer holds it; `lr`, `momentum`, `weightDecay` are settable,
+ * and setting one to a value out of its range throws.
+ */
 export interface ParamGroup {
   /** The parameters of this group. */
   readonly params: readonly Tensor[];
@@ -78,15 +108,117 @@ export interface SgdState {
   velocities: Map<number, Tensor | HostVelocity>;
 }
 
-function checkHyperparameters(where: string, h: Partial<SgdHyperparameters>): void {
-  if (h.lr !== undefined && !(h.lr >= 0)) {
-    throw new RangeError(`${where}: lr must be >= 0, got ${h.lr}`);
+const RULES: Record<"lr" | "momentum" | "weightDecay", NumberRule> = {
+  lr: { min: 0 },
+  momentum: { min: 0, below: 1 },
+  weightDecay: { min: 0 },
+};
+const OPTION_KEYS = ["lr", "momentum", "weightDecay", "dampening", "rule"] as const;
+const GROUP_KEYS = ["params", "lr", "momentum", "weightDecay", "dampening"] as const;
+
+function checkRule(where: string, rule: unknown): SgdRule {
+  if (rule !== "paper" && rule !== "pytorch") {
+    throw new RangeError(
+      `${where}: rule must be "paper" or "pytorch", got ${describeValue(rule)}`,
+    );
   }
-  if (h.momentum !== undefined && !(h.momentum >= 0 && h.momentum < 1)) {
-    throw new RangeError(`${where}: momentum must be in [0, 1), got ${h.momentum}`);
+  return rule;
+}
+
+/** Dampening other than 0 is refused rather than ignored. */
+function checkDampening(where: string, source: object): void {
+  const dampening = optionalNumber(where, source, "dampening", 0, { min: 0, below: 1 });
+  if (dampening !== 0) {
+    throw new RangeError(
+      `${where}: dampening must be 0 (PyTorch's default; tessera's SGD has no dampening), got ${dampening}`,
+    );
   }
-  if (h.weightDecay !== undefined && !(h.weightDecay >= 0)) {
-    throw new RangeError(`${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+}
+
+/** Parameter groups from either form of the constructor's first argument. */
+function groupSpecs(
+  params: Iterable<Tensor> | ParamGroupSpec[],
+): { specs: ParamGroupSpec[]; grouped: boolean } {
+  const iterable = params !== null && typeof params === "object" &&
+    typeof (params as Iterable<unknown>)[Symbol.iterator] === "function";
+  if (!iterable) {
+    throw new TypeError(
+      `SGD: params must be parameters (e.g. model.parameters()) or an array of groups ` +
+        `{ params, lr?, momentum?, weightDecay? }, got ${describeValue(params)}`,
+    );
+  }
+  const list: unknown[] = [...(params as Iterable<unknown>)];
+  if (list.length === 0) {
+    throw new RangeError("SGD: params is empty; pass model.parameters() of a model with weights");
+  }
+  if (list.every((p) => p instanceof Tensor)) {
+    return { specs: [{ params: list as Tensor[] }], grouped: false };
+  }
+  list.forEach((spec, g) => {
+    const where = `SGD group ${g}`;
+    if (spec instanceof Tensor) {
+      throw new TypeError(
+        `SGD: params mixes tensors and groups (item ${g} is a tensor); put every tensor in a group`,
+      );
+    }
+    const group = checkObject("SGD", `group ${g}`, spec);
+    checkKeys(where, group, GROUP_KEYS);
+    const inner = group.params as Iterable<unknown> | undefined;
+    if (
+      inner === null || typeof inner !== "object" ||
+      typeof inner[Symbol.iterator] !== "function"
+    ) {
+      throw new TypeError(
+        `${where}: params must be an iterable of parameters, got ${describeValue(inner)}`,
+      );
+    }
+  });
+  return { specs: list as ParamGroupSpec[], grouped: true };
+}
+
+function missingLr(group: number, grouped: boolean): never {
+  throw new TypeError(
+    grouped
+      ? `SGD: group ${group} has no lr and the options give none; give { lr } (the paper starts at 0.01, section 5)`
+      : "SGD: lr is required, e.g. new SGD(model.parameters(), { lr: 0.01 }) (the paper's starting value, section 5)",
+  );
+}
+
+/** A group whose hyperparameters are checked whenever they are set. */
+class Group implements ParamGroup {
+  #lr = 0;
+  #momentum = 0;
+  #weightDecay = 0;
+  readonly #where: string;
+
+  constructor(
+    readonly params: readonly Tensor[],
+    where: string,
+    values: { lr: number; momentum: number; weightDecay: number },
+  ) {
+    this.#where = where;
+    this.lr = values.lr;
+    this.momentum = values.momentum;
+    this.weightDecay = values.weightDecay;
+  }
+
+  get lr(): number {
+    return this.#lr;
+  }
+  set lr(value: number) {
+    this.#lr = checkNumber(this.#where, "lr", value, RULES.lr);
+  }
+  get momentum(): number {
+    return this.#momentum;
+  }
+  set momentum(value: number) {
+    this.#momentum = checkNumber(this.#where, "momentum", value, RULES.momentum);
+  }
+  get weightDecay(): number {
+    return this.#weightDecay;
+  }
+  set weightDecay(value: number) {
+    this.#weightDecay = checkNumber(this.#where, "weightDecay", value, RULES.weightDecay);
   }
 }
 
@@ -99,22 +231,38 @@ export class SGD {
   // Velocities are allocated on a parameter's first step, on its device, and kept.
   readonly #velocities = new Map<Tensor, Tensor>();
 
-  /** Creates the optimizer over parameters (e.g. `model.parameters()`) or parameter groups. */
+  /**
+   * Creates the optimizer over parameters (e.g. `model.parameters()`) or parameter groups.
+   * `lr` is required (in the options, or in every group); each hyperparameter must be a finite
+   * number in its range, absent ones take {@link SGD_DEFAULTS}, and unknown options
+   * (`weight_decay`, `nesterov`) are errors.
+   */
   constructor(params: Iterable<Tensor> | ParamGroupSpec[], options: SgdOptions) {
-    checkHyperparameters("SGD", options);
-    this.rule = options.rule ?? "paper";
-    if (this.rule !== "paper" && this.rule !== "pytorch") {
-      throw new RangeError(
-        `SGD: rule must be "paper" or "pytorch", got ${JSON.stringify(this.rule)}`,
-      );
-    }
-    const list = [...params];
-    const specs: ParamGroupSpec[] = list.every((p) => p instanceof Tensor)
-      ? [{ params: list as Tensor[] }]
-      : (list as ParamGroupSpec[]);
+    checkObject("SGD", "options", options);
+    checkKeys("SGD", options, OPTION_KEYS);
+    this.rule = Object.hasOwn(options, "rule") ? checkRule("SGD", options.rule) : SGD_DEFAULTS.rule;
+    checkDampening("SGD", options);
+    const topLr = Object.hasOwn(options, "lr")
+      ? checkNumber("SGD", "lr", options.lr, RULES.lr)
+      : undefined;
+    const momentum = optionalNumber(
+      "SGD",
+      options,
+      "momentum",
+      SGD_DEFAULTS.momentum,
+      RULES.momentum,
+    );
+    const weightDecay = optionalNumber(
+      "SGD",
+      options,
+      "weightDecay",
+      SGD_DEFAULTS.weightDecay,
+      RULES.weightDecay,
+    );
+    const { specs, grouped } = groupSpecs(params);
     const seen = new Set<Tensor>();
     this.groups = specs.map((spec, g) => {
-      checkHyperparameters(`SGD group ${g}`, spec);
+      const where = `SGD group ${g}`;
       const groupParams = [...spec.params];
       for (const p of groupParams) {
         if (!(p instanceof Tensor) || !p.requiresGrad || p.node !== null) {
@@ -125,12 +273,15 @@ export class SGD {
         if (seen.has(p)) throw new Error(`SGD: a parameter ${formatShape(p.shape)} appears twice`);
         seen.add(p);
       }
-      return {
-        params: groupParams,
-        lr: spec.lr ?? options.lr,
-        momentum: spec.momentum ?? options.momentum ?? 0,
-        weightDecay: spec.weightDecay ?? options.weightDecay ?? 0,
-      };
+      checkDampening(where, spec);
+      const lr = Object.hasOwn(spec, "lr")
+        ? checkNumber(where, "lr", spec.lr, RULES.lr)
+        : topLr ?? missingLr(g, grouped);
+      return new Group(groupParams, where, {
+        lr,
+        momentum: optionalNumber(where, spec, "momentum", momentum, RULES.momentum),
+        weightDecay: optionalNumber(where, spec, "weightDecay", weightDecay, RULES.weightDecay),
+      });
     });
   }
 
@@ -146,14 +297,17 @@ export class SGD {
 
   /** Sets every group's learning rate. */
   set lr(value: number) {
-    checkHyperparameters("SGD.lr", { lr: value });
+    checkNumber("SGD.lr", "lr", value, RULES.lr);
     for (const g of this.groups) g.lr = value;
   }
 
   /** Multiplies every group's learning rate by `factor` (keeping their ratios). */
   scaleLr(factor: number): void {
-    checkHyperparameters("SGD.scaleLr", { lr: factor });
-    for (const g of this.groups) g.lr *= factor;
+    checkNumber("SGD.scaleLr", "factor", factor, { min: 0 });
+    const scaled = this.groups.map((g, i) =>
+      checkNumber("SGD.scaleLr", `group ${i} lr * factor`, g.lr * factor, RULES.lr)
+    );
+    this.groups.forEach((g, i) => (g.lr = scaled[i]));
   }
 
   /** Disposes every gradient and sets it to null (the next backward allocates fresh ones). */
@@ -218,50 +372,87 @@ export class SGD {
   }
 
   /**
-   * Restores hyperparameters and velocities (copied onto each parameter's device). Everything
-   * is checked first: a different rule, group layout, index or velocity shape throws and
-   * changes nothing.
+   * Checks a saved state against this optimizer without changing anything, and returns it
+   * typed: the rule, the group layout, every hyperparameter (present, finite, in range), and
+   * every velocity (index, shape, length, finite values). Errors name `where` and the field,
+   * e.g. `groups[0].lr`. Used by {@link loadStateDict} and by `loadCheckpoint` before it
+   * writes anything.
    */
-  async loadStateDict(state: SgdState): Promise<void> {
-    const where = "SGD.loadStateDict";
-    if (state.rule !== this.rule) {
+  checkStateDict(state: unknown, where = "SGD.loadStateDict"): SgdState {
+    const s = checkObject(where, "the state", state);
+    const rule = checkRule(where, s.rule);
+    if (rule !== this.rule) {
       throw new Error(
-        `${where}: the state was saved with rule "${state.rule}" but this optimizer uses "${this.rule}" (the velocities mean different things)`,
+        `${where}: the state was saved with rule "${rule}" but this optimizer uses "${this.rule}" (the velocities mean different things)`,
       );
     }
+    if (!Array.isArray(s.groups)) {
+      throw new TypeError(
+        `${where}: groups must be an array of { lr, momentum, weightDecay, size }, got ${
+          describeValue(s.groups)
+        }`,
+      );
+    }
+    const groups = s.groups.map((value, i) => {
+      const g = checkObject(where, `groups[${i}]`, value);
+      return {
+        lr: checkNumber(where, `groups[${i}].lr`, g.lr, RULES.lr),
+        momentum: checkNumber(where, `groups[${i}].momentum`, g.momentum, RULES.momentum),
+        weightDecay: checkNumber(
+          where,
+          `groups[${i}].weightDecay`,
+          g.weightDecay,
+          RULES.weightDecay,
+        ),
+        size: checkNumber(where, `groups[${i}].size`, g.size, { min: 0, integer: true }),
+      };
+    });
     const layout = (sizes: number[]) => `[${sizes.join(", ")}]`;
-    const saved = state.groups.map((g) => g.size), own = this.groups.map((g) => g.params.length);
+    const saved = groups.map((g) => g.size), own = this.groups.map((g) => g.params.length);
     if (saved.length !== own.length || saved.some((n, i) => n !== own[i])) {
       throw new Error(
         `${where}: the state has groups of sizes ${layout(saved)}, this optimizer ${layout(own)}`,
       );
     }
-    state.groups.forEach((g, i) => checkHyperparameters(`${where} group ${i}`, g));
-    const params = this.parameters();
-    for (const [index, v] of state.velocities) {
-      const p = params[index];
-      if (!p) {
-        throw new RangeError(
-          `${where}: velocity index ${index} is out of range (${params.length} parameters)`,
-        );
-      }
-      if (!sameShape(v.shape, p.shape)) {
-        throw new RangeError(
-          `${where}: velocity ${index} has shape ${formatShape(v.shape)} but its parameter has ${
-            formatShape(p.shape)
-          }`,
-        );
-      }
+    if (!(s.velocities instanceof Map)) {
+      throw new TypeError(
+        `${where}: velocities must be a Map from parameter index to tensor, got ${
+          describeValue(s.velocities)
+        }`,
+      );
     }
+    const params = this.parameters();
+    const velocities = new Map<number, Tensor | HostVelocity>();
+    for (const [index, v] of s.velocities as Map<unknown, unknown>) {
+      const p = typeof index === "number" ? params[index] : undefined;
+      if (!p || !Number.isInteger(index)) {
+        throw new RangeError(
+          `${where}: velocity index ${
+            describeValue(index)
+          } is out of range (${params.length} parameters)`,
+        );
+      }
+      velocities.set(index as number, checkVelocity(where, index as number, v, p));
+    }
+    return { rule, groups, velocities };
+  }
+
+  /**
+   * Restores hyperparameters and velocities (copied onto each parameter's device). Everything
+   * is checked first ({@link checkStateDict}): anything wrong throws and changes nothing.
+   */
+  async loadStateDict(state: SgdState): Promise<void> {
+    const checked = this.checkStateDict(state);
+    const params = this.parameters();
     const restored = new Map<Tensor, Tensor>();
-    for (const [index, v] of state.velocities) {
+    for (const [index, v] of checked.velocities) {
       const p = params[index];
       const data = v instanceof Tensor ? await v.data() : v.data;
       restored.set(p, fromArray(data, p.shape, { dtype: p.dtype, device: p.backend }).keep());
     }
     this.dispose();
     for (const [p, v] of restored) this.#velocities.set(p, v);
-    state.groups.forEach((g, i) => {
+    checked.groups.forEach((g, i) => {
       this.groups[i].lr = g.lr;
       this.groups[i].momentum = g.momentum;
       this.groups[i].weightDecay = g.weightDecay;
@@ -273,4 +464,50 @@ export class SGD {
     for (const v of this.#velocities.values()) v.dispose();
     this.#velocities.clear();
   }
+}
+
+/** A velocity's shape must be its parameter's, and host values must be finite floats. */
+function checkVelocity(where: string, index: number, v: unknown, p: Tensor): Tensor | HostVelocity {
+  const shapeOf = (value: unknown) =>
+    Array.isArray(value) ? formatShape(value) : describeValue(value);
+  if (v instanceof Tensor) {
+    if (!sameShape(v.shape, p.shape)) {
+      throw new RangeError(
+        `${where}: velocity ${index} has shape ${formatShape(v.shape)} but its parameter has ${
+          formatShape(p.shape)
+        }`,
+      );
+    }
+    return v;
+  }
+  const host = checkObject(where, `velocity ${index}`, v);
+  if (!Array.isArray(host.shape) || !sameShape(host.shape, p.shape)) {
+    throw new RangeError(
+      `${where}: velocity ${index} has shape ${shapeOf(host.shape)} but its parameter has ${
+        formatShape(p.shape)
+      }`,
+    );
+  }
+  const data = host.data;
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) {
+    throw new TypeError(
+      `${where}: velocity ${index} must hold a Float32Array or Float64Array, got ${
+        (data as object)?.constructor?.name ?? describeValue(data)
+      }`,
+    );
+  }
+  if (data.length !== p.size) {
+    throw new RangeError(
+      `${where}: velocity ${index} holds ${data.length} values for shape ${formatShape(p.shape)}`,
+    );
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new RangeError(
+        `${where}: velocity ${index} holds ${data[i]} at element ${i}; a non-finite velocity ` +
+          `turns every weight it touches into NaN (the run that saved it diverged)`,
+      );
+    }
+  }
+  return { shape: host.shape as number[], data };
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../data/codecs.ts";
+import { applyOrientation, exifOrientation } from "../data/exif.ts";
 import { decodeImage, imageProblem, loadImageFolder, preprocess } from "../data/image_folder.ts";
 
 // JPEG fixtures made once with imagescript's `Image#encodeJPEG`, whose native encoder needs
@@ -236,4 +237,284 @@ Deno.test("image folder: the paper's 256 preprocessing of a 320x480 image", asyn
   const jpeg = await decodeImage(SOLID_JPEG_64X48, "solid.jpg");
   assert.deepEqual([jpeg.height, jpeg.width], [48, 64]);
   assert.ok(Math.abs(jpeg.data[48 * 64] - 128) <= 3);
+});
+
+// ---------------------------------------------------------------------------------------------
+// EXIF orientation
+
+/** A TIFF block whose first IFD holds Orientation = `value` (SHORT), in either byte order. */
+function tiffWithOrientation(value: number, little = true): Uint8Array {
+  const bytes = new Uint8Array(8 + 2 + 12 + 4);
+  const view = new DataView(bytes.buffer);
+  bytes[0] = bytes[1] = little ? 0x49 : 0x4d; // "II" or "MM"
+  view.setUint16(2, 42, little);
+  view.setUint32(4, 8, little); // IFD0 right after the header
+  view.setUint16(8, 1, little); // one entry
+  view.setUint16(10, 0x0112, little); // Orientation
+  view.setUint16(12, 3, little); // SHORT
+  view.setUint32(14, 1, little); // one value
+  view.setUint16(18, value, little);
+  view.setUint32(22, 0, little); // no next IFD
+  return bytes;
+}
+
+/** The JPEG with an APP1 "Exif" segment inserted right after its start-of-image marker. */
+function jpegWithOrientation(jpeg: Uint8Array, value: number, little = true): Uint8Array {
+  const tiff = tiffWithOrientation(value, little);
+  const exif = [0x45, 0x78, 0x69, 0x66, 0, 0];
+  const length = 2 + exif.length + tiff.length;
+  return Uint8Array.from([
+    0xff,
+    0xd8,
+    0xff,
+    0xe1,
+    length >> 8,
+    length & 0xff,
+    ...exif,
+    ...tiff,
+    ...jpeg.subarray(2),
+  ]);
+}
+
+function crc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The PNG with an eXIf chunk inserted after its IHDR chunk (8-byte signature + 25 bytes). */
+function pngWithOrientation(png: Uint8Array, value: number): Uint8Array {
+  const data = tiffWithOrientation(value);
+  const chunk = new Uint8Array(12 + data.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, data.length);
+  chunk.set(new TextEncoder().encode("eXIf"), 4);
+  chunk.set(data, 8);
+  view.setUint32(8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
+  return Uint8Array.from([...png.subarray(0, 33), ...chunk, ...png.subarray(33)]);
+}
+
+// A stored 3x2 image whose red values name the pixels:   10 20 30
+//                                                        40 50 60
+// and, for each orientation, the red values as displayed (rows), as Pillow's exif_transpose
+// shows them.
+const DISPLAYED: Record<number, number[][]> = {
+  1: [[10, 20, 30], [40, 50, 60]],
+  2: [[30, 20, 10], [60, 50, 40]], // mirror left-right
+  3: [[60, 50, 40], [30, 20, 10]], // rotate 180
+  4: [[40, 50, 60], [10, 20, 30]], // mirror top-bottom
+  5: [[10, 40], [20, 50], [30, 60]], // transpose
+  6: [[40, 10], [50, 20], [60, 30]], // rotate 90 clockwise
+  7: [[60, 30], [50, 20], [40, 10]], // transverse
+  8: [[30, 60], [20, 50], [10, 40]], // rotate 90 counter-clockwise
+};
+
+function patternPng(): Uint8Array {
+  const red = [10, 20, 30, 40, 50, 60];
+  const data = new Uint8Array(18);
+  red.forEach((r, i) => {
+    data[i] = r;
+    data[6 + i] = i; // green: the stored index
+    data[12 + i] = 200;
+  });
+  return encodePng({ data, channels: 3, height: 2, width: 3 });
+}
+
+Deno.test("EXIF: all 8 orientations of a PNG (eXIf chunk) decode upright, pixel by pixel", async () => {
+  for (const [value, rows] of Object.entries(DISPLAYED)) {
+    const file = pngWithOrientation(patternPng(), Number(value));
+    assert.equal(exifOrientation(file), Number(value));
+    const image = await decodeImage(file, `o${value}.png`);
+    assert.deepEqual([image.height, image.width], [rows.length, rows[0].length], `o${value}`);
+    const plane = image.height * image.width;
+    assert.deepEqual(Array.from(image.data.subarray(0, plane)), rows.flat(), `o${value} red`);
+    assert.ok(image.data.subarray(2 * plane).every((b) => b === 200), `o${value} blue`);
+  }
+});
+
+Deno.test("EXIF: all 8 orientations of a JPEG (APP1 segment, both byte orders)", async () => {
+  const stored = await decodeImage(NOISY_JPEG_32X32, "noise.jpg");
+  for (let value = 1; value <= 8; value++) {
+    for (const little of [true, false]) {
+      const file = jpegWithOrientation(NOISY_JPEG_32X32, value, little);
+      assert.equal(exifOrientation(file), value);
+      const image = await decodeImage(file, "rotated.jpg");
+      assert.deepEqual(image, applyOrientation(stored, value), `orientation ${value}`);
+    }
+    // A non-square photo: 5 to 8 swap height and width.
+    const solid = await decodeImage(jpegWithOrientation(SOLID_JPEG_64X48, value), "solid.jpg");
+    assert.deepEqual([solid.height, solid.width], value >= 5 ? [64, 48] : [48, 64]);
+  }
+  // The transform itself, on the stored noise: orientation 6 puts the bottom-left pixel
+  // top-left and the top-left pixel top-right.
+  const six = applyOrientation(stored, 6);
+  assert.equal(six.data[0], stored.data[31 * 32]);
+  assert.equal(six.data[31], stored.data[0]);
+});
+
+Deno.test("EXIF: missing, truncated or malformed blocks read as orientation 1, never throw", () => {
+  assert.equal(exifOrientation(SOLID_JPEG_64X48), 1);
+  assert.equal(exifOrientation(patternPng()), 1);
+  assert.equal(exifOrientation(jpegWithOrientation(SOLID_JPEG_64X48, 9)), 1, "out of range");
+  assert.equal(exifOrientation(jpegWithOrientation(SOLID_JPEG_64X48, 0)), 1, "out of range");
+  const good = jpegWithOrientation(SOLID_JPEG_64X48, 6);
+  let state = 12345;
+  const random = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 2000; i++) {
+    const bytes = good.slice(0, 2 + Math.floor(random() * 60));
+    for (let k = 0; k < 3; k++) {
+      bytes[2 + Math.floor(random() * (bytes.length - 2))] = random() * 256;
+    }
+    const value = exifOrientation(bytes);
+    assert.ok(Number.isInteger(value) && value >= 1 && value <= 8, `iteration ${i}: ${value}`);
+  }
+  assert.throws(() => applyOrientation(decodeSync(), 9), /orientation must be 1\.\.8, got 9/);
+});
+
+function decodeSync() {
+  return { data: new Uint8Array(3), channels: 3, height: 1, width: 1 };
+}
+
+Deno.test("image folder: an Orientation 6 photo is turned upright before resize and crop", async () => {
+  await withTemp(async (tmp) => {
+    // Stored 8 wide x 4 tall, left half red, right half blue; displayed upright it is 4 wide x
+    // 8 tall with red on top.
+    const plane = 32;
+    const data = new Uint8Array(3 * plane);
+    for (let y = 0; y < 4; y++) {
+      for (let x = 0; x < 8; x++) {
+        data[(x < 4 ? 0 : 2) * plane + y * 8 + x] = 255;
+      }
+    }
+    await Deno.mkdir(`${tmp}/root/a`, { recursive: true });
+    await Deno.writeFile(
+      `${tmp}/root/a/phone.png`,
+      pngWithOrientation(encodePng({ data, channels: 3, height: 4, width: 8 }), 6),
+    );
+    const set = await loadImageFolder(`${tmp}/root`, { size: 4, shardDir: `${tmp}/s` });
+    const red = Array.from(set.images.subarray(0, 16)), blue = Array.from(set.images.subarray(32));
+    // The central 4x4 of the upright 4x8 image: two red rows over two blue rows.
+    assert.deepEqual(red, [...Array(8).fill(255), ...Array(8).fill(0)]);
+    assert.deepEqual(blue, [...Array(8).fill(0), ...Array(8).fill(255)]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Symbolic links, empty classes, cache debris
+
+Deno.test("image folder: symlinked class folders, subfolders and files are followed; loops are not", async () => {
+  await withTemp(async (tmp) => {
+    const real = await makeFolder(tmp);
+    await Deno.mkdir(`${tmp}/elsewhere/more`, { recursive: true });
+    await Deno.writeFile(`${tmp}/elsewhere/more/m.png`, solidPng(8, 8, [1, 2, 3]));
+    await Deno.writeFile(`${tmp}/elsewhere/single.png`, solidPng(8, 8, [4, 5, 6]));
+    // A root made only of links, as a dataset assembled from several places is.
+    const root = `${tmp}/links`;
+    await Deno.mkdir(root);
+    await Deno.symlink(`${real}/cat`, `${root}/cat`);
+    await Deno.symlink(`${real}/dog`, `${root}/dog`);
+    await Deno.mkdir(`${root}/fox`);
+    await Deno.symlink(`${tmp}/elsewhere/single.png`, `${root}/fox/linked.png`);
+    await Deno.symlink(`${tmp}/elsewhere/more`, `${root}/fox/more`);
+    // Loops: a link to the class folder itself and one to the root.
+    await Deno.symlink(`${root}/fox`, `${root}/fox/self`);
+    await Deno.symlink(root, `${root}/fox/up`);
+    const set = await loadImageFolder(root, { size: 8, shardDir: `${tmp}/s` });
+    assert.deepEqual(set.classNames, ["cat", "dog", "fox"]);
+    assert.deepEqual(set.files, [
+      "cat/a.png",
+      "cat/b.PNG",
+      "dog/c.jpg",
+      "dog/nested/d.png",
+      "fox/linked.png",
+      "fox/more/m.png",
+    ]);
+    assert.deepEqual(Array.from(set.labels), [0, 0, 1, 1, 2, 2]);
+    const fox = set.images.subarray(4 * 192);
+    assert.deepEqual([fox[0], fox[64], fox[128]], [4, 5, 6]);
+  });
+});
+
+Deno.test("image folder: a broken link is an error naming it, or skipped with skipBad", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    await Deno.symlink(`${tmp}/nowhere.png`, `${root}/cat/gone.png`);
+    await assert.rejects(
+      loadImageFolder(root, { size: 8, shardDir: `${tmp}/s1` }),
+      /images\/cat\/gone\.png: cannot read \(a symbolic link to nothing\)/,
+    );
+    const set = await loadImageFolder(root, { size: 8, shardDir: `${tmp}/s2`, skipBad: true });
+    assert.deepEqual(set.skipped.map((s) => s.file), ["cat/gone.png"]);
+    assert.equal(set.shape[0], 4);
+  });
+});
+
+Deno.test("image folder: a class left empty by skipBad is an error naming it", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    await Deno.mkdir(`${root}/bird`);
+    await Deno.writeFile(`${root}/bird/x.png`, Uint8Array.of(1, 2, 3));
+    await Deno.writeFile(`${root}/bird/y.jpg`, new TextEncoder().encode("nope"));
+    await assert.rejects(
+      loadImageFolder(root, { size: 8, shardDir: `${tmp}/s`, skipBad: true }),
+      /class "bird" under .*images has no decodable images: every file was skipped \(e\.g\. bird\/x\.png: not a JPEG or PNG/,
+    );
+    // The failed build left no shard folder behind.
+    await assert.rejects(Deno.stat(`${tmp}/s`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("image folder: a failed build leaves no shard folder; a failed rebuild no stale files", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    const shardDir = `${tmp}/cache/shard`;
+    await Deno.writeFile(`${root}/dog/bad.png`, Uint8Array.of(1, 2, 3));
+    await assert.rejects(loadImageFolder(root, { size: 8, shardDir }), /bad\.png: not a JPEG/);
+    await assert.rejects(Deno.stat(shardDir), Deno.errors.NotFound);
+
+    // A good shard, then a rebuild that fails: the stale shard files go, nothing else.
+    await Deno.remove(`${root}/dog/bad.png`);
+    await loadImageFolder(root, { size: 8, shardDir });
+    await Deno.writeTextFile(`${shardDir}/notes.txt`, "mine");
+    await Deno.writeFile(`${root}/dog/bad.png`, Uint8Array.of(1, 2, 3));
+    await assert.rejects(loadImageFolder(root, { size: 8, shardDir }), /bad\.png: not a JPEG/);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(shardDir))).map((e) => e.name),
+      ["notes.txt"],
+    );
+  });
+});
+
+Deno.test("image folder: an index.json of another shape means a rebuild, not a TypeError", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    const shardDir = `${tmp}/s`;
+    await loadImageFolder(root, { size: 8, shardDir });
+    for (const index of ["{}", "null", '{"format":"tessera-image-folder","version":2,"size":8}']) {
+      await Deno.writeTextFile(`${shardDir}/index.json`, index);
+      const set = await loadImageFolder(root, { size: 8, shardDir });
+      assert.equal(set.fromCache, false, index);
+      assert.equal(set.shape[0], 4);
+    }
+  });
+});
+
+Deno.test("image folder: a rebuild removes the pixel temp file a killed build left", async () => {
+  await withTemp(async (tmp) => {
+    const root = await makeFolder(tmp);
+    const shardDir = `${tmp}/s`;
+    await Deno.mkdir(shardDir);
+    const leftover = `.images.u8.${crypto.randomUUID()}.tmp`;
+    await Deno.writeFile(`${shardDir}/${leftover}`, new Uint8Array(1000));
+    const past = new Date(Date.now() - 60_000);
+    await Deno.utime(`${shardDir}/${leftover}`, past, past);
+    await loadImageFolder(root, { size: 8, shardDir });
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(shardDir))).map((e) => e.name).sort(),
+      ["images.u8", "index.json", "mean.f32"],
+    );
+  });
 });

@@ -1,7 +1,12 @@
 import "../mod.ts"; // registers the CPU backend, as in any program using tessera
 import assert from "node:assert/strict";
 import { SGD } from "../optim/sgd.ts";
-import { CosineAnnealing, ReduceLROnPlateau, StepLR } from "../optim/schedules.ts";
+import {
+  CosineAnnealing,
+  ReduceLROnPlateau,
+  type ScheduleState,
+  StepLR,
+} from "../optim/schedules.ts";
 import { parameter } from "../nn/module.ts";
 import { tensor } from "../tensor/tensor.ts";
 
@@ -101,5 +106,60 @@ Deno.test("schedules save and restore: a restored schedule continues identically
       assert.deepEqual(b.groups.map((g) => g.lr), a.groups.map((g) => g.lr), sa.constructor.name);
     }
     assert.throws(() => sb.loadStateDict({ kind: "Nope" }), /belongs to "Nope"/);
+  }
+});
+
+Deno.test("schedule options: missing, non-finite and unknown values are refused, naming each", () => {
+  const sgd = optimizer();
+  // deno-fmt-ignore
+  const cases: [string, () => unknown, RegExp][] = [
+    ["StepLR without stepSize", () => new StepLR(sgd, {} as never), /StepLR: stepSize must be an integer >= 1, got undefined/],
+    ["StepLR gamma NaN", () => new StepLR(sgd, { stepSize: 2, gamma: NaN }), /StepLR: gamma must be a finite number >= 0, got NaN/],
+    ["StepLR gamma undefined", () => new StepLR(sgd, { stepSize: 2, gamma: undefined }), /StepLR: gamma is undefined; leave it out for the default \(0\.1\)/],
+    ["StepLR unknown option", () => new StepLR(sgd, { stepSize: 2, step_size: 3 } as never), /StepLR: unknown option "step_size" \(did you mean stepSize\?\)/],
+    ["StepLR without optimizer", () => new StepLR(undefined as never, { stepSize: 2 }), /StepLR: the first argument must be an SGD optimizer, got undefined/],
+    ["plateau factor 1", () => new ReduceLROnPlateau(sgd, { factor: 1 }), /ReduceLROnPlateau: factor must be a finite number > 0 and < 1, got 1/],
+    ["plateau patience 0.5", () => new ReduceLROnPlateau(sgd, { patience: 0.5 }), /patience must be an integer >= 1, got 0\.5/],
+    ["plateau maxDrops NaN", () => new ReduceLROnPlateau(sgd, { maxDrops: NaN }), /maxDrops must be an integer >= 0, got NaN/],
+    ["plateau threshold undefined", () => new ReduceLROnPlateau(sgd, { threshold: undefined }), /threshold is undefined/],
+    ["plateau mode", () => new ReduceLROnPlateau(sgd, { mode: "max" } as never), /unknown option "mode"/],
+    ["cosine tMax missing", () => new CosineAnnealing(sgd, {} as never), /CosineAnnealing: tMax must be an integer >= 1, got undefined/],
+    ["cosine minLr negative", () => new CosineAnnealing(sgd, { tMax: 3, minLr: -1 }), /minLr must be a finite number >= 0, got -1/],
+  ];
+  for (const [label, make, message] of cases) {
+    assert.throws(make, (error: Error) => {
+      assert.match(String(error), message, label);
+      return true;
+    });
+  }
+});
+
+Deno.test("schedule states are checked field by field before anything changes", () => {
+  const sgd = optimizer();
+  const make = {
+    StepLR: () => new StepLR(sgd, { stepSize: 3 }),
+    ReduceLROnPlateau: () => new ReduceLROnPlateau(sgd, { patience: 2 }),
+    CosineAnnealing: () => new CosineAnnealing(sgd, { tMax: 5 }),
+  };
+  // deno-fmt-ignore
+  const cases: [keyof typeof make, unknown, RegExp][] = [
+    ["ReduceLROnPlateau", { kind: "ReduceLROnPlateau", best: 0.5 }, /ReduceLROnPlateau\.loadStateDict: badEpochs must be an integer >= 0, got undefined/],
+    ["ReduceLROnPlateau", null, /ReduceLROnPlateau\.loadStateDict: the state must be an object, got null/],
+    ["ReduceLROnPlateau", { kind: "ReduceLROnPlateau", best: "x", badEpochs: 0, drops: 0, epoch: 0 }, /best \(or null\) must be a finite number, got the string "x"/],
+    ["ReduceLROnPlateau", { kind: "ReduceLROnPlateau", best: null, badEpochs: 0, drops: 0, epoch: -1 }, /epoch must be an integer >= 0, got -1/],
+    ["StepLR", { kind: "StepLR", epoch: 2 }, /StepLR\.loadStateDict: baseLrs must hold 2 numbers \(one per group\), got undefined/],
+    ["StepLR", { kind: "StepLR", epoch: 2, baseLrs: [0.1, "abc"] }, /baseLrs\[1\] must be a finite number >= 0, got the string "abc"/],
+    ["StepLR", { kind: "StepLR", epoch: NaN, baseLrs: [0.1, 0.2] }, /epoch must be an integer >= 0, got NaN/],
+    ["StepLR", [1, 2], /the state must be an object, got \[1,2\]/],
+    ["CosineAnnealing", { kind: "CosineAnnealing", epoch: 1, baseLrs: [0.1] }, /baseLrs must hold 2 numbers/],
+    ["CosineAnnealing", { epoch: 1, baseLrs: [0.1, 0.1] }, /the state belongs to undefined, not CosineAnnealing/],
+  ];
+  for (const [kind, state, message] of cases) {
+    const schedule = make[kind]();
+    schedule.step(0.5);
+    const before = schedule.stateDict();
+    assert.throws(() => schedule.checkStateDict(state), message);
+    assert.throws(() => schedule.loadStateDict(state as ScheduleState), message);
+    assert.deepEqual(schedule.stateDict(), before, `${kind}: a refused state changed it`);
   }
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SGD, type SgdRule } from "../optim/sgd.ts";
+import { SGD, SGD_DEFAULTS, type SgdRule, type SgdState } from "../optim/sgd.ts";
 import { parameter } from "../nn/module.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { mul } from "../tensor/ops/elementwise.ts";
@@ -142,4 +142,113 @@ Deno.test("SGD stateDict/loadStateDict: a restored optimizer continues identical
     () => wrongShape.loadStateDict(a.sgd.stateDict()),
     /velocity 0 has shape \[2\] but its parameter has \[3\]/,
   );
+});
+
+Deno.test("SGD refuses missing, non-finite and unknown hyperparameters, naming each", () => {
+  const w = () => [parameter(tensor([1]))];
+  // deno-fmt-ignore
+  const cases: [string, () => unknown, RegExp][] = [
+    ["no lr", () => new SGD(w(), { momentum: 0.9 } as never), /^TypeError: SGD: lr is required, e\.g\. new SGD\(model\.parameters\(\), \{ lr: 0\.01 \}\)/],
+    ["lr undefined", () => new SGD(w(), { lr: undefined as unknown as number }), /SGD: lr must be a finite number >= 0, got undefined/],
+    ["lr NaN", () => new SGD(w(), { lr: NaN }), /SGD: lr must be a finite number >= 0, got NaN/],
+    ["lr Infinity", () => new SGD(w(), { lr: Infinity }), /got Infinity/],
+    ["lr a string", () => new SGD(w(), { lr: "0.1" as unknown as number }), /lr must be a finite number >= 0, got the string "0\.1"/],
+    ["lr negative", () => new SGD(w(), { lr: -1 }), /lr must be a finite number >= 0, got -1/],
+    ["momentum undefined", () => new SGD(w(), { lr: 0.1, momentum: undefined }), /SGD: momentum is undefined; leave it out for the default \(0\) or give a number/],
+    ["momentum NaN", () => new SGD(w(), { lr: 0.1, momentum: NaN }), /momentum must be in \[0, 1\), got NaN/],
+    ["weightDecay null", () => new SGD(w(), { lr: 0.1, weightDecay: null as unknown as number }), /weightDecay must be a finite number >= 0, got null/],
+    ["weightDecay undefined", () => new SGD(w(), { lr: 0.1, weightDecay: undefined }), /weightDecay is undefined/],
+    ["dampening 0.1", () => new SGD(w(), { lr: 0.1, dampening: 0.1 }), /dampening must be 0 \(PyTorch's default; tessera's SGD has no dampening\), got 0\.1/],
+    ["dampening NaN", () => new SGD(w(), { lr: 0.1, dampening: NaN }), /dampening must be in \[0, 1\), got NaN/],
+    ["snake_case option", () => new SGD(w(), { lr: 0.1, weight_decay: 5e-4 } as never), /unknown option "weight_decay" \(did you mean weightDecay\?\)/],
+    ["nesterov", () => new SGD(w(), { lr: 0.1, nesterov: true } as never), /unknown option "nesterov"; the options are lr, momentum, weightDecay, dampening, rule/],
+    ["rule unknown", () => new SGD(w(), { lr: 0.1, rule: "adam" as never }), /rule must be "paper" or "pytorch", got the string "adam"/],
+    ["rule undefined", () => new SGD(w(), { lr: 0.1, rule: undefined }), /rule must be "paper" or "pytorch", got undefined/],
+    ["options missing", () => new SGD(w(), undefined as never), /SGD: options must be an object, got undefined/],
+    ["params not iterable", () => new SGD(3 as never, { lr: 0.1 }), /SGD: params must be parameters \(e\.g\. model\.parameters\(\)\)/],
+    ["params empty", () => new SGD([], { lr: 0.1 }), /SGD: params is empty/],
+    ["group without lr", () => new SGD([{ params: w() }], {} as never), /SGD: group 0 has no lr and the options give none/],
+    ["group lr NaN", () => new SGD([{ params: w(), lr: NaN }], { lr: 0.1 }), /SGD group 0: lr must be a finite number >= 0, got NaN/],
+    ["group momentum undefined", () => new SGD([{ params: w(), momentum: undefined }], { lr: 0.1 }), /SGD group 0: momentum is undefined/],
+    ["group unknown key", () => new SGD([{ params: w(), learningRate: 1 } as never], { lr: 0.1 }), /SGD group 0: unknown option "learningRate"/],
+    ["group without params", () => new SGD([{ lr: 0.1 } as never], { lr: 0.1 }), /SGD group 0: params must be an iterable of parameters, got undefined/],
+    ["tensors mixed with groups", () => new SGD([parameter(tensor([1])), { params: w() }] as never, { lr: 0.1 }), /mixes tensors and groups/],
+  ];
+  for (const [label, make, message] of cases) {
+    assert.throws(make, (error: Error) => {
+      assert.match(String(error), message, label);
+      return true;
+    });
+  }
+  // Defaults, and the groups' inheritance, are what SGD_DEFAULTS says.
+  const sgd = new SGD([{ params: w() }, { params: w(), lr: 0.5, momentum: 0.5 }], {
+    lr: 0.1,
+    weightDecay: 1e-4,
+  });
+  assert.deepEqual(
+    sgd.groups.map(({ lr, momentum, weightDecay }) => [lr, momentum, weightDecay]),
+    [[0.1, SGD_DEFAULTS.momentum, 1e-4], [0.5, 0.5, 1e-4]],
+  );
+  assert.equal(sgd.rule, SGD_DEFAULTS.rule);
+  assert.equal(new SGD(w(), { lr: 0.1, dampening: 0 }).groups[0].momentum, 0);
+});
+
+Deno.test("SGD groups, lr setter and scaleLr refuse values that would make weights NaN", () => {
+  const sgd = new SGD([parameter(tensor([1]))], { lr: 0.1, momentum: 0.9 });
+  assert.throws(
+    () => (sgd.groups[0].lr = NaN),
+    /SGD group 0: lr must be a finite number >= 0, got NaN/,
+  );
+  assert.throws(
+    () => (sgd.groups[0].momentum = 1),
+    /SGD group 0: momentum must be in \[0, 1\), got 1/,
+  );
+  assert.throws(() => (sgd.groups[0].weightDecay = -1), /weightDecay must be a finite number >= 0/);
+  assert.throws(
+    () => (sgd.lr = Infinity),
+    /SGD\.lr: lr must be a finite number >= 0, got Infinity/,
+  );
+  assert.throws(
+    () => sgd.scaleLr(NaN),
+    /SGD\.scaleLr: factor must be a finite number >= 0, got NaN/,
+  );
+  sgd.lr = 1e300;
+  assert.throws(
+    () => sgd.scaleLr(1e10),
+    /group 0 lr \* factor must be a finite number >= 0, got Infinity/,
+  );
+  assert.equal(sgd.lr, 1e300);
+  assert.deepEqual(sgd.groups.map((g) => [g.lr, g.momentum, g.weightDecay]), [[1e300, 0.9, 0]]);
+});
+
+Deno.test("SGD.loadStateDict checks every field before changing anything", async () => {
+  const w = parameter(tensor([1, -1]));
+  const sgd = new SGD([w], { lr: 0.1, momentum: 0.9 });
+  setGrad(w, [0.5, -0.25]);
+  sgd.step();
+  const velocity = sgd.velocity(w)!.dataSync().slice();
+  const good = () => ({
+    rule: "paper",
+    groups: [{ lr: 0.01, momentum: 0.5, weightDecay: 0, size: 1 }],
+    velocities: new Map([[0, { shape: [2], data: new Float32Array([1, 2]) }]]),
+  });
+  // deno-fmt-ignore
+  const cases: [string, unknown, RegExp][] = [
+    ["null", null, /the state must be an object, got null/],
+    ["lr missing", { ...good(), groups: [{ momentum: 0.5, weightDecay: 0, size: 1 }] }, /groups\[0\]\.lr must be a finite number >= 0, got undefined/],
+    ["momentum a string", { ...good(), groups: [{ lr: 0.1, momentum: "0.9", weightDecay: 0, size: 1 }] }, /groups\[0\]\.momentum must be in \[0, 1\), got the string "0\.9"/],
+    ["velocities missing", { ...good(), velocities: undefined }, /velocities must be a Map/],
+    ["velocity index out of range", { ...good(), velocities: new Map([[3, { shape: [2], data: new Float32Array(2) }]]) }, /velocity index 3 is out of range \(1 parameters\)/],
+    ["velocity NaN", { ...good(), velocities: new Map([[0, { shape: [2], data: new Float32Array([0, NaN]) }]]) }, /velocity 0 holds NaN at element 1/],
+    ["velocity of ints", { ...good(), velocities: new Map([[0, { shape: [2], data: new Int32Array(2) }]]) }, /velocity 0 must hold a Float32Array or Float64Array, got Int32Array/],
+    ["velocity too short", { ...good(), velocities: new Map([[0, { shape: [2], data: new Float32Array(1) }]]) }, /velocity 0 holds 1 values for shape \[2\]/],
+  ];
+  for (const [label, state, message] of cases) {
+    await assert.rejects(() => sgd.loadStateDict(state as SgdState), message, label);
+    assert.deepEqual(sgd.groups.map((g) => [g.lr, g.momentum]), [[0.1, 0.9]], label);
+    assert.deepEqual(sgd.velocity(w)!.dataSync(), velocity, label);
+  }
+  await sgd.loadStateDict(good() as SgdState);
+  assert.deepEqual(sgd.groups.map((g) => [g.lr, g.momentum]), [[0.01, 0.5]]);
+  assert.deepEqual([...sgd.velocity(w)!.dataSync()], [1, 2]);
 });

@@ -3,6 +3,7 @@ import {
   decodeSafetensors,
   encodeSafetensors,
   loadSafetensors,
+  MAX_HEADER_BYTES,
   saveSafetensors,
   type TensorEntry,
 } from "../io/safetensors.ts";
@@ -221,7 +222,7 @@ function withHeaderLength(length: bigint, rest: number[] = []): Uint8Array {
 const corruptCases: [string, Uint8Array, RegExp][] = [
   ["file shorter than 8 bytes", new Uint8Array(5), /file is 5 bytes, too short/],
   ["header length past the end", withHeaderLength(100n, [0x7b, 0x7d]), /header length 100 bytes runs past the end of the 10-byte file/],
-  ["absurd header length", withHeaderLength(2n ** 63n), /header length 9223372036854775808 bytes exceeds the 100000000-byte limit/],
+  ["absurd header length", withHeaderLength(2n ** 63n), /header length 9223372036854775808 bytes exceeds tessera's 8 MB limit/],
   ["header not UTF-8", withHeaderLength(2n, [0x7b, 0xff]), /header is not valid UTF-8/],
   ["header not JSON", rawFile("{nope}"), /header is not valid JSON/],
   ["header a JSON array", rawFile("[1,2]"), /header does not start with '\{'/],
@@ -279,6 +280,51 @@ Deno.test("decode does not read outside a subarray it is given", () => {
   const { tensors } = decodeSafetensors(padded.subarray(8, 8 + file.length));
   assertSameTensor(tensors.get("weight"), referenceTensors.weight, "weight");
   assert.throws(() => decodeSafetensors(padded.subarray(8, 8 + file.length - 1)), /no tensor|only/);
+});
+
+Deno.test("a header of exactly the size limit decodes; one byte more is refused, naming the limit", () => {
+  const atLimit = rawFile("{}" + " ".repeat(MAX_HEADER_BYTES - 2));
+  assert.equal(decodeSafetensors(atLimit).tensors.size, 0);
+  const over = rawFile("{}" + " ".repeat(MAX_HEADER_BYTES - 1));
+  assert.throws(
+    () => decodeSafetensors(over, "big.safetensors"),
+    /^Error: big\.safetensors: header length 8000001 bytes exceeds tessera's 8 MB limit \(about 133 thousand tensors\); the file is corrupt, or too many tensors were saved into one file \(split it\)$/,
+  );
+});
+
+Deno.test("loadSafetensors refuses an oversized header before reading the rest of the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The file claims a 100 MB header but holds 8 bytes: the limit, not the length, is reported.
+    const path = `${dir}/huge-header.safetensors`;
+    await Deno.writeFile(path, withHeaderLength(100_000_000n));
+    await assert.rejects(
+      loadSafetensors(path),
+      new RegExp(
+        `^Error: ${escapeRegExp(path)}: header length 100000000 bytes exceeds tessera's 8 MB`,
+      ),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("empty tensors on boundaries are accepted, out-of-order names come out sorted", () => {
+  const file = rawFile(
+    `{${f32Entry("z", "[1]", "[4,8]")},${f32Entry("e1", "[0]", "[4,4]")},${
+      f32Entry("a", "[1]", "[0,4]")
+    },${f32Entry("e0", "[0,3]", "[0,0]")},${f32Entry("e2", "[2,0]", "[8,8]")}}`,
+    new Uint8Array(new Float32Array([1.5, -2]).buffer),
+  );
+  const { tensors } = decodeSafetensors(file);
+  assert.deepEqual([...tensors.keys()], ["a", "e0", "e1", "e2", "z"]);
+  assert.deepEqual([...tensors.get("a")!.data], [1.5]);
+  assert.deepEqual([...tensors.get("z")!.data], [-2]);
+  assert.deepEqual(tensors.get("e0")!.shape, [0, 3]);
+  for (const name of ["e0", "e1", "e2"]) {
+    assert.equal(tensors.get(name)!.data.constructor, Float32Array);
+    assert.equal(tensors.get(name)!.data.length, 0);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@
  */
 
 import type { Conv2dParams } from "../../backend/backend.ts";
-import { allocF32, type FloatArray, gemm, getThreads } from "./gemm.ts";
+import { type FloatArray, gemm } from "./gemm.ts";
 
 /**
  * Validates a conv2d call and derives its sizes. `xShape` is [N, C, H, W], `wShape` is
@@ -129,23 +129,23 @@ export function conv2dForward(
       const outOffset = (image * p.o + group * outGroup) * outPixels;
       if (!direct) im2col(x, inChannel, inGroup, p, col);
       // y_g [outGroup, outPixels] = W_g [outGroup, colRows] · col [colRows, outPixels]
-      gemm(
-        false,
-        false,
-        outGroup,
-        outPixels,
-        colRows,
-        weight,
-        group * outGroup * colRows,
-        colRows,
-        col,
-        direct ? inChannel * outPixels : 0,
-        outPixels,
-        out,
-        outOffset,
-        outPixels,
-        false,
-      );
+      gemm({
+        transA: false,
+        transB: false,
+        m: outGroup,
+        n: outPixels,
+        k: colRows,
+        a: weight,
+        aOffset: group * outGroup * colRows,
+        lda: colRows,
+        b: col,
+        bOffset: direct ? inChannel * outPixels : 0,
+        ldb: outPixels,
+        c: out,
+        cOffset: outOffset,
+        ldc: outPixels,
+        accumulate: false,
+      });
     }
     if (bias !== null) {
       for (let channel = 0; channel < p.o; channel++) {
@@ -180,23 +180,23 @@ export function conv2dBackwardInput(
     for (let group = 0; group < p.groups; group++) {
       const inChannel = image * p.c + group * inGroup;
       // dcol [colRows, outPixels] = W_gᵀ [colRows, outGroup] · dy_g [outGroup, outPixels]
-      gemm(
-        true,
-        false,
-        colRows,
-        outPixels,
-        outGroup,
-        weight,
-        group * outGroup * colRows,
-        colRows,
-        dy,
-        (image * p.o + group * outGroup) * outPixels,
-        outPixels,
-        dcol,
-        direct ? inChannel * outPixels : 0,
-        outPixels,
-        direct && accumulate,
-      );
+      gemm({
+        transA: true,
+        transB: false,
+        m: colRows,
+        n: outPixels,
+        k: outGroup,
+        a: weight,
+        aOffset: group * outGroup * colRows,
+        lda: colRows,
+        b: dy,
+        bOffset: (image * p.o + group * outGroup) * outPixels,
+        ldb: outPixels,
+        c: dcol,
+        cOffset: direct ? inChannel * outPixels : 0,
+        ldc: outPixels,
+        accumulate: direct && accumulate,
+      });
       if (!direct) col2im(dcol, inChannel, inGroup, p, dx);
     }
   }
@@ -225,23 +225,23 @@ export function conv2dBackwardWeight(
       const inChannel = image * p.c + group * inGroup;
       if (!direct) im2col(x, inChannel, inGroup, p, col);
       // dW_g [outGroup, colRows] += dy_g [outGroup, outPixels] · colᵀ [outPixels, colRows]
-      gemm(
-        false,
-        true,
-        outGroup,
-        colRows,
-        outPixels,
-        dy,
-        (image * p.o + group * outGroup) * outPixels,
-        outPixels,
-        col,
-        direct ? inChannel * outPixels : 0,
-        outPixels,
-        dw,
-        group * outGroup * colRows,
-        colRows,
-        accumulate || image > 0,
-      );
+      gemm({
+        transA: false,
+        transB: true,
+        m: outGroup,
+        n: colRows,
+        k: outPixels,
+        a: dy,
+        aOffset: (image * p.o + group * outGroup) * outPixels,
+        lda: outPixels,
+        b: col,
+        bOffset: direct ? inChannel * outPixels : 0,
+        ldb: outPixels,
+        c: dw,
+        cOffset: group * outGroup * colRows,
+        ldc: colRows,
+        accumulate: accumulate || image > 0,
+      });
     }
   }
   if (p.n === 0 && !accumulate) dw.fill(0, 0, p.o * colRows);
@@ -293,19 +293,13 @@ function checkLength(name: string, array: FloatArray, expected: number): void {
 }
 
 // One column buffer per dtype, grown on demand: the kernels never re-enter each other, and
-// the buffer of AlexNet's conv1 (363 x 3025 floats) is too big to reallocate per image. With
-// two gemm threads the float32 one must be shared memory, or gemm would stay on one thread.
+// the buffer of AlexNet's conv1 (363 x 3025 floats) is too big to reallocate per image.
 let scratch32: Float32Array = new Float32Array(0);
 let scratch64: Float64Array = new Float64Array(0);
 
 function scratch(like: FloatArray, length: number): FloatArray {
   if (like instanceof Float32Array) {
-    const wantShared = getThreads() === 2;
-    if (
-      scratch32.length < length || (scratch32.buffer instanceof SharedArrayBuffer) !== wantShared
-    ) {
-      scratch32 = allocF32(Math.max(length, scratch32.length));
-    }
+    if (scratch32.length < length) scratch32 = new Float32Array(length);
     return scratch32;
   }
   if (scratch64.length < length) scratch64 = new Float64Array(length);

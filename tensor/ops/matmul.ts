@@ -22,28 +22,27 @@ import { broadcastTo } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
 import { gemm } from "./gemm.ts";
 
-/** CPU: batched matmul with the backend's conventions. */
+/** CPU: batched matmul with the backend's conventions, one {@link gemm} per batch entry. */
 export function matmulCpu(a: TypedArray, b: TypedArray, p: MatmulParams, out: TypedArray): void {
   const { batch, m, k, n, transA, transB, strideA, strideB } = p;
-  const lda = transA ? m : k, ldb = transB ? k : n;
   for (let i = 0; i < batch; i++) {
-    gemm(
+    gemm({
       transA,
       transB,
       m,
       n,
       k,
-      a as Float32Array,
-      i * strideA,
-      lda,
-      b as Float32Array,
-      i * strideB,
-      ldb,
-      out as Float32Array,
-      i * m * n,
-      n,
-      false,
-    );
+      a: a as Float32Array,
+      aOffset: i * strideA,
+      lda: transA ? m : k,
+      b: b as Float32Array,
+      bOffset: i * strideB,
+      ldb: transB ? k : n,
+      c: out as Float32Array,
+      cOffset: i * m * n,
+      ldc: n,
+      accumulate: false,
+    });
   }
 }
 
