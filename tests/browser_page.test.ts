@@ -2,7 +2,8 @@
  * The web page (web/index.html) in headless Chromium: AlexNet-mini trains on the browser's
  * WebGPU for a few steps (pausing and resuming on the way), its loss falls, the conv1 filters
  * are redrawn, a drawing gets a top-5, and the page's screenshot is not blank. Then, in a
- * Chromium without WebGPU, the CPU backend trains instead and the page says why.
+ * Chromium without WebGPU, on a page served without cross-origin isolation (so without
+ * SharedArrayBuffer too), the CPU backend trains instead and the page says why.
  *
  * @module
  */
@@ -101,7 +102,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "web page: without WebGPU, the CPU backend trains, with a note",
+  name: "web page: without WebGPU or SharedArrayBuffer, the CPU backend trains, with a note",
   ignore: !chromiumAvailable,
   sanitizeResources: false,
   async fn() {
@@ -109,12 +110,13 @@ Deno.test({
       await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02`);
       const noAdapter = "(async () => !navigator.gpu || !(await navigator.gpu.requestAdapter()))()";
       assert.ok(await page.evaluate(noAdapter), "this Chromium has no WebGPU adapter");
+      assert.equal(await page.evaluate("typeof SharedArrayBuffer"), "undefined");
       await checkTraining(page, "cpu", 300);
       const note = await page.evaluate<string>(
         `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`,
       );
       assert.match(note, /navigator\.gpu is missing/, "the page says why it trains on the CPU");
-    }, { webgpu: false });
+    }, { isolated: false, webgpu: false });
   },
 });
 

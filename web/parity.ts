@@ -16,6 +16,7 @@
 
 import { fromArray, initWebGPU, type Tensor } from "../mod.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
+import { prepareGemm } from "../wasm/gemm.ts";
 import { chunkedCases, denseCases, inputValues, type ParityCase } from "../tests/parity_cases.ts";
 import { closeMismatch } from "../tests/close.ts";
 import { spatialCases } from "../tests/parity_cases_spatial.ts";
@@ -144,6 +145,9 @@ async function runTable(
 }
 
 async function main(): Promise<void> {
+  // The CPU side runs the same float32 gemm as under Deno from the first case: a browser's main
+  // thread compiles its WebAssembly only asynchronously.
+  await prepareGemm();
   const gpu = await initWebGPU();
   const chunked = await initWebGPU({ name: "gpu-chunked", maxBindingBytes: 1 << 16 });
   const info = gpu.runtime.adapterInfo;
