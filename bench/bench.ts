@@ -21,7 +21,7 @@ import { initWebGPU } from "../gpu/mod.ts";
 import type { Backend, LrnParams, Pool2dParams } from "../backend/backend.ts";
 import { compareOp, denseRows, inputs, printRows } from "./gpu_bench.ts";
 import { runGemmBench } from "./gemm_bench.ts";
-import { runConvBench } from "./gpu_conv_bench.ts";
+import { runCpuConvBench } from "./cpu_conv_bench.ts";
 import { timeTrainingStep } from "../examples/alexnet/device.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
@@ -33,14 +33,14 @@ console.log(
   `# tessera benchmark\n\nGPU adapter: ${info.description || info.vendor || "unknown"} ` +
     `(${
       gpu.runtime.isSoftware ? "software" : "hardware"
-    }); CPU backend: TypeScript reference kernels, WebAssembly SIMD gemm.\n`,
+    }); CPU backend: WebAssembly SIMD kernels (gemm, conv2d, LRN, ReLU, max-pool), TypeScript reference kernels for the rest.\n`,
 );
 
 console.log("## matmul and linear layers (gemm)\n");
 await runGemmBench(gpu, quick);
 
-console.log("\n## conv2d layers (GFLOP/s, GPU / CPU)\n");
-await runConvBench(quick);
+console.log("\n## conv2d layers (GFLOP/s: reference / wasm per tier / GPU)\n");
+await runCpuConvBench({ quick });
 
 console.log("## LRN and max-pooling (ms)\n");
 const lrn = (n: number, c: number, h: number): LrnParams => ({

@@ -16,12 +16,12 @@
 
 import { gemm, getThreads, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
 import {
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
+  conv2dBackwardInputCpu,
+  conv2dBackwardWeightCpu,
+  conv2dForwardCpu,
+  type Conv2dParams,
   conv2dParams,
-} from "../tensor/ops/conv2d_kernels.ts";
-import type { Conv2dParams } from "../backend/backend.ts";
+} from "../tensor/ops/conv2d.ts";
 
 /** Median wall time in milliseconds of `runs` calls of `work`, after one warmup call. */
 export function medianMs(work: () => void, runs: number): number {
@@ -158,9 +158,9 @@ export function benchConvCpu(layer: ConvLayer, pass: ConvPass, batch = 8, runs =
   const bias = randomFloat32(p.o, 5);
   const y = randomFloat32(p.n * p.o * p.outH * p.outW, 6);
   const work = {
-    forward: () => conv2dForward(x, w, bias, p, y),
-    backwardInput: () => conv2dBackwardInput(y, w, p, x),
-    backwardWeight: () => conv2dBackwardWeight(y, x, p, w),
+    forward: () => conv2dForwardCpu(x, w, bias, p, y),
+    backwardInput: () => conv2dBackwardInputCpu(y, w, p, x),
+    backwardWeight: () => conv2dBackwardWeightCpu(y, x, p, w),
   }[pass];
   return (2 * convMacs(p)) / (medianMs(work, runs) * 1e6);
 }

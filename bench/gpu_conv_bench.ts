@@ -1,6 +1,6 @@
 /**
  * Convolution throughput, GPU (WebGPU kernels of gpu/kernels/conv2d.ts) next to the CPU
- * reference (tensor/ops/conv2d_kernels.ts), for AlexNet's conv layers (paper shapes, section
+ * reference (tensor/ops/conv2d.ts), for AlexNet's conv layers (paper shapes, section
  * 3.5, batch 8) and AlexNet-mini's (1x28x28 input, batch 128).
  *
  * GFLOP/s counts 2·N·O·outH·outW·(C/g)·KH·KW per pass (forward, backward to the input and
@@ -20,11 +20,11 @@ import {
   conv2dForwardGpu,
 } from "../gpu/kernels/conv2d.ts";
 import {
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
+  conv2dBackwardInputCpu,
+  conv2dBackwardWeightCpu,
+  conv2dForwardCpu,
   conv2dParams,
-} from "../tensor/ops/conv2d_kernels.ts";
+} from "../tensor/ops/conv2d.ts";
 
 /** One convolution layer to measure. */
 export interface ConvLayer {
@@ -170,9 +170,9 @@ export async function benchConvLayer(
     dw = new Float32Array(w.length);
   const cpuReps = Math.max(1, Math.min(reps, Math.round(2 / gflop)));
   const cpu = {
-    forward: gflop / await timeIt(cpuReps, () => conv2dForward(x, w, bias, p, y)),
-    input: gflop / await timeIt(cpuReps, () => conv2dBackwardInput(dy, w, p, dx)),
-    weight: gflop / await timeIt(cpuReps, () => conv2dBackwardWeight(dy, x, p, dw)),
+    forward: gflop / await timeIt(cpuReps, () => conv2dForwardCpu(x, w, bias, p, y)),
+    input: gflop / await timeIt(cpuReps, () => conv2dBackwardInputCpu(dy, w, p, dx)),
+    weight: gflop / await timeIt(cpuReps, () => conv2dBackwardWeightCpu(dy, x, p, dw)),
   };
   return { layer: layer.name, gflop, gpu, cpu };
 }

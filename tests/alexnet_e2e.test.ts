@@ -36,9 +36,11 @@ async function losses(config: TrainConfig): Promise<number[]> {
 Deno.test("train-alexnet: loss falls, and the run folder has metrics, checkpoint and pictures", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const config = smallRun(out, { epochs: 3, trainLimit: 320 });
+    // Long enough that the fall does not hinge on float32 rounding: the run is chaotic, and
+    // kernels that sum in another order (SIMD, FMA) move single losses by a few percent.
+    const config = smallRun(out, { epochs: 3, trainLimit: 640 });
     const seen = await losses(config);
-    assert.equal(seen.length, 30);
+    assert.equal(seen.length, 60);
     const first = seen.slice(0, 5).reduce((a, b) => a + b) / 5;
     const last = seen.slice(-5).reduce((a, b) => a + b) / 5;
     assert.ok(

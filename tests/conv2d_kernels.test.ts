@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
 import {
-  conv2dBackwardBias,
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
+  conv2dBackwardInputCpu,
+  conv2dBackwardWeightCpu,
+  conv2dForwardCpu,
   conv2dParams,
-} from "../tensor/ops/conv2d_kernels.ts";
+  type FloatArray,
+} from "../tensor/ops/conv2d.ts";
 import type { Conv2dParams } from "../backend/backend.ts";
-import { allocF32, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
+import { reduceCpu } from "../tensor/ops/reduce.ts";
 import { Rng } from "../tensor/random.ts";
 import { assertClose } from "./close.ts";
+
+/** dbias as the conv2d op computes it: dy summed over N, H and W. */
+function biasGrad(dy: FloatArray, p: Conv2dParams, out: FloatArray): void {
+  reduceCpu("sum", dy, [p.n, p.o, p.outH, p.outW], [0, 2, 3], out);
+}
 
 /** Direct convolution: the 7 nested loops of the definition, with bias. */
 function naiveForward(x: Float64Array, w: Float64Array, bias: Float64Array, p: Conv2dParams) {
@@ -171,7 +176,7 @@ for (const dtype of ["float64", "float32"] as const) {
       const dy = new Float64Array(new Float32Array(random(rng, p.n * p.o * p.outH * p.outW)));
 
       const out = convert(new Float64Array(dy.length));
-      conv2dForward(convert(x), convert(w), convert(bias), p, out);
+      conv2dForwardCpu(convert(x), convert(w), convert(bias), p, out);
       assertClose(out, naiveForward(x, w, bias, p), {
         rtol: tolerance,
         atol: tolerance,
@@ -180,34 +185,14 @@ for (const dtype of ["float64", "float32"] as const) {
 
       const expected = naiveBackward(x, w, dy, p);
       const dx = convert(new Float64Array(x.length).fill(9)); // overwritten, not added to
-      conv2dBackwardInput(convert(dy), convert(w), p, dx);
+      conv2dBackwardInputCpu(convert(dy), convert(w), p, dx);
       assertClose(dx, expected.dx, { rtol: tolerance, atol: tolerance, what: "dx" });
       const dw = convert(new Float64Array(w.length).fill(9));
-      conv2dBackwardWeight(convert(dy), convert(x), p, dw);
+      conv2dBackwardWeightCpu(convert(dy), convert(x), p, dw);
       assertClose(dw, expected.dw, { rtol: tolerance, atol: tolerance, what: "dw" });
       const db = convert(new Float64Array(p.o).fill(9));
-      conv2dBackwardBias(convert(dy), p, db);
+      biasGrad(convert(dy), p, db);
       assertClose(db, expected.db, { rtol: tolerance, atol: tolerance, what: "dbias" });
-
-      // accumulate = true adds to what is there.
-      conv2dBackwardInput(convert(dy), convert(w), p, dx, true);
-      assertClose(dx, expected.dx.map((v) => 2 * v), {
-        rtol: tolerance,
-        atol: tolerance,
-        what: "dx accumulated",
-      });
-      conv2dBackwardWeight(convert(dy), convert(x), p, dw, true);
-      assertClose(dw, expected.dw.map((v) => 2 * v), {
-        rtol: tolerance,
-        atol: tolerance,
-        what: "dw accumulated",
-      });
-      conv2dBackwardBias(convert(dy), p, db, true);
-      assertClose(db, expected.db.map((v) => 2 * v), {
-        rtol: tolerance,
-        atol: tolerance,
-        what: "dbias accumulated",
-      });
     });
   }
 }
@@ -222,15 +207,15 @@ Deno.test("conv2d backward matches finite differences of the forward (float64)",
   // L = <conv(x, w) + b, dy>, so dL/dθ is what the backward kernels return.
   const loss = () => {
     const out = new Float64Array(dy.length);
-    conv2dForward(x, w, bias, p, out);
+    conv2dForwardCpu(x, w, bias, p, out);
     return out.reduce((sum, value, i) => sum + value * dy[i], 0);
   };
   const dx = new Float64Array(x.length);
   const dw = new Float64Array(w.length);
   const db = new Float64Array(p.o);
-  conv2dBackwardInput(dy, w, p, dx);
-  conv2dBackwardWeight(dy, x, p, dw);
-  conv2dBackwardBias(dy, p, db);
+  conv2dBackwardInputCpu(dy, w, p, dx);
+  conv2dBackwardWeightCpu(dy, x, p, dw);
+  biasGrad(dy, p, db);
   const step = 1e-6;
   for (const [name, values, grad] of [["x", x, dx], ["w", w, dw], ["bias", bias, db]] as const) {
     for (let i = 0; i < values.length; i += 3) {
@@ -304,41 +289,8 @@ Deno.test("conv2dParams names the argument and value it rejects", () => {
 Deno.test("conv2d kernels reject buffers that are too small", () => {
   const p = conv2dParams([1, 2, 4, 4], [3, 2, 3, 3], 1, 0, 1);
   assert.throws(
-    () => conv2dForward(new Float32Array(31), new Float32Array(54), null, p, new Float32Array(12)),
+    () =>
+      conv2dForwardCpu(new Float32Array(31), new Float32Array(54), null, p, new Float32Array(12)),
     /conv2d: x has 31 elements, expected 32/,
   );
-});
-
-// Starting the gemm worker reads its module file: run with --allow-read (deno task test does).
-const canStartWorker = (await Deno.permissions.query({ name: "read" })).state === "granted";
-
-Deno.test({
-  name: "conv2d kernels on two gemm threads agree with one thread (shared arrays)",
-  ignore: !canStartWorker,
-}, async () => {
-  const rng = new Rng(13);
-  // Big enough per image and group (64 x 576 x 576 multiply-adds) for gemm to split it.
-  const p = conv2dParams([2, 64, 24, 24], [64, 64, 3, 3], 1, 1, 1);
-  const x = new Float32Array(random(rng, p.n * p.c * p.h * p.w));
-  const w = new Float32Array(random(rng, p.o * p.c * 9));
-  const dy = new Float32Array(random(rng, p.n * p.o * p.outH * p.outW));
-  const run = (alloc: (length: number) => Float32Array) => {
-    const share = (values: Float32Array) => {
-      const copy = alloc(values.length);
-      copy.set(values);
-      return copy;
-    };
-    const y = alloc(dy.length), dx = alloc(x.length), dw = alloc(w.length);
-    conv2dForward(share(x), share(w), null, p, y);
-    conv2dBackwardInput(share(dy), share(w), p, dx);
-    conv2dBackwardWeight(share(dy), share(x), p, dw);
-    return [Array.from(y), Array.from(dx), Array.from(dw)];
-  };
-  const serial = run((length) => new Float32Array(length));
-  await setThreads(2);
-  try {
-    assert.deepEqual(run(allocF32), serial);
-  } finally {
-    shutdownThreads();
-  }
 });

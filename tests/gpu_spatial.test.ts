@@ -27,11 +27,11 @@ import {
 } from "../gpu/kernels/pool2d.ts";
 import { lrnBackwardGpu, lrnForwardGpu } from "../gpu/kernels/lrn.ts";
 import {
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
+  conv2dBackwardInputCpu,
+  conv2dBackwardWeightCpu,
+  conv2dForwardCpu,
   conv2dParams,
-} from "../tensor/ops/conv2d_kernels.ts";
+} from "../tensor/ops/conv2d.ts";
 import {
   adaptiveAvgPool2dBackwardCpu,
   adaptiveAvgPool2dForwardCpu,
@@ -124,9 +124,9 @@ async function checkConv(rt: GpuRuntime, c: ConvCase, label: string): Promise<vo
   const y = new Float32Array(dy.length),
     dx = new Float32Array(x.length),
     dw = new Float32Array(w.length);
-  conv2dForward(x, w, bias, p, y);
-  conv2dBackwardInput(dy, w, p, dx);
-  conv2dBackwardWeight(dy, x, p, dw);
+  conv2dForwardCpu(x, w, bias, p, y);
+  conv2dBackwardInputCpu(dy, w, p, dx);
+  conv2dBackwardWeightCpu(dy, x, p, dw);
   const [xg, wg, dyg] = [upload(rt, x), upload(rt, w), upload(rt, dy)];
   const bg = bias ? upload(rt, bias) : null;
   const name = `${label} ${c.name}`;

@@ -1,7 +1,7 @@
 /**
  * WGSL kernels of 2-D convolution (NCHW, float32): forward, backward to the input, backward to
  * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts` and
- * `tensor/ops/conv2d_kernels.ts`; this file only maps them onto the GPU.
+ * `tensor/ops/conv2d.ts`; this file only maps them onto the GPU.
  *
  * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
  * batch 128 it would hold 17M floats, 69 MB, and one pass writing it would take about half as

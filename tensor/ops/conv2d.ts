@@ -1,28 +1,266 @@
 /**
- * 2-D convolution, NCHW, PyTorch conventions: x [N, C, H, W], weight [O, C/groups, KH, KW],
- * bias [O], output [N, O, outH, outW] with outH = floor((H + 2 padH - KH) / strideH) + 1.
+ * 2-D convolution, NCHW, PyTorch conventions (cross-correlation: no kernel flip in the
+ * forward pass). Shapes: x [N, C, H, W], weight [O, C/G, KH, KW], bias [O], y [N, O, H', W']:
  *
- *     y[n, o, i, j] = bias[o] + Σ_{c in group(o), p, q} w[o, c, p, q] · x[n, c, i·sh + p - ph, j·sw + q - pw]
+ *     H' = floor((H + 2·padH − KH) / strideH) + 1          (W' likewise)
+ *     y[n, o, i, j] = bias[o] + Σ_{c ∈ group(o), u, v} w[o, c, u, v] · x[n, c, i·sh − ph + u, j·sw − pw + v]
  *
- * Backward (derived in conv2d_kernels.ts, where the CPU kernels live):
- * - dL/dx is a transposed convolution of dy with the same weights (stride becomes dilation of
- *   dy, the kernel flips);
- * - dL/dw is the correlation of x with dy, summed over the batch;
- * - dL/dbias sums dy over N, H and W.
+ * where group(o) is the slice of C/G input channels that output channel o sees (G = groups;
+ * AlexNet's conv2, conv4 and conv5 use G = 2, the trace of its two-GPU split, paper section
+ * 3.2) and x is zero outside [0, H) × [0, W) (the padding).
  *
- * `groups = 2` is AlexNet's two-GPU split (paper section 3.2): conv2, conv4 and conv5 see only
- * the half of the channels that lived on their own GPU.
+ * ## Backward
+ *
+ * y is linear in x and in w, and each product w[o, c, u, v] · x[n, c, y, x'] in the sum above
+ * sends dy[n, o, i, j] to both factors' gradients:
+ *
+ * - **dx, a transposed convolution.** Input pixel (y, x') was read by output (i, j) through
+ *   kernel tap (u, v) exactly when y = i·sh − ph + u and x' = j·sw − pw + v, so
+ *
+ *       dx[n, c, y, x'] = Σ_{o ∈ group(c), u, v} w[o, c, u, v] · dy[n, o, (y + ph − u) / sh, (x' + pw − v) / sw]
+ *
+ *   over the taps where both quotients are whole numbers inside the output. Seen as a
+ *   convolution: dy with (stride − 1) zeros between its pixels, correlated with the kernel
+ *   flipped in u and v and transposed in (o, c).
+ * - **dw, a correlation of x with dy**, summed over the batch:
+ *
+ *       dw[o, c, u, v] = Σ_{n, i, j} dy[n, o, i, j] · x[n, c, i·sh − ph + u, j·sw − pw + v]
+ *
+ * - **dbias** = Σ_{n, i, j} dy[n, o, i, j]: the op computes it with `sum`.
+ *
+ * ## The kernels
+ *
+ * The CPU kernels below (`*Cpu`) are the reference: the three sums written as plain loops,
+ * each output element gathered in a float64 local and stored once. They take Float32Array or
+ * Float64Array (float64 for finite-difference checks). They are the oracle that the fast
+ * kernels are proven against: `wasm/conv2d.ts` (the same sums as matrix products, im2col into
+ * packed panels and SIMD microkernels, used by the CPU backend for float32) and
+ * `gpu/kernels/conv2d.ts` (WGSL).
  *
  * @module
  */
 
+import type { Conv2dParams } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
-import { conv2dParams } from "./conv2d_kernels.ts";
 
-export { conv2dParams };
+export type { Conv2dParams };
+
+/** The element types the CPU kernels accept; all arrays of one call share one. */
+export type FloatArray = Float32Array | Float64Array;
+
+/**
+ * Validates a conv2d call and derives its sizes. `xShape` is [N, C, H, W], `wShape` is
+ * [O, C/groups, KH, KW]; `stride` and `padding` are one number for both axes or [h, w].
+ * Throws an error naming the offending argument and value.
+ *
+ * @example
+ * ```ts
+ * const p = conv2dParams([8, 3, 227, 227], [96, 3, 11, 11], 4, 0, 1);
+ * console.log(p.outH, p.outW); // 55 55
+ * ```
+ */
+export function conv2dParams(
+  xShape: readonly number[],
+  wShape: readonly number[],
+  stride: number | readonly [number, number] = 1,
+  padding: number | readonly [number, number] = 0,
+  groups = 1,
+): Conv2dParams {
+  const shapeText = (shape: readonly number[]) => `[${shape.join(",")}]`;
+  const isCount = (value: number) => Number.isInteger(value) && value >= 0;
+  if (xShape.length !== 4 || !xShape.every(isCount)) {
+    throw new RangeError(`conv2d: input must have shape [N, C, H, W], got ${shapeText(xShape)}`);
+  }
+  if (wShape.length !== 4 || !wShape.every(isCount)) {
+    throw new RangeError(
+      `conv2d: weight must have shape [O, C/groups, KH, KW], got ${shapeText(wShape)}`,
+    );
+  }
+  const [strideH, strideW] = typeof stride === "number" ? [stride, stride] : stride;
+  if (!(Number.isInteger(strideH) && strideH > 0 && Number.isInteger(strideW) && strideW > 0)) {
+    throw new RangeError(`conv2d: stride must be positive integers, got ${strideH}x${strideW}`);
+  }
+  const [padH, padW] = typeof padding === "number" ? [padding, padding] : padding;
+  if (!(isCount(padH) && isCount(padW))) {
+    throw new RangeError(`conv2d: padding must be non-negative integers, got ${padH}x${padW}`);
+  }
+  if (!(Number.isInteger(groups) && groups > 0)) {
+    throw new RangeError(`conv2d: groups must be a positive integer, got ${groups}`);
+  }
+  const [n, c, h, w] = xShape;
+  const [o, channelsPerGroup, kh, kw] = wShape;
+  if (c % groups !== 0) {
+    throw new RangeError(`conv2d: groups=${groups} does not divide in_channels=${c}`);
+  }
+  if (o % groups !== 0) {
+    throw new RangeError(`conv2d: groups=${groups} does not divide out_channels=${o}`);
+  }
+  if (channelsPerGroup !== c / groups) {
+    throw new RangeError(
+      `conv2d: weight ${shapeText(wShape)} expects ${channelsPerGroup} input channels per ` +
+        `group, input ${shapeText(xShape)} has ${c / groups} (groups=${groups})`,
+    );
+  }
+  if (kh === 0 || kw === 0) {
+    throw new RangeError(`conv2d: kernel ${kh}x${kw} is empty (weight ${shapeText(wShape)})`);
+  }
+  const paddedH = h + 2 * padH;
+  const paddedW = w + 2 * padW;
+  if (kh > paddedH || kw > paddedW) {
+    throw new RangeError(
+      `conv2d: kernel ${kh}x${kw} is larger than padded input ${paddedH}x${paddedW}`,
+    );
+  }
+  const outH = Math.floor((paddedH - kh) / strideH) + 1;
+  const outW = Math.floor((paddedW - kw) / strideW) + 1;
+  return { n, c, h, w, o, kh, kw, strideH, strideW, padH, padW, groups, outH, outW };
+}
+
+/** Throws unless every array of a conv2d kernel call holds at least as many values as `p` needs. */
+export function checkConv2dArrays(p: Conv2dParams, arrays: Record<string, ArrayLike<number>>) {
+  const expected: Record<string, number> = {
+    x: p.n * p.c * p.h * p.w,
+    dx: p.n * p.c * p.h * p.w,
+    weight: p.o * (p.c / p.groups) * p.kh * p.kw,
+    dw: p.o * (p.c / p.groups) * p.kh * p.kw,
+    bias: p.o,
+    y: p.n * p.o * p.outH * p.outW,
+    dy: p.n * p.o * p.outH * p.outW,
+  };
+  for (const [name, array] of Object.entries(arrays)) {
+    if (array.length < expected[name]) {
+      throw new RangeError(
+        `conv2d: ${name} has ${array.length} elements, expected ${expected[name]}`,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU reference kernels
+
+/**
+ * CPU reference: y = conv2d(x, weight) + bias, the first sum of the module comment.
+ * y [N, O, H', W'] is overwritten; `bias` may be null.
+ */
+export function conv2dForwardCpu(
+  x: FloatArray,
+  weight: FloatArray,
+  bias: FloatArray | null,
+  p: Conv2dParams,
+  y: FloatArray,
+): void {
+  checkConv2dArrays(p, bias ? { x, weight, bias, y } : { x, weight, y });
+  const { n: batch, c: channels, h, w, o: outChannels, kh, kw, outH, outW } = p;
+  const inGroup = channels / p.groups, outGroup = outChannels / p.groups;
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outChannels; o++) {
+      const firstChannel = Math.floor(o / outGroup) * inGroup;
+      for (let i = 0; i < outH; i++) {
+        for (let j = 0; j < outW; j++) {
+          let total = bias ? bias[o] : 0;
+          for (let c = 0; c < inGroup; c++) {
+            for (let u = 0; u < kh; u++) {
+              const row = i * p.strideH - p.padH + u;
+              if (row < 0 || row >= h) continue;
+              for (let v = 0; v < kw; v++) {
+                const col = j * p.strideW - p.padW + v;
+                if (col < 0 || col >= w) continue;
+                total += weight[((o * inGroup + c) * kh + u) * kw + v] *
+                  x[((n * channels + firstChannel + c) * h + row) * w + col];
+              }
+            }
+          }
+          y[((n * outChannels + o) * outH + i) * outW + j] = total;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * CPU reference: dx = ∂L/∂x [N, C, H, W] (overwritten) from dy [N, O, H', W'] and the
+ * weight, the transposed convolution of the module comment.
+ */
+export function conv2dBackwardInputCpu(
+  dy: FloatArray,
+  weight: FloatArray,
+  p: Conv2dParams,
+  dx: FloatArray,
+): void {
+  checkConv2dArrays(p, { dy, weight, dx });
+  const { n: batch, c: channels, h, w, o: outChannels, kh, kw, outH, outW } = p;
+  const inGroup = channels / p.groups, outGroup = outChannels / p.groups;
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      const group = Math.floor(c / inGroup), cInGroup = c - group * inGroup;
+      for (let row = 0; row < h; row++) {
+        for (let col = 0; col < w; col++) {
+          let total = 0;
+          for (let o = group * outGroup; o < (group + 1) * outGroup; o++) {
+            for (let u = 0; u < kh; u++) {
+              const iTimesStride = row + p.padH - u; // = i · strideH when tap u read this row
+              const i = iTimesStride / p.strideH;
+              if (iTimesStride < 0 || i >= outH || !Number.isInteger(i)) continue;
+              for (let v = 0; v < kw; v++) {
+                const jTimesStride = col + p.padW - v;
+                const j = jTimesStride / p.strideW;
+                if (jTimesStride < 0 || j >= outW || !Number.isInteger(j)) continue;
+                total += weight[((o * inGroup + cInGroup) * kh + u) * kw + v] *
+                  dy[((n * outChannels + o) * outH + i) * outW + j];
+              }
+            }
+          }
+          dx[((n * channels + c) * h + row) * w + col] = total;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * CPU reference: dw = ∂L/∂weight [O, C/G, KH, KW] (overwritten) from dy [N, O, H', W'] and
+ * x [N, C, H, W], the correlation of the module comment, summed over the batch.
+ */
+export function conv2dBackwardWeightCpu(
+  dy: FloatArray,
+  x: FloatArray,
+  p: Conv2dParams,
+  dw: FloatArray,
+): void {
+  checkConv2dArrays(p, { dy, x, dw });
+  const { n: batch, c: channels, h, w, o: outChannels, kh, kw, outH, outW } = p;
+  const inGroup = channels / p.groups, outGroup = outChannels / p.groups;
+  for (let o = 0; o < outChannels; o++) {
+    const firstChannel = Math.floor(o / outGroup) * inGroup;
+    for (let c = 0; c < inGroup; c++) {
+      for (let u = 0; u < kh; u++) {
+        for (let v = 0; v < kw; v++) {
+          let total = 0;
+          for (let n = 0; n < batch; n++) {
+            for (let i = 0; i < outH; i++) {
+              const row = i * p.strideH - p.padH + u;
+              if (row < 0 || row >= h) continue;
+              for (let j = 0; j < outW; j++) {
+                const col = j * p.strideW - p.padW + v;
+                if (col < 0 || col >= w) continue;
+                total += dy[((n * outChannels + o) * outH + i) * outW + j] *
+                  x[((n * channels + firstChannel + c) * h + row) * w + col];
+              }
+            }
+          }
+          dw[((o * inGroup + c) * kh + u) * kw + v] = total;
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Op
 
 /** Options of {@link conv2d}. */
 export interface Conv2dOptions {
@@ -34,7 +272,17 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-/** 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O]. */
+/**
+ * 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O].
+ *
+ * @example
+ * ```ts
+ * import { conv2d, randn } from "../../mod.ts";
+ * const x = randn([1, 3, 8, 8], { seed: 1 });
+ * const w = randn([4, 3, 3, 3], { seed: 2, requiresGrad: true });
+ * const y = conv2d(x, w, null, { padding: 1 }); // [1, 4, 8, 8]
+ * ```
+ */
 export function conv2d(
   x: Tensor,
   weight: Tensor,

@@ -37,6 +37,21 @@ export function reduceCpu(
   out: TypedArray,
 ): void {
   const reduced = new Set(axes);
+  // A sum over the last axes (a conv bias gradient sums [N, O, H, W] over N, H and W) first
+  // sums each contiguous block of them, then reduces the blocks: one tight loop per block
+  // instead of the index bookkeeping below for every element.
+  let outer = shape.length, inner = 1;
+  while (outer > 0 && reduced.has(outer - 1)) inner *= shape[--outer];
+  if (op === "sum" && inner > 1) {
+    const blocks = new Float64Array(x.length / inner);
+    for (let b = 0, i = 0; b < blocks.length; b++) {
+      let total = 0;
+      for (const end = i + inner; i < end; i++) total += x[i];
+      blocks[b] = total;
+    }
+    reduceCpu(op, blocks, shape.slice(0, outer), axes.filter((a) => a < outer), out);
+    return;
+  }
   const outShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
   const outStrides = stridesOf(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
   out.fill(op === "sum" ? 0 : -Infinity);

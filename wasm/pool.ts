@@ -1,0 +1,158 @@
+/**
+ * Max-pooling forward for float32 in WebAssembly, beside the reference `maxPool2dForwardCpu`
+ * of `tensor/ops/pool.ts` (read it first: windows, ties and NaNs are defined there) with the
+ * same results: y and the winner's index, first cell in row-major order on ties, the first NaN
+ * of a window wins.
+ *
+ * Why a kernel: the reference keeps the running maximum with `if (value > best)`, a branch that
+ * goes either way in no pattern on activations, so the CPU mispredicts it often. Here each cell
+ * is folded in with `select` (no branch):
+ *
+ *     take = value > best  or  (value ≠ value  and  best = best)
+ *     best = take ? value : best;   index = take ? cell : index
+ *
+ * starting from the window's first cell. The backward (a scatter of dy to the winners) has no
+ * such branch and stays on the reference.
+ *
+ * @module
+ */
+
+import type { Pool2dParams } from "../backend/backend.ts";
+import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import { MAX_PAGES } from "./gemm_kernels.ts";
+
+/** f32.eq and f32.ne (opcodes 0x5b, 0x5c): emitted raw, the emitter names only f32.gt. */
+const f32Eq = (f: FunctionBuilder) => f.emit(0x5b);
+const f32Ne = (f: FunctionBuilder) => f.emit(0x5c);
+
+/** Pushes max(a, b) or min(a, b) of two i32 locals without a branch. */
+function pick(f: FunctionBuilder, a: () => void, b: () => void, larger: boolean) {
+  a();
+  b();
+  a();
+  b();
+  if (larger) f.i32GtS();
+  else f.i32LtS();
+  f.select();
+}
+
+const NAMES = [
+  "x",
+  "y",
+  "argmax",
+  "planes",
+  "H",
+  "W",
+  "KH",
+  "KW",
+  "Sh",
+  "Sw",
+  "padH",
+  "padW",
+  "outH",
+  "outW",
+] as const;
+
+/** maxPool(...NAMES): byte addresses x, y, argmax; `planes` planes of H × W in, outH × outW out. */
+function poolModuleBytes(): Uint8Array<ArrayBuffer> {
+  const builder = new ModuleBuilder();
+  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
+  const params = Object.fromEntries(NAMES.map((name) => [name, "i32" as const]));
+  builder.addFunction("maxPool", params, [], (f) => {
+    for (const l of ["plane", "i", "j", "top", "left", "r0", "r1", "c0", "c1", "row", "col"]) {
+      f.local(l, "i32");
+    }
+    f.local("cell", "i32").local("index", "i32").local("take", "i32");
+    f.local("value", "f32").local("best", "f32");
+    f.forRange("plane", () => f.i32Const(0), () => f.get("planes"), 1, () => {
+      f.forRange("i", () => f.i32Const(0), () => f.get("outH"), 1, () => {
+        f.get("i").get("Sh").i32Mul().get("padH").i32Sub().set("top");
+        pick(f, () => f.get("top"), () => f.i32Const(0), true);
+        f.set("r0");
+        pick(f, () => f.get("top").get("KH").i32Add(), () => f.get("H"), false);
+        f.set("r1");
+        f.forRange("j", () => f.i32Const(0), () => f.get("outW"), 1, () => {
+          f.get("j").get("Sw").i32Mul().get("padW").i32Sub().set("left");
+          pick(f, () => f.get("left"), () => f.i32Const(0), true);
+          f.set("c0");
+          pick(f, () => f.get("left").get("KW").i32Add(), () => f.get("W"), false);
+          f.set("c1");
+          // Start from the window's first cell, then fold in every cell.
+          f.get("r0").get("W").i32Mul().get("c0").i32Add().tee("index");
+          f.i32Const(2).i32Shl().get("x").i32Add().f32Load().set("best");
+          f.forRange("row", () => f.get("r0"), () => f.get("r1"), 1, () => {
+            f.forRange("col", () => f.get("c0"), () => f.get("c1"), 1, () => {
+              f.get("row").get("W").i32Mul().get("col").i32Add().tee("cell");
+              f.i32Const(2).i32Shl().get("x").i32Add().f32Load().set("value");
+              f.get("value").get("best").f32Gt();
+              f.get("value").get("value");
+              f32Ne(f);
+              f.get("best").get("best");
+              f32Eq(f);
+              f.i32And().i32Or().set("take");
+              f.get("value").get("best").get("take").select().set("best");
+              f.get("cell").get("index").get("take").select().set("index");
+            });
+          });
+          f.get("y").get("best").f32Store();
+          f.get("argmax").get("index").i32Store();
+          f.get("y").i32Const(4).i32Add().set("y");
+          f.get("argmax").i32Const(4).i32Add().set("argmax");
+        });
+      });
+      f.get("x").get("H").get("W").i32Mul().i32Const(2).i32Shl().i32Add().set("x");
+    });
+  });
+  return builder.bytes();
+}
+
+type MaxPool = (...args: number[]) => void;
+
+let instance: { memory: WebAssembly.Memory; maxPool: MaxPool } | null = null;
+
+function poolInstance() {
+  if (instance === null) {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+    const module = new WebAssembly.Module(poolModuleBytes());
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    instance = { memory, maxPool: exports.maxPool as MaxPool };
+  }
+  return instance;
+}
+
+/**
+ * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
+ * h·W + w of the winner in its plane), as `maxPool2dForwardCpu`.
+ */
+export function maxPool2dForwardWasm(
+  x: Float32Array,
+  p: Pool2dParams,
+  y: Float32Array,
+  argmax: Int32Array,
+): void {
+  const { memory, maxPool } = poolInstance();
+  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const line = (floats: number) => Math.ceil((floats * 4) / 64) * 64;
+  const xAt = 0, yAt = line(inLength), argmaxAt = yAt + line(outLength);
+  const need = argmaxAt + line(outLength), have = memory.buffer.byteLength;
+  if (need > have) memory.grow(Math.ceil((need - have) / 65536));
+  new Float32Array(memory.buffer, xAt, inLength).set(x.subarray(0, inLength));
+  maxPool(
+    xAt,
+    yAt,
+    argmaxAt,
+    planes,
+    p.h,
+    p.w,
+    p.kh,
+    p.kw,
+    p.strideH,
+    p.strideW,
+    p.padH,
+    p.padW,
+    p.outH,
+    p.outW,
+  );
+  y.set(new Float32Array(memory.buffer, yAt, outLength));
+  argmax.set(new Int32Array(memory.buffer, argmaxAt, outLength));
+}
