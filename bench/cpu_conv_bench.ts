@@ -31,7 +31,7 @@ import {
 import { bestGemmTier, type SimdTier } from "../wasm/gemm.ts";
 import { alexnetLayers, type ConvLayer } from "./gpu_conv_bench.ts";
 
-/** AlexNet-mini's conv layers at batch 128 (examples/alexnet/models.ts, MINI). */
+/** AlexNet-mini's conv layers at batch 128 (models/alexnet.ts, MINI). */
 export const miniConvLayers: ConvLayer[] = [
   { name: "mini conv1", x: [128, 1, 28, 28], w: [32, 1, 5, 5], stride: 1, padding: 2, groups: 1 },
   { name: "mini conv2", x: [128, 32, 13, 13], w: [64, 16, 5, 5], stride: 1, padding: 2, groups: 2 },

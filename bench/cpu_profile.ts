@@ -18,7 +18,7 @@ import { fromArray, registerBackend } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 import { Rng } from "../tensor/random.ts";
 import { SGD } from "../optim/sgd.ts";
-import { alexnet, alexnetMini } from "../examples/alexnet/models.ts";
+import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import type { Module } from "../nn/module.ts";
 
 /** Accumulated milliseconds and call counts per kernel label. */
