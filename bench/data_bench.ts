@@ -71,7 +71,7 @@ const stats = {
 };
 const cases: [string, ImageDataset, PipelineSpec][] = [
   ["Fashion-MNIST 28x28, pad-crop + flip", fm.train, fashionMnistSpec({ padCrop: 4, flip: true })],
-  ["ImageFolder 256 -> 224, paper recipe", shard, paperTrainSpec(stats)],
+  ["ImageFolder 256 -> 227, paper recipe", shard, paperTrainSpec(stats)],
 ];
 
 console.log(`cores: ${navigator.hardwareConcurrency}\n`);

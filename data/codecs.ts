@@ -8,13 +8,41 @@
  * JavaScript (`png/node.js`), so importing those directly needs only `--allow-read` (the
  * modules read their `.wasm` files).
  *
+ * The WebAssembly decoders are imported on first use, not at module load: they read their
+ * `.wasm` files as soon as they are evaluated, and importing `data/mod.ts` (for IDX files,
+ * transforms or the loader) should need no permission until an image is actually decoded.
+ * The PNG encoder is plain JavaScript and needs no permission, so it is imported normally.
+ *
  * @module
  */
 
-import jpegWasm from "imagescript/wasm/node/jpeg.js";
-import pngWasm from "imagescript/wasm/node/png.js";
 import pngJs from "imagescript/png/node.js";
 import type { ImageCHW } from "./dataset.ts";
+
+/** The WebAssembly decoders of imagescript, imported once on first use. */
+interface Codecs {
+  jpeg: JpegCodec;
+  png: PngCodec;
+}
+
+let codecs: Promise<Codecs> | undefined;
+
+/** Imports (once) and initialises imagescript's two WebAssembly decoders. */
+function loadCodecs(): Promise<Codecs> {
+  codecs ??= (async () => {
+    const [jpegWasm, pngWasm] = await Promise.all([
+      import("imagescript/wasm/node/jpeg.js"),
+      import("imagescript/wasm/node/png.js"),
+    ]);
+    const [jpeg, png] = await Promise.all([jpegWasm.default.init(), pngWasm.default.init()]);
+    return { jpeg: jpeg as JpegCodec, png: png as PngCodec };
+  })();
+  // A failed import (no read permission yet) is retried by the next call.
+  codecs.catch(() => {
+    codecs = undefined;
+  });
+  return codecs;
+}
 
 interface JpegFramebuffer {
   width: number;
@@ -53,7 +81,7 @@ export function isPng(bytes: Uint8Array): boolean {
 
 /** Decodes a JPEG to RGB CHW bytes; grayscale is replicated, CMYK converted. */
 export async function decodeJpeg(bytes: Uint8Array): Promise<ImageCHW<Uint8Array>> {
-  const codec = (await jpegWasm.init()) as JpegCodec;
+  const codec = (await loadCodecs()).jpeg;
   const { width, height, format, buffer } = codec.decode(bytes);
   const plane = width * height;
   const data = new Uint8Array(3 * plane);
@@ -81,7 +109,7 @@ export async function decodeJpeg(bytes: Uint8Array): Promise<ImageCHW<Uint8Array
 
 /** Decodes a PNG to RGB CHW bytes (alpha dropped: ImageNet photos are opaque). */
 export async function decodePng(bytes: Uint8Array): Promise<ImageCHW<Uint8Array>> {
-  const codec = (await pngWasm.init()) as PngCodec;
+  const codec = (await loadCodecs()).png;
   const { width, height, framebuffer } = codec.decode(bytes);
   const plane = width * height;
   const data = new Uint8Array(3 * plane);

@@ -5,12 +5,28 @@
  * {@link loadFashionMnist} looks in this order and uses the first folder that has all four
  * files:
  *
- * 1. an explicit `dir` (the `--data` flag); if given it must be complete, no fallback;
+ * 1. an explicit `dir`; if given it must be complete, there is no fallback;
  * 2. `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist` package);
  * 3. the cache, `$XDG_CACHE_HOME/tessera/fashion-mnist` or `~/.cache/tessera/fashion-mnist`,
  *    which {@link downloadFashionMnist} fills;
- * 4. the balanced subset committed at `data/fashion-mnist/` (1000 training and 200 test
- *    images per class, built by `data/make_subset.ts`), so examples and tests run offline.
+ * 4. in a checkout of the repository only, the balanced subset committed at
+ *    `data/fashion-mnist/` (1000 training and 200 test images per class, built by
+ *    `data/make_subset.ts`), so examples and tests run offline; the published package leaves
+ *    these 5 MB out;
+ * 5. with `download: true`, the official files, downloaded into the cache with their SHA-256
+ *    checked.
+ *
+ * ```ts
+ * import { loadFashionMnist } from "./mod.ts";
+ *
+ * // Reads the system copy or the cache, else downloads (about 30 MB, checked) into the cache.
+ * const { train, test, kind } = await loadFashionMnist({ download: true });
+ * console.log(kind, train.shape, test.shape); // e.g. "cache" [60000, 1, 28, 28] [10000, 1, 28, 28]
+ * ```
+ *
+ * Permissions: `--allow-read` for the folders searched, `--allow-env=XDG_CACHE_HOME,HOME` to
+ * find the cache, and to download `--allow-net=fashion-mnist.s3-website.eu-central-1.amazonaws.com`
+ * and `--allow-write` for the cache folder.
  *
  * @module
  */
@@ -59,7 +75,11 @@ export const FASHION_MNIST_URL = "https://fashion-mnist.s3-website.eu-central-1.
 /** Debian's install location for the full set. */
 export const FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist";
 
-/** The committed balanced subset (resolved relative to this module, so it works anywhere). */
+/**
+ * The balanced subset committed to the repository, resolved relative to this module. It is
+ * read only from a local checkout (a `file:` URL); a package imported over the network does
+ * not carry it.
+ */
 export const FASHION_MNIST_BUILTIN_DIR: string = fromFileUrl(
   new URL("./fashion-mnist/", import.meta.url),
 );
@@ -69,14 +89,19 @@ export type FashionMnistDataset = ImageDataset;
 
 /** Options of {@link loadFashionMnist}. */
 export interface LoadFashionMnistOptions {
-  /** Explicit folder (the `--data` flag). When set, it is the only place looked at. */
+  /** A folder with the four files. When set, it is the only place looked at. */
   dir?: string;
   /** Override of the system folder; default {@link FASHION_MNIST_SYSTEM_DIR}. */
   systemDir?: string;
   /** Override of the cache folder; default {@link defaultCacheDir}. */
   cacheDir?: string;
-  /** Whether the committed subset may be used as the last resort; default true. */
+  /** Whether the committed subset (in a repository checkout) may be used; default true. */
   allowBuiltin?: boolean;
+  /**
+   * When no folder has the files, download them into the cache (SHA-256 checked) instead of
+   * throwing; `true` or the options of {@link downloadFashionMnist}. Default false.
+   */
+  download?: boolean | DownloadOptions;
 }
 
 /** What {@link loadFashionMnist} returns. */
@@ -109,15 +134,26 @@ export function defaultCacheDir(): string | undefined {
   return home ? `${home}/.cache/tessera/fashion-mnist` : undefined;
 }
 
+/** Thrown by {@link exists} when the path may not be read (no `--allow-read` for it). */
+class NoReadAccess extends Error {}
+
+/** Whether `path` exists; a missing read permission is a {@link NoReadAccess}. */
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return false;
+    }
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw new NoReadAccess(`no read access to ${path}`, { cause: error });
+    }
+    throw error;
   }
 }
 
+/** The files `dir` lacks. */
 async function missingFiles(dir: string): Promise<string[]> {
   const missing: string[] = [];
   for (const file of Object.values(FASHION_MNIST_FILES)) {
@@ -126,35 +162,87 @@ async function missingFiles(dir: string): Promise<string[]> {
   return missing;
 }
 
-/** Loads Fashion-MNIST from the first complete folder in the search order (see module doc). */
+/** The files `dir` lacks, or "no access" when the permissions do not allow looking. */
+async function probe(dir: string): Promise<string[] | "no access"> {
+  try {
+    return await missingFiles(dir);
+  } catch (error) {
+    if (error instanceof NoReadAccess) return "no access";
+    throw error;
+  }
+}
+
+/**
+ * Loads Fashion-MNIST's training and test splits from the first complete folder among:
+ * `options.dir` (only that folder, when given), the system copy
+ * ({@link FASHION_MNIST_SYSTEM_DIR}), the cache ({@link defaultCacheDir}), the subset
+ * committed to the repository (in a local checkout), and, with `download: true`, a fresh
+ * download into the cache. Throws a message listing the folders searched and the ways to
+ * get the data when none has all four files.
+ *
+ * @example Load the data and check what came back
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FASHION_MNIST_CLASSES, loadFashionMnist } from "./mod.ts";
+ *
+ * const { train, test, kind, source } = await loadFashionMnist();
+ * console.log(`Fashion-MNIST from ${kind}: ${source}`);
+ * assert.deepEqual(train.shape.slice(1), [1, 28, 28]); // [N, 1, 28, 28] uint8 pixels
+ * assert.equal(train.labels.length, train.shape[0]);
+ * assert.deepEqual(test.classNames, FASHION_MNIST_CLASSES);
+ * ```
+ */
 export async function loadFashionMnist(
   options: LoadFashionMnistOptions = {},
 ): Promise<FashionMnist> {
   if (options.dir !== undefined) {
-    const missing = await missingFiles(options.dir);
+    const missing = await probe(options.dir);
+    if (missing === "no access") {
+      throw new Error(
+        `loadFashionMnist: no read access to ${options.dir} (options.dir); grant it ` +
+          `(deno run --allow-read=${options.dir}) or pass another folder`,
+      );
+    }
     if (missing.length > 0) {
       throw new Error(
-        `loadFashionMnist: --data folder ${options.dir} lacks ${missing.join(", ")}`,
+        `loadFashionMnist: folder ${options.dir} (options.dir) lacks ${missing.join(", ")}; ` +
+          `it needs all four files: ${Object.values(FASHION_MNIST_FILES).join(", ")}`,
       );
     }
     return { ...(await loadFolder(options.dir)), source: options.dir, kind: "dir" };
   }
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
   const candidates: [FashionMnist["kind"], string | undefined][] = [
     ["system", options.systemDir ?? FASHION_MNIST_SYSTEM_DIR],
-    ["cache", options.cacheDir ?? defaultCacheDir()],
+    ["cache", cacheDir],
   ];
-  if (options.allowBuiltin ?? true) candidates.push(["builtin", FASHION_MNIST_BUILTIN_DIR]);
+  const local = new URL(import.meta.url).protocol === "file:";
+  if ((options.allowBuiltin ?? true) && local) {
+    candidates.push(["builtin", FASHION_MNIST_BUILTIN_DIR]);
+  }
   const tried: string[] = [];
   for (const [kind, dir] of candidates) {
     if (dir === undefined) continue;
-    tried.push(dir);
-    if ((await missingFiles(dir)).length === 0) {
+    const missing = await probe(dir);
+    tried.push(missing === "no access" ? `${dir} (not readable: no read permission)` : dir);
+    if (missing !== "no access" && missing.length === 0) {
       return { ...(await loadFolder(dir)), source: dir, kind };
     }
   }
+  if (options.download) {
+    const download = options.download === true ? {} : options.download;
+    const dir = await downloadFashionMnist({ cacheDir, ...download });
+    return { ...(await loadFolder(dir)), source: dir, kind: "cache" };
+  }
+  const noCache = cacheDir === undefined
+    ? " (no cache folder: neither XDG_CACHE_HOME nor HOME could be read; allow env access " +
+      "to them or pass { cacheDir })"
+    : "";
   throw new Error(
-    `loadFashionMnist: no folder with the four files; looked in ${tried.join(", ")}. ` +
-      `Pass --data DIR or run downloadFashionMnist().`,
+    `loadFashionMnist: no folder has the four Fashion-MNIST files; looked in ` +
+      `${tried.join(", ")}${noCache}. Pass { download: true } to download them into the ` +
+      `cache (about 30 MB, SHA-256 checked), call downloadFashionMnist(), install Debian's ` +
+      `dataset-fashion-mnist, or pass { dir } naming a folder that has them.`,
   );
 }
 

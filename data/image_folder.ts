@@ -287,9 +287,11 @@ function defaultShardDir(absRoot: string, hash: string): string {
 }
 
 /**
- * Loads an ImageFolder, building its shard on first use (see the module doc) and reading it
- * afterwards. The shard is rebuilt when the size, the format version or the list of files
- * (name, size, mtime) changed.
+ * Loads an ImageFolder (one subfolder per class of JPEG or PNG files). On first use every
+ * image is decoded, rescaled so its shorter side is `size` (256) and centre-cropped, as the
+ * paper did offline (section 2), and the pixels, the mean image and the RGB statistics are
+ * written to a shard; later calls read the shard. The shard is rebuilt when the size, the
+ * format version or the list of files (name, size, mtime) changed.
  */
 export async function loadImageFolder(
   root: string,

@@ -3,8 +3,17 @@
  * packs NCHW float32 batches, optionally ahead of the training step in Web Workers.
  *
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { DataLoader, fashionMnistSpec, loadFashionMnist } from "./mod.ts";
+ *
+ * const { train } = await loadFashionMnist();
+ * const spec = fashionMnistSpec({ flip: true });
  * await using loader = new DataLoader(train, { batchSize: 128, spec, seed: 1, workers: 2 });
- * for await (const batch of loader.epoch(e)) step(batch);
+ * for await (const batch of loader.epoch(0)) {
+ *   assert.deepEqual(batch.shape, [128, 1, 28, 28]); // float32 NCHW, ready for fromArray
+ *   assert.equal(batch.labels.length, 128);
+ *   break; // a training step would go here
+ * }
  * ```
  *
  * The batches do not depend on `workers`: the order of epoch e comes from (seed, e) and the
@@ -46,7 +55,12 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** Iterates a dataset in seeded, shuffled, augmented batches; see the module doc. */
+/**
+ * Iterates a dataset in seeded, shuffled, augmented batches. Epoch e's order comes from
+ * (seed, e) and sample i's augmentation from (seed, e, i), so the batches are the same with
+ * or without workers and a resumed run sees exactly the batches it would have seen. With
+ * `workers > 0`, Web Workers assemble batches ahead of the training step.
+ */
 export class DataLoader implements AsyncDisposable {
   /** The dataset served. */
   readonly dataset: ImageDataset;

@@ -114,9 +114,15 @@ export interface PaperStats {
   eigen: Eigen3;
 }
 
+/** The paper's crop as `alexnet()` takes it: 227 (section 4.1 says 224; see models/alexnet.ts). */
+export const PAPER_CROP = 227;
+
 /** Options of {@link paperTrainSpec}. */
 export interface PaperTrainOptions {
-  /** Crop size; 224 (section 4.1). Caffe's reproduction uses 227. */
+  /**
+   * Crop size; default 227, what `alexnet()` takes. Section 4.1 says 224, but the paper's
+   * 11x11 stride-4 conv1 yields its 55x55 only from 227 (Caffe's choice; see models/alexnet.ts).
+   */
   cropSize?: number;
   /** Whether to add PCA colour jitter; true (section 4.1). Caffe's reproduction omits it. */
   pcaJitter?: boolean;
@@ -126,14 +132,15 @@ export interface PaperTrainOptions {
 
 /**
  * The paper's training pipeline on 256x256 uint8 images: raw RGB (0..255), mean image
- * subtracted over the full 256x256 (section 2), then a random 224 crop, a mirror with
+ * subtracted over the full 256x256 (section 2), then a random 227 crop (the paper's "224"; see
+ * {@link PaperTrainOptions.cropSize}), a mirror with
  * probability 0.5 and PCA colour jitter (section 4.1). Jitter adds one constant per channel,
  * so applying it after the crop and flip is the same as before them, and cheaper.
  */
 export function paperTrainSpec(stats: PaperStats, options: PaperTrainOptions = {}): PipelineSpec {
   const spec: PipelineSpec = [
     { op: "subtractMean", mean: stats.meanImage },
-    { op: "randomCrop", size: options.cropSize ?? 224 },
+    { op: "randomCrop", size: options.cropSize ?? PAPER_CROP },
     { op: "horizontalFlip", p: 0.5 },
   ];
   if (options.pcaJitter ?? true) {
@@ -150,14 +157,15 @@ export function paperTrainSpec(stats: PaperStats, options: PaperTrainOptions = {
 }
 
 /**
- * The paper's evaluation pipeline: mean subtraction, then the center 224 crop or the ten
- * crops of section 4.1 (whose softmax outputs the evaluator averages).
+ * The paper's evaluation pipeline: mean subtraction, then the center crop or the ten crops of
+ * section 4.1 (whose softmax outputs the evaluator averages), 227 pixels by default (see
+ * {@link PaperTrainOptions.cropSize}).
  */
 export function paperEvalSpec(
   stats: PaperStats,
   options: { cropSize?: number; tenCrop?: boolean } = {},
 ): PipelineSpec {
-  const size = options.cropSize ?? 224;
+  const size = options.cropSize ?? PAPER_CROP;
   return [
     { op: "subtractMean", mean: stats.meanImage },
     options.tenCrop ? { op: "tenCrop", size } : { op: "centerCrop", size },

@@ -29,6 +29,26 @@ export function hasNavigatorGpu(): boolean {
   return typeof navigator !== "undefined" && "gpu" in navigator && navigator.gpu !== undefined;
 }
 
+/**
+ * Keeps Mesa's Vulkan driver quiet on a Linux machine without a desktop session (a server, a
+ * container, CI: no `XDG_RUNTIME_DIR`). There, Mesa's device-selection layer tries to reach a
+ * Wayland compositor while the first adapter is created, and libwayland prints
+ * `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice. Without a session
+ * there is no display GPU for the layer to prefer, so it is switched off with
+ * `NODEVICE_SELECT=1`, the variable its manifest declares for that; the adapter is the same.
+ * Nothing changes when the user set any of these variables, or when the script may not read
+ * them (then the two lines appear; setting `NODEVICE_SELECT=1` before `deno run` avoids them).
+ */
+export function quietMesaDeviceSelect(): void {
+  if (typeof Deno === "undefined" || Deno.build.os !== "linux") return;
+  const names = ["XDG_RUNTIME_DIR", "NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT"];
+  for (const variable of names) {
+    if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
+    if (Deno.env.get(variable) !== undefined) return;
+  }
+  Deno.env.set("NODEVICE_SELECT", "1");
+}
+
 /** Whether an adapter is a CPU implementation (llvmpipe, lavapipe, SwiftShader, WARP). */
 export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
   const fallback =
@@ -43,6 +63,7 @@ export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
  */
 export async function acquireRuntime(options: GpuRuntimeOptions = {}): Promise<GpuRuntime> {
   if (!hasNavigatorGpu()) throw new Error("WebGPU is not available: navigator.gpu is undefined");
+  quietMesaDeviceSelect();
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
     throw new Error(

@@ -19,7 +19,7 @@
 
 import { getBackend, registerBackend } from "../tensor/tensor.ts";
 import { GpuBackend } from "./backend.ts";
-import { acquireRuntime, hasNavigatorGpu } from "./device.ts";
+import { acquireRuntime, hasNavigatorGpu, quietMesaDeviceSelect } from "./device.ts";
 import type { GpuMemoryStats } from "./pool.ts";
 import type { GpuRuntimeOptions } from "./runtime.ts";
 
@@ -45,6 +45,22 @@ export interface InitWebGPUOptions extends GpuRuntimeOptions {
  * Acquires the adapter and device, registers the backend under `options.name` ("gpu") and
  * returns it. Calling it again with the same name returns the registered backend unless
  * options are given (a fresh device is then acquired and replaces it).
+ *
+ * @example A matrix product on the GPU, checked against the CPU
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initWebGPU, matmul, randn } from "../mod.ts";
+ *
+ * await initWebGPU(); // registers the "gpu" device; throws a clear message without WebGPU
+ * const a = randn([64, 32], { seed: 1, device: "gpu" });
+ * const b = randn([32, 16], { seed: 2, device: "gpu" });
+ * const c = matmul(a, b); // runs as a WGSL kernel
+ * assert.equal(c.device, "gpu");
+ * // Read back (asynchronously) and compare with the CPU reference.
+ * const onCpu = matmul(randn([64, 32], { seed: 1 }), randn([32, 16], { seed: 2 })).dataSync();
+ * const values = await c.data();
+ * assert.ok(values.every((v, i) => Math.abs(v - onCpu[i]) < 1e-4));
+ * ```
  */
 export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBackend> {
   const name = options.name ?? "gpu";
@@ -66,6 +82,7 @@ export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBa
 /** True when an adapter can be acquired (never throws). */
 export async function isWebGPUAvailable(): Promise<boolean> {
   if (!hasNavigatorGpu()) return false;
+  quietMesaDeviceSelect();
   try {
     return (await navigator.gpu.requestAdapter()) !== null;
   } catch {

@@ -154,7 +154,15 @@ export function packParams(words: (number | { f32: number } | { i32: number })[]
   return buffer;
 }
 
-/** The device, its kernels and its command stream. See the module comment. */
+/**
+ * The device, its kernels and its command stream. Dispatches are recorded into one compute
+ * pass and submitted only on a read, a host write, `flush()` or every {@link SUBMIT_EVERY}
+ * dispatches, so a training step never waits for the GPU. Pipelines are created
+ * synchronously (ops return tensors synchronously); a WGSL validation error is reported by
+ * the next runtime call, named after its kernel, or awaited with {@link GpuRuntime.checkErrors}.
+ * Buffers larger than one binding are bound in ranges ({@link GpuRuntime.range}), and grids
+ * over 65,535 workgroups are folded into two dimensions.
+ */
 export class GpuRuntime {
   /** The logical device. */
   readonly device: GPUDevice;

@@ -119,7 +119,26 @@ function firstNonFinite(data: ArrayLike<number>): [number, number] | undefined {
   return undefined;
 }
 
-/** Saves model, optimizer, schedule and metadata to `path` (atomically). */
+/**
+ * Saves model, optimizer, schedule and metadata to `path` (atomically).
+ *
+ * @example Save a model and its optimizer
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, loadCheckpoint, saveCheckpoint, SGD } from "../mod.ts";
+ *
+ * const model = new Linear(4, 2, { rng: 1 });
+ * const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveCheckpoint(path, { model, optimizer, metadata: { epoch: 3 } });
+ *
+ * const restored = new Linear(4, 2, { rng: 2 }); // different weights until loaded
+ * const metadata = await loadCheckpoint(path, { model: restored });
+ * assert.equal(metadata.epoch, 3);
+ * assert.deepEqual(restored.weight.dataSync(), model.weight.dataSync());
+ * await Deno.remove(path);
+ * ```
+ */
 export async function saveCheckpoint(path: string, options: SaveCheckpointOptions): Promise<void> {
   const { model, optimizer, schedule } = options;
   const tensors = new Map<string, TensorEntry>();
@@ -183,6 +202,31 @@ export async function saveCheckpoint(path: string, options: SaveCheckpointOption
  * in range, velocities matching their parameters), the schedule state and the generator
  * states. A file that fails any check throws an error naming the file and the field, and
  * leaves model, optimizer, schedule and generators exactly as they were.
+ *
+ * @example Resume a run
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, loadCheckpoint, saveCheckpoint, SGD, StepLR } from "../mod.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * {
+ *   const model = new Linear(4, 2, { rng: 1 });
+ *   const optimizer = new SGD(model.parameters(), { lr: 0.01 });
+ *   const schedule = new StepLR(optimizer, { stepSize: 1 });
+ *   schedule.step(); // lr 0.001
+ *   await saveCheckpoint(path, { model, optimizer, schedule, metadata: { epoch: 1 } });
+ * }
+ * // Resume: build the same objects, then restore every one of them.
+ * const model = new Linear(4, 2, { rng: 1 });
+ * const optimizer = new SGD(model.parameters(), { lr: 0.01 });
+ * const schedule = new StepLR(optimizer, { stepSize: 1 });
+ * const { epoch } = await loadCheckpoint(path, { model, optimizer, schedule });
+ * assert.equal(epoch, 1);
+ * assert.ok(Math.abs(optimizer.groups[0].lr - 0.001) < 1e-12);
+ * // A model of another shape is refused before anything is written.
+ * await assert.rejects(loadCheckpoint(path, { model: new Linear(5, 2) }), /weight/);
+ * await Deno.remove(path);
+ * ```
  */
 export async function loadCheckpoint(
   path: string,

@@ -35,6 +35,12 @@ import type { Module } from "../nn/module.ts";
 import { alexnetInit, heInit } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
 import { sizeOf } from "../tensor/shape.ts";
+import { registerBackend } from "../tensor/tensor.ts";
+import { cpuBackend } from "../backend/cpu.ts";
+
+// This module is an entry point of the package (`@tessera/tessera/alexnet`): like mod.ts, it
+// registers the CPU backend, so the builders work without importing mod.ts first.
+registerBackend(cpuBackend);
 
 /** The ablation switches shared by every variant. */
 export interface AblationOptions {
@@ -219,8 +225,22 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
 }
 
 /**
- * The paper's AlexNet on 227x227 inputs (Caffe's input size; see the comment on PAPER):
- * 60,965,224 parameters, 0.72 G multiply-adds per image. Paper init by default.
+ * The paper's AlexNet (section 3.5, Figure 2) with Caffe's layer names (conv1, norm1, pool1,
+ * ..., fc8): 60,965,224 parameters, 0.72 G multiply-adds per image. It takes 227x227 inputs:
+ * the paper says 224, but conv1's 11x11 kernels at stride 4 give its 55x55 maps only from 227
+ * (Caffe's choice; torchvision pads 224 instead). Paper init by default: N(0, 0.01²), biases 1
+ * in conv2, conv4, conv5 and the hidden fc layers, 0 elsewhere (section 5).
+ *
+ * @example The paper's network, checked without running it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { alexnet } from "./alexnet.ts";
+ *
+ * const model = alexnet(); // 1000 ImageNet classes, RGB 227x227
+ * assert.equal(model.parameterCount(), 60_965_224);
+ * assert.deepEqual(model.outputShape([1, 3, 227, 227]), [1, 1000]); // no kernel runs
+ * model.summary([1, 3, 227, 227]); // prints the paper's table: layer, output shape, parameters
+ * ```
  */
 export function alexnet(options: AlexNetOptions = {}): Sequential {
   return buildAlexNet(PAPER, options);
@@ -228,8 +248,31 @@ export function alexnet(options: AlexNetOptions = {}): Sequential {
 
 /**
  * AlexNet-mini for 28x28 (default) or 32x32 inputs (`inputSize: 32, inChannels: 3`):
- * conv 32-64-96-96-64 with the paper's LRN, overlapping pooling and grouping, fc 256-256.
- * He init by default (see the comment on MINI for why the paper's fails here).
+ * conv 32-64-96-96-64 with the paper's LRN, overlapping pooling and grouping, fc 256-256,
+ * small enough to train on a CPU. He init by default: with the paper's N(0, 0.01²) each layer
+ * scales the signal by about 0.01 · sqrt(fanIn), so after eight layers the logits carry about
+ * 1e-6 of the input and a small network sits at chance; Kaiming's sqrt(2 / fanIn) keeps the
+ * variance through each ReLU layer (He et al. 2015).
+ *
+ * @example One training step on 28x28 images
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossEntropy, randn, SGD } from "../mod.ts";
+ * import { alexnetMini } from "./alexnet.ts";
+ *
+ * const model = alexnetMini({ inChannels: 1, numClasses: 10, seed: 1 }); // Fashion-MNIST
+ * const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+ * const images = randn([4, 1, 28, 28], { seed: 2 }); // a batch [N, 1, 28, 28]
+ * const logits = model.forward(images);
+ * assert.deepEqual(logits.shape, [4, 10]);
+ * const loss = crossEntropy(logits, [0, 1, 2, 3]);
+ * assert.ok(Number.isFinite(await loss.item()));
+ * const before = model.parameters()[0].dataSync().slice(); // conv1's weight
+ * optimizer.zeroGrad();
+ * loss.backward();
+ * optimizer.step();
+ * assert.notDeepEqual(model.parameters()[0].dataSync(), before); // the step moved it
+ * ```
  */
 export function alexnetMini(options: AlexNetOptions = {}): Sequential {
   return buildAlexNet(MINI, options);
@@ -240,6 +283,19 @@ export function alexnetMini(options: AlexNetOptions = {}): Sequential {
  * adaptive 6x6 pooling, dropout before fc6 and fc7), for 224x224 inputs, with torchvision's
  * names: `features.{0,3,6,8,10}`, `classifier.{1,4,6}`. With `dropout: false` the dropout
  * slots hold an Identity, so the classifier's indices (and names) stay torchvision's.
+ *
+ * @example torchvision's names and shapes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { alexnetTorchvision } from "./alexnet.ts";
+ *
+ * const model = alexnetTorchvision();
+ * assert.deepEqual(model.outputShape([1, 3, 224, 224]), [1, 1000]);
+ * // torchvision's state_dict names, so its pretrained weights (as safetensors) load unchanged.
+ * const names = [...model.namedParameters().keys()];
+ * assert.equal(names[0], "features.0.weight");
+ * assert.equal(names.at(-1), "classifier.6.bias");
+ * ```
  */
 export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Sequential {
   const rng = new Rng(options.seed ?? 0);

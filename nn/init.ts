@@ -94,7 +94,11 @@ export function uniform(t: Tensor, low = 0, high = 1, rng?: RandomSource): Tenso
   return write(t, values);
 }
 
-/** Fan-in and fan-out of a weight `[out, in, ...kernel]` (see the module comment). */
+/**
+ * Fan-in and fan-out of a weight `[out, in, ...kernel]`, as PyTorch counts them: fanIn =
+ * in · kH · kW (the inputs each output sums over) and fanOut = out · kH · kW. For a grouped
+ * convolution `in` is already the per-group count, so fanIn is what one output really sees.
+ */
 export function fans(shape: readonly number[]): { fanIn: number; fanOut: number } {
   if (shape.length < 2) {
     throw new RangeError(

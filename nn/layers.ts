@@ -122,6 +122,21 @@ export interface Conv2dLayerOptions extends WeightOptions {
  * 2-D convolution: weight [outChannels, inChannels / groups, kH, kW], bias [outChannels],
  * initialised like PyTorch's `nn.Conv2d` (U(±1/sqrt(fanIn))) until a model-level scheme
  * overwrites it.
+ *
+ * @example AlexNet's first two convolutions
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Conv2d, randn } from "../mod.ts";
+ *
+ * // AlexNet's conv1: 96 filters of 11x11 over RGB, stride 4 (paper section 3.5).
+ * const conv1 = new Conv2d(3, 96, 11, { stride: 4 });
+ * assert.deepEqual(conv1.weight.shape, [96, 3, 11, 11]);
+ * assert.deepEqual(conv1.outputShape([1, 3, 227, 227]), [1, 96, 55, 55]);
+ * // Grouped, as conv2 on two GPUs: each output sees 48 of the 96 input channels.
+ * const conv2 = new Conv2d(96, 256, 5, { padding: 2, groups: 2 });
+ * assert.deepEqual(conv2.weight.shape, [256, 48, 5, 5]);
+ * assert.deepEqual(conv2.forward(randn([1, 96, 13, 13], { seed: 1 })).shape, [1, 256, 13, 13]);
+ * ```
  */
 export class Conv2d extends Module {
   /** Kernel size [kH, kW]. */
@@ -216,6 +231,20 @@ export class Conv2d extends Module {
 /**
  * Fully connected layer y = x · weightᵀ + bias, weight [outFeatures, inFeatures] as in
  * PyTorch (so torchvision weights load unchanged), initialised like `nn.Linear`.
+ *
+ * @example y = x · weightᵀ + bias
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, tensor } from "../mod.ts";
+ *
+ * const fc = new Linear(3, 2);
+ * assert.deepEqual(fc.weight.shape, [2, 3]); // [out, in], as PyTorch
+ * const y = fc.forward(tensor([[1, 0, 0], [0, 1, 0]])); // [N=2, in=3] -> [2, 2]
+ * assert.deepEqual(y.shape, [2, 2]);
+ * // The first row picks the weights' first column, plus the bias.
+ * const w = fc.weight.dataSync(), b = fc.bias!.dataSync();
+ * assert.ok(Math.abs(y.dataSync()[0] - (w[0] + b[0])) < 1e-6);
+ * ```
  */
 export class Linear extends Module {
   /** Creates the layer and its parameters. */
@@ -336,7 +365,22 @@ export interface LocalResponseNormOptions {
   alphaScaling?: "averaged" | "per-term";
 }
 
-/** Local response normalization across channels (paper section 3.3). */
+/**
+ * Local response normalization across channels (paper section 3.3).
+ *
+ * @example AlexNet's norm1
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LocalResponseNorm, randn } from "../mod.ts";
+ *
+ * const norm1 = new LocalResponseNorm(); // size 5, alpha 1e-4, beta 0.75, k 2: section 3.3
+ * const x = randn([1, 96, 55, 55], { seed: 1 });
+ * const y = norm1.forward(x);
+ * assert.deepEqual(y.shape, x.shape);
+ * // With k = 2 and small activations, each value shrinks by about 2^0.75.
+ * assert.ok(Math.abs(y.dataSync()[0] * 2 ** 0.75 - x.dataSync()[0]) < 1e-3);
+ * ```
+ */
 export class LocalResponseNorm extends Module {
   /** Channels in the window. */
   readonly size: number;
@@ -453,7 +497,18 @@ export abstract class Pool2d extends Module {
   }
 }
 
-/** Max pooling; 3x3 windows with stride 2 overlap, as in the paper (section 3.4). */
+/**
+ * Max pooling; 3x3 windows with stride 2 overlap, as in the paper (section 3.4).
+ *
+ * @example AlexNet's overlapping pooling
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MaxPool2d } from "../mod.ts";
+ *
+ * const pool = new MaxPool2d({ kernelSize: 3, stride: 2 }); // overlapping windows
+ * assert.deepEqual(pool.outputShape([1, 96, 55, 55]), [1, 96, 27, 27]);
+ * ```
+ */
 export class MaxPool2d extends Pool2d {
   /** The maximum of each window. */
   forward(x: Tensor): Tensor {
@@ -518,6 +573,19 @@ export interface DropoutOptions {
  * element with probability p and scales the survivors by 1 / (1 - p); in eval mode it is the
  * identity (the paper instead multiplied test outputs by 0.5: the same expectation).
  * The generator's state is saved in checkpoints, so a resumed run draws the same masks.
+ *
+ * @example Training and evaluation
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Dropout, ones } from "../mod.ts";
+ *
+ * const drop = new Dropout(0.5, { seed: 1 });
+ * const x = ones([8, 100]);
+ * const y = drop.forward(x).dataSync(); // training mode: a fresh mask each call
+ * assert.ok(y.some((v) => v === 0) && y.some((v) => v === 2));
+ * drop.eval(); // evaluation: the identity
+ * assert.equal(drop.forward(x), x);
+ * ```
  */
 export class Dropout extends Module {
   #rng: Rng;
@@ -591,6 +659,24 @@ export class Flatten extends Module {
  * Runs its children in order. Given an array, the children are named "0", "1", ... like
  * PyTorch's `nn.Sequential`, so torchvision's `features.0.weight` comes out by itself; given
  * an object, they take its keys (`{ conv1: ..., relu1: ... }`, PyTorch's OrderedDict form).
+ *
+ * @example A small convolutional network
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Conv2d, Flatten, Linear, MaxPool2d, randn, ReLU, Sequential } from "../mod.ts";
+ *
+ * const model = new Sequential([
+ *   new Conv2d(1, 8, 3, { padding: 1 }), // [N, 8, 28, 28]
+ *   new ReLU(),
+ *   new MaxPool2d({ kernelSize: 2 }), // [N, 8, 14, 14]
+ *   new Flatten(),
+ *   new Linear(8 * 14 * 14, 10),
+ * ]);
+ * assert.deepEqual(model.outputShape([5, 1, 28, 28]), [5, 10]); // shapes without running
+ * const logits = model.forward(randn([5, 1, 28, 28], { seed: 1 }));
+ * assert.deepEqual(logits.shape, [5, 10]);
+ * assert.ok(model.namedParameters().has("4.weight")); // children are named "0", "1", ...
+ * ```
  */
 export class Sequential extends Module {
   readonly #layers: Module[] = [];

@@ -66,7 +66,37 @@ export function parameter(t: Tensor): Tensor {
   return t.keep();
 }
 
-/** The base class of layers and models. Subclasses implement `forward` and `outputShape`. */
+/**
+ * The base class of layers and models. Subclasses implement `forward` and `outputShape`.
+ *
+ * @example A model of your own
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, Module, relu, type Shape, type Tensor } from "../mod.ts";
+ *
+ * // A two-layer perceptron: children registered by name, forward written by hand.
+ * class Mlp extends Module {
+ *   readonly hidden = this.registerModule("hidden", new Linear(4, 8, { rng: 1 }));
+ *   readonly out = this.registerModule("out", new Linear(8, 2, { rng: 2 }));
+ *
+ *   forward(x: Tensor): Tensor {
+ *     return this.out.forward(relu(this.hidden.forward(x)));
+ *   }
+ *   outputShape(inputShape: Shape): number[] {
+ *     return [inputShape[0], 2];
+ *   }
+ * }
+ *
+ * const model = new Mlp();
+ * assert.deepEqual([...model.namedParameters().keys()], [
+ *   "hidden.weight",
+ *   "hidden.bias",
+ *   "out.weight",
+ *   "out.bias",
+ * ]);
+ * assert.equal(model.parameterCount(), 4 * 8 + 8 + 8 * 2 + 2);
+ * ```
+ */
 export abstract class Module {
   /** True in training mode (dropout active); set for the whole tree by `train()` / `eval()`. */
   training = true;

@@ -77,7 +77,20 @@ export interface StepLROptions {
   gamma?: number;
 }
 
-/** lr = initial lr * gamma ^ floor(epoch / stepSize), per group. */
+/**
+ * lr = initial lr * gamma ^ floor(epoch / stepSize), per group.
+ *
+ * @example Divide the learning rate by 10 every 30 epochs
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, SGD, StepLR } from "../mod.ts";
+ *
+ * const optimizer = new SGD(new Linear(2, 2).parameters(), { lr: 0.01 });
+ * const schedule = new StepLR(optimizer, { stepSize: 30 }); // /10 every 30 epochs
+ * for (let epoch = 0; epoch < 30; epoch++) schedule.step(); // call once per epoch
+ * assert.ok(Math.abs(optimizer.groups[0].lr - 0.001) < 1e-12);
+ * ```
+ */
 export class StepLR implements LrSchedule {
   /** Epochs completed. */
   epoch = 0;
@@ -150,6 +163,18 @@ export interface ReduceLROnPlateauOptions {
  * The paper's schedule: track the best validation error; once it has not improved for
  * `patience` consecutive epochs, multiply every lr by `factor` and start counting again, at
  * most `maxDrops` times. `step(validationError)` must get the epoch's error (lower is better).
+ *
+ * @example The paper's schedule: /10 when the validation error stops improving
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, ReduceLROnPlateau, SGD } from "../mod.ts";
+ *
+ * const optimizer = new SGD(new Linear(2, 2).parameters(), { lr: 0.01 });
+ * const schedule = new ReduceLROnPlateau(optimizer, { patience: 2 });
+ * for (const error of [0.5, 0.4, 0.41, 0.42]) schedule.step(error); // two epochs without progress
+ * assert.equal(schedule.drops, 1);
+ * assert.ok(Math.abs(optimizer.groups[0].lr - 0.001) < 1e-12);
+ * ```
  */
 export class ReduceLROnPlateau implements LrSchedule {
   /** Best validation error so far (Infinity before the first epoch). */

@@ -22,7 +22,12 @@ import {
   optionalNumber,
 } from "./options.ts";
 
-/** Which velocity update to use; see the module comment. */
+/**
+ * Which velocity update to use. `"paper"` (section 5): v ← m·v − wd·lr·w − lr·g, w ← w + v.
+ * `"pytorch"` (torch.optim.SGD): v ← m·v + g + wd·w, w ← w − lr·v. They give the same weights
+ * while lr is constant and differ after a learning-rate drop: the paper's velocity keeps the
+ * old lr inside it and decays by m per step, PyTorch's is rescaled by the new lr at once.
+ */
 export type SgdRule = SgdParams["rule"];
 
 /** Defaults of the optional hyperparameters, and where each comes from. */
@@ -222,7 +227,32 @@ class Group implements ParamGroup {
   }
 }
 
-/** SGD with momentum, weight decay and parameter groups (see the module comment). */
+/**
+ * SGD with momentum, weight decay and parameter groups. `rule` picks the velocity update:
+ * `"paper"` (default, AlexNet's section 5: v ← m·v − wd·lr·w − lr·g; w ← w + v) or
+ * `"pytorch"` (v ← m·v + g + wd·w; w ← w − lr·v); the two agree until the learning rate
+ * changes. The update runs as one kernel per parameter on the parameter's device.
+ *
+ * @example A training loop
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossEntropy, Linear, randn, SGD } from "../mod.ts";
+ *
+ * const model = new Linear(4, 3, { rng: 1 });
+ * const optimizer = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+ * const x = randn([8, 4], { seed: 2 });
+ * const labels = [0, 1, 2, 0, 1, 2, 0, 1];
+ * const losses: number[] = [];
+ * for (let step = 0; step < 20; step++) {
+ *   const loss = crossEntropy(model.forward(x), labels);
+ *   losses.push(await loss.item());
+ *   optimizer.zeroGrad();
+ *   loss.backward();
+ *   optimizer.step();
+ * }
+ * assert.ok(losses[19] < losses[0]); // it learns
+ * ```
+ */
 export class SGD {
   /** The update rule. */
   readonly rule: SgdRule;

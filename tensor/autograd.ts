@@ -55,6 +55,21 @@ export type ScopeResult = unknown;
  * Runs `fn` and then releases every tensor created inside it, except those it returns (found
  * in arrays and plain objects), those kept with `.keep()`, and those a returned tensor's graph
  * still needs for backward.
+ *
+ * @example Release intermediates deterministically
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, mul, scope, tensor, type Tensor } from "../mod.ts";
+ *
+ * const x = tensor([1, 2, 3]);
+ * let temporary: Tensor | undefined;
+ * const y = scope(() => {
+ *   temporary = mul(x, 2); // released when the scope ends
+ *   return add(temporary, 1); // returned: survives
+ * });
+ * assert.deepEqual([...y.dataSync()], [3, 5, 7]);
+ * assert.throws(() => temporary!.dataSync()); // using a released tensor is an error
+ * ```
  */
 export function scope<T extends ScopeResult>(fn: () => T): T {
   if (typeof fn !== "function") {
@@ -87,7 +102,21 @@ export function scope<T extends ScopeResult>(fn: () => T): T {
   return result;
 }
 
-/** Runs `fn` without recording a graph; like {@link scope}, it releases what `fn` created but did not return. */
+/**
+ * Runs `fn` without recording a graph; like {@link scope}, it releases what `fn` created but did not return.
+ *
+ * @example Evaluate without building a graph
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matmul, noGrad, randn } from "../mod.ts";
+ *
+ * const w = randn([3, 2], { seed: 1, requiresGrad: true });
+ * const x = randn([4, 3], { seed: 2 });
+ * const y = noGrad(() => matmul(x, w)); // evaluation: no graph is recorded
+ * assert.equal(y.requiresGrad, false);
+ * assert.equal(matmul(x, w).requiresGrad, true); // outside, the graph is back
+ * ```
+ */
 export function noGrad<T extends ScopeResult>(fn: () => T): T {
   const previous = gradEnabled;
   gradEnabled = false;
@@ -205,7 +234,10 @@ function alreadyBackpropagated(t: Tensor): Error {
 
 /**
  * Back-propagates from `root`. A non-scalar root needs an upstream gradient of its shape.
- * Releases the graph as it goes (see the module comment), unless `options.retainGraph`.
+ * Gradients accumulate (`+=`) into the `.grad` of every leaf that requires grad. Unless
+ * `options.retainGraph`, the graph is released as it goes: every intermediate and everything
+ * the ops saved for backward is disposed once its gradient has been passed on, so only `root`
+ * and the leaves survive (call `.keep()` on an intermediate you still need).
  */
 export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
   if (upstream !== undefined && !(upstream instanceof Tensor)) {

@@ -129,6 +129,21 @@ function describe(value: unknown): string {
  * Uint8Array of pixels becomes float32 with the same values (0..255), never reinterpreted
  * bytes; an Int32Array stays int32 (labels) and a Float64Array float64, unless `dtype` says
  * otherwise.
+ *
+ * @example Wrap host values with a shape
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fromArray } from "../mod.ts";
+ *
+ * // A batch of two 2x2 single-channel images, laid out [N, C, H, W].
+ * const pixels = new Uint8Array([0, 64, 128, 255, 1, 2, 3, 4]);
+ * const batch = fromArray(pixels, [2, 1, 2, 2]);
+ * assert.deepEqual(batch.shape, [2, 1, 2, 2]);
+ * assert.equal(batch.dtype, "float32");
+ * assert.equal(batch.dataSync()[3], 255); // the pixel values, not reinterpreted bytes
+ * const labels = fromArray(new Int32Array([3, 7]), [2]); // class indices stay int32
+ * assert.equal(labels.dtype, "int32");
+ * ```
  */
 export function fromArray(data: HostArray, shape: Shape, options: TensorOptions = {}): Tensor {
   checkHostArray("fromArray", data);
@@ -148,6 +163,20 @@ export function fromArray(data: HostArray, shape: Shape, options: TensorOptions 
 /**
  * Makes a tensor from nested arrays (`tensor([[1, 2], [3, 4]])`), a number, or a typed array
  * (with `options.shape`, default 1-D).
+ *
+ * @example From nested arrays and numbers
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor } from "../mod.ts";
+ *
+ * const m = tensor([[1, 2, 3], [4, 5, 6]]);
+ * assert.deepEqual(m.shape, [2, 3]);
+ * assert.deepEqual([...m.dataSync()], [1, 2, 3, 4, 5, 6]); // row-major
+ * const s = tensor(2.5); // a scalar: shape []
+ * assert.deepEqual(s.shape, []);
+ * const d = tensor([0.1, 0.2], { dtype: "float64" }); // exact doubles, e.g. for gradcheck
+ * assert.equal(d.dataSync()[0], 0.1);
+ * ```
  */
 export function tensor(
   data: NestedArray | HostArray,
@@ -191,7 +220,20 @@ export function full(shape: Shape, value: number, options: TensorOptions = {}): 
   return t;
 }
 
-/** A tensor of zeros. */
+/**
+ * A tensor of zeros.
+ *
+ * @example A tensor of zeros
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { zeros } from "../mod.ts";
+ *
+ * const z = zeros([2, 3]);
+ * assert.deepEqual(z.shape, [2, 3]);
+ * assert.ok(z.dataSync().every((v) => v === 0));
+ * assert.equal(zeros([2], { dtype: "int32" }).dtype, "int32");
+ * ```
+ */
 export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
   return full(shape, 0, options);
 }
@@ -314,7 +356,23 @@ export function rand(
   return fromArray(data, shape, options);
 }
 
-/** Normal samples N(mean, std²), from the global generator unless `seed` or `rng` is given. */
+/**
+ * Normal samples N(mean, std²), from the global generator unless `seed` or `rng` is given.
+ *
+ * @example Normal samples, seeded or from the global generator
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { manualSeed, mean, randn } from "../mod.ts";
+ *
+ * const w = randn([256, 256], { std: 0.01, seed: 7 });
+ * assert.deepEqual(w.shape, [256, 256]);
+ * assert.ok(Math.abs(await mean(w).item()) < 1e-3); // about 0, spread 0.01
+ * // The same seed gives the same values; without one, each call draws fresh values.
+ * assert.deepEqual(randn([4], { seed: 7 }).dataSync(), randn([4], { seed: 7 }).dataSync());
+ * manualSeed(1);
+ * assert.notDeepEqual(randn([4]).dataSync(), randn([4]).dataSync());
+ * ```
+ */
 export function randn(
   shape: Shape,
   options: RandomOptions & { mean?: number; std?: number } = {},

@@ -45,6 +45,18 @@ export interface GradcheckResult {
 /**
  * Checks the gradients of `fn` at `inputs` (CPU float64 tensors; int32 inputs, such as labels,
  * are passed through unchecked). Returns the worst element; see {@link GradcheckResult}.
+ *
+ * @example Check a composed function
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gradcheck, matmul, randn, relu } from "../mod.ts";
+ *
+ * // Compare the analytic gradients of relu(a · b) with central finite differences, in float64.
+ * const a = randn([3, 4], { seed: 1, dtype: "float64" });
+ * const b = randn([4, 2], { seed: 2, dtype: "float64" });
+ * const result = gradcheck((a, b) => relu(matmul(a, b)), [a, b]);
+ * assert.ok(result.ok, result.message);
+ * ```
  */
 export function gradcheck(
   fn: (...inputs: Tensor[]) => Tensor,

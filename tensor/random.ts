@@ -172,6 +172,21 @@ let global = new Rng(DEFAULT_SEED);
  * Restarts the global generator from `seed` (an integer in [0, 2^32)), like
  * `torch.manual_seed`: every random factory, layer initialisation and dropout mask drawn
  * afterwards without its own seed is then the same on every run.
+ *
+ * @example Reproducible runs
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Linear, manualSeed, randn } from "../mod.ts";
+ *
+ * manualSeed(42);
+ * const a = randn([3]);
+ * const layerA = new Linear(4, 2);
+ * manualSeed(42); // restart: the same draws again, in the same order
+ * assert.deepEqual(randn([3]).dataSync(), a.dataSync());
+ * assert.deepEqual(new Linear(4, 2).weight.dataSync(), layerA.weight.dataSync());
+ * // Between restarts every draw is fresh: two layers get different weights.
+ * assert.notDeepEqual(new Linear(4, 2).weight.dataSync(), layerA.weight.dataSync());
+ * ```
  */
 export function manualSeed(seed: number): void {
   checkSeed("manualSeed", seed);

@@ -121,7 +121,24 @@ class SharedStorage {
 // A tensor that is garbage-collected without dispose() still returns its memory.
 const finalizer = new FinalizationRegistry<SharedStorage>((shared) => shared.release());
 
-/** An n-dimensional array on a device, with reverse-mode autograd. */
+/**
+ * An n-dimensional array on a device, with reverse-mode autograd.
+ *
+ * @example Shape, dtype, device, values and a gradient
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mul, sum, tensor } from "../mod.ts";
+ *
+ * const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
+ * assert.deepEqual(x.shape, [2, 2]);
+ * assert.equal(x.dtype, "float32");
+ * assert.equal(x.device, "cpu");
+ * const y = sum(mul(x, x)); // y = Σ x², a scalar tensor
+ * assert.equal(await y.item(), 30); // item() reads one value back, from any device
+ * y.backward(); // dy/dx = 2x, accumulated into x.grad
+ * assert.deepEqual([...x.grad!.dataSync()], [2, 4, 6, 8]);
+ * ```
+ */
 export class Tensor {
   /** Dimensions, outermost first. */
   readonly shape: readonly number[];

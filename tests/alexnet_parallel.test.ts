@@ -11,7 +11,16 @@
  */
 
 import assert from "node:assert/strict";
-import { concat, crossEntropy, fromArray, noGrad, Rng, SGD, type Tensor } from "../mod.ts";
+import {
+  concat,
+  crossEntropy,
+  fromArray,
+  loadCheckpoint,
+  noGrad,
+  Rng,
+  SGD,
+  type Tensor,
+} from "../mod.ts";
 import { slice } from "../tensor/ops/layout.ts";
 import { Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, Sequential } from "../nn/layers.ts";
 import { Module } from "../nn/module.ts";
@@ -247,28 +256,42 @@ Deno.test("fromModel rejects layouts it cannot split, saying why", async () => {
   );
 });
 
-Deno.test("trainTwoDevices runs the loop and returns the merged model", async () => {
-  const lines: number[] = [];
-  const result = await trainTwoDevices(
-    {
-      ...DEFAULTS,
-      epochs: 1,
-      batchSize: 8,
-      trainLimit: 32,
-      testLimit: 16,
-      maxSteps: 3,
-      timeLimit: 0,
-      schedule: "none",
-    },
-    { devices: ["cpu", "cpu"], quiet: true, onStep: (step) => lines.push(step) },
-  );
-  assert.deepEqual(lines, [1, 2, 3]);
-  assert.equal(result.epochs.length, 1);
-  const [epoch] = result.epochs;
-  assert.ok(Number.isFinite(epoch.trainLoss) && Number.isFinite(epoch.testLoss));
-  assert.ok(epoch.testAccuracy >= 0 && epoch.testAccuracy <= 1);
-  assert.ok(epoch.transferPerStep.forwardBytes > 0 && epoch.transferPerStep.backwardBytes > 0);
-  assert.equal(result.model.parameterCount(), mini()().parameterCount());
+Deno.test("trainTwoDevices runs the shared loop, honours --max-steps and writes best.safetensors", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const lines: number[] = [];
+    const result = await trainTwoDevices(
+      {
+        ...DEFAULTS,
+        out,
+        epochs: 2,
+        batchSize: 8,
+        trainLimit: 32,
+        valSize: 16,
+        testLimit: 16,
+        maxSteps: 4, // one epoch of 4 steps, of 2 epochs
+        timeLimit: 0,
+        schedule: "none",
+      },
+      { devices: ["cpu", "cpu"], quiet: true, onStepLoss: (step) => lines.push(step) },
+    );
+    assert.deepEqual(lines, [1, 2, 3, 4]);
+    assert.equal(result.steps, 4);
+    const epochs = result.metrics.filter((m) => m.kind === "epoch");
+    assert.equal(epochs.length, 1);
+    const [epoch] = epochs;
+    assert.ok(Number.isFinite(epoch.trainLoss) && Number.isFinite(epoch.testLoss!));
+    assert.ok(epoch.testAccuracy! >= 0 && epoch.testAccuracy! <= 1);
+    assert.ok(epoch.valAccuracy! >= 0 && epoch.valAccuracy! <= 1);
+    assert.ok(result.transferPerStep.forwardBytes > 0 && result.transferPerStep.backwardBytes > 0);
+    // The merged weights load, name for name and shape for shape, into the one-device model.
+    const model = alexnetMini({ seed: 99 });
+    await loadCheckpoint(`${out}/best.safetensors`, { model });
+    assert.equal(model.parameterCount(), alexnetMini().parameterCount());
+    await Deno.stat(`${out}/metrics.jsonl`);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -82,19 +82,28 @@ Deno.test("fashion-mnist: search order is dir, system, cache, built-in", async (
   }
 });
 
-Deno.test("fashion-mnist: an incomplete --data folder is an error naming the missing files", async () => {
+Deno.test("fashion-mnist: an incomplete dir is an error naming the missing files", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     await writeTinySet(tmp);
     await Deno.remove(`${tmp}/${FASHION_MNIST_FILES.testLabels}`);
     await assert.rejects(
       loadFashionMnist({ dir: tmp }),
-      new RegExp(`--data folder ${tmp} lacks t10k-labels-idx1-ubyte.gz`),
+      new RegExp(`folder ${tmp} \\(options.dir\\) lacks t10k-labels-idx1-ubyte.gz`),
     );
-    await assert.rejects(
-      loadFashionMnist({ systemDir: NOWHERE, cacheDir: NOWHERE, allowBuiltin: false }),
-      /no folder with the four files; looked in \/nonexistent/,
+    const error = await loadFashionMnist({
+      systemDir: NOWHERE,
+      cacheDir: NOWHERE,
+      allowBuiltin: false,
+    }).then(() => undefined, (e: Error) => e);
+    assert.ok(error instanceof Error, "no data must be an error");
+    assert.match(
+      error.message,
+      /no folder has the four Fashion-MNIST files; looked in \/nonexistent/,
     );
+    // Written for a library user: it names options and functions, never a command-line flag.
+    assert.match(error.message, /\{ download: true \}/);
+    assert.doesNotMatch(error.message, /--\w/);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -141,6 +150,32 @@ Deno.test("fashion-mnist: download verifies SHA-256, stores atomically and skips
     assert.equal(server.requests.length, 4, "verified files are not fetched again");
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
     assert.deepEqual(names, Object.values(FASHION_MNIST_FILES).sort(), "no temporary files left");
+  } finally {
+    await server.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("fashion-mnist: download: true fetches into the cache only when no folder has the files", async () => {
+  const tmp = await Deno.makeTempDir();
+  const files = await writeTinySet(`${tmp}/served`, 30);
+  const sha256: Record<string, string> = {};
+  for (const [name, bytes] of Object.entries(files)) sha256[name] = await sha256Hex(bytes);
+  const server = serve(files);
+  try {
+    const options = {
+      systemDir: NOWHERE,
+      cacheDir: `${tmp}/cache`,
+      allowBuiltin: false,
+      download: { baseUrl: server.baseUrl, sha256 },
+    };
+    const fm = await loadFashionMnist(options);
+    assert.equal(fm.kind, "cache");
+    assert.equal(fm.source, `${tmp}/cache`);
+    assert.equal(fm.train.shape[0], 30);
+    assert.equal(server.requests.length, 4);
+    await loadFashionMnist(options);
+    assert.equal(server.requests.length, 4, "a complete cache is read, not downloaded again");
   } finally {
     await server.stop();
     await Deno.remove(tmp, { recursive: true });

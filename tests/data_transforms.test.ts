@@ -255,12 +255,13 @@ Deno.test("pipelines: same seed, same output; different seed, different output",
   assert.deepEqual([first.length, first[0].height, first[0].width], [1, 24, 24]);
   const ten = compose(paperEvalSpec(stats, { cropSize: 24, tenCrop: true }))(image, new Rng(0));
   assert.equal(ten.length, 10);
+  // 227 by default: the crop the paper's alexnet() takes.
   assert.deepEqual(outputShape(paperEvalSpec(stats, { tenCrop: true }), [3, 256, 256]), {
-    shape: [3, 224, 224],
+    shape: [3, 227, 227],
     views: 10,
   });
   assert.deepEqual(outputShape(paperTrainSpec(stats), [3, 256, 256]), {
-    shape: [3, 224, 224],
+    shape: [3, 227, 227],
     views: 1,
   });
   assert.throws(

@@ -8,9 +8,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeFileAtomic } from "../../io/atomic.ts";
-import { DEFAULTS, type TrainConfig } from "./config.ts";
-import { type MetricRecord, train } from "./trainer.ts";
+import { writeFileAtomic } from "../../mod.ts";
+import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
+import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
 import { comparisonChartPng } from "./plot.ts";
 
 /** One ablation: a name, the paper section it tests, and the change to the full recipe. */
@@ -82,9 +82,21 @@ export async function runAblations(
       out: `${options.base.out}/${slug}`,
     };
     console.log(`== ${variant.name}`);
-    const result = await train(config);
+    let result;
+    try {
+      result = await train(config);
+    } catch (error) {
+      if (!(error instanceof DivergenceError)) throw error;
+      // A diverged variant is a result: its row says so, with its lr, and the others go on.
+      console.log(error.message);
+      rows.push(
+        `| ${variant.name} | diverged (lr ${config.lr}) | - | - | - | - | ${variant.paper} |`,
+      );
+      continue;
+    }
     const epochs = result.metrics.filter((m) => m.kind === "epoch");
     const last = epochs.at(-1)!;
+    const valError = 1 - last.valAccuracy!;
     const testError = 1 - last.testAccuracy!;
     if (variant.change && Object.keys(variant.change).length === 0) fullError = testError;
     const stepsPerEpoch = last.step / last.epoch;
@@ -94,8 +106,8 @@ export async function runAblations(
       : `${(100 * (testError - fullError)).toFixed(1)}`;
     rows.push(
       `| ${variant.name} | ${(100 * (1 - last.trainAccuracy)).toFixed(1)}% | ${
-        (100 * testError).toFixed(1)
-      }% | ${delta} | ` +
+        (100 * valError).toFixed(1)
+      }% | ${(100 * testError).toFixed(1)}% | ${delta} | ` +
         `${reach === null ? "not reached" : reach.toFixed(2)} | ${variant.paper} |`,
     );
     curves.push({
@@ -106,10 +118,10 @@ export async function runAblations(
     });
   }
   const table = [
-    `| variant | train error | test error | Δ test error (points) | epochs to ${
+    `| variant | train error | validation error | test error | Δ test error (points) | epochs to ${
       (100 * options.targetError).toFixed(0)
     }% train error | paper |`,
-    "|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|",
     ...rows,
   ].join("\n");
   const png = comparisonChartPng(curves, {
@@ -131,57 +143,81 @@ Usage: deno task ablate [options]
   --target-error X   training error for the "epochs to reach" column (default 0.25, as Figure 1)
   --device NAME      auto (default) | cpu | gpu
   --out DIR          folder for the runs, table and chart (default runs/ablate)
+  --overwrite        replace the runs a previous ablation left in --out
 `;
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      epochs: { type: "string" },
-      "train-limit": { type: "string" },
-      "test-limit": { type: "string" },
-      "batch-size": { type: "string" },
-      "target-error": { type: "string" },
-      device: { type: "string" },
-      out: { type: "string" },
-      help: { type: "boolean" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
+/** Parses ablate's command line into the base configuration; throws {@link UsageError}. */
+export function parseAblateArgs(
+  args: string[],
+): { base: TrainConfig; targetError: number } | null {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        epochs: { type: "string" },
+        "train-limit": { type: "string" },
+        "test-limit": { type: "string" },
+        "batch-size": { type: "string" },
+        "target-error": { type: "string" },
+        device: { type: "string" },
+        out: { type: "string" },
+        overwrite: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
   }
-  const int = (name: string, value: string | undefined, fallback: number) => {
-    const x = value === undefined ? fallback : Number(value);
-    if (!Number.isInteger(x) || x < 0) {
-      console.error(`ablate: --${name} must be a non-negative integer, got "${value}"\n\n${HELP}`);
-      Deno.exit(2);
-    }
-    return x;
-  };
+  if (values.help) return null;
+  const int = (name: string, value: string | undefined, fallback: number, min: number) =>
+    value === undefined ? fallback : parseNumberFlag(name, value, { integer: true, min });
   const device = values.device ?? "auto";
   if (!["auto", "cpu", "gpu"].includes(device)) {
-    console.error(`ablate: --device must be auto, cpu or gpu, got "${device}"\n\n${HELP}`);
-    Deno.exit(2);
+    throw new UsageError(`--device must be one of auto, cpu, gpu; got "${device}"`);
   }
-  const out = values.out ?? "runs/ablate";
+  const targetError = values["target-error"] === undefined
+    ? 0.25
+    : parseNumberFlag("target-error", values["target-error"], { min: 0 });
+  if (targetError >= 1) {
+    throw new UsageError(`--target-error must be below 1; got "${values["target-error"]}"`);
+  }
   const base: TrainConfig = {
     ...DEFAULTS,
-    epochs: Math.max(1, int("epochs", values.epochs, 2)),
-    trainLimit: int("train-limit", values["train-limit"], 3000),
-    testLimit: int("test-limit", values["test-limit"], 1000),
-    batchSize: Math.max(1, int("batch-size", values["batch-size"], 64)),
+    epochs: int("epochs", values.epochs, 2, 1),
+    trainLimit: int("train-limit", values["train-limit"], 3000, 0),
+    testLimit: int("test-limit", values["test-limit"], 1000, 0),
+    batchSize: int("batch-size", values["batch-size"], 64, 1),
     schedule: "none",
     timeLimit: 0,
     checkpointEvery: 1_000_000,
     device: device as TrainConfig["device"],
-    out,
+    out: values.out ?? "runs/ablate",
+    overwrite: values.overwrite ?? false,
     plain: true,
   };
-  const targetError = Number(values["target-error"] ?? 0.25);
-  await Deno.mkdir(out, { recursive: true });
-  const { table, png } = await runAblations({ base, targetError });
-  await writeFileAtomic(`${out}/ablations.png`, png);
-  await writeFileAtomic(`${out}/ablations.md`, new TextEncoder().encode(table + "\n"));
-  console.log(`\n${table}\n\nWrote ${out}/ablations.md and ${out}/ablations.png`);
+  return { base, targetError };
+}
+
+if (import.meta.main) {
+  try {
+    const command = parseAblateArgs(Deno.args);
+    if (command === null) {
+      console.log(HELP);
+      Deno.exit(0);
+    }
+    const out = command.base.out;
+    await Deno.mkdir(out, { recursive: true });
+    const { table, png } = await runAblations(command);
+    await writeFileAtomic(`${out}/ablations.png`, png);
+    await writeFileAtomic(`${out}/ablations.md`, new TextEncoder().encode(table + "\n"));
+    console.log(`\n${table}\n\nWrote ${out}/ablations.md and ${out}/ablations.png`);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`ablate: ${error.message} (see --help)`);
+      Deno.exit(2);
+    }
+    console.error(`ablate: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
 }

@@ -1,6 +1,9 @@
 /**
  * The run's data: Fashion-MNIST (full when installed, else the subset built into the
- * repository) or an ImageFolder of photos with the paper's recipe (sections 2 and 4.1).
+ * repository) or an ImageFolder of photos with the paper's recipe (sections 2 and 4.1), and
+ * the three splits every run uses: training images, a validation split held out of them with
+ * a fixed seed (the schedule and the best checkpoint follow it, as the paper's validation set
+ * did, section 5), and the test set, evaluated for the report only.
  *
  * @module
  */
@@ -14,6 +17,7 @@ import {
   loadImageFolder,
   paperEvalSpec,
   paperTrainSpec,
+  Rng,
 } from "../../data/mod.ts";
 import type { TrainConfig } from "./config.ts";
 
@@ -21,7 +25,9 @@ import type { TrainConfig } from "./config.ts";
 export interface RunData {
   /** Training images. */
   train: ImageDataset;
-  /** Evaluation images. */
+  /** Validation images: held out of the training data; they decide the schedule and "best". */
+  val: ImageDataset;
+  /** Test images: evaluated for the report, never for a decision. */
   test: ImageDataset;
   /** Class names. */
   classNames: string[];
@@ -39,11 +45,11 @@ export interface RunData {
   meanImage?: Float32Array;
 }
 
-/** The run's loaders: shuffled, augmented training batches and in-order test batches. */
+/** The run's loaders: shuffled, augmented training batches; in-order validation and test batches. */
 export function makeLoaders(
   config: TrainConfig,
   data: RunData,
-): { trainLoader: DataLoader; testLoader: DataLoader } {
+): { trainLoader: DataLoader; valLoader: DataLoader; testLoader: DataLoader } {
   return {
     trainLoader: new DataLoader(data.train, {
       batchSize: config.batchSize,
@@ -52,12 +58,49 @@ export function makeLoaders(
       workers: config.workers,
     }),
     // Evaluation needs no graph, so it can take bigger batches.
+    valLoader: new DataLoader(data.val, {
+      batchSize: Math.max(config.batchSize, 256),
+      spec: data.testSpec,
+      shuffle: false,
+    }),
     testLoader: new DataLoader(data.test, {
       batchSize: Math.max(config.batchSize, 256),
       spec: data.testSpec,
       shuffle: false,
     }),
   };
+}
+
+/** Seed of the validation split: fixed, so every run (any --seed) holds out the same images. */
+export const VALIDATION_SEED = 2012;
+
+/**
+ * The validation size "auto" means: 5,000 of the full 60,000 Fashion-MNIST images (the
+ * usual choice), else a tenth (1,000 of the built-in 10,000).
+ */
+export function autoValidationSize(trainImages: number): number {
+  return trainImages >= 60_000 ? 5_000 : Math.max(1, Math.round(trainImages / 10));
+}
+
+/**
+ * Splits `dataset` into training images and `size` validation images drawn with the fixed
+ * {@link VALIDATION_SEED}; both keep the dataset's order.
+ */
+export function holdOutValidation(
+  dataset: ImageDataset,
+  size: number,
+): { train: ImageDataset; val: ImageDataset } {
+  const n = dataset.shape[0];
+  if (size >= n) {
+    throw new RangeError(
+      `--val-size ${size} leaves no training images: the training set has ${n}`,
+    );
+  }
+  const held = new Rng(VALIDATION_SEED).permutation(n).subarray(0, size).sort();
+  const isHeld = new Uint8Array(n);
+  for (const i of held) isHeld[i] = 1;
+  const rest = [...Array(n).keys()].filter((i) => !isHeld[i]);
+  return { train: pick(dataset, rest), val: pick(dataset, [...held]) };
 }
 
 /** The first `limit` images of a dataset (all when limit is 0). */
@@ -88,6 +131,39 @@ function pick(dataset: ImageDataset, indices: number[]): ImageDataset {
   };
 }
 
+/** The three splits of `train` and `test`, with the limits applied; empty sets are errors. */
+function splits(
+  config: TrainConfig,
+  train: ImageDataset,
+  test: ImageDataset,
+  source: string,
+): { train: ImageDataset; val: ImageDataset; test: ImageDataset } {
+  if (train.shape[0] < 2) {
+    throw new RangeError(
+      `${source}: ${train.shape[0]} training images; a run needs at least 2 (one to train on, ` +
+        `one to validate with)`,
+    );
+  }
+  if (test.shape[0] === 0) throw new RangeError(`${source}: the test set is empty`);
+  const size = config.valSize === "auto" ? autoValidationSize(train.shape[0]) : config.valSize;
+  const held = holdOutValidation(train, size);
+  return {
+    train: firstImages(held.train, config.trainLimit),
+    val: held.val,
+    test: firstImages(test, config.testLimit),
+  };
+}
+
+/** Prefixes a loading error with the --data flag that named the path. */
+async function namingFlag<T>(data: string | null, loading: Promise<T>): Promise<T> {
+  try {
+    return await loading;
+  } catch (error) {
+    if (data === null || (error as Error).message.includes(`--data`)) throw error;
+    throw new Error(`--data ${data}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isDirectory;
@@ -110,18 +186,24 @@ export function inputSizeFor(arch: TrainConfig["arch"]): number {
 /** Loads the datasets named by the configuration. */
 export async function loadRunData(config: TrainConfig): Promise<RunData> {
   const size = inputSizeFor(config.arch);
+  if (config.data !== null && !await isDirectory(config.data)) {
+    throw new Error(`--data ${config.data}: not a folder (or it does not exist)`);
+  }
   if (config.data === null || await hasIdxFiles(config.data)) {
     // --download puts the official files in the cache, where the search finds them.
     if (config.download && config.data === null) await downloadFashionMnist();
-    const mnist = await loadFashionMnist(config.data ? { dir: config.data } : {});
+    const mnist = await namingFlag(
+      config.data,
+      loadFashionMnist(config.data ? { dir: config.data } : {}),
+    );
     const resize = size === 28 ? undefined : size;
+    const source = `Fashion-MNIST (${
+      mnist.kind === "builtin" ? "built-in subset" : mnist.kind
+    }: ${mnist.source})`;
     return {
-      train: firstImages(mnist.train, config.trainLimit),
-      test: firstImages(mnist.test, config.testLimit),
+      ...splits(config, mnist.train, mnist.test, config.data ? `--data ${config.data}` : source),
       classNames: mnist.train.classNames,
-      source: `Fashion-MNIST (${
-        mnist.kind === "builtin" ? "built-in subset" : mnist.kind
-      }: ${mnist.source})`,
+      source,
       trainSpec: fashionMnistSpec({ flip: true, resize }),
       testSpec: fashionMnistSpec({ resize }),
       inputShape: [1, size, size],
@@ -131,10 +213,13 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
   // ImageFolder: `train/` and `val/` subfolders if present, else a seeded 90/10 split.
   const root = config.data;
   const hasSplit = await isDirectory(`${root}/train`) && await isDirectory(`${root}/val`);
-  const train = await loadImageFolder(hasSplit ? `${root}/train` : root, { size: 256 });
+  const train = await namingFlag(
+    root,
+    loadImageFolder(hasSplit ? `${root}/train` : root, { size: 256 }),
+  );
   let trainSet: ImageDataset = train, testSet: ImageDataset;
   if (hasSplit) {
-    testSet = await loadImageFolder(`${root}/val`, { size: 256 });
+    testSet = await namingFlag(root, loadImageFolder(`${root}/val`, { size: 256 }));
   } else {
     const n = train.shape[0];
     const held = new Set<number>();
@@ -144,8 +229,7 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
   }
   const stats = { meanImage: train.stats.meanImage, eigen: train.stats.eigen };
   return {
-    train: firstImages(trainSet, config.trainLimit),
-    test: firstImages(testSet, config.testLimit),
+    ...splits(config, trainSet, testSet, `--data ${root}`),
     classNames: train.classNames,
     source: `ImageFolder ${root} (${
       hasSplit ? "train/ and val/" : "90/10 split"

@@ -8,10 +8,16 @@
  * @module
  */
 
-import { type Backend, fromArray, getBackend, Rng } from "../../mod.ts";
-import { crossEntropy } from "../../tensor/ops/softmax.ts";
-import type { Module } from "../../nn/module.ts";
-import { SGD } from "../../optim/sgd.ts";
+import {
+  type Backend,
+  crossEntropy,
+  fromArray,
+  getBackend,
+  initWebGPU,
+  type Module,
+  Rng,
+  SGD,
+} from "../../mod.ts";
 
 /** The chosen device and the sentence that explains the choice. */
 export interface DeviceChoice {
@@ -24,7 +30,6 @@ export interface DeviceChoice {
 /** Tries to bring up WebGPU; returns the backend, or null with the reason. */
 export async function tryWebGPU(): Promise<{ backend: Backend | null; why: string }> {
   try {
-    const { initWebGPU } = await import("../../gpu/mod.ts");
     return { backend: await initWebGPU(), why: "" };
   } catch (error) {
     return { backend: null, why: (error as Error).message };

@@ -69,37 +69,55 @@
  * it does, every step: the images on each device, every leaf and its gradient, every received
  * copy, every stage output and every upstream gradient.
  *
+ * This file runs past 500 lines for one idea: the split model, its derivation above and the
+ * code that follows it (the training loop itself is trainer.ts's).
+ *
  * @module
  */
 
-import { type Backend, fromArray, getBackend, noGrad, type Tensor } from "../../mod.ts";
-import { add } from "../../tensor/ops/elementwise.ts";
-import { concat } from "../../tensor/ops/layout.ts";
-import { argmax } from "../../tensor/ops/reduce.ts";
-import { crossEntropy } from "../../tensor/ops/softmax.ts";
-import { Rng } from "../../tensor/random.ts";
-import { formatShape, sizeOf } from "../../tensor/shape.ts";
 import {
   AdaptiveAvgPool2d,
+  add,
+  argmax,
   AvgPool2d,
+  type Backend,
+  concat,
   Conv2d,
+  crossEntropy,
   Dropout,
   Flatten,
+  fromArray,
+  getBackend,
+  type HostTensor,
   Identity,
+  initWebGPU,
   Linear,
   LocalResponseNorm,
   MaxPool2d,
+  type Module,
+  noGrad,
   ReLU,
+  Rng,
   Sequential,
+  SGD,
+  type SgdOptions,
   Tanh,
-} from "../../nn/layers.ts";
-import type { HostTensor, Module } from "../../nn/module.ts";
-import { SGD, type SgdOptions } from "../../optim/sgd.ts";
-import type { DataLoader } from "../../data/mod.ts";
+  type Tensor,
+} from "../../mod.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadRunData, makeLoaders } from "./data.ts";
-import { buildModel, makeSchedule } from "./trainer.ts";
-import { formatDuration } from "./progress.ts";
+import {
+  allFinite,
+  buildModel,
+  type Learner,
+  type MakeLearner,
+  makeSchedule,
+  train,
+  type TrainHooks,
+  type TrainResult,
+} from "./trainer.ts";
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const formatShape = (shape: readonly number[]) => `[${shape.join(", ")}]`;
 
 /** Cross-device copies of one training step. */
 export interface TransferStats {
@@ -588,184 +606,147 @@ export class TwoDeviceAlexNet {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A training loop
+// The learner the training loop drives (trainer.ts): the same setup, step, evaluation and end
+// of epoch as on one device.
 
-/** Options of {@link trainTwoDevices}. */
-export interface TwoDeviceTrainOptions {
-  /** Devices to use (default: two WebGPU devices acquired as "gpu0" and "gpu1"). */
-  devices?: readonly [string, string];
-  /** Suppresses all printing. */
-  quiet?: boolean;
-  /** Called after every step. */
-  onStep?: (step: number, result: TwoDeviceStepResult) => void;
-}
-
-/** One epoch of {@link trainTwoDevices}. */
-export interface TwoDeviceEpoch {
-  /** 1-based epoch. */
-  epoch: number;
-  /** Steps taken in this epoch. */
-  steps: number;
-  /** Mean training loss. */
-  trainLoss: number;
-  /** Training accuracy, [0, 1]. */
-  trainAccuracy: number;
-  /** Test loss. */
-  testLoss: number;
-  /** Test accuracy, [0, 1]. */
-  testAccuracy: number;
-  /** Mean cross-device copies per step. */
-  transferPerStep: TransferStats;
-  /** Mean seconds per step, copies included. */
-  secondsPerStep: number;
-}
-
-/** What {@link trainTwoDevices} returns. */
-export interface TwoDeviceTrainResult {
-  /** The devices used. */
-  devices: readonly [string, string];
-  /** One record per evaluated epoch. */
-  epochs: TwoDeviceEpoch[];
-  /** Steps taken in all. */
-  steps: number;
-  /** The trained weights, merged into a one-device model on the CPU. */
-  model: Sequential;
-}
-
-/** The configured learning-rate schedule of one optimizer (the same choice as trainer.ts). */
 /** Acquires two WebGPU devices, registered as "gpu0" and "gpu1". */
 async function acquireTwoGpus(): Promise<[string, string]> {
-  const { initWebGPU } = await import("../../gpu/mod.ts");
   await initWebGPU({ name: "gpu0" });
   await initWebGPU({ name: "gpu1" });
   return ["gpu0", "gpu1"];
 }
 
-/** Test loss and accuracy of the two-device model, logits read back to the host. */
-async function evaluateTwoDevices(
-  net: TwoDeviceAlexNet,
-  loader: DataLoader,
-): Promise<{ loss: number; accuracy: number }> {
-  net.eval();
-  let totalLoss = 0, correct = 0, seen = 0;
-  for await (const batch of loader.epoch(0)) {
-    const logits = await net.forward(batch.images, batch.shape);
-    const n = batch.shape[0], classes = logits.length / n;
-    for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * classes, (i + 1) * classes);
-      let best = 0, max = -Infinity;
-      row.forEach((v, c) => {
-        if (v > max) [max, best] = [v, c];
-      });
-      let sumExp = 0;
-      for (const v of row) sumExp += Math.exp(v - max);
-      totalLoss += max + Math.log(sumExp) - row[batch.labels[i]];
-      if (best === batch.labels[i]) correct++;
-    }
-    seen += n;
+/** Summed cross-entropy and correct predictions of host logits [N, classes]. */
+function scoreLogits(
+  logits: Float32Array,
+  labels: Int32Array,
+): { lossSum: number; correct: number } {
+  const n = labels.length, classes = logits.length / n;
+  let lossSum = 0, correct = 0;
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    let best = 0, max = -Infinity;
+    row.forEach((v, c) => {
+      if (v > max) [max, best] = [v, c];
+    });
+    let sumExp = 0;
+    for (const v of row) sumExp += Math.exp(v - max);
+    lossSum += max + Math.log(sumExp) - row[labels[i]];
+    if (best === labels[i]) correct++;
   }
-  net.train();
-  return { loss: totalLoss / seen, accuracy: correct / seen };
+  return { lossSum, correct };
 }
 
 /**
- * Trains `config`'s AlexNet (alexnet or alexnet-mini) split over two devices (section 3.2),
- * printing one line per epoch with the test accuracy and the mean transfer time per step.
- * Honours epochs, batch size, the optimizer settings, the schedule, the seed, the data limits,
- * `maxSteps` and `timeLimit`; it writes no checkpoint (the merged model is returned).
+ * The two-device learner for `train()`: the model split as {@link TwoDeviceAlexNet}, an SGD
+ * and a schedule per device (both schedules see the same validation error, so they decide
+ * alike). It writes no resumable checkpoint: the optimizer state lives in halves.
+ * `devices` defaults to two WebGPU devices; `stats` collects the transfers of every step.
+ */
+export function twoDevices(
+  devices?: readonly [string, string],
+  stats: { steps: number; total: TransferStats } = { steps: 0, total: zeroStats() },
+): MakeLearner {
+  return async (config: TrainConfig, data, say): Promise<Learner> => {
+    if (config.arch === "alexnet-torchvision") {
+      throw new RangeError(
+        "--devices 2: the two-GPU split is the 2012 paper's (alexnet, alexnet-mini); " +
+          "torchvision's variant was never split",
+      );
+    }
+    const model = buildModel(config, data.inputShape, data.classNames.length);
+    if (!(model instanceof Sequential)) throw new TypeError("--devices 2: expected a Sequential");
+    const pair = devices ?? await acquireTwoGpus();
+    const net = await TwoDeviceAlexNet.fromModel(model, pair);
+    const sgd: SgdOptions = {
+      lr: config.lr,
+      momentum: config.momentum,
+      weightDecay: config.weightDecay,
+      rule: config.sgdRule,
+    };
+    const optimizers: [SGD, SGD] = [
+      new SGD(net.parameters(0), sgd),
+      new SGD(net.parameters(1), sgd),
+    ];
+    const schedules = optimizers.flatMap((o) => makeSchedule(config, o) ?? []);
+    say(
+      `two devices: ${pair.join(" + ")}, ${net.stageCount} stages` +
+        (config.lrn ? "; LRN per device (section 3.3)" : ""),
+    );
+    let epoch = { steps: 0, total: zeroStats() };
+    return {
+      device: pair.join(" + "),
+      readEvery: 1, // trainStep reads its loss itself
+      get lr() {
+        return optimizers[0].lr;
+      },
+      schedules,
+      parameterCount: () => model.parameterCount(),
+      train: (mode) => void net.train(mode),
+      async step(batch) {
+        const result = await net.trainStep(batch.images, batch.shape, batch.labels, optimizers);
+        for (const counter of [stats, epoch]) {
+          counter.steps++;
+          for (const key of Object.keys(result.transfer) as (keyof TransferStats)[]) {
+            counter.total[key] += result.transfer[key];
+          }
+        }
+        return {
+          size: batch.shape[0],
+          read: () => Promise.resolve({ loss: result.loss, correct: result.correct }),
+          dispose: () => {},
+        };
+      },
+      async evaluateBatch(batch) {
+        return scoreLogits(await net.forward(batch.images, batch.shape), batch.labels);
+      },
+      weightsAreFinite: () => allFinite([...net.parameters(0), ...net.parameters(1)]),
+      async model() {
+        await net.toModel(model);
+        return model;
+      },
+      epochNote() {
+        const n = Math.max(1, epoch.steps), t = epoch.total;
+        const kib = (bytes: number) => (bytes / n / 1024).toFixed(0);
+        epoch = { steps: 0, total: zeroStats() };
+        return `; transfers per step ${(t.forwardMs / n).toFixed(1)} ms forward ` +
+          `(${kib(t.forwardBytes)} KiB) + ${(t.backwardMs / n).toFixed(1)} ms backward ` +
+          `(${kib(t.backwardBytes)} KiB)`;
+      },
+      dispose() {
+        net.dispose();
+        for (const optimizer of optimizers) optimizer.dispose();
+      },
+    };
+  };
+}
+
+/** What {@link trainTwoDevices} returns: the run's result and the mean transfers per step. */
+export interface TwoDeviceTrainResult extends TrainResult {
+  /** Mean cross-device copies per step over the run. */
+  transferPerStep: TransferStats;
+}
+
+/**
+ * Trains `config`'s AlexNet (alexnet or alexnet-mini) split over two devices (section 3.2)
+ * with the training loop of trainer.ts: every flag as on one device, except that it writes no
+ * resumable checkpoint (metrics, pictures and best.safetensors it writes).
  */
 export async function trainTwoDevices(
   config: TrainConfig,
-  options: TwoDeviceTrainOptions = {},
+  hooks: TrainHooks & { devices?: readonly [string, string] } = {},
 ): Promise<TwoDeviceTrainResult> {
-  if (config.arch === "alexnet-torchvision") {
-    throw new RangeError(
-      "trainTwoDevices: the two-GPU split is the 2012 paper's (alexnet, alexnet-mini); " +
-        "torchvision's variant was never split",
-    );
-  }
-  const say = (text: string) => options.quiet || console.log(text);
-  const runStart = performance.now();
-  const data = await loadRunData(config);
-  const model = buildModel(config, data.inputShape, data.classNames.length);
-  if (!(model instanceof Sequential)) throw new TypeError("trainTwoDevices: expected a Sequential");
-  const devices = options.devices ?? await acquireTwoGpus();
-  const net = await TwoDeviceAlexNet.fromModel(model, devices);
-  const sgd: SgdOptions = {
-    lr: config.lr,
-    momentum: config.momentum,
-    weightDecay: config.weightDecay,
-    rule: config.sgdRule,
+  const stats = { steps: 0, total: zeroStats() };
+  const result = await train(config, { ...hooks, learner: twoDevices(hooks.devices, stats) });
+  const n = Math.max(1, stats.steps);
+  const t = stats.total;
+  return {
+    ...result,
+    transferPerStep: {
+      forwardMs: t.forwardMs / n,
+      backwardMs: t.backwardMs / n,
+      forwardBytes: t.forwardBytes / n,
+      backwardBytes: t.backwardBytes / n,
+    },
   };
-  const optimizers: [SGD, SGD] = [new SGD(net.parameters(0), sgd), new SGD(net.parameters(1), sgd)];
-  // Both schedules see the same test error, so they make the same decisions.
-  const schedules = optimizers.map((o) => makeSchedule(config, o));
-  say(
-    `two devices: ${devices.join(" + ")}, ${net.stageCount} stages; ${config.arch}, ` +
-      `${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}` +
-      (config.lrn ? "; LRN per device (section 3.3)" : ""),
-  );
-  const { trainLoader, testLoader } = makeLoaders(config, data);
-  const epochs: TwoDeviceEpoch[] = [];
-  let step = 0, stopped = false;
-  try {
-    for (let epoch = 0; epoch < config.epochs && !stopped; epoch++) {
-      net.train();
-      const transfer = zeroStats();
-      let steps = 0, loss = 0, correct = 0, seen = 0;
-      const epochStart = performance.now();
-      for await (const batch of trainLoader.epoch(epoch)) {
-        const result = await net.trainStep(batch.images, batch.shape, batch.labels, optimizers);
-        options.onStep?.(++step, result);
-        steps++;
-        loss += result.loss * batch.shape[0];
-        correct += result.correct;
-        seen += batch.shape[0];
-        for (const key of Object.keys(transfer) as (keyof TransferStats)[]) {
-          transfer[key] += result.transfer[key];
-        }
-        const outOfTime = config.timeLimit > 0 &&
-          performance.now() - runStart > 60_000 * config.timeLimit;
-        if ((config.maxSteps > 0 && step >= config.maxSteps) || outOfTime) {
-          stopped = true;
-          break;
-        }
-      }
-      const seconds = (performance.now() - epochStart) / 1000;
-      const test = await evaluateTwoDevices(net, testLoader);
-      for (const key of Object.keys(transfer) as (keyof TransferStats)[]) {
-        transfer[key] /= Math.max(1, steps);
-      }
-      const record: TwoDeviceEpoch = {
-        epoch: epoch + 1,
-        steps,
-        trainLoss: loss / Math.max(1, seen),
-        trainAccuracy: correct / Math.max(1, seen),
-        testLoss: test.loss,
-        testAccuracy: test.accuracy,
-        transferPerStep: transfer,
-        secondsPerStep: seconds / Math.max(1, steps),
-      };
-      epochs.push(record);
-      const kib = (bytes: number) => (bytes / 1024).toFixed(0);
-      say(
-        `epoch ${epoch + 1}/${config.epochs}${stopped ? ` (stopped after ${steps} steps)` : ""}: ` +
-          `train loss ${record.trainLoss.toFixed(4)}, ` +
-          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, ` +
-          `test loss ${test.loss.toFixed(4)}, test acc ${(100 * test.accuracy).toFixed(2)}%; ` +
-          `per step ${(1000 * record.secondsPerStep).toFixed(0)} ms, of which transfers ` +
-          `${transfer.forwardMs.toFixed(1)} ms forward (${kib(transfer.forwardBytes)} KiB) + ` +
-          `${transfer.backwardMs.toFixed(1)} ms backward (${kib(transfer.backwardBytes)} KiB); ` +
-          `${formatDuration((performance.now() - runStart) / 1000)} elapsed`,
-      );
-      for (const schedule of schedules) schedule?.step(1 - test.accuracy);
-    }
-  } finally {
-    await trainLoader.close();
-    await testLoader.close();
-  }
-  await net.toModel(model);
-  net.dispose();
-  for (const optimizer of optimizers) optimizer.dispose();
-  return { devices, epochs, steps: step, model };
 }

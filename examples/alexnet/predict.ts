@@ -8,10 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { fromArray, noGrad } from "../../mod.ts";
-import { softmax } from "../../tensor/ops/softmax.ts";
-import { loadCheckpoint } from "../../io/checkpoint.ts";
-import { loadSafetensors } from "../../io/safetensors.ts";
+import { fromArray, loadCheckpoint, loadSafetensors, noGrad, softmax } from "../../mod.ts";
 import {
   centerCrop,
   decodeImage,
@@ -24,16 +21,19 @@ import {
   tenCrop,
   toFloat,
 } from "../../data/mod.ts";
-import type { TrainConfig } from "./config.ts";
-import { buildModel, readCheckpointMetadata } from "./trainer.ts";
+import { parseNumberFlag, UsageError } from "./config.ts";
+import { allFinite, buildModel } from "./trainer.ts";
+import { readRunMetadata } from "./run_state.ts";
 import { tryWebGPU } from "./device.ts";
 
-/** One image's top classes. */
+/** One image's top classes, or why it could not be classified. */
 export interface Prediction {
   /** The file. */
   file: string;
-  /** The best classes, most probable first. */
+  /** The best classes, most probable first (empty when `error` is set). */
   top: { className: string; probability: number }[];
+  /** Why the file could not be read or decoded (the other files are still classified). */
+  error?: string;
 }
 
 /** Options of {@link predictImages}. */
@@ -59,24 +59,29 @@ function grayscale(image: ImageCHW<Uint8Array>): ImageCHW<Uint8Array> {
   return { data, channels: 1, height: image.height, width: image.width };
 }
 
-/** Classifies `files` with the checkpoint in run folder `runDir`. */
+/** The weights predict uses: best.safetensors (best validation accuracy) when the run has one. */
+export async function weightsFile(runDir: string): Promise<string> {
+  try {
+    await Deno.stat(`${runDir}/best.safetensors`);
+    return `${runDir}/best.safetensors`;
+  } catch {
+    return `${runDir}/checkpoint.safetensors`;
+  }
+}
+
+/**
+ * Classifies `files` with the weights of run folder `runDir` ({@link weightsFile}). Refuses
+ * weights that are not finite; a file that cannot be read or decoded gets an `error` and the
+ * others are still classified.
+ */
 export async function predictImages(
   runDir: string,
   files: string[],
   options: PredictOptions = {},
 ): Promise<Prediction[]> {
   const crops = options.crops ?? 10;
-  const checkpoint = `${runDir}/checkpoint.safetensors`;
-  const { metadata } = await readCheckpointMetadata(checkpoint);
-  const config = metadata.config as TrainConfig;
-  const data = metadata.data as {
-    kind: "fashion-mnist" | "image-folder";
-    classNames: string[];
-    inputShape: [number, number, number];
-  };
-  if (!data?.classNames) {
-    throw new Error(`checkpoint ${checkpoint} does not describe its data (class names)`);
-  }
+  const checkpoint = await weightsFile(runDir);
+  const { config, data } = await readRunMetadata(checkpoint, false);
   const [channels, size] = data.inputShape;
   const device = options.device ?? "cpu";
   if (device === "gpu") {
@@ -85,6 +90,12 @@ export async function predictImages(
   }
   const model = buildModel(config, data.inputShape, data.classNames.length);
   await loadCheckpoint(checkpoint, { model });
+  if (!await allFinite(model.parameters())) {
+    throw new Error(
+      `${checkpoint} holds weights that are not finite (NaN or Infinity): the run diverged; ` +
+        `train again with a lower --lr`,
+    );
+  }
   await model.to(device);
   model.eval();
 
@@ -96,13 +107,13 @@ export async function predictImages(
 
   const results: Prediction[] = [];
   for (const file of files) {
-    let bytes: Uint8Array;
+    let image: ImageCHW<Uint8Array>;
     try {
-      bytes = await Deno.readFile(file);
+      image = await decodeImage(await Deno.readFile(file), file);
     } catch (error) {
-      throw new Error(`predict: cannot read ${file}: ${(error as Error).message}`);
+      results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
+      continue;
     }
-    let image = await decodeImage(bytes, file);
     if (channels === 1) image = grayscale(image);
     let views: ImageCHW<Float32Array>[];
     if (data.kind === "fashion-mnist") {
@@ -116,11 +127,9 @@ export async function predictImages(
     }
     const batch = new Float32Array(views.length * channels * size * size);
     views.forEach((v, i) => batch.set(v.data, i * v.data.length));
-    const x = fromArray(batch, [views.length, channels, size, size], { device });
-    const probabilities = noGrad(() => softmax(model.forward(x)));
+    using x = fromArray(batch, [views.length, channels, size, size], { device });
+    using probabilities = noGrad(() => softmax(model.forward(x)));
     const values = await probabilities.data();
-    x.dispose();
-    probabilities.dispose();
     const classes = data.classNames.length;
     const mean = new Float64Array(classes);
     for (let v = 0; v < views.length; v++) {
@@ -140,59 +149,74 @@ const HELP = `Classify images with a trained AlexNet checkpoint.
 
 Usage: deno task predict [--run DIR] [--crops 1|10] [--device cpu|gpu] IMAGE...
 
-  --run DIR      run folder with checkpoint.safetensors (default runs/alexnet)
+  --run DIR      run folder (default runs/alexnet): its best.safetensors (best validation
+                 accuracy) when present, else checkpoint.safetensors
   --crops N      10 (default): average ten crops as the paper did; 1: center crop only
   --device NAME  cpu (default) | gpu
 `;
 
-if (import.meta.main) {
+/** Parses predict's command line; throws {@link UsageError}; null for --help. */
+export function parsePredictArgs(
+  args: string[],
+): { run: string; files: string[]; options: PredictOptions } | null {
   let parsed;
   try {
     parsed = parseArgs({
-      args: Deno.args,
+      args,
       allowPositionals: true,
       options: {
         run: { type: "string" },
         crops: { type: "string" },
         device: { type: "string" },
-        help: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
       },
     });
   } catch (error) {
-    console.error(`predict: ${(error as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
+    throw new UsageError((error as Error).message.split("\n")[0]);
   }
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
+  if (values.help) return null;
+  const crops = values.crops === undefined
+    ? 10
+    : parseNumberFlag("crops", values.crops, { integer: true, min: 1 });
+  if (crops !== 1 && crops !== 10) {
+    throw new UsageError(`--crops must be 1 or 10; got "${values.crops}"`);
   }
-  const crops = Number(values.crops ?? 10);
   const device = values.device ?? "cpu";
-  if (
-    (crops !== 1 && crops !== 10) || (device !== "cpu" && device !== "gpu") ||
-    positionals.length === 0
-  ) {
-    const problem = positionals.length === 0
-      ? "no image files given"
-      : crops !== 1 && crops !== 10
-      ? `--crops must be 1 or 10, got "${values.crops}"`
-      : `--device must be cpu or gpu, got "${device}"`;
-    console.error(`predict: ${problem}\n\n${HELP}`);
-    Deno.exit(2);
+  if (device !== "cpu" && device !== "gpu") {
+    throw new UsageError(`--device must be cpu or gpu; got "${device}"`);
   }
+  if (positionals.length === 0) throw new UsageError("no image files given");
+  return { run: values.run ?? "runs/alexnet", files: positionals, options: { crops, device } };
+}
+
+if (import.meta.main) {
   try {
-    const results = await predictImages(values.run ?? "runs/alexnet", positionals, {
-      crops: crops as 1 | 10,
-      device,
-    });
+    const command = parsePredictArgs(Deno.args);
+    if (command === null) {
+      console.log(HELP);
+      Deno.exit(0);
+    }
+    if (!(await Deno.stat(command.run).catch(() => null))?.isDirectory) {
+      throw new Error(`--run ${command.run}: not a folder (or it does not exist)`);
+    }
+    const results = await predictImages(command.run, command.files, command.options);
     for (const r of results) {
+      if (r.error) {
+        console.error(`${r.file}: ${r.error}`);
+        continue;
+      }
       console.log(`${r.file}:`);
       for (const t of r.top) {
         console.log(`  ${(100 * t.probability).toFixed(2).padStart(6)}%  ${t.className}`);
       }
     }
+    if (results.some((r) => r.error)) Deno.exit(1);
   } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`predict: ${error.message} (see --help)`);
+      Deno.exit(2);
+    }
     console.error(`predict: ${(error as Error).message}`);
     Deno.exit(1);
   }

@@ -5,37 +5,36 @@
  * @module
  */
 
-import { HELP, parseTrainArgs, UsageError } from "./config.ts";
+import { HELP, parseTrainCommand, UsageError } from "./config.ts";
 import { train } from "./trainer.ts";
-import { trainTwoDevices } from "./parallel.ts";
+import { twoDevices } from "./parallel.ts";
 
-if (import.meta.main) {
-  let config;
+/**
+ * Runs the command line `args` and returns the exit code: 0 done, 1 the run failed, 2 a flag
+ * was wrong (one line naming it, then "see --help").
+ */
+export async function main(args: string[]): Promise<number> {
   try {
-    config = parseTrainArgs(Deno.args);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`train-alexnet: ${error.message}\n`);
-    console.error(HELP);
-    Deno.exit(2);
-  }
-  if (config === null) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  try {
-    if (config.devices === 2) {
-      if (config.resume) throw new Error("--resume is not available with --devices 2");
-      await trainTwoDevices(config);
-    } else {
-      await train(config);
+    const command = parseTrainCommand(args);
+    if (command === null) {
+      console.log(HELP);
+      return 0;
     }
+    const { config, given } = command;
+    await train(config, { given, learner: config.devices === 2 ? twoDevices() : undefined });
+    return 0;
   } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`train-alexnet: ${error.message} (see --help)`);
+      return 2;
+    }
     const hint = error instanceof Deno.errors.NotCapable
       ? "\n(`deno task train-alexnet` may write only under runs/: use --out runs/NAME, or run " +
         "examples/alexnet/train.ts with your own --allow-write)"
       : "";
     console.error(`\ntrain-alexnet: ${(error as Error).message}${hint}`);
-    Deno.exit(1);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

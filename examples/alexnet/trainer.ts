@@ -1,448 +1,458 @@
 /**
- * The training loop behind `deno task train-alexnet` (and `ablate`): data in, SGD steps, an
- * evaluation per epoch, metrics, checkpoints and pictures out. Written the documented way, so
- * device memory stays flat: every step's inputs are disposed, `backward()` releases the graph,
- * and evaluation runs inside `noGrad()`.
+ * The training loop behind `deno task train-alexnet` (one device or two) and `deno task
+ * ablate`, in three pieces:
+ *
+ * - {@link setupRun}: the run folder (fresh or resumed), data, model, optimizer, schedule;
+ * - {@link trainStep}: one SGD step, its loss read back (a few steps at a time on a GPU);
+ * - {@link endEpoch}: the validation split decides (schedule, best.safetensors), the test set
+ *   is evaluated for the report, then metrics, checkpoint and pictures.
+ *
+ * {@link train} strings them together. The model behind them is a {@link Learner}
+ * (learner.ts): one device, or two (parallel.ts). Device memory stays flat: every step's inputs
+ * are disposed, `backward()` releases the graph, and evaluation runs inside `noGrad()`.
  *
  * @module
  */
 
-import { argmax, fromArray, noGrad, type Tensor } from "../../mod.ts";
-import { crossEntropy } from "../../tensor/ops/softmax.ts";
-import type { DataLoader } from "../../data/mod.ts";
-import type { Module } from "../../nn/module.ts";
-import { SGD } from "../../optim/sgd.ts";
 import {
-  CosineAnnealing,
-  type LrSchedule,
-  ReduceLROnPlateau,
-  StepLR,
-} from "../../optim/schedules.ts";
-import { loadCheckpoint, saveCheckpoint } from "../../io/checkpoint.ts";
-import { writeFileAtomic, writeTextFileAtomic } from "../../io/atomic.ts";
-import { loadSafetensors, saveSafetensors } from "../../io/safetensors.ts";
+  type Module,
+  saveCheckpoint,
+  saveSafetensors,
+  writeFileAtomic,
+  writeTextFileAtomic,
+} from "../../mod.ts";
+import type { Batch, DataLoader } from "../../data/mod.ts";
 import { filterGridPng, trainingCurvesPng } from "./plot.ts";
-import { alexnet, alexnetMini, alexnetTorchvision } from "../../models/alexnet.ts";
-import type { TrainConfig } from "./config.ts";
+import { resumedConfig, type TrainCommand, type TrainConfig, UsageError } from "./config.ts";
 import { loadRunData, makeLoaders, type RunData } from "./data.ts";
-import { chooseDevice } from "./device.ts";
+import { type Learner, type MakeLearner, oneDevice, type PendingStep } from "./learner.ts";
 import { formatDuration, ProgressBar } from "./progress.ts";
+import {
+  checkRunFolder,
+  clearRunFolder,
+  freshRunState,
+  type MetricRecord,
+  readRunMetadata,
+  type RunState,
+} from "./run_state.ts";
 
-/** One line of `metrics.jsonl`. */
-export interface MetricRecord {
-  /** "step" every few steps, "epoch" after each evaluation. */
-  kind: "step" | "epoch";
-  /** 1-based epoch. */
-  epoch: number;
-  /** Optimizer steps so far. */
-  step: number;
-  /** Mean training loss (over the last few steps, or the whole epoch). */
-  trainLoss: number;
-  /** Training accuracy, [0, 1]. */
-  trainAccuracy: number;
-  /** Test loss (epoch records). */
-  testLoss?: number;
-  /** Test accuracy (epoch records). */
-  testAccuracy?: number;
-  /** Learning rate in force. */
-  lr: number;
-  /** Seconds of training so far (excluding evaluation). */
-  seconds: number;
-  /** Training throughput over the epoch. */
-  imagesPerSecond?: number;
-}
+export type { MetricRecord, RunState } from "./run_state.ts";
+export {
+  allFinite,
+  buildModel,
+  type Learner,
+  type MakeLearner,
+  makeSchedule,
+  oneDevice,
+  type PendingStep,
+} from "./learner.ts";
 
 /** What a finished run reports. */
 export interface TrainResult {
-  /** Device used. */
+  /** Device(s) used. */
   device: string;
   /** Every metric record. */
   metrics: MetricRecord[];
-  /** Test accuracy after the last epoch. */
+  /** Validation accuracy after the last epoch. */
+  finalValAccuracy: number;
+  /** Best validation accuracy of any epoch (its weights are in best.safetensors). */
+  bestValAccuracy: number;
+  /** Test accuracy after the last epoch: for the report, chosen by nothing. */
   finalTestAccuracy: number;
-  /** Best test accuracy of any epoch. */
-  bestTestAccuracy: number;
   /** Steps taken in all. */
   steps: number;
   /** The run folder. */
   out: string;
 }
 
-/** Hooks for callers that embed the loop (tests, ablations). */
+/** Hooks for callers that embed the loop (tests, ablations, two devices). */
 export interface TrainHooks {
   /** Called with each step's loss, in order. */
   onStepLoss?: (step: number, loss: number) => void;
   /** Suppresses all printing. */
   quiet?: boolean;
+  /** The flags given on the command line (a resume checks them; default: every field). */
+  given?: TrainCommand["given"];
+  /** Builds the model and its optimizer (default {@link oneDevice}). */
+  learner?: MakeLearner;
 }
 
-/** Builds the configured network. */
-export function buildModel(
-  config: TrainConfig,
-  inputShape: readonly number[],
-  classes: number,
-): Module {
-  const common = {
-    activation: config.activation,
-    dropout: config.dropout,
-    pool: config.pool,
-    inChannels: inputShape[0],
-    numClasses: classes,
-    seed: config.seed,
-  };
-  if (config.arch === "alexnet-torchvision") {
-    return alexnetTorchvision({ ...common, init: config.init });
-  }
-  const options = {
-    ...common,
-    lrn: config.lrn,
-    groups: config.groups,
-    inputSize: inputShape[1],
-    init: config.init,
-  };
-  return config.arch === "alexnet" ? alexnet(options) : alexnetMini(options);
-}
-
-/** The configured learning-rate schedule for `optimizer` (null for "none"). */
-export function makeSchedule(config: TrainConfig, optimizer: SGD): LrSchedule | null {
-  switch (config.schedule) {
-    case "plateau":
-      return new ReduceLROnPlateau(optimizer, { patience: 1, maxDrops: 3 });
-    case "step":
-      return new StepLR(optimizer, { stepSize: Math.max(1, Math.ceil(config.epochs / 3)) });
-    case "cosine":
-      return new CosineAnnealing(optimizer, { tMax: config.epochs });
-    default:
-      return null;
+/** A diverged run: a non-finite loss or weight. The message says where and what to try. */
+export class DivergenceError extends Error {
+  /** Creates the error for `what` ("the loss is NaN") at `step`. */
+  constructor(what: string, step: number, config: TrainConfig, lr: number) {
+    // The paper's network diverges with He initialisation at the mini model's lr.
+    const init = config.arch === "alexnet" && config.init !== "paper" && config.init !== "auto"
+      ? " or the paper's initialisation (--init paper, lr 0.01)"
+      : "";
+    super(
+      `training diverged at step ${step} (lr ${lr}): ${what}. The run stops here and nothing ` +
+        `from this step on is saved (a checkpoint already in --out ${config.out} is finite). ` +
+        `Try a lower --lr (for example ${lr / 10})${init}`,
+    );
+    this.name = "DivergenceError";
   }
 }
 
-/** Training progress saved in every checkpoint (with the config and the metrics so far). */
-interface RunState {
-  epoch: number; // 0-based epoch in progress
-  batch: number; // batches of that epoch already trained on
-  step: number;
-  seconds: number;
-  epochLoss: number;
-  epochCorrect: number;
-  epochSeen: number;
+/** Everything a run holds between its steps. */
+export interface Run {
+  /** The configuration (a resumed run's is the checkpoint's). */
+  config: TrainConfig;
+  /** The datasets and pipelines. */
+  data: RunData;
+  /** The model and its optimizer. */
+  learner: Learner;
+  /** Training, validation and test batches. */
+  loaders: { trainLoader: DataLoader; valLoader: DataLoader; testLoader: DataLoader };
+  /** Progress (saved in every checkpoint). */
+  state: RunState;
+  /** Every metric record so far (saved too). */
+  metrics: MetricRecord[];
+  /** Steps taken but not yet read back. */
+  pending: PendingStep[];
+  /** Why the run stops early, once it must. */
+  stop: null | "max-steps" | "time-limit";
+  /** When this session started, and when its current epoch did (ms). */
+  clock: { runStart: number; epochStart: number; secondsAtStart: number; images: number };
+  /** Printing. */
+  say: (text: string) => void;
+  progress: ProgressBar;
+  hooks: TrainHooks;
 }
 
-/** Trains as configured; see the module doc. */
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const runStart = performance.now();
-  const say = (text: string) => hooks.quiet || progress.line(text);
+const ALL_FIELDS = { has: () => true } as unknown as TrainCommand["given"];
+
+/**
+ * Prepares a run: checks the run folder (resume or overwrite), restores a checkpoint's
+ * configuration and state when resuming, loads the data, builds the learner.
+ */
+export async function setupRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<Run> {
+  const runStart = performance.now(); // --time-limit counts the setup too
   const progress = new ProgressBar(config.plain);
+  const say = (text: string) => hooks.quiet || progress.line(text);
   const checkpointPath = `${config.out}/checkpoint.safetensors`;
-  let metrics: MetricRecord[] = [];
-  let state: RunState = {
-    epoch: 0,
-    batch: 0,
-    step: 0,
-    seconds: 0,
-    epochLoss: 0,
-    epochCorrect: 0,
-    epochSeen: 0,
-  };
-
+  const oldRun = await checkRunFolder(config);
+  let saved;
   if (config.resume) {
-    // The checkpoint's configuration wins, except for how long to train and how to show it.
-    const { metadata } = await readCheckpointMetadata(checkpointPath);
-    const saved = metadata.config as TrainConfig;
-    config = {
-      ...saved,
-      epochs: config.epochs,
-      maxSteps: config.maxSteps,
-      timeLimit: config.timeLimit,
-      plain: config.plain,
-      resume: true,
-      out: config.out,
-      device: config.device,
-    };
+    saved = await readRunMetadata(checkpointPath, true);
+    config = resumedConfig(saved.config, { config, given: hooks.given ?? ALL_FIELDS }, say);
   }
-  await Deno.mkdir(config.out, { recursive: true });
-
-  const data: RunData = await loadRunData(config);
-  const classes = data.classNames.length;
-  const batchShape = [config.batchSize, ...data.inputShape];
-  const choice = await chooseDevice(
-    config.device,
-    () => buildModel(config, data.inputShape, classes),
-    batchShape,
-    classes,
-  );
-  say(`device: ${choice.device} (${choice.reason})`);
+  const data = await loadRunData(config);
+  const learner = await (hooks.learner ?? oneDevice)(config, data, say);
   say(
-    `data: ${data.source}; ${data.train.shape[0]} training and ${data.test.shape[0]} test images`,
+    `data: ${data.source}; ${data.train.shape[0]} training, ${data.val.shape[0]} validation ` +
+      `(held out of the training images) and ${data.test.shape[0]} test images`,
   );
-
-  const model = await buildModel(config, data.inputShape, classes).to(choice.device);
-  const optimizer = new SGD(model.parameters(), {
-    lr: config.lr,
-    momentum: config.momentum,
-    weightDecay: config.weightDecay,
-    rule: config.sgdRule,
-  });
-  const schedule = makeSchedule(config, optimizer);
-
-  if (config.resume) {
-    const metadata = await loadCheckpoint(checkpointPath, {
-      model,
-      optimizer,
-      schedule: schedule ?? undefined,
-    });
-    state = metadata.run as RunState;
-    metrics = metadata.metrics as MetricRecord[];
+  const loaders = makeLoaders(config, data);
+  await clearRunFolder(config, oldRun);
+  const run: Run = {
+    config,
+    data,
+    learner,
+    loaders,
+    state: freshRunState(),
+    metrics: [],
+    pending: [],
+    stop: null,
+    clock: { runStart, epochStart: 0, secondsAtStart: 0, images: 0 },
+    say,
+    progress,
+    hooks,
+  };
+  if (saved) {
+    const { run: state, metrics } = saved as Required<typeof saved>;
+    if (state.batch >= loaders.trainLoader.batchesPerEpoch) {
+      throw new Error(
+        `${checkpointPath}: "run.batch" is ${state.batch}, but an epoch has only ` +
+          `${loaders.trainLoader.batchesPerEpoch} batches`,
+      );
+    }
+    if (state.epoch >= config.epochs) {
+      throw new UsageError(
+        `--resume: the run in ${config.out} has finished its ${config.epochs} epochs; pass a ` +
+          `larger --epochs to train on`,
+      );
+    }
+    if (!learner.load) throw new Error(`--resume is not available on ${learner.device}`);
+    await learner.load(checkpointPath);
+    run.state = state;
+    run.metrics = metrics;
     say(
       `resumed ${checkpointPath}: epoch ${
         state.epoch + 1
       }, batch ${state.batch}, step ${state.step}`,
     );
   } else {
-    const params = model.parameterCount();
     say(
-      `model: ${config.arch}, ${
-        params.toLocaleString("en-US")
-      } parameters; ${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}`,
+      `model: ${config.arch}, ${learner.parameterCount().toLocaleString("en-US")} parameters; ` +
+        `${config.epochs} epochs of batch ${config.batchSize}, lr ${config.lr}`,
     );
   }
-
   if (data.meanImage) {
     // predict subtracts the same mean image from new photos (paper section 2).
     await saveSafetensors(`${config.out}/mean_image.safetensors`, {
       mean: { dtype: "F32", shape: [3, 256, 256], data: data.meanImage },
     });
   }
-  const { trainLoader, testLoader } = makeLoaders(config, data);
-  const save = async () => {
-    await saveCheckpoint(checkpointPath, {
-      model,
-      optimizer,
-      schedule: schedule ?? undefined,
-      metadata: {
-        epoch: state.epoch,
-        step: state.step,
-        config,
-        run: state,
-        metrics,
-        data: { kind: data.kind, classNames: data.classNames, inputShape: data.inputShape },
-      },
-    });
-    await writeTextFileAtomic(
-      `${config.out}/metrics.jsonl`,
-      metrics.map((m) => JSON.stringify(m)).join("\n") + "\n",
-    );
-  };
+  return run;
+}
 
-  // Loss and predictions are read back a few steps at a time: on a GPU a read waits for the
-  // queue to drain, so reading every step would stall it.
-  const readEvery = choice.device === "cpu" ? 1 : 8;
-  let pending: { loss: Tensor; predictions: Tensor; labels: Int32Array }[] = [];
-  let windowLoss = 0, windowCorrect = 0, windowSeen = 0;
-  const drain = async () => {
-    const values = await Promise.all(
-      pending.map(async (p) => [await p.loss.item(), await p.predictions.data()] as const),
-    );
-    values.forEach(([loss, predicted], i) => {
-      const labels = pending[i].labels;
-      let correct = 0;
-      for (let j = 0; j < labels.length; j++) if (predicted[j] === labels[j]) correct++;
-      const stepNumber = state.step - pending.length + i + 1;
-      hooks.onStepLoss?.(stepNumber, loss);
-      state.epochLoss += loss * labels.length;
-      state.epochCorrect += correct;
-      state.epochSeen += labels.length;
-      windowLoss += loss * labels.length;
-      windowCorrect += correct;
-      windowSeen += labels.length;
-    });
-    for (const p of pending) {
-      p.loss.dispose();
-      p.predictions.dispose();
+/** Writes the checkpoint (refusing non-finite weights) and metrics.jsonl. */
+async function save(run: Run, state: RunState = run.state): Promise<void> {
+  const { config, learner } = run;
+  if (learner.save) {
+    if (!await learner.weightsAreFinite()) {
+      throw new DivergenceError("a weight is not finite", state.step, config, learner.lr);
     }
-    pending = [];
-  };
+    await learner.save(`${config.out}/checkpoint.safetensors`, {
+      epoch: state.epoch,
+      step: state.step,
+      config,
+      run: state,
+      metrics: run.metrics,
+      data: describeData(run.data),
+    });
+  }
+  await writeTextFileAtomic(
+    `${config.out}/metrics.jsonl`,
+    run.metrics.map((m) => JSON.stringify(m)).join("\n") + "\n",
+  );
+}
 
-  const steps = trainLoader.batchesPerEpoch;
-  let stopped = false, outOfTime = false;
+function describeData(data: RunData) {
+  return { kind: data.kind, classNames: data.classNames, inputShape: data.inputShape };
+}
+
+/**
+ * Reads back the pending steps: the epoch's and the 10-step window's sums, a step record
+ * every 10 steps (the same records however many steps a read covers), and a stop on the first
+ * non-finite loss.
+ */
+async function drain(run: Run): Promise<void> {
+  const { state, pending } = run;
+  run.pending = [];
+  const first = state.step - pending.length + 1;
+  const values = await Promise.all(pending.map((p) => p.read()));
+  for (const [i, { loss, correct }] of values.entries()) {
+    const step = first + i, size = pending[i].size;
+    if (!Number.isFinite(loss)) {
+      throw new DivergenceError(`the loss is ${loss}`, step, run.config, run.learner.lr);
+    }
+    run.hooks.onStepLoss?.(step, loss);
+    state.epochLoss += loss * size;
+    state.epochCorrect += correct;
+    state.epochSeen += size;
+    state.windowLoss += loss * size;
+    state.windowCorrect += correct;
+    state.windowSeen += size;
+    if (step % 10 === 0) {
+      run.metrics.push({
+        kind: "step",
+        epoch: state.epoch + 1,
+        step,
+        trainLoss: state.windowLoss / state.windowSeen,
+        trainAccuracy: state.windowCorrect / state.windowSeen,
+        lr: run.learner.lr,
+        seconds: run.clock.secondsAtStart + (performance.now() - run.clock.epochStart) / 1000,
+      });
+      state.windowLoss = state.windowCorrect = state.windowSeen = 0;
+    }
+  }
+}
+
+/** One training step, its bookkeeping, and the decision whether to stop. */
+export async function trainStep(run: Run, batch: Batch): Promise<void> {
+  const { config, state, clock } = run;
+  const steps = run.loaders.trainLoader.batchesPerEpoch;
+  run.pending.push(await run.learner.step(batch));
+  state.step++;
+  state.batch++;
+  clock.images += batch.shape[0];
+  if (run.pending.length >= run.learner.readEvery || state.batch === steps) await drain(run);
+  const elapsed = (performance.now() - clock.epochStart) / 1000;
+  const rate = clock.images / Math.max(elapsed, 1e-9);
+  if (!run.hooks.quiet && state.epochSeen > 0) {
+    run.progress.update({
+      epoch: state.epoch + 1,
+      epochs: config.epochs,
+      step: state.batch,
+      steps,
+      loss: state.epochLoss / state.epochSeen,
+      accuracy: state.epochCorrect / state.epochSeen,
+      imagesPerSecond: rate,
+      etaSeconds: ((steps - state.batch) * config.batchSize) / rate,
+    });
+  }
+  if (config.maxSteps > 0 && state.step >= config.maxSteps) {
+    run.stop = "max-steps";
+    return;
+  }
+  // --time-limit: stop early enough to evaluate and save within the budget (evaluation runs
+  // forward only, about a third of a training step per image).
+  const evalImages = run.data.val.shape[0] + run.data.test.shape[0];
+  const evalSeconds = evalImages / (3 * rate) + 5;
+  const used = (performance.now() - clock.runStart) / 1000;
+  if (config.timeLimit > 0 && used + evalSeconds > 60 * config.timeLimit) {
+    run.stop = "time-limit";
+    return;
+  }
+  if (state.step % config.checkpointEvery === 0 && state.batch < steps) {
+    await drain(run);
+    state.seconds = clock.secondsAtStart + elapsed;
+    await save(run);
+  }
+}
+
+/** Mean loss and accuracy of the learner over a loader, without a graph. */
+export async function evaluate(
+  learner: Learner,
+  loader: DataLoader,
+): Promise<{ loss: number; accuracy: number }> {
+  learner.train(false);
+  let totalLoss = 0, correct = 0, seen = 0;
+  for await (const batch of loader.epoch(0)) {
+    const result = await learner.evaluateBatch(batch);
+    totalLoss += result.lossSum;
+    correct += result.correct;
+    seen += batch.shape[0];
+  }
+  learner.train(true);
+  return { loss: totalLoss / seen, accuracy: correct / seen };
+}
+
+/**
+ * The end of an epoch (or of a run stopped inside one): evaluation on the validation split,
+ * which steps the schedule and picks best.safetensors, and on the test set for the report;
+ * the epoch record, the checkpoint and the pictures. A run stopped by --max-steps is saved
+ * unevaluated, resumable at its very batch.
+ */
+export async function endEpoch(run: Run): Promise<void> {
+  const { config, state, learner, clock } = run;
+  await drain(run);
+  state.seconds = clock.secondsAtStart + (performance.now() - clock.epochStart) / 1000;
+  const steps = run.loaders.trainLoader.batchesPerEpoch;
+  const partial = state.batch < steps;
+  if (partial && run.stop === "max-steps") return await save(run);
+  const val = await evaluate(learner, run.loaders.valLoader);
+  const test = await evaluate(learner, run.loaders.testLoader);
+  const record: MetricRecord = {
+    kind: "epoch",
+    epoch: state.epoch + (partial ? state.batch / steps : 1),
+    step: state.step,
+    trainLoss: state.epochLoss / Math.max(1, state.epochSeen),
+    trainAccuracy: state.epochCorrect / Math.max(1, state.epochSeen),
+    valLoss: val.loss,
+    valAccuracy: val.accuracy,
+    testLoss: test.loss,
+    testAccuracy: test.accuracy,
+    lr: learner.lr,
+    seconds: state.seconds,
+    imagesPerSecond: clock.images / Math.max(1e-9, state.seconds - clock.secondsAtStart),
+  };
+  run.metrics.push(record);
+  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+  run.say(
+    `${partial ? `time limit: stopped at batch ${state.batch}/${steps} of epoch` : "epoch"} ` +
+      `${state.epoch + 1}/${config.epochs}: train loss ${record.trainLoss.toFixed(4)}, ` +
+      `train acc ${percent(record.trainAccuracy)}, val loss ${val.loss.toFixed(4)}, ` +
+      `val acc ${percent(val.accuracy)}, test acc ${percent(test.accuracy)} (report only), ` +
+      `lr ${record.lr}, ${record.imagesPerSecond!.toFixed(0)} img/s, ` +
+      `${formatDuration(state.seconds)} elapsed${learner.epochNote?.() ?? ""}`,
+  );
+  if (val.accuracy > state.bestValAccuracy) {
+    state.bestValAccuracy = val.accuracy;
+    state.bestEpoch = state.epoch + 1;
+    await saveBest(run);
+  }
+  if (partial) {
+    // Out of time mid-epoch: the checkpoint resumes at this very batch.
+    await save(run);
+  } else {
+    for (const schedule of learner.schedules) schedule.step(1 - val.accuracy);
+    // The checkpoint marks this epoch done: a resume starts the next one.
+    state.epochLoss = state.epochCorrect = state.epochSeen = 0;
+    await save(run, { ...state, epoch: state.epoch + 1, batch: 0 });
+  }
+  await drawPictures(await learner.model(), run.metrics, config.out);
+}
+
+/** best.safetensors: the weights of the epoch with the best validation accuracy. */
+async function saveBest(run: Run): Promise<void> {
+  if (!await run.learner.weightsAreFinite()) {
+    throw new DivergenceError("a weight is not finite", run.state.step, run.config, run.learner.lr);
+  }
+  await saveCheckpoint(`${run.config.out}/best.safetensors`, {
+    model: await run.learner.model(),
+    metadata: {
+      epoch: run.state.bestEpoch,
+      step: run.state.step,
+      config: run.config,
+      data: describeData(run.data),
+      valAccuracy: run.state.bestValAccuracy,
+    },
+  });
+}
+
+/** Trains as configured; see the module doc. */
+export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const run = await setupRun(config, hooks);
+  config = run.config;
+  const { state, clock } = run;
   try {
-    for (; state.epoch < config.epochs && !stopped; state.epoch++, state.batch = 0) {
-      model.train();
-      const epochStart = performance.now();
-      const secondsAtStart = state.seconds;
-      let imagesThisSession = 0;
-      for await (const batch of trainLoader.epoch(state.epoch, state.batch)) {
-        const n = batch.shape[0];
-        using x = fromArray(batch.images, batch.shape, { device: choice.device });
-        using y = fromArray(batch.labels, [n], { device: choice.device });
-        const logits = model.forward(x);
-        const predictions = argmax(logits); // not part of the graph: survives backward
-        const loss = crossEntropy(logits, y);
-        optimizer.zeroGrad();
-        loss.backward(); // releases logits and every other intermediate
-        optimizer.step();
-        pending.push({ loss, predictions, labels: batch.labels });
-        state.step++;
-        state.batch++;
-        imagesThisSession += n;
-        if (pending.length >= readEvery || state.batch === steps) await drain();
-        const elapsed = (performance.now() - epochStart) / 1000;
-        const rate = imagesThisSession / Math.max(elapsed, 1e-9);
-        if (!hooks.quiet && state.epochSeen > 0) {
-          progress.update({
-            epoch: state.epoch + 1,
-            epochs: config.epochs,
-            step: state.batch,
-            steps,
-            loss: state.epochLoss / state.epochSeen,
-            accuracy: state.epochCorrect / state.epochSeen,
-            imagesPerSecond: rate,
-            etaSeconds: ((steps - state.batch) * config.batchSize) / rate,
-          });
-        }
-        if (state.step % 10 === 0 && windowSeen > 0) {
-          metrics.push({
-            kind: "step",
-            epoch: state.epoch + 1,
-            step: state.step,
-            trainLoss: windowLoss / windowSeen,
-            trainAccuracy: windowCorrect / windowSeen,
-            lr: optimizer.lr,
-            seconds: secondsAtStart + elapsed,
-          });
-          windowLoss = windowCorrect = windowSeen = 0;
-        }
-        if (config.maxSteps > 0 && state.step >= config.maxSteps) {
-          stopped = true;
-          break;
-        }
-        // --time-limit: stop early enough to evaluate and save within the budget (evaluation
-        // runs forward only, about a third of a training step per image).
-        const evalSeconds = data.test.shape[0] / (3 * rate) + 5;
-        if (
-          config.timeLimit > 0 &&
-          (performance.now() - runStart) / 1000 + evalSeconds > 60 * config.timeLimit
-        ) {
-          outOfTime = stopped = true;
-          break;
-        }
-        if (state.step % config.checkpointEvery === 0 && state.batch < steps) {
-          await drain();
-          state.seconds = secondsAtStart + (performance.now() - epochStart) / 1000;
-          await save();
-        }
+    for (; state.epoch < config.epochs && run.stop === null; state.epoch++, state.batch = 0) {
+      run.learner.train(true);
+      clock.epochStart = performance.now();
+      clock.secondsAtStart = state.seconds;
+      clock.images = 0;
+      for await (const batch of run.loaders.trainLoader.epoch(state.epoch, state.batch)) {
+        await trainStep(run, batch);
+        if (run.stop) break;
       }
-      await drain();
-      state.seconds = secondsAtStart + (performance.now() - epochStart) / 1000;
-      const partial = state.batch < steps;
-      if (partial && !outOfTime) {
-        await save(); // stopped by --max-steps: resumable, not evaluated
-        break;
-      }
-      const evaluation = await evaluate(model, testLoader, choice.device);
-      const record: MetricRecord = {
-        kind: "epoch",
-        epoch: state.epoch + (partial ? state.batch / steps : 1),
-        step: state.step,
-        trainLoss: state.epochLoss / Math.max(1, state.epochSeen),
-        trainAccuracy: state.epochCorrect / Math.max(1, state.epochSeen),
-        testLoss: evaluation.loss,
-        testAccuracy: evaluation.accuracy,
-        lr: optimizer.lr,
-        seconds: state.seconds,
-        imagesPerSecond: imagesThisSession / Math.max(1e-9, state.seconds - secondsAtStart),
-      };
-      metrics.push(record);
-      say(
-        `${partial ? `time limit: stopped at batch ${state.batch}/${steps} of epoch` : "epoch"} ` +
-          `${state.epoch + 1}/${config.epochs}: train loss ${record.trainLoss.toFixed(4)}, ` +
-          `train acc ${(100 * record.trainAccuracy).toFixed(2)}%, ` +
-          `test loss ${evaluation.loss.toFixed(4)}, test acc ${
-            (100 * evaluation.accuracy).toFixed(2)
-          }%, ` +
-          `lr ${record.lr}, ${record.imagesPerSecond!.toFixed(0)} img/s, ${
-            formatDuration(state.seconds)
-          } elapsed`,
-      );
-      if (partial) {
-        // Out of time mid-epoch: the checkpoint resumes at this very batch.
-        await save();
-        await drawPictures(model, metrics, config.out);
-        break;
-      }
-      schedule?.step(1 - evaluation.accuracy);
-      state.epochLoss = state.epochCorrect = state.epochSeen = 0;
-      // The checkpoint marks this epoch done: a resume starts the next one.
-      const current = state;
-      state = { ...state, epoch: state.epoch + 1, batch: 0 };
-      await save();
-      state = current;
-      await drawPictures(model, metrics, config.out);
-      if (outOfTime) break;
+      await endEpoch(run);
+      if (run.stop) break;
     }
   } finally {
-    for (const p of pending) {
-      p.loss.dispose();
-      p.predictions.dispose();
-    }
-    await trainLoader.close();
-    await testLoader.close();
+    for (const p of run.pending) p.dispose();
+    run.loaders.trainLoader.close();
+    run.loaders.valLoader.close();
+    run.loaders.testLoader.close();
+    run.learner.dispose();
   }
+  return report(run);
+}
 
-  const epochs = metrics.filter((m) => m.kind === "epoch");
+/** The run's result, and its last lines. */
+function report(run: Run): TrainResult {
+  const { config, state, learner } = run;
+  const epochs = run.metrics.filter((m) => m.kind === "epoch");
   const last = epochs.at(-1);
   const result: TrainResult = {
-    device: choice.device,
-    metrics,
+    device: learner.device,
+    metrics: run.metrics,
+    finalValAccuracy: last?.valAccuracy ?? NaN,
+    bestValAccuracy: state.bestValAccuracy,
     finalTestAccuracy: last?.testAccuracy ?? NaN,
-    bestTestAccuracy: Math.max(...epochs.map((m) => m.testAccuracy ?? 0), 0),
     steps: state.step,
     out: config.out,
   };
+  const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
   if (last) {
-    say(
-      `done: ${result.steps} steps in ${formatDuration(state.seconds)} on ${choice.device}; ` +
-        `final test accuracy ${(100 * result.finalTestAccuracy).toFixed(2)}% ` +
-        `(best ${(100 * result.bestTestAccuracy).toFixed(2)}%). Run folder: ${config.out} ` +
-        `(metrics.jsonl, checkpoint.safetensors, curves.png, conv1_filters.png)`,
+    run.say(
+      `done: ${result.steps} steps in ${formatDuration(state.seconds)} on ${learner.device}; ` +
+        `final validation accuracy ${percent(result.finalValAccuracy)} (best ` +
+        `${percent(result.bestValAccuracy)}, epoch ${state.bestEpoch}: best.safetensors); ` +
+        `final test accuracy ${percent(result.finalTestAccuracy)} (report only). Run folder: ` +
+        `${config.out} (metrics.jsonl, checkpoint.safetensors, curves.png, conv1_filters.png)`,
     );
   } else {
-    say(`stopped after ${result.steps} steps; resume with --resume --out ${config.out}`);
+    run.say(`stopped after ${result.steps} steps; resume with --resume --out ${config.out}`);
   }
-  if (outOfTime) {
-    say(
+  if (run.stop === "time-limit") {
+    run.say(
       `the --time-limit of ${config.timeLimit} minutes ended the run early; --resume continues it`,
     );
   }
-  optimizer.dispose();
   return result;
-}
-
-/** Test loss and accuracy, computed without a graph. */
-export async function evaluate(
-  model: Module,
-  loader: DataLoader,
-  device: string,
-): Promise<{ loss: number; accuracy: number }> {
-  model.eval();
-  let totalLoss = 0, correct = 0, seen = 0;
-  for await (const batch of loader.epoch(0)) {
-    const n = batch.shape[0];
-    using x = fromArray(batch.images, batch.shape, { device });
-    using y = fromArray(batch.labels, [n], { device });
-    const [loss, predictions] = noGrad(() => {
-      const logits = model.forward(x);
-      return [crossEntropy(logits, y), argmax(logits)];
-    });
-    const [lossValue, predicted] = await Promise.all([loss.item(), predictions.data()]);
-    loss.dispose();
-    predictions.dispose();
-    totalLoss += lossValue * n;
-    for (let i = 0; i < n; i++) if (predicted[i] === batch.labels[i]) correct++;
-    seen += n;
-  }
-  model.train();
-  return { loss: totalLoss / seen, accuracy: correct / seen };
 }
 
 /** Writes curves.png and conv1_filters.png (the paper's Figure 3) into the run folder. */
@@ -474,27 +484,4 @@ export async function drawPictures(
       scale: Math.max(3, Math.round(48 / shape[3])),
     }),
   );
-}
-
-/** Reads a checkpoint's run metadata (config, data description, progress) without loading weights. */
-export async function readCheckpointMetadata(
-  path: string,
-): Promise<{ metadata: Record<string, unknown> }> {
-  let file;
-  try {
-    file = await loadSafetensors(path);
-  } catch (error) {
-    throw new Error(`cannot read checkpoint ${path}: ${(error as Error).message}`);
-  }
-  const raw = file.metadata;
-  const metadata: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    try {
-      metadata[key] = JSON.parse(value);
-    } catch {
-      metadata[key] = value;
-    }
-  }
-  if (!metadata.config) throw new Error(`checkpoint ${path} holds no run configuration`);
-  return { metadata };
 }

@@ -275,12 +275,19 @@ export interface Conv2dOptions {
 /**
  * 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O].
  *
- * @example
+ * @example Sums over windows
  * ```ts
- * import { conv2d, randn } from "../../mod.ts";
- * const x = randn([1, 3, 8, 8], { seed: 1 });
- * const w = randn([4, 3, 3, 3], { seed: 2, requiresGrad: true });
- * const y = conv2d(x, w, null, { padding: 1 }); // [1, 4, 8, 8]
+ * import assert from "node:assert/strict";
+ * import { conv2d, ones, tensor } from "../../mod.ts";
+ *
+ * // A 3x3 image and a 2x2 kernel of ones: each output is the sum of a 2x2 window.
+ * const image = tensor([[[[1, 2, 3], [4, 5, 6], [7, 8, 9]]]]); // [N=1, C=1, H=3, W=3]
+ * const kernel = ones([1, 1, 2, 2]); // [out=1, in=1, kH=2, kW=2]
+ * const y = conv2d(image, kernel);
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
+ * assert.deepEqual([...y.dataSync()], [12, 16, 24, 28]);
+ * // Padding 1 keeps a 3x3 kernel's output at the input size.
+ * assert.deepEqual(conv2d(image, ones([4, 1, 3, 3]), null, { padding: 1 }).shape, [1, 4, 3, 3]);
  * ```
  */
 export function conv2d(

@@ -54,6 +54,21 @@ export interface DropoutOptions {
  * Inverted dropout of x (any shape). Returns `x` itself when `training` is false or p is 0.
  * The mask is a pure function of (seed, element index), so it is reproducible and identical
  * on every backend.
+ *
+ * @example Drop and rescale
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { dropout, ones } from "../../mod.ts";
+ *
+ * const x = ones([1000]);
+ * const y = dropout(x, { p: 0.5, seed: 42 }).dataSync();
+ * // Each element is either dropped (0) or kept and scaled by 1 / (1 - p) = 2 ...
+ * assert.ok(y.every((v) => v === 0 || v === 2));
+ * // ... about half of them are dropped, so the expectation stays 1.
+ * const kept = y.filter((v) => v === 2).length;
+ * assert.ok(kept > 400 && kept < 600);
+ * assert.equal(dropout(x, { p: 0.5, seed: 42, training: false }), x); // evaluation: identity
+ * ```
  */
 export function dropout(x: Tensor, options: DropoutOptions = {}): Tensor {
   checkFloat("dropout", x);

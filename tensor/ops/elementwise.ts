@@ -270,7 +270,21 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return wrap(backend.binary(op, a.storage, a.shape, b.storage, b.shape, outShape), outShape);
 }
 
-/** a + b (broadcasting; a number is added to every element, on either side). */
+/**
+ * a + b (broadcasting; a number is added to every element, on either side).
+ *
+ * @example Broadcasting addition
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { add, tensor } from "../../mod.ts";
+ *
+ * const x = tensor([[1, 2, 3], [4, 5, 6]]);
+ * const bias = tensor([10, 20, 30]); // [3] broadcasts over the rows of [2, 3]
+ * assert.deepEqual([...add(x, bias).dataSync()], [11, 22, 33, 14, 25, 36]);
+ * assert.deepEqual([...add(x, 1).dataSync()], [2, 3, 4, 5, 6, 7]); // a number is a scalar
+ * assert.deepEqual([...add(1, x).dataSync()], [2, 3, 4, 5, 6, 7]); // on either side
+ * ```
+ */
 export function add(a: Tensor | number, b: Tensor | number): Tensor {
   operands("add", a, b);
   if (typeof b === "number") return scaleShift("add", a as Tensor, 1, b);

@@ -120,7 +120,13 @@ export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: 
 // ---------------------------------------------------------------------------------------------
 // Op
 
-/** How the configured alpha becomes the coefficient of each squared term (see the module comment). */
+/**
+ * How the configured alpha becomes the coefficient `a` of each squared term. `"averaged"`:
+ * a = alpha / size, what the code that won ImageNet 2012 (cuda-convnet2), Caffe and PyTorch
+ * compute, so AlexNet ran with 1e-4 / 5 = 2e-5 per term. `"per-term"`: a = alpha, the paper's
+ * formula as printed and TensorFlow's convention. The paper and its code disagree by a factor
+ * of the window size.
+ */
 export type LrnAlphaScaling = "averaged" | "per-term";
 
 /** Options of {@link localResponseNorm}; the defaults are AlexNet's (paper section 3.3). */
@@ -143,8 +149,25 @@ export interface LrnOptions {
 
 /**
  * Local response normalization of x [N, C, H, W] across channels (paper section 3.3):
- * `y_c = x_c / (k + a · Σ_{j ∈ win(c)} x_j²)^β`, with a = alpha / size by default (see the
- * alpha trap in the module comment).
+ * `y_c = x_c / (k + a · Σ_{j ∈ win(c)} x_j²)^β`, where win(c) is the `size` channels around c
+ * (cut short at the first and last channels). By default a = alpha / size, what the winning
+ * network's code (and Caffe, PyTorch) computed although the paper prints alpha itself; pass
+ * `alphaScaling: "per-term"` for the formula as printed (see {@link LrnAlphaScaling}).
+ *
+ * @example The formula by hand, in both alpha conventions
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { localResponseNorm, tensor } from "../../mod.ts";
+ *
+ * // One pixel with 3 channels; size 3 puts all three in the middle channel's window.
+ * const x = tensor([[[[1]], [[2]], [[3]]]]); // [1, 3, 1, 1]
+ * const y = localResponseNorm(x, { size: 3, alpha: 3, beta: 1, k: 1 });
+ * // Middle channel: a = alpha / size = 1, so y = 2 / (1 + 1 · (1 + 4 + 9)) = 2 / 15.
+ * assert.ok(Math.abs(y.dataSync()[1] - 2 / 15) < 1e-6);
+ * // The paper's formula read literally weighs each square by alpha itself: 2 / (1 + 3 · 14).
+ * const literal = localResponseNorm(x, { size: 3, alpha: 3, beta: 1, k: 1, alphaScaling: "per-term" });
+ * assert.ok(Math.abs(literal.dataSync()[1] - 2 / 43) < 1e-6);
+ * ```
  */
 export function localResponseNorm(x: Tensor, options: LrnOptions = {}): Tensor {
   checkFloat("localResponseNorm", x);

@@ -79,6 +79,20 @@ function product(
  * An operand whose batch axes are smaller than the result's is repeated with `broadcastTo`,
  * whose backward sums the gradient back over the repeats; a 2-D operand is instead reused by
  * the kernel for every batch entry (stride 0), and its gradient summed over the batch.
+ *
+ * @example A matrix product
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { matmul, ones, tensor } from "../../mod.ts";
+ *
+ * const a = tensor([[1, 2], [3, 4]]); // [2, 2]
+ * const b = tensor([[5], [6]]); // [2, 1]
+ * const c = matmul(a, b); // [2, 1]
+ * assert.deepEqual(c.shape, [2, 1]);
+ * assert.deepEqual([...c.dataSync()], [1 * 5 + 2 * 6, 3 * 5 + 4 * 6]);
+ * // Batch dimensions broadcast as in torch.matmul: [2, 1, 5, 7] by [3, 7, 4] is [2, 3, 5, 4].
+ * assert.deepEqual(matmul(ones([2, 1, 5, 7]), ones([3, 7, 4])).shape, [2, 3, 5, 4]);
+ * ```
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   deviceOf("matmul", a, b);

@@ -283,6 +283,24 @@ export interface Pool2dOptions {
 /**
  * Max pooling of x [N, C, H, W]. AlexNet pools with `{kernelSize: 3, stride: 2}`: overlapping
  * windows, which cut top-1 error by 0.4% against 2x2 stride 2 (paper section 3.4).
+ *
+ * @example The largest value of each window
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { maxPool2d, tensor } from "../../mod.ts";
+ *
+ * const x = tensor([[[
+ *   [1, 2, 5, 6],
+ *   [3, 4, 7, 8],
+ *   [0, 0, 1, 0],
+ *   [0, 9, 0, 2],
+ * ]]]); // [1, 1, 4, 4]
+ * const y = maxPool2d(x, { kernelSize: 2 }); // stride defaults to the window
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
+ * assert.deepEqual([...y.dataSync()], [4, 8, 9, 2]);
+ * // AlexNet's overlapping pooling: 3x3 windows every 2 pixels.
+ * assert.deepEqual(maxPool2d(x, { kernelSize: 3, stride: 2 }).shape, [1, 1, 1, 1]);
+ * ```
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   checkFloat("maxPool2d", x);

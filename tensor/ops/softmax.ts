@@ -167,6 +167,19 @@ function alongAxis(name: string, x: Tensor, axis: number, op: (x: Tensor) => Ten
 /**
  * Softmax over `axis` (default the last; negative counts from the end): every slice along it
  * is positive and sums to 1.
+ *
+ * @example Probabilities from logits
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { softmax, tensor } from "../../mod.ts";
+ *
+ * const p = softmax(tensor([[1, 2, 3], [1000, 1000, 1000]])).dataSync();
+ * assert.ok(Math.abs(p[0] + p[1] + p[2] - 1) < 1e-6); // each row sums to 1
+ * assert.ok(p[2] > p[1] && p[1] > p[0]); // and keeps the order of the logits
+ * assert.ok(Math.abs(p[3] - 1 / 3) < 1e-6); // large logits do not overflow
+ * const columns = softmax(tensor([[1, 2], [1, 2]]), 0).dataSync(); // over axis 0 instead
+ * assert.ok(Math.abs(columns[0] - 0.5) < 1e-6);
+ * ```
  */
 export function softmax(x: Tensor, axis = -1): Tensor {
   return alongAxis("softmax", x, axis, (x) => {
@@ -226,6 +239,20 @@ export interface CrossEntropyOptions {
  * `labels` is an int32 tensor on the logits' device, or host values (Int32Array or number[]),
  * which are uploaded to that device and released with the graph. Host labels and CPU tensors
  * are checked to lie in [0, C); a GPU tensor's values are not read back to check them.
+ *
+ * @example Mean loss of two samples
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { crossEntropy, tensor } from "../../mod.ts";
+ *
+ * const logits = tensor([[2, 0, 0], [0, 0, 0]], { requiresGrad: true }); // 2 samples, 3 classes
+ * const loss = crossEntropy(logits, [0, 2]); // host labels are fine
+ * // Sample 2 is a uniform guess: −log(1/3). Sample 1: −log(e² / (e² + 2)).
+ * const expected = (Math.log(3) - Math.log(Math.exp(2) / (Math.exp(2) + 2))) / 2;
+ * assert.ok(Math.abs((await loss.item()) - expected) < 1e-6);
+ * loss.backward(); // dlogits = (softmax − onehot) / N
+ * assert.ok(logits.grad!.dataSync()[0] < 0); // raising the right class lowers the loss
+ * ```
  */
 export function crossEntropy(
   logits: Tensor,
