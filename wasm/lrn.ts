@@ -119,20 +119,29 @@ const I32 = ["x", "y", "items", "C", "P", "below", "above"] as const;
 function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
   builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
-  const locals = (f: FunctionBuilder) => {
-    for (const l of ["item", "c", "i", "j", "from", "to", "at", "vectorEnd", "planeEnd", "step"]) {
-      f.local(l, "i32");
-    }
-    declare(f, ["sum", "t", "s", "inv"]);
-  };
-  // lrnForward(x, y, items, C, P, below, above, alpha, k)
-  const forward = {
-    ...Object.fromEntries(I32.map((n) => [n, "i32" as const])),
-    alpha: "f32" as const,
-    k: "f32" as const,
-  };
-  builder.addFunction("lrnForward", forward, [], (f) => {
-    locals(f);
+  emitLrnForward(builder);
+  emitLrnBackward(builder);
+  return builder.bytes();
+}
+
+/** The scalar locals both kernels use. */
+function declareLocals(f: FunctionBuilder): void {
+  for (const l of ["item", "c", "i", "j", "from", "to", "at", "vectorEnd", "planeEnd", "step"]) {
+    f.local(l, "i32");
+  }
+  declare(f, ["sum", "t", "s", "inv"]);
+}
+
+// lrnForward(x, y, items, C, P, below, above, alpha, k)
+const LRN_FORWARD_PARAMS = {
+  ...Object.fromEntries(I32.map((n) => [n, "i32" as const])),
+  alpha: "f32" as const,
+  k: "f32" as const,
+};
+
+function emitLrnForward(builder: ModuleBuilder): void {
+  builder.addFunction("lrnForward", LRN_FORWARD_PARAMS, [], (f) => {
+    declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
       f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
@@ -152,17 +161,21 @@ function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
       f.get("y").get("step").i32Add().set("y");
     });
   });
-  // lrnBackward(x, y = dx, items, C, P, below, above, alpha, k, dy, scaled, weighted, factor):
-  // scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
-  const backward = {
-    ...forward,
-    dy: "i32" as const,
-    scaled: "i32" as const,
-    weighted: "i32" as const,
-    factor: "f32" as const,
-  };
-  builder.addFunction("lrnBackward", backward, [], (f) => {
-    locals(f);
+}
+
+// lrnBackward(x, y = dx, items, C, P, below, above, alpha, k, dy, scaled, weighted, factor):
+// scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
+const LRN_BACKWARD_PARAMS = {
+  ...LRN_FORWARD_PARAMS,
+  dy: "i32" as const,
+  scaled: "i32" as const,
+  weighted: "i32" as const,
+  factor: "f32" as const,
+};
+
+function emitLrnBackward(builder: ModuleBuilder): void {
+  builder.addFunction("lrnBackward", LRN_BACKWARD_PARAMS, [], (f) => {
+    declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
       f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
@@ -218,7 +231,6 @@ function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
       for (const array of ["x", "y", "dy"]) f.get(array).get("step").i32Add().set(array);
     });
   });
-  return builder.bytes();
 }
 
 interface LrnExports {
