@@ -241,13 +241,13 @@ function stripGeometry(s: StripShape): PaddedGeometry {
   return { ...geo, paddedH: geo.paddedH + (Math.ceil(s.outH / rows) * rows - s.outH) * s.strideH };
 }
 
-function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
-  const geo = stripGeometry(s), rows = STRIP_ROWS;
-  const { columns, stripsPerRow } = geo;
-  const rowGroups = Math.ceil(s.outH / rows);
+/**
+ * The unrolled body of one (c, p) step of {@link stripKernel}: both rows' input segments as
+ * vec4 loads, then for each tap q the 4 channels' weights and one fma per (row, column).
+ */
+function stripTapLines(s: StripShape, geo: PaddedGeometry): string[] {
+  const rows = STRIP_ROWS, columns = geo.columns;
   const out4 = Math.ceil(s.outPerGroup / 4);
-  const outChannels = s.groups * s.outPerGroup;
-  const outPlane = s.outH * s.outW;
   const rowVectors = geo.paddedW / 4;
   const segment = (row: number, t: number) => `v${row}_${t >> 2}[${t & 3}]`;
   const lines: string[] = [];
@@ -271,6 +271,13 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
       }
     }
   }
+  return lines;
+}
+
+/** The guarded stores of {@link stripKernel}'s accumulators (plus the bias) into y. */
+function stripStoreLines(s: StripShape, columns: number, hasBias: boolean): string[] {
+  const rows = STRIP_ROWS;
+  const outPlane = s.outH * s.outW;
   const stores: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let r = 0; r < columns; r++) {
@@ -285,6 +292,18 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
       stores.push(`  }`);
     }
   }
+  return stores;
+}
+
+function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
+  const geo = stripGeometry(s), rows = STRIP_ROWS;
+  const { columns, stripsPerRow } = geo;
+  const rowGroups = Math.ceil(s.outH / rows);
+  const out4 = Math.ceil(s.outPerGroup / 4);
+  const outChannels = s.groups * s.outPerGroup;
+  const rowVectors = geo.paddedW / 4;
+  const lines = stripTapLines(s, geo);
+  const stores = stripStoreLines(s, columns, hasBias);
   const accumulators: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let r = 0; r < columns; r++) accumulators.push(`  var acc${row}_${r} = vec4f();`);
@@ -573,16 +592,17 @@ function dyChannelsLast(p: Conv2dParams): boolean {
   return (p.c / p.groups) * p.kh * p.kw >= 64;
 }
 
-function weightGradKernel(p: Conv2dParams): GpuKernel {
-  const channelsLast = dyChannelsLast(p);
-  const geo = weightGradGeometry(p);
-  const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
-  const { columns, stripsPerRow } = geo;
-  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
-  const out4 = Math.ceil(outPerGroup / 4);
-  const invocations = p.groups * out4 * inPerGroup * rowPairs;
-  const taps = p.kh * p.kw;
-  const weightSize = p.o * inPerGroup * taps;
+/**
+ * The unrolled body of one 8-column strip of {@link weightGradKernel}: the kernel rows' input
+ * segments as vec4 loads, then column by column one dy vector and one fma per (row, tap).
+ */
+function weightGradStripLines(
+  p: Conv2dParams,
+  geo: PaddedGeometry,
+  channelsLast: boolean,
+): string[] {
+  const rows = weightGradRows(p), columns = geo.columns;
+  const out4 = Math.ceil(p.o / p.groups / 4);
   const rowVectors = geo.paddedW / 4;
   const body: string[] = [];
   for (let row = 0; row < rows; row++) {
@@ -609,6 +629,15 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
       }
     }
   }
+  return body;
+}
+
+/** The guarded stores of {@link weightGradKernel}'s accumulators into its slice of dw. */
+function weightGradStoreLines(p: Conv2dParams): string[] {
+  const rows = weightGradRows(p);
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const taps = p.kh * p.kw;
+  const weightSize = p.o * inPerGroup * taps;
   const stores: string[] = [];
   for (let row = 0; row < rows; row++) {
     stores.push(`  if (kp + ${row}u < ${p.kh}u) {`);
@@ -622,6 +651,20 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
     }
     stores.push(`  }`);
   }
+  return stores;
+}
+
+function weightGradKernel(p: Conv2dParams): GpuKernel {
+  const channelsLast = dyChannelsLast(p);
+  const geo = weightGradGeometry(p);
+  const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
+  const { columns, stripsPerRow } = geo;
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const out4 = Math.ceil(outPerGroup / 4);
+  const invocations = p.groups * out4 * inPerGroup * rowPairs;
+  const rowVectors = geo.paddedW / 4;
+  const body = weightGradStripLines(p, geo, channelsLast);
+  const stores = weightGradStoreLines(p);
   const accumulators: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let q = 0; q < p.kw; q++) accumulators.push(`  var acc${row}_${q} = vec4f();`);
