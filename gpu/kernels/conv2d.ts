@@ -1,7 +1,7 @@
 /**
  * WGSL kernels of 2-D convolution (NCHW, float32): forward, backward to the input, backward to
- * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts` and
- * `tensor/ops/conv2d.ts`; this file only maps them onto the GPU.
+ * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts`; this file only
+ * maps them onto the GPU.
  *
  * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
  * batch 128 it would hold 17M floats, 69 MB, and one pass writing it would take about half as
@@ -38,6 +38,11 @@
  * Shapes other than the batch size are baked into the WGSL as constants (the runtime caches a
  * pipeline per source text), so the tap loops unroll; the batch size and the offsets of the
  * current batch chunk come in the uniform params.
+ *
+ * Why one file over 500 lines: it is the one WGSL file of conv2d (the op's math and CPU
+ * kernels are in tensor/ops/conv2d.ts), holding its three kernels and the TypeScript that
+ * chunks the batch and dispatches them; each kernel's source is a template a reader checks
+ * against the formula above, so they stay beside it.
  *
  * @module
  */
