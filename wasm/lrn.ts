@@ -100,6 +100,21 @@ function scaleAt(f: FunctionBuilder, o: Ops) {
   f.set(o.v("s"));
 }
 
+/**
+ * For every channel c of the current item and every step of its plane: s and s^(−3/4) of the
+ * window [c − below, c + above] in locals s and inv, then `body`.
+ */
+function eachChannelScaled(f: FunctionBuilder, body: (o: Ops) => void) {
+  f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
+    window(f, "c", "below", "above");
+    planeSteps(f, (o) => {
+      scaleAt(f, o);
+      inversePower(f, o);
+      body(o);
+    });
+  });
+}
+
 /** Leaves s^(−3/4) = 1 / (√s · √√s) in local inv(width). */
 function inversePower(f: FunctionBuilder, o: Ops) {
   f.get(o.v("s"));
@@ -144,18 +159,13 @@ function emitLrnForward(builder: ModuleBuilder): void {
     declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
-      f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
-        window(f, "c", "below", "above");
-        planeSteps(f, (o) => {
-          scaleAt(f, o);
-          inversePower(f, o);
-          address(f, "y", "c");
-          address(f, "x", "c");
-          o.load();
-          f.get(o.v("inv"));
-          o.mul();
-          o.store();
-        });
+      eachChannelScaled(f, (o) => {
+        address(f, "y", "c");
+        address(f, "x", "c");
+        o.load();
+        f.get(o.v("inv"));
+        o.mul();
+        o.store();
       });
       f.get("x").get("step").i32Add().set("x");
       f.get("y").get("step").i32Add().set("y");
@@ -178,26 +188,21 @@ function emitLrnBackward(builder: ModuleBuilder): void {
     declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
-      f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
-        window(f, "c", "below", "above");
-        planeSteps(f, (o) => {
-          scaleAt(f, o);
-          inversePower(f, o);
-          address(f, "scaled", "c");
-          f.get(o.v("inv"));
-          o.store();
-          address(f, "weighted", "c");
-          address(f, "dy", "c");
-          o.load();
-          address(f, "x", "c");
-          o.load();
-          o.mul();
-          f.get(o.v("inv"));
-          o.mul();
-          f.get(o.v("s"));
-          o.div();
-          o.store();
-        });
+      eachChannelScaled(f, (o) => {
+        address(f, "scaled", "c");
+        f.get(o.v("inv"));
+        o.store();
+        address(f, "weighted", "c");
+        address(f, "dy", "c");
+        o.load();
+        address(f, "x", "c");
+        o.load();
+        o.mul();
+        f.get(o.v("inv"));
+        o.mul();
+        f.get(o.v("s"));
+        o.div();
+        o.store();
       });
       // dx_i = dy_i·scaled_i − factor·x_i·Σ weighted_c over c ∈ [i − above, i + below]
       f.forRange("i", () => f.i32Const(0), () => f.get("C"), 1, () => {
