@@ -746,6 +746,33 @@ function targetInvocations(rt: GpuRuntime): number {
   return rt.isSoftware ? 16 * WORKGROUP : 64 * 1024;
 }
 
+/**
+ * How the weight gradient splits each batch chunk's samples into slices (each slice writes
+ * its own `weightSize` partial sums): enough to reach {@link targetInvocations}, no more than
+ * one binding of partial sums holds.
+ */
+function sliceChunks(
+  rt: GpuRuntime,
+  chunks: { count: number }[],
+  invocations: number,
+  weightSize: number,
+): { slices: { samplesPerSlice: number; count: number }[]; totalSlices: number } {
+  const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
+  const wanted = Math.ceil(targetInvocations(rt) / invocations);
+  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
+  const slices = chunks.map((chunk) => {
+    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
+    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
+  });
+  const totalSlices = slices.reduce((total, s) => total + s.count, 0);
+  if (totalSlices > maxSlices) {
+    throw new RangeError(
+      `conv2d_backward_weight: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
+    );
+  }
+  return { slices, totalSlices };
+}
+
 /** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
 export function conv2dBackwardWeightGpu(
   rt: GpuRuntime,
@@ -766,19 +793,7 @@ export function conv2dBackwardWeightGpu(
   // Memory chunks bound what one dispatch reads; slices split each chunk's samples between
   // invocations. All slices' partial sums share one binding.
   const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample]);
-  const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
-  const wanted = Math.ceil(targetInvocations(rt) / invocations);
-  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
-  const slices = chunks.map((chunk) => {
-    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
-    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
-  });
-  const totalSlices = slices.reduce((total, s) => total + s.count, 0);
-  if (totalSlices > maxSlices) {
-    throw new RangeError(
-      `${name}: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
-    );
-  }
+  const { slices, totalSlices } = sliceChunks(rt, chunks, invocations, weightSize);
   const kernel = weightGradKernel(p);
   const transpose = channelsLastKernel(p);
   const dw = rt.alloc("float32", weightSize);
