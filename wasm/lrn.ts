@@ -20,6 +20,7 @@
 import type { LrnParams } from "../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
+import { lazyInstance, regions } from "./instance.ts";
 
 /** The arithmetic of one width: 4 lanes (v128) or 1 (f32). f32.sqrt (0x91) is emitted raw. */
 function ops(f: FunctionBuilder, lanes: 1 | 4) {
@@ -243,30 +244,7 @@ interface LrnExports {
   lrnBackward(...args: number[]): void;
 }
 
-let instance: { memory: WebAssembly.Memory; exports: LrnExports } | null = null;
-
-function lrnInstance() {
-  if (instance === null) {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const module = new WebAssembly.Module(lrnModuleBytes());
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    instance = { memory, exports: exports as unknown as LrnExports };
-  }
-  return instance;
-}
-
-/** Byte addresses of arrays of the given float counts, 64-byte aligned, growing the memory. */
-function regions(memory: WebAssembly.Memory, counts: number[]): number[] {
-  const at: number[] = [];
-  let end = 0;
-  for (const count of counts) {
-    at.push(end);
-    end += Math.ceil((count * 4) / 64) * 64;
-  }
-  const have = memory.buffer.byteLength;
-  if (end > have) memory.grow(Math.ceil((end - have) / 65536));
-  return at;
-}
+const lrnInstance = lazyInstance<LrnExports>(lrnModuleBytes);
 
 /** True when these parameters have a wasm kernel: β = 0.75 (AlexNet's). */
 export function lrnWasmSupports(p: LrnParams): boolean {
