@@ -172,7 +172,9 @@ ${ELEMENT_MAIN}
     }
     y = select(product, 1.0 / product, e < 0.0);
   } else if (x < 0.0) {
-    y = bitcast<f32>(0x7fc00000u);
+    // NaN from a variable's bits: a constant NaN is a compile error on Tint.
+    var nanBits = 0x7fc00000u;
+    y = bitcast<f32>(nanBits);
   } else {
     y = pow(x, e);
   }

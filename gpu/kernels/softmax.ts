@@ -68,7 +68,9 @@ ${body}
 
 // The row maximum and Σ e^(x − max) of input buffer `xs`.
 const ROW_STATS = `
-  var localMax = -3.4028235e38;
+  // The lowest finite f32, as bits: the decimal -3.4028235e38 lies just past it, which naga
+  // rounds but Tint rejects ("cannot be represented as 'f32'").
+  var localMax = bitcast<f32>(0xff7fffffu);
   for (var j = lid; j < cols; j += ${ROW_THREADS}u) { localMax = max(localMax, xs[start + j]); }
   let m = reduceMax(lid, localMax);
   var localSum = 0.0;
