@@ -31,6 +31,10 @@
  *   one whose files were all skipped by `skipBad`, is an error that names it (an empty class
  *   would keep an output unit that no example ever trains).
  *
+ * Why one file over 500 lines: it is one pipeline, read top to bottom (scan the folder, decode
+ * and preprocess each image, stream the shard and its statistics, read it back), and the
+ * shard's reader and writer must agree on every field of `index.json`.
+ *
  * @module
  */
 
@@ -422,84 +426,18 @@ async function writeShard(
   await Deno.remove(`${shardDir}/index.json`).catch(() => {});
   // A build killed mid-way left its pixels in a temp file, possibly gigabytes: remove it.
   await removeStaleTempsOf(`${shardDir}/images.u8`);
-  const pixels = 3 * size * size;
-  const plane = size * size;
-  const meanSum = new Float64Array(pixels);
-  // Sums of r, g, b and of the six distinct products, over every pixel of every image.
-  const rgbSum = new Float64Array(3);
-  const productSum = new Float64Array(9);
-  const files: string[] = [];
-  const labels: number[] = [];
-  const skipped: SkippedFile[] = [];
   const temp = `${shardDir}/.images.u8.${crypto.randomUUID()}.tmp`;
-  const out = await Deno.open(temp, { write: true, create: true, truncate: true });
+  const { files, labels, skipped, sums } = await writePixels(temp, root, size, scan, options);
+  const count = files.length;
   try {
-    for (let i = 0; i < scan.sources.length; i++) {
-      const { file, label } = scan.sources[i];
-      let image: ImageCHW<Uint8Array>;
-      try {
-        image = preprocess(await readSource(root, file), size);
-      } catch (error) {
-        if (!options.skipBad) throw error;
-        skipped.push({ file, reason: (error as Error).message.replace(`${root}/${file}: `, "") });
-        continue;
-      }
-      const data = image.data;
-      for (let p = 0; p < pixels; p++) meanSum[p] += data[p];
-      for (let p = 0; p < plane; p++) {
-        const r = data[p], g = data[plane + p], b = data[2 * plane + p];
-        rgbSum[0] += r, rgbSum[1] += g, rgbSum[2] += b;
-        productSum[0] += r * r, productSum[1] += r * g, productSum[2] += r * b;
-        productSum[4] += g * g, productSum[5] += g * b, productSum[8] += b * b;
-      }
-      let written = 0;
-      while (written < data.length) written += await out.write(data.subarray(written));
-      files.push(file);
-      labels.push(label);
-      options.onProgress?.(i + 1, scan.sources.length);
-    }
-    await out.sync();
+    checkEveryClassHasImages(root, scan.classNames, labels, skipped);
   } catch (error) {
-    out.close();
     await Deno.remove(temp).catch(() => {});
     throw error;
   }
-  out.close();
-  const count = files.length;
-  if (count === 0) {
-    await Deno.remove(temp).catch(() => {});
-    throw new Error(`ImageFolder: no decodable images under ${root} (${skipped.length} skipped)`);
-  }
-  const perClass = new Array(scan.classNames.length).fill(0);
-  for (const label of labels) perClass[label]++;
-  const empty = scan.classNames.filter((_, label) => perClass[label] === 0);
-  if (empty.length > 0) {
-    await Deno.remove(temp).catch(() => {});
-    const first = skipped.find((s) => s.file.startsWith(`${empty[0]}/`));
-    throw new Error(
-      `ImageFolder: class${empty.length > 1 ? "es" : ""} ${
-        empty.map((name) => `"${name}"`).join(", ")
-      } under ${root} ha${
-        empty.length > 1 ? "ve" : "s"
-      } no decodable images: every file was skipped` +
-        (first ? ` (e.g. ${first.file}: ${first.reason})` : "") +
-        `; fix or remove those files, or remove the class folder`,
-    );
-  }
   await Deno.rename(temp, `${shardDir}/images.u8`);
 
-  const meanImage = new Float32Array(pixels);
-  for (let p = 0; p < pixels; p++) meanImage[p] = meanSum[p] / count;
-  const total = count * plane;
-  // Covariance in [0, 1] units: E[x x^T] - E[x] E[x]^T with x = rgb / 255.
-  const rgbMean = Array.from(rgbSum, (s) => s / total / 255) as [number, number, number];
-  const rgbCovariance = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
-  for (let i = 0; i < 3; i++) {
-    for (let j = i; j < 3; j++) {
-      const value = productSum[3 * i + j] / total / (255 * 255) - rgbMean[i] * rgbMean[j];
-      rgbCovariance[i][j] = rgbCovariance[j][i] = value;
-    }
-  }
+  const { meanImage, rgbMean, rgbCovariance } = sums.statistics(count);
   const eigen = jacobiEigen(rgbCovariance);
   await writeFileAtomic(`${shardDir}/mean.f32`, float32LE(meanImage));
   const index: ShardIndex = {
@@ -532,6 +470,122 @@ async function writeShard(
     decoded: count,
     shardDir,
   };
+}
+
+/**
+ * Decodes and preprocesses every source image in order, appending its pixels to `temp` and
+ * adding them to the running sums. Bad files are skipped (with `skipBad`) or fail the build;
+ * on failure, or when no image survives, `temp` is removed.
+ */
+async function writePixels(
+  temp: string,
+  root: string,
+  size: number,
+  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  options: ImageFolderOptions,
+): Promise<{ files: string[]; labels: number[]; skipped: SkippedFile[]; sums: PixelSums }> {
+  const sums = new PixelSums(size);
+  const files: string[] = [];
+  const labels: number[] = [];
+  const skipped: SkippedFile[] = [];
+  const out = await Deno.open(temp, { write: true, create: true, truncate: true });
+  try {
+    for (let i = 0; i < scan.sources.length; i++) {
+      const { file, label } = scan.sources[i];
+      let image: ImageCHW<Uint8Array>;
+      try {
+        image = preprocess(await readSource(root, file), size);
+      } catch (error) {
+        if (!options.skipBad) throw error;
+        skipped.push({ file, reason: (error as Error).message.replace(`${root}/${file}: `, "") });
+        continue;
+      }
+      sums.add(image.data);
+      let written = 0;
+      while (written < image.data.length) written += await out.write(image.data.subarray(written));
+      files.push(file);
+      labels.push(label);
+      options.onProgress?.(i + 1, scan.sources.length);
+    }
+    await out.sync();
+  } catch (error) {
+    out.close();
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+  out.close();
+  if (files.length === 0) {
+    await Deno.remove(temp).catch(() => {});
+    throw new Error(`ImageFolder: no decodable images under ${root} (${skipped.length} skipped)`);
+  }
+  return { files, labels, skipped, sums };
+}
+
+/** Throws, naming the classes and a sample skipped file, if any class kept no image. */
+function checkEveryClassHasImages(
+  root: string,
+  classNames: string[],
+  labels: number[],
+  skipped: SkippedFile[],
+): void {
+  const perClass = new Array(classNames.length).fill(0);
+  for (const label of labels) perClass[label]++;
+  const empty = classNames.filter((_, label) => perClass[label] === 0);
+  if (empty.length === 0) return;
+  const first = skipped.find((s) => s.file.startsWith(`${empty[0]}/`));
+  throw new Error(
+    `ImageFolder: class${empty.length > 1 ? "es" : ""} ${
+      empty.map((name) => `"${name}"`).join(", ")
+    } under ${root} ha${
+      empty.length > 1 ? "ve" : "s"
+    } no decodable images: every file was skipped` +
+      (first ? ` (e.g. ${first.file}: ${first.reason})` : "") +
+      `; fix or remove those files, or remove the class folder`,
+  );
+}
+
+/** Running sums over the shard's images: per-pixel (for the mean image) and per-RGB-triple. */
+class PixelSums {
+  readonly #plane: number;
+  readonly #meanSum: Float64Array;
+  /** Sums of r, g, b and of the six distinct products, over every pixel of every image. */
+  readonly #rgbSum = new Float64Array(3);
+  readonly #productSum = new Float64Array(9);
+
+  constructor(size: number) {
+    this.#plane = size * size;
+    this.#meanSum = new Float64Array(3 * this.#plane);
+  }
+
+  /** Adds one preprocessed image `[3, S, S]`. */
+  add(data: Uint8Array): void {
+    const meanSum = this.#meanSum, rgbSum = this.#rgbSum, productSum = this.#productSum;
+    const plane = this.#plane;
+    for (let p = 0; p < meanSum.length; p++) meanSum[p] += data[p];
+    for (let p = 0; p < plane; p++) {
+      const r = data[p], g = data[plane + p], b = data[2 * plane + p];
+      rgbSum[0] += r, rgbSum[1] += g, rgbSum[2] += b;
+      productSum[0] += r * r, productSum[1] += r * g, productSum[2] += r * b;
+      productSum[4] += g * g, productSum[5] += g * b, productSum[8] += b * b;
+    }
+  }
+
+  /** The mean image (0..255 units) and the RGB mean and covariance (in [0, 1] units). */
+  statistics(count: number): Omit<ImageStats, "eigen"> {
+    const meanImage = new Float32Array(this.#meanSum.length);
+    for (let p = 0; p < meanImage.length; p++) meanImage[p] = this.#meanSum[p] / count;
+    const total = count * this.#plane;
+    // Covariance in [0, 1] units: E[x x^T] - E[x] E[x]^T with x = rgb / 255.
+    const rgbMean = Array.from(this.#rgbSum, (s) => s / total / 255) as [number, number, number];
+    const rgbCovariance = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+    for (let i = 0; i < 3; i++) {
+      for (let j = i; j < 3; j++) {
+        const value = this.#productSum[3 * i + j] / total / (255 * 255) - rgbMean[i] * rgbMean[j];
+        rgbCovariance[i][j] = rgbCovariance[j][i] = value;
+      }
+    }
+    return { meanImage, rgbMean, rgbCovariance };
+  }
 }
 
 function float32LE(values: Float32Array): Uint8Array {

@@ -11,7 +11,14 @@
  * @module
  */
 
-import { type GpuBinding, type GpuRuntime, type GpuStorage, WORKGROUP_INDEX } from "./runtime.ts";
+import {
+  type GpuBinding,
+  type GpuKernel,
+  type GpuRuntime,
+  type GpuStorage,
+  WORKGROUP_INDEX,
+  workgroupsFor,
+} from "./runtime.ts";
 
 /**
  * Runs `body(offset, length)` over consecutive chunks of `[0, length)` small enough that every
@@ -30,6 +37,31 @@ export function forEachChunk(
   for (let offset = 0; offset < length; offset += chunk) {
     body(offset, Math.min(chunk, length - offset));
   }
+}
+
+/**
+ * y = kernel(x) element by element, into a new storage of `dtype` (x's by default): one
+ * dispatch per chunk ({@link forEachChunk}), binding the chunk of x and of y and the uniform
+ * params `paramsOf(n, offset)` for its n elements.
+ */
+export function mapChunks(
+  rt: GpuRuntime,
+  kernel: GpuKernel,
+  x: GpuStorage,
+  paramsOf: (n: number, offset: number) => ArrayBuffer,
+  dtype: GpuStorage["dtype"] = x.dtype,
+): GpuStorage {
+  const y = rt.alloc(dtype, x.length);
+  forEachChunk(rt, x.length, (offset, n) => {
+    rt.dispatch(
+      kernel,
+      [rt.range(x, offset, n)],
+      [rt.range(y, offset, n)],
+      paramsOf(n, offset),
+      workgroupsFor(n),
+    );
+  });
+  return y;
 }
 
 /** Samples `[start, start + count)` of a batched tensor. */

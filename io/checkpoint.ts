@@ -29,7 +29,7 @@
  */
 
 import type { Tensor, TypedArray } from "../tensor/tensor.ts";
-import { Module } from "../nn/module.ts";
+import { Module, stateProblems } from "../nn/module.ts";
 import { describeValue } from "../optim/options.ts";
 import { SGD, type SgdState } from "../optim/sgd.ts";
 import type { LrSchedule, ScheduleState } from "../optim/schedules.ts";
@@ -333,23 +333,7 @@ function checkWeights(
   fail: (problem: string) => never,
 ): void {
   const own = model.namedParameters();
-  const problems: string[] = [];
-  if (options.strict ?? true) {
-    const missing = [...own.keys()].filter((k) => !weights.has(k));
-    const unexpected = [...weights.keys()].filter((k) => !own.has(k));
-    if (missing.length) problems.push(`missing keys: ${missing.join(", ")}`);
-    if (unexpected.length) problems.push(`unexpected keys: ${unexpected.join(", ")}`);
-  }
-  for (const [key, entry] of weights) {
-    const target = own.get(key);
-    if (target && !sameShape(target.shape, entry.shape)) {
-      problems.push(
-        `"${key}" has shape ${formatShape(target.shape)} in the model but ${
-          formatShape(entry.shape)
-        } in the file`,
-      );
-    }
-  }
+  const problems = stateProblems(own, weights, options.strict ?? true, "the file");
   if (problems.length) fail(problems.join("; "));
   if (options.allowNonFinite) return;
   for (const [key, entry] of weights) {

@@ -22,11 +22,11 @@ export {
   Pool2d,
   type Pool2dLayerOptions,
   ReLU,
-  Sequential,
   type Size2,
   Tanh,
   type WeightOptions,
 } from "./layers.ts";
+export { Sequential } from "./sequential.ts";
 export * as init from "./init.ts";
 export type { RandomSource } from "./init.ts";
 export { buildSummary, formatCount, type SummaryReport, type SummaryRow } from "./summary.ts";

@@ -262,29 +262,17 @@ export abstract class Module {
         }`,
       );
     }
-    const strict = options.strict ?? true;
     const own = this.namedParameters();
-    const problems: string[] = [];
-    if (strict) {
-      const missing = [...own.keys()].filter((k) => !state.has(k));
-      const unexpected = [...state.keys()].filter((k) => !own.has(k));
-      if (missing.length) problems.push(`missing keys: ${missing.join(", ")}`);
-      if (unexpected.length) problems.push(`unexpected keys: ${unexpected.join(", ")}`);
-    }
-    for (const [key, value] of state) {
-      const target = own.get(key);
-      if (target && !sameShape(target.shape, value.shape)) {
-        problems.push(
-          `"${key}" has shape ${formatShape(target.shape)} in the model but ${
-            formatShape(value.shape)
-          } in the state dict`,
-        );
-      } else if (!(value instanceof Tensor) && value.data.length !== sizeOf(value.shape)) {
-        problems.push(
-          `"${key}" holds ${value.data.length} values for shape ${formatShape(value.shape)}`,
-        );
-      }
-    }
+    const problems = stateProblems(
+      own,
+      state,
+      options.strict ?? true,
+      "the state dict",
+      (key, value) =>
+        !(value instanceof Tensor) && value.data.length !== sizeOf(value.shape)
+          ? `"${key}" holds ${value.data.length} values for shape ${formatShape(value.shape)}`
+          : undefined,
+    );
     if (problems.length) throw new Error(`loadStateDict: ${problems.join("; ")}`);
     for (const [key, value] of state) {
       const target = own.get(key);
@@ -463,4 +451,39 @@ function toDtypeOf(target: Tensor, data: TypedArray): TypedArray {
     ? Int32Array
     : Float32Array;
   return data instanceof want ? data : want.from(data);
+}
+
+/**
+ * Why `incoming` cannot be loaded into the parameters `own`, as messages (none: it can): in
+ * strict mode the missing and unexpected keys, then per key a shape that differs from the
+ * model's (`source` says where the values come from) or else `otherProblem`'s message.
+ */
+export function stateProblems<Entry extends { shape: readonly number[] }>(
+  own: Map<string, Tensor>,
+  incoming: Map<string, Entry>,
+  strict: boolean,
+  source: string,
+  otherProblem?: (key: string, entry: Entry) => string | undefined,
+): string[] {
+  const problems: string[] = [];
+  if (strict) {
+    const missing = [...own.keys()].filter((k) => !incoming.has(k));
+    const unexpected = [...incoming.keys()].filter((k) => !own.has(k));
+    if (missing.length) problems.push(`missing keys: ${missing.join(", ")}`);
+    if (unexpected.length) problems.push(`unexpected keys: ${unexpected.join(", ")}`);
+  }
+  for (const [key, entry] of incoming) {
+    const target = own.get(key);
+    if (target && !sameShape(target.shape, entry.shape)) {
+      problems.push(
+        `"${key}" has shape ${formatShape(target.shape)} in the model but ${
+          formatShape(entry.shape)
+        } in ${source}`,
+      );
+    } else {
+      const other = otherProblem?.(key, entry);
+      if (other) problems.push(other);
+    }
+  }
+  return problems;
 }

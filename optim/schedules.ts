@@ -69,6 +69,21 @@ function lrList(where: string, value: unknown, groups: number): number[] {
   return value.map((lr, i) => checkNumber(where, `baseLrs[${i}]`, lr, { min: 0 }));
 }
 
+/** The state of a schedule that is a function of the epoch and the initial learning rates. */
+interface EpochState {
+  epoch: number;
+  baseLrs: number[];
+}
+
+/** Parses and checks `{kind, epoch, baseLrs}` saved by `kind` for an optimizer of `groups` groups. */
+function epochState(kind: string, where: string, state: unknown, groups: number): EpochState {
+  const s = stateOf(kind, where, state);
+  return {
+    epoch: checkNumber(where, "epoch", s.epoch, COUNT),
+    baseLrs: lrList(where, s.baseLrs, groups),
+  };
+}
+
 /** Options of {@link StepLR}. */
 export interface StepLROptions {
   /** Epochs between drops. */
@@ -135,12 +150,8 @@ export class StepLR implements LrSchedule {
     this.#baseLrs = baseLrs;
   }
 
-  #parse(state: unknown, where: string): { epoch: number; baseLrs: number[] } {
-    const s = stateOf("StepLR", where, state);
-    return {
-      epoch: checkNumber(where, "epoch", s.epoch, COUNT),
-      baseLrs: lrList(where, s.baseLrs, this.optimizer.groups.length),
-    };
+  #parse(state: unknown, where: string): EpochState {
+    return epochState("StepLR", where, state, this.optimizer.groups.length);
   }
 }
 
@@ -325,11 +336,7 @@ export class CosineAnnealing implements LrSchedule {
     this.#baseLrs = baseLrs;
   }
 
-  #parse(state: unknown, where: string): { epoch: number; baseLrs: number[] } {
-    const s = stateOf("CosineAnnealing", where, state);
-    return {
-      epoch: checkNumber(where, "epoch", s.epoch, COUNT),
-      baseLrs: lrList(where, s.baseLrs, this.optimizer.groups.length),
-    };
+  #parse(state: unknown, where: string): EpochState {
+    return epochState("CosineAnnealing", where, state, this.optimizer.groups.length);
   }
 }

@@ -240,6 +240,47 @@ function alreadyBackpropagated(t: Tensor): Error {
  * and the leaves survive (call `.keep()` on an intermediate you still need).
  */
 export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+  checkBackwardArguments(root, upstream);
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, upstream ?? withGradEnabled(false, () => onesLike(root)));
+  withGradEnabled(false, () => {
+    if (!root.node) {
+      // backward() on a leaf: its gradient is the upstream one.
+      accumulate(grads, root, upstream ? upstream.detach() : grads.get(root)!);
+      return;
+    }
+    const order = topologicalOrder(root);
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const node = t.node!;
+      const g = grads.get(t);
+      grads.delete(t);
+      if (g) {
+        // The closure's temporaries die with this scope; the input gradients it returns live on.
+        const inputGrads = scope(() => node.backward(g));
+        const passedOn = new Set<Tensor>([g]);
+        node.inputs.forEach((input, j) => {
+          let ig = inputGrads[j];
+          // An op may hand the same tensor to two inputs (add) or pass g through (reshape):
+          // give each its own reference to the shared memory.
+          if (ig && passedOn.has(ig)) ig = ig.detach();
+          if (ig) passedOn.add(ig);
+          if (ig && input.requiresGrad) accumulate(grads, input, ig);
+          else ig?.dispose();
+        });
+        if (g !== upstream) g.dispose();
+      }
+      if (options.retainGraph) continue;
+      for (const s of node.saved) s.release("released by backward()");
+      t.node = null;
+      consumed.add(t);
+      if (t !== root) t.release("released by backward()");
+    }
+  });
+}
+
+/** Throws, naming the argument, unless `upstream` can seed the backward pass from `root`. */
+function checkBackwardArguments(root: Tensor, upstream: Tensor | undefined): void {
   if (upstream !== undefined && !(upstream instanceof Tensor)) {
     throw new TypeError(
       `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${
@@ -274,66 +315,34 @@ export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptio
       }`,
     );
   }
-  const grads = new Map<Tensor, Tensor>();
-  grads.set(root, upstream ?? withGradEnabled(false, () => onesLike(root)));
-  const accumulate = (t: Tensor, g: Tensor) => {
-    if (!sameShape(g.shape, t.shape)) {
-      throw new Error(
-        `backward: gradient ${formatShape(g.shape)} does not match ${formatShape(t.shape)} (op ${
-          t.node?.op ?? "leaf"
-        })`,
-      );
-    }
-    if (!t.node) {
-      // A leaf: accumulate into .grad, which the user owns (and the optimizer reads).
-      if (t.grad) {
-        const sum = add(t.grad, g);
-        t.grad.dispose();
-        g.dispose();
-        t.grad = sum.keep();
-      } else t.grad = g.keep();
-      return;
-    }
-    const previous = grads.get(t);
-    if (previous) {
-      grads.set(t, add(previous, g));
-      previous.dispose();
-      g.dispose();
-    } else grads.set(t, g);
-  };
+}
 
-  withGradEnabled(false, () => {
-    if (!root.node) {
-      // backward() on a leaf: its gradient is the upstream one.
-      accumulate(root, upstream ? upstream.detach() : grads.get(root)!);
-      return;
-    }
-    const order = topologicalOrder(root);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const node = t.node!;
-      const g = grads.get(t);
-      grads.delete(t);
-      if (g) {
-        // The closure's temporaries die with this scope; the input gradients it returns live on.
-        const inputGrads = scope(() => node.backward(g));
-        const passedOn = new Set<Tensor>([g]);
-        node.inputs.forEach((input, j) => {
-          let ig = inputGrads[j];
-          // An op may hand the same tensor to two inputs (add) or pass g through (reshape):
-          // give each its own reference to the shared memory.
-          if (ig && passedOn.has(ig)) ig = ig.detach();
-          if (ig) passedOn.add(ig);
-          if (ig && input.requiresGrad) accumulate(input, ig);
-          else ig?.dispose();
-        });
-        if (g !== upstream) g.dispose();
-      }
-      if (options.retainGraph) continue;
-      for (const s of node.saved) s.release("released by backward()");
-      t.node = null;
-      consumed.add(t);
-      if (t !== root) t.release("released by backward()");
-    }
-  });
+/**
+ * Adds gradient `g` to tensor `t`: into `.grad` for a leaf (which the user owns), into the
+ * pending gradients `grads` for an intermediate. Takes ownership of `g`.
+ */
+function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+  if (!sameShape(g.shape, t.shape)) {
+    throw new Error(
+      `backward: gradient ${formatShape(g.shape)} does not match ${formatShape(t.shape)} (op ${
+        t.node?.op ?? "leaf"
+      })`,
+    );
+  }
+  if (!t.node) {
+    // A leaf: accumulate into .grad, which the user owns (and the optimizer reads).
+    if (t.grad) {
+      const sum = add(t.grad, g);
+      t.grad.dispose();
+      g.dispose();
+      t.grad = sum.keep();
+    } else t.grad = g.keep();
+    return;
+  }
+  const previous = grads.get(t);
+  if (previous) {
+    grads.set(t, add(previous, g));
+    previous.dispose();
+    g.dispose();
+  } else grads.set(t, g);
 }

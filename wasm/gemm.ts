@@ -262,7 +262,21 @@ export class GemmEngine {
     };
     for (const key in values) job[J[key as keyof typeof J]] = values[key as keyof typeof J];
 
-    if (this.#worker !== null && 2 * m * n * k >= PARALLEL_MIN_FLOPS) {
+    this.#runJob(job, values.total, 2 * m * n * k);
+
+    const computed = performance.now();
+    const out = new Float32Array(this.memory.buffer, cAt, cSpan);
+    if (ldc === n) c.set(out, cOffset);
+    else for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
+    const done = performance.now();
+    copyStats.lastMs = copied - started + done - computed;
+    copyStats.ms += copyStats.lastMs;
+    copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
+  }
+
+  /** Runs the job's `total` tasks: shared with the worker when big enough, else here. */
+  #runJob(job: Int32Array, total: number, flops: number): void {
+    if (this.#worker !== null && flops >= PARALLEL_MIN_FLOPS) {
       // Publish the job: descriptor, counters, then the claim word and the generation.
       const control = this.#control;
       this.#job.set(job);
@@ -273,21 +287,12 @@ export class GemmEngine {
       Atomics.store(control, GENERATION, generation);
       Atomics.notify(control, GENERATION);
       workOnTasks(this.exports, control, job, generation);
-      waitAtLeast(control, DONE, values.total);
+      waitAtLeast(control, DONE, total);
       Atomics.store(control, NEXT, claimWord(generation, TASK_MASK)); // closed
       if (Atomics.load(control, FAILED)) throw new Error("gemm: a task failed on the worker");
     } else {
-      for (let t = 0; t < values.total; t++) runTask(this.exports, job, t);
+      for (let t = 0; t < total; t++) runTask(this.exports, job, t);
     }
-
-    const computed = performance.now();
-    const out = new Float32Array(this.memory.buffer, cAt, cSpan);
-    if (ldc === n) c.set(out, cOffset);
-    else for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
-    const done = performance.now();
-    copyStats.lastMs = copied - started + done - computed;
-    copyStats.ms += copyStats.lastMs;
-    copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
   }
 
   /**

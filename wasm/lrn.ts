@@ -20,6 +20,7 @@
 import type { LrnParams } from "../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
+import { lazyInstance, regions } from "./instance.ts";
 
 /** The arithmetic of one width: 4 lanes (v128) or 1 (f32). f32.sqrt (0x91) is emitted raw. */
 function ops(f: FunctionBuilder, lanes: 1 | 4) {
@@ -100,6 +101,21 @@ function scaleAt(f: FunctionBuilder, o: Ops) {
   f.set(o.v("s"));
 }
 
+/**
+ * For every channel c of the current item and every step of its plane: s and s^(−3/4) of the
+ * window [c − below, c + above] in locals s and inv, then `body`.
+ */
+function eachChannelScaled(f: FunctionBuilder, body: (o: Ops) => void) {
+  f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
+    window(f, "c", "below", "above");
+    planeSteps(f, (o) => {
+      scaleAt(f, o);
+      inversePower(f, o);
+      body(o);
+    });
+  });
+}
+
 /** Leaves s^(−3/4) = 1 / (√s · √√s) in local inv(width). */
 function inversePower(f: FunctionBuilder, o: Ops) {
   f.get(o.v("s"));
@@ -119,72 +135,75 @@ const I32 = ["x", "y", "items", "C", "P", "below", "above"] as const;
 function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
   builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
-  const locals = (f: FunctionBuilder) => {
-    for (const l of ["item", "c", "i", "j", "from", "to", "at", "vectorEnd", "planeEnd", "step"]) {
-      f.local(l, "i32");
-    }
-    declare(f, ["sum", "t", "s", "inv"]);
-  };
-  // lrnForward(x, y, items, C, P, below, above, alpha, k)
-  const forward = {
-    ...Object.fromEntries(I32.map((n) => [n, "i32" as const])),
-    alpha: "f32" as const,
-    k: "f32" as const,
-  };
-  builder.addFunction("lrnForward", forward, [], (f) => {
-    locals(f);
+  emitLrnForward(builder);
+  emitLrnBackward(builder);
+  return builder.bytes();
+}
+
+/** The scalar locals both kernels use. */
+function declareLocals(f: FunctionBuilder): void {
+  for (const l of ["item", "c", "i", "j", "from", "to", "at", "vectorEnd", "planeEnd", "step"]) {
+    f.local(l, "i32");
+  }
+  declare(f, ["sum", "t", "s", "inv"]);
+}
+
+// lrnForward(x, y, items, C, P, below, above, alpha, k)
+const LRN_FORWARD_PARAMS = {
+  ...Object.fromEntries(I32.map((n) => [n, "i32" as const])),
+  alpha: "f32" as const,
+  k: "f32" as const,
+};
+
+function emitLrnForward(builder: ModuleBuilder): void {
+  builder.addFunction("lrnForward", LRN_FORWARD_PARAMS, [], (f) => {
+    declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
-      f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
-        window(f, "c", "below", "above");
-        planeSteps(f, (o) => {
-          scaleAt(f, o);
-          inversePower(f, o);
-          address(f, "y", "c");
-          address(f, "x", "c");
-          o.load();
-          f.get(o.v("inv"));
-          o.mul();
-          o.store();
-        });
+      eachChannelScaled(f, (o) => {
+        address(f, "y", "c");
+        address(f, "x", "c");
+        o.load();
+        f.get(o.v("inv"));
+        o.mul();
+        o.store();
       });
       f.get("x").get("step").i32Add().set("x");
       f.get("y").get("step").i32Add().set("y");
     });
   });
-  // lrnBackward(x, y = dx, items, C, P, below, above, alpha, k, dy, scaled, weighted, factor):
-  // scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
-  const backward = {
-    ...forward,
-    dy: "i32" as const,
-    scaled: "i32" as const,
-    weighted: "i32" as const,
-    factor: "f32" as const,
-  };
-  builder.addFunction("lrnBackward", backward, [], (f) => {
-    locals(f);
+}
+
+// lrnBackward(x, y = dx, items, C, P, below, above, alpha, k, dy, scaled, weighted, factor):
+// scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
+const LRN_BACKWARD_PARAMS = {
+  ...LRN_FORWARD_PARAMS,
+  dy: "i32" as const,
+  scaled: "i32" as const,
+  weighted: "i32" as const,
+  factor: "f32" as const,
+};
+
+function emitLrnBackward(builder: ModuleBuilder): void {
+  builder.addFunction("lrnBackward", LRN_BACKWARD_PARAMS, [], (f) => {
+    declareLocals(f);
     f.get("C").get("P").i32Mul().i32Const(2).i32Shl().set("step");
     f.forRange("item", () => f.i32Const(0), () => f.get("items"), 1, () => {
-      f.forRange("c", () => f.i32Const(0), () => f.get("C"), 1, () => {
-        window(f, "c", "below", "above");
-        planeSteps(f, (o) => {
-          scaleAt(f, o);
-          inversePower(f, o);
-          address(f, "scaled", "c");
-          f.get(o.v("inv"));
-          o.store();
-          address(f, "weighted", "c");
-          address(f, "dy", "c");
-          o.load();
-          address(f, "x", "c");
-          o.load();
-          o.mul();
-          f.get(o.v("inv"));
-          o.mul();
-          f.get(o.v("s"));
-          o.div();
-          o.store();
-        });
+      eachChannelScaled(f, (o) => {
+        address(f, "scaled", "c");
+        f.get(o.v("inv"));
+        o.store();
+        address(f, "weighted", "c");
+        address(f, "dy", "c");
+        o.load();
+        address(f, "x", "c");
+        o.load();
+        o.mul();
+        f.get(o.v("inv"));
+        o.mul();
+        f.get(o.v("s"));
+        o.div();
+        o.store();
       });
       // dx_i = dy_i·scaled_i − factor·x_i·Σ weighted_c over c ∈ [i − above, i + below]
       f.forRange("i", () => f.i32Const(0), () => f.get("C"), 1, () => {
@@ -218,7 +237,6 @@ function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
       for (const array of ["x", "y", "dy"]) f.get(array).get("step").i32Add().set(array);
     });
   });
-  return builder.bytes();
 }
 
 interface LrnExports {
@@ -226,30 +244,7 @@ interface LrnExports {
   lrnBackward(...args: number[]): void;
 }
 
-let instance: { memory: WebAssembly.Memory; exports: LrnExports } | null = null;
-
-function lrnInstance() {
-  if (instance === null) {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const module = new WebAssembly.Module(lrnModuleBytes());
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    instance = { memory, exports: exports as unknown as LrnExports };
-  }
-  return instance;
-}
-
-/** Byte addresses of arrays of the given float counts, 64-byte aligned, growing the memory. */
-function regions(memory: WebAssembly.Memory, counts: number[]): number[] {
-  const at: number[] = [];
-  let end = 0;
-  for (const count of counts) {
-    at.push(end);
-    end += Math.ceil((count * 4) / 64) * 64;
-  }
-  const have = memory.buffer.byteLength;
-  if (end > have) memory.grow(Math.ceil((end - have) / 65536));
-  return at;
-}
+const lrnInstance = lazyInstance<LrnExports>(lrnModuleBytes);
 
 /** True when these parameters have a wasm kernel: β = 0.75 (AlexNet's). */
 export function lrnWasmSupports(p: LrnParams): boolean {

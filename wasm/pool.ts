@@ -20,6 +20,7 @@
 import type { Pool2dParams } from "../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
+import { lazyInstance, regions } from "./instance.ts";
 
 /** f32.eq and f32.ne (opcodes 0x5b, 0x5c): emitted raw, the emitter names only f32.gt. */
 const f32Eq = (f: FunctionBuilder) => f.emit(0x5b);
@@ -108,17 +109,7 @@ function poolModuleBytes(): Uint8Array<ArrayBuffer> {
 
 type MaxPool = (...args: number[]) => void;
 
-let instance: { memory: WebAssembly.Memory; maxPool: MaxPool } | null = null;
-
-function poolInstance() {
-  if (instance === null) {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const module = new WebAssembly.Module(poolModuleBytes());
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    instance = { memory, maxPool: exports.maxPool as MaxPool };
-  }
-  return instance;
-}
+const poolInstance = lazyInstance<{ maxPool: MaxPool }>(poolModuleBytes);
 
 /**
  * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
@@ -130,12 +121,9 @@ export function maxPool2dForwardWasm(
   y: Float32Array,
   argmax: Int32Array,
 ): void {
-  const { memory, maxPool } = poolInstance();
+  const { memory, exports: { maxPool } } = poolInstance();
   const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
-  const line = (floats: number) => Math.ceil((floats * 4) / 64) * 64;
-  const xAt = 0, yAt = line(inLength), argmaxAt = yAt + line(outLength);
-  const need = argmaxAt + line(outLength), have = memory.buffer.byteLength;
-  if (need > have) memory.grow(Math.ceil((need - have) / 65536));
+  const [xAt, yAt, argmaxAt] = regions(memory, [inLength, outLength, outLength]);
   new Float32Array(memory.buffer, xAt, inLength).set(x.subarray(0, inLength));
   maxPool(
     xAt,

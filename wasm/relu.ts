@@ -17,6 +17,7 @@
 
 import { ModuleBuilder } from "./emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
+import { lazyInstance, regions } from "./instance.ts";
 
 /**
  * relu(x, y, n): y[i] = x[i] > 0 ? x[i] : 0 and reluBackward(x, dy, dx, n): dx[i] = x[i] > 0 ?
@@ -67,32 +68,13 @@ interface ReluExports {
   reluBackward(x: number, dy: number, out: number, n: number): void;
 }
 
-let instance: { memory: WebAssembly.Memory; exports: ReluExports } | null = null;
-
-function reluInstance() {
-  if (instance === null) {
-    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-    const module = new WebAssembly.Module(reluModuleBytes());
-    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
-    instance = { memory, exports: exports as unknown as ReluExports };
-  }
-  return instance;
-}
-
-/** Byte addresses of `count` arrays of `n` floats, 64-byte aligned, growing the memory. */
-function regions(memory: WebAssembly.Memory, n: number, count: number): number[] {
-  const bytes = Math.ceil((n * 4) / 64) * 64;
-  const need = bytes * count;
-  const have = memory.buffer.byteLength;
-  if (need > have) memory.grow(Math.ceil((need - have) / 65536));
-  return Array.from({ length: count }, (_, i) => i * bytes);
-}
+const reluInstance = lazyInstance<ReluExports>(reluModuleBytes);
 
 /** y = relu(x) for float32 arrays of equal length (the SIMD tier is all it needs). */
 export function reluWasm(x: Float32Array, y: Float32Array): void {
   const { memory, exports } = reluInstance();
   const n = x.length;
-  const [xAt, yAt] = regions(memory, n, 2);
+  const [xAt, yAt] = regions(memory, [n, n]);
   new Float32Array(memory.buffer, xAt, n).set(x);
   exports.relu(xAt, yAt, n);
   y.set(new Float32Array(memory.buffer, yAt, n));
@@ -102,7 +84,7 @@ export function reluWasm(x: Float32Array, y: Float32Array): void {
 export function reluBackwardWasm(x: Float32Array, dy: Float32Array, dx: Float32Array): void {
   const { memory, exports } = reluInstance();
   const n = x.length;
-  const [xAt, dyAt, dxAt] = regions(memory, n, 3);
+  const [xAt, dyAt, dxAt] = regions(memory, [n, n, n]);
   new Float32Array(memory.buffer, xAt, n).set(x);
   new Float32Array(memory.buffer, dyAt, n).set(dy.subarray(0, n));
   exports.reluBackward(xAt, dyAt, dxAt, n);

@@ -1,7 +1,7 @@
 /**
  * WGSL kernels of 2-D convolution (NCHW, float32): forward, backward to the input, backward to
- * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts` and
- * `tensor/ops/conv2d.ts`; this file only maps them onto the GPU.
+ * the weight. The math and the CPU reference are in `tensor/ops/conv2d.ts`; this file only
+ * maps them onto the GPU.
  *
  * All three are implicit GEMMs: no im2col buffer is materialised (for AlexNet-mini's conv2 at
  * batch 128 it would hold 17M floats, 69 MB, and one pass writing it would take about half as
@@ -38,6 +38,11 @@
  * Shapes other than the batch size are baked into the WGSL as constants (the runtime caches a
  * pipeline per source text), so the tap loops unroll; the batch size and the offsets of the
  * current batch chunk come in the uniform params.
+ *
+ * Why one file over 500 lines: it is the one WGSL file of conv2d (the op's math and CPU
+ * kernels are in tensor/ops/conv2d.ts), holding its three kernels and the TypeScript that
+ * chunks the batch and dispatches them; each kernel's source is a template a reader checks
+ * against the formula above, so they stay beside it.
  *
  * @module
  */
@@ -241,13 +246,13 @@ function stripGeometry(s: StripShape): PaddedGeometry {
   return { ...geo, paddedH: geo.paddedH + (Math.ceil(s.outH / rows) * rows - s.outH) * s.strideH };
 }
 
-function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
-  const geo = stripGeometry(s), rows = STRIP_ROWS;
-  const { columns, stripsPerRow } = geo;
-  const rowGroups = Math.ceil(s.outH / rows);
+/**
+ * The unrolled body of one (c, p) step of {@link stripKernel}: both rows' input segments as
+ * vec4 loads, then for each tap q the 4 channels' weights and one fma per (row, column).
+ */
+function stripTapLines(s: StripShape, geo: PaddedGeometry): string[] {
+  const rows = STRIP_ROWS, columns = geo.columns;
   const out4 = Math.ceil(s.outPerGroup / 4);
-  const outChannels = s.groups * s.outPerGroup;
-  const outPlane = s.outH * s.outW;
   const rowVectors = geo.paddedW / 4;
   const segment = (row: number, t: number) => `v${row}_${t >> 2}[${t & 3}]`;
   const lines: string[] = [];
@@ -271,6 +276,13 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
       }
     }
   }
+  return lines;
+}
+
+/** The guarded stores of {@link stripKernel}'s accumulators (plus the bias) into y. */
+function stripStoreLines(s: StripShape, columns: number, hasBias: boolean): string[] {
+  const rows = STRIP_ROWS;
+  const outPlane = s.outH * s.outW;
   const stores: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let r = 0; r < columns; r++) {
@@ -285,6 +297,18 @@ function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
       stores.push(`  }`);
     }
   }
+  return stores;
+}
+
+function stripKernel(s: StripShape, hasBias: boolean, name: string): GpuKernel {
+  const geo = stripGeometry(s), rows = STRIP_ROWS;
+  const { columns, stripsPerRow } = geo;
+  const rowGroups = Math.ceil(s.outH / rows);
+  const out4 = Math.ceil(s.outPerGroup / 4);
+  const outChannels = s.groups * s.outPerGroup;
+  const rowVectors = geo.paddedW / 4;
+  const lines = stripTapLines(s, geo);
+  const stores = stripStoreLines(s, columns, hasBias);
   const accumulators: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let r = 0; r < columns; r++) accumulators.push(`  var acc${row}_${r} = vec4f();`);
@@ -573,16 +597,17 @@ function dyChannelsLast(p: Conv2dParams): boolean {
   return (p.c / p.groups) * p.kh * p.kw >= 64;
 }
 
-function weightGradKernel(p: Conv2dParams): GpuKernel {
-  const channelsLast = dyChannelsLast(p);
-  const geo = weightGradGeometry(p);
-  const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
-  const { columns, stripsPerRow } = geo;
-  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
-  const out4 = Math.ceil(outPerGroup / 4);
-  const invocations = p.groups * out4 * inPerGroup * rowPairs;
-  const taps = p.kh * p.kw;
-  const weightSize = p.o * inPerGroup * taps;
+/**
+ * The unrolled body of one 8-column strip of {@link weightGradKernel}: the kernel rows' input
+ * segments as vec4 loads, then column by column one dy vector and one fma per (row, tap).
+ */
+function weightGradStripLines(
+  p: Conv2dParams,
+  geo: PaddedGeometry,
+  channelsLast: boolean,
+): string[] {
+  const rows = weightGradRows(p), columns = geo.columns;
+  const out4 = Math.ceil(p.o / p.groups / 4);
   const rowVectors = geo.paddedW / 4;
   const body: string[] = [];
   for (let row = 0; row < rows; row++) {
@@ -609,6 +634,15 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
       }
     }
   }
+  return body;
+}
+
+/** The guarded stores of {@link weightGradKernel}'s accumulators into its slice of dw. */
+function weightGradStoreLines(p: Conv2dParams): string[] {
+  const rows = weightGradRows(p);
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const taps = p.kh * p.kw;
+  const weightSize = p.o * inPerGroup * taps;
   const stores: string[] = [];
   for (let row = 0; row < rows; row++) {
     stores.push(`  if (kp + ${row}u < ${p.kh}u) {`);
@@ -622,6 +656,20 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
     }
     stores.push(`  }`);
   }
+  return stores;
+}
+
+function weightGradKernel(p: Conv2dParams): GpuKernel {
+  const channelsLast = dyChannelsLast(p);
+  const geo = weightGradGeometry(p);
+  const rows = weightGradRows(p), rowPairs = Math.ceil(p.kh / rows);
+  const { columns, stripsPerRow } = geo;
+  const inPerGroup = p.c / p.groups, outPerGroup = p.o / p.groups;
+  const out4 = Math.ceil(outPerGroup / 4);
+  const invocations = p.groups * out4 * inPerGroup * rowPairs;
+  const rowVectors = geo.paddedW / 4;
+  const body = weightGradStripLines(p, geo, channelsLast);
+  const stores = weightGradStoreLines(p);
   const accumulators: string[] = [];
   for (let row = 0; row < rows; row++) {
     for (let q = 0; q < p.kw; q++) accumulators.push(`  var acc${row}_${q} = vec4f();`);
@@ -698,6 +746,33 @@ function targetInvocations(rt: GpuRuntime): number {
   return rt.isSoftware ? 16 * WORKGROUP : 64 * 1024;
 }
 
+/**
+ * How the weight gradient splits each batch chunk's samples into slices (each slice writes
+ * its own `weightSize` partial sums): enough to reach {@link targetInvocations}, no more than
+ * one binding of partial sums holds.
+ */
+function sliceChunks(
+  rt: GpuRuntime,
+  chunks: { count: number }[],
+  invocations: number,
+  weightSize: number,
+): { slices: { samplesPerSlice: number; count: number }[]; totalSlices: number } {
+  const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
+  const wanted = Math.ceil(targetInvocations(rt) / invocations);
+  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
+  const slices = chunks.map((chunk) => {
+    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
+    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
+  });
+  const totalSlices = slices.reduce((total, s) => total + s.count, 0);
+  if (totalSlices > maxSlices) {
+    throw new RangeError(
+      `conv2d_backward_weight: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
+    );
+  }
+  return { slices, totalSlices };
+}
+
 /** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
 export function conv2dBackwardWeightGpu(
   rt: GpuRuntime,
@@ -718,19 +793,7 @@ export function conv2dBackwardWeightGpu(
   // Memory chunks bound what one dispatch reads; slices split each chunk's samples between
   // invocations. All slices' partial sums share one binding.
   const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample]);
-  const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
-  const wanted = Math.ceil(targetInvocations(rt) / invocations);
-  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
-  const slices = chunks.map((chunk) => {
-    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
-    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
-  });
-  const totalSlices = slices.reduce((total, s) => total + s.count, 0);
-  if (totalSlices > maxSlices) {
-    throw new RangeError(
-      `${name}: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
-    );
-  }
+  const { slices, totalSlices } = sliceChunks(rt, chunks, invocations, weightSize);
   const kernel = weightGradKernel(p);
   const transpose = channelsLastKernel(p);
   const dw = rt.alloc("float32", weightSize);

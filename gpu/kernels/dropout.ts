@@ -17,9 +17,8 @@ import {
   type GpuRuntime,
   type GpuStorage,
   packParams,
-  workgroupsFor,
 } from "../runtime.ts";
-import { forEachChunk } from "../chunks.ts";
+import { mapChunks } from "../chunks.ts";
 
 /** WGSL twins of `mix32` and `counterHash` (tensor/random.ts). */
 export const COUNTER_HASH_WGSL = `
@@ -54,18 +53,12 @@ ${ELEMENT_MAIN}
 
 /** y[i] = x[i] · fround(1 / (1 − p)) where counterUniform(seed, i) >= p, else 0. */
 export function dropoutGpu(rt: GpuRuntime, x: GpuStorage, p: number, seed: number): GpuStorage {
-  const y = rt.alloc(x.dtype, x.length);
   const threshold = Math.ceil(p * 16777216);
   const scale = 1 / (1 - p); // rounded to float32 by packParams, as dropoutCpu does
-  forEachChunk(rt, x.length, (offset, n) => {
-    const params = packParams([n, seed >>> 0, threshold, { f32: scale }, offset]);
-    rt.dispatch(
-      dropoutKernel,
-      [rt.range(x, offset, n)],
-      [rt.range(y, offset, n)],
-      params,
-      workgroupsFor(n),
-    );
-  });
-  return y;
+  return mapChunks(
+    rt,
+    dropoutKernel,
+    x,
+    (n, offset) => packParams([n, seed >>> 0, threshold, { f32: scale }, offset]),
+  );
 }

@@ -20,7 +20,7 @@ import {
   packParams,
   workgroupsFor,
 } from "../runtime.ts";
-import { forEachChunk } from "../chunks.ts";
+import { forEachChunk, mapChunks } from "../chunks.ts";
 
 /** Largest rank the strided kernels accept (their shapes travel in a fixed uniform array). */
 export const MAX_RANK = 8;
@@ -100,17 +100,7 @@ ${ELEMENT_MAIN}
 
 /** y = op(x). */
 export function unaryGpu(rt: GpuRuntime, op: UnaryOp, x: GpuStorage): GpuStorage {
-  const y = rt.alloc(x.dtype, x.length);
-  forEachChunk(rt, x.length, (offset, n) => {
-    rt.dispatch(
-      unaryKernel(op),
-      [rt.range(x, offset, n)],
-      [rt.range(y, offset, n)],
-      packParams([n]),
-      workgroupsFor(n),
-    );
-  });
-  return y;
+  return mapChunks(rt, unaryKernel(op), x, (n) => packParams([n]));
 }
 
 /** dx = dy * op'(x) given y = op(x). */
@@ -150,18 +140,7 @@ ${ELEMENT_MAIN}
 
 /** y = x * scale + shift. */
 export function affineGpu(rt: GpuRuntime, x: GpuStorage, scale: number, shift: number): GpuStorage {
-  const y = rt.alloc(x.dtype, x.length);
-  forEachChunk(rt, x.length, (offset, n) => {
-    const params = packParams([n, { f32: scale }, { f32: shift }]);
-    rt.dispatch(
-      affineKernel,
-      [rt.range(x, offset, n)],
-      [rt.range(y, offset, n)],
-      params,
-      workgroupsFor(n),
-    );
-  });
-  return y;
+  return mapChunks(rt, affineKernel, x, (n) => packParams([n, { f32: scale }, { f32: shift }]));
 }
 
 // JS `**` semantics: x ** 0 is 1 (even for NaN), integer exponents work for negative bases
@@ -205,25 +184,15 @@ ${ELEMENT_MAIN}
 
 /** y = x ** exponent with JS semantics for negative bases. */
 export function powScalarGpu(rt: GpuRuntime, x: GpuStorage, exponent: number): GpuStorage {
-  const y = rt.alloc(x.dtype, x.length);
   // Repeated squaring for |e| < 2^31 integers; larger ones overflow float32 anyway.
   const isInteger = Number.isInteger(exponent) && Math.abs(exponent) < 2 ** 31;
-  forEachChunk(rt, x.length, (offset, n) => {
-    const params = packParams([
-      n,
-      { f32: exponent },
-      isInteger ? 1 : 0,
-      isInteger ? Math.abs(exponent) : 0,
-    ]);
-    rt.dispatch(
-      powKernel,
-      [rt.range(x, offset, n)],
-      [rt.range(y, offset, n)],
-      params,
-      workgroupsFor(n),
-    );
-  });
-  return y;
+  return mapChunks(
+    rt,
+    powKernel,
+    x,
+    (n) =>
+      packParams([n, { f32: exponent }, isInteger ? 1 : 0, isInteger ? Math.abs(exponent) : 0]),
+  );
 }
 
 // ---- binary operators with broadcasting -------------------------------------------------------
@@ -439,15 +408,5 @@ ${ELEMENT_MAIN}
 export function castGpu(rt: GpuRuntime, x: GpuStorage, dtype: DType): GpuStorage {
   if (dtype === "float64") throw new TypeError("gpu: float64 is not supported; use float32");
   if (dtype === x.dtype) return gatherGpu(rt, x, [x.length], [1]);
-  const y = rt.alloc(dtype, x.length);
-  forEachChunk(rt, x.length, (offset, n) => {
-    rt.dispatch(
-      castKernels[dtype],
-      [rt.range(x, offset, n)],
-      [rt.range(y, offset, n)],
-      packParams([n]),
-      workgroupsFor(n),
-    );
-  });
-  return y;
+  return mapChunks(rt, castKernels[dtype], x, (n) => packParams([n]), dtype);
 }

@@ -103,6 +103,21 @@ export function pool2dParams(
   return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW };
 }
 
+/**
+ * The cells [from, to) of window `index` along one axis of `size` cells (stride, padding and
+ * window length k): the window starts at index·stride − pad; cells outside [0, size) are padding.
+ */
+function windowCells(
+  index: number,
+  stride: number,
+  pad: number,
+  k: number,
+  size: number,
+): [number, number] {
+  const start = index * stride - pad;
+  return [Math.max(start, 0), Math.min(start + k, size)];
+}
+
 /** Bin `index` of `outSize` adaptive bins over `inSize` cells: [floor(i·in/out), ceil((i+1)·in/out)). */
 export function adaptiveBin(index: number, inSize: number, outSize: number): [number, number] {
   // Exact: i·in/out is a ratio of small integers, so floor/ceil of the float quotient are exact.
@@ -130,11 +145,9 @@ export function maxPool2dForwardCpu(
   for (let plane = 0; plane < p.n * p.c; plane++) {
     const base = plane * planeSize;
     for (let i = 0; i < outH; i++) {
-      const top = i * p.strideH - p.padH;
-      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      const [rowFrom, rowTo] = windowCells(i, p.strideH, p.padH, p.kh, height);
       for (let j = 0; j < outW; j++) {
-        const left = j * p.strideW - p.padW;
-        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        const [colFrom, colTo] = windowCells(j, p.strideW, p.padW, p.kw, width);
         let best = NaN, bestIndex = -1;
         for (let row = rowFrom; row < rowTo; row++) {
           for (let col = colFrom; col < colTo; col++) {
@@ -179,11 +192,9 @@ export function avgPool2dForwardCpu(x: TypedArray, p: Pool2dParams, y: TypedArra
   for (let plane = 0; plane < p.n * p.c; plane++) {
     const base = plane * planeSize;
     for (let i = 0; i < outH; i++) {
-      const top = i * p.strideH - p.padH;
-      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      const [rowFrom, rowTo] = windowCells(i, p.strideH, p.padH, p.kh, height);
       for (let j = 0; j < outW; j++) {
-        const left = j * p.strideW - p.padW;
-        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        const [colFrom, colTo] = windowCells(j, p.strideW, p.padW, p.kw, width);
         let total = 0;
         for (let row = rowFrom; row < rowTo; row++) {
           for (let col = colFrom; col < colTo; col++) total += x[base + row * width + col];
@@ -203,11 +214,9 @@ export function avgPool2dBackwardCpu(dy: TypedArray, p: Pool2dParams, dx: TypedA
   for (let plane = 0; plane < p.n * p.c; plane++) {
     const base = plane * planeSize;
     for (let i = 0; i < outH; i++) {
-      const top = i * p.strideH - p.padH;
-      const rowFrom = Math.max(top, 0), rowTo = Math.min(top + p.kh, height);
+      const [rowFrom, rowTo] = windowCells(i, p.strideH, p.padH, p.kh, height);
       for (let j = 0; j < outW; j++) {
-        const left = j * p.strideW - p.padW;
-        const colFrom = Math.max(left, 0), colTo = Math.min(left + p.kw, width);
+        const [colFrom, colTo] = windowCells(j, p.strideW, p.padW, p.kw, width);
         const share = dy[o++] / divisor;
         for (let row = rowFrom; row < rowTo; row++) {
           for (let col = colFrom; col < colTo; col++) dx[base + row * width + col] += share;
