@@ -85,7 +85,7 @@ export interface TrainConfig {
 export const DEFAULTS: TrainConfig = {
   arch: "alexnet-mini",
   data: null,
-  epochs: 5,
+  epochs: 15,
   batchSize: 128, // paper section 5
   // Not the paper's 0.01: this example's choice for the mini model and its short default run
   // (HELP marks it).
