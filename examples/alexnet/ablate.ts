@@ -9,12 +9,12 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
 import { lineChartPng } from "./plot.ts";
 import { mean, standardDeviation, verdict, welchInterval } from "./stats.ts";
 import {
   NOT_EVIDENCE,
+  parseExperimentFlags,
   pct,
   presetDepartures,
   presetNote,
@@ -170,36 +170,17 @@ export interface AblateCommand {
 
 /** Parses ablate's command line; null for --help; throws {@link UsageError}. */
 export function parseAblateArgs(args: string[]): AblateCommand | null {
-  const names = ["seeds", "epochs", "train-limit", "val-size", "test-limit", "batch-size"];
-  let values;
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])),
-        lr: { type: "string" },
-        variants: { type: "string" },
-        device: { type: "string" },
-        out: { type: "string" },
-        results: { type: "string" },
-        quick: { type: "boolean" },
-        overwrite: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
-  if (values.help) return null;
+  const flags = parseExperimentFlags(args, [
+    "seeds",
+    "epochs",
+    "train-limit",
+    "val-size",
+    "test-limit",
+    "batch-size",
+  ], ["lr", "variants"]);
+  if (flags === null) return null;
+  const { values, int, device } = flags;
   const preset = PRESETS[values.quick ? "quick" : "full"];
-  const int = (name: string, fallback: number, min: number) =>
-    values[name] === undefined
-      ? fallback
-      : parseNumberFlag(name, values[name] as string, { integer: true, min });
-  const device = (values.device ?? "auto") as string;
-  if (!["auto", "cpu", "gpu"].includes(device)) {
-    throw new UsageError(`--device must be one of auto, cpu, gpu; got "${device}"`);
-  }
   const base: TrainConfig = {
     ...DEFAULTS,
     lr: values.lr === undefined
@@ -213,7 +194,7 @@ export function parseAblateArgs(args: string[]): AblateCommand | null {
     schedule: "plateau",
     timeLimit: 0,
     checkpointEvery: 1_000_000,
-    device: device as TrainConfig["device"],
+    device,
     out: (values.out as string | undefined) ?? "runs/ablate",
     overwrite: values.overwrite === true,
     plain: true,

@@ -10,8 +10,9 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextFileAtomic } from "../../mod.ts";
-import type { TrainConfig } from "./config.ts";
+import { parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
 import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
 
 /** One seed of one configuration: its errors after the last epoch, or how it diverged. */
@@ -190,4 +191,54 @@ export function roughDuration(seconds: number): string {
   const minutes = Math.round(seconds / 60);
   if (minutes < 90) return `${minutes} min`;
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+/** The flags both experiment commands share, read strictly (see {@link parseExperimentFlags}). */
+export interface ExperimentFlags {
+  /** Every flag as given (strings and booleans), undefined when absent. */
+  values: Record<string, string | boolean | undefined>;
+  /** An integer flag of at least `min`, or `fallback` when it is absent. */
+  int(name: string, fallback: number, min: number): number;
+  /** `--device`: auto (the default), cpu or gpu. */
+  device: TrainConfig["device"];
+}
+
+/**
+ * Parses an experiment's command line: the numeric flags `numbers` and the text flags `texts`
+ * of the command, plus `--device`, `--out`, `--results`, `--quick`, `--overwrite` and `--help`
+ * that both commands take. Null for --help; a malformed flag throws {@link UsageError}.
+ */
+export function parseExperimentFlags(
+  args: string[],
+  numbers: string[],
+  texts: string[],
+): ExperimentFlags | null {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        ...Object.fromEntries(
+          [...numbers, ...texts, "device", "out", "results"].map((n) => [n, {
+            type: "string" as const,
+          }]),
+        ),
+        quick: { type: "boolean" },
+        overwrite: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
+  }
+  if (values.help) return null;
+  const device = (values.device ?? "auto") as string;
+  if (!["auto", "cpu", "gpu"].includes(device)) {
+    throw new UsageError(`--device must be one of auto, cpu, gpu; got "${device}"`);
+  }
+  const int = (name: string, fallback: number, min: number) =>
+    values[name] === undefined
+      ? fallback
+      : parseNumberFlag(name, values[name] as string, { integer: true, min });
+  return { values, int, device: device as TrainConfig["device"] };
 }

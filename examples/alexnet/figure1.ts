@@ -12,13 +12,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
 import { lineChartPng } from "./plot.ts";
 import { mean, pairedInterval, standardDeviation, verdict } from "./stats.ts";
 import {
   epochsToReach,
   NOT_EVIDENCE,
+  parseExperimentFlags,
   pct,
   presetDepartures,
   presetNote,
@@ -160,36 +160,17 @@ function numberList(flag: string, text: string): number[] {
 
 /** Parses figure1's command line; null for --help; throws {@link UsageError}. */
 export function parseFigure1Args(args: string[]): Figure1Command | null {
-  const names = ["seeds", "epochs", "train-limit", "val-size", "batch-size", "sweep-epochs"];
-  let values;
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        ...Object.fromEntries(names.map((n) => [n, { type: "string" as const }])),
-        lrs: { type: "string" },
-        thresholds: { type: "string" },
-        device: { type: "string" },
-        out: { type: "string" },
-        results: { type: "string" },
-        quick: { type: "boolean" },
-        overwrite: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
-  if (values.help) return null;
+  const flags = parseExperimentFlags(args, [
+    "seeds",
+    "epochs",
+    "train-limit",
+    "val-size",
+    "batch-size",
+    "sweep-epochs",
+  ], ["lrs", "thresholds"]);
+  if (flags === null) return null;
+  const { values, int, device } = flags;
   const preset = PRESETS[values.quick ? "quick" : "full"];
-  const int = (name: string, fallback: number, min: number) =>
-    values[name] === undefined
-      ? fallback
-      : parseNumberFlag(name, values[name] as string, { integer: true, min });
-  const device = (values.device ?? "auto") as string;
-  if (!["auto", "cpu", "gpu"].includes(device)) {
-    throw new UsageError(`--device must be one of auto, cpu, gpu; got "${device}"`);
-  }
   const thresholds = values.thresholds === undefined
     ? preset.thresholds
     : numberList("thresholds", values.thresholds as string);
@@ -214,7 +195,7 @@ export function parseFigure1Args(args: string[]): Figure1Command | null {
     batchSize: int("batch-size", preset.batchSize, 1),
     timeLimit: 0,
     checkpointEvery: 1_000_000,
-    device: device as TrainConfig["device"],
+    device,
     out: (values.out as string | undefined) ?? "runs/figure1",
     overwrite: values.overwrite === true,
     plain: true,
