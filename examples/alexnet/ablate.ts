@@ -13,15 +13,14 @@ import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./confi
 import { lineChartPng } from "./plot.ts";
 import { mean, standardDeviation, verdict, welchInterval } from "./stats.ts";
 import {
-  NOT_EVIDENCE,
   parseExperimentFlags,
   pct,
   presetDepartures,
   presetNote,
   roughDuration,
+  runExperiment,
   type SeedOutcome,
   trainSeeds,
-  writeOutputs,
 } from "./experiment.ts";
 
 /** One ablation: the change to the full recipe and what the paper reports for it. */
@@ -401,35 +400,16 @@ export function ablationChart(results: VariantResult[]): Uint8Array {
 }
 
 /** The command: parse, train, write the table and chart (and RESULTS.md with --results). */
-export async function main(args: string[]): Promise<number> {
-  try {
-    const command = parseAblateArgs(args);
-    if (command === null) {
-      console.log(HELP);
-      return 0;
-    }
-    if (command.quick) console.log(NOT_EVIDENCE);
-    const results = await runAblations(command, console.log);
-    const commandLine = `deno task ablate ${args.filter((a) => a !== "--overwrite").join(" ")}`
-      .trim();
-    const markdown = ablationMarkdown(summarise(results), command, commandLine);
-    const written = await writeOutputs(
-      command.base.out,
-      "ablations",
-      markdown,
-      ablationChart(results),
-      command.results,
-    );
-    console.log(`\n${markdown}\n\nWrote ${written.join(", ")}`);
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`ablate: ${error.message} (see --help)`);
-      return 2;
-    }
-    console.error(`ablate: ${(error as Error).message}`);
-    return 1;
-  }
+export function main(args: string[]): Promise<number> {
+  return runExperiment<AblateCommand, VariantResult[]>({
+    name: "ablate",
+    help: HELP,
+    parse: parseAblateArgs,
+    run: runAblations,
+    markdown: (results, command, commandLine) =>
+      ablationMarkdown(summarise(results), command, commandLine),
+    chart: (results) => ablationChart(results),
+  }, args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -242,3 +242,59 @@ export function parseExperimentFlags(
       : parseNumberFlag(name, values[name] as string, { integer: true, min });
   return { values, int, device: device as TrainConfig["device"] };
 }
+
+/** One experiment command: how to read its flags, run it and write what it found. */
+export interface ExperimentSpec<Command, Results> {
+  /** The task's name, as in `deno task NAME`; errors start with it. */
+  name: string;
+  /** The `--help` text. */
+  help: string;
+  /** Reads the flags; null for --help; throws {@link UsageError}. */
+  parse(args: string[]): Command | null;
+  /** Trains every run, printing progress through `log`. */
+  run(command: Command, log: (line: string) => void): Promise<Results>;
+  /** The markdown section (table and text) of the results. */
+  markdown(results: Results, command: Command, commandLine: string): string;
+  /** The chart, as PNG bytes. */
+  chart(results: Results, command: Command): Uint8Array;
+}
+
+/**
+ * An experiment's command line, from flags to files: `--quick` says "not evidence" first, the
+ * markdown and chart go to the run folder (and RESULTS.md with `--results`). Returns the exit
+ * code: 2 for a malformed flag, 1 for any other error, each on one line naming the command.
+ */
+export async function runExperiment<
+  Command extends { quick: boolean; base: TrainConfig; results: string | null },
+  Results,
+>(spec: ExperimentSpec<Command, Results>, args: string[]): Promise<number> {
+  try {
+    const command = spec.parse(args);
+    if (command === null) {
+      console.log(spec.help);
+      return 0;
+    }
+    if (command.quick) console.log(NOT_EVIDENCE);
+    const results = await spec.run(command, console.log);
+    const commandLine = `deno task ${spec.name} ${
+      args.filter((a) => a !== "--overwrite").join(" ")
+    }`.trim();
+    const markdown = spec.markdown(results, command, commandLine);
+    const written = await writeOutputs(
+      command.base.out,
+      spec.name === "ablate" ? "ablations" : spec.name,
+      markdown,
+      spec.chart(results, command),
+      command.results,
+    );
+    console.log(`\n${markdown}\n\nWrote ${written.join(", ")}`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`${spec.name}: ${error.message} (see --help)`);
+      return 2;
+    }
+    console.error(`${spec.name}: ${(error as Error).message}`);
+    return 1;
+  }
+}

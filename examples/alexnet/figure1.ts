@@ -17,15 +17,14 @@ import { lineChartPng } from "./plot.ts";
 import { mean, pairedInterval, standardDeviation, verdict } from "./stats.ts";
 import {
   epochsToReach,
-  NOT_EVIDENCE,
   parseExperimentFlags,
   pct,
   presetDepartures,
   presetNote,
   roughDuration,
+  runExperiment,
   type SeedOutcome,
   trainSeeds,
-  writeOutputs,
 } from "./experiment.ts";
 
 /** A preset: the sweep and the seeds' budget. */
@@ -442,35 +441,15 @@ export function figure1Chart(results: ActivationResult[], thresholds: number[]):
 }
 
 /** The command: parse, train, write the table and chart (and RESULTS.md with --results). */
-export async function main(args: string[]): Promise<number> {
-  try {
-    const command = parseFigure1Args(args);
-    if (command === null) {
-      console.log(HELP);
-      return 0;
-    }
-    if (command.quick) console.log(NOT_EVIDENCE);
-    const results = await runFigure1(command, console.log);
-    const commandLine = `deno task figure1 ${args.filter((a) => a !== "--overwrite").join(" ")}`
-      .trim();
-    const markdown = figure1Markdown(results, command, commandLine);
-    const written = await writeOutputs(
-      command.base.out,
-      "figure1",
-      markdown,
-      figure1Chart(results, command.thresholds),
-      command.results,
-    );
-    console.log(`\n${markdown}\n\nWrote ${written.join(", ")}`);
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`figure1: ${error.message} (see --help)`);
-      return 2;
-    }
-    console.error(`figure1: ${(error as Error).message}`);
-    return 1;
-  }
+export function main(args: string[]): Promise<number> {
+  return runExperiment<Figure1Command, ActivationResult[]>({
+    name: "figure1",
+    help: HELP,
+    parse: parseFigure1Args,
+    run: runFigure1,
+    markdown: figure1Markdown,
+    chart: (results, command) => figure1Chart(results, command.thresholds),
+  }, args);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
