@@ -152,20 +152,36 @@ Deno.test("trainingCurvesPng: loss on the left, accuracy in percent on the right
   const metrics = [1, 2, 3, 4, 5].map((epoch) => ({
     epoch,
     trainLoss: 2 / epoch,
-    testLoss: epoch === 3 ? NaN : 2.2 / epoch,
+    valLoss: epoch === 3 ? NaN : 2.2 / epoch,
     trainAccuracy: 0.5 + 0.08 * epoch,
-    testAccuracy: 0.45 + 0.08 * epoch,
+    valAccuracy: 0.45 + 0.08 * epoch,
   }));
   const image = await decoded(trainingCurvesPng(metrics, { title: "RUN" }));
   assert.deepEqual([image.width, image.height], [800, 500]);
   const blue: Rgb = [31, 119, 180];
   const orange: Rgb = [255, 127, 14];
+  const green: Rgb = [44, 160, 44];
   const plotArea: [number, number, number, number] = [120, 60, 680, 380];
   assert.ok(image.count(isColor(blue), plotArea).n > 300, "loss curves");
   assert.ok(image.count(isColor(orange), plotArea).n > 300, "accuracy curves");
+  assert.equal(image.count(isColor(green), plotArea).n, 0, "no test series without test fields");
   // Accuracies of 0.58..0.9 on a 0-100 % axis sit in the top half of the plot.
   const accuracyRows = image.count(isColor(orange), [120, 60, 680, 220]).n;
   assert.equal(accuracyRows, image.count(isColor(orange), plotArea).n);
+});
+
+Deno.test("trainingCurvesPng: test metrics, when present, are drawn in their own colour", async () => {
+  const metrics = [1, 2, 3].map((epoch) => ({
+    epoch,
+    trainLoss: 2 / epoch,
+    valAccuracy: 0.5 + 0.1 * epoch,
+    testAccuracy: 0.48 + 0.1 * epoch,
+  }));
+  const image = await decoded(trainingCurvesPng(metrics));
+  const green: Rgb = [44, 160, 44];
+  // The test accuracies (58-78 %) sit in the upper half of the plot.
+  assert.ok(image.count(isColor(green), [120, 60, 680, 220]).n > 100, "test accuracy curve");
+  assert.equal(image.count(isColor(green), [120, 221, 680, 380]).n, 0);
 });
 
 Deno.test("comparisonChartPng: one colour per run", async () => {

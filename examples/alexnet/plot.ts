@@ -393,10 +393,14 @@ export interface TrainingMetrics {
   step?: number;
   /** Mean training loss (cross-entropy). */
   trainLoss?: number;
-  /** Mean loss on the held-out set. */
+  /** Mean loss on the validation split (what a schedule and model selection follow). */
+  valLoss?: number;
+  /** Mean loss on the test set (for the report only). */
   testLoss?: number;
   /** Fraction correct in [0, 1] (or percent, see `accuracyUnit`). */
   trainAccuracy?: number;
+  /** Fraction correct in [0, 1] (or percent, see `accuracyUnit`). */
+  valAccuracy?: number;
   /** Fraction correct in [0, 1] (or percent, see `accuracyUnit`). */
   testAccuracy?: number;
 }
@@ -416,10 +420,11 @@ export interface TrainingCurvesOptions {
 }
 
 /**
- * Training curves as PNG bytes: train and test loss on the left axis (blue), train and test
- * accuracy in percent on the right axis (orange, from 0 to 100), train solid and test dashed.
- * Records may mix kinds (per-step losses, per-epoch test accuracy): each curve takes the
- * records where its field is present.
+ * Training curves as PNG bytes: train and validation loss on the left axis (blue), train and
+ * validation accuracy in percent on the right axis (orange, from 0 to 100), train solid and
+ * validation dashed; test loss and accuracy, when present, dashed in green (the report's
+ * numbers, apart from the ones that steer training). Records may mix kinds (per-step losses,
+ * per-epoch evaluations): each curve takes the records where its field is present.
  */
 export function trainingCurvesPng(
   metrics: TrainingMetrics[],
@@ -431,18 +436,25 @@ export function trainingCurvesPng(
     metrics
       .filter((m) => m[field] !== undefined && m[xField] !== undefined)
       .map((m) => [m[xField]!, m[field]! * factor]);
-  const [blue, orange] = PALETTE;
+  const [blue, orange, green] = PALETTE;
+  const loss = (name: string, field: keyof TrainingMetrics, color: Rgb, dashed = true) => ({
+    name,
+    points: curve(field, 1),
+    color,
+    dashed,
+  });
+  const accuracy = (name: string, field: keyof TrainingMetrics, color: Rgb, dashed = true) => ({
+    ...loss(name, field, color, dashed),
+    points: curve(field, percent),
+    axis: "right" as const,
+  });
   const candidates: ChartSeries[] = [
-    { name: "train loss", points: curve("trainLoss", 1), color: blue },
-    { name: "test loss", points: curve("testLoss", 1), color: blue, dashed: true },
-    { name: "train acc", points: curve("trainAccuracy", percent), color: orange, axis: "right" },
-    {
-      name: "test acc",
-      points: curve("testAccuracy", percent),
-      color: orange,
-      axis: "right",
-      dashed: true,
-    },
+    loss("train loss", "trainLoss", blue, false),
+    loss("val loss", "valLoss", blue),
+    loss("test loss", "testLoss", green),
+    accuracy("train acc", "trainAccuracy", orange, false),
+    accuracy("val acc", "valAccuracy", orange),
+    accuracy("test acc", "testAccuracy", green),
   ];
   return lineChartPng({
     title: options.title ?? "Training",

@@ -461,11 +461,18 @@ export async function drawPictures(
   metrics: MetricRecord[],
   out: string,
 ): Promise<void> {
-  // Training curves from the 10-step windows, test points from the evaluations.
+  // Training curves from the 10-step windows; validation and test points from the evaluations.
   const points = metrics.map((m) =>
     m.kind === "step"
       ? { epoch: m.epoch, step: m.step, trainLoss: m.trainLoss, trainAccuracy: m.trainAccuracy }
-      : { epoch: m.epoch, step: m.step, testLoss: m.testLoss, testAccuracy: m.testAccuracy }
+      : {
+        epoch: m.epoch,
+        step: m.step,
+        valLoss: m.valLoss,
+        valAccuracy: m.valAccuracy,
+        testLoss: m.testLoss,
+        testAccuracy: m.testAccuracy,
+      }
   );
   await writeFileAtomic(
     `${out}/curves.png`,
