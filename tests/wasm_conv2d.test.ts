@@ -198,12 +198,16 @@ for (const tier of simdTiers) {
       conv2dForwardCpu(abs(x), abs(w), abs(bias), p, yMag);
       assertWithinBound(y, yRef, yMag, depth.forward, "y");
 
-      const dx = new Float32Array(x.length).fill(NaN);
-      conv2dBackwardInputWasm(dy, w, p, dx, tier);
       const dxRef = new Float64Array(x.length), dxMag = new Float64Array(x.length);
       conv2dBackwardInputCpu(new Float64Array(dy), new Float64Array(w), p, dxRef);
       conv2dBackwardInputCpu(abs(dy), abs(w), p, dxMag);
-      assertWithinBound(dx, dxRef, dxMag, depth.input, "dx");
+      for (const method of ["dilated", "scatter"] as const) {
+        const dx = new Float32Array(x.length).fill(NaN);
+        conv2dBackwardInputWasm(dy, w, p, dx, tier, method);
+        // scatter: an (O/G)-long product, then up to KH·KW float32 adds per pixel.
+        const input = method === "dilated" ? depth.input : p.o / p.groups + p.kh * p.kw;
+        assertWithinBound(dx, dxRef, dxMag, input, `dx (${method})`);
+      }
 
       const dw = new Float32Array(w.length).fill(NaN);
       conv2dBackwardWeightWasm(dy, x, p, dw, tier);

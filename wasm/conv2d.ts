@@ -18,8 +18,11 @@
  * The backward to the input is the forward convolution of dy with the kernel flipped and
  * transposed (w'[c, o, u, v] = w[o, c, KH−1−u, KW−1−v], K' = O/G·KH·KW), padding KH−1−ph, and dy
  * dilated by the stride (zeros between its pixels): no col2im scatter, no zero-filled buffer.
- * (With C/G = 1 or 3, as for a first layer's input gradient, which training never needs, that
- * product is 1 or 3 columns wide and runs far below the microkernel's speed.)
+ * That product wastes its work in two cases, which take a product and a scatter instead
+ * (`conv2dBackwardInputScatter`: dcol = w_gᵀ · dY_g, then col2im adds each tap into dx): a
+ * strided layer, where all but one of every Sh·Sw dilated taps reads a hole, and a narrow one,
+ * where C/G is below the microkernel's 8 columns (a first layer's input gradient: saliency
+ * maps, adversarial examples; training never needs it).
  *
  * **im2col straight into packed panels.** col is never materialised. The source (x, or dy for
  * the input gradient) is first copied once into planes with zero borders (`pad`), so every tap
@@ -53,6 +56,7 @@ import {
   type SimdTier,
   TILE,
 } from "./gemm_kernels.ts";
+import { engineFor, type GemmEngine } from "./gemm.ts";
 
 /** Depth of a packed block (an A panel and a B panel of KC steps fit in L1). */
 const KC = 256;
@@ -709,10 +713,14 @@ export function conv2dForwardWasm(
   take(m, at.y, y, p.n * p.o * P);
 }
 
+/** How {@link conv2dBackwardInputWasm} computes dx; "auto" picks by the layer's shape. */
+export type BackwardInputMethod = "auto" | "dilated" | "scatter";
+
 /**
  * dx = ∂L/∂x from dy and the weight on the wasm kernels of `tier`: the forward convolution of
- * dy (dilated by the stride) with w' (flipped, transposed), see the module comment. Same
- * contract as `conv2dBackwardInputCpu` for float32 arrays.
+ * dy (dilated by the stride) with w' (flipped, transposed), or for strided and narrow layers a
+ * product and a scatter; see the module comment. `method` forces one (tests prove both on
+ * every shape). Same contract as `conv2dBackwardInputCpu` for float32 arrays.
  */
 export function conv2dBackwardInputWasm(
   dy: Float32Array,
@@ -720,9 +728,20 @@ export function conv2dBackwardInputWasm(
   p: Conv2dParams,
   dx: Float32Array,
   tier: SimdTier,
+  method: BackwardInputMethod = "auto",
 ): void {
-  const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
+  const wasteful = p.strideH > 1 || p.strideW > 1 || inGroup < TILE[tier].nr;
+  if (method === "scatter" || (method === "auto" && wasteful)) {
+    const engine = engineFor(tier);
+    if (engine !== null) return conv2dBackwardInputScatter(dy, weight, p, dx, engine);
+    if (method === "scatter") {
+      throw new Error(
+        `conv2dBackwardInputWasm: the ${tier} gemm is still compiling; await prepareGemm()`,
+      );
+    }
+  }
+  const m = machine(tier);
   const taps = p.kh * p.kw, K = outGroup * taps, P = p.outH * p.outW;
   // dy is read with padding KH − 1 − padH: pad it once when that is a real padding and no
   // stride dilates it; otherwise the general packer skips the holes and the borders itself.
@@ -783,6 +802,78 @@ export function conv2dBackwardInputWasm(
     });
   }
   take(m, at.dx, dx, p.n * p.c * p.h * p.w);
+}
+
+/**
+ * dx as a product and a scatter (col2im), per image n and group g, with K = C/G·KH·KW taps and
+ * P = H'·W' pixels:
+ *
+ *     dcol [K, P] = w_gᵀ [K, O/G] · dy_ng [O/G, P]
+ *     dx[n, c, i·Sh − padH + u, j·Sw − padW + v] += dcol[(c, u, v), (i, j)]   (inside the image)
+ *
+ * Every multiply-add is a useful one (no dilation holes), and the product is K rows by P
+ * columns however few channels the input has.
+ */
+function conv2dBackwardInputScatter(
+  dy: Float32Array,
+  weight: Float32Array,
+  p: Conv2dParams,
+  dx: Float32Array,
+  engine: GemmEngine,
+): void {
+  const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
+  const K = inGroup * p.kh * p.kw, P = p.outH * p.outW, plane = p.h * p.w;
+  const dcol = new Float32Array(K * P);
+  dx.fill(0, 0, p.n * p.c * plane);
+  for (let n = 0; n < p.n; n++) {
+    for (let g = 0; g < p.groups; g++) {
+      engine.gemm({
+        transA: true,
+        transB: false,
+        m: K,
+        n: P,
+        k: outGroup,
+        a: weight,
+        aOffset: g * outGroup * K,
+        lda: K,
+        b: dy,
+        bOffset: (n * p.o + g * outGroup) * P,
+        ldb: P,
+        c: dcol,
+        cOffset: 0,
+        ldc: P,
+        accumulate: false,
+      });
+      scatterTaps(dcol, dx, (n * p.c + g * inGroup) * plane, inGroup, p);
+    }
+  }
+}
+
+/** col2im: adds tap row (c, u, v) of dcol to the pixels of channel c it read in the forward. */
+function scatterTaps(
+  dcol: Float32Array,
+  dx: Float32Array,
+  base: number,
+  channels: number,
+  p: Conv2dParams,
+): void {
+  const P = p.outH * p.outW, plane = p.h * p.w;
+  for (let c = 0; c < channels; c++) {
+    for (let u = 0; u < p.kh; u++) {
+      for (let v = 0; v < p.kw; v++) {
+        const row = ((c * p.kh + u) * p.kw + v) * P;
+        // Output columns j whose input column j·Sw − padW + v lies in [0, W).
+        const j0 = Math.max(0, Math.ceil((p.padW - v) / p.strideW));
+        const j1 = Math.min(p.outW, Math.floor((p.w - 1 + p.padW - v) / p.strideW) + 1);
+        for (let i = 0; i < p.outH; i++) {
+          const y = i * p.strideH - p.padH + u;
+          if (y < 0 || y >= p.h) continue;
+          const from = row + i * p.outW, to = base + c * plane + y * p.w - p.padW + v;
+          for (let j = j0; j < j1; j++) dx[to + j * p.strideW] += dcol[from + j];
+        }
+      }
+    }
+  }
 }
 
 /**
