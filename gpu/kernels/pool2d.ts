@@ -206,17 +206,52 @@ ${ENTRY} {
   return dx;
 }
 
-/** Average pooling forward on the GPU (padded cells count as zeros: divisor kh*kw). */
-export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dParams): GpuStorage {
-  checkPool("avgPool2d_forward", p);
-  const code = `${PROLOGUE}${windowConstants(p)}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-struct Params { count: u32, xOffset: u32, yOffset: u32 }
+/**
+ * Runs a kernel of one input over the batch, one invocation per element it writes: the forward
+ * reads x [N, C, H, W] and writes y [N, C, outH, outW], the backward reads dy and writes dx
+ * [N, C, H, W]. `body` (WGSL, after `constants`) sees that element's `index` and the two
+ * bindings by those names, with their offsets in `params` (`params.xOffset`, ...).
+ */
+function runOneInput(
+  rt: GpuRuntime,
+  op: "avgPool2d" | "adaptiveAvgPool2d",
+  pass: "forward" | "backward",
+  p: Pool2dParams | AdaptivePool2dParams,
+  input: GpuStorage,
+  constants: string,
+  body: string,
+): GpuStorage {
+  const name = `${op}_${pass}`;
+  checkPool(name, p);
+  const [read, write] = pass === "forward" ? ["x", "y"] : ["dy", "dx"];
+  const code = `${PROLOGUE}${constants}
+@group(0) @binding(0) var<storage, read> ${read}: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ${write}: array<f32>;
+struct Params { count: u32, ${read}Offset: u32, ${write}Offset: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
 ${ENTRY} {
   let index = linearIndex(wid, nwg, lid);
-  if (index >= params.count) { return; }
+  if (index >= params.count) { return; }${body}
+}`;
+  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
+  const [readSample, writeSample] = pass === "forward"
+    ? [inSample, outSample]
+    : [outSample, inSample];
+  const output = rt.alloc("float32", p.n * writeSample);
+  runPlanes(
+    rt,
+    { name, code },
+    p.n,
+    [{ storage: input, perSample: readSample }],
+    [{ storage: output, perSample: writeSample }],
+    writeSample,
+  );
+  return output;
+}
+
+/** Average pooling forward on the GPU (padded cells count as zeros: divisor kh*kw). */
+export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dParams): GpuStorage {
+  const body = `
   let plane = index / (OUT_H * OUT_W);
   let top = i32(((index / OUT_W) % OUT_H) * SH) - i32(PH);
   let left = i32((index % OUT_W) * SW) - i32(PW);
@@ -227,51 +262,21 @@ ${ENTRY} {
       total += x[base + u32(row * i32(W) + col)];
     }
   }
-  y[params.yOffset + index] = total / f32(KH * KW);
-}`;
-  const outSample = p.c * p.outH * p.outW;
-  const y = rt.alloc("float32", p.n * outSample);
-  runPlanes(rt, { name: "avgPool2d_forward", code }, p.n, [{
-    storage: x,
-    perSample: p.c * p.h * p.w,
-  }], [
-    { storage: y, perSample: outSample },
-  ], outSample);
-  return y;
+  y[params.yOffset + index] = total / f32(KH * KW);`;
+  return runOneInput(rt, "avgPool2d", "forward", p, x, windowConstants(p), body);
 }
 
 /** Average pooling backward on the GPU: each input sums dy / (kh*kw) of its windows. */
 export function avgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: Pool2dParams): GpuStorage {
-  checkPool("avgPool2d_backward", p);
-  const code = `${PROLOGUE}${windowConstants(p)}
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-struct Params { count: u32, dyOffset: u32, dxOffset: u32 }
-@group(0) @binding(2) var<uniform> params: Params;
-${ENTRY} {
-  let index = linearIndex(wid, nwg, lid);
-  if (index >= params.count) { return; }
+  const body = `
   let plane = index / (H * W);
   let h = (index / W) % H;
   let w = index % W;
   let outPlane = plane * OUT_H * OUT_W;
   var total = 0.0;
   ${containingWindows("total += dy[params.dyOffset + outAt];")}
-  dx[params.dxOffset + index] = total / f32(KH * KW);
-}`;
-  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
-  const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(
-    rt,
-    { name: "avgPool2d_backward", code },
-    p.n,
-    [{ storage: dy, perSample: outSample }],
-    [
-      { storage: dx, perSample: inSample },
-    ],
-    inSample,
-  );
-  return dx;
+  dx[params.dxOffset + index] = total / f32(KH * KW);`;
+  return runOneInput(rt, "avgPool2d", "backward", p, dy, windowConstants(p), body);
 }
 
 /** PyTorch's adaptive bins as WGSL: bin i of `outSize` over `inSize` is [floor(i·in/out), ceil((i+1)·in/out)). */
@@ -288,15 +293,7 @@ export function adaptiveAvgPool2dForwardGpu(
   x: GpuStorage,
   p: AdaptivePool2dParams,
 ): GpuStorage {
-  checkPool("adaptiveAvgPool2d_forward", p);
-  const code = `${PROLOGUE}${adaptiveConstants(p)}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-struct Params { count: u32, xOffset: u32, yOffset: u32 }
-@group(0) @binding(2) var<uniform> params: Params;
-${ENTRY} {
-  let index = linearIndex(wid, nwg, lid);
-  if (index >= params.count) { return; }
+  const body = `
   let plane = index / (OUT_H * OUT_W);
   let i = (index / OUT_W) % OUT_H;
   let j = index % OUT_W;
@@ -307,17 +304,8 @@ ${ENTRY} {
   for (var row = rowFrom; row < rowTo; row++) {
     for (var col = colFrom; col < colTo; col++) { total += x[base + row * W + col]; }
   }
-  y[params.yOffset + index] = total / f32((rowTo - rowFrom) * (colTo - colFrom));
-}`;
-  const outSample = p.c * p.outH * p.outW;
-  const y = rt.alloc("float32", p.n * outSample);
-  runPlanes(rt, { name: "adaptiveAvgPool2d_forward", code }, p.n, [{
-    storage: x,
-    perSample: p.c * p.h * p.w,
-  }], [
-    { storage: y, perSample: outSample },
-  ], outSample);
-  return y;
+  y[params.yOffset + index] = total / f32((rowTo - rowFrom) * (colTo - colFrom));`;
+  return runOneInput(rt, "adaptiveAvgPool2d", "forward", p, x, adaptiveConstants(p), body);
 }
 
 /** Adaptive average pooling backward on the GPU: each input sums dy / |bin| of the bins containing it. */
@@ -326,17 +314,9 @@ export function adaptiveAvgPool2dBackwardGpu(
   dy: GpuStorage,
   p: AdaptivePool2dParams,
 ): GpuStorage {
-  checkPool("adaptiveAvgPool2d_backward", p);
   // Bin i contains h iff floor(i·H/outH) <= h < ceil((i+1)·H/outH), which holds only for
   // i in [floor(h·outH/H), ceil((h+1)·outH/H) − 1]; bins overlap when H is not a multiple.
-  const code = `${PROLOGUE}${adaptiveConstants(p)}
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-struct Params { count: u32, dyOffset: u32, dxOffset: u32 }
-@group(0) @binding(2) var<uniform> params: Params;
-${ENTRY} {
-  let index = linearIndex(wid, nwg, lid);
-  if (index >= params.count) { return; }
+  const body = `
   let plane = index / (H * W);
   let h = (index / W) % H;
   let w = index % W;
@@ -351,15 +331,6 @@ ${ENTRY} {
       total += dy[outPlane + i * OUT_W + j] / f32((rowTo - rowFrom) * (colTo - colFrom));
     }
   }
-  dx[params.dxOffset + index] = total;
-}`;
-  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
-  const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(rt, { name: "adaptiveAvgPool2d_backward", code }, p.n, [{
-    storage: dy,
-    perSample: outSample,
-  }], [
-    { storage: dx, perSample: inSample },
-  ], inSample);
-  return dx;
+  dx[params.dxOffset + index] = total;`;
+  return runOneInput(rt, "adaptiveAvgPool2d", "backward", p, dy, adaptiveConstants(p), body);
 }
