@@ -570,47 +570,11 @@ function pixelProduct(m: Machine, s: Source, g: PixelProduct) {
     const rows = Math.min(mc, M - q0);
     for (let k0 = 0; k0 < g.K; k0 += KC) {
       const kc = Math.min(KC, g.K - k0);
-      if (s.padded) {
-        m.conv.packPixels(
-          g.a,
-          s.src,
-          q0,
-          rows,
-          k0,
-          kc,
-          s.imageStride,
-          s.H,
-          s.W,
-          s.KH,
-          s.KW,
-          s.Sh,
-          s.Sw,
-          P,
-          g.outW,
-        );
-      } else {
-        m.conv.packPixelsGeneral(
-          g.a,
-          s.src,
-          q0,
-          rows,
-          k0,
-          kc,
-          s.imageStride,
-          s.H,
-          s.W,
-          s.KH,
-          s.KW,
-          s.Sh,
-          s.Sw,
-          s.padH,
-          s.padW,
-          s.Dh,
-          s.Dw,
-          P,
-          g.outW,
-        );
-      }
+      // The two packers' parameters (PADDED_PIXEL_PARAMS, PIXEL_PARAMS) differ only in the
+      // general one's padding and dilation.
+      const block = [g.a, s.src, q0, rows, k0, kc, s.imageStride, s.H, s.W, s.KH, s.KW, s.Sh, s.Sw];
+      if (s.padded) m.conv.packPixels(...block, P, g.outW);
+      else m.conv.packPixelsGeneral(...block, s.padH, s.padW, s.Dh, s.Dw, P, g.outW);
       const b = g.packedB + 4 * k0 * colsPadded;
       m.gemm.macro(g.a, b, g.c, 4 * g.cols, rows, g.cols, kc, k0 > 0 ? 1 : 0);
     }
