@@ -272,6 +272,12 @@ function chartLayout(options: LineChartOptions) {
   };
 }
 
+/** The sizes, ticks and plot rectangle of a line chart, as {@link chartLayout} works them out. */
+type ChartLayout = ReturnType<typeof chartLayout>;
+
+/** 1-pixel lines on pixel centres. */
+const crisp = (v: number) => Math.round(v) + 0.5;
+
 /**
  * A line chart as SVG text: white background, a title, x and y axes with about five "nice"
  * ticks (1, 2 or 5 times a power of ten) and light grid lines, a legend under the x label,
@@ -280,56 +286,44 @@ function chartLayout(options: LineChartOptions) {
  * finite neighbour is drawn as a small square, so a one-point series is still visible.
  */
 export function lineChartSvg(options: LineChartOptions): string {
-  const {
-    width,
-    height,
-    fontSize,
-    titleSize,
-    pad,
-    tickLength,
-    lineWidth,
-    styled,
-    hasLeft,
-    hasRight,
-    xTicks,
-    yTicks,
-    labelsOf,
-    xLabels,
-    left,
-    right,
-    swatch,
-    entryWidth,
-    legendRows,
-    rowHeight,
-    top,
-    bottom,
-    toX,
-    toYOf,
-  } = chartLayout(options);
-  const crisp = (v: number) => Math.round(v) + 0.5; // 1-pixel lines on pixel centres
-
-  const svg: string[] = [
+  const layout = chartLayout(options);
+  const { width, height, left, right, top, bottom } = layout;
+  return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `font-family="${FONT_FAMILY}">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<clipPath id="plot"><rect x="${left}" y="${top}" width="${right - left}" height="${
       bottom - top
     }"/></clipPath>`,
-  ];
-  // Grid lines for the x ticks and for the primary y axis' ticks, under everything else.
-  const gridY = toYOf(hasLeft ? yTicks.left : yTicks.right);
+    ...plotSvg(layout),
+    ...axesSvg(layout, options),
+    ...captionsSvg(layout, options),
+    "</svg>",
+  ].join("\n");
+}
+
+/** Grid lines for the x ticks and the primary y axis' ticks, under the series (clipped to the plot). */
+function plotSvg(layout: ChartLayout): string[] {
+  const { styled, hasLeft, xTicks, yTicks, toX, toYOf, lineWidth } = layout;
+  const { left, right, top, bottom } = layout;
+  const primary = hasLeft ? yTicks.left : yTicks.right, gridY = toYOf(primary);
   const grid = [
     ...xTicks.values.map((v) => `M${crisp(toX(v))} ${top}V${bottom}`),
-    ...(hasLeft ? yTicks.left : yTicks.right).values.map((v) =>
-      `M${left} ${crisp(gridY(v))}H${right}`
-    ),
+    ...primary.values.map((v) => `M${left} ${crisp(gridY(v))}H${right}`),
   ];
-  svg.push(`<path d="${grid.join("")}" stroke="${GRID}" shape-rendering="crispEdges"/>`);
-  svg.push(`<g clip-path="url(#plot)">`);
-  for (const s of styled) svg.push(seriesSvg(s, toX, toYOf(yTicks[s.axis]), lineWidth));
-  svg.push(`</g>`);
+  return [
+    `<path d="${grid.join("")}" stroke="${GRID}" shape-rendering="crispEdges"/>`,
+    `<g clip-path="url(#plot)">`,
+    ...styled.map((s) => seriesSvg(s, toX, toYOf(yTicks[s.axis]), lineWidth)),
+    `</g>`,
+  ];
+}
 
-  // Frame, ticks and tick labels.
+/** The frame, the ticks and their labels, and the titles of the y axes. */
+function axesSvg(layout: ChartLayout, options: LineChartOptions): string[] {
+  const { width, fontSize, pad, tickLength, hasLeft, hasRight, xTicks, yTicks } = layout;
+  const { labelsOf, xLabels, left, right, top, bottom, toX, toYOf } = layout;
+  const svg: string[] = [];
   const axes = [`M${crisp(left)} ${crisp(top)}H${crisp(right)}V${crisp(bottom)}H${crisp(left)}Z`];
   const labelY = bottom + tickLength + pad + 0.8 * fontSize;
   xTicks.values.forEach((v, i) => {
@@ -352,8 +346,14 @@ export function lineChartSvg(options: LineChartOptions): string {
     if (title) svg.push(text(x, (top + bottom) / 2, title, fontSize, "middle", true));
   }
   svg.push(`<path d="${axes.join("")}" stroke="${INK}" fill="none" shape-rendering="crispEdges"/>`);
+  return svg;
+}
 
-  // Title, x label, legend.
+/** The title, the x label and the legend. */
+function captionsSvg(layout: ChartLayout, options: LineChartOptions): string[] {
+  const { fontSize, titleSize, pad, tickLength, lineWidth, left, right, bottom } = layout;
+  const { swatch, entryWidth, legendRows, rowHeight } = layout;
+  const svg: string[] = [];
   const centre = (left + right) / 2;
   if (options.title) {
     svg.push(text(centre, 2 * pad + 0.8 * titleSize, options.title, titleSize, "middle"));
@@ -376,8 +376,7 @@ export function lineChartSvg(options: LineChartOptions): string {
     }
     y += rowHeight;
   }
-  svg.push("</svg>");
-  return svg.join("\n");
+  return svg;
 }
 
 /** {@link lineChartSvg} as PNG bytes. */
