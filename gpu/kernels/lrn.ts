@@ -77,6 +77,44 @@ function checkLrn(kernel: string, p: LrnParams): void {
   }
 }
 
+/**
+ * The head of both kernels' `main`: one invocation per column, `start` the element offset of
+ * its channel 0 (the bindings and `params.columns` are each kernel's own).
+ */
+const COLUMN_MAIN = `@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let column = linearIndex(wid, nwg, lid);
+  if (column >= params.columns) { return; }
+  let start = columnStart(column);`;
+
+/**
+ * Runs `code` over the batch a few samples at a time, one invocation per column: bindings are
+ * [inputs..., a new output], all [N, C, H, W], and params [columns, offset of each binding].
+ */
+function runColumns(
+  rt: GpuRuntime,
+  name: string,
+  code: string,
+  p: LrnParams,
+  inputs: GpuStorage[],
+): GpuStorage {
+  const sample = p.c * p.h * p.w;
+  const output = rt.alloc("float32", p.n * sample);
+  for (const chunk of batchChunks(rt, name, p.n, [sample])) {
+    const bound = [...inputs, output].map((s) => bindSamples(rt, s, sample, chunk));
+    const columns = chunk.count * p.h * p.w;
+    rt.dispatch(
+      { name, code },
+      bound.slice(0, inputs.length).map((b) => b.binding),
+      [bound[inputs.length].binding],
+      packParams([columns, ...bound.map((b) => b.offset)]),
+      Math.ceil(columns / WORKGROUP),
+    );
+  }
+  return output;
+}
+
 /** LRN forward on the GPU: y = x · (k + alpha · Σ_window x²)^(−β). */
 export function lrnForwardGpu(rt: GpuRuntime, x: GpuStorage, p: LrnParams): GpuStorage {
   checkLrn("lrn_forward", p);
@@ -86,12 +124,7 @@ export function lrnForwardGpu(rt: GpuRuntime, x: GpuStorage, p: LrnParams): GpuS
 struct Params { columns: u32, xOffset: u32, yOffset: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
 ${lrnHeader(p)}
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let column = linearIndex(wid, nwg, lid);
-  if (column >= params.columns) { return; }
-  let start = columnStart(column);
+${COLUMN_MAIN}
   // xs holds x at channels [e − SIZE + 1, e]: the window of channel c = e − ABOVE.
   var xs: array<f32, SIZE>;
   for (var e = 0; e < i32(C) + ABOVE; e++) {
@@ -102,20 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
   }
 }`;
-  const sample = p.c * p.h * p.w;
-  const y = rt.alloc("float32", p.n * sample);
-  for (const chunk of batchChunks(rt, "lrn_forward", p.n, [sample])) {
-    const xs = bindSamples(rt, x, sample, chunk), ys = bindSamples(rt, y, sample, chunk);
-    const columns = chunk.count * p.h * p.w;
-    rt.dispatch(
-      { name: "lrn_forward", code },
-      [xs.binding],
-      [ys.binding],
-      packParams([columns, xs.offset, ys.offset]),
-      Math.ceil(columns / WORKGROUP),
-    );
-  }
-  return y;
+  return runColumns(rt, "lrn_forward", code, p, [x]);
 }
 
 /** LRN backward on the GPU: dL/dx from x and dy, recomputing the normalizer. */
@@ -133,12 +153,7 @@ export function lrnBackwardGpu(
 struct Params { columns: u32, xOffset: u32, dyOffset: u32, dxOffset: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 ${lrnHeader(p)}
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let column = linearIndex(wid, nwg, lid);
-  if (column >= params.columns) { return; }
-  let start = columnStart(column);
+${COLUMN_MAIN}
   var xs: array<f32, SIZE>;        // x at channels [e − SIZE + 1, e]; x_i is xs[0]
   var weighted: array<f32, SIZE>;  // dy·x·s^(−β−1) at [c − SIZE + 1, c]: the mirrored window of i
   var direct: array<f32, SIZE>;    // dy·s^(−β) at [c − SIZE + 1, c]; that of i is direct[SIZE − 1 − BELOW]
@@ -165,19 +180,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
   }
 }`;
-  const sample = p.c * p.h * p.w;
-  const dx = rt.alloc("float32", p.n * sample);
-  for (const chunk of batchChunks(rt, "lrn_backward", p.n, [sample])) {
-    const xs = bindSamples(rt, x, sample, chunk), dys = bindSamples(rt, dy, sample, chunk);
-    const dxs = bindSamples(rt, dx, sample, chunk);
-    const columns = chunk.count * p.h * p.w;
-    rt.dispatch(
-      { name: "lrn_backward", code },
-      [xs.binding, dys.binding],
-      [dxs.binding],
-      packParams([columns, xs.offset, dys.offset, dxs.offset]),
-      Math.ceil(columns / WORKGROUP),
-    );
-  }
-  return dx;
+  return runColumns(rt, "lrn_backward", code, p, [x, dy]);
 }
