@@ -6,7 +6,7 @@
  * conv1 output at batch 128 is 148 MB) is processed a piece at a time:
  * - elementwise kernels take consecutive element ranges ({@link forEachChunk});
  * - kernels that work per sample (conv2d, pooling, LRN) take a few samples at a time
- *   ({@link batchChunks}, {@link bindSamples}).
+ *   ({@link batchChunks}, {@link bindSamples}, or both at once: {@link dispatchSamples}).
  *
  * @module
  */
@@ -16,6 +16,7 @@ import {
   type GpuKernel,
   type GpuRuntime,
   type GpuStorage,
+  packParams,
   WORKGROUP_INDEX,
   workgroupsFor,
 } from "./runtime.ts";
@@ -123,6 +124,41 @@ export function bindSamples(
   const align = Math.max(256, rt.storageOffsetAlignment) / 4;
   const aligned = Math.floor(first / align) * align;
   return { binding: rt.range(storage, aligned, first - aligned + length), offset: first - aligned };
+}
+
+/** A tensor bound by {@link dispatchSamples}: its storage and its elements per sample. */
+export interface SampleOperand {
+  storage: GpuStorage;
+  perSample: number;
+}
+
+/**
+ * Runs a per-sample kernel over a batch of `n` samples in chunks ({@link batchChunks}): the
+ * bindings are [inputs..., outputs...], each bound to the chunk's samples ({@link bindSamples});
+ * the params are [invocations, offset of each binding]; and there are `invocationsPerSample`
+ * invocations per sample, in workgroups of `workgroupSize`.
+ */
+export function dispatchSamples(
+  rt: GpuRuntime,
+  kernel: GpuKernel,
+  n: number,
+  inputs: SampleOperand[],
+  outputs: SampleOperand[],
+  invocationsPerSample: number,
+  workgroupSize: number,
+): void {
+  const all = [...inputs, ...outputs];
+  for (const chunk of batchChunks(rt, kernel.name, n, all.map((b) => b.perSample))) {
+    const bound = all.map((b) => bindSamples(rt, b.storage, b.perSample, chunk));
+    const invocations = chunk.count * invocationsPerSample;
+    rt.dispatch(
+      kernel,
+      bound.slice(0, inputs.length).map((b) => b.binding),
+      bound.slice(inputs.length).map((b) => b.binding),
+      packParams([invocations, ...bound.map((b) => b.offset)]),
+      Math.ceil(invocations / workgroupSize),
+    );
+  }
 }
 
 /** Throws unless every index a kernel computes stays below 2^31 (it uses i32 arithmetic). */

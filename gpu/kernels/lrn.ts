@@ -31,8 +31,8 @@
  */
 
 import type { LrnParams } from "../../backend/backend.ts";
-import { type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
-import { batchChunks, bindSamples, linearIndexWgsl } from "../chunks.ts";
+import type { GpuRuntime, GpuStorage } from "../runtime.ts";
+import { dispatchSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
@@ -88,10 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (column >= params.columns) { return; }
   let start = columnStart(column);`;
 
-/**
- * Runs `code` over the batch a few samples at a time, one invocation per column: bindings are
- * [inputs..., a new output], all [N, C, H, W], and params [columns, offset of each binding].
- */
+/** Runs `code` over the batch, one invocation per column: bindings [inputs..., a new output]. */
 function runColumns(
   rt: GpuRuntime,
   name: string,
@@ -101,17 +98,16 @@ function runColumns(
 ): GpuStorage {
   const sample = p.c * p.h * p.w;
   const output = rt.alloc("float32", p.n * sample);
-  for (const chunk of batchChunks(rt, name, p.n, [sample])) {
-    const bound = [...inputs, output].map((s) => bindSamples(rt, s, sample, chunk));
-    const columns = chunk.count * p.h * p.w;
-    rt.dispatch(
-      { name, code },
-      bound.slice(0, inputs.length).map((b) => b.binding),
-      [bound[inputs.length].binding],
-      packParams([columns, ...bound.map((b) => b.offset)]),
-      Math.ceil(columns / WORKGROUP),
-    );
-  }
+  const operand = (storage: GpuStorage) => ({ storage, perSample: sample });
+  dispatchSamples(
+    rt,
+    { name, code },
+    p.n,
+    inputs.map(operand),
+    [operand(output)],
+    p.h * p.w,
+    WORKGROUP,
+  );
   return output;
 }
 

@@ -9,14 +9,14 @@
  * i ∈ [ceil((h + pad − k + 1) / s), floor((h + pad) / s)].
  *
  * Every kernel works on whole (n, c) planes, so a batch larger than one binding is processed
- * a few samples at a time (`batchChunks`, gpu/chunks.ts).
+ * a few samples at a time (`dispatchSamples`, gpu/chunks.ts).
  *
  * @module
  */
 
 import type { AdaptivePool2dParams, Pool2dParams } from "../../backend/backend.ts";
-import { type GpuKernel, type GpuRuntime, type GpuStorage, packParams } from "../runtime.ts";
-import { batchChunks, bindSamples, linearIndexWgsl } from "../chunks.ts";
+import type { GpuRuntime, GpuStorage } from "../runtime.ts";
+import { dispatchSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
@@ -37,31 +37,6 @@ function windowConstants(p: Pool2dParams): string {
 const H = ${p.h}u; const W = ${p.w}u; const OUT_H = ${p.outH}u; const OUT_W = ${p.outW}u;
 const KH = ${p.kh}u; const KW = ${p.kw}u; const SH = ${p.strideH}u; const SW = ${p.strideW}u;
 const PH = ${p.padH}u; const PW = ${p.padW}u;`;
-}
-
-/**
- * Runs `kernel` over the batch in chunks: bindings are [input slices..., output slice], params
- * are [samples, offsets of each binding], and one invocation per element of `perInvocation`.
- */
-function runPlanes(
-  rt: GpuRuntime,
-  kernel: GpuKernel,
-  n: number,
-  inputs: { storage: GpuStorage; perSample: number }[],
-  outputs: { storage: GpuStorage; perSample: number }[],
-  invocationsPerSample: number,
-): void {
-  const all = [...inputs, ...outputs];
-  for (const chunk of batchChunks(rt, kernel.name, n, all.map((b) => b.perSample))) {
-    const bound = all.map((b) => bindSamples(rt, b.storage, b.perSample, chunk));
-    rt.dispatch(
-      kernel,
-      bound.slice(0, inputs.length).map((b) => b.binding),
-      bound.slice(inputs.length).map((b) => b.binding),
-      packParams([chunk.count * invocationsPerSample, ...bound.map((b) => b.offset)]),
-      Math.ceil(chunk.count * invocationsPerSample / WORKGROUP),
-    );
-  }
 }
 
 function checkPool(kernel: string, p: Pool2dParams | AdaptivePool2dParams): void {
@@ -109,13 +84,18 @@ ${ENTRY} {
 }`;
   const outSample = p.c * p.outH * p.outW;
   const y = rt.alloc("float32", p.n * outSample), argmax = rt.alloc("int32", p.n * outSample);
-  runPlanes(rt, { name: "maxPool2d_forward", code }, p.n, [{
-    storage: x,
-    perSample: p.c * p.h * p.w,
-  }], [
-    { storage: y, perSample: outSample },
-    { storage: argmax, perSample: outSample },
-  ], outSample);
+  dispatchSamples(
+    rt,
+    { name: "maxPool2d_forward", code },
+    p.n,
+    [{ storage: x, perSample: p.c * p.h * p.w }],
+    [
+      { storage: y, perSample: outSample },
+      { storage: argmax, perSample: outSample },
+    ],
+    outSample,
+    WORKGROUP,
+  );
   return { y, argmax };
 }
 
@@ -192,7 +172,7 @@ ${ENTRY} {
 }`;
   const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
   const dx = rt.alloc("float32", p.n * inSample);
-  runPlanes(
+  dispatchSamples(
     rt,
     { name: "maxPool2d_backward", code },
     p.n,
@@ -202,6 +182,7 @@ ${ENTRY} {
     ],
     [{ storage: dx, perSample: inSample }],
     p.c * blocksH * blocksW,
+    WORKGROUP,
   );
   return dx;
 }
@@ -238,13 +219,14 @@ ${ENTRY} {
     ? [inSample, outSample]
     : [outSample, inSample];
   const output = rt.alloc("float32", p.n * writeSample);
-  runPlanes(
+  dispatchSamples(
     rt,
     { name, code },
     p.n,
     [{ storage: input, perSample: readSample }],
     [{ storage: output, perSample: writeSample }],
     writeSample,
+    WORKGROUP,
   );
   return output;
 }
