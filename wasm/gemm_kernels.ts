@@ -459,38 +459,29 @@ export interface GemmExports {
     ldc: number,
     load: number,
   ): void;
-  packA(
-    src: number,
-    rowStride: number,
-    depthStride: number,
-    rows: number,
-    depth: number,
-    dst: number,
-  ): void;
-  packB(
-    src: number,
-    rowStride: number,
-    depthStride: number,
-    rows: number,
-    depth: number,
-    dst: number,
-  ): void;
-  gemvDot(
-    m: number,
-    ldm: number,
-    rows: number,
-    depth: number,
-    x: number,
-    y: number,
-    load: number,
-  ): void;
-  gemvAxpy(
-    m: number,
-    ldm: number,
-    rows: number,
-    depth: number,
-    x: number,
-    y: number,
-    load: number,
-  ): void;
+  packA: PanelPacker;
+  packB: PanelPacker;
+  gemvDot: Gemv;
+  gemvAxpy: Gemv;
 }
+
+/** packA and packB: one emitter (emitPacker), one signature. */
+export type PanelPacker = (
+  src: number,
+  rowStride: number,
+  depthStride: number,
+  rows: number,
+  depth: number,
+  dst: number,
+) => void;
+
+/** gemvDot and gemvAxpy: y = M·x with the rows (dot) or the columns (axpy) of M contiguous. */
+export type Gemv = (
+  m: number,
+  ldm: number,
+  rows: number,
+  depth: number,
+  x: number,
+  y: number,
+  load: number,
+) => void;
