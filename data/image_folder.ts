@@ -228,6 +228,9 @@ export async function scanImageFolder(root: string): Promise<{
   return { classNames, sources, ignored };
 }
 
+/** What {@link scanImageFolder} finds: the classes, the candidate files, the ignored count. */
+type FolderScan = Awaited<ReturnType<typeof scanImageFolder>>;
+
 /**
  * Checks that `bytes` are a complete JPEG or PNG, returning what is wrong or undefined. PNG
  * chunks are walked to IEND because the decoder accepts some truncated PNGs silently.
@@ -326,7 +329,7 @@ function sameSources(index: ShardIndex, sources: SourceEntry[]): boolean {
 async function readShard(
   shardDir: string,
   size: number,
-  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  scan: FolderScan,
 ): Promise<ImageFolderDataset | undefined> {
   let index: ShardIndex;
   try {
@@ -384,7 +387,7 @@ async function buildShard(
   root: string,
   shardDir: string,
   size: number,
-  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  scan: FolderScan,
   options: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
   const existed = await Deno.stat(shardDir).then(() => true, () => false);
@@ -420,7 +423,7 @@ async function writeShard(
   root: string,
   shardDir: string,
   size: number,
-  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  scan: FolderScan,
   options: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
   await Deno.remove(`${shardDir}/index.json`).catch(() => {});
@@ -481,7 +484,7 @@ async function writePixels(
   temp: string,
   root: string,
   size: number,
-  scan: Awaited<ReturnType<typeof scanImageFolder>>,
+  scan: FolderScan,
   options: ImageFolderOptions,
 ): Promise<{ files: string[]; labels: number[]; skipped: SkippedFile[]; sums: PixelSums }> {
   const sums = new PixelSums(size);
