@@ -71,9 +71,9 @@ export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
 };
 
 // Training speed of figure1Net, batch 128, on the CPU of this 2-core machine with the
-// WebAssembly kernels: the full preset's 191,000 image-steps (see presetWork) took 6.2 minutes
-// while other jobs shared the machine, about 500 img/s.
-const CPU_IMAGES_PER_SECOND = 500;
+// WebAssembly kernels: the full preset's 561,000 image-steps (see presetWork) took 12.2 minutes
+// with an ablation running on the other core, about 770 img/s; 700 leaves some margin.
+const CPU_IMAGES_PER_SECOND = 700;
 
 /**
  * Image-steps of a whole preset (the sweep and the seeds of both activations): the training
@@ -106,8 +106,8 @@ Presets
                        2-core machine (CPU, ~${CPU_IMAGES_PER_SECOND} img/s): ~${
   roughDuration(presetWork(PRESETS.full) / CPU_IMAGES_PER_SECOND)
 }; an estimate
-                       from one full run (6.2 min on 2026-11-29, the machine
-                       shared with other jobs)
+                       from one full run (12.2 min on 2026-11-29, an ablation
+                       running on the other core)
   --quick              smoke run (${PRESETS.quick.trainLimit} images, ${PRESETS.quick.epochs} epochs, ${PRESETS.quick.seeds} seeds): "not evidence"
 
 Options (override the preset)
