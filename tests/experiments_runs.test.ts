@@ -210,7 +210,7 @@ Deno.test("ablate and figure1: flags are parsed strictly and reach every run", (
   ]);
   assert.deepEqual(parseFigure1Args([])!.departures, []);
   assert.deepEqual(f.departures, [
-    "--lrs 0.1,0.01 (full preset: 0.01,0.03,0.1)",
+    "--lrs 0.1,0.01 (full preset: 0.003,0.01,0.03,0.1)",
     "--thresholds 0.3,0.05 (full preset: 0.25,0.2)",
   ]);
   assert.deepEqual(presetNote(false, []), []);
