@@ -95,9 +95,10 @@ export interface AblatePreset {
 }
 
 /**
- * "full": 6 epochs of 9,000 images, where the full recipe is near its plateau (PERF.md: the same
- * net on the same subset in PyTorch reaches 81.0, 82.0, 82.3% at epochs 4, 5, 6); "quick": a
- * smoke run.
+ * "full": 6 epochs of 9,000 images, what fits the hour on one core: the full recipe's
+ * validation error flattens there (PERF.md: the same net on the same subset in PyTorch reaches
+ * 81.0, 82.0, 82.3% at epochs 4, 5, 6) but still falls; 15 epochs reach about 4 points lower
+ * (RESULTS.md). "quick": a smoke run.
  */
 export const PRESETS: Record<"full" | "quick", AblatePreset> = {
   full: { epochs: 6, trainLimit: 9000, valSize: "auto", testLimit: 0, batchSize: 128, seeds: 3 },
@@ -113,7 +114,8 @@ export function presetWork(preset: AblatePreset, variants: number): number {
 
 // Training speed of the mini AlexNet on this 2-core machine: 142 img/s on the GPU (llvmpipe,
 // PERF.md); on the CPU with the WebAssembly kernels, a step of 128 took 0.35 s (measured on
-// 2026-11-29, the machine lightly shared), about 360 img/s.
+// 2026-11-29, the machine lightly shared), about 360 img/s. The full preset then ran in 61.5
+// minutes with other jobs on the second core.
 const CPU_IMAGES_PER_SECOND = 360;
 const GPU_IMAGES_PER_SECOND = 142;
 
@@ -130,13 +132,13 @@ paper reports on ImageNet. Fashion-MNIST at 28 px is not ImageNet: a verdict des
 miniature, not the paper.
 
 Presets
-  (default)          full: ${PRESETS.full.seeds} seeds x ${PRESETS.full.epochs} epochs of ${PRESETS.full.trainLimit} images per variant, near the
-                     full recipe's plateau. Estimated wall time on this 2-core machine:
-                     ~${
+  (default)          full: ${PRESETS.full.seeds} seeds x ${PRESETS.full.epochs} epochs of ${PRESETS.full.trainLimit} images per variant, where the
+                     full recipe's validation error flattens but still falls. Estimated wall
+                     time on this 2-core machine: ~${
   roughDuration(presetWork(PRESETS.full, 7) / CPU_IMAGES_PER_SECOND)
-} on the CPU (~${CPU_IMAGES_PER_SECOND} img/s, the fastest device here; the GPU,
-                     llvmpipe, trains at ~${GPU_IMAGES_PER_SECOND} img/s): an estimate from measured
-                     step speeds, not a finished run
+} on the CPU (~${CPU_IMAGES_PER_SECOND} img/s, the fastest
+                     device here; the GPU, llvmpipe, trains at ~${GPU_IMAGES_PER_SECOND} img/s); one full
+                     run took 61.5 min on 2026-11-29, the machine shared
   --quick            smoke run (${PRESETS.quick.seeds} seeds, ${PRESETS.quick.trainLimit} images, 1 epoch): "not evidence"
 
 Options (override the preset)
