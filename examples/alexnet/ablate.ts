@@ -97,8 +97,8 @@ export interface AblatePreset {
 /**
  * "full": 6 epochs of 9,000 images, what fits the hour on one core: the full recipe's
  * validation error flattens there (PERF.md: the same net on the same subset in PyTorch reaches
- * 81.0, 82.0, 82.3% at epochs 4, 5, 6) but still falls: 17.4% ± 0.2 validation error at 6 epochs, 13.7% ± 2.6 at 15
- * (RESULTS.md). "quick": a smoke run.
+ * 81.0, 82.0, 82.3% at epochs 4, 5, 6) but still falls: 17.4% ± 0.2 at 6 epochs, 13.7% ± 2.6
+ * at 15 (RESULTS.md). "quick": a smoke run.
  */
 export const PRESETS: Record<"full" | "quick", AblatePreset> = {
   full: { epochs: 6, trainLimit: 9000, valSize: "auto", testLimit: 0, batchSize: 128, seeds: 3 },
