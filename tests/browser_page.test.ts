@@ -3,7 +3,8 @@
  * WebGPU for a few steps (pausing and resuming on the way), its loss falls, the conv1 filters
  * are redrawn, a drawing gets a top-5, and the page's screenshot is not blank. Then, in a
  * Chromium without WebGPU, on a page served without cross-origin isolation (so without
- * SharedArrayBuffer too), the CPU backend trains instead and the page says why.
+ * SharedArrayBuffer too), the CPU backend trains instead, on one gemm thread, and the page says
+ * why; served with isolation, the CPU backend trains on two (the bundled gemm worker).
  *
  * @module
  */
@@ -116,7 +117,23 @@ Deno.test({
         `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`,
       );
       assert.match(note, /navigator\.gpu is missing/, "the page says why it trains on the CPU");
+      const device = await page.evaluate(`document.getElementById("device").textContent`);
+      assert.equal(device, "CPU backend, 1 thread", "no SharedArrayBuffer: one gemm thread");
     }, { isolated: false, webgpu: false });
+  },
+});
+
+Deno.test({
+  name: "web page: cross-origin isolated, the CPU backend trains on two gemm threads",
+  ignore: !chromiumAvailable,
+  sanitizeResources: false,
+  async fn() {
+    await withBrowser(async (page, origin) => {
+      await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02&device=cpu`);
+      await checkTraining(page, "cpu", 300);
+      const device = await page.evaluate(`document.getElementById("device").textContent`);
+      assert.equal(device, "CPU backend, 2 threads", "the bundled gemm worker started");
+    }, { webgpu: false });
   },
 });
 

@@ -86,6 +86,9 @@ export interface GemmArgs<T extends Float32Array | Float64Array = Float32Array> 
 /** C with at most this many rows reads B in place instead of packing it (see gemm). */
 const SKINNY_ROWS = 8;
 
+/** Where the gemm worker's module is: beside this file (a bundle passes its own, see setThreads). */
+const DEFAULT_WORKER_URL = new URL("./gemm_worker.ts", import.meta.url);
+
 /** Products below this many flops stay on one thread (waking the worker costs ~0.1 ms). */
 const PARALLEL_MIN_FLOPS = 2 ** 23;
 
@@ -154,10 +157,13 @@ export class GemmEngine {
     return this.#worker === null ? 1 : 2;
   }
 
-  /** Starts the worker (no-op without shared memory, or when already running). */
-  async startWorker(): Promise<void> {
+  /**
+   * Starts the worker (no-op without shared memory, or when already running) from `url`, by
+   * default `gemm_worker.ts` beside this file.
+   */
+  async startWorker(url: URL | string = DEFAULT_WORKER_URL): Promise<void> {
     if (!this.shared || this.#worker !== null) return;
-    const worker = new Worker(new URL("./gemm_worker.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(url, { type: "module" });
     const ready = new Promise<void>((resolve, reject) => {
       worker.onmessage = () => resolve();
       worker.onerror = (event) => {
@@ -370,6 +376,7 @@ let detected: GemmTier | null = null;
 let forced: GemmTier | null = null;
 const engines = new Map<SimdTier, GemmEngine>();
 let wantedThreads: 1 | 2 = 1;
+let workerUrl: URL | string = DEFAULT_WORKER_URL;
 
 /** The best tier this engine compiles: relaxed SIMD, else SIMD, else the reference. */
 export function bestGemmTier(): GemmTier {
@@ -412,7 +419,7 @@ export function setGemmTier(tier: GemmTier | "auto"): void {
     );
   }
   forced = tier;
-  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier)?.startWorker();
+  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier)?.startWorker(workerUrl);
 }
 
 /** Tiers whose module is being compiled asynchronously (see {@link engineFor}). */
@@ -456,17 +463,25 @@ export async function prepareGemm(tier: GemmTier = gemmTier()): Promise<void> {
  * SharedArrayBuffer is missing it resolves and gemm stays on one thread ({@link getThreads}
  * says 1). A live worker keeps a Deno process running: call {@link shutdownThreads} (or
  * setThreads(1)) when done. One thread is the default for that reason.
+ *
+ * `options.workerUrl` is where the worker's script is, for code bundled for a browser, where
+ * `gemm_worker.ts` is not beside the bundle: bundle `wasm/gemm_worker.ts` too and pass its
+ * URL (the web page does). The page must be cross-origin isolated for SharedArrayBuffer.
  */
-export async function setThreads(threads: 1 | 2): Promise<void> {
+export async function setThreads(
+  threads: 1 | 2,
+  options: { workerUrl?: URL | string } = {},
+): Promise<void> {
   if (threads !== 1 && threads !== 2) {
     throw new RangeError(`setThreads: threads must be 1 or 2, got ${threads}`);
   }
   wantedThreads = threads;
+  if (options.workerUrl !== undefined) workerUrl = options.workerUrl;
   if (threads === 1) return shutdownThreads();
   const tier = gemmTier();
   if (tier === "reference") return;
   await prepareGemm(tier);
-  await engineFor(tier)?.startWorker();
+  await engineFor(tier)?.startWorker(workerUrl);
 }
 
 /** Threads float32 gemm runs on now: 2 only after setThreads(2) and with shared memory. */

@@ -30,6 +30,7 @@ import { parseIdx } from "../data/idx.ts";
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES } from "../data/fashion_mnist.ts";
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from "../data/pipeline.ts";
 import { Rng } from "../tensor/random.ts";
+import { getThreads, setThreads } from "../tensor/ops/gemm.ts";
 import type { FromWorker, ToWorker, TrainOptions } from "./protocol.ts";
 
 const PIXELS = 28 * 28;
@@ -92,21 +93,28 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   wake();
 };
 
-async function chooseDevice(options: TrainOptions): Promise<"gpu" | "cpu"> {
-  if (options.device === "cpu") {
-    post({
-      type: "ready",
-      device: "cpu",
-      description: "CPU backend",
-      note: "CPU chosen by ?device=cpu",
-    });
-    return "cpu";
+/**
+ * Readies the CPU backend: two gemm threads where the page is cross-origin isolated (the
+ * server's headers; SharedArrayBuffer needs them), from the gemm worker bundled beside this
+ * script, else one.
+ */
+async function useCpu(note: string): Promise<"cpu"> {
+  if (self.crossOriginIsolated) {
+    await setThreads(2, { workerUrl: new URL("./gemm_worker.js", import.meta.url) });
   }
+  const threads = getThreads();
+  const description = `CPU backend, ${threads} thread${threads === 1 ? "" : "s"}`;
+  post({ type: "ready", device: "cpu", description, note });
+  return "cpu";
+}
+
+async function chooseDevice(options: TrainOptions): Promise<"gpu" | "cpu"> {
+  if (options.device === "cpu") return useCpu("CPU chosen by ?device=cpu");
   if (!(await isWebGPUAvailable())) {
-    const note = "navigator.gpu is missing (or has no adapter): training on the CPU backend, " +
-      "which is much slower. Chrome and Edge have WebGPU; elsewhere enable it in the settings.";
-    post({ type: "ready", device: "cpu", description: "CPU backend", note });
-    return "cpu";
+    return useCpu(
+      "navigator.gpu is missing (or has no adapter): training on the CPU backend, " +
+        "which is much slower. Chrome and Edge have WebGPU; elsewhere enable it in the settings.",
+    );
   }
   const gpu = await initWebGPU();
   const info = gpu.runtime.adapterInfo;
