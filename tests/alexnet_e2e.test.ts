@@ -10,24 +10,7 @@ import { readRunMetadata } from "../examples/alexnet/run_state.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { loadFashionMnist } from "../data/mod.ts";
 import { encodePng } from "../data/codecs.ts";
-
-// A small, fast run of the real training loop on the built-in Fashion-MNIST subset.
-function smallRun(out: string, extra: Partial<TrainConfig> = {}): TrainConfig {
-  return {
-    ...DEFAULTS,
-    out,
-    device: "cpu",
-    epochs: 2,
-    batchSize: 32,
-    trainLimit: 192,
-    testLimit: 64,
-    valSize: 64,
-    lr: 0.02,
-    checkpointEvery: 1000,
-    plain: true,
-    ...extra,
-  };
-}
+import { smallRun } from "./alexnet_helpers.ts";
 
 async function losses(config: TrainConfig): Promise<number[]> {
   const out: number[] = [];

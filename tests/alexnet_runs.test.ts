@@ -10,7 +10,6 @@ import { fromArray, loadSafetensors, saveSafetensors, type TensorEntry } from ".
 import { loadFashionMnist, writeIdxFile } from "../data/mod.ts";
 import { encodePng } from "../data/codecs.ts";
 import {
-  DEFAULTS,
   parseTrainCommand,
   resumedConfig,
   type TrainConfig,
@@ -22,22 +21,7 @@ import { holdOutValidation, VALIDATION_SEED } from "../examples/alexnet/data.ts"
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { main } from "../examples/alexnet/train.ts";
 import { gpuTest } from "./gpu_helpers.ts";
-
-function smallRun(out: string, extra: Partial<TrainConfig> = {}): TrainConfig {
-  return {
-    ...DEFAULTS,
-    out,
-    device: "cpu",
-    epochs: 2,
-    batchSize: 32,
-    trainLimit: 192,
-    testLimit: 64,
-    valSize: 64,
-    checkpointEvery: 1000,
-    plain: true,
-    ...extra,
-  };
-}
+import { smallRun } from "./alexnet_helpers.ts";
 
 async function withDirs(n: number, fn: (...dirs: string[]) => Promise<void>): Promise<void> {
   const dirs = await Promise.all(Array.from({ length: n }, () => Deno.makeTempDir()));

@@ -436,24 +436,26 @@ export function trainingCurvesPng(
       .filter((m) => m[field] !== undefined && m[xField] !== undefined)
       .map((m) => [m[xField]!, m[field]! * factor]);
   const [blue, orange, green] = PALETTE;
-  const loss = (name: string, field: keyof TrainingMetrics, color: Rgb, dashed = true) => ({
+  // Losses on the left axis, accuracies (in percent) on the right; training solid.
+  const series = (
+    name: string,
+    field: keyof TrainingMetrics,
+    color: Rgb,
+    axis: "left" | "right",
+  ): ChartSeries => ({
     name,
-    points: curve(field, 1),
+    points: curve(field, axis === "right" ? percent : 1),
     color,
-    dashed,
+    axis,
+    dashed: !name.startsWith("train"),
   });
-  const accuracy = (name: string, field: keyof TrainingMetrics, color: Rgb, dashed = true) => ({
-    ...loss(name, field, color, dashed),
-    points: curve(field, percent),
-    axis: "right" as const,
-  });
-  const candidates: ChartSeries[] = [
-    loss("train loss", "trainLoss", blue, false),
-    loss("val loss", "valLoss", blue),
-    loss("test loss", "testLoss", green),
-    accuracy("train acc", "trainAccuracy", orange, false),
-    accuracy("val acc", "valAccuracy", orange),
-    accuracy("test acc", "testAccuracy", green),
+  const candidates = [
+    series("train loss", "trainLoss", blue, "left"),
+    series("val loss", "valLoss", blue, "left"),
+    series("test loss", "testLoss", green, "left"),
+    series("train acc", "trainAccuracy", orange, "right"),
+    series("val acc", "valAccuracy", orange, "right"),
+    series("test acc", "testAccuracy", green, "right"),
   ];
   return lineChartPng({
     title: options.title ?? "Training",
