@@ -22,6 +22,7 @@ import {
   type Conv2dParams,
   conv2dParams,
 } from "../tensor/ops/conv2d.ts";
+import { randomFloat32 } from "./random.ts";
 
 /** Median wall time in milliseconds of `runs` calls of `work`, after one warmup call. */
 export function medianMs(work: () => void, runs: number): number {
@@ -34,17 +35,6 @@ export function medianMs(work: () => void, runs: number): number {
   }
   times.sort((x, y) => x - y);
   return times[Math.floor(times.length / 2)];
-}
-
-/** Random float32 values in [-0.5, 0.5). */
-function randomFloat32(length: number, seed: number): Float32Array {
-  const values = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    values[i] = state / 4294967296 - 0.5;
-  }
-  return values;
 }
 
 /**

@@ -30,6 +30,7 @@ import {
 } from "../wasm/conv2d.ts";
 import { bestGemmTier, type SimdTier } from "../wasm/gemm.ts";
 import { alexnetLayers, type ConvLayer } from "./gpu_conv_bench.ts";
+import { randomFloat32 } from "./random.ts";
 
 /** AlexNet-mini's conv layers at batch 128 (models/alexnet.ts, MINI). */
 export const miniConvLayers: ConvLayer[] = [
@@ -51,16 +52,6 @@ interface LayerData {
   w: Float32Array;
   bias: Float32Array;
   dy: Float32Array;
-}
-
-function random(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2 ** 32 - 0.5;
-  }
-  return out;
 }
 
 /** Best seconds of `runs` runs after one warm-up run. */
@@ -142,10 +133,10 @@ async function table(title: string, layers: ConvLayer[], engines: [string, Engin
     const gflop = 2 * p.n * p.o * p.outH * p.outW * (p.c / p.groups) * p.kh * p.kw / 1e9;
     gflops.push(gflop);
     const data = {
-      x: random(p.n * p.c * p.h * p.w, 1),
-      w: random(p.o * (p.c / p.groups) * p.kh * p.kw, 2),
-      bias: random(p.o, 3),
-      dy: random(p.n * p.o * p.outH * p.outW, 4),
+      x: randomFloat32(p.n * p.c * p.h * p.w, 1),
+      w: randomFloat32(p.o * (p.c / p.groups) * p.kh * p.kw, 2),
+      bias: randomFloat32(p.o, 3),
+      dy: randomFloat32(p.n * p.o * p.outH * p.outW, 4),
     };
     for (const [e, [name, engine]] of engines.entries()) {
       const passes = engine(p, data);

@@ -28,6 +28,7 @@ import { ModuleBuilder, relaxedSimdSupported } from "../wasm/emitter.ts";
 import type { GpuBackend } from "../gpu/backend.ts";
 import type { MatmulParams } from "../backend/backend.ts";
 import { inputs, time } from "./gpu_bench.ts";
+import { randomFloat32 } from "./random.ts";
 
 /** PyTorch 1.13 + OpenBLAS sgemm, GFLOP/s on 1 thread (2): ../shared/PERF.md. */
 const PYTORCH_SGEMM_1024 = "77 (142)";
@@ -99,14 +100,6 @@ export function fmaPeakNow(ms = 5, repeats = 5): number {
   return iterations * flopsPerIteration / best / 1e6;
 }
 
-function randomArray(length: number, seed: number): Float32Array {
-  let state = seed;
-  return Float32Array.from({ length }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32 - 0.5;
-  });
-}
-
 function argsFor(s: Shape): GemmArgs {
   const { m, n, k, transA, transB } = s;
   return {
@@ -115,10 +108,10 @@ function argsFor(s: Shape): GemmArgs {
     m,
     n,
     k,
-    a: randomArray(m * k, 1),
+    a: randomFloat32(m * k, 1),
     aOffset: 0,
     lda: transA ? m : k,
-    b: randomArray(k * n, 2),
+    b: randomFloat32(k * n, 2),
     bOffset: 0,
     ldb: transB ? k : n,
     c: new Float32Array(m * n),

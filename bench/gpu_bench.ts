@@ -15,6 +15,7 @@ import type { Backend, MatmulParams, Storage } from "../backend/backend.ts";
 import { initWebGPU } from "../gpu/mod.ts";
 import type { GpuBackend } from "../gpu/backend.ts";
 import { matmulPathFor } from "../gpu/kernels/matmul.ts";
+import { randomFloat32 } from "./random.ts";
 
 /** One benchmark row. */
 export interface BenchRow {
@@ -66,11 +67,7 @@ export async function compareOp(
 
 /** Random float32 values on both backends. */
 export function inputs(gpu: GpuBackend, length: number, seed = 1): { cpu: Storage; gpu: Storage } {
-  let state = seed;
-  const data = Float32Array.from({ length }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32 - 0.5;
-  });
+  const data = randomFloat32(length, seed);
   return { cpu: cpuBackend.fromArray(data), gpu: gpu.fromArray(data) };
 }
 

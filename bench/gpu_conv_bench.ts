@@ -25,6 +25,7 @@ import {
   conv2dForwardCpu,
   conv2dParams,
 } from "../tensor/ops/conv2d.ts";
+import { randomFloat32 } from "./random.ts";
 
 /** One convolution layer to measure. */
 export interface ConvLayer {
@@ -107,16 +108,6 @@ export interface ConvBenchRow {
   cpu: { forward: number; input: number; weight: number };
 }
 
-function randomArray(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let state = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    out[i] = state / 2 ** 32 - 0.5;
-  }
-  return out;
-}
-
 /**
  * Fastest of `reps` runs of `fn` (awaited), in seconds: on a shared 2-core machine the other
  * processes only ever add time, so the minimum is the best estimate of the kernel's own cost.
@@ -138,9 +129,9 @@ export async function benchConvLayer(
   reps = 3,
 ): Promise<ConvBenchRow> {
   const p: Conv2dParams = conv2dParams(layer.x, layer.w, layer.stride, layer.padding, layer.groups);
-  const x = randomArray(p.n * p.c * p.h * p.w, 1),
-    w = randomArray(p.o * (p.c / p.groups) * p.kh * p.kw, 2);
-  const bias = randomArray(p.o, 3), dy = randomArray(p.n * p.o * p.outH * p.outW, 4);
+  const x = randomFloat32(p.n * p.c * p.h * p.w, 1),
+    w = randomFloat32(p.o * (p.c / p.groups) * p.kh * p.kw, 2);
+  const bias = randomFloat32(p.o, 3), dy = randomFloat32(p.n * p.o * p.outH * p.outW, 4);
   const gflop = 2 * p.n * p.o * p.outH * p.outW * (p.c / p.groups) * p.kh * p.kw / 1e9;
 
   const upload = (data: Float32Array) => {
