@@ -11,9 +11,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeFileAtomic, writeTextFileAtomic } from "../../mod.ts";
-import { parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
-import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
+import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
+import { parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
+import { train } from "../train.ts";
+import { DivergenceError, type MetricRecord } from "../trainer.ts";
 
 /** One seed of one configuration: its errors after the last epoch, or how it diverged. */
 export interface SeedOutcome {
