@@ -26,16 +26,8 @@
 import { argmax, crossEntropy, fromArray } from "../../mod.ts";
 import { HELP, parseTrainCommand, type TrainConfig, UsageError } from "./config.ts";
 import { oneDevice, readLater } from "./learner.ts";
-import {
-  afterStep,
-  closeRun,
-  endEpoch,
-  epochs,
-  report,
-  setupRun,
-  type TrainHooks,
-  type TrainResult,
-} from "./trainer.ts";
+import { afterStep, closeRun, endEpoch, epochs, report, setupRun } from "./trainer.ts";
+import type { TrainHooks, TrainResult } from "./trainer.ts";
 import { trainTwoDevices } from "./two_devices.ts";
 
 /** Trains `config` on one device (the faster, or the one asked for) and reports the run. */

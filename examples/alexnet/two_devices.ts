@@ -13,16 +13,8 @@ import { initWebGPU, Sequential, SGD, type SgdOptions } from "../../mod.ts";
 import type { TrainConfig } from "./config.ts";
 import { allFinite, buildModel, type Learner, type MakeLearner, makeSchedule } from "./learner.ts";
 import { type TransferStats, TwoDeviceAlexNet, zeroStats } from "./parallel.ts";
-import {
-  afterStep,
-  closeRun,
-  endEpoch,
-  epochs,
-  report,
-  setupRun,
-  type TrainHooks,
-  type TrainResult,
-} from "./trainer.ts";
+import { afterStep, closeRun, endEpoch, epochs, report, setupRun } from "./trainer.ts";
+import type { TrainHooks, TrainResult } from "./trainer.ts";
 
 /** Steps counted and their transfers summed. */
 interface TransferCounter {
