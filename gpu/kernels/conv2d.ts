@@ -31,6 +31,9 @@
  *   order (deterministic, unlike atomics). Slices also bound each invocation's loop: at most
  *   4096 strip rows, whatever the batch (gpu/README.md, "Limits").
  *
+ * - **Dilation** runs the same kernels on the kernel spread out with zeros between its taps
+ *   (see `spread` at the end of the file).
+ *
  * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
  * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
  * dominate (gpu/README.md, "Speed"). On a real GPU shared-memory tiles would pay; no real GPU was
@@ -388,8 +391,8 @@ function runStrip(
   return y;
 }
 
-/** y = conv2d(x, w) + bias on the GPU: x [N, C, H, W], w [O, C/g, KH, KW] → y [N, O, outH, outW]. */
-export function conv2dForwardGpu(
+/** The forward with dilation 1 (see {@link conv2dForwardGpu}). */
+function conv2dForwardUndilated(
   rt: GpuRuntime,
   x: GpuStorage,
   w: GpuStorage,
@@ -464,8 +467,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   return { name: "conv2d_backward_input_gather", code };
 }
 
-/** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
-export function conv2dBackwardInputGpu(
+/** The input gradient with dilation 1 (see {@link conv2dBackwardInputGpu}). */
+function conv2dBackwardInputUndilated(
   rt: GpuRuntime,
   dy: GpuStorage,
   w: GpuStorage,
@@ -777,8 +780,8 @@ function sliceChunks(
   return { slices, totalSlices };
 }
 
-/** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
-export function conv2dBackwardWeightGpu(
+/** The weight gradient with dilation 1 (see {@link conv2dBackwardWeightGpu}). */
+function conv2dBackwardWeightUndilated(
   rt: GpuRuntime,
   dy: GpuStorage,
   x: GpuStorage,
@@ -841,4 +844,119 @@ export function conv2dBackwardWeightGpu(
   const total = reduceGpu(rt, "sum", partial, [totalSlices, weightSize], [0]);
   rt.free(partial);
   return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dilation
+
+/**
+ * A dilated kernel (tap i reads input row oh·sh − ph + i·dilationH) is the undilated kernel of
+ * (KH − 1)·dilationH + 1 rows holding the taps at multiples of the dilation and zeros between
+ * them: same output size, same sums. So dilation runs the kernels above on that spread kernel,
+ * and the weight gradient keeps the spread gradient's taps at those multiples. The zeros cost
+ * multiply-adds, which is the price of one path to prove instead of two.
+ */
+function spread(p: Conv2dParams): Conv2dParams {
+  return {
+    ...p,
+    kh: (p.kh - 1) * p.dilationH + 1,
+    kw: (p.kw - 1) * p.dilationW + 1,
+    dilationH: 1,
+    dilationW: 1,
+  };
+}
+
+/**
+ * Maps between w [O, C/g, KH, KW] and the spread [O, C/g, KH', KW']: `"spread"` writes the
+ * spread kernel (zeros off the taps), `"gather"` reads the taps back out of a spread gradient.
+ */
+function mapTaps(
+  rt: GpuRuntime,
+  source: GpuStorage,
+  p: Conv2dParams,
+  direction: "spread" | "gather",
+): GpuStorage {
+  const wide = spread(p);
+  const filters = p.o * (p.c / p.groups);
+  const total = filters * (direction === "spread" ? wide.kh * wide.kw : p.kh * p.kw);
+  const code = `
+@group(0) @binding(0) var<storage, read> source: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+  if (index >= ${total}u) { return; }
+${
+    direction === "spread"
+      ? `  let filter = index / ${wide.kh * wide.kw}u;
+  let row = (index / ${wide.kw}u) % ${wide.kh}u;
+  let col = index % ${wide.kw}u;
+  var v = 0.0;
+  if (row % ${p.dilationH}u == 0u && col % ${p.dilationW}u == 0u) {
+    v = source[(filter * ${p.kh}u + row / ${p.dilationH}u) * ${p.kw}u + col / ${p.dilationW}u];
+  }
+  out[index] = v;`
+      : `  let filter = index / ${p.kh * p.kw}u;
+  let row = (index / ${p.kw}u) % ${p.kh}u;
+  let col = index % ${p.kw}u;
+  out[index] = source[(filter * ${wide.kh}u + row * ${p.dilationH}u) * ${wide.kw}u + col * ${p.dilationW}u];`
+  }
+}`;
+  const out = rt.alloc("float32", total);
+  rt.dispatch(
+    { name: `conv2d_dilation_${direction}`, code },
+    [source],
+    [out],
+    null,
+    Math.ceil(total / WORKGROUP),
+  );
+  return out;
+}
+
+function dilated(p: Conv2dParams): boolean {
+  return p.dilationH !== 1 || p.dilationW !== 1;
+}
+
+/** y = conv2d(x, w) + bias on the GPU: x [N, C, H, W], w [O, C/g, KH, KW] → y [N, O, outH, outW]. */
+export function conv2dForwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  w: GpuStorage,
+  bias: GpuStorage | null,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dForwardUndilated(rt, x, w, bias, p);
+  const wide = mapTaps(rt, w, p, "spread");
+  const y = conv2dForwardUndilated(rt, x, wide, bias, spread(p));
+  rt.free(wide);
+  return y;
+}
+
+/** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
+export function conv2dBackwardInputGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  w: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dBackwardInputUndilated(rt, dy, w, p);
+  const wide = mapTaps(rt, w, p, "spread");
+  const dx = conv2dBackwardInputUndilated(rt, dy, wide, spread(p));
+  rt.free(wide);
+  return dx;
+}
+
+/** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
+export function conv2dBackwardWeightGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  x: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dBackwardWeightUndilated(rt, dy, x, p);
+  const wide = conv2dBackwardWeightUndilated(rt, dy, x, spread(p));
+  const dw = mapTaps(rt, wide, p, "gather");
+  rt.free(wide);
+  return dw;
 }
