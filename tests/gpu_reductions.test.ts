@@ -109,33 +109,36 @@ gpuTest("sum, max and argmax over rows of 2^17 + 3 and 70,000 columns", async ()
   }
 });
 
-gpuTest("softmax, logSoftmax and crossEntropy over rows of 2^17 columns match the CPU", async () => {
-  const rows = 2, cols = 2 ** 17;
-  const values = wave(rows * cols).map((v) => v * 4);
-  const weights = wave(rows * cols, 1);
-  const labels = new Int32Array([7, cols - 1]);
-  const results: Record<string, (Float32Array | Int32Array)[]> = {};
-  for (const device of ["cpu", "gpu"]) {
-    const out: (Float32Array | Int32Array)[] = [];
-    for (const f of [softmax, logSoftmax] as const) {
+gpuTest(
+  "softmax, logSoftmax and crossEntropy over rows of 2^17 columns match the CPU",
+  async () => {
+    const rows = 2, cols = 2 ** 17;
+    const values = wave(rows * cols).map((v) => v * 4);
+    const weights = wave(rows * cols, 1);
+    const labels = new Int32Array([7, cols - 1]);
+    const results: Record<string, (Float32Array | Int32Array)[]> = {};
+    for (const device of ["cpu", "gpu"]) {
+      const out: (Float32Array | Int32Array)[] = [];
+      for (const f of [softmax, logSoftmax] as const) {
+        const x = fromArray(values, [rows, cols], { device, requiresGrad: true });
+        const y = f(x);
+        out.push(await y.data() as Float32Array);
+        sum(mul(y, fromArray(weights, [rows, cols], { device }))).backward();
+        out.push(await x.grad!.data() as Float32Array);
+      }
       const x = fromArray(values, [rows, cols], { device, requiresGrad: true });
-      const y = f(x);
-      out.push(await y.data() as Float32Array);
-      sum(mul(y, fromArray(weights, [rows, cols], { device }))).backward();
+      const loss = crossEntropy(x, fromArray(labels, [rows], { device }));
+      out.push(await loss.data() as Float32Array);
+      loss.backward();
       out.push(await x.grad!.data() as Float32Array);
+      results[device] = out;
     }
-    const x = fromArray(values, [rows, cols], { device, requiresGrad: true });
-    const loss = crossEntropy(x, fromArray(labels, [rows], { device }));
-    out.push(await loss.data() as Float32Array);
-    loss.backward();
-    out.push(await x.grad!.data() as Float32Array);
-    results[device] = out;
-  }
-  const names = ["softmax", "softmax grad", "logSoftmax", "logSoftmax grad", "loss", "loss grad"];
-  names.forEach((what, i) =>
-    assertClose(results.gpu[i], results.cpu[i], { rtol: 1e-4, atol: 1e-7, what })
-  );
-});
+    const names = ["softmax", "softmax grad", "logSoftmax", "logSoftmax grad", "loss", "loss grad"];
+    names.forEach((what, i) =>
+      assertClose(results.gpu[i], results.cpu[i], { rtol: 1e-4, atol: 1e-7, what })
+    );
+  },
+);
 
 gpuTest("conv2d bias and weight gradients at batch 1024 of 28x28", async () => {
   const x = ones([1024, 1, 28, 28], { device: "gpu", requiresGrad: true });
