@@ -889,18 +889,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (index >= ${total}u) { return; }
 ${
     direction === "spread"
-      ? `  let filter = index / ${wide.kh * wide.kw}u;
+      ? `  let kernelIndex = index / ${wide.kh * wide.kw}u;
   let row = (index / ${wide.kw}u) % ${wide.kh}u;
   let col = index % ${wide.kw}u;
   var v = 0.0;
   if (row % ${p.dilationH}u == 0u && col % ${p.dilationW}u == 0u) {
-    v = source[(filter * ${p.kh}u + row / ${p.dilationH}u) * ${p.kw}u + col / ${p.dilationW}u];
+    v = source[(kernelIndex * ${p.kh}u + row / ${p.dilationH}u) * ${p.kw}u + col / ${p.dilationW}u];
   }
   out[index] = v;`
-      : `  let filter = index / ${p.kh * p.kw}u;
+      : `  let kernelIndex = index / ${p.kh * p.kw}u;
   let row = (index / ${p.kw}u) % ${p.kh}u;
   let col = index % ${p.kw}u;
-  out[index] = source[(filter * ${wide.kh}u + row * ${p.dilationH}u) * ${wide.kw}u + col * ${p.dilationW}u];`
+  out[index] = source[(kernelIndex * ${wide.kh}u + row * ${p.dilationH}u) * ${wide.kw}u + col * ${p.dilationW}u];`
   }
 }`;
   const out = rt.alloc("float32", total);
