@@ -59,7 +59,13 @@ import {
   packParams,
   WORKGROUP_INDEX,
 } from "../runtime.ts";
-import { type BatchChunk, batchChunks, bindSamples, checkIndexRange } from "../chunks.ts";
+import {
+  type BatchChunk,
+  batchChunks,
+  bindSamples,
+  checkIndexRange,
+  checkLoop,
+} from "../chunks.ts";
 import { reduceGpu } from "./reduce.ts";
 
 /** Invocations per workgroup of every kernel in this file. */
@@ -371,6 +377,12 @@ function runStrip(
   const padSample = paddedSample(s, geo);
   checkIndexRange(name, "input elements", n * Math.max(inSample, padSample));
   checkIndexRange(name, "output elements", n * outSample);
+  checkLoop(
+    name,
+    "input channels per group x kernel rows",
+    s.inPerGroup * s.kh,
+    "use fewer channels per group (groups) or run this layer on the CPU",
+  );
   const kernel = stripKernel(s, bias !== null, name);
   const y = rt.alloc("float32", n * outSample);
   const stripsPerSample = Math.ceil(s.outH / STRIP_ROWS) * geo.stripsPerRow;
@@ -508,6 +520,12 @@ function conv2dBackwardInputUndilated(
   checkIndexRange(name, "input elements", p.n * inSample);
   checkIndexRange(name, "output elements", p.n * outSample);
   const wLayout = weightLayout(rt, w, p, "transposed", false);
+  checkLoop(
+    name,
+    "output channels per group x taps per input cell",
+    (p.o / p.groups) * Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
+    "use fewer channels per group (groups) or run this layer on the CPU",
+  );
   const kernel = inputGatherKernel(p);
   const dx = rt.alloc("float32", p.n * inSample);
   const blocks = p.groups * Math.ceil(p.c / p.groups / 4);

@@ -34,7 +34,7 @@
 
 import type { LrnParams } from "../../backend/backend.ts";
 import type { GpuRuntime, GpuStorage } from "../runtime.ts";
-import { dispatchSamples, linearIndexWgsl } from "../chunks.ts";
+import { checkLoop, dispatchSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
@@ -84,6 +84,13 @@ function f32Literal(value: number): string {
 }
 
 function checkLrn(kernel: string, p: LrnParams): void {
+  // Each channel step shifts and sums windows of SIZE values.
+  checkLoop(
+    kernel,
+    "channel steps x window size",
+    (CHANNEL_BLOCK + 2 * p.size) * 3 * p.size,
+    "use a smaller size",
+  );
   if (p.n * p.c * p.h * p.w >= 2 ** 32) {
     throw new RangeError(
       `${kernel}: ${p.n * p.c * p.h * p.w} elements overflow the kernel's 32-bit indices`,

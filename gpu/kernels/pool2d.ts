@@ -8,6 +8,11 @@
  * Window i covers rows [i·s − pad, i·s − pad + k), so input row h lies in windows
  * i ∈ [ceil((h + pad − k + 1) / s), floor((h + pad) / s)].
  *
+ * Windows are clipped to the input (a ceilMode window may reach past the padded input), and
+ * average pooling divides as PyTorch does, with or without the padded cells (countIncludePad).
+ * Windows of more than 1,024 cells (global pooling of a large map) run in two passes, rows
+ * then columns, so that no invocation loops over a whole window (gpu/README.md, "Limits").
+ *
  * Every kernel works on whole (n, c) planes, so a batch larger than one binding is processed
  * a few samples at a time (`dispatchSamples`, gpu/chunks.ts).
  *
@@ -16,7 +21,7 @@
 
 import type { AdaptivePool2dParams, Pool2dParams } from "../../backend/backend.ts";
 import type { GpuRuntime, GpuStorage } from "../runtime.ts";
-import { dispatchSamples, linearIndexWgsl } from "../chunks.ts";
+import { checkLoop, dispatchSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
 
@@ -33,9 +38,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
 /** Largest window (or bin) area one invocation loops over; larger ones run in two passes. */
 const WINDOW_AREA_MAX = 1024;
-
-/** Largest window side of the two-pass path, whose passes each loop over one side. */
-const WINDOW_SIDE_MAX = 4096;
 
 /**
  * Window geometry as WGSL constants and functions: `rowRange(i)` / `colRange(j)`, the input
@@ -163,6 +165,12 @@ export function maxPool2dBackwardGpu(
   p: Pool2dParams,
 ): GpuStorage {
   checkPool("maxPool2d_backward", p);
+  checkLoop(
+    "maxPool2d_backward",
+    "windows overlapping a stride block",
+    Math.ceil((p.kh + p.strideH - 1) / p.strideH) * Math.ceil((p.kw + p.strideW - 1) / p.strideW),
+    "use a stride closer to the kernel size",
+  );
   const blocksH = Math.ceil(p.h / p.strideH), blocksW = Math.ceil(p.w / p.strideW);
   const code = `${PROLOGUE}${windowConstants(p)}
 const BLOCKS_H = ${blocksH}u; const BLOCKS_W = ${blocksW}u;
@@ -286,6 +294,12 @@ export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dPara
 
 /** Average pooling backward on the GPU: each input sums dy / divisor of its windows. */
 export function avgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: Pool2dParams): GpuStorage {
+  checkLoop(
+    "avgPool2d_backward",
+    "windows containing an input cell",
+    Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
+    "use a stride closer to the kernel size",
+  );
   const body = `
   let plane = index / (H * W);
   let h = (index / W) % H;
@@ -345,6 +359,13 @@ export function adaptiveAvgPool2dBackwardGpu(
   dy: GpuStorage,
   p: AdaptivePool2dParams,
 ): GpuStorage {
+  const binsPerCell = (size: number, out: number) => Math.ceil(out / size) + 1;
+  checkLoop(
+    "adaptiveAvgPool2d_backward",
+    "bins containing an input cell",
+    binsPerCell(p.h, p.outH) * binsPerCell(p.w, p.outW),
+    "use an output size closer to the input's",
+  );
   // Bin i contains h iff floor(i·H/outH) <= h < ceil((i+1)·H/outH), which holds only for
   // i in [floor(h·outH/H), ceil((h+1)·outH/H) − 1]; bins overlap when H is not a multiple.
   const body = `
@@ -383,13 +404,11 @@ function twoPassPool(
   constants: string,
 ): { y: GpuStorage; argmax: GpuStorage } {
   const name = `${kind}Pool2d_two_pass`;
-  const longest = Math.max(p.h, p.w);
-  if ("kh" in p && Math.max(p.kh, p.kw) > WINDOW_SIDE_MAX && longest > WINDOW_SIDE_MAX) {
-    throw new RangeError(
-      `${kind === "max" ? "maxPool2d" : "avgPool2d"}: a ${p.kh}x${p.kw} window over a ` +
-        `${p.h}x${p.w} input is longer than the GPU kernels' ${WINDOW_SIDE_MAX} cells a side`,
-    );
-  }
+  // The longest run of one pass: a window side clipped to the input, or an adaptive bin.
+  const side = "kh" in p
+    ? Math.max(Math.min(p.kh, p.h), Math.min(p.kw, p.w))
+    : Math.max(Math.ceil(p.h / p.outH) + 1, Math.ceil(p.w / p.outW) + 1);
+  checkLoop(name, "cells along one side of a window", side, "pool in two steps");
   const max = kind === "max";
   const better = "v > best || (isNan(v) && !isNan(best))";
   const rowsCode = `${PROLOGUE}${constants}
