@@ -33,6 +33,7 @@ import {
   type Tensor,
 } from "../mod.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
+import { setReducePath } from "../gpu/kernels/reduce.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 import { assertClose } from "./close.ts";
 
@@ -183,9 +184,9 @@ gpuTest("global and adaptive pooling of a 260x260 map", async () => {
   x.dispose();
 });
 
-gpuTest("matmul with k = 2^20 (texture kernel) and 2^18 (tiled kernel)", async () => {
-  for (const [path, k] of [["texture", 2 ** 20], ["tiled", 2 ** 18]] as const) {
-    const m = 2, n = 3;
+gpuTest("matmul with k = 2^20 (texture kernel) and 2^17 (tiled kernel)", async () => {
+  for (const [path, k] of [["texture", 2 ** 20], ["tiled", 2 ** 17]] as const) {
+    const m = 1, n = 2;
     const a = wave(m * k), b = wave(k * n, 2);
     const expected = new Float64Array(m * n), magnitude = new Float64Array(m * n);
     for (let i = 0; i < m; i++) {
@@ -226,3 +227,40 @@ gpuTest("LRN over 600 channels (more than one channel block) matches the CPU", a
   assertClose(results[2], results[0], { rtol: 1e-5, atol: 1e-6, what: "forward" });
   assertClose(results[3], results[1], { rtol: 1e-4, atol: 1e-6, what: "backward" });
 });
+
+gpuTest(
+  "the workgroup-tree path (real GPUs' default) gives the same sums, maxima and softmax",
+  async () => {
+    setReducePath("tree");
+    try {
+      const x = ones([20000, 2], { device: "gpu" });
+      assert.deepEqual(await data(sum(x, 0)), new Float32Array([20000, 20000]));
+      x.dispose();
+      const tenth = full([4096, 4096], 0.1, { device: "gpu" });
+      const expected = Math.fround(0.1) * 2 ** 24;
+      assertClose(await data(sum(tenth)), [expected], { rtol: 1e-5, atol: 0, what: "2^24 sum" });
+      tenth.dispose();
+      const cols = 70000, values = wave(2 * cols);
+      values[cols + 5] = NaN;
+      const y = fromArray(values, [2, cols], { device: "gpu" });
+      const maxima = await data(max(y, 1));
+      assert.equal(maxima[0], Math.max(...values.subarray(0, cols)));
+      assert.ok(Number.isNaN(maxima[1]), "a NaN wins the maximum");
+      y.dispose();
+      const rows = 2, long = 2 ** 13;
+      const logits = wave(rows * long).map((v) => v * 4);
+      const results: Float32Array[] = [];
+      for (const device of ["cpu", "gpu"]) {
+        const z = fromArray(logits, [rows, long], { device, requiresGrad: true });
+        const s = softmax(z);
+        results.push(await s.data() as Float32Array);
+        sum(mul(s, fromArray(wave(rows * long, 1), [rows, long], { device }))).backward();
+        results.push(await z.grad!.data() as Float32Array);
+      }
+      assertClose(results[2], results[0], { rtol: 1e-4, atol: 1e-8, what: "softmax" });
+      assertClose(results[3], results[1], { rtol: 1e-4, atol: 1e-8, what: "softmax grad" });
+    } finally {
+      setReducePath("auto");
+    }
+  },
+);

@@ -4,24 +4,29 @@
  *
  * The rule of every kernel in this folder: no invocation runs a loop whose length grows with
  * the input (the software adapter silently ends an invocation after about 65,535 loop
- * iterations, gpu/README.md "Limits"; on a real GPU a serial loop is slow too). So a reduction
- * of R elements per output is one of:
+ * iterations, gpu/README.md "Limits"; on a real GPU a serial loop is slow too). A reduction of
+ * R elements per output therefore runs in passes, each reducing chunks to partials, until one
+ * partial per output remains:
  *
- * - **Serial** (R <= {@link SERIAL_MAX}): one invocation per output loops over its R elements
- *   in the CPU's order. Cheap when outputs are many and short (a bias gradient over a batch).
- * - **Tree** (R > {@link SERIAL_MAX}): the R elements are cut into chunks of {@link CHUNK}; one
- *   workgroup per (output, chunk) adds {@link PER_INVOCATION} consecutive elements in each of
- *   its {@link GROUP} invocations, then combines the 64 partials in a binary tree in workgroup
- *   memory, writing one partial per chunk. The partials, contiguous [outputs, chunks], are
- *   reduced again by the same kernel until one chunk remains: ceil(log_1024 R) dispatches.
+ * - **Serial pass** (software adapters, and any R <= {@link SERIAL_MAX}): one invocation per
+ *   (output, chunk of 4096), adding runs of 16 elements in order, 16 runs into a block and 16
+ *   blocks: three levels of 16, so at most 48 roundings per pass. On llvmpipe this is the fast
+ *   choice: workgroup memory and barriers cost as much as the loads (gpu/README.md, "Speed").
+ * - **Tree pass** (real GPUs, R > 4096): one workgroup of {@link GROUP} invocations per
+ *   (output, chunk of {@link CHUNK}); each adds 16 consecutive elements, then the 64 partials
+ *   combine in a binary tree in workgroup memory: at most 22 roundings per pass.
  *
- * Accuracy of a float32 tree sum: each pass adds at most 16 values in order and then 6 tree
- * levels, so a sum of R positive values carries at most 22·ceil(log_1024 R) roundings:
- * relative error <= 66·2^-24 ≈ 4e-6 for R = 2^24 (a serial float32 sum stops growing there).
+ * Elements are addressed through merged (size, stride) groups of the kept and reduced axes;
+ * a run inside the last reduced group is a plain strided loop, so the index math costs one
+ * division per run, not per element.
+ *
+ * Accuracy of a float32 sum of R positive values: relative error at most 48·ceil(log_4096 R)
+ * roundings on the serial path (96·2^-24 ≈ 6e-6 at R = 2^24) and 22·ceil(log_1024 R) on the
+ * tree path (4e-6), where a single running float32 sum stops growing at 2^24.
  *
  * Max propagates NaN (PyTorch's amax): a NaN in the input wins; argmax returns the first NaN's
  * index, else the first maximum's. Both combines are order-free (a NaN or the larger value
- * wins, ties go to the smaller index), so the tree gives the serial answer.
+ * wins, ties go to the smaller index), so any pass structure gives the serial answer.
  *
  * @module
  */
@@ -45,8 +50,8 @@ const GROUP = 64;
 const PER_INVOCATION = 16;
 /** Elements one workgroup reduces to one partial. */
 export const CHUNK = GROUP * PER_INVOCATION;
-/** Longest reduction done by one invocation (the serial path's loop bound). */
-export const SERIAL_MAX = 256;
+/** Elements one invocation of the serial pass reduces (16^3: three levels of 16). */
+export const SERIAL_MAX = 4096;
 
 /** WGSL: NaN test on the bits (`x != x` is false on Vulkan, gpu/README.md "Numerics"). */
 export const IS_NAN_WGSL =
@@ -106,8 +111,9 @@ interface Layout {
 /** WGSL shared by the serial and tree kernels: params and the offset math over the groups. */
 const LAYOUT_WGSL = `
 // words: kept sizes, kept strides, reduced sizes, reduced strides (${MAX_RANK} each).
+// lastSize and lastStride describe the last reduced group, which a Cursor walks without dividing.
 struct Params { outputs: u32, length: u32, chunks: u32, keptRank: u32, reducedRank: u32, init: f32,
-  pad0: u32, pad1: u32, words: array<vec4u, ${MAX_RANK}> }
+  lastSize: u32, lastStride: u32, words: array<vec4u, ${MAX_RANK}> }
 fn word(w: u32) -> u32 { return params.words[w / 4u][w % 4u]; }
 fn keptOffset(output: u32) -> u32 {
   var rest = output;
@@ -128,6 +134,24 @@ fn reducedOffset(r: u32) -> u32 {
     rest = rest / size;
   }
   return offset;
+}
+// Walks reduced elements r, r + 1, ...: one division per wrap of the last group, not per element.
+struct Cursor { offset: u32, position: u32 }
+fn cursorAt(r: u32) -> Cursor { return Cursor(reducedOffset(r), r % params.lastSize); }
+fn advance(cursor: ptr<function, Cursor>, next: u32) {
+  (*cursor).position += 1u;
+  if ((*cursor).position == params.lastSize) {
+    (*cursor).position = 0u;
+    (*cursor).offset = reducedOffset(next);
+  } else {
+    (*cursor).offset += params.lastStride;
+  }
+}
+// Whether the next count elements lie in the current run of the last group (a plain loop).
+fn inRun(cursor: Cursor, count: u32) -> bool { return cursor.position + count < params.lastSize; }
+fn skip(cursor: ptr<function, Cursor>, count: u32) {
+  (*cursor).position += count;
+  (*cursor).offset += count * params.lastStride;
 }`;
 
 function loadBindings(load: ReduceLoad["kind"]): string {
@@ -144,27 +168,69 @@ function loadExpression(load: ReduceLoad["kind"]): string {
 
 const kernels = new Map<string, GpuKernel>();
 
-/** One output per invocation, looping over at most SERIAL_MAX elements (the host checks). */
-function serialKernel(op: ReduceOp): GpuKernel {
-  const key = `serial_${op}`;
+/**
+ * WGSL: `combineRun(first, count)`, the combine of `count` (<= 16) consecutive reduced
+ * elements from `first`, in order; a plain loop when they lie in one run of the last group.
+ */
+function runWgsl(op: ReduceOp, load: ReduceLoad["kind"]): string {
+  return `
+fn combineRun(output: u32, base: u32, first: u32, count: u32) -> f32 {
+  var acc = params.init;
+  var cursor = cursorAt(first);
+  if (inRun(cursor, count)) {
+    let start = base + cursor.offset;
+    for (var e = 0u; e < count; e++) {
+      let at = start + e * params.lastStride;
+      acc = combine_${op}(acc, ${loadExpression(load)});
+    }
+  } else {
+    for (var e = 0u; e < count; e++) {
+      let at = base + cursor.offset;
+      acc = combine_${op}(acc, ${loadExpression(load)});
+      advance(&cursor, first + e + 1u);
+    }
+  }
+  return acc;
+}`;
+}
+
+/**
+ * The serial pass: one invocation per (output, chunk of SERIAL_MAX = 16^3 elements), adding
+ * runs of 16 in order, 16 runs into a block, and 16 blocks: three levels, so a chunk's sum
+ * carries at most 48 roundings, and no loop runs more than 16 times a level.
+ */
+function serialKernel(op: ReduceOp, load: ReduceLoad["kind"]): GpuKernel {
+  const key = `serial_${op}_${load}`;
   let kernel = kernels.get(key);
   if (!kernel) {
+    const outBinding = load === "plain" ? 1 : 2;
     kernel = {
-      name: `reduce_${op}_serial`,
+      name: `reduce_${op}_serial${load === "plain" ? "" : `_${load}`}`,
       code: `
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read_write> ys: array<f32>;
-@group(0) @binding(2) var<uniform> params: Params;
+${loadBindings(load)}
+@group(0) @binding(${outBinding}) var<storage, read_write> ys: array<f32>;
+@group(0) @binding(${outBinding + 1}) var<uniform> params: Params;
 ${LAYOUT_WGSL}
 ${IS_NAN_WGSL}
 ${COMBINE_WGSL}
+${runWgsl(op, load)}
 ${ELEMENT_MAIN}
-  if (i >= params.outputs) { return; }
-  let base = keptOffset(i);
+  if (i >= params.outputs * params.chunks) { return; }
+  let output = i / params.chunks;
+  let base = keptOffset(output);
+  let first = (i % params.chunks) * ${SERIAL_MAX}u;
+  let end = min(first + ${SERIAL_MAX}u, params.length);
   // init travels as data: a -Infinity literal would be a WGSL constant-evaluation error.
   var acc = params.init;
-  for (var r = 0u; r < min(params.length, ${SERIAL_MAX}u); r++) {
-    acc = combine_${op}(acc, xs[base + reducedOffset(r)]);
+  for (var a = 0u; a < 16u; a++) {
+    var block = params.init;
+    for (var b = 0u; b < 16u; b++) {
+      let start = first + (a * 16u + b) * 16u;
+      if (start >= end) { break; }
+      block = combine_${op}(block, combineRun(output, base, start, min(16u, end - start)));
+    }
+    acc = combine_${op}(acc, block);
   }
   ys[i] = acc;
 }`,
@@ -190,6 +256,7 @@ ${loadBindings(load)}
 ${LAYOUT_WGSL}
 ${IS_NAN_WGSL}
 ${COMBINE_WGSL}
+${runWgsl(op, load)}
 var<workgroup> scratch: array<f32, ${GROUP}>;
 @compute @workgroup_size(${GROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -201,11 +268,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let base = keptOffset(output);
   let first = chunk * ${CHUNK}u + lid * ${PER_INVOCATION}u;
   var acc = params.init;
-  for (var e = 0u; e < ${PER_INVOCATION}u; e++) {
-    let r = first + e;
-    if (r >= params.length) { break; }
-    let at = base + reducedOffset(r);
-    acc = combine_${op}(acc, ${loadExpression(load)});
+  if (first < params.length) {
+    acc = combineRun(output, base, first, min(${PER_INVOCATION}u, params.length - first));
   }
   scratch[lid] = acc;
   workgroupBarrier();
@@ -230,8 +294,8 @@ function packLayout(layout: Layout, chunks: number, init: number): ArrayBuffer {
     layout.keptSizes.length,
     layout.reducedSizes.length,
     { f32: init },
-    0,
-    0,
+    layout.reducedSizes.at(-1) ?? 1,
+    layout.reducedStrides.at(-1) ?? 0,
     ...pad(layout.keptSizes),
     ...pad(layout.keptStrides),
     ...pad(layout.reducedSizes),
@@ -251,9 +315,21 @@ function rowsLayout(outputs: number, length: number): Layout {
   };
 }
 
+/** How reductions over more than {@link SERIAL_MAX} elements run; "auto" picks by adapter. */
+export type ReducePath = "auto" | "serial" | "tree";
+
+let forcedPath: ReducePath = "auto";
+
+/** Forces a reduction path for every runtime (tests); "auto" restores the default. */
+export function setReducePath(path: ReducePath): void {
+  forcedPath = path;
+}
+
 /**
- * Reduces `layout` of x into a fresh [outputs] storage: serially when short and plain, else by
- * tree passes until one chunk per output remains.
+ * Reduces `layout` of x into a fresh [outputs] storage, in passes until one partial per output
+ * remains. Software adapters run serial passes (one invocation per chunk of 4096: workgroup
+ * memory and barriers are slow there, gpu/README.md "Speed"); real GPUs run workgroup trees
+ * (chunks of 1024 over 64 invocations). Later passes read their partials plainly.
  */
 function reduceLayout(
   rt: GpuRuntime,
@@ -263,33 +339,31 @@ function reduceLayout(
   load: ReduceLoad,
 ): GpuStorage {
   const init = op === "sum" ? 0 : -Infinity;
-  if (layout.length <= SERIAL_MAX && load.kind === "plain") {
-    const out = rt.alloc("float32", layout.outputs);
-    rt.dispatch(
-      serialKernel(op),
-      [x],
-      [out],
-      packLayout(layout, 1, init),
-      workgroupsFor(layout.outputs),
-    );
-    return out;
-  }
+  const tree = forcedPath === "auto" ? !rt.isSoftware : forcedPath === "tree";
   let input = x, current = layout, kind = load;
   for (;;) {
-    const chunks = Math.ceil(current.length / CHUNK);
+    // Short reductions always take one serial pass.
+    const serial = !tree || current.length <= SERIAL_MAX;
+    const chunks = Math.ceil(current.length / (serial ? SERIAL_MAX : CHUNK)) || 1;
     const out = rt.alloc("float32", current.outputs * chunks);
     const extra = kind.kind === "expShift"
       ? [kind.shift]
       : kind.kind === "product"
       ? [kind.other]
       : [];
-    rt.dispatch(
-      treeKernel(op, kind.kind),
-      [input, ...extra],
-      [out],
-      packLayout(current, chunks, init),
-      current.outputs * chunks,
-    );
+    const params = packLayout(current, chunks, init);
+    const count = current.outputs * chunks;
+    if (serial) {
+      rt.dispatch(
+        serialKernel(op, kind.kind),
+        [input, ...extra],
+        [out],
+        params,
+        workgroupsFor(count),
+      );
+    } else {
+      rt.dispatch(treeKernel(op, kind.kind), [input, ...extra], [out], params, count);
+    }
     if (input !== x) rt.free(input);
     if (chunks === 1) return out;
     input = out;
