@@ -264,3 +264,17 @@ gpuTest(
     }
   },
 );
+
+gpuTest("a loop a hyperparameter would stretch past MAX_LOOP is refused by name", async (gpu) => {
+  const x = ones([1, 1, 200, 200], { device: "gpu", requiresGrad: true });
+  // Every input cell lies in up to 150x150 windows of stride 1: the backward gather refuses.
+  const y = avgPool2d(x, { kernelSize: 150, stride: 1 });
+  assert.throws(
+    () => sum(y).backward(),
+    /avgPool2d_backward: windows containing an input cell = 22500 loop iterations per invocation, over the GPU kernels' 16384; use a stride closer to the kernel size/,
+  );
+  // The forward (two passes of at most 150 cells each) is still right: every window's mean is 1.
+  assert.deepEqual(await data(y), new Float32Array(51 * 51).fill(1));
+  x.dispose();
+  await gpu.runtime.checkErrors();
+});
