@@ -163,8 +163,18 @@ gpuTest("global and adaptive pooling of a 260x260 map", async () => {
     ...tolerance,
     what: "avgPool2d 260",
   });
-  const y = maxPool2d(x, { kernelSize: side });
-  assert.equal((await data(y))[1], 9);
+  // Global max pooling, and its gradient: 1 at each plane's maximum, 0 elsewhere.
+  const xg = fromArray(values, [1, 2, side, side], { device: "gpu", requiresGrad: true });
+  const y = maxPool2d(xg, { kernelSize: side });
+  const maxima = await y.data();
+  assert.equal(maxima[1], 9);
+  sum(y).backward();
+  const grad = await data(xg.grad!);
+  const at = [values.subarray(0, side * side).indexOf(maxima[0]), side * side + 259 * side + 3];
+  assert.deepEqual(
+    [...grad].flatMap((g, i) => g === 0 ? [] : [[i, g]]),
+    at.map((i) => [i, 1]),
+  );
   // Adaptive bins of 130x87 (and 86): each the float64 mean of its bin.
   const expected: number[] = [];
   for (let c = 0; c < 2; c++) {

@@ -165,6 +165,7 @@ export function maxPool2dBackwardGpu(
   p: Pool2dParams,
 ): GpuStorage {
   checkPool("maxPool2d_backward", p);
+  if (p.strideH * p.strideW > MAX_BLOCK) return maxPool2dBackwardPerCell(rt, dy, argmax, p);
   checkLoop(
     "maxPool2d_backward",
     "windows overlapping a stride block",
@@ -220,6 +221,66 @@ ${ENTRY} {
     ],
     [{ storage: dx, perSample: inSample }],
     p.c * blocksH * blocksW,
+    WORKGROUP,
+  );
+  return dx;
+}
+
+/**
+ * Largest stride block (SH·SW cells) of the blocked max-pool backward: its cells' sums live in
+ * a private array and are stored in a loop over the block. Larger strides (global pooling:
+ * stride = window = the whole map) take {@link maxPool2dBackwardPerCell}.
+ */
+const MAX_BLOCK = 16;
+
+/**
+ * Max pooling backward, one invocation per input cell: it sums dy of the windows containing
+ * it (in ascending (i, j) order, as the blocked kernel) whose argmax it is.
+ */
+function maxPool2dBackwardPerCell(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  argmax: GpuStorage,
+  p: Pool2dParams,
+): GpuStorage {
+  const name = "maxPool2d_backward_per_cell";
+  checkLoop(
+    name,
+    "windows containing an input cell",
+    Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
+    "use a stride closer to the kernel size",
+  );
+  const code = `${PROLOGUE}${windowConstants(p)}
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> argmax: array<i32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+struct Params { count: u32, dyOffset: u32, argmaxOffset: u32, dxOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;
+${ENTRY} {
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.count) { return; }
+  let plane = index / (H * W);
+  let h = (index / W) % H;
+  let w = index % W;
+  let cell = i32(h * W + w);
+  let outPlane = plane * OUT_H * OUT_W;
+  var total = 0.0;
+  ${
+    containingWindows(
+      "if (argmax[params.argmaxOffset + outAt] == cell) { total += dy[params.dyOffset + outAt]; }",
+    )
+  }
+  dx[params.dxOffset + index] = total;
+}`;
+  const inSample = p.c * p.h * p.w, outSample = p.c * p.outH * p.outW;
+  const dx = rt.alloc("float32", p.n * inSample);
+  dispatchSamples(
+    rt,
+    { name, code },
+    p.n,
+    [{ storage: dy, perSample: outSample }, { storage: argmax, perSample: outSample }],
+    [{ storage: dx, perSample: inSample }],
+    inSample,
     WORKGROUP,
   );
   return dx;
