@@ -169,25 +169,26 @@ function loadExpression(load: ReduceLoad["kind"]): string {
 const kernels = new Map<string, GpuKernel>();
 
 /**
- * WGSL: `combineRun(first, count)`, the combine of `count` (<= 16) consecutive reduced
- * elements from `first`, in order; a plain loop when they lie in one run of the last group.
+ * WGSL: `combineRun(output, base, cursor, first, count)`, the combine of `count` (<= 16)
+ * consecutive reduced elements from `first` (where `cursor` stands), in order, moving the
+ * cursor past them; a plain strided loop when they lie in one run of the last group.
  */
 function runWgsl(op: ReduceOp, load: ReduceLoad["kind"]): string {
   return `
-fn combineRun(output: u32, base: u32, first: u32, count: u32) -> f32 {
+fn combineRun(output: u32, base: u32, cursor: ptr<function, Cursor>, first: u32, count: u32) -> f32 {
   var acc = params.init;
-  var cursor = cursorAt(first);
-  if (inRun(cursor, count)) {
-    let start = base + cursor.offset;
+  if (inRun(*cursor, count)) {
+    let start = base + (*cursor).offset;
     for (var e = 0u; e < count; e++) {
       let at = start + e * params.lastStride;
       acc = combine_${op}(acc, ${loadExpression(load)});
     }
+    skip(cursor, count);
   } else {
     for (var e = 0u; e < count; e++) {
-      let at = base + cursor.offset;
+      let at = base + (*cursor).offset;
       acc = combine_${op}(acc, ${loadExpression(load)});
-      advance(&cursor, first + e + 1u);
+      advance(cursor, first + e + 1u);
     }
   }
   return acc;
@@ -223,12 +224,13 @@ ${ELEMENT_MAIN}
   let end = min(first + ${SERIAL_MAX}u, params.length);
   // init travels as data: a -Infinity literal would be a WGSL constant-evaluation error.
   var acc = params.init;
+  var cursor = cursorAt(first);
   for (var a = 0u; a < 16u; a++) {
     var block = params.init;
     for (var b = 0u; b < 16u; b++) {
       let start = first + (a * 16u + b) * 16u;
       if (start >= end) { break; }
-      block = combine_${op}(block, combineRun(output, base, start, min(16u, end - start)));
+      block = combine_${op}(block, combineRun(output, base, &cursor, start, min(16u, end - start)));
     }
     acc = combine_${op}(acc, block);
   }
@@ -269,7 +271,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let first = chunk * ${CHUNK}u + lid * ${PER_INVOCATION}u;
   var acc = params.init;
   if (first < params.length) {
-    acc = combineRun(output, base, first, min(${PER_INVOCATION}u, params.length - first));
+    var cursor = cursorAt(first);
+    acc = combineRun(output, base, &cursor, first, min(${PER_INVOCATION}u, params.length - first));
   }
   scratch[lid] = acc;
   workgroupBarrier();
