@@ -524,7 +524,10 @@ function pythonFloat(text: string): number {
   return NaN;
 }
 
-/** A short description of a pickled value for error messages: its Python type. */
+/**
+ * A short description of a pickled value for error messages: its Python type, or for the
+ * caller's own objects their `pickleDescription` string.
+ */
 export function describe(value: unknown): string {
   if (value === null) return "None";
   if (typeof value === "boolean") return `bool ${value ? "True" : "False"}`;
@@ -538,5 +541,7 @@ export function describe(value: unknown): string {
   if (value instanceof Map) return `a dict of ${value.size}`;
   if (value instanceof Set) return `a set of ${value.size}`;
   if (value instanceof PickleCallable) return value.name;
+  const own = (value as { pickleDescription?: unknown }).pickleDescription;
+  if (typeof own === "string") return own;
   return (value as object)?.constructor?.name ?? typeof value;
 }

@@ -193,6 +193,9 @@ function formatBytes(bytes: number): string {
 /** A storage type (`torch.FloatStorage`) or dtype (`torch.float32`) named by the pickle. */
 class StorageType {
   constructor(readonly dtype: TorchDtype) {}
+  get pickleDescription(): string {
+    return `the storage type of ${this.dtype}`;
+  }
 }
 
 const STORAGE_TYPES: Record<string, TorchDtype> = {
@@ -236,6 +239,9 @@ class StorageRef {
     /** A legacy storage view: the storage it is a slice of, and where the slice starts. */
     readonly root?: { storage: StorageRef; offset: number },
   ) {}
+  get pickleDescription(): string {
+    return `storage '${this.key}'`;
+  }
 }
 
 /** One tensor: a strided view of a storage (see torch_storage.ts). */
@@ -246,6 +252,9 @@ class TensorRef {
     readonly shape: number[],
     readonly stride: number[],
   ) {}
+  get pickleDescription(): string {
+    return `a ${this.storage.dtype} tensor of size [${this.shape}]`;
+  }
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
@@ -448,15 +457,18 @@ interface Loaded {
 
 async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded> {
   const entries = readZipDirectory(bytes);
-  const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-  if (pickles.length !== 1) {
-    const torchScript = [...entries.keys()].some((n) => n.endsWith("/constants.pkl"));
+  const names = [...entries.keys()];
+  if (names.some((n) => n.endsWith("/constants.pkl"))) {
     throw new Problem(
-      torchScript
-        ? "this is a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead"
-        : `a torch.save zip holds one <archive>/data.pkl; this one holds ${pickles.length} (entries: ${
-          listNames(entries.keys())
-        })`,
+      "this is a TorchScript archive (torch.jit.save), not a torch.save file; in Python, save the model's state_dict with torch.save",
+    );
+  }
+  const pickles = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (pickles.length !== 1) {
+    throw new Problem(
+      `a torch.save zip holds one <archive>/data.pkl; this one holds ${pickles.length} (entries: ${
+        listNames(names)
+      })`,
     );
   }
   const prefix = pickles[0].slice(0, -"data.pkl".length);

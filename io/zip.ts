@@ -288,20 +288,37 @@ function hex(value: number): string {
   return `0x${value.toString(16).padStart(8, "0")}`;
 }
 
-let crcTable: Uint32Array | undefined;
+let crcTables: Uint32Array[] | undefined;
 
-/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip stores it. */
+/**
+ * CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip stores it. "Slicing by 8"
+ * (Intel, 2006): eight tables, so each step folds eight bytes into the remainder with eight
+ * lookups instead of eight dependent one-byte steps; the result is the one-byte loop's.
+ */
 export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const table = crcTable;
+  const t = crcTables ??= makeCrcTables();
   let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  let i = 0;
+  for (const end = bytes.length - 8; i <= end; i += 8) {
+    const low = crc ^ (bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 | bytes[i + 3] << 24);
+    crc = t[7][low & 0xff] ^ t[6][(low >>> 8) & 0xff] ^ t[5][(low >>> 16) & 0xff] ^
+      t[4][low >>> 24] ^ t[3][bytes[i + 4]] ^ t[2][bytes[i + 5]] ^ t[1][bytes[i + 6]] ^
+      t[0][bytes[i + 7]];
+  }
+  for (; i < bytes.length; i++) crc = t[0][(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** t[0] is the one-byte table; t[k][n] is t[0] advanced by k more zero bytes. */
+function makeCrcTables(): Uint32Array[] {
+  const t = Array.from({ length: 8 }, () => new Uint32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[0][n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k][n] = t[0][t[k - 1][n] & 0xff] ^ (t[k - 1][n] >>> 8);
+  }
+  return t;
 }
