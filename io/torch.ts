@@ -34,7 +34,15 @@
 
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { checkKeys } from "../optim/options.ts";
-import { describe, isTuple, PickleCallable, PickleError, unpickle } from "./pickle.ts";
+import {
+  describe,
+  isTuple,
+  PickleCallable,
+  PickleError,
+  printable,
+  quote,
+  unpickle,
+} from "./pickle.ts";
 import {
   ConversionError,
   isLittleEndianHost,
@@ -116,7 +124,7 @@ export async function loadTorchBytes(
     const loaded = isZip(bytes) ? await readZipFormat(bytes, budget) : readLegacyFormat(bytes);
     const state = findStateDict(loaded.value);
     const tensors = new Map<string, Tensor>();
-    for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor '${key}'`);
+    for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor ${quote(key)}`);
     for (const [key, ref] of state) {
       const data = readView(
         await loaded.storageBytes(ref.storage, key),
@@ -240,7 +248,7 @@ class StorageRef {
     readonly root?: { storage: StorageRef; offset: number },
   ) {}
   get pickleDescription(): string {
-    return `storage '${this.key}'`;
+    return `storage ${quote(this.key)}`;
   }
 }
 
@@ -284,7 +292,9 @@ function findClass(module: string, name: string): unknown {
     ? ` (tessera reads storages of ${[...new Set(Object.values(STORAGE_TYPES))].join(", ")})`
     : "; a state_dict needs only tensors, so save model.state_dict() rather than the model or other Python objects";
   throw new PickleError(
-    `the pickle imports ${module}.${name}, which tessera does not allow (it allows ${ALLOWED})${hint}`,
+    `the pickle imports ${
+      printable(`${module}.${name}`)
+    }, which tessera does not allow (it allows ${ALLOWED})${hint}`,
   );
 }
 
@@ -369,7 +379,9 @@ function checkInside(tensor: TensorRef, fn: string): void {
   tensor.shape.forEach((dim, d) => last += (dim - 1) * tensor.stride[d]);
   if (last >= tensor.storage.numel) {
     throw new PickleError(
-      `${fn}: a tensor of size [${tensor.shape}], stride [${tensor.stride}], offset ${tensor.offset} reads element ${last} of storage '${tensor.storage.key}', which holds ${tensor.storage.numel} elements`,
+      `${fn}: a tensor of size [${tensor.shape}], stride [${tensor.stride}], offset ${tensor.offset} reads element ${last} of storage ${
+        quote(tensor.storage.key)
+      }, which holds ${tensor.storage.numel} elements`,
     );
   }
 }
@@ -432,16 +444,18 @@ function storageId(
     throw new PickleError(`a storage's key is ${describe(key)}, not a string`);
   }
   if (typeof location !== "string") {
-    throw new PickleError(`storage '${key}' has location ${describe(location)}`);
+    throw new PickleError(`storage ${quote(key)} has location ${describe(location)}`);
   }
-  return { dtype: type.dtype, key, numel: index(numel, `storage '${key}': numel`) };
+  return { dtype: type.dtype, key, numel: index(numel, `storage ${quote(key)}: numel`) };
 }
 
 /** The same key must always mean the same storage. */
 function sameStorage(known: StorageRef, dtype: TorchDtype, numel: number): StorageRef {
   if (known.dtype !== dtype || known.numel !== numel) {
     throw new PickleError(
-      `storage '${known.key}' is named as ${known.numel} ${known.dtype} elements and as ${numel} ${dtype} elements`,
+      `storage ${
+        quote(known.key)
+      } is named as ${known.numel} ${known.dtype} elements and as ${numel} ${dtype} elements`,
     );
   }
   return known;
@@ -490,14 +504,16 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
     if (known) return sameStorage(known, dtype, numel);
     const record = entries.get(`${prefix}data/${key}`);
     if (!record) {
-      throw new PickleError(`storage '${key}' has no record ${prefix}data/${key} in the archive`);
+      throw new PickleError(
+        `storage ${quote(key)} has no record ${quote(`${prefix}data/${key}`)} in the archive`,
+      );
     }
     const claimed = numel * ITEMSIZE[dtype];
     if (claimed !== record.size) {
       throw new PickleError(
-        `storage '${key}' claims ${numel} ${dtype} elements (${
+        `storage ${quote(key)} claims ${numel} ${dtype} elements (${
           formatBytes(claimed)
-        }) but its record ${record.name} holds ${formatBytes(record.size)}`,
+        }) but its record ${quote(record.name)} holds ${formatBytes(record.size)}`,
       );
     }
     const storage = new StorageRef(key, dtype, numel);
@@ -519,7 +535,7 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
 
 /** An entry's content; a deflated one allocates its size, which the budget must allow. */
 function read(bytes: Uint8Array, entry: ZipEntry, budget: Budget): Promise<Uint8Array> {
-  if (entry.method !== 0) budget.take(entry.size, `inflating zip entry '${entry.name}'`);
+  if (entry.method !== 0) budget.take(entry.size, `inflating zip entry ${quote(entry.name)}`);
   return readZipEntry(bytes, entry);
 }
 
@@ -528,7 +544,9 @@ const PROTOCOL_VERSION = 1001;
 
 /** A pickle of plain data only (the legacy header pickles and the storage key list). */
 function refuseGlobals(module: string, name: string): never {
-  throw new PickleError(`the pickle imports ${module}.${name} where only plain data belongs`);
+  throw new PickleError(
+    `the pickle imports ${printable(`${module}.${name}`)} where only plain data belongs`,
+  );
 }
 
 function readLegacyFormat(bytes: Uint8Array): Loaded {
@@ -584,7 +602,7 @@ function readLegacyFormat(bytes: Uint8Array): Loaded {
       const raw = data.get(root);
       if (!raw) {
         throw new Problem(
-          `tensor '${tensor}' uses storage '${root.key}', whose data is not in the file`,
+          `tensor ${quote(tensor)} uses storage ${quote(root.key)}, whose data is not in the file`,
         );
       }
       const start = (storage.root?.offset ?? 0) * ITEMSIZE[storage.dtype];
@@ -603,16 +621,18 @@ function legacyStorage(pid: unknown, storages: Map<string, StorageRef>): Storage
   // Storage views (PyTorch < 0.4): (view key, offset, numel), a slice of the root storage.
   if (!isTuple(view) || view.length !== 3 || typeof view[0] !== "string") {
     throw new PickleError(
-      `storage '${key}' has view metadata ${describe(view)}, not (key, offset, numel)`,
+      `storage ${quote(key)} has view metadata ${describe(view)}, not (key, offset, numel)`,
     );
   }
-  const offset = index(view[1], `storage view '${view[0]}': offset`);
-  const size = index(view[2], `storage view '${view[0]}': numel`);
+  const offset = index(view[1], `storage view ${quote(view[0])}: offset`);
+  const size = index(view[2], `storage view ${quote(view[0])}: numel`);
   if (offset + size > numel) {
     throw new PickleError(
-      `storage view '${
-        view[0]
-      }' (${size} elements at ${offset}) runs past storage '${key}' (${numel} elements)`,
+      `storage view ${
+        quote(
+          view[0],
+        )
+      } (${size} elements at ${offset}) runs past storage ${quote(key)} (${numel} elements)`,
     );
   }
   const existing = storages.get(view[0]);
@@ -642,20 +662,24 @@ function legacyStorageData(
         `the storage key list names ${describe(key)}, which the object does not use as a storage`,
       );
     }
-    if (data.has(storage)) throw new Problem(`the storage key list names '${key}' twice`);
+    if (data.has(storage)) throw new Problem(`the storage key list names ${quote(key)} twice`);
     if (at + 8 > bytes.length) {
-      throw new Problem(`storage '${key}': the file ends before its element count (offset ${at})`);
+      throw new Problem(
+        `storage ${quote(key)}: the file ends before its element count (offset ${at})`,
+      );
     }
     const count = view.getBigInt64(at, true);
     if (count !== BigInt(storage.numel)) {
       throw new Problem(
-        `storage '${key}' holds ${count} elements in the file but ${storage.numel} in the pickle`,
+        `storage ${
+          quote(key)
+        } holds ${count} elements in the file but ${storage.numel} in the pickle`,
       );
     }
     const length = storage.numel * ITEMSIZE[storage.dtype];
     if (length > bytes.length - at - 8) {
       throw new Problem(
-        `storage '${key}' claims ${storage.numel} ${storage.dtype} elements (${
+        `storage ${quote(key)} claims ${storage.numel} ${storage.dtype} elements (${
           formatBytes(length)
         }) but only ${formatBytes(bytes.length - at - 8)} remain in the file`,
       );
@@ -669,7 +693,7 @@ function legacyStorageData(
 // ---- finding the state_dict ------------------------------------------------------------------
 
 function listNames(keys: Iterable<unknown>): string {
-  const names = [...keys].map((k) => typeof k === "string" ? k : describe(k));
+  const names = [...keys].map((k) => typeof k === "string" ? quote(k) : describe(k));
   return names.length > 12
     ? `${names.slice(0, 12).join(", ")}, ... (${names.length} in all)`
     : names.join(", ");
@@ -686,7 +710,7 @@ function findStateDict(value: unknown): Map<string, TensorRef> {
     );
   }
   for (const key of ["state_dict", "model"]) {
-    if (value.has(key)) return checkStateDict(value.get(key), `the '${key}' entry`);
+    if (value.has(key)) return checkStateDict(value.get(key), `the ${quote(key)} entry`);
   }
   const problem = stateDictProblem(value);
   if (problem) {
@@ -710,7 +734,9 @@ function checkStateDict(value: unknown, where: string): Map<string, TensorRef> {
 function stateDictProblem(map: Map<unknown, unknown>): string | undefined {
   for (const [key, item] of map) {
     if (typeof key !== "string") return `has the key ${describe(key)}, not a string`;
-    if (!(item instanceof TensorRef)) return `holds ${describe(item)} under '${key}', not a tensor`;
+    if (!(item instanceof TensorRef)) {
+      return `holds ${describe(item)} under ${quote(key)}, not a tensor`;
+    }
   }
   return undefined;
 }

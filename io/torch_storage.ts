@@ -24,6 +24,8 @@
  * @module
  */
 
+import { quote } from "./pickle.ts";
+
 /** The element types a torch storage may hold that this reader accepts. */
 export type TorchDtype =
   | "float32"
@@ -254,7 +256,7 @@ function readInt64(bytes: Uint8Array, view: StridedView, count: number, name: st
       if (high !== low >> 31) {
         const value = (BigInt(high) << 32n) | BigInt(low >>> 0);
         throw new ConversionError(
-          `tensor '${name}' is int64 and its element ${
+          `tensor ${quote(name)} is int64 and its element ${
             at + i
           } (row-major) is ${value}, outside int32's range; tessera's integer tensors are int32`,
         );

@@ -137,7 +137,7 @@ const REFUSED_FIXTURES: [string, RegExp, object?][] = [
   ["module.pth", /imports torch\.nn\.modules\.linear\.Linear.*save model\.state_dict\(\)/],
   [
     "evil_storage_too_big_zip.pth",
-    /storage '0' claims 1000000000 float32 elements \(4 GB\) but its record archive\/data\/0 holds 24 bytes/,
+    /storage '0' claims 1000000000 float32 elements \(4 GB\) but its record 'archive\/data\/0' holds 24 bytes/,
   ],
   [
     "evil_storage_too_big_legacy.pth",
@@ -149,7 +149,7 @@ const REFUSED_FIXTURES: [string, RegExp, object?][] = [
   ],
   [
     "evil_recursive.pth",
-    /no state_dict found: the top-level dict \(keys: self, list\) holds a dict of 2 under 'self', not a tensor/,
+    /no state_dict found: the top-level dict \(keys: 'self', 'list'\) holds a dict of 2 under 'self', not a tensor/,
   ],
   [
     "evil_zip_bomb.pth",
@@ -375,12 +375,12 @@ Deno.test("zip layout: a hand-built archive with and without zip64 loads; broken
     [
       "no record",
       zipArchive([["a/data.pkl", SIX_FLOATS]]),
-      /storage '0' has no record a\/data\/0 in the archive/,
+      /storage '0' has no record 'a\/data\/0' in the archive/,
     ],
     [
       "no data.pkl",
       zipArchive([["a/other", floats]]),
-      /holds one <archive>\/data\.pkl; this one holds 0 \(entries: a\/other\)/,
+      /holds one <archive>\/data\.pkl; this one holds 0 \(entries: 'a\/other'\)/,
     ],
     [
       "TorchScript",
