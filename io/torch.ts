@@ -108,6 +108,19 @@ export async function loadTorch(
  * {@link loadTorch} for a file already in memory (a browser's dropped file:
  * `new Uint8Array(await file.arrayBuffer())`). Asynchronous because deflated zip entries are
  * inflated with `DecompressionStream`.
+ *
+ * @example A file that is not a torch.save file is refused, by name
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadTorchBytes, TorchLoadError } from "../mod.ts";
+ *
+ * const page = new TextEncoder().encode("<!DOCTYPE html>"); // a download that went wrong
+ * await assert.rejects(loadTorchBytes(page, { name: "alexnet.pth" }), (error: Error) => {
+ *   assert.ok(error instanceof TorchLoadError);
+ *   assert.match(error.message, /^alexnet\.pth: not a torch\.save file/);
+ *   return true;
+ * });
+ * ```
  */
 export async function loadTorchBytes(
   bytes: Uint8Array,

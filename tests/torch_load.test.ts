@@ -288,6 +288,21 @@ const SIX_FLOATS = sixFloats(true);
 const SIX_KEYS = pickle("]", str("0"), "a");
 const SIX_DATA = bytes(le(6, 8), new Uint8Array(new Float32Array([1, 2, 3, 4, 5, 6]).buffer));
 
+Deno.test("Python 2 era pickles load: byte strings, OrderedDict([[key, value]]), _rebuild_tensor", async () => {
+  const short = (text: string) => bytes("U", text.length, text);
+  const tensor = bytes(
+    "ctorch._utils\n_rebuild_tensor\n(",
+    bytes("(", short("storage"), "ctorch\nFloatStorage\n", short("0"), short("cpu"), "K", 6, "NtQ"),
+    bytes("K", 0, "(K", 2, "K", 3, "t(K", 1, "K", 2, "tt"), // a transposed [2, 3] view
+    "R",
+  );
+  const object = pickle("ccollections\nOrderedDict\n(](", short("w"), tensor, "latR");
+  const keys = pickle("]", short("0"), "a");
+  const state = await loadTorchBytes(legacyFile(object, keys, SIX_DATA));
+  assert.deepEqual(state.get("w")!.shape, [2, 3]);
+  assert.deepEqual([...state.get("w")!.dataSync()], [1, 3, 5, 2, 4, 6]);
+});
+
 Deno.test("legacy layout: the hand-built file loads, and each broken part is named", async () => {
   const good = await loadTorchBytes(legacyFile(SIX_FLOATS, SIX_KEYS, SIX_DATA));
   assert.deepEqual([...good.get("w")!.dataSync()], [1, 2, 3, 4, 5, 6]);
@@ -438,8 +453,9 @@ Deno.test({
       const input = fromArray(await raw("input.f32"), [2, 3, 224, 224]);
       const expected = await raw("logits.f32");
       const scale = Math.max(...Array.from(expected, Math.abs));
+      const model = alexnetTorchvision().eval();
       for (const file of ["alexnet_zip.pth", "alexnet_legacy.pth"]) {
-        const model = alexnetTorchvision().eval();
+        // Strict: every parameter is overwritten, so the second file cannot lean on the first.
         await model.loadStateDict(await loadTorch(`${dir}/${file}`));
         const logits = noGrad(() => model.forward(input)).dataSync();
         assertClose(logits, expected, { rtol: 1e-5, atol: 1e-5 * scale, what: `${file} logits` });
