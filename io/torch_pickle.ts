@@ -171,6 +171,9 @@ function indexTuple(value: unknown, what: string): number[] {
   return (value as unknown[]).map((v, i) => index(v, `${what}[${i}]`));
 }
 
+/** The most dimensions a tensor may have: far more than any model's, and it keeps messages short. */
+const MAX_DIMS = 64;
+
 /** torch._utils._rebuild_tensor(storage, storage_offset, size, stride). */
 function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
   const [storage, offset, size, stride] = args;
@@ -182,6 +185,11 @@ function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
   if (shape.length !== strides.length) {
     throw new PickleError(
       `${fn}: size has ${shape.length} dimensions but stride has ${strides.length}`,
+    );
+  }
+  if (shape.length > MAX_DIMS) {
+    throw new PickleError(
+      `${fn}: a tensor of ${shape.length} dimensions; tessera reads at most ${MAX_DIMS}`,
     );
   }
   let numel = 1;
