@@ -258,7 +258,7 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
     if (order !== "little") {
       throw new Problem(
         `the byteorder record says ${
-          JSON.stringify(order)
+          JSON.stringify(order.slice(0, 20))
         }; tessera reads only little-endian files`,
       );
     }
@@ -311,7 +311,7 @@ const PROTOCOL_VERSION = 1001;
 function readLegacyFormat(bytes: Uint8Array, budget: Budget): Loaded {
   if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") {
     throw new Problem(
-      "this is a tar archive, PyTorch's format before 0.4, which tessera does not read",
+      "this is a tar archive, PyTorch's earliest torch.save format, which tessera does not read; load and re-save it with a recent PyTorch",
     );
   }
   if (bytes[0] !== 0x80) {
