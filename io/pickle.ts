@@ -30,6 +30,7 @@
 
 /** A malformed or refused pickle; the message names the problem and its byte offset. */
 export class PickleError extends Error {
+  /** `message` names the problem and, from the machine, the byte offset. */
   constructor(message: string) {
     super(message);
     this.name = "PickleError";
@@ -39,6 +40,8 @@ export class PickleError extends Error {
 /** A global the caller allows to be called by REDUCE (or NEWOBJ, when it is a class). */
 export class PickleCallable {
   /**
+   * The global `name`, calling `call` on its argument tuple.
+   *
    * @param name the global's dotted name, for messages (`collections.OrderedDict`)
    * @param call builds the value from the argument tuple; throws a PickleError to refuse
    * @param isClass true for a class (NEWOBJ may instantiate it), false for a function

@@ -51,6 +51,7 @@ import { isZip, readZipDirectory, readZipEntry, type ZipEntry, ZipError } from "
 
 /** A file that is not a readable `torch.save` state_dict; the message starts with its name. */
 export class TorchLoadError extends Error {
+  /** `message` starts with the file's name, then the problem. */
   constructor(message: string) {
     super(message);
     this.name = "TorchLoadError";

@@ -25,6 +25,7 @@ import { outputItemsize, type TorchDtype } from "./torch_storage.ts";
 /** A storage type (`torch.FloatStorage`) or dtype (`torch.float32`) named by the pickle. */
 class StorageType {
   constructor(readonly dtype: TorchDtype) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `the storage type of ${this.dtype}`;
   }
@@ -64,6 +65,7 @@ const DTYPES: Record<string, TorchDtype> = {
 
 /** One storage: its element type, its key in the file, its length in elements. */
 export class StorageRef {
+  /** A storage named by a persistent id; `root` only for a legacy storage view. */
   constructor(
     readonly key: string,
     readonly dtype: TorchDtype,
@@ -71,6 +73,7 @@ export class StorageRef {
     /** A legacy storage view: the storage it is a slice of, and where the slice starts. */
     readonly root?: { storage: StorageRef; offset: number },
   ) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `storage ${quote(this.key)}`;
   }
@@ -78,18 +81,22 @@ export class StorageRef {
 
 /** One tensor: a strided view of a storage (see torch_storage.ts). */
 export class TensorRef {
+  /** A tensor rebuilt by the pickle: `storage` viewed from `offset` with `shape`, `stride`. */
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
     readonly shape: number[],
     readonly stride: number[],
   ) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `a ${this.storage.dtype} tensor of size [${this.shape}]`;
   }
+  /** The number of values. */
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
+  /** Bytes of its values as tessera holds them. */
   outputBytes(): number {
     return this.numel * outputItemsize(this.storage.dtype);
   }
@@ -157,6 +164,7 @@ export function build(target: unknown, state: unknown): void {
   if (!ok) throw new PickleError(`BUILD of an OrderedDict with state ${describe(state)}`);
 }
 
+/** `value` if it is a non-negative safe integer; else a PickleError naming `what`. */
 export function index(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new PickleError(`${what} must be a non-negative integer, got ${describe(value)}`);

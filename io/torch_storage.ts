@@ -74,8 +74,11 @@ export function outputItemsize(dtype: TorchDtype): number {
 
 /** A tensor's view of its storage, in elements. */
 export interface StridedView {
+  /** Size of each dimension, outermost first. */
   shape: readonly number[];
+  /** Elements between neighbours along each dimension. */
   stride: readonly number[];
+  /** The storage element of the first value. */
   offset: number;
 }
 
