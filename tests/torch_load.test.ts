@@ -4,14 +4,16 @@
  * storages) honoured; models trained in PyTorch give PyTorch's logits; malicious and broken
  * files are refused with a TorchLoadError naming the file and the problem.
  *
- * The torchvision-AlexNet test (233 MB per file) generates its files with python3-torch and
- * is skipped, saying why, where PyTorch is not installed.
+ * The full-size tests (torchvision's AlexNet, and with TESSERA_SLOW=1 the paper's; 233 MB per
+ * file) generate their files with python3-torch and are skipped, saying why, where PyTorch is
+ * not installed.
  */
 
 import "../mod.ts";
 import assert from "node:assert/strict";
-import { alexnetMini, alexnetTorchvision } from "../models/alexnet.ts";
+import { alexnet, alexnetMini, alexnetTorchvision } from "../models/alexnet.ts";
 import { Linear, ReLU, Sequential } from "../nn/layers.ts";
+import type { Module } from "../nn/module.ts";
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import { loadTorch, loadTorchBytes, TorchLoadError } from "../io/torch.ts";
@@ -456,30 +458,52 @@ if (skipAlexNet) {
   );
 }
 
+const SLOW = Deno.env.get("TESSERA_SLOW") === "1";
+if (!skipAlexNet && !SLOW) {
+  console.warn(
+    "torch_load.test.ts: the paper's AlexNet test is skipped: it runs with TESSERA_SLOW=1 (about twice the time of the torchvision one).",
+  );
+}
+
+/** Writes `net`'s files with PyTorch, loads each into `model`, and compares the logits. */
+async function assertPyTorchLogits(
+  net: "alexnet" | "paper",
+  model: Module,
+  size: number,
+  formats: string[],
+): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = new URL("../tools/torch_fixtures.py", import.meta.url).pathname;
+    const run = await new Deno.Command(PYTHON, { args: [script, `--${net}`, dir] }).output();
+    assert.ok(run.success, new TextDecoder().decode(run.stderr));
+    const raw = async (name: string) =>
+      new Float32Array((await Deno.readFile(`${dir}/${name}`)).buffer);
+    const input = fromArray(await raw(`${net}_input.f32`), [2, 3, size, size]);
+    const expected = await raw(`${net}_logits.f32`);
+    const scale = Math.max(...Array.from(expected, Math.abs));
+    model.eval();
+    for (const format of formats) {
+      // Strict: every parameter is overwritten, so the second file cannot lean on the first.
+      await model.loadStateDict(await loadTorch(`${dir}/${net}_${format}.pth`));
+      const logits = noGrad(() => model.forward(input)).dataSync();
+      const what = `${net}_${format}.pth logits`;
+      assertClose(logits, expected, { rtol: 1e-5, atol: 1e-5 * scale, what });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "torchvision's AlexNet (random weights, 233 MB) saved by PyTorch in both formats gives PyTorch's logits",
   ignore: skipAlexNet !== undefined,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const script = new URL("../tools/torch_fixtures.py", import.meta.url).pathname;
-      const run = await new Deno.Command(PYTHON, { args: [script, "--alexnet", dir] }).output();
-      assert.ok(run.success, new TextDecoder().decode(run.stderr));
-      const raw = async (name: string) =>
-        new Float32Array((await Deno.readFile(`${dir}/${name}`)).buffer);
-      const input = fromArray(await raw("input.f32"), [2, 3, 224, 224]);
-      const expected = await raw("logits.f32");
-      const scale = Math.max(...Array.from(expected, Math.abs));
-      const model = alexnetTorchvision().eval();
-      for (const file of ["alexnet_zip.pth", "alexnet_legacy.pth"]) {
-        // Strict: every parameter is overwritten, so the second file cannot lean on the first.
-        await model.loadStateDict(await loadTorch(`${dir}/${file}`));
-        const logits = noGrad(() => model.forward(input)).dataSync();
-        assertClose(logits, expected, { rtol: 1e-5, atol: 1e-5 * scale, what: `${file} logits` });
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  fn: () => assertPyTorchLogits("alexnet", alexnetTorchvision(), 224, ["zip", "legacy"]),
+});
+
+Deno.test({
+  name: "the paper's AlexNet (tessera's alexnet(), 233 MB) saved by PyTorch gives PyTorch's logits",
+  ignore: skipAlexNet !== undefined || !SLOW,
+  fn: () => assertPyTorchLogits("paper", alexnet(), 227, ["zip"]),
 });

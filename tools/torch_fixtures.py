@@ -3,7 +3,9 @@
 
     python3 tools/torch_fixtures.py                    # the small committed files, tests/fixtures/torch/
     python3 tools/torch_fixtures.py --alexnet DIR      # torchvision's AlexNet, random weights (233 MB
-                                                       # per file), both formats, an input and its logits
+                                                       # per file), both formats, an input, its logits
+    python3 tools/torch_fixtures.py --paper DIR        # the same for the paper's (tessera's alexnet()),
+                                                       # zip format
 
 Then `deno fmt tests/fixtures/torch` (the JSON files are committed as deno fmt writes them).
 Needs PyTorch (Debian: apt-get install python3-torch python3-torchvision; written against 1.13).
@@ -133,15 +135,22 @@ def rezip_deflated(source, target):
             zout.writestr(fixed_time(info.filename, zipfile.ZIP_DEFLATED), zin.read(info.filename))
 
 
-class MiniAlexNet(nn.Sequential):
-    """tessera's alexnetMini() (models/alexnet.ts, MINI): 28x28x1 in, 10 classes, groups 2."""
+# (out channels, kernel, stride, padding, groups) of conv1..conv5, as in models/alexnet.ts.
+MINI = dict(convs=[(32, 5, 1, 2, 1), (64, 5, 1, 2, 2), (96, 3, 1, 1, 1), (96, 3, 1, 1, 2), (64, 3, 1, 1, 2)],
+            hidden=256, channels=1, classes=10, flat=64 * 2 * 2)
+PAPER = dict(convs=[(96, 11, 4, 0, 1), (256, 5, 1, 2, 2), (384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2)],
+             hidden=4096, channels=3, classes=1000, flat=256 * 6 * 6)
 
-    def __init__(self):
+
+class CaffeAlexNet(nn.Sequential):
+    """tessera's alexnet() (spec PAPER, 227x227x3 in) or alexnetMini() (MINI, 28x28x1), with
+    their Caffe names (conv1, norm1, pool1, ..., fc8), LRN as cuda-convnet ran it, groups 2."""
+
+    def __init__(self, spec):
         layers = collections.OrderedDict()
-        convs = [(32, 5, 2, 1), (64, 5, 2, 2), (96, 3, 1, 1), (96, 3, 1, 2), (64, 3, 1, 2)]
-        channels = 1
-        for n, (out, kernel, padding, groups) in enumerate(convs, start=1):
-            layers[f"conv{n}"] = nn.Conv2d(channels, out, kernel, padding=padding, groups=groups)
+        channels = spec["channels"]
+        for n, (out, kernel, stride, padding, groups) in enumerate(spec["convs"], start=1):
+            layers[f"conv{n}"] = nn.Conv2d(channels, out, kernel, stride, padding, groups=groups)
             channels = out
             layers[f"relu{n}"] = nn.ReLU()
             if n <= 2:
@@ -149,19 +158,19 @@ class MiniAlexNet(nn.Sequential):
             if n <= 2 or n == 5:
                 layers[f"pool{n}"] = nn.MaxPool2d(3, 2)
         layers["flatten"] = nn.Flatten()
-        width = 64 * 2 * 2
+        width = spec["flat"]
         for n in (6, 7):
-            layers[f"fc{n}"] = nn.Linear(width, 256)
-            width = 256
+            layers[f"fc{n}"] = nn.Linear(width, spec["hidden"])
+            width = spec["hidden"]
             layers[f"relu{n}"] = nn.ReLU()
             layers[f"drop{n}"] = nn.Dropout(0.5)
-        layers["fc8"] = nn.Linear(width, 10)
+        layers["fc8"] = nn.Linear(width, spec["classes"])
         super().__init__(layers)
 
 
 def mini_fixtures():
     torch.manual_seed(2)
-    model = MiniAlexNet()
+    model = CaffeAlexNet(MINI)
     sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for _ in range(3):  # a PyTorch-trained state, not just an initialisation
         x = torch.randn(8, 1, 28, 28)
@@ -326,27 +335,32 @@ def small_fixtures():
     save({"big": torch.tensor([1, 2**40], dtype=torch.int64)}, "int64_overflow.pth")
 
 
-def alexnet_fixtures(out):
+def full_size_fixtures(out, which):
+    """torchvision's AlexNet in both formats ("alexnet"), or the paper's (tessera's alexnet(),
+    "paper") in zip, with an input batch and PyTorch's logits as raw little-endian float32."""
     import torchvision
 
-    torch.manual_seed(0)
-    model = torchvision.models.alexnet().eval()
     os.makedirs(out, exist_ok=True)
-    torch.save(model.state_dict(), os.path.join(out, "alexnet_zip.pth"))
-    torch.save(model.state_dict(), os.path.join(out, "alexnet_legacy.pth"), _use_new_zipfile_serialization=False)
-    x = torch.randn(2, 3, 224, 224)
+    torch.manual_seed(0)
+    model, size = (torchvision.models.alexnet(), 224) if which == "alexnet" else (CaffeAlexNet(PAPER), 227)
+    model.eval()
+    torch.save(model.state_dict(), os.path.join(out, f"{which}_zip.pth"))
+    if which == "alexnet":
+        torch.save(model.state_dict(), os.path.join(out, f"{which}_legacy.pth"), _use_new_zipfile_serialization=False)
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         logits = model(x)
-    x.numpy().astype("<f4").tofile(os.path.join(out, "input.f32"))
-    logits.numpy().astype("<f4").tofile(os.path.join(out, "logits.f32"))
+    x.numpy().astype("<f4").tofile(os.path.join(out, f"{which}_input.f32"))
+    logits.numpy().astype("<f4").tofile(os.path.join(out, f"{which}_logits.f32"))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alexnet", metavar="DIR", help="write torchvision's AlexNet files to DIR instead")
+    parser.add_argument("--paper", metavar="DIR", help="write the paper's AlexNet files to DIR instead")
     args = parser.parse_args()
-    if args.alexnet:
-        alexnet_fixtures(args.alexnet)
+    if args.alexnet or args.paper:
+        full_size_fixtures(args.alexnet or args.paper, "alexnet" if args.alexnet else "paper")
         return
     os.makedirs(OUT, exist_ok=True)
     small_fixtures()
