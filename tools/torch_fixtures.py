@@ -9,8 +9,8 @@
 
 Then `deno fmt tests/fixtures/torch` (the JSON files are committed as deno fmt writes them).
 Needs PyTorch (Debian: apt-get install python3-torch python3-torchvision; written against 1.13).
-Every file is seeded, so a rerun writes the same tensors (the legacy files' bytes differ: their
-storage keys are memory addresses).
+Every file is seeded and PyTorch runs on one thread, so a rerun writes the same tensors (the
+legacy files' bytes differ: their storage keys are memory addresses).
 
 The small set (under 2 MB in all):
 
@@ -321,6 +321,7 @@ def small_fixtures():
         json.dump(expected(sd), f)
 
     g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)  # the layers draw their initial weights from the global generator
     net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
     sgd = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     net(torch.randn(4, 3, generator=g)).sum().backward()
@@ -362,6 +363,8 @@ def main():
     if args.alexnet or args.paper:
         full_size_fixtures(args.alexnet or args.paper, "alexnet" if args.alexnet else "paper")
         return
+    # One thread: PyTorch's multithreaded reductions may round differently from run to run.
+    torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     small_fixtures()
     mini_fixtures()
