@@ -17,13 +17,14 @@
  * and the two may round a few pixels differently; the test measures that end to end.
  *
  * The paper's ten-crop (section 4.1) is {@link imagenetTenCrop}: the central 256x256 patch
- * of the resized image, its four corner and central 224x224 crops, and their mirrors.
+ * of the resized image, its four corner and central 224x224 crops, and the same five of its
+ * mirror image (torchvision's `TenCrop` order).
  *
  * @module
  */
 
 import type { ImageCHW } from "./dataset.ts";
-import { crop, normalize, resizeBilinearAntialias, tenCrop, toFloat } from "./transforms.ts";
+import { crop, flipHorizontal, normalize, resizeBilinearAntialias, toFloat } from "./transforms.ts";
 import classes from "./imagenet_classes.json" with { type: "json" };
 
 /**
@@ -131,8 +132,9 @@ export function imagenetEval(image: ImageCHW<Uint8Array>): ImageCHW<Float32Array
 /**
  * The paper's ten test crops (section 4.1), normalised as {@link imagenetEval}: shorter side
  * to 256 (torchvision's resize), the central 256x256 patch, then its four corner 224x224
- * crops and central one (top-left, top-right, bottom-left, bottom-right, centre, as
- * torchvision's `TenCrop`), then the same five mirrored left-right.
+ * crops and central one (top-left, top-right, bottom-left, bottom-right, centre), then the
+ * same five crops of the patch mirrored left-right: torchvision's `TenCrop` and its order
+ * (the first mirrored crop is the mirror of the top-right one).
  */
 export function imagenetTenCrop(image: ImageCHW<Uint8Array>): ImageCHW<Float32Array>[] {
   checkRgb(image, "imagenetTenCrop");
@@ -140,8 +142,13 @@ export function imagenetTenCrop(image: ImageCHW<Uint8Array>): ImageCHW<Float32Ar
     resizeShorterSidePil(image, IMAGENET_RESIZE),
     IMAGENET_RESIZE,
   );
-  // 256 - 224 = 32 is even, so tenCrop's centre crop is torchvision's too.
-  return tenCrop(square, IMAGENET_CROP).map(imagenetNormalize);
+  const size = IMAGENET_CROP, far = IMAGENET_RESIZE - IMAGENET_CROP;
+  // 256 - 224 = 32 is even, so the centre crop's offset needs no rounding rule.
+  const five = (patch: ImageCHW<Uint8Array>) =>
+    [[0, 0], [0, far], [far, 0], [far, far], [far / 2, far / 2]].map(([top, left]) =>
+      crop(patch, top, left, size, size)
+    );
+  return [...five(square), ...five(flipHorizontal(square))].map(imagenetNormalize);
 }
 
 /** One class and its probability. */

@@ -469,13 +469,15 @@ function pilPass(
  * its size. Unlike {@link resizeBilinear}, shrinking averages every covered input pixel
  * instead of sampling two.
  *
- * @example Shrinking by 2 averages pixel pairs
+ * @example Shrinking by 2: each output pixel weighs three inputs (a triangle twice as wide)
  * ```ts
  * import assert from "node:assert/strict";
  * import { resizeBilinearAntialias } from "./transforms.ts";
  *
  * const image = { data: Uint8Array.from([0, 100, 200, 255]), channels: 1, height: 1, width: 4 };
- * assert.deepEqual([...resizeBilinearAntialias(image, 1, 2).data], [50, 228]);
+ * // PIL: Image.fromarray(np.uint8([[0, 100, 200, 255]])).resize((2, 1), Image.BILINEAR)
+ * // (0 * 3 + 100 * 3 + 200 * 1) / 7 = 71.4 and (100 * 1 + 200 * 3 + 255 * 3) / 7 = 209.3
+ * assert.deepEqual([...resizeBilinearAntialias(image, 1, 2).data], [71, 209]);
  * ```
  */
 export function resizeBilinearAntialias(

@@ -21,6 +21,7 @@ export const FIXTURE_PHOTOS = [
   "portrait_300x400",
   "tall_257x1000",
   "small_180x240",
+  "full_chroma_320x240",
 ];
 
 /** Writes a torchvision-layout AlexNet with random weights to `path` (.safetensors). */

@@ -10,8 +10,10 @@ It writes:
 - data/imagenet_classes.json: the 1000 class names of torchvision's
   AlexNet_Weights.IMAGENET1K_V1.meta["categories"], in the order of the weights' outputs.
 - tests/fixtures/imagenet/NAME.jpg: photo-like JPEGs (smooth shading, blurred shapes, texture
-  and noise, saved by PIL at quality 90 with its default 4:2:0 chroma subsampling) of varied
-  sizes: shrinking by odd factors, a very long image, one smaller than 256 (enlarged).
+  and noise, saved by PIL at quality 90) of varied sizes: shrinking by odd factors, a very long
+  image, one smaller than 256 (enlarged). All but one use PIL's default 4:2:0 chroma
+  subsampling, as cameras do; one keeps full-resolution colour (4:4:4), where decoders have
+  no chroma upsampling to disagree about.
 - NAME.pil.png: the RGB pixels PIL (libjpeg-turbo) decodes from NAME.jpg, so a test can tell a
   JPEG-decoder difference from a transform difference.
 - NAME.eval.png: torchvision's AlexNet_Weights.IMAGENET1K_V1.transforms() of the PIL image,
@@ -33,12 +35,13 @@ from torchvision.models import AlexNet_Weights
 OUT = "tests/fixtures/imagenet"
 WEIGHTS = AlexNet_Weights.IMAGENET1K_V1
 
-# (name, width, height, seed)
+# (name, width, height, seed, chroma subsampling: 2 = 4:2:0, 0 = 4:4:4)
 IMAGES = [
-    ("landscape_500x375", 500, 375, 1),
-    ("portrait_300x400", 300, 400, 2),
-    ("tall_257x1000", 257, 1000, 3),
-    ("small_180x240", 180, 240, 4),
+    ("landscape_500x375", 500, 375, 1, 2),
+    ("portrait_300x400", 300, 400, 2, 2),
+    ("tall_257x1000", 257, 1000, 3, 2),
+    ("small_180x240", 180, 240, 4, 2),
+    ("full_chroma_320x240", 320, 240, 5, 0),
 ]
 
 
@@ -91,8 +94,10 @@ def main():
         "std": list(evaluate.std),
         "images": {},
     }
-    for name, width, height, seed in IMAGES:
-        photo_like(width, height, seed).save(f"{OUT}/{name}.jpg", quality=90)
+    for name, width, height, seed, subsampling in IMAGES:
+        photo_like(width, height, seed).save(
+            f"{OUT}/{name}.jpg", quality=90, subsampling=subsampling
+        )
         with Image.open(f"{OUT}/{name}.jpg") as opened:
             decoded = opened.convert("RGB")
         decoded.save(f"{OUT}/{name}.pil.png", optimize=True)
@@ -111,6 +116,7 @@ def main():
         expected["images"][name] = {
             "width": width,
             "height": height,
+            "chroma": "4:4:4" if subsampling == 0 else "4:2:0",
             "resized": [resized.height, resized.width],
             "positions": positions,
             "normalised": [[float(tensor[c, y, x]) for c in range(3)] for y, x in positions],
@@ -121,7 +127,7 @@ def main():
             ],
         }
     with open(f"{OUT}/expected.json", "w") as f:
-        json.dump(expected, f, indent=1)
+        json.dump(expected, f)
         f.write("\n")
 
 
