@@ -79,7 +79,7 @@ def main():
     categories = WEIGHTS.meta["categories"]
     assert len(categories) == 1000
     with open("data/imagenet_classes.json", "w") as f:
-        json.dump(categories, f, indent=0)
+        json.dump(categories, f, indent=2)
         f.write("\n")
 
     os.makedirs(OUT, exist_ok=True)
