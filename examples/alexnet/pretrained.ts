@@ -39,7 +39,7 @@ import {
   topK,
 } from "../../data/imagenet.ts";
 import { tryWebGPU } from "./device.ts";
-import { allFinite } from "./trainer.ts";
+import { allFinite } from "./learner.ts";
 
 /** torchvision's AlexNet_Weights.IMAGENET1K_V1 file. */
 export const TORCHVISION_ALEXNET = {
