@@ -166,6 +166,7 @@ export {
   type TensorEntry,
 } from "./io/safetensors.ts";
 export { writeFileAtomic, writeTextFileAtomic } from "./io/atomic.ts";
+export { loadTorch, loadTorchBytes, type LoadTorchOptions, TorchLoadError } from "./io/torch.ts";
 export {
   GpuBackend,
   type GpuBinding,

@@ -1,0 +1,704 @@
+/**
+ * Reading PyTorch's `torch.save` files (`.pth`, `.pt`), without Python and without running
+ * anything the file says.
+ *
+ * A `torch.save` file is a pickle (see pickle.ts) of the saved object in which every storage
+ * (the flat buffer behind one or more tensors) is replaced by a "persistent id", and the
+ * storages' bytes lie beside it. PyTorch has used two layouts:
+ *
+ *     zip (PyTorch >= 1.6)                    legacy (before 1.6; _use_new_zipfile_serialization=False)
+ *     <archive>/data.pkl    the object        pickle  magic number 0x1950a86a20f9469cfc6c
+ *     <archive>/data/<key>  one storage,      pickle  protocol version 1001
+ *                           raw little-endian pickle  sys_info {little_endian, type_sizes}
+ *     <archive>/version     format version    pickle  the object
+ *     <archive>/byteorder   "little" (newer)  pickle  the storage keys, in file order
+ *                                             then per key: int64 element count, raw bytes
+ *     persistent id: ('storage', FloatStorage, key, location, numel)
+ *                    legacy adds a sixth field, an old "storage view" (key, offset, numel)
+ *
+ * Inside the object, each tensor is a call `torch._utils._rebuild_tensor_v2(storage, offset,
+ * size, stride, requires_grad, hooks)` (a strided view, see torch_storage.ts), and a
+ * state_dict is a `collections.OrderedDict` of them. Those, the storage types, torch's dtypes
+ * and `_rebuild_parameter` are the only globals this reader lets the pickle name; anything
+ * else (a pickled `nn.Module`, `posix.system`) is refused, naming it.
+ *
+ * The file is untrusted. Storages are only numbers (dtype, key, element count) until a
+ * state_dict tensor needs one; each storage's claimed size is checked against the bytes that
+ * back it, each view against its storage, and everything this reader allocates (inflated zip
+ * entries, the tensors' values) is summed and refused beyond `maxBytes` (by default 8 times
+ * the file's size) before it is allocated. Every problem is a {@link TorchLoadError} whose
+ * message starts with the file's name.
+ *
+ * @module
+ */
+
+import { fromArray, type Tensor } from "../tensor/tensor.ts";
+import { checkKeys } from "../optim/options.ts";
+import { describe, isTuple, PickleCallable, PickleError, unpickle } from "./pickle.ts";
+import {
+  ConversionError,
+  isLittleEndianHost,
+  ITEMSIZE,
+  outputItemsize,
+  readView,
+  type TorchDtype,
+} from "./torch_storage.ts";
+import { isZip, readZipDirectory, readZipEntry, type ZipEntry, ZipError } from "./zip.ts";
+
+/** A file that is not a readable `torch.save` state_dict; the message starts with its name. */
+export class TorchLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TorchLoadError";
+  }
+}
+
+/** Options of {@link loadTorch} and {@link loadTorchBytes}. */
+export interface LoadTorchOptions {
+  /**
+   * The most bytes the reader may allocate: inflated zip entries plus the tensors' values
+   * (float16 and bfloat16 take twice their stored size as float32, uint8 and bool four times
+   * as int32). Default: 8 times the file's size, at least 1 MiB.
+   */
+  maxBytes?: number;
+  /** The name errors start with (default: the path, or `<bytes>`); e.g. a dropped file's name. */
+  name?: string;
+}
+
+/**
+ * Reads the `torch.save` file at `source` (a path or `file:` URL; or the file's bytes) and
+ * returns its state_dict: the tensors by name, in the file's order, on the CPU. The state_dict
+ * is the saved dict itself, or the dict under its `state_dict` or `model` key (a training
+ * checkpoint); float16 and bfloat16 become float32 exactly, float64 stays, integer and bool
+ * tensors become int32 (int64 only when every value fits).
+ *
+ * @example Weights trained with PyTorch, into the same architecture built by tessera
+ * ```ts ignore
+ * import { alexnetMini, loadTorch } from "../mod.ts";
+ *
+ * // Python: torch.save(model.state_dict(), "mini.pth")
+ * const model = alexnetMini();
+ * await model.loadStateDict(await loadTorch("mini.pth")); // strict: every name and shape
+ * ```
+ */
+export async function loadTorch(
+  source: string | URL | Uint8Array,
+  options: LoadTorchOptions = {},
+): Promise<Map<string, Tensor>> {
+  if (source instanceof Uint8Array) return await loadTorchBytes(source, options);
+  if (typeof source !== "string" && !(source instanceof URL)) {
+    throw new TypeError(
+      `loadTorch: source must be a path, a file URL or a Uint8Array, got ${describe(source)}`,
+    );
+  }
+  if (typeof Deno === "undefined") {
+    throw new TypeError(
+      "loadTorch: reading a path needs Deno; in a browser, pass the file's bytes to loadTorchBytes",
+    );
+  }
+  const name = options.name ?? (typeof source === "string" ? source : source.href);
+  return await loadTorchBytes(await Deno.readFile(source), { ...options, name });
+}
+
+/**
+ * {@link loadTorch} for a file already in memory (a browser's dropped file:
+ * `new Uint8Array(await file.arrayBuffer())`). Asynchronous because deflated zip entries are
+ * inflated with `DecompressionStream`.
+ */
+export async function loadTorchBytes(
+  bytes: Uint8Array,
+  options: LoadTorchOptions = {},
+): Promise<Map<string, Tensor>> {
+  const { name, maxBytes } = checkOptions(bytes, options);
+  try {
+    if (!isLittleEndianHost()) throw new Problem("this reader needs a little-endian machine");
+    const budget = new Budget(maxBytes);
+    const loaded = isZip(bytes) ? await readZipFormat(bytes, budget) : readLegacyFormat(bytes);
+    const state = findStateDict(loaded.value);
+    const tensors = new Map<string, Tensor>();
+    for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor '${key}'`);
+    for (const [key, ref] of state) {
+      const data = readView(
+        await loaded.storageBytes(ref.storage, key),
+        ref.storage.dtype,
+        ref,
+        key,
+      );
+      tensors.set(key, fromArray(data, ref.shape));
+    }
+    return tensors;
+  } catch (error) {
+    if (
+      error instanceof Problem || error instanceof PickleError || error instanceof ZipError ||
+      error instanceof ConversionError
+    ) {
+      throw new TorchLoadError(`${name}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+function checkOptions(bytes: Uint8Array, options: LoadTorchOptions) {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`loadTorchBytes: bytes must be a Uint8Array, got ${describe(bytes)}`);
+  }
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`loadTorch: options must be an object, got ${describe(options)}`);
+  }
+  checkKeys("loadTorch", options, ["maxBytes", "name"]);
+  const maxBytes = options.maxBytes ?? Math.max(8 * bytes.length, 1 << 20);
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new RangeError(
+      `loadTorch: maxBytes must be a non-negative integer, got ${options.maxBytes}`,
+    );
+  }
+  const name = options.name ?? "<bytes>";
+  if (typeof name !== "string") {
+    throw new TypeError(`loadTorch: name must be a string, got ${describe(name)}`);
+  }
+  return { name, maxBytes };
+}
+
+/** A problem with the file; {@link loadTorchBytes} prefixes the file's name. */
+class Problem extends Error {}
+
+/** What the reader may still allocate. */
+class Budget {
+  constructor(private left: number) {}
+  take(bytes: number, what: string): void {
+    if (bytes > this.left) {
+      throw new Problem(
+        `${what} needs ${formatBytes(bytes)}, beyond the ${
+          formatBytes(this.left)
+        } left of this load's maxBytes ` +
+          `(default 8 times the file's size); pass a larger maxBytes if the file is trusted`,
+      );
+    }
+    this.left -= bytes;
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1e3) return `${bytes} bytes`;
+  const [value, unit] = bytes < 1e6
+    ? [bytes / 1e3, "KB"]
+    : bytes < 1e9
+    ? [bytes / 1e6, "MB"]
+    : [bytes / 1e9, "GB"];
+  return `${Number(value.toPrecision(3))} ${unit}`;
+}
+
+// ---- what the pickle may name ----------------------------------------------------------------
+
+/** A storage type (`torch.FloatStorage`) or dtype (`torch.float32`) named by the pickle. */
+class StorageType {
+  constructor(readonly dtype: TorchDtype) {}
+}
+
+const STORAGE_TYPES: Record<string, TorchDtype> = {
+  FloatStorage: "float32",
+  DoubleStorage: "float64",
+  HalfStorage: "float16",
+  BFloat16Storage: "bfloat16",
+  LongStorage: "int64",
+  IntStorage: "int32",
+  ShortStorage: "int16",
+  CharStorage: "int8",
+  ByteStorage: "uint8",
+  BoolStorage: "bool",
+};
+
+const DTYPES: Record<string, TorchDtype> = {
+  float32: "float32",
+  float: "float32",
+  float64: "float64",
+  double: "float64",
+  float16: "float16",
+  half: "float16",
+  bfloat16: "bfloat16",
+  int64: "int64",
+  long: "int64",
+  int32: "int32",
+  int: "int32",
+  int16: "int16",
+  short: "int16",
+  int8: "int8",
+  uint8: "uint8",
+  bool: "bool",
+};
+
+/** One storage: its element type, its key in the file, its length in elements. */
+class StorageRef {
+  constructor(
+    readonly key: string,
+    readonly dtype: TorchDtype,
+    readonly numel: number,
+    /** A legacy storage view: the storage it is a slice of, and where the slice starts. */
+    readonly root?: { storage: StorageRef; offset: number },
+  ) {}
+}
+
+/** One tensor: a strided view of a storage (see torch_storage.ts). */
+class TensorRef {
+  constructor(
+    readonly storage: StorageRef,
+    readonly offset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+  ) {}
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+  outputBytes(): number {
+    return this.numel * outputItemsize(this.storage.dtype);
+  }
+}
+
+const ALLOWED =
+  "collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter " +
+  "and torch's storage types";
+
+/** The allowlist: the value of each global the pickle may name; any other is refused. */
+function findClass(module: string, name: string): unknown {
+  if (module === "collections" && name === "OrderedDict") return ORDERED_DICT;
+  if (module === "torch._utils") {
+    if (name === "_rebuild_tensor_v2") return REBUILD_TENSOR_V2;
+    if (name === "_rebuild_tensor") return REBUILD_TENSOR;
+    if (name === "_rebuild_parameter") return REBUILD_PARAMETER;
+  }
+  // GPU tensors saved by old versions name torch.cuda.FloatStorage; they load on the CPU.
+  if ((module === "torch" || module === "torch.cuda") && Object.hasOwn(STORAGE_TYPES, name)) {
+    return new StorageType(STORAGE_TYPES[name]);
+  }
+  if (module === "torch" && Object.hasOwn(DTYPES, name)) return new StorageType(DTYPES[name]);
+  const hint = module.startsWith("torch") && name.endsWith("Storage")
+    ? ` (tessera reads storages of ${[...new Set(Object.values(STORAGE_TYPES))].join(", ")})`
+    : "; a state_dict needs only tensors, so save model.state_dict() rather than the model or other Python objects";
+  throw new PickleError(
+    `the pickle imports ${module}.${name}, which tessera does not allow (it allows ${ALLOWED})${hint}`,
+  );
+}
+
+/** OrderedDicts, which (unlike plain dicts) may receive attributes (`_metadata`) by BUILD. */
+const orderedDicts = new WeakSet<Map<unknown, unknown>>();
+
+const ORDERED_DICT = new PickleCallable("collections.OrderedDict", (args) => {
+  const map = new Map<unknown, unknown>();
+  orderedDicts.add(map);
+  if (args.length === 0) return map;
+  // Python 2 pickled an OrderedDict as OrderedDict([[key, value], ...]).
+  const items = args[0];
+  if (args.length !== 1 || !Array.isArray(items)) {
+    throw new PickleError(
+      `collections.OrderedDict called with ${describe(args)}; expected () or (items,)`,
+    );
+  }
+  for (const item of items) {
+    if (!Array.isArray(item) || item.length !== 2) {
+      throw new PickleError(
+        `collections.OrderedDict item ${describe(item)} is not a [key, value] pair`,
+      );
+    }
+    map.set(item[0], item[1]);
+  }
+  return map;
+}, true);
+
+/** BUILD on an OrderedDict sets its attributes; a state_dict's `_metadata` is not needed. */
+function build(target: unknown, state: unknown): void {
+  if (!(target instanceof Map) || !orderedDicts.has(target)) {
+    throw new PickleError(`BUILD (setting attributes) on ${describe(target)} is not allowed`);
+  }
+  const ok = state instanceof Map || (isTuple(state) && state.length === 2 &&
+    state.every((part) => part === null || part instanceof Map));
+  if (!ok) throw new PickleError(`BUILD of an OrderedDict with state ${describe(state)}`);
+}
+
+function index(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new PickleError(`${what} must be a non-negative integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function indexTuple(value: unknown, what: string): number[] {
+  if (!isTuple(value) && !Array.isArray(value)) {
+    throw new PickleError(`${what} must be a tuple of integers, got ${describe(value)}`);
+  }
+  return (value as unknown[]).map((v, i) => index(v, `${what}[${i}]`));
+}
+
+/** torch._utils._rebuild_tensor(storage, storage_offset, size, stride). */
+function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
+  const [storage, offset, size, stride] = args;
+  if (!(storage instanceof StorageRef)) {
+    throw new PickleError(`${fn}: the storage argument is ${describe(storage)}, not a storage`);
+  }
+  const shape = indexTuple(size, `${fn}: size`);
+  const strides = indexTuple(stride, `${fn}: stride`);
+  if (shape.length !== strides.length) {
+    throw new PickleError(
+      `${fn}: size has ${shape.length} dimensions but stride has ${strides.length}`,
+    );
+  }
+  let numel = 1;
+  for (const dim of shape) {
+    numel *= dim;
+    if (numel > Number.MAX_SAFE_INTEGER) {
+      throw new PickleError(`${fn}: size ${describe(size)} is too large`);
+    }
+  }
+  const tensor = new TensorRef(storage, index(offset, `${fn}: storage_offset`), shape, strides);
+  checkInside(tensor, fn);
+  return tensor;
+}
+
+/** The view's last element must lie inside its storage (nothing is read for an empty one). */
+function checkInside(tensor: TensorRef, fn: string): void {
+  if (tensor.numel === 0) return;
+  let last = tensor.offset;
+  tensor.shape.forEach((dim, d) => last += (dim - 1) * tensor.stride[d]);
+  if (last >= tensor.storage.numel) {
+    throw new PickleError(
+      `${fn}: a tensor of size [${tensor.shape}], stride [${tensor.stride}], offset ${tensor.offset} reads element ${last} of storage '${tensor.storage.key}', which holds ${tensor.storage.numel} elements`,
+    );
+  }
+}
+
+const REBUILD_TENSOR = new PickleCallable("torch._utils._rebuild_tensor", (args) => {
+  if (args.length !== 4) {
+    throw new PickleError(`torch._utils._rebuild_tensor takes 4 arguments, got ${args.length}`);
+  }
+  return rebuildTensor(args, "torch._utils._rebuild_tensor");
+});
+
+const REBUILD_TENSOR_V2 = new PickleCallable("torch._utils._rebuild_tensor_v2", (args) => {
+  const fn = "torch._utils._rebuild_tensor_v2";
+  if (args.length !== 6 && args.length !== 7) {
+    throw new PickleError(`${fn} takes 6 or 7 arguments, got ${args.length}`);
+  }
+  if (typeof args[4] !== "boolean") {
+    throw new PickleError(`${fn}: requires_grad is ${describe(args[4])}`);
+  }
+  // Extra Python attributes (a 7th argument) would change the tensor; refuse rather than drop.
+  const metadata = args[6];
+  if (
+    metadata !== undefined && metadata !== null && !(metadata instanceof Map && metadata.size === 0)
+  ) {
+    throw new PickleError(
+      `${fn}: the tensor carries Python metadata ${describe(metadata)}, which tessera cannot keep`,
+    );
+  }
+  return rebuildTensor(args, fn);
+});
+
+const REBUILD_PARAMETER = new PickleCallable("torch._utils._rebuild_parameter", (args) => {
+  if (args.length !== 3 || !(args[0] instanceof TensorRef)) {
+    throw new PickleError(
+      `torch._utils._rebuild_parameter expects (tensor, requires_grad, hooks), got ${
+        describe(args)
+      }`,
+    );
+  }
+  return args[0];
+});
+
+/** Checks a persistent id's common fields: ('storage', type, key, location, numel, ...). */
+function storageId(
+  pid: unknown,
+  length: number,
+): { dtype: TorchDtype; key: string; numel: number } {
+  if (!isTuple(pid) || pid.length !== length || pid[0] !== "storage") {
+    throw new PickleError(
+      `persistent id ${describe(pid)} is not ('storage', type, key, location, numel${
+        length === 6 ? ", view" : ""
+      })`,
+    );
+  }
+  const [, type, key, location, numel] = pid;
+  if (!(type instanceof StorageType)) {
+    throw new PickleError(`a storage's type is ${describe(type)}`);
+  }
+  if (typeof key !== "string") {
+    throw new PickleError(`a storage's key is ${describe(key)}, not a string`);
+  }
+  if (typeof location !== "string") {
+    throw new PickleError(`storage '${key}' has location ${describe(location)}`);
+  }
+  return { dtype: type.dtype, key, numel: index(numel, `storage '${key}': numel`) };
+}
+
+/** The same key must always mean the same storage. */
+function sameStorage(known: StorageRef, dtype: TorchDtype, numel: number): StorageRef {
+  if (known.dtype !== dtype || known.numel !== numel) {
+    throw new PickleError(
+      `storage '${known.key}' is named as ${known.numel} ${known.dtype} elements and as ${numel} ${dtype} elements`,
+    );
+  }
+  return known;
+}
+
+// ---- the two layouts -------------------------------------------------------------------------
+
+interface Loaded {
+  value: unknown;
+  /** The raw bytes of `storage` (its own elements only); `tensor` names it in errors. */
+  storageBytes(storage: StorageRef, tensor: string): Promise<Uint8Array> | Uint8Array;
+}
+
+async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded> {
+  const entries = readZipDirectory(bytes);
+  const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (pickles.length !== 1) {
+    const torchScript = [...entries.keys()].some((n) => n.endsWith("/constants.pkl"));
+    throw new Problem(
+      torchScript
+        ? "this is a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead"
+        : `a torch.save zip holds one <archive>/data.pkl; this one holds ${pickles.length} (entries: ${
+          listNames(entries.keys())
+        })`,
+    );
+  }
+  const prefix = pickles[0].slice(0, -"data.pkl".length);
+  const byteorder = entries.get(`${prefix}byteorder`);
+  if (byteorder) {
+    const order = new TextDecoder().decode(await read(bytes, byteorder, budget)).trim();
+    if (order !== "little") {
+      throw new Problem(
+        `the byteorder record says ${
+          JSON.stringify(order)
+        }; tessera reads only little-endian files`,
+      );
+    }
+  }
+  const storages = new Map<string, StorageRef>();
+  const persistentLoad = (pid: unknown) => {
+    const { dtype, key, numel } = storageId(pid, 5);
+    const known = storages.get(key);
+    if (known) return sameStorage(known, dtype, numel);
+    const record = entries.get(`${prefix}data/${key}`);
+    if (!record) {
+      throw new PickleError(`storage '${key}' has no record ${prefix}data/${key} in the archive`);
+    }
+    const claimed = numel * ITEMSIZE[dtype];
+    if (claimed !== record.size) {
+      throw new PickleError(
+        `storage '${key}' claims ${numel} ${dtype} elements (${
+          formatBytes(claimed)
+        }) but its record ${record.name} holds ${formatBytes(record.size)}`,
+      );
+    }
+    const storage = new StorageRef(key, dtype, numel);
+    storages.set(key, storage);
+    return storage;
+  };
+  const pickle = await read(bytes, entries.get(pickles[0])!, budget);
+  const { value } = unpickle(pickle, { findClass, persistentLoad, build });
+  const cache = new Map<StorageRef, Promise<Uint8Array>>();
+  return {
+    value,
+    storageBytes(storage) {
+      const record = entries.get(`${prefix}data/${storage.key}`)!;
+      if (!cache.has(storage)) cache.set(storage, read(bytes, record, budget));
+      return cache.get(storage)!;
+    },
+  };
+}
+
+/** An entry's content; a deflated one allocates its size, which the budget must allow. */
+function read(bytes: Uint8Array, entry: ZipEntry, budget: Budget): Promise<Uint8Array> {
+  if (entry.method !== 0) budget.take(entry.size, `inflating zip entry '${entry.name}'`);
+  return readZipEntry(bytes, entry);
+}
+
+const MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
+const PROTOCOL_VERSION = 1001;
+
+/** A pickle of plain data only (the legacy header pickles and the storage key list). */
+function refuseGlobals(module: string, name: string): never {
+  throw new PickleError(`the pickle imports ${module}.${name} where only plain data belongs`);
+}
+
+function readLegacyFormat(bytes: Uint8Array): Loaded {
+  if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") {
+    throw new Problem(
+      "this is a tar archive, PyTorch's format before 0.4, which tessera does not read",
+    );
+  }
+  if (bytes[0] !== 0x80) {
+    const head = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new Problem(
+      `not a torch.save file: it is neither a zip archive nor a pickle (it starts with bytes ${
+        head || "(none: the file is empty)"
+      })`,
+    );
+  }
+  const header = (start: number) => unpickle(bytes, { start, findClass: refuseGlobals });
+  const magic = header(0);
+  if (magic.value !== MAGIC_NUMBER) {
+    throw new Problem(
+      `a pickle, but not a torch.save file: it starts with ${
+        describe(magic.value)
+      }, not torch's magic number`,
+    );
+  }
+  const protocol = header(magic.end);
+  if (protocol.value !== PROTOCOL_VERSION) {
+    throw new Problem(
+      `legacy torch.save protocol version ${
+        describe(protocol.value)
+      }; tessera reads ${PROTOCOL_VERSION}`,
+    );
+  }
+  const sysInfo = header(protocol.end);
+  if (!(sysInfo.value instanceof Map) || sysInfo.value.get("little_endian") !== true) {
+    throw new Problem(
+      `the file's sys_info ${
+        sysInfo.value instanceof Map
+          ? "does not say little_endian: True"
+          : `is ${describe(sysInfo.value)}`
+      }; tessera reads only little-endian files`,
+    );
+  }
+  const storages = new Map<string, StorageRef>();
+  const persistentLoad = (pid: unknown) => legacyStorage(pid, storages);
+  const object = unpickle(bytes, { start: sysInfo.end, findClass, persistentLoad, build });
+  const keys = header(object.end);
+  const data = legacyStorageData(bytes, keys.value, keys.end, storages);
+  return {
+    value: object.value,
+    storageBytes(storage, tensor) {
+      const root = storage.root?.storage ?? storage;
+      const raw = data.get(root);
+      if (!raw) {
+        throw new Problem(
+          `tensor '${tensor}' uses storage '${root.key}', whose data is not in the file`,
+        );
+      }
+      const start = (storage.root?.offset ?? 0) * ITEMSIZE[storage.dtype];
+      return raw.subarray(start, start + storage.numel * ITEMSIZE[storage.dtype]);
+    },
+  };
+}
+
+function legacyStorage(pid: unknown, storages: Map<string, StorageRef>): StorageRef {
+  const { dtype, key, numel } = storageId(pid, 6);
+  const known = storages.get(key);
+  const root = known ? sameStorage(known, dtype, numel) : new StorageRef(key, dtype, numel);
+  storages.set(key, root);
+  const view = (pid as readonly unknown[])[5];
+  if (view === null) return root;
+  // Storage views (PyTorch < 0.4): (view key, offset, numel), a slice of the root storage.
+  if (!isTuple(view) || view.length !== 3 || typeof view[0] !== "string") {
+    throw new PickleError(
+      `storage '${key}' has view metadata ${describe(view)}, not (key, offset, numel)`,
+    );
+  }
+  const offset = index(view[1], `storage view '${view[0]}': offset`);
+  const size = index(view[2], `storage view '${view[0]}': numel`);
+  if (offset + size > numel) {
+    throw new PickleError(
+      `storage view '${
+        view[0]
+      }' (${size} elements at ${offset}) runs past storage '${key}' (${numel} elements)`,
+    );
+  }
+  const existing = storages.get(view[0]);
+  if (existing) return sameStorage(existing, dtype, size);
+  const slice = new StorageRef(view[0], dtype, size, { storage: root, offset });
+  storages.set(view[0], slice);
+  return slice;
+}
+
+/** Walks the raw storages after the key list: per key, an int64 element count and the bytes. */
+function legacyStorageData(
+  bytes: Uint8Array,
+  keys: unknown,
+  start: number,
+  storages: Map<string, StorageRef>,
+): Map<StorageRef, Uint8Array> {
+  if (!Array.isArray(keys)) {
+    throw new Problem(`the storage key list is ${describe(keys)}, not a list`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const data = new Map<StorageRef, Uint8Array>();
+  let at = start;
+  for (const key of keys) {
+    const storage = typeof key === "string" ? storages.get(key) : undefined;
+    if (!storage || storage.root) {
+      throw new Problem(
+        `the storage key list names ${describe(key)}, which the object does not use as a storage`,
+      );
+    }
+    if (data.has(storage)) throw new Problem(`the storage key list names '${key}' twice`);
+    if (at + 8 > bytes.length) {
+      throw new Problem(`storage '${key}': the file ends before its element count (offset ${at})`);
+    }
+    const count = view.getBigInt64(at, true);
+    if (count !== BigInt(storage.numel)) {
+      throw new Problem(
+        `storage '${key}' holds ${count} elements in the file but ${storage.numel} in the pickle`,
+      );
+    }
+    const length = storage.numel * ITEMSIZE[storage.dtype];
+    if (length > bytes.length - at - 8) {
+      throw new Problem(
+        `storage '${key}' claims ${storage.numel} ${storage.dtype} elements (${
+          formatBytes(length)
+        }) but only ${formatBytes(bytes.length - at - 8)} remain in the file`,
+      );
+    }
+    data.set(storage, bytes.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  return data;
+}
+
+// ---- finding the state_dict ------------------------------------------------------------------
+
+function listNames(keys: Iterable<unknown>): string {
+  const names = [...keys].map((k) => typeof k === "string" ? k : describe(k));
+  return names.length > 12
+    ? `${names.slice(0, 12).join(", ")}, ... (${names.length} in all)`
+    : names.join(", ");
+}
+
+/** The saved dict of tensors, or the one under 'state_dict' or 'model'. */
+function findStateDict(value: unknown): Map<string, TensorRef> {
+  if (value instanceof TensorRef) {
+    throw new Problem("the file holds a single tensor, not a state_dict (a dict of named tensors)");
+  }
+  if (!(value instanceof Map)) {
+    throw new Problem(
+      `the file holds ${describe(value)}, not a state_dict (a dict of named tensors)`,
+    );
+  }
+  for (const key of ["state_dict", "model"]) {
+    if (value.has(key)) return checkStateDict(value.get(key), `the '${key}' entry`);
+  }
+  const problem = stateDictProblem(value);
+  if (problem) {
+    throw new Problem(
+      `no state_dict found: the top-level dict (keys: ${listNames(value.keys())}) ${problem}, ` +
+        "and it has no 'state_dict' or 'model' entry",
+    );
+  }
+  return value as Map<string, TensorRef>;
+}
+
+function checkStateDict(value: unknown, where: string): Map<string, TensorRef> {
+  if (!(value instanceof Map)) {
+    throw new Problem(`${where} holds ${describe(value)}, not a dict of tensors`);
+  }
+  const problem = stateDictProblem(value);
+  if (problem) throw new Problem(`${where} is not a state_dict: it ${problem}`);
+  return value as Map<string, TensorRef>;
+}
+
+function stateDictProblem(map: Map<unknown, unknown>): string | undefined {
+  for (const [key, item] of map) {
+    if (typeof key !== "string") return `has the key ${describe(key)}, not a string`;
+    if (!(item instanceof TensorRef)) return `holds ${describe(item)} under '${key}', not a tensor`;
+  }
+  return undefined;
+}
