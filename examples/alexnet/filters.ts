@@ -141,13 +141,19 @@ export async function conv1FiltersPng(
 ): Promise<{ png: Uint8Array; shape: [number, number, number, number] }> {
   const state = await readWeightsFile(weightsPath);
   const conv1 = state.get("features.0.weight");
-  if (conv1 === undefined || conv1.shape.length !== 4) {
+  const names = [...state.keys()].slice(0, 4).join(", ");
+  const data = conv1 === undefined
+    ? undefined
+    : "dataSync" in conv1
+    ? conv1.dataSync()
+    : conv1.data;
+  for (const t of state.values()) if ("dispose" in t) t.dispose();
+  if (conv1 === undefined || data === undefined || conv1.shape.length !== 4) {
     throw new Error(
       `--weights ${weightsPath}: no 4-d "features.0.weight" (conv1 of torchvision's AlexNet); ` +
-        `names in the file: ${[...state.keys()].slice(0, 4).join(", ")}, ...`,
+        `names in the file: ${names}, ...`,
     );
   }
-  const data = "dataSync" in conv1 ? conv1.dataSync() : conv1.data;
   const shape = [...conv1.shape] as [number, number, number, number];
   return {
     png: filterGridPng(Float32Array.from(data as ArrayLike<number>), shape, options),

@@ -38,6 +38,7 @@ import {
   imagenetTenCrop,
   topK,
 } from "../../data/imagenet.ts";
+import { loadTorch } from "../../io/torch.ts";
 import { tryWebGPU } from "./device.ts";
 import { allFinite } from "./learner.ts";
 
@@ -143,6 +144,7 @@ export function progressBar(label: string): (received: number, total: number | n
 /** Reads a weights file by its extension: `.pth`/`.pt` (torch.save) or `.safetensors`. */
 export async function readWeightsFile(path: string): Promise<Map<string, Tensor | HostTensor>> {
   const lower = path.toLowerCase();
+  if (lower.endsWith(".pth") || lower.endsWith(".pt")) return await loadTorch(path);
   if (lower.endsWith(".safetensors")) {
     const state = new Map<string, HostTensor>();
     for (const [name, entry] of (await loadSafetensors(path)).tensors) {
@@ -199,6 +201,9 @@ export async function alexnetFromStateDict(
     await model.loadStateDict(state);
   } catch (error) {
     throw new Error(`${where}: ${(error as Error).message}`);
+  } finally {
+    // loadTorch's tensors were copied into the model's parameters.
+    for (const t of state.values()) if ("dispose" in t) t.dispose();
   }
   if (!await allFinite(model.parameters())) {
     throw new Error(`${where} holds weights that are not finite (NaN or Infinity)`);
