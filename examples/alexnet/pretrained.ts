@@ -1,7 +1,8 @@
 /**
- * torchvision's ImageNet-trained AlexNet in tessera: where its weights come from, how a weights
- * file becomes a model, and what predict, filters and figure4 ask of it (class probabilities,
- * the last hidden layer's 4096 activations).
+ * torchvision's ImageNet-trained AlexNet for the commands (predict, filters, figure4): where
+ * its weights come from and how a weights file becomes a model. The model itself, its class
+ * probabilities and its last hidden layer live in `models/alexnet_pretrained.ts`, shared with
+ * the web page.
  *
  * A weights file is a torchvision-layout `state_dict` (`features.{0,3,6,8,10}`,
  * `classifier.{1,4,6}`): torchvision's own `alexnet-owt-7be5be79.pth`, any `.pth`/`.pt` that
@@ -17,30 +18,19 @@
  * @module
  */
 
-import {
-  fromArray,
-  type HostTensor,
-  loadSafetensors,
-  type Module,
-  noGrad,
-  type Sequential,
-  softmax,
-  type Tensor,
-  writeFileAtomic,
-} from "../../mod.ts";
-import { alexnetTorchvision } from "../../models/alexnet.ts";
+import { type HostTensor, loadSafetensors, type Tensor, writeFileAtomic } from "../../mod.ts";
 import { sha256Hex } from "../../data/mod.ts";
-import type { ImageCHW } from "../../data/dataset.ts";
-import {
-  type ClassProbability,
-  IMAGENET_CLASSES,
-  imagenetEval,
-  imagenetTenCrop,
-  topK,
-} from "../../data/imagenet.ts";
 import { loadTorch } from "../../io/torch.ts";
+import { alexnetFromStateDict, type PretrainedAlexNet } from "../../models/alexnet_pretrained.ts";
 import { tryWebGPU } from "./device.ts";
-import { allFinite } from "./learner.ts";
+
+export {
+  classify,
+  classProbabilities,
+  disposePretrained,
+  lastHiddenLayer,
+  type PretrainedAlexNet,
+} from "../../models/alexnet_pretrained.ts";
 
 /** torchvision's AlexNet_Weights.IMAGENET1K_V1 file. */
 export const TORCHVISION_ALEXNET = {
@@ -162,133 +152,22 @@ export async function readWeightsFile(path: string): Promise<Map<string, Tensor 
   );
 }
 
-/** A torchvision-layout AlexNet with its weights loaded, and the names of its outputs. */
-export interface PretrainedAlexNet {
-  /** The network, in eval mode, on the requested device. */
-  model: Sequential;
-  /** One name per output unit: ImageNet's for 1000 classes, `class i` otherwise. */
-  classNames: readonly string[];
-  /** The device it runs on. */
-  device: "cpu" | "gpu";
-}
-
-/** The state dict's `[rows, columns]` of a classifier layer, or an error naming the layout. */
-function linearShape(state: Map<string, Tensor | HostTensor>, name: string, where: string) {
-  const shape = state.get(`${name}.weight`)?.shape;
-  if (shape === undefined || shape.length !== 2) {
-    throw new Error(
-      `${where}: no 2-d tensor "${name}.weight"; this is not a torchvision AlexNet state_dict ` +
-        `(names ${[...state.keys()].slice(0, 4).join(", ")}, ...)`,
-    );
-  }
-  return shape;
-}
-
 /**
- * Builds a torchvision-layout AlexNet from a state dict (read with {@link readWeightsFile})
- * and loads it, strictly: every name and shape must match. fc6/fc7's width and the number of
- * classes come from the file.
+ * {@link readWeightsFile}, then `alexnetFromStateDict` (models/alexnet_pretrained.ts) on
+ * `device` ("gpu" brings WebGPU up first, or says why it cannot).
  */
-export async function alexnetFromStateDict(
-  state: Map<string, Tensor | HostTensor>,
-  where: string,
-  device: "cpu" | "gpu" = "cpu",
-): Promise<PretrainedAlexNet> {
-  const [hiddenUnits] = linearShape(state, "classifier.1", where);
-  const [numClasses] = linearShape(state, "classifier.6", where);
-  const model = alexnetTorchvision({ hiddenUnits, numClasses, dropout: false });
-  try {
-    await model.loadStateDict(state);
-  } catch (error) {
-    throw new Error(`${where}: ${(error as Error).message}`);
-  } finally {
-    // loadTorch's tensors were copied into the model's parameters.
-    for (const t of state.values()) if ("dispose" in t) t.dispose();
-  }
-  if (!await allFinite(model.parameters())) {
-    throw new Error(`${where} holds weights that are not finite (NaN or Infinity)`);
-  }
-  if (device === "gpu") {
-    const { backend, why } = await tryWebGPU();
-    if (!backend) throw new Error(`--device gpu: ${why}`);
-  }
-  await model.to(device);
-  model.eval();
-  const classNames = numClasses === IMAGENET_CLASSES.length
-    ? IMAGENET_CLASSES
-    : Array.from({ length: numClasses }, (_, i) => `class ${i}`);
-  return { model, classNames, device };
-}
-
-/** {@link readWeightsFile} then {@link alexnetFromStateDict}. */
 export async function loadPretrained(
   path: string,
   device: "cpu" | "gpu" = "cpu",
 ): Promise<PretrainedAlexNet> {
-  return alexnetFromStateDict(await readWeightsFile(path), `--weights ${path}`, device);
-}
-
-/** Runs `views` ([3, 224, 224] each) as one batch through `layers`, returning host values. */
-async function run(
-  net: PretrainedAlexNet,
-  views: ImageCHW<Float32Array>[],
-  forward: (model: Sequential, x: Tensor) => Tensor,
-): Promise<Float32Array> {
-  const size = views[0].data.length;
-  const batch = new Float32Array(views.length * size);
-  views.forEach((v, i) => batch.set(v.data, i * size));
-  using x = fromArray(batch, [views.length, 3, 224, 224], { device: net.device });
-  using out = noGrad(() => forward(net.model, x));
-  return (await out.data()) as Float32Array;
-}
-
-/**
- * The class probabilities of one photo: the softmax of the centre crop (`crops` 1,
- * torchvision's evaluation) or the mean softmax of the paper's ten crops (`crops` 10).
- */
-export async function classProbabilities(
-  net: PretrainedAlexNet,
-  image: ImageCHW<Uint8Array>,
-  crops: 1 | 10 = 1,
-): Promise<Float64Array> {
-  const views = crops === 10 ? imagenetTenCrop(image) : [imagenetEval(image)];
-  const values = await run(net, views, (model, x) => softmax(model.forward(x)));
-  const classes = net.classNames.length;
-  const mean = new Float64Array(classes);
-  for (let v = 0; v < views.length; v++) {
-    for (let c = 0; c < classes; c++) mean[c] += values[v * classes + c] / views.length;
+  if (device === "gpu") {
+    const { backend, why } = await tryWebGPU();
+    if (!backend) throw new Error(`--device gpu: ${why}`);
   }
-  return mean;
-}
-
-/** The `top` most probable classes of one photo (see {@link classProbabilities}). */
-export async function classify(
-  net: PretrainedAlexNet,
-  image: ImageCHW<Uint8Array>,
-  options: { crops?: 1 | 10; top?: number } = {},
-): Promise<ClassProbability[]> {
-  const probabilities = await classProbabilities(net, image, options.crops ?? 1);
-  return topK(probabilities, options.top ?? 5, net.classNames);
-}
-
-/**
- * The last hidden layer's activations of a photo's centre crop: fc7 after its ReLU, the
- * 4096-d vector whose Euclidean distances the paper's Figure 4 (right) ranks neighbours by.
- */
-export async function lastHiddenLayer(
-  net: PretrainedAlexNet,
-  image: ImageCHW<Uint8Array>,
-): Promise<Float32Array> {
-  return await run(net, [imagenetEval(image)], (model, x) => {
-    // features, avgpool, flatten, then classifier up to fc7's ReLU (index 5; 6 is fc8).
-    let h = model.at(2).forward(model.at(1).forward(model.at(0).forward(x)));
-    const classifier = model.at(3) as Sequential;
-    for (let i = 0; i <= 5; i++) h = classifier.at(i).forward(h);
-    return h;
-  });
-}
-
-/** Frees the model's parameters (GPU memory when on the GPU). */
-export function disposePretrained(net: PretrainedAlexNet): void {
-  for (const p of (net.model as Module).parameters()) p.dispose();
+  const state = await readWeightsFile(path);
+  try {
+    return await alexnetFromStateDict(state, `--weights ${path}`, device);
+  } finally {
+    for (const t of state.values()) if ("dispose" in t) t.dispose();
+  }
 }
