@@ -28,6 +28,15 @@ import {
 } from "../data/imagenet.ts";
 import { alexnetTorchvision } from "./alexnet.ts";
 
+/**
+ * The memory a weights reader may spend on one AlexNet file (`loadTorch`'s `maxBytes`):
+ * torchvision's AlexNet is 61.1 million float32 values, 244 MB, and 512 MiB leaves room for a
+ * float64 copy's conversion while still refusing a file that claims gigabytes. `loadTorch`'s
+ * own default (8 times the file's size) would refuse a small file of broadcast (stride-0)
+ * tensors that legitimately expands further.
+ */
+export const ALEXNET_MAX_BYTES = 512 * 1024 * 1024;
+
 /** A torchvision-layout AlexNet with its weights loaded, and the names of its outputs. */
 export interface PretrainedAlexNet {
   /** The network, in eval mode, on `device`. */

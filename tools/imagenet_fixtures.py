@@ -21,6 +21,13 @@ It writes:
 - expected.json: per image the resized size, and the normalised tensor at a few positions;
   and the ten crops (torchvision's TenCrop(224) of Resize(256) + CenterCrop(256)) at a few
   positions, to check the crop order and mirroring.
+- tiny_alexnet_legacy.pth, tiny_alexnet_zip.pth: a torchvision-layout AlexNet state_dict
+  saved by torch.save in the legacy format (torchvision's own file is one) and the zip
+  format, small enough to commit: random weights, fc6/fc7 16 wide, conv2-conv5 stored as one
+  filter broadcast to every output channel and fc6 as one weight per unit broadcast to every
+  input (stride-0 views, which torch.save keeps as such); tiny_alexnet.json: PyTorch's class probabilities of each fixture photo through it
+  (torchvision's transform of PIL's pixels), centre crop and ten crops: the ten most probable
+  classes as [index, probability].
 """
 
 import json
@@ -68,6 +75,44 @@ def photo_like(width, height, seed):
     stripes = 18 * np.sin(x / 2.3 + y / 5.1)[..., None]
     noise = rng.normal(0, 6, pixels.shape)
     return Image.fromarray(np.clip(pixels + stripes + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+def tiny_alexnet():
+    """torchvision's AlexNet layout with fc6/fc7 16 wide and mostly broadcast weights."""
+    torch.manual_seed(2012)
+    features = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 64, 11, 4, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2),
+        torch.nn.Conv2d(64, 192, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2),
+        torch.nn.Conv2d(192, 384, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(384, 256, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(256, 256, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2),
+    )
+    classifier = torch.nn.Sequential(
+        torch.nn.Dropout(), torch.nn.Linear(9216, 16), torch.nn.ReLU(),
+        torch.nn.Dropout(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1000),
+    )
+    model = torch.nn.Sequential()
+    model.add_module("features", features)
+    model.add_module("avgpool", torch.nn.AdaptiveAvgPool2d(6))
+    model.add_module("flatten", torch.nn.Flatten())
+    model.add_module("classifier", classifier)
+    state = {}
+    for name, p in model.named_parameters():
+        fan_in = p[0].numel() if p.dim() > 1 else 1
+        if name.endswith("bias"):
+            state[name] = torch.randn(p.shape) * 0.01
+        elif name in ("features.0.weight", "classifier.4.weight"):
+            state[name] = torch.randn(p.shape) * (2.0 / fan_in) ** 0.5
+        elif name == "classifier.6.weight":  # large, so the classes' probabilities differ
+            state[name] = torch.randn(p.shape) * 0.02
+        elif name == "classifier.1.weight":  # one weight per unit for every input: [16, 1]
+            state[name] = (torch.randn(p.shape[0], 1) * (2.0 / fan_in) ** 0.5).expand(*p.shape)
+        else:  # one filter for every output channel: a stride-0 view of a small storage
+            base = torch.randn(1, *p.shape[1:]) * (2.0 / fan_in) ** 0.5
+            state[name] = base.expand(*p.shape)
+    model.load_state_dict(state)
+    model.eval()
+    return model, state
 
 
 def sample_positions(height, width, count, seed):
@@ -128,6 +173,27 @@ def main():
         }
     with open(f"{OUT}/expected.json", "w") as f:
         json.dump(expected, f)
+        f.write("\n")
+
+    model, state = tiny_alexnet()
+    torch.save(state, f"{OUT}/tiny_alexnet_legacy.pth", _use_new_zipfile_serialization=False)
+    torch.save(state, f"{OUT}/tiny_alexnet_zip.pth")
+    probabilities = {}
+    with torch.no_grad():
+        for name, *_ in IMAGES:
+            with Image.open(f"{OUT}/{name}.jpg") as opened:
+                decoded = opened.convert("RGB")
+            centre = torch.softmax(model(evaluate(decoded)[None]), 1)[0]
+            views = torch.stack([
+                transforms.functional.normalize(
+                    transforms.functional.to_tensor(c), evaluate.mean, evaluate.std
+                ) for c in ten(decoded)
+            ])
+            tens = torch.softmax(model(views), 1).mean(0)
+            top = lambda p: [[int(i), float(p[i])] for i in torch.argsort(p, descending=True)[:10]]
+            probabilities[name] = {"centre": top(centre), "tenCrop": top(tens)}
+    with open(f"{OUT}/tiny_alexnet.json", "w") as f:
+        json.dump(probabilities, f)
         f.write("\n")
 
 

@@ -16,6 +16,7 @@ import { loadTorchBytes } from "../io/torch.ts";
 import { decodeSafetensors } from "../io/safetensors.ts";
 import { getThreads, setThreads } from "../tensor/ops/gemm.ts";
 import {
+  ALEXNET_MAX_BYTES,
   alexnetFromStateDict,
   classify,
   disposePretrained,
@@ -54,7 +55,9 @@ async function start(choice: "auto" | "cpu"): Promise<void> {
 
 /** The state dict of a dropped file, by its extension. */
 async function readStateDict(name: string, bytes: Uint8Array) {
-  if (/\.(pth|pt)$/i.test(name)) return await loadTorchBytes(bytes, { name });
+  if (/\.(pth|pt)$/i.test(name)) {
+    return await loadTorchBytes(bytes, { name, maxBytes: ALEXNET_MAX_BYTES });
+  }
   if (/\.safetensors$/i.test(name)) {
     const state = new Map<string, Tensor | HostTensor>();
     for (const [key, entry] of decodeSafetensors(bytes, name).tensors) {

@@ -21,7 +21,11 @@
 import { type HostTensor, loadSafetensors, type Tensor, writeFileAtomic } from "../../mod.ts";
 import { sha256Hex } from "../../data/mod.ts";
 import { loadTorch } from "../../io/torch.ts";
-import { alexnetFromStateDict, type PretrainedAlexNet } from "../../models/alexnet_pretrained.ts";
+import {
+  ALEXNET_MAX_BYTES,
+  alexnetFromStateDict,
+  type PretrainedAlexNet,
+} from "../../models/alexnet_pretrained.ts";
 import { tryWebGPU } from "./device.ts";
 
 export {
@@ -134,7 +138,9 @@ export function progressBar(label: string): (received: number, total: number | n
 /** Reads a weights file by its extension: `.pth`/`.pt` (torch.save) or `.safetensors`. */
 export async function readWeightsFile(path: string): Promise<Map<string, Tensor | HostTensor>> {
   const lower = path.toLowerCase();
-  if (lower.endsWith(".pth") || lower.endsWith(".pt")) return await loadTorch(path);
+  if (lower.endsWith(".pth") || lower.endsWith(".pt")) {
+    return await loadTorch(path, { maxBytes: ALEXNET_MAX_BYTES });
+  }
   if (lower.endsWith(".safetensors")) {
     const state = new Map<string, HostTensor>();
     for (const [name, entry] of (await loadSafetensors(path)).tensors) {

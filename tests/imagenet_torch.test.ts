@@ -1,0 +1,80 @@
+/**
+ * torchvision-layout AlexNet state_dicts saved by PyTorch's own `torch.save` (both formats;
+ * `tools/imagenet_fixtures.py`), read by `loadTorch` and run by tessera: the class
+ * probabilities of each fixture photo equal PyTorch's, through the library and through
+ * `deno task predict`.
+ */
+
+import assert from "node:assert/strict";
+import { decodePng } from "../data/codecs.ts";
+import { IMAGENET_CLASSES } from "../data/imagenet.ts";
+import { loadTorch } from "../io/torch.ts";
+import {
+  ALEXNET_MAX_BYTES,
+  alexnetFromStateDict,
+  classProbabilities,
+  disposePretrained,
+} from "../models/alexnet_pretrained.ts";
+import { FIXTURE_PHOTOS, IMAGENET_FIXTURES } from "./imagenet_helpers.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+type Top = [number, number][];
+const pytorch: Record<string, { centre: Top; tenCrop: Top }> = JSON.parse(
+  await Deno.readTextFile(`${IMAGENET_FIXTURES}/tiny_alexnet.json`),
+);
+
+for (const format of ["legacy", "zip"]) {
+  Deno.test(`imagenet .pth (${format}): PyTorch's probabilities, centre and ten crops`, async () => {
+    const state = await loadTorch(`${IMAGENET_FIXTURES}/tiny_alexnet_${format}.pth`, {
+      maxBytes: ALEXNET_MAX_BYTES,
+    });
+    const net = await alexnetFromStateDict(state, format);
+    for (const t of state.values()) t.dispose();
+    try {
+      for (const name of FIXTURE_PHOTOS) {
+        const image = await decodePng(await Deno.readFile(`${IMAGENET_FIXTURES}/${name}.pil.png`));
+        for (const crops of [1, 10] as const) {
+          const p = await classProbabilities(net, image, crops);
+          const expected = pytorch[name][crops === 1 ? "centre" : "tenCrop"];
+          for (const [index, probability] of expected) {
+            assert.ok(
+              Math.abs(p[index] - probability) <= 1e-5 * Math.max(1, probability * 10),
+              `${name} crops ${crops} class ${index}: ${p[index]} vs PyTorch ${probability}`,
+            );
+          }
+        }
+      }
+    } finally {
+      disposePretrained(net);
+    }
+  });
+}
+
+Deno.test("predict --weights FILE.pth: prints PyTorch's top-5", async () => {
+  const name = FIXTURE_PHOTOS[0];
+  const photo = `${IMAGENET_FIXTURES}/${name}.pil.png`;
+  const output = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      "examples/alexnet/predict.ts",
+      "--weights",
+      `${IMAGENET_FIXTURES}/tiny_alexnet_legacy.pth`,
+      photo,
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  const lines = stdout.split("\n").filter((l) => /^\s+[\d.]+%/.test(l));
+  assert.equal(lines.length, 5, stdout);
+  lines.forEach((line, k) => {
+    const [index, probability] = pytorch[name].centre[k];
+    const [, percent, className] = line.match(/^\s+([\d.]+)%\s+(.+)$/)!;
+    assert.equal(className, IMAGENET_CLASSES[index]);
+    assert.ok(Math.abs(Number(percent) - 100 * probability) <= 0.006, line);
+  });
+});
