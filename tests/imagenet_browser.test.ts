@@ -3,7 +3,8 @@
  * torchvision's AlexNet layout (random weights, small classifier; imagenet_helpers.ts) and a
  * photo are dropped on the page together; the page draws conv1's filters and lists the
  * photo's top-5, which must be the classes tessera computes in Deno for the same file and
- * photo (a PNG, so both sides decode the same pixels).
+ * photo (a PNG, so both sides decode the same pixels). On the CPU backend a `.pth` written by
+ * PyTorch is dropped next and gives PyTorch's own top-5.
  *
  * @module
  */
@@ -11,6 +12,7 @@
 import assert from "node:assert/strict";
 import { decodePng } from "../data/codecs.ts";
 import { decodeSafetensors } from "../io/safetensors.ts";
+import { IMAGENET_CLASSES } from "../data/imagenet.ts";
 import type { HostTensor } from "../nn/module.ts";
 import { alexnetFromStateDict, classify, disposePretrained } from "../models/alexnet_pretrained.ts";
 import { type BrowserPage, chromiumAvailable, withBrowser } from "./browser_chromium.ts";
@@ -109,6 +111,27 @@ for (const device of ["gpu", "cpu"] as const) {
           if (device === "gpu") {
             await Deno.mkdir("runs", { recursive: true });
             await Deno.writeFile("runs/imagenet_page.png", await page.screenshot());
+          }
+          if (device === "cpu") {
+            // A .pth that PyTorch wrote (legacy format, as torchvision's file) replaces the
+            // weights; the same photo then gets PyTorch's top-5 (tools/imagenet_fixtures.py).
+            const pth = "tiny_alexnet_legacy.pth";
+            await sendFile(page, pth, await Deno.readFile(`${IMAGENET_FIXTURES}/${pth}`));
+            await drop(page, [pth, photoName]);
+            const after = await page.waitFor<PageState>(
+              `globalThis.imagenet.error !== null || globalThis.imagenet.predictions.length > 1
+                ? globalThis.imagenet : null`,
+              240,
+            );
+            assert.equal(after.error, null, `page error; log:\n${page.log.join("\n")}`);
+            assert.equal(after.weights, pth);
+            const pytorch = JSON.parse(
+              await Deno.readTextFile(`${IMAGENET_FIXTURES}/tiny_alexnet.json`),
+            )[FIXTURE_PHOTOS[0]].centre as [number, number][];
+            after.predictions[1].top.forEach((t, k) => {
+              assert.equal(t.className, IMAGENET_CLASSES[pytorch[k][0]], `rank ${k}`);
+              assert.ok(Math.abs(t.probability - pytorch[k][1]) < 1e-4, `rank ${k}`);
+            });
           }
         }, { webgpu: device === "gpu" });
       } finally {
