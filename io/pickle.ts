@@ -291,7 +291,7 @@ class Machine {
         const text = this.line();
         const value = Number(text);
         if (!/^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*$/i.test(text)) {
-          this.fail(`FLOAT argument ${JSON.stringify(text)} is not a number`);
+          this.fail(`FLOAT argument ${printable(text)} is not a number`);
         }
         return this.push(Number.isNaN(value) ? pythonFloat(text) : value);
       }
@@ -424,14 +424,14 @@ class Machine {
     if (text === "01") return true;
     if (text === "00") return false;
     if (!/^[-+]?\d{1,64}$/.test(text)) {
-      this.fail(`INT/LONG argument ${JSON.stringify(text)} is not an integer`);
+      this.fail(`INT/LONG argument ${printable(text)} is not an integer`);
     }
     return normalise(BigInt(text));
   }
 
   decimal(text: string, op: string): number {
     if (!/^\d{1,15}$/.test(text)) {
-      this.fail(`${op} index ${JSON.stringify(text)} is not a decimal number`);
+      this.fail(`${op} index ${printable(text)} is not a decimal number`);
     }
     return Number(text);
   }
@@ -511,6 +511,22 @@ class Machine {
   }
 }
 
+/**
+ * `text` for an error message: as is when it looks like a Python name (`posix.system`), else
+ * JSON-quoted, and cut to about 60 characters either way (a text argument can run to the end
+ * of a corrupt file).
+ */
+export function printable(text: string): string {
+  const short = text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return /^[\w.]*$/.test(text) && text.length <= 60 ? text : JSON.stringify(short);
+}
+
+/** `'name'` for a message: control characters escaped, cut to about 60 characters. */
+export function quote(name: string): string {
+  const short = name.length > 60 ? `${name.slice(0, 57)}...` : name;
+  return `'${JSON.stringify(short).slice(1, -1)}'`;
+}
+
 /** An integer as a number when it is exactly representable, else as a bigint. */
 function normalise(value: bigint): number | bigint {
   return value >= -BigInt(Number.MAX_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
@@ -524,7 +540,10 @@ function pythonFloat(text: string): number {
   return NaN;
 }
 
-/** A short description of a pickled value for error messages: its Python type. */
+/**
+ * A short description of a pickled value for error messages: its Python type, or for the
+ * caller's own objects their `pickleDescription` string.
+ */
 export function describe(value: unknown): string {
   if (value === null) return "None";
   if (typeof value === "boolean") return `bool ${value ? "True" : "False"}`;
@@ -538,5 +557,7 @@ export function describe(value: unknown): string {
   if (value instanceof Map) return `a dict of ${value.size}`;
   if (value instanceof Set) return `a set of ${value.size}`;
   if (value instanceof PickleCallable) return value.name;
+  const own = (value as { pickleDescription?: unknown }).pickleDescription;
+  if (typeof own === "string") return own;
   return (value as object)?.constructor?.name ?? typeof value;
 }

@@ -17,10 +17,11 @@
  *                    legacy adds a sixth field, an old "storage view" (key, offset, numel)
  *
  * Inside the object, each tensor is a call `torch._utils._rebuild_tensor_v2(storage, offset,
- * size, stride, requires_grad, hooks)` (a strided view, see torch_storage.ts), and a
- * state_dict is a `collections.OrderedDict` of them. Those, the storage types, torch's dtypes
- * and `_rebuild_parameter` are the only globals this reader lets the pickle name; anything
- * else (a pickled `nn.Module`, `posix.system`) is refused, naming it.
+ * size, stride, requires_grad, hooks)`, a strided view of a storage, and a state_dict is a
+ * `collections.OrderedDict` of them. Those, the storage types, torch's dtypes and
+ * `_rebuild_parameter` are the only globals this reader lets the pickle name (torch_pickle.ts
+ * holds the list); anything else (a pickled `nn.Module`, `posix.system`) is refused, naming
+ * it. torch_storage.ts turns a view of a storage's bytes into a tensor's values.
  *
  * The file is untrusted. Storages are only numbers (dtype, key, element count) until a
  * state_dict tensor needs one; each storage's claimed size is checked against the bytes that
@@ -34,15 +35,18 @@
 
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { checkKeys } from "../optim/options.ts";
-import { describe, isTuple, PickleCallable, PickleError, unpickle } from "./pickle.ts";
+import { describe, isTuple, PickleError, quote, unpickle } from "./pickle.ts";
 import {
-  ConversionError,
-  isLittleEndianHost,
-  ITEMSIZE,
-  outputItemsize,
-  readView,
-  type TorchDtype,
-} from "./torch_storage.ts";
+  build,
+  findClass,
+  index,
+  refuseGlobals,
+  sameStorage,
+  storageId,
+  StorageRef,
+  TensorRef,
+} from "./torch_pickle.ts";
+import { ConversionError, isLittleEndianHost, ITEMSIZE, readView } from "./torch_storage.ts";
 import { isZip, readZipDirectory, readZipEntry, type ZipEntry, ZipError } from "./zip.ts";
 
 /** A file that is not a readable `torch.save` state_dict; the message starts with its name. */
@@ -104,6 +108,19 @@ export async function loadTorch(
  * {@link loadTorch} for a file already in memory (a browser's dropped file:
  * `new Uint8Array(await file.arrayBuffer())`). Asynchronous because deflated zip entries are
  * inflated with `DecompressionStream`.
+ *
+ * @example A file that is not a torch.save file is refused, by name
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadTorchBytes, TorchLoadError } from "../mod.ts";
+ *
+ * const page = new TextEncoder().encode("<!DOCTYPE html>"); // a download that went wrong
+ * await assert.rejects(loadTorchBytes(page, { name: "alexnet.pth" }), (error: Error) => {
+ *   assert.ok(error instanceof TorchLoadError);
+ *   assert.match(error.message, /^alexnet\.pth: not a torch\.save file/);
+ *   return true;
+ * });
+ * ```
  */
 export async function loadTorchBytes(
   bytes: Uint8Array,
@@ -116,7 +133,7 @@ export async function loadTorchBytes(
     const loaded = isZip(bytes) ? await readZipFormat(bytes, budget) : readLegacyFormat(bytes);
     const state = findStateDict(loaded.value);
     const tensors = new Map<string, Tensor>();
-    for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor '${key}'`);
+    for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor ${quote(key)}`);
     for (const [key, ref] of state) {
       const data = readView(
         await loaded.storageBytes(ref.storage, key),
@@ -188,256 +205,6 @@ function formatBytes(bytes: number): string {
   return `${Number(value.toPrecision(3))} ${unit}`;
 }
 
-// ---- what the pickle may name ----------------------------------------------------------------
-
-/** A storage type (`torch.FloatStorage`) or dtype (`torch.float32`) named by the pickle. */
-class StorageType {
-  constructor(readonly dtype: TorchDtype) {}
-}
-
-const STORAGE_TYPES: Record<string, TorchDtype> = {
-  FloatStorage: "float32",
-  DoubleStorage: "float64",
-  HalfStorage: "float16",
-  BFloat16Storage: "bfloat16",
-  LongStorage: "int64",
-  IntStorage: "int32",
-  ShortStorage: "int16",
-  CharStorage: "int8",
-  ByteStorage: "uint8",
-  BoolStorage: "bool",
-};
-
-const DTYPES: Record<string, TorchDtype> = {
-  float32: "float32",
-  float: "float32",
-  float64: "float64",
-  double: "float64",
-  float16: "float16",
-  half: "float16",
-  bfloat16: "bfloat16",
-  int64: "int64",
-  long: "int64",
-  int32: "int32",
-  int: "int32",
-  int16: "int16",
-  short: "int16",
-  int8: "int8",
-  uint8: "uint8",
-  bool: "bool",
-};
-
-/** One storage: its element type, its key in the file, its length in elements. */
-class StorageRef {
-  constructor(
-    readonly key: string,
-    readonly dtype: TorchDtype,
-    readonly numel: number,
-    /** A legacy storage view: the storage it is a slice of, and where the slice starts. */
-    readonly root?: { storage: StorageRef; offset: number },
-  ) {}
-}
-
-/** One tensor: a strided view of a storage (see torch_storage.ts). */
-class TensorRef {
-  constructor(
-    readonly storage: StorageRef,
-    readonly offset: number,
-    readonly shape: number[],
-    readonly stride: number[],
-  ) {}
-  get numel(): number {
-    return this.shape.reduce((a, b) => a * b, 1);
-  }
-  outputBytes(): number {
-    return this.numel * outputItemsize(this.storage.dtype);
-  }
-}
-
-const ALLOWED =
-  "collections.OrderedDict, torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter " +
-  "and torch's storage types";
-
-/** The allowlist: the value of each global the pickle may name; any other is refused. */
-function findClass(module: string, name: string): unknown {
-  if (module === "collections" && name === "OrderedDict") return ORDERED_DICT;
-  if (module === "torch._utils") {
-    if (name === "_rebuild_tensor_v2") return REBUILD_TENSOR_V2;
-    if (name === "_rebuild_tensor") return REBUILD_TENSOR;
-    if (name === "_rebuild_parameter") return REBUILD_PARAMETER;
-  }
-  // GPU tensors saved by old versions name torch.cuda.FloatStorage; they load on the CPU.
-  if ((module === "torch" || module === "torch.cuda") && Object.hasOwn(STORAGE_TYPES, name)) {
-    return new StorageType(STORAGE_TYPES[name]);
-  }
-  if (module === "torch" && Object.hasOwn(DTYPES, name)) return new StorageType(DTYPES[name]);
-  const hint = module.startsWith("torch") && name.endsWith("Storage")
-    ? ` (tessera reads storages of ${[...new Set(Object.values(STORAGE_TYPES))].join(", ")})`
-    : "; a state_dict needs only tensors, so save model.state_dict() rather than the model or other Python objects";
-  throw new PickleError(
-    `the pickle imports ${module}.${name}, which tessera does not allow (it allows ${ALLOWED})${hint}`,
-  );
-}
-
-/** OrderedDicts, which (unlike plain dicts) may receive attributes (`_metadata`) by BUILD. */
-const orderedDicts = new WeakSet<Map<unknown, unknown>>();
-
-const ORDERED_DICT = new PickleCallable("collections.OrderedDict", (args) => {
-  const map = new Map<unknown, unknown>();
-  orderedDicts.add(map);
-  if (args.length === 0) return map;
-  // Python 2 pickled an OrderedDict as OrderedDict([[key, value], ...]).
-  const items = args[0];
-  if (args.length !== 1 || !Array.isArray(items)) {
-    throw new PickleError(
-      `collections.OrderedDict called with ${describe(args)}; expected () or (items,)`,
-    );
-  }
-  for (const item of items) {
-    if (!Array.isArray(item) || item.length !== 2) {
-      throw new PickleError(
-        `collections.OrderedDict item ${describe(item)} is not a [key, value] pair`,
-      );
-    }
-    map.set(item[0], item[1]);
-  }
-  return map;
-}, true);
-
-/** BUILD on an OrderedDict sets its attributes; a state_dict's `_metadata` is not needed. */
-function build(target: unknown, state: unknown): void {
-  if (!(target instanceof Map) || !orderedDicts.has(target)) {
-    throw new PickleError(`BUILD (setting attributes) on ${describe(target)} is not allowed`);
-  }
-  const ok = state instanceof Map || (isTuple(state) && state.length === 2 &&
-    state.every((part) => part === null || part instanceof Map));
-  if (!ok) throw new PickleError(`BUILD of an OrderedDict with state ${describe(state)}`);
-}
-
-function index(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new PickleError(`${what} must be a non-negative integer, got ${describe(value)}`);
-  }
-  return value;
-}
-
-function indexTuple(value: unknown, what: string): number[] {
-  if (!isTuple(value) && !Array.isArray(value)) {
-    throw new PickleError(`${what} must be a tuple of integers, got ${describe(value)}`);
-  }
-  return (value as unknown[]).map((v, i) => index(v, `${what}[${i}]`));
-}
-
-/** torch._utils._rebuild_tensor(storage, storage_offset, size, stride). */
-function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
-  const [storage, offset, size, stride] = args;
-  if (!(storage instanceof StorageRef)) {
-    throw new PickleError(`${fn}: the storage argument is ${describe(storage)}, not a storage`);
-  }
-  const shape = indexTuple(size, `${fn}: size`);
-  const strides = indexTuple(stride, `${fn}: stride`);
-  if (shape.length !== strides.length) {
-    throw new PickleError(
-      `${fn}: size has ${shape.length} dimensions but stride has ${strides.length}`,
-    );
-  }
-  let numel = 1;
-  for (const dim of shape) {
-    numel *= dim;
-    if (numel > Number.MAX_SAFE_INTEGER) {
-      throw new PickleError(`${fn}: size ${describe(size)} is too large`);
-    }
-  }
-  const tensor = new TensorRef(storage, index(offset, `${fn}: storage_offset`), shape, strides);
-  checkInside(tensor, fn);
-  return tensor;
-}
-
-/** The view's last element must lie inside its storage (nothing is read for an empty one). */
-function checkInside(tensor: TensorRef, fn: string): void {
-  if (tensor.numel === 0) return;
-  let last = tensor.offset;
-  tensor.shape.forEach((dim, d) => last += (dim - 1) * tensor.stride[d]);
-  if (last >= tensor.storage.numel) {
-    throw new PickleError(
-      `${fn}: a tensor of size [${tensor.shape}], stride [${tensor.stride}], offset ${tensor.offset} reads element ${last} of storage '${tensor.storage.key}', which holds ${tensor.storage.numel} elements`,
-    );
-  }
-}
-
-const REBUILD_TENSOR = new PickleCallable("torch._utils._rebuild_tensor", (args) => {
-  if (args.length !== 4) {
-    throw new PickleError(`torch._utils._rebuild_tensor takes 4 arguments, got ${args.length}`);
-  }
-  return rebuildTensor(args, "torch._utils._rebuild_tensor");
-});
-
-const REBUILD_TENSOR_V2 = new PickleCallable("torch._utils._rebuild_tensor_v2", (args) => {
-  const fn = "torch._utils._rebuild_tensor_v2";
-  if (args.length !== 6 && args.length !== 7) {
-    throw new PickleError(`${fn} takes 6 or 7 arguments, got ${args.length}`);
-  }
-  if (typeof args[4] !== "boolean") {
-    throw new PickleError(`${fn}: requires_grad is ${describe(args[4])}`);
-  }
-  // Extra Python attributes (a 7th argument) would change the tensor; refuse rather than drop.
-  const metadata = args[6];
-  if (
-    metadata !== undefined && metadata !== null && !(metadata instanceof Map && metadata.size === 0)
-  ) {
-    throw new PickleError(
-      `${fn}: the tensor carries Python metadata ${describe(metadata)}, which tessera cannot keep`,
-    );
-  }
-  return rebuildTensor(args, fn);
-});
-
-const REBUILD_PARAMETER = new PickleCallable("torch._utils._rebuild_parameter", (args) => {
-  if (args.length !== 3 || !(args[0] instanceof TensorRef)) {
-    throw new PickleError(
-      `torch._utils._rebuild_parameter expects (tensor, requires_grad, hooks), got ${
-        describe(args)
-      }`,
-    );
-  }
-  return args[0];
-});
-
-/** Checks a persistent id's common fields: ('storage', type, key, location, numel, ...). */
-function storageId(
-  pid: unknown,
-  length: number,
-): { dtype: TorchDtype; key: string; numel: number } {
-  if (!isTuple(pid) || pid.length !== length || pid[0] !== "storage") {
-    throw new PickleError(
-      `persistent id ${describe(pid)} is not ('storage', type, key, location, numel${
-        length === 6 ? ", view" : ""
-      })`,
-    );
-  }
-  const [, type, key, location, numel] = pid;
-  if (!(type instanceof StorageType)) {
-    throw new PickleError(`a storage's type is ${describe(type)}`);
-  }
-  if (typeof key !== "string") {
-    throw new PickleError(`a storage's key is ${describe(key)}, not a string`);
-  }
-  if (typeof location !== "string") {
-    throw new PickleError(`storage '${key}' has location ${describe(location)}`);
-  }
-  return { dtype: type.dtype, key, numel: index(numel, `storage '${key}': numel`) };
-}
-
-/** The same key must always mean the same storage. */
-function sameStorage(known: StorageRef, dtype: TorchDtype, numel: number): StorageRef {
-  if (known.dtype !== dtype || known.numel !== numel) {
-    throw new PickleError(
-      `storage '${known.key}' is named as ${known.numel} ${known.dtype} elements and as ${numel} ${dtype} elements`,
-    );
-  }
-  return known;
-}
-
 // ---- the two layouts -------------------------------------------------------------------------
 
 interface Loaded {
@@ -448,15 +215,18 @@ interface Loaded {
 
 async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded> {
   const entries = readZipDirectory(bytes);
-  const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-  if (pickles.length !== 1) {
-    const torchScript = [...entries.keys()].some((n) => n.endsWith("/constants.pkl"));
+  const names = [...entries.keys()];
+  if (names.some((n) => n.endsWith("/constants.pkl"))) {
     throw new Problem(
-      torchScript
-        ? "this is a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead"
-        : `a torch.save zip holds one <archive>/data.pkl; this one holds ${pickles.length} (entries: ${
-          listNames(entries.keys())
-        })`,
+      "this is a TorchScript archive (torch.jit.save), not a torch.save file; in Python, save the model's state_dict with torch.save",
+    );
+  }
+  const pickles = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+  if (pickles.length !== 1) {
+    throw new Problem(
+      `a torch.save zip holds one <archive>/data.pkl; this one holds ${pickles.length} (entries: ${
+        listNames(names)
+      })`,
     );
   }
   const prefix = pickles[0].slice(0, -"data.pkl".length);
@@ -478,14 +248,16 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
     if (known) return sameStorage(known, dtype, numel);
     const record = entries.get(`${prefix}data/${key}`);
     if (!record) {
-      throw new PickleError(`storage '${key}' has no record ${prefix}data/${key} in the archive`);
+      throw new PickleError(
+        `storage ${quote(key)} has no record ${quote(`${prefix}data/${key}`)} in the archive`,
+      );
     }
     const claimed = numel * ITEMSIZE[dtype];
     if (claimed !== record.size) {
       throw new PickleError(
-        `storage '${key}' claims ${numel} ${dtype} elements (${
+        `storage ${quote(key)} claims ${numel} ${dtype} elements (${
           formatBytes(claimed)
-        }) but its record ${record.name} holds ${formatBytes(record.size)}`,
+        }) but its record ${quote(record.name)} holds ${formatBytes(record.size)}`,
       );
     }
     const storage = new StorageRef(key, dtype, numel);
@@ -507,17 +279,12 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
 
 /** An entry's content; a deflated one allocates its size, which the budget must allow. */
 function read(bytes: Uint8Array, entry: ZipEntry, budget: Budget): Promise<Uint8Array> {
-  if (entry.method !== 0) budget.take(entry.size, `inflating zip entry '${entry.name}'`);
+  if (entry.method !== 0) budget.take(entry.size, `inflating zip entry ${quote(entry.name)}`);
   return readZipEntry(bytes, entry);
 }
 
 const MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
-
-/** A pickle of plain data only (the legacy header pickles and the storage key list). */
-function refuseGlobals(module: string, name: string): never {
-  throw new PickleError(`the pickle imports ${module}.${name} where only plain data belongs`);
-}
 
 function readLegacyFormat(bytes: Uint8Array): Loaded {
   if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") {
@@ -572,7 +339,7 @@ function readLegacyFormat(bytes: Uint8Array): Loaded {
       const raw = data.get(root);
       if (!raw) {
         throw new Problem(
-          `tensor '${tensor}' uses storage '${root.key}', whose data is not in the file`,
+          `tensor ${quote(tensor)} uses storage ${quote(root.key)}, whose data is not in the file`,
         );
       }
       const start = (storage.root?.offset ?? 0) * ITEMSIZE[storage.dtype];
@@ -591,16 +358,18 @@ function legacyStorage(pid: unknown, storages: Map<string, StorageRef>): Storage
   // Storage views (PyTorch < 0.4): (view key, offset, numel), a slice of the root storage.
   if (!isTuple(view) || view.length !== 3 || typeof view[0] !== "string") {
     throw new PickleError(
-      `storage '${key}' has view metadata ${describe(view)}, not (key, offset, numel)`,
+      `storage ${quote(key)} has view metadata ${describe(view)}, not (key, offset, numel)`,
     );
   }
-  const offset = index(view[1], `storage view '${view[0]}': offset`);
-  const size = index(view[2], `storage view '${view[0]}': numel`);
+  const offset = index(view[1], `storage view ${quote(view[0])}: offset`);
+  const size = index(view[2], `storage view ${quote(view[0])}: numel`);
   if (offset + size > numel) {
     throw new PickleError(
-      `storage view '${
-        view[0]
-      }' (${size} elements at ${offset}) runs past storage '${key}' (${numel} elements)`,
+      `storage view ${
+        quote(
+          view[0],
+        )
+      } (${size} elements at ${offset}) runs past storage ${quote(key)} (${numel} elements)`,
     );
   }
   const existing = storages.get(view[0]);
@@ -630,20 +399,24 @@ function legacyStorageData(
         `the storage key list names ${describe(key)}, which the object does not use as a storage`,
       );
     }
-    if (data.has(storage)) throw new Problem(`the storage key list names '${key}' twice`);
+    if (data.has(storage)) throw new Problem(`the storage key list names ${quote(key)} twice`);
     if (at + 8 > bytes.length) {
-      throw new Problem(`storage '${key}': the file ends before its element count (offset ${at})`);
+      throw new Problem(
+        `storage ${quote(key)}: the file ends before its element count (offset ${at})`,
+      );
     }
     const count = view.getBigInt64(at, true);
     if (count !== BigInt(storage.numel)) {
       throw new Problem(
-        `storage '${key}' holds ${count} elements in the file but ${storage.numel} in the pickle`,
+        `storage ${
+          quote(key)
+        } holds ${count} elements in the file but ${storage.numel} in the pickle`,
       );
     }
     const length = storage.numel * ITEMSIZE[storage.dtype];
     if (length > bytes.length - at - 8) {
       throw new Problem(
-        `storage '${key}' claims ${storage.numel} ${storage.dtype} elements (${
+        `storage ${quote(key)} claims ${storage.numel} ${storage.dtype} elements (${
           formatBytes(length)
         }) but only ${formatBytes(bytes.length - at - 8)} remain in the file`,
       );
@@ -657,7 +430,7 @@ function legacyStorageData(
 // ---- finding the state_dict ------------------------------------------------------------------
 
 function listNames(keys: Iterable<unknown>): string {
-  const names = [...keys].map((k) => typeof k === "string" ? k : describe(k));
+  const names = [...keys].map((k) => typeof k === "string" ? quote(k) : describe(k));
   return names.length > 12
     ? `${names.slice(0, 12).join(", ")}, ... (${names.length} in all)`
     : names.join(", ");
@@ -674,7 +447,7 @@ function findStateDict(value: unknown): Map<string, TensorRef> {
     );
   }
   for (const key of ["state_dict", "model"]) {
-    if (value.has(key)) return checkStateDict(value.get(key), `the '${key}' entry`);
+    if (value.has(key)) return checkStateDict(value.get(key), `the ${quote(key)} entry`);
   }
   const problem = stateDictProblem(value);
   if (problem) {
@@ -698,7 +471,9 @@ function checkStateDict(value: unknown, where: string): Map<string, TensorRef> {
 function stateDictProblem(map: Map<unknown, unknown>): string | undefined {
   for (const [key, item] of map) {
     if (typeof key !== "string") return `has the key ${describe(key)}, not a string`;
-    if (!(item instanceof TensorRef)) return `holds ${describe(item)} under '${key}', not a tensor`;
+    if (!(item instanceof TensorRef)) {
+      return `holds ${describe(item)} under ${quote(key)}, not a tensor`;
+    }
   }
   return undefined;
 }

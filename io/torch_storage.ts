@@ -24,6 +24,8 @@
  * @module
  */
 
+import { quote } from "./pickle.ts";
+
 /** The element types a torch storage may hold that this reader accepts. */
 export type TorchDtype =
   | "float32"
@@ -180,9 +182,17 @@ export function readView(
       : dtype === "float64"
       ? Float64Array
       : Int32Array;
-    const source = aligned(bytes, Type.BYTES_PER_ELEMENT, (b, o, n) => new Type(b, o, n));
+    const size = Type.BYTES_PER_ELEMENT;
     const out = new Type(count);
     if (count === 0) return out;
+    const { stride } = coalesce(view);
+    if (stride.length === 1 && stride[0] === 1) {
+      // Contiguous: one byte copy, whatever the alignment (legacy files align nothing).
+      const start = view.offset * size;
+      new Uint8Array(out.buffer).set(bytes.subarray(start, start + count * size));
+      return out;
+    }
+    const source = aligned(bytes, size, (b, o, n) => new Type(b, o, n));
     forEachRun(view, (start, step, n, at) => {
       if (step === 1) out.set(source.subarray(start, start + n), at);
       else for (let i = 0; i < n; i++) out[at + i] = source[start + i * step];
@@ -246,7 +256,7 @@ function readInt64(bytes: Uint8Array, view: StridedView, count: number, name: st
       if (high !== low >> 31) {
         const value = (BigInt(high) << 32n) | BigInt(low >>> 0);
         throw new ConversionError(
-          `tensor '${name}' is int64 and its element ${
+          `tensor ${quote(name)} is int64 and its element ${
             at + i
           } (row-major) is ${value}, outside int32's range; tessera's integer tensors are int32`,
         );

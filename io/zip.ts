@@ -93,7 +93,7 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
   for (let i = 0; i < count; i++) {
     const entry = readCentralHeader(bytes, view, at, directoryOffset + directorySize);
     if (entries.has(entry.name)) {
-      throw new ZipError(`entry '${entry.name}' appears twice in the central directory`);
+      throw new ZipError(`entry ${quote(entry.name)} appears twice in the central directory`);
     }
     entries.set(entry.name, entry.value);
     at = entry.next;
@@ -150,10 +150,12 @@ function readCentralHeader(bytes: Uint8Array, view: DataView, at: number, limit:
   const name = new TextDecoder().decode(
     bytes.subarray(at + CENTRAL_SIZE, at + CENTRAL_SIZE + nameLength),
   );
-  if (flags & 1) throw new ZipError(`entry '${name}' is encrypted`);
+  if (flags & 1) throw new ZipError(`entry ${quote(name)} is encrypted`);
   if (method !== 0 && method !== 8) {
     throw new ZipError(
-      `entry '${name}' uses compression method ${method}; only stored (0) and deflated (8) are read`,
+      `entry ${
+        quote(name)
+      } uses compression method ${method}; only stored (0) and deflated (8) are read`,
     );
   }
   const sizes = {
@@ -164,13 +166,17 @@ function readCentralHeader(bytes: Uint8Array, view: DataView, at: number, limit:
   readZip64Extra(view, at + CENTRAL_SIZE + nameLength, extraLength, sizes, name);
   if (method === 0 && sizes.size !== sizes.compressedSize) {
     throw new ZipError(
-      `stored entry '${name}' declares ${sizes.size} bytes of content but ${sizes.compressedSize} bytes of data`,
+      `stored entry ${
+        quote(name)
+      } declares ${sizes.size} bytes of content but ${sizes.compressedSize} bytes of data`,
     );
   }
   const dataOffset = localDataOffset(bytes, view, sizes.localOffset, name);
   if (dataOffset + sizes.compressedSize > bytes.length) {
     throw new ZipError(
-      `entry '${name}' (${sizes.compressedSize} bytes at offset ${dataOffset}) runs past the end of the ${bytes.length}-byte archive`,
+      `entry ${
+        quote(name)
+      } (${sizes.compressedSize} bytes at offset ${dataOffset}) runs past the end of the ${bytes.length}-byte archive`,
     );
   }
   const value: ZipEntry = {
@@ -203,27 +209,29 @@ function readZip64Extra(
     if (id === 1) {
       if (size < fields.length * 8) break;
       fields.forEach((field, i) => {
-        sizes[field] = safeUint64(view, at + 4 + 8 * i, `entry '${name}' zip64 ${field}`);
+        sizes[field] = safeUint64(view, at + 4 + 8 * i, `entry ${quote(name)} zip64 ${field}`);
       });
       return;
     }
     at += 4 + size;
   }
-  throw new ZipError(`entry '${name}' needs a zip64 extra field for its ${fields.join(", ")}`);
+  throw new ZipError(`entry ${quote(name)} needs a zip64 extra field for its ${fields.join(", ")}`);
 }
 
 function localDataOffset(bytes: Uint8Array, view: DataView, at: number, name: string): number {
   if (at + LOCAL_SIZE > bytes.length || view.getUint32(at, true) !== LOCAL) {
-    throw new ZipError(`entry '${name}': no local header at offset ${at}`);
+    throw new ZipError(`entry ${quote(name)}: no local header at offset ${at}`);
   }
   const nameLength = view.getUint16(at + 26, true);
   const start = at + LOCAL_SIZE + nameLength + view.getUint16(at + 28, true);
-  if (start > bytes.length) throw new ZipError(`entry '${name}': its local header is truncated`);
+  if (start > bytes.length) {
+    throw new ZipError(`entry ${quote(name)}: its local header is truncated`);
+  }
   const localName = new TextDecoder().decode(
     bytes.subarray(at + LOCAL_SIZE, at + LOCAL_SIZE + nameLength),
   );
   if (localName !== name) {
-    throw new ZipError(`entry '${name}': its local header names '${localName}'`);
+    throw new ZipError(`entry ${quote(name)}: its local header names ${quote(localName)}`);
   }
   return start;
 }
@@ -239,7 +247,7 @@ export async function readZipEntry(bytes: Uint8Array, entry: ZipEntry): Promise<
   const crc = crc32(content);
   if (crc !== entry.crc32) {
     throw new ZipError(
-      `entry '${entry.name}' is corrupt: its CRC-32 is ${hex(crc)}, the directory says ${
+      `entry ${quote(entry.name)} is corrupt: its CRC-32 is ${hex(crc)}, the directory says ${
         hex(entry.crc32)
       }`,
     );
@@ -260,7 +268,9 @@ async function inflate(data: Uint8Array, entry: ZipEntry): Promise<Uint8Array> {
       if (done) break;
       if (filled + value.length > entry.size) {
         throw new ZipError(
-          `entry '${entry.name}' inflates past its declared ${entry.size} bytes (a zip bomb, or a corrupt archive)`,
+          `entry ${
+            quote(entry.name)
+          } inflates past its declared ${entry.size} bytes (a zip bomb, or a corrupt archive)`,
         );
       }
       out.set(value, filled);
@@ -268,16 +278,26 @@ async function inflate(data: Uint8Array, entry: ZipEntry): Promise<Uint8Array> {
     }
   } catch (error) {
     if (error instanceof ZipError) throw error;
-    throw new ZipError(`entry '${entry.name}' holds corrupt deflate data (${describe(error)})`);
+    throw new ZipError(
+      `entry ${quote(entry.name)} holds corrupt deflate data (${describe(error)})`,
+    );
   } finally {
     reader.cancel().catch(() => {});
   }
   if (filled !== entry.size) {
     throw new ZipError(
-      `entry '${entry.name}' inflates to ${filled} bytes, but the directory says ${entry.size}`,
+      `entry ${
+        quote(entry.name)
+      } inflates to ${filled} bytes, but the directory says ${entry.size}`,
     );
   }
   return out;
+}
+
+/** `'name'` for a message: control characters escaped, cut to about 60 characters. */
+function quote(name: string): string {
+  const short = name.length > 60 ? `${name.slice(0, 57)}...` : name;
+  return `'${JSON.stringify(short).slice(1, -1)}'`;
 }
 
 function describe(error: unknown): string {
@@ -288,20 +308,37 @@ function hex(value: number): string {
   return `0x${value.toString(16).padStart(8, "0")}`;
 }
 
-let crcTable: Uint32Array | undefined;
+let crcTables: Uint32Array[] | undefined;
 
-/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip stores it. */
+/**
+ * CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip stores it. "Slicing by 8"
+ * (Intel, 2006): eight tables, so each step folds eight bytes into the remainder with eight
+ * lookups instead of eight dependent one-byte steps; the result is the one-byte loop's.
+ */
 export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const table = crcTable;
+  const t = crcTables ??= makeCrcTables();
   let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  let i = 0;
+  for (const end = bytes.length - 8; i <= end; i += 8) {
+    const low = crc ^ (bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 | bytes[i + 3] << 24);
+    crc = t[7][low & 0xff] ^ t[6][(low >>> 8) & 0xff] ^ t[5][(low >>> 16) & 0xff] ^
+      t[4][low >>> 24] ^ t[3][bytes[i + 4]] ^ t[2][bytes[i + 5]] ^ t[1][bytes[i + 6]] ^
+      t[0][bytes[i + 7]];
+  }
+  for (; i < bytes.length; i++) crc = t[0][(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** t[0] is the one-byte table; t[k][n] is t[0] advanced by k more zero bytes. */
+function makeCrcTables(): Uint32Array[] {
+  const t = Array.from({ length: 8 }, () => new Uint32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[0][n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k][n] = t[0][t[k - 1][n] & 0xff] ^ (t[k - 1][n] >>> 8);
+  }
+  return t;
 }

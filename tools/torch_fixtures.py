@@ -5,6 +5,7 @@
     python3 tools/torch_fixtures.py --alexnet DIR      # torchvision's AlexNet, random weights (233 MB
                                                        # per file), both formats, an input and its logits
 
+Then `deno fmt tests/fixtures/torch` (the JSON files are committed as deno fmt writes them).
 Needs PyTorch (Debian: apt-get install python3-torch python3-torchvision; written against 1.13).
 Every file is seeded, so a rerun writes the same tensors (the legacy files' bytes differ: their
 storage keys are memory addresses).
