@@ -19,12 +19,13 @@
 
 import { initWebGPU } from "../gpu/mod.ts";
 import type { Backend, LrnParams, Pool2dParams } from "../backend/backend.ts";
-import { compareOp, denseRows, inputs, printRows } from "./gpu_bench.ts";
+import { compareOp, denseRows, inputs, printRows, time } from "./gpu_bench.ts";
 import { runGemmBench } from "./gemm_bench.ts";
 import { runCpuConvBench } from "./cpu_conv_bench.ts";
-import { timeTrainingStep } from "../examples/alexnet/device.ts";
+import { crossEntropy, fromArray, type Module, SGD, type Tensor } from "../mod.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
+import { randomFloat32 } from "./random.ts";
 
 const quick = Deno.args.includes("--quick");
 const gpu = await initWebGPU();
@@ -104,6 +105,42 @@ printRows(spatial);
 console.log("\n## dense kernels (ms)\n");
 printRows(await denseRows(gpu));
 
+/**
+ * Seconds per training step of `make()` on `device` with a batch of `shape`: the batch
+ * uploaded, forward, loss, backward, the SGD update, the loss read back (which waits for the
+ * device). The median of `repeats` steps after a warm-up step that compiles the GPU's shaders.
+ */
+async function stepSeconds(
+  make: () => Module,
+  shape: number[],
+  classes: number,
+  device: string,
+  repeats: number,
+): Promise<number> {
+  const model = await make().to(device);
+  model.train();
+  const optimizer = new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9 });
+  const images = randomFloat32(shape.reduce((a, b) => a * b, 1), 1);
+  const labels = Int32Array.from({ length: shape[0] }, (_, i) => i % classes);
+  let loss: Tensor | undefined;
+  const step = () => {
+    using x = fromArray(images, shape, { device });
+    using y = fromArray(labels, [shape[0]], { device });
+    optimizer.zeroGrad();
+    loss = crossEntropy(model.forward(x), y);
+    loss.backward();
+    optimizer.step();
+  };
+  const readLoss = async () => {
+    await loss!.item();
+    loss!.dispose();
+  };
+  const ms = await time(step, readLoss, repeats);
+  optimizer.dispose();
+  for (const p of model.parameters()) p.dispose();
+  return ms / 1000;
+}
+
 console.log("\n## training steps (forward + backward + SGD update), images/s\n");
 console.log("| model | batch | CPU img/s | GPU img/s | GPU / CPU |\n|---|---|---|---|---|");
 const steps: [string, () => ReturnType<typeof alexnetMini>, number[], number][] = [
@@ -123,8 +160,8 @@ if (!quick) {
   ]);
 }
 for (const [name, make, shape, classes] of steps) {
-  const cpu = shape[0] / await timeTrainingStep(make, shape, classes, "cpu", quick ? 1 : 2);
-  const gpuRate = shape[0] / await timeTrainingStep(make, shape, classes, "gpu", quick ? 1 : 2);
+  const cpu = shape[0] / await stepSeconds(make, shape, classes, "cpu", quick ? 1 : 2);
+  const gpuRate = shape[0] / await stepSeconds(make, shape, classes, "gpu", quick ? 1 : 2);
   console.log(
     `| ${name} | ${shape[0]} | ${cpu.toFixed(1)} | ${gpuRate.toFixed(1)} | ${
       (gpuRate / cpu).toFixed(2)

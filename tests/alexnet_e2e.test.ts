@@ -5,7 +5,7 @@ import {
   type TrainConfig,
   UsageError,
 } from "../examples/alexnet/config.ts";
-import { train } from "../examples/alexnet/trainer.ts";
+import { train } from "../examples/alexnet/train.ts";
 import { readRunMetadata } from "../examples/alexnet/run_state.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
 import { loadFashionMnist } from "../data/mod.ts";

@@ -26,7 +26,8 @@ import { Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, Sequential } from 
 import { Module } from "../nn/module.ts";
 import type { Shape } from "../tensor/shape.ts";
 import { alexnetMini } from "../models/alexnet.ts";
-import { trainTwoDevices, TwoDeviceAlexNet } from "../examples/alexnet/parallel.ts";
+import { TwoDeviceAlexNet } from "../examples/alexnet/parallel.ts";
+import { trainTwoDevices } from "../examples/alexnet/two_devices.ts";
 import { DEFAULTS } from "../examples/alexnet/config.ts";
 import { gpuMemoryStats } from "../gpu/mod.ts";
 import { getGpu, gpuTest } from "./gpu_helpers.ts";

@@ -15,11 +15,11 @@ import {
   type TrainConfig,
   UsageError,
 } from "../examples/alexnet/config.ts";
-import { allFinite, buildModel, DivergenceError, train } from "../examples/alexnet/trainer.ts";
+import { allFinite, buildModel, DivergenceError } from "../examples/alexnet/trainer.ts";
 import { readRunMetadata } from "../examples/alexnet/run_state.ts";
 import { holdOutValidation, VALIDATION_SEED } from "../examples/alexnet/data.ts";
 import { predictImages } from "../examples/alexnet/predict.ts";
-import { main } from "../examples/alexnet/train.ts";
+import { main, train } from "../examples/alexnet/train.ts";
 import { gpuTest } from "./gpu_helpers.ts";
 import { smallRun } from "./alexnet_helpers.ts";
 

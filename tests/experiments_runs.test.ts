@@ -1,8 +1,8 @@
 /**
- * The experiments (examples/alexnet/ablate.ts, figure1.ts) end to end at a tiny size on the CPU
- * and the built-in Fashion-MNIST subset: the --quick presets write their tables, charts and
- * RESULTS.md sections marked "not evidence"; a diverged variant is a row; the verdict and lr
- * choice rules; and the test set decides nothing in any training path.
+ * The experiments (examples/alexnet/experiments/: ablate.ts, figure1.ts) end to end at a tiny
+ * size on the CPU and the built-in Fashion-MNIST subset: the --quick presets write their
+ * tables, charts and RESULTS.md sections marked "not evidence"; a diverged variant is a row;
+ * the verdict and lr choice rules; and the test set decides nothing in any training path.
  */
 
 import assert from "node:assert/strict";
@@ -13,21 +13,25 @@ import {
   type TrainConfig,
   UsageError,
 } from "../examples/alexnet/config.ts";
-import { train } from "../examples/alexnet/trainer.ts";
+import { train } from "../examples/alexnet/train.ts";
 import {
   main as ablateMain,
   parseAblateArgs,
   runAblations,
   summarise,
   VARIANTS,
-} from "../examples/alexnet/ablate.ts";
+} from "../examples/alexnet/experiments/ablate.ts";
 import {
   chooseLr,
   main as figure1Main,
   parseFigure1Args,
   ratios,
-} from "../examples/alexnet/figure1.ts";
-import { NOT_EVIDENCE, presetNote, writeResultsSection } from "../examples/alexnet/experiment.ts";
+} from "../examples/alexnet/experiments/figure1.ts";
+import {
+  NOT_EVIDENCE,
+  presetNote,
+  writeResultsSection,
+} from "../examples/alexnet/experiments/experiment.ts";
 import { alexnetMini, figure1Net } from "../models/alexnet.ts";
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {

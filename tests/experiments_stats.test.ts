@@ -1,5 +1,5 @@
 /**
- * The experiments' statistics (examples/alexnet/stats.ts) against values from SciPy 1.17
+ * The experiments' statistics (examples/alexnet/experiments/stats.ts) against values from SciPy 1.17
  * (`scipy.stats.t.ppf`, `t.cdf`, `ttest_ind(..., equal_var=False).confidence_interval()`),
  * and the verdict rule of the ablation table.
  */
@@ -13,7 +13,7 @@ import {
   studentTQuantile,
   verdict,
   welchInterval,
-} from "../examples/alexnet/stats.ts";
+} from "../examples/alexnet/experiments/stats.ts";
 
 const close = (actual: number, expected: number, tolerance: number, what: string) =>
   assert.ok(

@@ -1,8 +1,8 @@
 /**
  * The model side of a training run: a {@link Learner} is a model with its optimizer and
- * schedule that can take one SGD step, evaluate a batch and save itself. The training loop
- * (trainer.ts) drives any learner: {@link oneDevice} here, the two-device split in
- * parallel.ts.
+ * schedule that can evaluate a batch and save itself; the training step itself is written out
+ * in the loop that owns it (train.ts for {@link oneDevice}, two_devices.ts for the split
+ * model). The run's bookkeeping (trainer.ts) needs only this interface, whichever the device.
  *
  * @module
  */
@@ -56,8 +56,6 @@ export interface Learner {
   parameterCount(): number;
   /** Training mode (dropout on) or evaluation mode. */
   train(mode: boolean): void;
-  /** One SGD step on a batch. */
-  step(batch: Batch): Promise<PendingStep>;
   /** The summed loss and the correct predictions of a batch, without a graph. */
   evaluateBatch(batch: Batch): Promise<{ lossSum: number; correct: number }>;
   /** Whether every weight is finite (one reduction per parameter, one read). */
@@ -74,12 +72,12 @@ export interface Learner {
   dispose(): void;
 }
 
-/** Builds a {@link Learner} for a run. */
-export type MakeLearner = (
+/** Builds a {@link Learner} (or a richer kind, `L`) for a run. */
+export type MakeLearner<L extends Learner = Learner> = (
   config: TrainConfig,
   data: RunData,
   say: (text: string) => void,
-) => Promise<Learner>;
+) => Promise<L>;
 
 /** Builds the configured network. */
 export function buildModel(
@@ -149,8 +147,41 @@ export async function allFinite(tensors: Tensor[]): Promise<boolean> {
   return Number.isFinite(value);
 }
 
+/** A learner on one device: its network and optimizer are the training step's (train.ts). */
+export interface OneDeviceLearner extends Learner {
+  /** The network, on {@link Learner.device}. */
+  readonly network: Module;
+  /** SGD over the network's parameters. */
+  readonly optimizer: SGD;
+}
+
+/**
+ * A training step's loss and predictions, read back when the loop asks (every step on the CPU,
+ * every 8 on a GPU, so the GPU's queue is not drained after each step).
+ */
+export function readLater(loss: Tensor, predictions: Tensor, labels: Int32Array): PendingStep {
+  return {
+    size: labels.length,
+    async read() {
+      const [value, predicted] = await Promise.all([loss.item(), predictions.data()]);
+      this.dispose();
+      let correct = 0;
+      for (let j = 0; j < labels.length; j++) if (predicted[j] === labels[j]) correct++;
+      return { loss: value, correct };
+    },
+    dispose() {
+      loss.dispose();
+      predictions.dispose();
+    },
+  };
+}
+
 /** The one-device learner: the model, SGD and the schedule on the faster (or chosen) device. */
-export const oneDevice: MakeLearner = async (config, data, say) => {
+export async function oneDevice(
+  config: TrainConfig,
+  data: RunData,
+  say: (text: string) => void,
+): Promise<OneDeviceLearner> {
   const classes = data.classNames.length;
   const choice = await chooseDevice(
     config.device,
@@ -170,6 +201,8 @@ export const oneDevice: MakeLearner = async (config, data, say) => {
   const schedule = makeSchedule(config, optimizer);
   return {
     device,
+    network: model,
+    optimizer,
     readEvery: device === "cpu" ? 1 : 8,
     get lr() {
       return optimizer.lr;
@@ -177,32 +210,6 @@ export const oneDevice: MakeLearner = async (config, data, say) => {
     schedules: schedule ? [schedule] : [],
     parameterCount: () => model.parameterCount(),
     train: (mode) => void model.train(mode),
-    step(batch) {
-      const n = batch.shape[0];
-      using x = fromArray(batch.images, batch.shape, { device });
-      using y = fromArray(batch.labels, [n], { device });
-      const logits = model.forward(x);
-      const predictions = argmax(logits); // not part of the graph: survives backward
-      const loss = crossEntropy(logits, y);
-      optimizer.zeroGrad();
-      loss.backward(); // releases logits and every other intermediate
-      optimizer.step();
-      const labels = batch.labels;
-      return Promise.resolve({
-        size: n,
-        async read() {
-          const [value, predicted] = await Promise.all([loss.item(), predictions.data()]);
-          this.dispose();
-          let correct = 0;
-          for (let j = 0; j < n; j++) if (predicted[j] === labels[j]) correct++;
-          return { loss: value, correct };
-        },
-        dispose() {
-          loss.dispose();
-          predictions.dispose();
-        },
-      });
-    },
     async evaluateBatch(batch) {
       const n = batch.shape[0];
       using x = fromArray(batch.images, batch.shape, { device });
@@ -227,4 +234,4 @@ export const oneDevice: MakeLearner = async (config, data, say) => {
     },
     dispose: () => optimizer.dispose(),
   };
-};
+}

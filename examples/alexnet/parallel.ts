@@ -69,8 +69,8 @@
  * it does, every step: the images on each device, every leaf and its gradient, every received
  * copy, every stage output and every upstream gradient.
  *
- * This file runs past 500 lines for one idea: the split model, its derivation above and the
- * code that follows it (the training loop itself is trainer.ts's).
+ * This file is the split model only; two_devices.ts trains it (`--devices 2`) with the run
+ * bookkeeping the one-device loop uses (trainer.ts).
  *
  * @module
  */
@@ -90,7 +90,6 @@ import {
   getBackend,
   type HostTensor,
   Identity,
-  initWebGPU,
   Linear,
   LocalResponseNorm,
   MaxPool2d,
@@ -99,22 +98,10 @@ import {
   ReLU,
   Rng,
   Sequential,
-  SGD,
-  type SgdOptions,
+  type SGD,
   Tanh,
   type Tensor,
 } from "../../mod.ts";
-import type { TrainConfig } from "./config.ts";
-import {
-  allFinite,
-  buildModel,
-  type Learner,
-  type MakeLearner,
-  makeSchedule,
-  train,
-  type TrainHooks,
-  type TrainResult,
-} from "./trainer.ts";
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const formatShape = (shape: readonly number[]) => `[${shape.join(", ")}]`;
@@ -161,7 +148,8 @@ interface CopyRequest {
   to: 0 | 1;
 }
 
-function zeroStats(): TransferStats {
+/** Transfers of no step (a counter's start). */
+export function zeroStats(): TransferStats {
   return { forwardMs: 0, backwardMs: 0, forwardBytes: 0, backwardBytes: 0 };
 }
 
@@ -603,150 +591,4 @@ export class TwoDeviceAlexNet {
       }
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The learner the training loop drives (trainer.ts): the same setup, step, evaluation and end
-// of epoch as on one device.
-
-/** Acquires two WebGPU devices, registered as "gpu0" and "gpu1". */
-async function acquireTwoGpus(): Promise<[string, string]> {
-  await initWebGPU({ name: "gpu0" });
-  await initWebGPU({ name: "gpu1" });
-  return ["gpu0", "gpu1"];
-}
-
-/** Summed cross-entropy and correct predictions of host logits [N, classes]. */
-function scoreLogits(
-  logits: Float32Array,
-  labels: Int32Array,
-): { lossSum: number; correct: number } {
-  const n = labels.length, classes = logits.length / n;
-  let lossSum = 0, correct = 0;
-  for (let i = 0; i < n; i++) {
-    const row = logits.subarray(i * classes, (i + 1) * classes);
-    let best = 0, max = -Infinity;
-    row.forEach((v, c) => {
-      if (v > max) [max, best] = [v, c];
-    });
-    let sumExp = 0;
-    for (const v of row) sumExp += Math.exp(v - max);
-    lossSum += max + Math.log(sumExp) - row[labels[i]];
-    if (best === labels[i]) correct++;
-  }
-  return { lossSum, correct };
-}
-
-/**
- * The two-device learner for `train()`: the model split as {@link TwoDeviceAlexNet}, an SGD
- * and a schedule per device (both schedules see the same validation error, so they decide
- * alike). It writes no resumable checkpoint: the optimizer state lives in halves.
- * `devices` defaults to two WebGPU devices; `stats` collects the transfers of every step.
- */
-export function twoDevices(
-  devices?: readonly [string, string],
-  stats: { steps: number; total: TransferStats } = { steps: 0, total: zeroStats() },
-): MakeLearner {
-  return async (config: TrainConfig, data, say): Promise<Learner> => {
-    if (config.arch === "alexnet-torchvision") {
-      throw new RangeError(
-        "--devices 2: the two-GPU split is the 2012 paper's (alexnet, alexnet-mini); " +
-          "torchvision's variant was never split",
-      );
-    }
-    const model = buildModel(config, data.inputShape, data.classNames.length);
-    if (!(model instanceof Sequential)) throw new TypeError("--devices 2: expected a Sequential");
-    const pair = devices ?? await acquireTwoGpus();
-    const net = await TwoDeviceAlexNet.fromModel(model, pair);
-    const sgd: SgdOptions = {
-      lr: config.lr,
-      momentum: config.momentum,
-      weightDecay: config.weightDecay,
-      rule: config.sgdRule,
-    };
-    const optimizers: [SGD, SGD] = [
-      new SGD(net.parameters(0), sgd),
-      new SGD(net.parameters(1), sgd),
-    ];
-    const schedules = optimizers.flatMap((o) => makeSchedule(config, o) ?? []);
-    say(
-      `two devices: ${pair.join(" + ")}, ${net.stageCount} stages` +
-        (config.lrn ? "; LRN per device (section 3.3)" : ""),
-    );
-    let epoch = { steps: 0, total: zeroStats() };
-    return {
-      device: pair.join(" + "),
-      readEvery: 1, // trainStep reads its loss itself
-      get lr() {
-        return optimizers[0].lr;
-      },
-      schedules,
-      parameterCount: () => model.parameterCount(),
-      train: (mode) => void net.train(mode),
-      async step(batch) {
-        const result = await net.trainStep(batch.images, batch.shape, batch.labels, optimizers);
-        for (const counter of [stats, epoch]) {
-          counter.steps++;
-          for (const key of Object.keys(result.transfer) as (keyof TransferStats)[]) {
-            counter.total[key] += result.transfer[key];
-          }
-        }
-        return {
-          size: batch.shape[0],
-          read: () => Promise.resolve({ loss: result.loss, correct: result.correct }),
-          dispose: () => {},
-        };
-      },
-      async evaluateBatch(batch) {
-        return scoreLogits(await net.forward(batch.images, batch.shape), batch.labels);
-      },
-      weightsAreFinite: () => allFinite([...net.parameters(0), ...net.parameters(1)]),
-      async model() {
-        await net.toModel(model);
-        return model;
-      },
-      epochNote() {
-        const n = Math.max(1, epoch.steps), t = epoch.total;
-        const kib = (bytes: number) => (bytes / n / 1024).toFixed(0);
-        epoch = { steps: 0, total: zeroStats() };
-        return `; transfers per step ${(t.forwardMs / n).toFixed(1)} ms forward ` +
-          `(${kib(t.forwardBytes)} KiB) + ${(t.backwardMs / n).toFixed(1)} ms backward ` +
-          `(${kib(t.backwardBytes)} KiB)`;
-      },
-      dispose() {
-        net.dispose();
-        for (const optimizer of optimizers) optimizer.dispose();
-      },
-    };
-  };
-}
-
-/** What {@link trainTwoDevices} returns: the run's result and the mean transfers per step. */
-export interface TwoDeviceTrainResult extends TrainResult {
-  /** Mean cross-device copies per step over the run. */
-  transferPerStep: TransferStats;
-}
-
-/**
- * Trains `config`'s AlexNet (alexnet or alexnet-mini) split over two devices (section 3.2)
- * with the training loop of trainer.ts: every flag as on one device, except that it writes no
- * resumable checkpoint (metrics, pictures and best.safetensors it writes).
- */
-export async function trainTwoDevices(
-  config: TrainConfig,
-  hooks: TrainHooks & { devices?: readonly [string, string] } = {},
-): Promise<TwoDeviceTrainResult> {
-  const stats = { steps: 0, total: zeroStats() };
-  const result = await train(config, { ...hooks, learner: twoDevices(hooks.devices, stats) });
-  const n = Math.max(1, stats.steps);
-  const t = stats.total;
-  return {
-    ...result,
-    transferPerStep: {
-      forwardMs: t.forwardMs / n,
-      backwardMs: t.backwardMs / n,
-      forwardBytes: t.forwardBytes / n,
-      backwardBytes: t.backwardBytes / n,
-    },
-  };
 }

@@ -1,15 +1,19 @@
 /**
- * The training loop behind `deno task train-alexnet` (one device or two) and `deno task
- * ablate`, in three pieces:
+ * Everything around the training step: the loops in train.ts (one device) and two_devices.ts
+ * (the split model) write the step itself and call these, in this order:
  *
- * - {@link setupRun}: the run folder (fresh or resumed), data, model, optimizer, schedule;
- * - {@link trainStep}: one SGD step, its loss read back (a few steps at a time on a GPU);
+ * - {@link setupRun}: the run folder (fresh or resumed), data, loaders and the learner (model,
+ *   optimizer, schedule) that the caller's `makeLearner` builds;
+ * - {@link epochs}: the training batches of each epoch in turn, from where a resumed run stopped;
+ * - {@link afterStep}: a step's bookkeeping: losses read back (a few steps at a time on a GPU),
+ *   metrics, the progress bar, --max-steps, --time-limit and the periodic checkpoint;
  * - {@link endEpoch}: the validation split decides (schedule, best.safetensors), the test set
- *   is evaluated for the report, then metrics, checkpoint and pictures.
+ *   is evaluated for the report, then metrics, checkpoint and pictures;
+ * - {@link closeRun} and {@link report}: free what the run holds, print its last lines.
  *
- * {@link train} strings them together. The model behind them is a {@link Learner}
- * (learner.ts): one device, or two (parallel.ts). Device memory stays flat: every step's inputs
- * are disposed, `backward()` releases the graph, and evaluation runs inside `noGrad()`.
+ * The model behind them is a {@link Learner} (learner.ts). Device memory stays flat: every
+ * step's inputs are disposed, `backward()` releases the graph, and evaluation runs inside
+ * `noGrad()`.
  *
  * @module
  */
@@ -25,7 +29,7 @@ import type { Batch, DataLoader } from "../../data/mod.ts";
 import { filterGridPng, trainingCurvesPng } from "./plot.ts";
 import { resumedConfig, type TrainCommand, type TrainConfig, UsageError } from "./config.ts";
 import { loadRunData, makeLoaders, type RunData } from "./data.ts";
-import { type Learner, type MakeLearner, oneDevice, type PendingStep } from "./learner.ts";
+import type { Learner, MakeLearner, PendingStep } from "./learner.ts";
 import { formatDuration, ProgressBar } from "./progress.ts";
 import {
   checkRunFolder,
@@ -37,15 +41,7 @@ import {
 } from "./run_state.ts";
 
 export type { MetricRecord, RunState } from "./run_state.ts";
-export {
-  allFinite,
-  buildModel,
-  type Learner,
-  type MakeLearner,
-  makeSchedule,
-  oneDevice,
-  type PendingStep,
-} from "./learner.ts";
+export { allFinite, buildModel } from "./learner.ts";
 
 /** What a finished run reports. */
 export interface TrainResult {
@@ -65,7 +61,7 @@ export interface TrainResult {
   out: string;
 }
 
-/** Hooks for callers that embed the loop (tests, ablations, two devices). */
+/** Hooks for callers that embed the loop (tests, ablations). */
 export interface TrainHooks {
   /** Called with each step's loss, in order. */
   onStepLoss?: (step: number, loss: number) => void;
@@ -73,8 +69,6 @@ export interface TrainHooks {
   quiet?: boolean;
   /** The flags given on the command line (a resume checks them; default: every field). */
   given?: TrainCommand["given"];
-  /** Builds the model and its optimizer (default {@link oneDevice}). */
-  learner?: MakeLearner;
 }
 
 /** A diverged run: a non-finite loss or weight. The message says where and what to try. */
@@ -94,14 +88,14 @@ export class DivergenceError extends Error {
   }
 }
 
-/** Everything a run holds between its steps. */
-export interface Run {
+/** Everything a run holds between its steps; `L` is the learner the caller built. */
+export interface Run<L extends Learner = Learner> {
   /** The configuration (a resumed run's is the checkpoint's). */
   config: TrainConfig;
   /** The datasets and pipelines. */
   data: RunData;
   /** The model and its optimizer. */
-  learner: Learner;
+  learner: L;
   /** Training, validation and test batches. */
   loaders: { trainLoader: DataLoader; valLoader: DataLoader; testLoader: DataLoader };
   /** Progress (saved in every checkpoint). */
@@ -124,9 +118,14 @@ const ALL_FIELDS = { has: () => true } as unknown as TrainCommand["given"];
 
 /**
  * Prepares a run: checks the run folder (resume or overwrite), restores a checkpoint's
- * configuration and state when resuming, loads the data, builds the learner.
+ * configuration and state when resuming, loads the data, builds the learner with
+ * `makeLearner`.
  */
-export async function setupRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<Run> {
+export async function setupRun<L extends Learner>(
+  config: TrainConfig,
+  hooks: TrainHooks,
+  makeLearner: MakeLearner<L>,
+): Promise<Run<L>> {
   const runStart = performance.now(); // --time-limit counts the setup too
   const progress = new ProgressBar(config.plain);
   const say = (text: string) => hooks.quiet || progress.line(text);
@@ -138,14 +137,14 @@ export async function setupRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
     config = resumedConfig(saved.config, { config, given: hooks.given ?? ALL_FIELDS }, say);
   }
   const data = await loadRunData(config);
-  const learner = await (hooks.learner ?? oneDevice)(config, data, say);
+  const learner = await makeLearner(config, data, say);
   say(
     `data: ${data.source}; ${data.train.shape[0]} training, ${data.val.shape[0]} validation ` +
       `(held out of the training images) and ${data.test.shape[0]} test images`,
   );
   const loaders = makeLoaders(config, data);
   await clearRunFolder(config, oldRun);
-  const run: Run = {
+  const run: Run<L> = {
     config,
     data,
     learner,
@@ -260,14 +259,35 @@ async function drain(run: Run): Promise<void> {
   }
 }
 
-/** One training step, its bookkeeping, and the decision whether to stop. */
-export async function trainStep(run: Run, batch: Batch): Promise<void> {
+/**
+ * The training batches of every epoch still to run, one epoch's at a time (a resumed run's
+ * first epoch starts at its saved batch). The loop ends after the last epoch, or once a step
+ * or the end of an epoch sets `run.stop`.
+ */
+export function* epochs(run: Run): Generator<AsyncIterable<Batch>> {
+  const { state, clock } = run;
+  for (; state.epoch < run.config.epochs && run.stop === null; state.epoch++, state.batch = 0) {
+    run.learner.train(true);
+    clock.epochStart = performance.now();
+    clock.secondsAtStart = state.seconds;
+    clock.images = 0;
+    yield run.loaders.trainLoader.epoch(state.epoch, state.batch);
+    if (run.stop) break;
+  }
+}
+
+/**
+ * A step's bookkeeping, after the caller took it: `pending` holds its loss, read back with
+ * others; metrics, progress, stops and the periodic checkpoint. Returns true when the run
+ * must stop (--max-steps, --time-limit).
+ */
+export async function afterStep(run: Run, pending: PendingStep): Promise<boolean> {
   const { config, state, clock } = run;
   const steps = run.loaders.trainLoader.batchesPerEpoch;
-  run.pending.push(await run.learner.step(batch));
+  run.pending.push(pending);
   state.step++;
   state.batch++;
-  clock.images += batch.shape[0];
+  clock.images += pending.size;
   if (run.pending.length >= run.learner.readEvery || state.batch === steps) await drain(run);
   const elapsed = (performance.now() - clock.epochStart) / 1000;
   const rate = clock.images / Math.max(elapsed, 1e-9);
@@ -285,7 +305,7 @@ export async function trainStep(run: Run, batch: Batch): Promise<void> {
   }
   if (config.maxSteps > 0 && state.step >= config.maxSteps) {
     run.stop = "max-steps";
-    return;
+    return true;
   }
   // --time-limit: stop early enough to evaluate and save within the budget (evaluation runs
   // forward only, about a third of a training step per image).
@@ -294,13 +314,14 @@ export async function trainStep(run: Run, batch: Batch): Promise<void> {
   const used = (performance.now() - clock.runStart) / 1000;
   if (config.timeLimit > 0 && used + evalSeconds > 60 * config.timeLimit) {
     run.stop = "time-limit";
-    return;
+    return true;
   }
   if (state.step % config.checkpointEvery === 0 && state.batch < steps) {
     await drain(run);
     state.seconds = clock.secondsAtStart + elapsed;
     await save(run);
   }
+  return false;
 }
 
 /** Mean loss and accuracy of the learner over a loader, without a graph. */
@@ -393,36 +414,17 @@ async function saveBest(run: Run): Promise<void> {
   });
 }
 
-/** Trains as configured; see the module doc. */
-export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const run = await setupRun(config, hooks);
-  config = run.config;
-  const { state, clock } = run;
-  try {
-    for (; state.epoch < config.epochs && run.stop === null; state.epoch++, state.batch = 0) {
-      run.learner.train(true);
-      clock.epochStart = performance.now();
-      clock.secondsAtStart = state.seconds;
-      clock.images = 0;
-      for await (const batch of run.loaders.trainLoader.epoch(state.epoch, state.batch)) {
-        await trainStep(run, batch);
-        if (run.stop) break;
-      }
-      await endEpoch(run);
-      if (run.stop) break;
-    }
-  } finally {
-    for (const p of run.pending) p.dispose();
-    run.loaders.trainLoader.close();
-    run.loaders.valLoader.close();
-    run.loaders.testLoader.close();
-    run.learner.dispose();
-  }
-  return report(run);
+/** Frees what the run holds: unread steps, the loaders' workers, the learner. */
+export function closeRun(run: Run): void {
+  for (const p of run.pending) p.dispose();
+  run.loaders.trainLoader.close();
+  run.loaders.valLoader.close();
+  run.loaders.testLoader.close();
+  run.learner.dispose();
 }
 
 /** The run's result, and its last lines. */
-function report(run: Run): TrainResult {
+export function report(run: Run): TrainResult {
   const { config, state, learner } = run;
   const epochs = run.metrics.filter((m) => m.kind === "epoch");
   const last = epochs.at(-1);
@@ -436,13 +438,16 @@ function report(run: Run): TrainResult {
     out: config.out,
   };
   const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
+  // Two devices write no checkpoint.safetensors (learner.save is absent).
+  const checkpoint = learner.save ? " checkpoint.safetensors," : "";
+  const files = `metrics.jsonl,${checkpoint} curves.png, conv1_filters.png`;
   if (last) {
     run.say(
       `done: ${result.steps} steps in ${formatDuration(state.seconds)} on ${learner.device}; ` +
         `final validation accuracy ${percent(result.finalValAccuracy)} (best ` +
         `${percent(result.bestValAccuracy)}, epoch ${state.bestEpoch}: best.safetensors); ` +
         `final test accuracy ${percent(result.finalTestAccuracy)} (report only). Run folder: ` +
-        `${config.out} (metrics.jsonl, checkpoint.safetensors, curves.png, conv1_filters.png)`,
+        `${config.out} (${files})`,
     );
   } else {
     run.say(`stopped after ${result.steps} steps; resume with --resume --out ${config.out}`);

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
-import { lineChartPng } from "./plot.ts";
+import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
+import { lineChartPng } from "../plot.ts";
 import { mean, standardDeviation, verdict, welchInterval } from "./stats.ts";
 import {
   parseExperimentFlags,
@@ -155,7 +155,7 @@ Options (override the preset)
                      ablations.md and ablations.png
   --overwrite        replace the runs a previous ablation left in --out
   --results FILE     also rewrite the ablation section of FILE (e.g.
-                     examples/alexnet/RESULTS.md) and its chart in results/ beside it
+                     examples/alexnet/experiments/RESULTS.md) and its chart in results/ beside it
 `;
 
 /** A parsed ablate command. */

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
-import { lineChartPng } from "./plot.ts";
+import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
+import { lineChartPng } from "../plot.ts";
 import { mean, pairedInterval, standardDeviation, verdict } from "./stats.ts";
 import {
   epochsToReach,
@@ -123,7 +123,7 @@ Options (override the preset)
   --out DIR            run folder (default runs/figure1): figure1.md, figure1.png, the runs
   --overwrite          replace the runs a previous figure1 left in --out
   --results FILE       also rewrite the Figure 1 section of FILE (e.g.
-                       examples/alexnet/RESULTS.md) and its chart in results/ beside it
+                       examples/alexnet/experiments/RESULTS.md) and its chart in results/ beside it
 `;
 
 /** A parsed figure1 command. */

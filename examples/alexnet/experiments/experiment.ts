@@ -1,8 +1,8 @@
 /**
  * What the experiments (ablate.ts, figure1.ts) share: one configuration trained over several
- * seeds through the same loop as `train-alexnet` (trainer.ts), a diverged seed kept as a
- * result, the numbers read from the run's records, and the section of RESULTS.md each
- * command regenerates.
+ * seeds through the same loop as `train-alexnet` (`train()` in ../train.ts), a diverged seed
+ * kept as a result, the numbers read from the run's records, and the section of RESULTS.md
+ * each command regenerates.
  *
  * The test set never decides anything here: the experiments read its error after the last
  * epoch, for the report, as the trainer does.
@@ -11,9 +11,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeFileAtomic, writeTextFileAtomic } from "../../mod.ts";
-import { parseNumberFlag, type TrainConfig, UsageError } from "./config.ts";
-import { DivergenceError, type MetricRecord, train } from "./trainer.ts";
+import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
+import { parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
+import { train } from "../train.ts";
+import { DivergenceError, type MetricRecord } from "../trainer.ts";
 
 /** One seed of one configuration: its errors after the last epoch, or how it diverged. */
 export interface SeedOutcome {
