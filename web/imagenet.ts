@@ -45,10 +45,8 @@ function drawFilters(weights: Float32Array, shape: number[]): void {
   const canvas = $<HTMLCanvasElement>("filters");
   const ctx = canvas.getContext("2d")!;
   const columns = 16, rows = Math.ceil(out / columns);
-  const scale = Math.max(
-    1,
-    Math.floor(Math.min(canvas.width / (columns * (kw + 1)), canvas.height / (rows * (kh + 1)))),
-  );
+  const scale = Math.max(1, Math.floor(canvas.width / (columns * (kw + 1))));
+  canvas.height = rows * (kh + 1) * scale; // as many rows as the filters need
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.imageSmoothingEnabled = false;
