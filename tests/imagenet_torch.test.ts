@@ -15,6 +15,7 @@ import {
   classProbabilities,
   disposePretrained,
 } from "../models/alexnet_pretrained.ts";
+import { gpuTest } from "./gpu_helpers.ts";
 import { FIXTURE_PHOTOS, IMAGENET_FIXTURES } from "./imagenet_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -23,32 +24,43 @@ const pytorch: Record<string, { centre: Top; tenCrop: Top }> = JSON.parse(
   await Deno.readTextFile(`${IMAGENET_FIXTURES}/tiny_alexnet.json`),
 );
 
-for (const format of ["legacy", "zip"]) {
-  Deno.test(`imagenet .pth (${format}): PyTorch's probabilities, centre and ten crops`, async () => {
-    const state = await loadTorch(`${IMAGENET_FIXTURES}/tiny_alexnet_${format}.pth`, {
-      maxBytes: ALEXNET_MAX_BYTES,
-    });
-    const net = await alexnetFromStateDict(state, format);
-    for (const t of state.values()) t.dispose();
-    try {
-      for (const name of FIXTURE_PHOTOS) {
-        const image = await decodePng(await Deno.readFile(`${IMAGENET_FIXTURES}/${name}.pil.png`));
-        for (const crops of [1, 10] as const) {
-          const p = await classProbabilities(net, image, crops);
-          const expected = pytorch[name][crops === 1 ? "centre" : "tenCrop"];
-          for (const [index, probability] of expected) {
-            assert.ok(
-              Math.abs(p[index] - probability) <= 1e-5 * Math.max(1, probability * 10),
-              `${name} crops ${crops} class ${index}: ${p[index]} vs PyTorch ${probability}`,
-            );
-          }
+/** Checks `device`'s probabilities of every fixture photo against PyTorch's. */
+async function assertPytorchProbabilities(format: string, device: string, photos: string[]) {
+  const state = await loadTorch(`${IMAGENET_FIXTURES}/tiny_alexnet_${format}.pth`, {
+    maxBytes: ALEXNET_MAX_BYTES,
+  });
+  const net = await alexnetFromStateDict(state, format, device);
+  for (const t of state.values()) t.dispose();
+  try {
+    for (const name of photos) {
+      const image = await decodePng(await Deno.readFile(`${IMAGENET_FIXTURES}/${name}.pil.png`));
+      for (const crops of [1, 10] as const) {
+        const p = await classProbabilities(net, image, crops);
+        const expected = pytorch[name][crops === 1 ? "centre" : "tenCrop"];
+        for (const [index, probability] of expected) {
+          assert.ok(
+            Math.abs(p[index] - probability) <= 1e-5 * Math.max(1, probability * 10),
+            `${device} ${name} crops ${crops} class ${index}: ${
+              p[index]
+            } vs PyTorch ${probability}`,
+          );
         }
       }
-    } finally {
-      disposePretrained(net);
     }
+  } finally {
+    disposePretrained(net);
+  }
+}
+
+for (const format of ["legacy", "zip"]) {
+  Deno.test(`imagenet .pth (${format}): PyTorch's probabilities, centre and ten crops`, async () => {
+    await assertPytorchProbabilities(format, "cpu", FIXTURE_PHOTOS);
   });
 }
+
+gpuTest("imagenet .pth on WebGPU: PyTorch's probabilities, centre and ten crops", async () => {
+  await assertPytorchProbabilities("legacy", "gpu", FIXTURE_PHOTOS.slice(0, 2));
+});
 
 Deno.test("predict --weights FILE.pth: prints PyTorch's top-5", async () => {
   const name = FIXTURE_PHOTOS[0];
