@@ -98,6 +98,33 @@ Deno.test("download: an HTTP error is named, nothing is saved", async () => {
   }, 404);
 });
 
+Deno.test("download: a connection cut short leaves nothing in the cache", async () => {
+  // A raw HTTP server that promises the whole file and closes after half of it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const connection of listener) {
+      await connection.read(new Uint8Array(4096));
+      const head = `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`;
+      await connection.write(new TextEncoder().encode(head));
+      await connection.write(body.subarray(0, body.length / 2));
+      connection.close();
+    }
+  })();
+  try {
+    await withCache(async (cacheDir) => {
+      const url = `http://127.0.0.1:${listener.addr.port}/alexnet-${prefix}.pth`;
+      await assert.rejects(
+        downloadWeights({ url, cacheDir, sha256Prefix: prefix }),
+        /broke off after \d+ bytes .*nothing was saved/,
+      );
+      assert.deepEqual(await listing(cacheDir), []);
+    });
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
 Deno.test("download: torchvision's file and its hash prefix", () => {
   assert.equal(
     TORCHVISION_ALEXNET.url,

@@ -90,20 +90,8 @@ export async function downloadWeights(options: DownloadWeightsOptions = {}): Pro
     throw new Error(`--download: ${url} answered ${response.status} ${response.statusText}`);
   }
   const length = Number(response.headers.get("content-length"));
-  const total = Number.isFinite(length) && length > 0 ? length : null;
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for await (const chunk of response.body) {
-    chunks.push(chunk);
-    received += chunk.length;
-    options.onProgress?.(received, total);
-  }
-  if (total !== null && received !== total) {
-    throw new Error(`--download: ${url} sent ${received} bytes of ${total}; try again`);
-  }
-  const bytes = new Uint8Array(received);
-  let at = 0;
-  for (const chunk of chunks) bytes.set(chunk, (at += chunk.length) - chunk.length);
+  const total = Number.isInteger(length) && length > 0 ? length : null;
+  const bytes = await receive(response.body, url, total, options.onProgress);
   const digest = await sha256Hex(bytes);
   if (!digest.startsWith(prefix)) {
     throw new Error(
@@ -114,6 +102,52 @@ export async function downloadWeights(options: DownloadWeightsOptions = {}): Pro
   await Deno.mkdir(dir, { recursive: true });
   await writeFileAtomic(path, bytes);
   return path;
+}
+
+/** The most a download may hold in memory: torchvision's AlexNet is 233 MB. */
+const MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * Reads a response body into one buffer: preallocated when the server says the length (so
+ * the file is held once, not twice), refused when it sends more or less than it said, or more
+ * than {@link MAX_DOWNLOAD_BYTES}.
+ */
+async function receive(
+  body: ReadableStream<Uint8Array>,
+  url: string,
+  total: number | null,
+  onProgress?: (received: number, total: number | null) => void,
+): Promise<Uint8Array> {
+  const fail = (problem: string): never => {
+    throw new Error(`--download: ${url} ${problem}; nothing was saved, try again`);
+  };
+  if (total !== null && total > MAX_DOWNLOAD_BYTES) fail(`announces ${total} bytes`);
+  let buffer = new Uint8Array(total ?? 1 << 20);
+  let received = 0;
+  try {
+    for await (const chunk of body) {
+      if (received + chunk.length > (total ?? MAX_DOWNLOAD_BYTES)) {
+        fail(
+          total === null
+            ? `sent over ${MAX_DOWNLOAD_BYTES} bytes`
+            : `sent more than ${total} bytes`,
+        );
+      }
+      if (received + chunk.length > buffer.length) {
+        const grown = new Uint8Array(Math.max(2 * buffer.length, received + chunk.length));
+        grown.set(buffer.subarray(0, received));
+        buffer = grown;
+      }
+      buffer.set(chunk, received);
+      received += chunk.length;
+      onProgress?.(received, total);
+    }
+  } catch (error) {
+    if ((error as Error).message.startsWith("--download:")) throw error;
+    fail(`broke off after ${received} bytes (${(error as Error).message})`);
+  }
+  if (total !== null && received !== total) fail(`sent ${received} bytes of ${total}`);
+  return buffer.subarray(0, received);
 }
 
 /** A one-line progress bar on stderr: `[#####.....] 117.3 / 233.1 MB`. */
