@@ -26,6 +26,7 @@ import {
   imagenetTenCrop,
   topK,
 } from "../data/imagenet.ts";
+import { checkKeys } from "../optim/options.ts";
 import { alexnetTorchvision } from "./alexnet.ts";
 
 /**
@@ -80,7 +81,8 @@ function checkFinite(state: Map<string, Tensor | HostTensor>, where: string): vo
  * @example A state dict of the right layout (here, random weights)
  * ```ts
  * import assert from "node:assert/strict";
- * import { alexnetTorchvision } from "./alexnet.ts";
+ * import { checkKeys } from "../optim/options.ts";
+import { alexnetTorchvision } from "./alexnet.ts";
  * import { alexnetFromStateDict } from "./alexnet_pretrained.ts";
  *
  * const source = alexnetTorchvision({ hiddenUnits: 16, numClasses: 10 });
@@ -150,7 +152,12 @@ export async function classify(
   image: ImageCHW<Uint8Array>,
   options: { crops?: 1 | 10; top?: number } = {},
 ): Promise<ClassProbability[]> {
-  const probabilities = await classProbabilities(net, image, options.crops ?? 1);
+  checkKeys("classify", options, ["crops", "top"]);
+  const crops = options.crops ?? 1;
+  if (crops !== 1 && crops !== 10) {
+    throw new RangeError(`classify: crops must be 1 or 10, got ${crops}`);
+  }
+  const probabilities = await classProbabilities(net, image, crops);
   return topK(probabilities, options.top ?? 5, net.classNames);
 }
 

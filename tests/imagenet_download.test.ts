@@ -125,6 +125,13 @@ Deno.test("download: a connection cut short leaves nothing in the cache", async 
   }
 });
 
+Deno.test("download: options are checked", async () => {
+  await assert.rejects(
+    downloadWeights({ url: "http://127.0.0.1:9/x.pth", cache_dir: "/tmp" } as never),
+    /downloadWeights: unknown option "cache_dir" \(did you mean cacheDir\?\)/,
+  );
+});
+
 Deno.test("download: torchvision's file and its hash prefix", () => {
   assert.equal(
     TORCHVISION_ALEXNET.url,

@@ -12,6 +12,7 @@ import { loadTorch } from "../io/torch.ts";
 import {
   ALEXNET_MAX_BYTES,
   alexnetFromStateDict,
+  classify,
   classProbabilities,
   disposePretrained,
 } from "../models/alexnet_pretrained.ts";
@@ -60,6 +61,22 @@ for (const format of ["legacy", "zip"]) {
 
 gpuTest("imagenet .pth on WebGPU: PyTorch's probabilities, centre and ten crops", async () => {
   await assertPytorchProbabilities("legacy", "gpu", FIXTURE_PHOTOS.slice(0, 2));
+});
+
+Deno.test("classify: options are checked", async () => {
+  const state = await loadTorch(`${IMAGENET_FIXTURES}/tiny_alexnet_zip.pth`, {
+    maxBytes: ALEXNET_MAX_BYTES,
+  });
+  const net = await alexnetFromStateDict(state, "zip");
+  for (const t of state.values()) t.dispose();
+  const image = { data: new Uint8Array(3 * 300 * 300), channels: 3, height: 300, width: 300 };
+  try {
+    await assert.rejects(classify(net, image, { crop: 10 } as never), /unknown option "crop"/);
+    await assert.rejects(classify(net, image, { crops: 5 as 1 }), /crops must be 1 or 10, got 5/);
+    assert.equal((await classify(net, image, { top: 3 })).length, 3);
+  } finally {
+    disposePretrained(net);
+  }
 });
 
 Deno.test("predict --weights FILE.pth: prints PyTorch's top-5", async () => {

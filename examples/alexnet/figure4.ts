@@ -27,6 +27,7 @@ import type { ImageCHW } from "../../data/dataset.ts";
 import { type ClassProbability, imagenetEvalBytes } from "../../data/imagenet.ts";
 import { resizeBilinearAntialias } from "../../data/transforms.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
+import { checkKeys } from "../../optim/options.ts";
 import { parseNumberFlag, UsageError } from "./config.ts";
 import {
   classify,
@@ -237,6 +238,15 @@ async function crops(files: string[]): Promise<ImageCHW<Uint8Array>[]> {
 
 /** Builds both halves of Figure 4 (see the module's documentation). */
 export async function figure4(options: Figure4Options): Promise<Figure4Result> {
+  checkKeys("figure4", options, [
+    "weights",
+    "photos",
+    "folder",
+    "neighbours",
+    "crops",
+    "device",
+    "out",
+  ]);
   if (options.photos.length === 0) throw new UsageError("no photos given");
   const k = options.neighbours ?? 6;
   const net: PretrainedAlexNet = await loadPretrained(options.weights, options.device ?? "cpu");
@@ -347,7 +357,8 @@ if (import.meta.main) {
       console.log(HELP);
       Deno.exit(0);
     }
-    const result = await figure4(command);
+    const { out: _, ...options } = command;
+    const result = await figure4(options);
     await Deno.mkdir(command.out, { recursive: true });
     await writeFileAtomic(`${command.out}/figure4_top5.png`, result.top5);
     console.log(`wrote ${command.out}/figure4_top5.png (${command.photos.length} photos)`);

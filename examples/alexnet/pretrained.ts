@@ -21,6 +21,7 @@
 import { type HostTensor, loadSafetensors, type Tensor, writeFileAtomic } from "../../mod.ts";
 import { sha256Hex } from "../../data/mod.ts";
 import { loadTorch } from "../../io/torch.ts";
+import { checkKeys } from "../../optim/options.ts";
 import {
   ALEXNET_MAX_BYTES,
   alexnetFromStateDict,
@@ -78,6 +79,7 @@ export interface DownloadWeightsOptions {
  * corrupt file. A cached file is trusted if its name matches: delete it to download again.
  */
 export async function downloadWeights(options: DownloadWeightsOptions = {}): Promise<string> {
+  checkKeys("downloadWeights", options, ["url", "sha256Prefix", "cacheDir", "onProgress"]);
   const url = options.url ?? TORCHVISION_ALEXNET.url;
   const prefix = options.sha256Prefix ?? TORCHVISION_ALEXNET.sha256Prefix;
   const dir = options.cacheDir ?? weightsCacheDir();
