@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { decodeImage } from "../data/mod.ts";
+import { decodePng } from "../data/codecs.ts";
 import type { ImageCHW } from "../data/dataset.ts";
 import {
   centerCropTorchvision,
@@ -153,6 +154,16 @@ Deno.test("imagenet: from the JPEG, end to end, within a few 1/255 of torchvisio
         (100 * endToEnd.share).toFixed(2)
       }% off by more than 1`,
     );
+  }
+});
+
+Deno.test("imagenet: resizeBilinearAntialias equals PIL's resize of noise, bit for bit", async () => {
+  const noise = await decodePng(await Deno.readFile(`${IMAGENET_FIXTURES}/resize_noise.png`));
+  for (const [width, height] of [[13, 9], [97, 64], [41, 5], [100, 12], [3, 120], [7, 31]]) {
+    const file = `${IMAGENET_FIXTURES}/resize_noise_${width}x${height}.png`;
+    const pil = await decodePng(await Deno.readFile(file));
+    const mine = resizeBilinearAntialias(noise, height, width);
+    assert.equal(compare(mine, pil).max, 0, `${width}x${height}`);
   }
 });
 

@@ -21,6 +21,9 @@ It writes:
 - expected.json: per image the resized size, and the normalised tensor at a few positions;
   and the ten crops (torchvision's TenCrop(224) of Resize(256) + CenterCrop(256)) at a few
   positions, to check the crop order and mirroring.
+- resize_noise.png and resize_noise_WxH.png: a 41x31 RGB noise image and PIL's bilinear
+  resize of it to sizes that shrink, enlarge or mix the two axes (noise makes every
+  rounding visible).
 - tiny_alexnet_legacy.pth, tiny_alexnet_zip.pth: a torchvision-layout AlexNet state_dict
   saved by torch.save in the legacy format (torchvision's own file is one) and the zip
   format, small enough to commit: random weights, fc6/fc7 16 wide, conv2-conv5 stored as one
@@ -50,6 +53,10 @@ IMAGES = [
     ("small_180x240", 180, 240, 4, 2),
     ("full_chroma_320x240", 320, 240, 5, 0),
 ]
+
+
+# (width, height) targets for the 41x31 noise image: shrink, enlarge, one of each, extremes.
+RESIZE_SIZES = [(13, 9), (97, 64), (41, 5), (100, 12), (3, 120), (7, 31)]
 
 
 def photo_like(width, height, seed):
@@ -174,6 +181,13 @@ def main():
     with open(f"{OUT}/expected.json", "w") as f:
         json.dump(expected, f)
         f.write("\n")
+
+    noise = Image.fromarray(
+        np.random.default_rng(9).integers(0, 256, (31, 41, 3), dtype=np.uint8), "RGB"
+    )
+    noise.save(f"{OUT}/resize_noise.png")
+    for size in RESIZE_SIZES:
+        noise.resize(size, Image.BILINEAR).save(f"{OUT}/resize_noise_{size[0]}x{size[1]}.png")
 
     model, state = tiny_alexnet()
     torch.save(state, f"{OUT}/tiny_alexnet_legacy.pth", _use_new_zipfile_serialization=False)
