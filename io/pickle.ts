@@ -30,6 +30,7 @@
 
 /** A malformed or refused pickle; the message names the problem and its byte offset. */
 export class PickleError extends Error {
+  /** `message` names the problem and, from the machine, the byte offset. */
   constructor(message: string) {
     super(message);
     this.name = "PickleError";
@@ -39,6 +40,8 @@ export class PickleError extends Error {
 /** A global the caller allows to be called by REDUCE (or NEWOBJ, when it is a class). */
 export class PickleCallable {
   /**
+   * The global `name`, calling `call` on its argument tuple.
+   *
    * @param name the global's dotted name, for messages (`collections.OrderedDict`)
    * @param call builds the value from the argument tuple; throws a PickleError to refuse
    * @param isClass true for a class (NEWOBJ may instantiate it), false for a function
@@ -60,7 +63,20 @@ export interface UnpickleOptions {
   persistentLoad?(pid: unknown): unknown;
   /** Applies BUILD's `state` to `target`; without it, BUILD is an error. */
   build?(target: unknown, state: unknown): void;
+  /**
+   * The most memory the values may take, estimated as {@link MEMORY_COST} says (default: no
+   * limit). A pickle's bytes are terse (`}` is a whole dict), so without a limit a file of
+   * a few hundred MB could ask for tens of GB.
+   */
+  maxMemory?: number;
 }
+
+/**
+ * The estimate of memory that `maxMemory` bounds: per value on the stack, in a container or
+ * in the memo, per container (list, tuple, dict, set, or an object a callable returns), and
+ * per string or bytes character. Values near what a JavaScript engine spends on each.
+ */
+export const MEMORY_COST = { slot: 16, container: 64, character: 2 } as const;
 
 /** The largest integer opcode argument read, in bytes (Python has no limit; torch uses 10). */
 export const MAX_INT_BYTES = 64;
@@ -108,7 +124,7 @@ export function isTuple(value: unknown): value is readonly unknown[] {
 export function unpickle(
   bytes: Uint8Array,
   options: UnpickleOptions,
-): { value: unknown; end: number } {
+): { value: unknown; end: number; memory: number } {
   return new Machine(bytes, options).run();
 }
 
@@ -121,24 +137,28 @@ class Machine {
   position: number;
   /** Offset of the opcode being run, for messages. */
   at = 0;
+  /** Estimated memory of the values so far (see MEMORY_COST). */
+  memory = 0;
+  readonly maxMemory: number;
 
   constructor(readonly bytes: Uint8Array, readonly options: UnpickleOptions) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.position = options.start ?? 0;
+    this.maxMemory = options.maxMemory ?? Infinity;
   }
 
   fail(problem: string): never {
     throw new PickleError(`pickle byte ${this.at}: ${problem}`);
   }
 
-  run(): { value: unknown; end: number } {
+  run(): { value: unknown; end: number; memory: number } {
     while (true) {
       if (this.position >= this.bytes.length) {
         this.fail("the pickle ends without a STOP opcode (truncated)");
       }
       this.at = this.position;
       const op = this.bytes[this.position++];
-      if (op === STOP) return { value: this.pop(), end: this.position };
+      if (op === STOP) return { value: this.pop(), end: this.position, memory: this.memory };
       this.step(op);
     }
   }
@@ -203,6 +223,7 @@ class Machine {
 
   text(length: number): string {
     const raw = this.take(length);
+    this.charge(raw.length * MEMORY_COST.character);
     try {
       return utf8.decode(raw);
     } catch {
@@ -210,10 +231,33 @@ class Machine {
     }
   }
 
-  // ---- the stack ----
+  binary(length: number): Uint8Array {
+    const raw = this.take(length);
+    this.charge(MEMORY_COST.container + raw.length);
+    return raw.slice();
+  }
+
+  // ---- the stack, and the memory it holds ----
+
+  charge(bytes: number): void {
+    this.memory += bytes;
+    if (this.memory > this.maxMemory) {
+      this.fail(
+        `the pickle's values need more than ${this.maxMemory} bytes of memory (estimated: ` +
+          `${MEMORY_COST.container} per list, tuple, dict or set, ${MEMORY_COST.slot} per item)`,
+      );
+    }
+  }
 
   push(value: unknown): void {
+    this.charge(MEMORY_COST.slot);
     this.stack.push(value);
+  }
+
+  /** `value`, a container just built, charged for. */
+  fresh<T>(value: T): T {
+    this.charge(MEMORY_COST.container);
+    return value;
   }
 
   pop(): unknown {
@@ -239,6 +283,7 @@ class Machine {
   }
 
   memoPut(index: number): void {
+    if (!this.memo.has(index)) this.charge(MEMORY_COST.slot);
     this.memo.set(index, this.top());
   }
 
@@ -255,6 +300,7 @@ class Machine {
         this.take(8); // a length hint for buffered readers; the opcodes follow inline
         return;
       case MARK:
+        this.charge(MEMORY_COST.slot);
         this.marks.push(this.stack.length);
         return;
       case POP:
@@ -310,45 +356,47 @@ class Machine {
       case SHORT_BINSTRING:
         return this.push(this.text(this.u8()));
       case BINBYTES:
-        return this.push(this.take(this.u32()).slice());
+        return this.push(this.binary(this.u32()));
       case SHORT_BINBYTES:
-        return this.push(this.take(this.u8()).slice());
+        return this.push(this.binary(this.u8()));
       case BINBYTES8:
       case BYTEARRAY8:
-        return this.push(this.take(this.u64()).slice());
+        return this.push(this.binary(this.u64()));
       case EMPTY_LIST:
-        return this.push([]);
+        return this.push(this.fresh([]));
       case EMPTY_TUPLE:
-        return this.push(Object.freeze([]));
+        return this.push(this.fresh(Object.freeze([])));
       case EMPTY_DICT:
-        return this.push(new Map());
+        return this.push(this.fresh(new Map()));
       case EMPTY_SET:
-        return this.push(new Set());
+        return this.push(this.fresh(new Set()));
       case LIST:
-        return this.push(this.popMark());
+        return this.push(this.fresh(this.popMark()));
       case TUPLE:
-        return this.push(Object.freeze(this.popMark()));
+        return this.push(this.fresh(Object.freeze(this.popMark())));
       case TUPLE1:
       case TUPLE2:
       case TUPLE3: {
         const items = Array.from({ length: op - TUPLE1 + 1 }, () => this.pop()).reverse();
-        return this.push(Object.freeze(items));
+        return this.push(this.fresh(Object.freeze(items)));
       }
       case FROZENSET:
-        return this.push(new Set(this.popMark()));
+        return this.push(this.fresh(new Set(this.popMark())));
       case DICT: {
-        const map = new Map();
+        const map = this.fresh(new Map());
         this.setItems(map, this.popMark());
         return this.push(map);
       }
       case APPEND: {
         const value = this.pop();
+        this.charge(MEMORY_COST.slot);
         this.list(this.top()).push(value);
         return;
       }
       case APPENDS: {
         const items = this.popMark();
         const list = this.list(this.top());
+        this.charge(items.length * MEMORY_COST.slot);
         for (const item of items) list.push(item);
         return;
       }
@@ -365,6 +413,7 @@ class Machine {
         const items = this.popMark();
         const set = this.top();
         if (!(set instanceof Set)) this.fail(`ADDITEMS on ${describe(set)}, not a set`);
+        this.charge(items.length * MEMORY_COST.slot);
         for (const item of items) (set as Set<unknown>).add(item);
         return;
       }
@@ -460,6 +509,7 @@ class Machine {
 
   setItems(target: unknown, items: unknown[]): void {
     if (!(target instanceof Map)) this.fail(`SETITEM on ${describe(target)}, not a dict`);
+    this.charge(items.length * MEMORY_COST.slot);
     if (items.length % 2 !== 0) this.fail("SETITEMS with an odd number of keys and values");
     for (let i = 0; i < items.length; i += 2) {
       const key = items[i];
@@ -490,6 +540,7 @@ class Machine {
     if (!isTuple(args)) {
       this.fail(`${op} of ${target.name} with arguments ${describe(args)}, not a tuple`);
     }
+    this.charge(MEMORY_COST.container);
     try {
       return target.call(args as readonly unknown[]);
     } catch (error) {
@@ -502,6 +553,7 @@ class Machine {
     if (!this.options.persistentLoad) {
       this.fail("a persistent id appears, but none is expected here");
     }
+    this.charge(MEMORY_COST.container);
     try {
       return this.options.persistentLoad(pid);
     } catch (error) {

@@ -26,8 +26,8 @@
  * The file is untrusted. Storages are only numbers (dtype, key, element count) until a
  * state_dict tensor needs one; each storage's claimed size is checked against the bytes that
  * back it, each view against its storage, and everything this reader allocates (inflated zip
- * entries, the tensors' values) is summed and refused beyond `maxBytes` (by default 8 times
- * the file's size) before it is allocated. Every problem is a {@link TorchLoadError} whose
+ * entries, the pickle's values, the tensors' values) is summed and refused beyond `maxBytes`
+ * (by default 8 times the file's size) before it is allocated. Every problem is a {@link TorchLoadError} whose
  * message starts with the file's name.
  *
  * @module
@@ -35,7 +35,7 @@
 
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
 import { checkKeys } from "../optim/options.ts";
-import { describe, isTuple, PickleError, quote, unpickle } from "./pickle.ts";
+import { describe, isTuple, PickleError, quote, unpickle, type UnpickleOptions } from "./pickle.ts";
 import {
   build,
   findClass,
@@ -51,6 +51,7 @@ import { isZip, readZipDirectory, readZipEntry, type ZipEntry, ZipError } from "
 
 /** A file that is not a readable `torch.save` state_dict; the message starts with its name. */
 export class TorchLoadError extends Error {
+  /** `message` starts with the file's name, then the problem. */
   constructor(message: string) {
     super(message);
     this.name = "TorchLoadError";
@@ -60,9 +61,10 @@ export class TorchLoadError extends Error {
 /** Options of {@link loadTorch} and {@link loadTorchBytes}. */
 export interface LoadTorchOptions {
   /**
-   * The most bytes the reader may allocate: inflated zip entries plus the tensors' values
-   * (float16 and bfloat16 take twice their stored size as float32, uint8 and bool four times
-   * as int32). Default: 8 times the file's size, at least 1 MiB.
+   * The most bytes the reader may allocate: inflated zip entries, the pickle's values (an
+   * estimate, see pickle.ts's MEMORY_COST) and the tensors' values (float16 and bfloat16 take
+   * twice their stored size as float32, uint8 and bool four times as int32). Default: 8
+   * times the file's size, at least 1 MiB.
    */
   maxBytes?: number;
   /** The name errors start with (default: the path, or `<bytes>`); e.g. a dropped file's name. */
@@ -130,7 +132,9 @@ export async function loadTorchBytes(
   try {
     if (!isLittleEndianHost()) throw new Problem("this reader needs a little-endian machine");
     const budget = new Budget(maxBytes);
-    const loaded = isZip(bytes) ? await readZipFormat(bytes, budget) : readLegacyFormat(bytes);
+    const loaded = isZip(bytes)
+      ? await readZipFormat(bytes, budget)
+      : readLegacyFormat(bytes, budget);
     const state = findStateDict(loaded.value);
     const tensors = new Map<string, Tensor>();
     for (const [key, ref] of state) budget.take(ref.outputBytes(), `tensor ${quote(key)}`);
@@ -182,6 +186,25 @@ class Problem extends Error {}
 /** What the reader may still allocate. */
 class Budget {
   constructor(private left: number) {}
+
+  /** Runs a pickle with what is left as its memory limit, and takes what its values use. */
+  unpickle(bytes: Uint8Array, options: UnpickleOptions): { value: unknown; end: number } {
+    try {
+      const result = unpickle(bytes, { ...options, maxMemory: this.left });
+      this.left -= result.memory;
+      return result;
+    } catch (error) {
+      if (
+        error instanceof PickleError && /need more than \d+ bytes of memory/.test(error.message)
+      ) {
+        throw new PickleError(
+          `${error.message}, beyond what is left of this load's maxBytes (default 8 times the file's size); pass a larger maxBytes if the file is trusted`,
+        );
+      }
+      throw error;
+    }
+  }
+
   take(bytes: number, what: string): void {
     if (bytes > this.left) {
       throw new Problem(
@@ -236,7 +259,7 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
     if (order !== "little") {
       throw new Problem(
         `the byteorder record says ${
-          JSON.stringify(order)
+          JSON.stringify(order.slice(0, 20))
         }; tessera reads only little-endian files`,
       );
     }
@@ -265,7 +288,7 @@ async function readZipFormat(bytes: Uint8Array, budget: Budget): Promise<Loaded>
     return storage;
   };
   const pickle = await read(bytes, entries.get(pickles[0])!, budget);
-  const { value } = unpickle(pickle, { findClass, persistentLoad, build });
+  const { value } = budget.unpickle(pickle, { findClass, persistentLoad, build });
   const cache = new Map<StorageRef, Promise<Uint8Array>>();
   return {
     value,
@@ -286,10 +309,10 @@ function read(bytes: Uint8Array, entry: ZipEntry, budget: Budget): Promise<Uint8
 const MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
 
-function readLegacyFormat(bytes: Uint8Array): Loaded {
+function readLegacyFormat(bytes: Uint8Array, budget: Budget): Loaded {
   if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === "ustar") {
     throw new Problem(
-      "this is a tar archive, PyTorch's format before 0.4, which tessera does not read",
+      "this is a tar archive, PyTorch's earliest torch.save format, which tessera does not read; load and re-save it with a recent PyTorch",
     );
   }
   if (bytes[0] !== 0x80) {
@@ -300,7 +323,7 @@ function readLegacyFormat(bytes: Uint8Array): Loaded {
       })`,
     );
   }
-  const header = (start: number) => unpickle(bytes, { start, findClass: refuseGlobals });
+  const header = (start: number) => budget.unpickle(bytes, { start, findClass: refuseGlobals });
   const magic = header(0);
   if (magic.value !== MAGIC_NUMBER) {
     throw new Problem(
@@ -329,7 +352,12 @@ function readLegacyFormat(bytes: Uint8Array): Loaded {
   }
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: unknown) => legacyStorage(pid, storages);
-  const object = unpickle(bytes, { start: sysInfo.end, findClass, persistentLoad, build });
+  const object = budget.unpickle(bytes, {
+    start: sysInfo.end,
+    findClass,
+    persistentLoad,
+    build,
+  });
   const keys = header(object.end);
   const data = legacyStorageData(bytes, keys.value, keys.end, storages);
   return {

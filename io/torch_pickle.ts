@@ -25,6 +25,7 @@ import { outputItemsize, type TorchDtype } from "./torch_storage.ts";
 /** A storage type (`torch.FloatStorage`) or dtype (`torch.float32`) named by the pickle. */
 class StorageType {
   constructor(readonly dtype: TorchDtype) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `the storage type of ${this.dtype}`;
   }
@@ -64,6 +65,7 @@ const DTYPES: Record<string, TorchDtype> = {
 
 /** One storage: its element type, its key in the file, its length in elements. */
 export class StorageRef {
+  /** A storage named by a persistent id; `root` only for a legacy storage view. */
   constructor(
     readonly key: string,
     readonly dtype: TorchDtype,
@@ -71,6 +73,7 @@ export class StorageRef {
     /** A legacy storage view: the storage it is a slice of, and where the slice starts. */
     readonly root?: { storage: StorageRef; offset: number },
   ) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `storage ${quote(this.key)}`;
   }
@@ -78,18 +81,22 @@ export class StorageRef {
 
 /** One tensor: a strided view of a storage (see torch_storage.ts). */
 export class TensorRef {
+  /** A tensor rebuilt by the pickle: `storage` viewed from `offset` with `shape`, `stride`. */
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
     readonly shape: number[],
     readonly stride: number[],
   ) {}
+  /** How error messages name it. */
   get pickleDescription(): string {
     return `a ${this.storage.dtype} tensor of size [${this.shape}]`;
   }
+  /** The number of values. */
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
+  /** Bytes of its values as tessera holds them. */
   outputBytes(): number {
     return this.numel * outputItemsize(this.storage.dtype);
   }
@@ -157,6 +164,7 @@ export function build(target: unknown, state: unknown): void {
   if (!ok) throw new PickleError(`BUILD of an OrderedDict with state ${describe(state)}`);
 }
 
+/** `value` if it is a non-negative safe integer; else a PickleError naming `what`. */
 export function index(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw new PickleError(`${what} must be a non-negative integer, got ${describe(value)}`);
@@ -171,6 +179,9 @@ function indexTuple(value: unknown, what: string): number[] {
   return (value as unknown[]).map((v, i) => index(v, `${what}[${i}]`));
 }
 
+/** The most dimensions a tensor may have: far more than any model's, and it keeps messages short. */
+const MAX_DIMS = 64;
+
 /** torch._utils._rebuild_tensor(storage, storage_offset, size, stride). */
 function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
   const [storage, offset, size, stride] = args;
@@ -182,6 +193,11 @@ function rebuildTensor(args: readonly unknown[], fn: string): TensorRef {
   if (shape.length !== strides.length) {
     throw new PickleError(
       `${fn}: size has ${shape.length} dimensions but stride has ${strides.length}`,
+    );
+  }
+  if (shape.length > MAX_DIMS) {
+    throw new PickleError(
+      `${fn}: a tensor of ${shape.length} dimensions; tessera reads at most ${MAX_DIMS}`,
     );
   }
   let numel = 1;

@@ -74,8 +74,11 @@ export function outputItemsize(dtype: TorchDtype): number {
 
 /** A tensor's view of its storage, in elements. */
 export interface StridedView {
+  /** Size of each dimension, outermost first. */
   shape: readonly number[];
+  /** Elements between neighbours along each dimension. */
   stride: readonly number[];
+  /** The storage element of the first value. */
   offset: number;
 }
 
@@ -165,9 +168,11 @@ function aligned<T>(
 }
 
 /**
- * The values of `view` over a storage whose raw little-endian bytes are `bytes`, as a new
- * row-major array of the tessera dtype. The caller has checked that the view stays inside the
- * storage. `name` labels a value error.
+ * The values of `view` over a storage whose raw little-endian bytes are `bytes`, row-major, in
+ * the tessera dtype: a view into `bytes` when they already lie there in that form (contiguous,
+ * aligned, float32, float64 or int32), else a new array, so the caller copies the result
+ * (`fromArray` does) before it lets go of `bytes`. The caller has checked that the view stays
+ * inside the storage. `name` labels a value error.
  */
 export function readView(
   bytes: Uint8Array,
@@ -183,15 +188,20 @@ export function readView(
       ? Float64Array
       : Int32Array;
     const size = Type.BYTES_PER_ELEMENT;
-    const out = new Type(count);
-    if (count === 0) return out;
+    if (count === 0) return new Type(0);
     const { stride } = coalesce(view);
     if (stride.length === 1 && stride[0] === 1) {
-      // Contiguous: one byte copy, whatever the alignment (legacy files align nothing).
-      const start = view.offset * size;
-      new Uint8Array(out.buffer).set(bytes.subarray(start, start + count * size));
+      // Contiguous: the bytes themselves when aligned (PyTorch's zip aligns every record to
+      // 64 bytes), else one byte copy (legacy files align nothing).
+      const start = bytes.byteOffset + view.offset * size;
+      if (start % size === 0) return new Type(bytes.buffer as ArrayBuffer, start, count);
+      const out = new Type(count);
+      new Uint8Array(out.buffer).set(
+        bytes.subarray(start - bytes.byteOffset, start - bytes.byteOffset + count * size),
+      );
       return out;
     }
+    const out = new Type(count);
     const source = aligned(bytes, size, (b, o, n) => new Type(b, o, n));
     forEachRun(view, (start, step, n, at) => {
       if (step === 1) out.set(source.subarray(start, start + n), at);

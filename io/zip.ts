@@ -26,6 +26,7 @@
 
 /** A malformed or unsupported zip archive; the message names the entry or record. */
 export class ZipError extends Error {
+  /** `message` names the entry or record and the problem. */
   constructor(message: string) {
     super(message);
     this.name = "ZipError";
