@@ -69,6 +69,7 @@ const pool = (n: number, c: number, h: number): Pool2dParams => {
     padW: 0,
     outH: out,
     outW: out,
+    countIncludePad: true,
   };
 };
 const spatial = [];

@@ -161,6 +161,23 @@ export function dispatchSamples(
   }
 }
 
+/**
+ * Most iterations one invocation's loops may run in total. The software adapter silently ends
+ * an invocation after about 65,535 (gpu/README.md, "Limits"), so kernels whose loops follow a
+ * size the user chooses split the work below this or refuse it ({@link checkLoop}).
+ */
+export const MAX_LOOP = 16384;
+
+/** Throws, naming the kernel, `what` and `advice`, when a loop would run past {@link MAX_LOOP}. */
+export function checkLoop(kernel: string, what: string, iterations: number, advice: string): void {
+  if (iterations > MAX_LOOP) {
+    throw new RangeError(
+      `${kernel}: ${what} = ${iterations} loop iterations per invocation, over the GPU kernels' ` +
+        `${MAX_LOOP}; ${advice}`,
+    );
+  }
+}
+
 /** Throws unless every index a kernel computes stays below 2^31 (it uses i32 arithmetic). */
 export function checkIndexRange(kernel: string, what: string, value: number): void {
   if (value >= 2 ** 31) {

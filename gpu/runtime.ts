@@ -190,6 +190,9 @@ export class GpuRuntime {
   #uniformUsed = 0;
   #error: Error | null = null;
   #lost: string | null = null;
+  #flags: GpuStorage | null = null;
+  #flagsPending = false;
+  readonly #flagMessages = new Map<number, (words: Int32Array) => string>();
   readonly #pendingScopes: Promise<void>[] = [];
   readonly #fillKernel: GpuKernel = {
     name: "fill",
@@ -223,7 +226,7 @@ ${ELEMENT_MAIN}
       this.#error ??= new Error(`gpu: uncaptured WebGPU error: ${error.message}`);
     });
     device.lost.then((info) => {
-      this.#lost = `gpu: the device was lost (${info.reason}): ${info.message}`;
+      this.#lost = lostMessage(info.reason, info.message);
     });
   }
 
@@ -241,13 +244,57 @@ ${ELEMENT_MAIN}
 
   /**
    * Waits for every pending pipeline validation and the queue, then throws the first error
-   * seen (a WGSL error names its kernel). Tests call it to fail on any uncaptured error.
+   * seen (a WGSL error names its kernel, a kernel's flag names its op). Tests call it to fail
+   * on any uncaptured error.
    */
   async checkErrors(): Promise<void> {
     this.flush();
     await Promise.all(this.#pendingScopes.splice(0));
-    await this.device.queue.onSubmittedWorkDone();
+    await this.#settle(this.device.queue.onSubmittedWorkDone());
     this.#throwIfBroken();
+    await this.#checkFlags();
+  }
+
+  /**
+   * Awaits `work`; when it fails, gives a device loss a moment to be reported, so that the
+   * error names the loss rather than the validation error it caused.
+   */
+  async #settle<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      await Promise.race([this.device.lost, new Promise((resolve) => setTimeout(resolve, 50))]);
+      this.#throwIfBroken();
+      throw error;
+    }
+  }
+
+  /**
+   * The flag words kernels write when they meet bad data (a label out of range) that they
+   * cannot report synchronously: [code, three words of detail], int32, 0 while all is well.
+   * A kernel that may set code `code` binds this storage (as `array<atomic<i32>, 4>`) and
+   * the runtime, at the next read or sync, throws `describe(words)` if the code was set. The
+   * check rides along with the read (the four words are copied into its staging buffer).
+   */
+  flags(code: number, describe: (words: Int32Array) => string): GpuStorage {
+    this.#flagMessages.set(code, describe);
+    this.#flags ??= this.zeros("int32", 4);
+    this.#flagsPending = true;
+    return this.#flags;
+  }
+
+  /** Reads the flag words if a kernel since the last check may have set them. */
+  async #checkFlags(): Promise<void> {
+    if (this.#flagsPending && this.#flags) await this.read(this.#flags);
+  }
+
+  /** Throws the flagged error in `words` (and clears the flags), if any. */
+  #throwIfFlagged(words: Int32Array): void {
+    if (words[0] === 0 || !this.#flags) return;
+    this.device.queue.writeBuffer(this.#flags.buffer, 0, new Int32Array(4));
+    this.device.queue.submit([]);
+    const describe = this.#flagMessages.get(words[0]);
+    throw new Error(describe ? describe(words) : `gpu: a kernel raised flag ${words[0]}`);
   }
 
   // ---- memory ------------------------------------------------------------------------------
@@ -317,8 +364,12 @@ ${ELEMENT_MAIN}
     this.#check(source, "read");
     this.#endPass();
     const bytes = source.length * 4;
+    // The flag words travel in the same staging buffer, after the data.
+    const flagsAt = Math.ceil(bytes / 16) * 16;
+    const withFlags = this.#flagsPending && this.#flags !== null;
+    this.#flagsPending = false;
     const staging = this.device.createBuffer({
-      size: Math.max(16, Math.ceil(bytes / 16) * 16),
+      size: Math.max(16, flagsAt + (withFlags ? 16 : 0)),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const encoder = this.#encoder ?? this.device.createCommandEncoder();
@@ -326,19 +377,20 @@ ${ELEMENT_MAIN}
     if (bytes > 0) {
       encoder.copyBufferToBuffer(source.buffer, 0, staging, 0, Math.ceil(bytes / 4) * 4);
     }
+    if (withFlags) encoder.copyBufferToBuffer(this.#flags!.buffer, 0, staging, flagsAt, 16);
     this.#submit(encoder);
+    let copy: ArrayBuffer, flags: Int32Array | null = null;
     try {
-      await staging.mapAsync(GPUMapMode.READ);
-      const copy = staging.getMappedRange().slice(0, bytes);
+      await this.#settle(staging.mapAsync(GPUMapMode.READ));
+      copy = staging.getMappedRange().slice(0, bytes);
+      if (withFlags) flags = new Int32Array(staging.getMappedRange().slice(flagsAt, flagsAt + 16));
       staging.unmap();
-      this.#throwIfBroken();
-      return source.dtype === "int32" ? new Int32Array(copy) : new Float32Array(copy);
-    } catch (error) {
-      this.#throwIfBroken();
-      throw error;
     } finally {
       staging.destroy();
     }
+    this.#throwIfBroken();
+    if (flags) this.#throwIfFlagged(flags);
+    return source.dtype === "int32" ? new Int32Array(copy) : new Float32Array(copy);
   }
 
   /** A pooled rgba32float texture (storage + sampled); release it with {@link releaseTexture}. */
@@ -602,7 +654,20 @@ ${ELEMENT_MAIN}
   /** Submits recorded work and resolves when the GPU has finished it (for benchmarks). */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.#settle(this.device.queue.onSubmittedWorkDone());
     this.#throwIfBroken();
+    await this.#checkFlags();
   }
+}
+
+/**
+ * What every call says once the device is gone (a driver reset, a GPU timeout, `destroy()`):
+ * why, and what to do. Tensors on the device cannot be recovered, but checkpoints on disk are.
+ */
+export function lostMessage(reason: string, message: string): string {
+  return `gpu: the WebGPU device was lost (reason: ${reason}${
+    message ? `; ${message}` : ""
+  }), and every tensor on it with it. A training run's last checkpoint on disk is intact: ` +
+    `rerun with --resume to continue from it, or with --device cpu to continue on the CPU. ` +
+    `In a program of your own, acquire a new device with initWebGPU() and move the tensors again.`;
 }

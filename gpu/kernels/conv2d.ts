@@ -26,9 +26,13 @@
  *   kernels over 25 taps) × all KW taps, and loops over the batch and the output positions in 8-column strips of the same
  *   padded input. It reads 4 channels of dy as one vec4 from a channels-last copy when each dy
  *   element feeds enough products to pay for the copy. When O/4·(C/g)·KH/rows invocations are
- *   too few to keep every core busy (AlexNet-mini's conv1 has 24), the batch is split into
- *   slices in the same dispatch, whose partial sums a second kernel adds in a fixed order
- *   (deterministic, unlike atomics).
+ *   too few to keep every core busy (AlexNet-mini's conv1 has 24), the batch's output rows
+ *   are split into slices in the same dispatch, whose partial sums a reduction adds in a fixed
+ *   order (deterministic, unlike atomics). Slices also bound each invocation's loop: at most
+ *   4096 strip rows, whatever the batch (gpu/README.md, "Limits").
+ *
+ * - **Dilation** runs the same kernels on the kernel spread out with zeros between its taps
+ *   (see `spread` at the end of the file).
  *
  * Why no shared-memory tiles: on the software adapter (lavapipe) workgroup memory is as slow
  * as a storage buffer and barriers cost extra, while register blocking cuts the loads that
@@ -55,7 +59,14 @@ import {
   packParams,
   WORKGROUP_INDEX,
 } from "../runtime.ts";
-import { type BatchChunk, batchChunks, bindSamples, checkIndexRange } from "../chunks.ts";
+import {
+  type BatchChunk,
+  batchChunks,
+  bindSamples,
+  checkIndexRange,
+  checkLoop,
+} from "../chunks.ts";
+import { reduceGpu } from "./reduce.ts";
 
 /** Invocations per workgroup of every kernel in this file. */
 const WORKGROUP = 64;
@@ -366,6 +377,12 @@ function runStrip(
   const padSample = paddedSample(s, geo);
   checkIndexRange(name, "input elements", n * Math.max(inSample, padSample));
   checkIndexRange(name, "output elements", n * outSample);
+  checkLoop(
+    name,
+    "input channels per group x kernel rows",
+    s.inPerGroup * s.kh,
+    "use fewer channels per group (groups) or run this layer on the CPU",
+  );
   const kernel = stripKernel(s, bias !== null, name);
   const y = rt.alloc("float32", n * outSample);
   const stripsPerSample = Math.ceil(s.outH / STRIP_ROWS) * geo.stripsPerRow;
@@ -386,8 +403,8 @@ function runStrip(
   return y;
 }
 
-/** y = conv2d(x, w) + bias on the GPU: x [N, C, H, W], w [O, C/g, KH, KW] → y [N, O, outH, outW]. */
-export function conv2dForwardGpu(
+/** The forward with dilation 1 (see {@link conv2dForwardGpu}). */
+function conv2dForwardUndilated(
   rt: GpuRuntime,
   x: GpuStorage,
   w: GpuStorage,
@@ -462,8 +479,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   return { name: "conv2d_backward_input_gather", code };
 }
 
-/** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
-export function conv2dBackwardInputGpu(
+/** The input gradient with dilation 1 (see {@link conv2dBackwardInputGpu}). */
+function conv2dBackwardInputUndilated(
   rt: GpuRuntime,
   dy: GpuStorage,
   w: GpuStorage,
@@ -503,6 +520,12 @@ export function conv2dBackwardInputGpu(
   checkIndexRange(name, "input elements", p.n * inSample);
   checkIndexRange(name, "output elements", p.n * outSample);
   const wLayout = weightLayout(rt, w, p, "transposed", false);
+  checkLoop(
+    name,
+    "output channels per group x taps per input cell",
+    (p.o / p.groups) * Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
+    "use fewer channels per group (groups) or run this layer on the CPU",
+  );
   const kernel = inputGatherKernel(p);
   const dx = rt.alloc("float32", p.n * inSample);
   const blocks = p.groups * Math.ceil(p.c / p.groups / 4);
@@ -678,7 +701,7 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 @group(0) @binding(1) var<storage, read> dy: array<${channelsLast ? "vec4f" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
-struct Params { n: u32, slices: u32, samplesPerSlice: u32, outOffset: u32, dyOffset: u32 }
+struct Params { n: u32, slices: u32, rowsPerSlice: u32, outOffset: u32, dyOffset: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -694,10 +717,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let g = block / ${out4}u;
   let ob = block % ${out4}u;
 ${accumulators.join("\n")}
-  let firstSample = slice * params.samplesPerSlice;
-  for (var n = firstSample; n < min(firstSample + params.samplesPerSlice, params.n); n++) {
+  // The slice's output rows, counted across samples: at most ${LOOP_ROWS} / strips per row.
+  let firstRow = slice * params.rowsPerSlice;
+  for (var unit = firstRow; unit < min(firstRow + params.rowsPerSlice, params.n * ${p.outH}u); unit++) {
+    let n = unit / ${p.outH}u;
+    let i = unit % ${p.outH}u;
     let plane = (n * ${p.c}u + g * ${inPerGroup}u + c) * ${geo.paddedH}u;
-    for (var i = 0u; i < ${p.outH}u; i++) {
+    {
       let rowAt = (plane + i * ${p.strideH}u + kp) * ${rowVectors}u;
 ${
     channelsLast
@@ -721,22 +747,6 @@ ${stores.join("\n")}
   return { name: "conv2d_backward_weight", code };
 }
 
-function sumChunksKernel(chunks: number, length: number): GpuKernel {
-  const code = `
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
-  if (index >= ${length}u) { return; }
-  var total = 0.0;
-  for (var chunk = 0u; chunk < ${chunks}u; chunk++) { total += partial[chunk * ${length}u + index]; }
-  out[index] = total;
-}`;
-  return { name: "conv2d_backward_weight_sum", code };
-}
-
 /**
  * Invocations the weight gradient wants before it splits the batch into slices: enough
  * workgroups for every core of the software adapter, or to fill a real GPU. Slices run in the
@@ -746,35 +756,50 @@ function targetInvocations(rt: GpuRuntime): number {
   return rt.isSoftware ? 16 * WORKGROUP : 64 * 1024;
 }
 
+/** Output rows (times strips per row) one weight-gradient invocation may loop over. */
+const LOOP_ROWS = 4096;
+
 /**
- * How the weight gradient splits each batch chunk's samples into slices (each slice writes
- * its own `weightSize` partial sums): enough to reach {@link targetInvocations}, no more than
- * one binding of partial sums holds.
+ * How the weight gradient splits each batch chunk's output rows (counted across its samples)
+ * into slices, each writing its own `weightSize` partial sums: enough slices to reach
+ * {@link targetInvocations}, and enough that no invocation loops over more than
+ * {@link LOOP_ROWS} strip rows (gpu/README.md, "Limits"); all partials must fit one binding.
  */
 function sliceChunks(
   rt: GpuRuntime,
   chunks: { count: number }[],
   invocations: number,
   weightSize: number,
-): { slices: { samplesPerSlice: number; count: number }[]; totalSlices: number } {
+  p: Conv2dParams,
+  stripsPerRow: number,
+): { slices: { rowsPerSlice: number; count: number }[]; totalSlices: number } {
   const maxSlices = Math.floor(rt.maxBindingBytes / (weightSize * 4));
   const wanted = Math.ceil(targetInvocations(rt) / invocations);
-  const slicesPerChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
+  const longest = Math.floor(LOOP_ROWS / stripsPerRow);
+  if (longest < 1) {
+    throw new RangeError(
+      `conv2d_backward_weight: an output row of ${p.outW} columns is wider than the kernel's ` +
+        `${LOOP_ROWS * 8} columns; split the input into narrower pieces`,
+    );
+  }
+  const perChunk = Math.max(1, Math.min(wanted, Math.floor(maxSlices / chunks.length)));
   const slices = chunks.map((chunk) => {
-    const samplesPerSlice = Math.ceil(chunk.count / Math.min(slicesPerChunk, chunk.count));
-    return { samplesPerSlice, count: Math.ceil(chunk.count / samplesPerSlice) };
+    const rows = chunk.count * p.outH;
+    const rowsPerSlice = Math.min(longest, Math.ceil(rows / Math.min(perChunk, rows)));
+    return { rowsPerSlice, count: Math.ceil(rows / rowsPerSlice) };
   });
   const totalSlices = slices.reduce((total, s) => total + s.count, 0);
   if (totalSlices > maxSlices) {
     throw new RangeError(
-      `conv2d_backward_weight: ${totalSlices} batch chunks of ${weightSize} partial sums exceed one binding of ${rt.maxBindingBytes} bytes`,
+      `conv2d_backward_weight: ${totalSlices} slices of ${weightSize} partial sums exceed one ` +
+        `binding of ${rt.maxBindingBytes} bytes; use a smaller batch`,
     );
   }
   return { slices, totalSlices };
 }
 
-/** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
-export function conv2dBackwardWeightGpu(
+/** The weight gradient with dilation 1 (see {@link conv2dBackwardWeightGpu}). */
+function conv2dBackwardWeightUndilated(
   rt: GpuRuntime,
   dy: GpuStorage,
   x: GpuStorage,
@@ -793,11 +818,17 @@ export function conv2dBackwardWeightGpu(
   // Memory chunks bound what one dispatch reads; slices split each chunk's samples between
   // invocations. All slices' partial sums share one binding.
   const chunks = batchChunks(rt, name, p.n, [inSample, padSample, outSample, lastSample]);
-  const { slices, totalSlices } = sliceChunks(rt, chunks, invocations, weightSize);
+  const { slices, totalSlices } = sliceChunks(
+    rt,
+    chunks,
+    invocations,
+    weightSize,
+    p,
+    geo.stripsPerRow,
+  );
   const kernel = weightGradKernel(p);
   const transpose = channelsLastKernel(p);
-  const dw = rt.alloc("float32", weightSize);
-  const partial = totalSlices === 1 ? dw : rt.alloc("float32", totalSlices * weightSize);
+  const partial = rt.alloc("float32", totalSlices * weightSize);
   let sliceBase = 0;
   chunks.forEach((chunk, index) => {
     const dys = bindSamples(rt, dy, outSample, chunk);
@@ -814,27 +845,136 @@ export function conv2dBackwardWeightGpu(
       );
       dyBinding = dyLast;
     }
-    const { count, samplesPerSlice } = slices[index];
+    const { count, rowsPerSlice } = slices[index];
     rt.dispatch(
       kernel,
       [padded, dyBinding],
       [partial],
-      packParams([chunk.count, count, samplesPerSlice, sliceBase * weightSize, dys.offset]),
+      packParams([chunk.count, count, rowsPerSlice, sliceBase * weightSize, dys.offset]),
       Math.ceil(count * invocations / WORKGROUP),
     );
     sliceBase += count;
     if (dyLast) rt.free(dyLast);
     rt.free(padded);
   });
-  if (partial !== dw) {
-    rt.dispatch(
-      sumChunksKernel(totalSlices, weightSize),
-      [partial],
-      [dw],
-      null,
-      Math.ceil(weightSize / WORKGROUP),
-    );
-    rt.free(partial);
+  if (totalSlices === 1) return partial;
+  // The slices' partial sums, [slices, weight], summed over the slices (a tree when many).
+  const total = reduceGpu(rt, "sum", partial, [totalSlices, weightSize], [0]);
+  rt.free(partial);
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dilation
+
+/**
+ * A dilated kernel (tap i reads input row oh·sh − ph + i·dilationH) is the undilated kernel of
+ * (KH − 1)·dilationH + 1 rows holding the taps at multiples of the dilation and zeros between
+ * them: same output size, same sums. So dilation runs the kernels above on that spread kernel,
+ * and the weight gradient keeps the spread gradient's taps at those multiples. The zeros cost
+ * multiply-adds, which is the price of one path to prove instead of two.
+ */
+function spread(p: Conv2dParams): Conv2dParams {
+  return {
+    ...p,
+    kh: (p.kh - 1) * p.dilationH + 1,
+    kw: (p.kw - 1) * p.dilationW + 1,
+    dilationH: 1,
+    dilationW: 1,
+  };
+}
+
+/**
+ * Maps between w [O, C/g, KH, KW] and the spread [O, C/g, KH', KW']: `"spread"` writes the
+ * spread kernel (zeros off the taps), `"gather"` reads the taps back out of a spread gradient.
+ */
+function mapTaps(
+  rt: GpuRuntime,
+  source: GpuStorage,
+  p: Conv2dParams,
+  direction: "spread" | "gather",
+): GpuStorage {
+  const wide = spread(p);
+  const filters = p.o * (p.c / p.groups);
+  const total = filters * (direction === "spread" ? wide.kh * wide.kw : p.kh * p.kw);
+  const code = `
+@group(0) @binding(0) var<storage, read> source: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+  if (index >= ${total}u) { return; }
+${
+    direction === "spread"
+      ? `  let kernelIndex = index / ${wide.kh * wide.kw}u;
+  let row = (index / ${wide.kw}u) % ${wide.kh}u;
+  let col = index % ${wide.kw}u;
+  var v = 0.0;
+  if (row % ${p.dilationH}u == 0u && col % ${p.dilationW}u == 0u) {
+    v = source[(kernelIndex * ${p.kh}u + row / ${p.dilationH}u) * ${p.kw}u + col / ${p.dilationW}u];
   }
+  out[index] = v;`
+      : `  let kernelIndex = index / ${p.kh * p.kw}u;
+  let row = (index / ${p.kw}u) % ${p.kh}u;
+  let col = index % ${p.kw}u;
+  out[index] = source[(kernelIndex * ${wide.kh}u + row * ${p.dilationH}u) * ${wide.kw}u + col * ${p.dilationW}u];`
+  }
+}`;
+  const out = rt.alloc("float32", total);
+  rt.dispatch(
+    { name: `conv2d_dilation_${direction}`, code },
+    [source],
+    [out],
+    null,
+    Math.ceil(total / WORKGROUP),
+  );
+  return out;
+}
+
+function dilated(p: Conv2dParams): boolean {
+  return p.dilationH !== 1 || p.dilationW !== 1;
+}
+
+/** y = conv2d(x, w) + bias on the GPU: x [N, C, H, W], w [O, C/g, KH, KW] → y [N, O, outH, outW]. */
+export function conv2dForwardGpu(
+  rt: GpuRuntime,
+  x: GpuStorage,
+  w: GpuStorage,
+  bias: GpuStorage | null,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dForwardUndilated(rt, x, w, bias, p);
+  const wide = mapTaps(rt, w, p, "spread");
+  const y = conv2dForwardUndilated(rt, x, wide, bias, spread(p));
+  rt.free(wide);
+  return y;
+}
+
+/** dL/dx [N, C, H, W] of conv2d on the GPU, from dy [N, O, outH, outW] and w. */
+export function conv2dBackwardInputGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  w: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dBackwardInputUndilated(rt, dy, w, p);
+  const wide = mapTaps(rt, w, p, "spread");
+  const dx = conv2dBackwardInputUndilated(rt, dy, wide, spread(p));
+  rt.free(wide);
+  return dx;
+}
+
+/** dL/dw [O, C/g, KH, KW] of conv2d on the GPU, from dy [N, O, outH, outW] and x. */
+export function conv2dBackwardWeightGpu(
+  rt: GpuRuntime,
+  dy: GpuStorage,
+  x: GpuStorage,
+  p: Conv2dParams,
+): GpuStorage {
+  if (!dilated(p)) return conv2dBackwardWeightUndilated(rt, dy, x, p);
+  const wide = conv2dBackwardWeightUndilated(rt, dy, x, spread(p));
+  const dw = mapTaps(rt, wide, p, "gather");
+  rt.free(wide);
   return dw;
 }

@@ -22,6 +22,9 @@ import {
 } from "../runtime.ts";
 import { forEachChunk, mapChunks } from "../chunks.ts";
 
+/** WGSL: NaN test on the bits (`x != x` is false on Vulkan, gpu/README.md "Numerics"). */
+const IS_NAN = `fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
+
 /** Largest rank the strided kernels accept (their shapes travel in a fixed uniform array). */
 export const MAX_RANK = 8;
 
@@ -30,7 +33,8 @@ export const UNARY_WGSL: Record<UnaryOp, string> = {
   neg: "-x",
   exp: "exp(x)",
   log: "log(x)",
-  relu: "select(0.0, x, x > 0.0)",
+  // NaN passes through (PyTorch); WGSL's max(x, 0) and the comparison alone may give 0.
+  relu: "select(0.0, x, x > 0.0 || isNan(x))",
   // tanh through exp(-2|x|), which cannot overflow (a naive (e^2x-1)/(e^2x+1) is NaN for x > 44).
   tanh: "sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))",
   sigmoid: "select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)",
@@ -43,7 +47,7 @@ export const UNARY_DERIVATIVE_WGSL: Record<UnaryOp, string> = {
   neg: "-1.0",
   exp: "y",
   log: "1.0 / x",
-  relu: "select(0.0, 1.0, x > 0.0)",
+  relu: "select(0.0, 1.0, x > 0.0 || isNan(x))",
   tanh: "1.0 - y * y",
   sigmoid: "y * (1.0 - y)",
   sqrt: "0.5 / y",
@@ -62,6 +66,7 @@ function unaryKernel(op: UnaryOp): GpuKernel {
 @group(0) @binding(1) var<storage, read_write> ys: array<f32>;
 struct Params { n: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
+${IS_NAN}
 ${ELEMENT_MAIN}
   if (i >= params.n) { return; }
   let x = xs[i];
@@ -86,6 +91,7 @@ function unaryBackwardKernel(op: UnaryOp): GpuKernel {
 @group(0) @binding(3) var<storage, read_write> dxs: array<f32>;
 struct Params { n: u32 }
 @group(0) @binding(4) var<uniform> params: Params;
+${IS_NAN}
 ${ELEMENT_MAIN}
   if (i >= params.n) { return; }
   let x = xs[i];
@@ -202,13 +208,22 @@ const BINARY_WGSL: Record<BinaryOp, string> = {
   sub: "a - b",
   mul: "a * b",
   div: "a / b",
-  eq: "select(ZERO, ONE, a == b)",
-  ne: "select(ZERO, ONE, a != b)",
-  gt: "select(ZERO, ONE, a > b)",
-  ge: "select(ZERO, ONE, a >= b)",
-  lt: "select(ZERO, ONE, a < b)",
-  le: "select(ZERO, ONE, a <= b)",
+  // A comparison with NaN is false, except ne (IEEE, PyTorch). Vulkan may compile comparisons
+  // as if NaN never occurs, so the float kernels test it on the bits (\`unordered\`).
+  eq: "select(ZERO, ONE, a == b && !unordered(a, b))",
+  ne: "select(ZERO, ONE, a != b || unordered(a, b))",
+  gt: "select(ZERO, ONE, a > b && !unordered(a, b))",
+  ge: "select(ZERO, ONE, a >= b && !unordered(a, b))",
+  lt: "select(ZERO, ONE, a < b && !unordered(a, b))",
+  le: "select(ZERO, ONE, a <= b && !unordered(a, b))",
 };
+
+/** WGSL `unordered(a, b)`: whether either is NaN (never, for int32). */
+function unorderedWgsl(t: "i32" | "f32"): string {
+  return t === "i32"
+    ? "fn unordered(a: i32, b: i32) -> bool { return false; }"
+    : `${IS_NAN}\nfn unordered(a: f32, b: f32) -> bool { return isNan(a) || isNan(b); }`;
+}
 
 /**
  * Shapes for strided kernels, packed as u32 words after a 4-word header: `shape`, then each
@@ -256,6 +271,7 @@ ${stridedParams(2)}
 @group(0) @binding(3) var<uniform> params: Params;
 const ZERO = ${t}(0);
 const ONE = ${t}(1);
+${unorderedWgsl(t)}
 ${ELEMENT_MAIN}
   if (i >= params.n) { return; }
   // Walk the output multi-index from the last axis, accumulating each operand's offset.

@@ -24,17 +24,30 @@
  * edges: fma(0, 0, t) and t + 0 are exact, so every sum adds the same terms in the same order
  * as a clipped loop.
  *
- * Every kernel works on whole samples (all channels), so a batch larger than one binding is
- * processed a few samples at a time.
+ * Deep tensors: channels are walked in blocks of {@link CHANNEL_BLOCK}, one invocation per
+ * (block, pixel), each starting SIZE − 1 channels early to fill its windows, so no
+ * invocation's loop grows with C. Every kernel works on whole samples (all channels), so a
+ * batch larger than one binding is processed a few samples at a time.
  *
  * @module
  */
 
 import type { LrnParams } from "../../backend/backend.ts";
 import type { GpuRuntime, GpuStorage } from "../runtime.ts";
-import { dispatchSamples, linearIndexWgsl } from "../chunks.ts";
+import { checkLoop, dispatchSamples, linearIndexWgsl } from "../chunks.ts";
 
 const WORKGROUP = 64;
+
+/**
+ * Channels per invocation: a deep tensor's channels are cut into blocks, each walked by its
+ * own invocation (which first loads the SIZE − 1 channels before its block), so no loop grows
+ * with C (gpu/README.md, "Limits").
+ */
+const CHANNEL_BLOCK = 256;
+
+function channelBlocks(p: LrnParams): number {
+  return Math.ceil(p.c / CHANNEL_BLOCK);
+}
 
 /** Constants, the column of an invocation and the window helpers shared by both kernels. */
 function lrnHeader(p: LrnParams): string {
@@ -42,6 +55,7 @@ function lrnHeader(p: LrnParams): string {
   return `
 const C = ${p.c}u; const PLANE = ${p.h * p.w}u;
 const SIZE = ${p.size}; const BELOW = ${below}; const ABOVE = ${above};
+const BLOCKS = ${channelBlocks(p)}u; const BLOCK = ${CHANNEL_BLOCK};
 const ALPHA = ${f32Literal(p.alpha)}; const BETA = ${f32Literal(p.beta)}; const K = ${
     f32Literal(p.k)
   };
@@ -70,6 +84,13 @@ function f32Literal(value: number): string {
 }
 
 function checkLrn(kernel: string, p: LrnParams): void {
+  // Each channel step shifts and sums windows of SIZE values.
+  checkLoop(
+    kernel,
+    "channel steps x window size",
+    (CHANNEL_BLOCK + 2 * p.size) * 3 * p.size,
+    "use a smaller size",
+  );
   if (p.n * p.c * p.h * p.w >= 2 ** 32) {
     throw new RangeError(
       `${kernel}: ${p.n * p.c * p.h * p.w} elements overflow the kernel's 32-bit indices`,
@@ -78,14 +99,19 @@ function checkLrn(kernel: string, p: LrnParams): void {
 }
 
 /**
- * The head of both kernels' `main`: one invocation per column, `start` the element offset of
- * its channel 0 (the bindings and `params.columns` are each kernel's own).
+ * The head of both kernels' `main`: one invocation per (channel block, column), `start` the
+ * element offset of its channel 0 and [c0, c1) its block of channels (the bindings and
+ * `params.columns`, invocations in the chunk, are each kernel's own).
  */
 const COLUMN_MAIN = `@compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let column = linearIndex(wid, nwg, lid);
-  if (column >= params.columns) { return; }
+  let index = linearIndex(wid, nwg, lid);
+  if (index >= params.columns) { return; }
+  let perBlock = params.columns / BLOCKS;
+  let column = index % perBlock;
+  let c0 = i32(index / perBlock) * BLOCK;
+  let c1 = min(c0 + BLOCK, i32(C));
   let start = columnStart(column);`;
 
 /** Runs `code` over the batch, one invocation per column: bindings [inputs..., a new output]. */
@@ -105,7 +131,7 @@ function runColumns(
     p.n,
     inputs.map(operand),
     [operand(output)],
-    p.h * p.w,
+    p.h * p.w * channelBlocks(p),
     WORKGROUP,
   );
   return output;
@@ -123,10 +149,11 @@ ${lrnHeader(p)}
 ${COLUMN_MAIN}
   // xs holds x at channels [e − SIZE + 1, e]: the window of channel c = e − ABOVE.
   var xs: array<f32, SIZE>;
-  for (var e = 0; e < i32(C) + ABOVE; e++) {
-    push(&xs, select(0.0, x[params.xOffset + start + u32(e) * PLANE], e < i32(C)));
+  // From the first channel of the block's first window (zeros before channel 0).
+  for (var e = c0 + ABOVE - SIZE + 1; e < c1 + ABOVE; e++) {
+    push(&xs, select(0.0, x[params.xOffset + start + u32(e) * PLANE], e >= 0 && e < i32(C)));
     let c = e - ABOVE;
-    if (c >= 0) {
+    if (c >= c0) {
       y[params.yOffset + start + u32(c) * PLANE] = xs[BELOW] * pow(normalizer(&xs), -BETA);
     }
   }
@@ -153,8 +180,9 @@ ${COLUMN_MAIN}
   var xs: array<f32, SIZE>;        // x at channels [e − SIZE + 1, e]; x_i is xs[0]
   var weighted: array<f32, SIZE>;  // dy·x·s^(−β−1) at [c − SIZE + 1, c]: the mirrored window of i
   var direct: array<f32, SIZE>;    // dy·s^(−β) at [c − SIZE + 1, c]; that of i is direct[SIZE − 1 − BELOW]
-  for (var e = 0; e < i32(C) + SIZE - 1; e++) {
-    push(&xs, select(0.0, x[params.xOffset + start + u32(e) * PLANE], e < i32(C)));
+  // From the first x that the first channel's mirrored window needs (zeros before channel 0).
+  for (var e = c0 - SIZE + 1; e < c1 + SIZE - 1; e++) {
+    push(&xs, select(0.0, x[params.xOffset + start + u32(e) * PLANE], e >= 0 && e < i32(C)));
     let c = e - ABOVE;
     var w = 0.0;
     var d = 0.0;
@@ -168,7 +196,7 @@ ${COLUMN_MAIN}
     push(&weighted, w);
     push(&direct, d);
     let i = c - BELOW;
-    if (i >= 0) {
+    if (i >= c0 && i < c1) {
       var total = 0.0;
       for (var j = 0; j < SIZE; j++) { total += weighted[j]; }
       dx[params.dxOffset + start + u32(i) * PLANE] = direct[SIZE - 1 - BELOW]

@@ -17,7 +17,8 @@
  *
  * Buffers larger than one binding (fc6's weight, 151 MB, over lavapipe's 128 MiB limit): the
  * product is split into blocks of rows of C, columns of C, or slices of k, until each operand's
- * span fits one binding; k slices after the first accumulate into C. For linear's x · Wᵀ with a
+ * span fits one binding and k is at most {@link K_SLICE}; k slices after the first accumulate
+ * into C, so no invocation's loop grows with k. For linear's x · Wᵀ with a
  * big W that splits n (rows of W); for dW = Gᵀ · x it splits the rows of dW; for dx = G · W it
  * splits k (rows of W).
  *
@@ -49,6 +50,13 @@ export function matmulPathFor(rt: GpuRuntime): "texture" | "tiled" {
 }
 
 // ---- planning: blocks that fit the binding limit --------------------------------------------
+
+/**
+ * Longest k of one dispatch: longer products run as k slices, the later ones accumulating into
+ * C in order, so an invocation's k loop is at most K_SLICE / 4 texels (texture kernel) or
+ * K_SLICE / 16 tiles (tiled kernel) however long k is (gpu/README.md, "Limits").
+ */
+export const K_SLICE = 16384;
 
 /** A block of the product: rows [r0, r1) and columns [c0, c1) of C over k in [k0, k1). */
 interface Block {
@@ -257,7 +265,7 @@ function matmulTexture(
   const blocks = planBlocks(p, rt.maxBindingBytes / 4, rt.storageOffsetAlignment / 4, {
     r: maxTexture - 64,
     c: maxTexture - 32,
-    k: (maxTexture - 1) * 4,
+    k: Math.min((maxTexture - 1) * 4, K_SLICE),
   });
   const lda = p.transA ? p.m : p.k, ldb = p.transB ? p.k : p.n;
   for (let batch = 0; batch < p.batch; batch++) {
@@ -441,15 +449,18 @@ function matmulTiled(
       batches,
     ]);
   };
-  const noLimit = { r: Infinity, c: Infinity, k: Infinity };
+  const kLimit = { r: Infinity, c: Infinity, k: K_SLICE };
   if (wholeFits) {
-    const block: Block = { r0: 0, r1: p.m, c0: 0, c1: p.n, k0: 0, k1: p.k };
-    for (let first = 0; first < p.batch; first += 65535) {
-      dispatch(block, Math.min(65535, p.batch - first), first, [p.strideA, p.strideB, p.m * p.n]);
+    for (let k0 = 0; k0 < p.k; k0 += K_SLICE) {
+      const block: Block = { r0: 0, r1: p.m, c0: 0, c1: p.n, k0, k1: Math.min(p.k, k0 + K_SLICE) };
+      for (let first = 0; first < p.batch; first += 65535) {
+        const batches = Math.min(65535, p.batch - first);
+        dispatch(block, batches, first, [p.strideA, p.strideB, p.m * p.n]);
+      }
     }
     return;
   }
-  const blocks = planBlocks(p, maxElements, rt.storageOffsetAlignment / 4, noLimit);
+  const blocks = planBlocks(p, maxElements, rt.storageOffsetAlignment / 4, kLimit);
   for (let batch = 0; batch < p.batch; batch++) {
     for (const block of blocks) dispatch(block, 1, batch, [0, 0, 0]);
   }

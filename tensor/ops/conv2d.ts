@@ -116,7 +116,8 @@ export function conv2dParams(
   }
   const outH = Math.floor((paddedH - kh) / strideH) + 1;
   const outW = Math.floor((paddedW - kw) / strideW) + 1;
-  return { n, c, h, w, o, kh, kw, strideH, strideW, padH, padW, groups, outH, outW };
+  const dilation = { dilationH: 1, dilationW: 1 };
+  return { n, c, h, w, o, kh, kw, strideH, strideW, padH, padW, groups, outH, outW, ...dilation };
 }
 
 /** Throws unless every array of a conv2d kernel call holds at least as many values as `p` needs. */

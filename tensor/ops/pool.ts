@@ -100,7 +100,7 @@ export function pool2dParams(
   }
   const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1;
   const outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
-  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW };
+  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW, countIncludePad: true };
 }
 
 /**
