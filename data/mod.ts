@@ -75,6 +75,7 @@ export {
   pcaShift,
   randomCrop,
   resizeBilinear,
+  resizeBilinearAntialias,
   resizeShorterSide,
   subtractMean,
   tenCrop,
@@ -101,3 +102,19 @@ export {
 export { assembleBatch, epochPermutation, sampleRng } from "./batch.ts";
 export type { DataLoaderOptions } from "./loader.ts";
 export { DataLoader } from "./loader.ts";
+export type { ClassProbability } from "./imagenet.ts";
+export {
+  centerCropTorchvision,
+  IMAGENET_CLASSES,
+  IMAGENET_CROP,
+  IMAGENET_MEAN,
+  IMAGENET_RESIZE,
+  IMAGENET_STD,
+  imagenetEval,
+  imagenetEvalBytes,
+  imagenetNormalize,
+  imagenetTenCrop,
+  resizedSize,
+  resizeShorterSidePil,
+  topK,
+} from "./imagenet.ts";

@@ -380,3 +380,137 @@ export function tenCrop<T extends PixelArray>(image: ImageCHW<T>, size: number):
   ];
   return [...five, ...five.map(flipHorizontal)];
 }
+
+/**
+ * The taps of PIL's separable resampling along one axis (`precompute_coeffs` and
+ * `normalize_coeffs_8bpc` in Pillow's `Resample.c`): output pixel `i` is
+ * `sum_k weights[i * taps + k] * input[starts[i] + k]` for `k < counts[i]`, the weights
+ * integers scaled by 2^22 (Pillow's `PRECISION_BITS`).
+ */
+interface PilTaps {
+  starts: Int32Array;
+  counts: Int32Array;
+  weights: Float64Array;
+  taps: number;
+}
+
+/** Pillow's fixed-point precision for 8-bit images: 32 - 8 - 2 bits. */
+const PIL_PRECISION_BITS = 22;
+
+/**
+ * Pillow's coefficients for its BILINEAR filter (the triangle `1 - |x|`, support 1), going
+ * from `inSize` to `outSize` pixels. When shrinking, the triangle is stretched by the
+ * shrink factor `scale = inSize / outSize`, so each output pixel averages every input pixel
+ * it covers: that stretching is the "antialias". The double arithmetic and the rounding to
+ * integers follow Pillow line for line, so the coefficients are the same bits.
+ */
+function pilBilinearTaps(inSize: number, outSize: number): PilTaps {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(1, scale);
+  const support = 1 * filterScale;
+  const taps = Math.ceil(support) * 2 + 1;
+  const starts = new Int32Array(outSize), counts = new Int32Array(outSize);
+  const weights = new Float64Array(outSize * taps);
+  const triangle = (x: number) => Math.max(0, 1 - Math.abs(x));
+  const inverse = 1 / filterScale;
+  const unit = 1 << PIL_PRECISION_BITS;
+  for (let i = 0; i < outSize; i++) {
+    const center = (i + 0.5) * scale;
+    // C's (int) truncates toward zero; Pillow adds 0.5 first to round.
+    const first = Math.max(0, Math.trunc(center - support + 0.5));
+    const count = Math.min(inSize, Math.trunc(center + support + 0.5)) - first;
+    const row = weights.subarray(i * taps, (i + 1) * taps);
+    let total = 0;
+    for (let k = 0; k < count; k++) {
+      row[k] = triangle((k + first - center + 0.5) * inverse);
+      total += row[k];
+    }
+    for (let k = 0; k < count; k++) {
+      const w = total !== 0 ? row[k] / total : row[k];
+      row[k] = Math.trunc(w < 0 ? -0.5 + w * unit : 0.5 + w * unit);
+    }
+    starts[i] = first;
+    counts[i] = count;
+  }
+  return { starts, counts, weights, taps };
+}
+
+/**
+ * One pass of Pillow's 8-bit resampling along rows (`stride` 1) or columns (`stride` the
+ * row length): integer sums rounded (`+ 2^21`, then `>> 22`) and clamped to a byte.
+ */
+function pilPass(
+  input: Uint8Array,
+  output: Uint8Array,
+  lines: number,
+  inLineStep: number,
+  outLineStep: number,
+  stride: number,
+  outCount: number,
+  t: PilTaps,
+): void {
+  const half = 1 << (PIL_PRECISION_BITS - 1), top = 1 << (PIL_PRECISION_BITS + 8);
+  for (let line = 0; line < lines; line++) {
+    const inBase = line * inLineStep, outBase = line * outLineStep;
+    for (let i = 0; i < outCount; i++) {
+      let sum = half;
+      const from = inBase + t.starts[i] * stride, w = i * t.taps;
+      for (let k = 0; k < t.counts[i]; k++) sum += input[from + k * stride] * t.weights[w + k];
+      output[outBase + i * stride] = sum >= top ? 255 : sum <= 0 ? 0 : sum >> PIL_PRECISION_BITS;
+    }
+  }
+}
+
+/**
+ * PIL's `Image.resize((width, height), Image.BILINEAR)` of an 8-bit image, bit for bit: what
+ * torchvision's `Resize` does to a PIL image (with or without `antialias`, PIL always
+ * antialiases). Two passes, rows first, then columns, each rounded to bytes as Pillow does:
+ * the intermediate rounding is part of the answer. A pass is skipped when its axis keeps
+ * its size. Unlike {@link resizeBilinear}, shrinking averages every covered input pixel
+ * instead of sampling two.
+ *
+ * @example Shrinking by 2: each output pixel weighs three inputs (a triangle twice as wide)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resizeBilinearAntialias } from "./transforms.ts";
+ *
+ * const image = { data: Uint8Array.from([0, 100, 200, 255]), channels: 1, height: 1, width: 4 };
+ * // PIL: Image.fromarray(np.uint8([[0, 100, 200, 255]])).resize((2, 1), Image.BILINEAR)
+ * // (0 * 3 + 100 * 3 + 200 * 1) / 7 = 71.4 and (100 * 1 + 200 * 3 + 255 * 3) / 7 = 209.3
+ * assert.deepEqual([...resizeBilinearAntialias(image, 1, 2).data], [71, 209]);
+ * ```
+ */
+export function resizeBilinearAntialias(
+  image: ImageCHW<Uint8Array>,
+  height: number,
+  width: number,
+): ImageCHW<Uint8Array> {
+  if (!(height >= 1 && width >= 1 && Number.isInteger(height) && Number.isInteger(width))) {
+    throw new RangeError(
+      `resizeBilinearAntialias: size must be positive integers, got ${height}x${width}`,
+    );
+  }
+  if (!(image.data instanceof Uint8Array)) {
+    throw new TypeError("resizeBilinearAntialias: needs a uint8 image (PIL's 8-bit resampling)");
+  }
+  const { channels, height: inH, width: inW } = image;
+  let data = image.data, rowLength = inW;
+  if (width !== inW) {
+    const rows = new Uint8Array(channels * inH * width);
+    pilPass(data, rows, channels * inH, inW, width, 1, width, pilBilinearTaps(inW, width));
+    data = rows;
+    rowLength = width;
+  }
+  if (height !== inH) {
+    const out = new Uint8Array(channels * height * rowLength);
+    const taps = pilBilinearTaps(inH, height);
+    for (let c = 0; c < channels; c++) {
+      const inPlane = data.subarray(c * inH * rowLength, (c + 1) * inH * rowLength);
+      const outPlane = out.subarray(c * height * rowLength, (c + 1) * height * rowLength);
+      pilPass(inPlane, outPlane, rowLength, 1, 1, rowLength, height, taps);
+    }
+    data = out;
+  }
+  if (data === image.data) data = new Uint8Array(data);
+  return { data, channels, height, width };
+}

@@ -84,6 +84,11 @@ export interface AlexNetOptions extends AblationOptions {
 export interface AlexNetTorchvisionOptions extends AblationOptions {
   /** "pytorch" (default: torchvision keeps the layers' default init), "paper" or "he". */
   init?: "paper" | "he" | "pytorch";
+  /**
+   * Units of fc6 and fc7 (default 4096, torchvision's). Smaller values give the same layer
+   * names with a small classifier, e.g. for tests that write a weights file in this layout.
+   */
+  hiddenUnits?: number;
 }
 
 /** One convolutional layer of a variant. */
@@ -393,14 +398,18 @@ export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Seq
   ]);
   const drop = () =>
     (options.dropout ?? true) ? new Dropout(0.5, { seed: rng.nextU32() }) : new Identity();
+  const hidden = options.hiddenUnits ?? 4096;
+  if (!Number.isInteger(hidden) || hidden < 1) {
+    throw new RangeError(`alexnetTorchvision: hiddenUnits must be an integer >= 1, got ${hidden}`);
+  }
   const classifier = new Sequential([
     drop(),
-    new Linear(256 * 6 * 6, 4096, weights),
+    new Linear(256 * 6 * 6, hidden, weights),
     act(),
     drop(),
-    new Linear(4096, 4096, weights),
+    new Linear(hidden, hidden, weights),
     act(),
-    new Linear(4096, options.numClasses ?? 1000, weights),
+    new Linear(hidden, options.numClasses ?? 1000, weights),
   ]);
   const model = new Sequential({
     features,

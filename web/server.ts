@@ -18,7 +18,14 @@
 import { parseArgs } from "node:util";
 
 /** The page's entry points, bundled to `web/dist/<name>.js`. */
-export const ENTRY_POINTS = ["app", "train_worker", "gemm_worker", "parity"] as const;
+export const ENTRY_POINTS = [
+  "app",
+  "train_worker",
+  "gemm_worker",
+  "parity",
+  "imagenet",
+  "imagenet_worker",
+] as const;
 
 const ROOT = new URL("../", import.meta.url);
 const WEB = new URL("./", import.meta.url);

@@ -2,9 +2,21 @@
  * The paper's Figure 3 for the AlexNet example: the first convolutional layer's filters as a
  * grid of image tiles, as PNG bytes (one SVG rectangle per weight, rasterised by svg.ts).
  *
+ * As a command, `deno task filters --weights FILE [--out PNG]` draws conv1 of a torchvision
+ * AlexNet weights file (`.pth` or `.safetensors`; torchvision's has 64 filters of 11x11x3):
+ *
+ * ```sh
+ * deno task filters --weights ~/.cache/tessera/torchvision/alexnet-owt-7be5be79.pth
+ * # wrote runs/imagenet/conv1_filters.png: 64 filters 11x11x3 of features.0.weight
+ * ```
+ *
  * @module
  */
 
+import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../../io/atomic.ts";
+import { UsageError } from "./config.ts";
+import { readWeightsFile } from "./pretrained.ts";
 import { css, type Rgb, svgToPng } from "./svg.ts";
 
 /** Options of {@link filterGridPng}. */
@@ -120,4 +132,81 @@ function meanOverChannels(filter: Float32Array, channels: number, plane: number)
     for (let i = 0; i < plane; i++) mean[i] += filter[c * plane + i] / channels;
   }
   return mean;
+}
+
+/** The conv1 weights of a torchvision-layout state dict (`features.0.weight`) as a PNG grid. */
+export async function conv1FiltersPng(
+  weightsPath: string,
+  options: FilterGridOptions = {},
+): Promise<{ png: Uint8Array; shape: [number, number, number, number] }> {
+  const state = await readWeightsFile(weightsPath);
+  const conv1 = state.get("features.0.weight");
+  const names = [...state.keys()].slice(0, 4).join(", ");
+  const data = conv1 === undefined
+    ? undefined
+    : "dataSync" in conv1
+    ? conv1.dataSync()
+    : conv1.data;
+  for (const t of state.values()) if ("dispose" in t) t.dispose();
+  if (conv1 === undefined || data === undefined || conv1.shape.length !== 4) {
+    throw new Error(
+      `--weights ${weightsPath}: no 4-d "features.0.weight" (conv1 of torchvision's AlexNet); ` +
+        `names in the file: ${names}, ...`,
+    );
+  }
+  const shape = [...conv1.shape] as [number, number, number, number];
+  return {
+    png: filterGridPng(Float32Array.from(data as ArrayLike<number>), shape, options),
+    shape,
+  };
+}
+
+const HELP = `Draw conv1's filters of a torchvision AlexNet as the paper's Figure 3.
+
+Usage: deno task filters --weights FILE [--out PNG] [--scale N]
+
+  --weights FILE  .pth/.pt (torch.save) or .safetensors state_dict in torchvision's layout
+  --out PNG       where to write (default runs/imagenet/conv1_filters.png)
+  --scale N       pixels per weight (default 6)
+`;
+
+if (import.meta.main) {
+  try {
+    const { values } = (() => {
+      try {
+        return parseArgs({
+          args: Deno.args,
+          options: {
+            weights: { type: "string" },
+            out: { type: "string" },
+            scale: { type: "string" },
+            help: { type: "boolean", short: "h" },
+          },
+        });
+      } catch (error) {
+        throw new UsageError((error as Error).message.split("\n")[0]);
+      }
+    })();
+    if (values.help) {
+      console.log(HELP);
+      Deno.exit(0);
+    }
+    if (values.weights === undefined) throw new UsageError("--weights FILE is required");
+    const scale = Number(values.scale ?? 6);
+    if (!Number.isInteger(scale) || scale < 1) {
+      throw new UsageError(`--scale must be an integer >= 1; got "${values.scale}"`);
+    }
+    const out = values.out ?? "runs/imagenet/conv1_filters.png";
+    const { png, shape } = await conv1FiltersPng(values.weights, { scale });
+    const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : ".";
+    await Deno.mkdir(dir, { recursive: true });
+    await writeFileAtomic(out, png);
+    console.log(
+      `wrote ${out}: ${shape[0]} filters ${shape[2]}x${shape[3]}x${shape[1]} of features.0.weight`,
+    );
+  } catch (error) {
+    const usage = error instanceof UsageError;
+    console.error(`filters: ${(error as Error).message}${usage ? " (see --help)" : ""}`);
+    Deno.exit(usage ? 2 : 1);
+  }
 }

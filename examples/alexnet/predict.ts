@@ -1,8 +1,16 @@
 /**
- * `deno task predict [--run DIR] [--crops 1|10] IMAGE...`: classifies images with a trained
- * checkpoint and prints the top-5 classes with their probabilities. With `--crops 10` it
- * averages the softmax outputs of ten crops (four corners, the center, and their mirrors),
- * as the paper did at test time (section 4.1).
+ * `deno task predict`: classifies photos and prints the top-5 classes with their
+ * probabilities, in one of two modes.
+ *
+ * - `--weights FILE` (or `--download`): torchvision's ImageNet-trained AlexNet (a `.pth` or
+ *   `.safetensors` state_dict, see `pretrained.ts`), the 1000 ImageNet classes, torchvision's
+ *   evaluation transform (`data/imagenet.ts`). `--crops 1` by default, torchvision's centre
+ *   crop.
+ * - `--run DIR`: a run of `deno task train-alexnet` (Fashion-MNIST or an image folder), with
+ *   the run's own classes and preprocessing. `--crops 10` by default.
+ *
+ * With `--crops 10` the softmax outputs of ten crops (four corners, the center, and their
+ * mirrors) are averaged, as the paper did at test time (section 4.1).
  *
  * @module
  */
@@ -25,6 +33,14 @@ import { parseNumberFlag, UsageError } from "./config.ts";
 import { allFinite, buildModel } from "./trainer.ts";
 import { readRunMetadata } from "./run_state.ts";
 import { tryWebGPU } from "./device.ts";
+import {
+  classify,
+  disposePretrained,
+  downloadWeights,
+  loadPretrained,
+  progressBar,
+  TORCHVISION_ALEXNET,
+} from "./pretrained.ts";
 
 /** One image's top classes, or why it could not be classified. */
 export interface Prediction {
@@ -145,20 +161,74 @@ export async function predictImages(
   return results;
 }
 
-const HELP = `Classify images with a trained AlexNet checkpoint.
+/**
+ * Classifies `files` with a torchvision-layout AlexNet weights file (`.pth` or
+ * `.safetensors`; see `pretrained.ts`), as {@link predictImages} does for a run folder.
+ */
+export async function predictImagenet(
+  weights: string,
+  files: string[],
+  options: PredictOptions = {},
+): Promise<Prediction[]> {
+  const net = await loadPretrained(weights, options.device ?? "cpu");
+  const results: Prediction[] = [];
+  try {
+    for (const file of files) {
+      let image: ImageCHW<Uint8Array>;
+      try {
+        image = await decodeImage(await Deno.readFile(file), file);
+      } catch (error) {
+        results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
+        continue;
+      }
+      const top = await classify(net, image, { crops: options.crops ?? 1, top: options.top });
+      results.push({
+        file,
+        top: top.map(({ className, probability }) => ({ className, probability })),
+      });
+    }
+  } finally {
+    disposePretrained(net);
+  }
+  return results;
+}
 
-Usage: deno task predict [--run DIR] [--crops 1|10] [--device cpu|gpu] IMAGE...
+const HELP =
+  `Classify images with AlexNet: torchvision's ImageNet weights, or a run of train-alexnet.
 
+Usage: deno task predict --weights FILE [--crops 1|10] [--device cpu|gpu] IMAGE...
+       deno task predict --download [--crops 1|10] [--device cpu|gpu] IMAGE...
+       deno task predict [--run DIR] [--crops 1|10] [--device cpu|gpu] IMAGE...
+
+  --weights FILE a torchvision AlexNet state_dict: .pth/.pt (torch.save) or .safetensors;
+                 prints ImageNet's top-5
+  --download     fetch torchvision's ${TORCHVISION_ALEXNET.file} (233 MB, SHA-256 checked)
+                 into ~/.cache/tessera/torchvision once, then use it as --weights
   --run DIR      run folder (default runs/alexnet): its best.safetensors (best validation
                  accuracy) when present, else checkpoint.safetensors
-  --crops N      10 (default): average ten crops as the paper did; 1: center crop only
+  --crops N      1: the centre crop (default with --weights, torchvision's evaluation);
+                 10: average ten crops as the paper did (default with --run)
   --device NAME  cpu (default) | gpu
 `;
 
+/** What predict's command line asks for. */
+export interface PredictCommand {
+  /** "imagenet" (--weights / --download) or "run" (--run). */
+  mode: "imagenet" | "run";
+  /** The run folder (mode "run"). */
+  run: string;
+  /** The weights file (mode "imagenet" without --download). */
+  weights?: string;
+  /** Fetch torchvision's weights into the cache first. */
+  download: boolean;
+  /** The photos. */
+  files: string[];
+  /** Crops and device. */
+  options: PredictOptions;
+}
+
 /** Parses predict's command line; throws {@link UsageError}; null for --help. */
-export function parsePredictArgs(
-  args: string[],
-): { run: string; files: string[]; options: PredictOptions } | null {
+export function parsePredictArgs(args: string[]): PredictCommand | null {
   let parsed;
   try {
     parsed = parseArgs({
@@ -166,6 +236,8 @@ export function parsePredictArgs(
       allowPositionals: true,
       options: {
         run: { type: "string" },
+        weights: { type: "string" },
+        download: { type: "boolean" },
         crops: { type: "string" },
         device: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -176,8 +248,13 @@ export function parsePredictArgs(
   }
   const { values, positionals } = parsed;
   if (values.help) return null;
+  const chosen = [values.run !== undefined, values.weights !== undefined, !!values.download];
+  if (chosen.filter(Boolean).length > 1) {
+    throw new UsageError("give one of --run, --weights and --download");
+  }
+  const mode = values.weights !== undefined || values.download ? "imagenet" : "run";
   const crops = values.crops === undefined
-    ? 10
+    ? (mode === "imagenet" ? 1 : 10)
     : parseNumberFlag("crops", values.crops, { integer: true, min: 1 });
   if (crops !== 1 && crops !== 10) {
     throw new UsageError(`--crops must be 1 or 10; got "${values.crops}"`);
@@ -187,7 +264,28 @@ export function parsePredictArgs(
     throw new UsageError(`--device must be cpu or gpu; got "${device}"`);
   }
   if (positionals.length === 0) throw new UsageError("no image files given");
-  return { run: values.run ?? "runs/alexnet", files: positionals, options: { crops, device } };
+  return {
+    mode,
+    run: values.run ?? "runs/alexnet",
+    weights: values.weights,
+    download: !!values.download,
+    files: positionals,
+    options: { crops, device },
+  };
+}
+
+/** Runs the command: the predictions of either mode. */
+async function runPredict(command: PredictCommand): Promise<Prediction[]> {
+  if (command.mode === "imagenet") {
+    const weights = command.download
+      ? await downloadWeights({ onProgress: progressBar(TORCHVISION_ALEXNET.file) })
+      : command.weights!;
+    return await predictImagenet(weights, command.files, command.options);
+  }
+  if (!(await Deno.stat(command.run).catch(() => null))?.isDirectory) {
+    throw new Error(`--run ${command.run}: not a folder (or it does not exist)`);
+  }
+  return await predictImages(command.run, command.files, command.options);
 }
 
 if (import.meta.main) {
@@ -197,10 +295,7 @@ if (import.meta.main) {
       console.log(HELP);
       Deno.exit(0);
     }
-    if (!(await Deno.stat(command.run).catch(() => null))?.isDirectory) {
-      throw new Error(`--run ${command.run}: not a folder (or it does not exist)`);
-    }
-    const results = await predictImages(command.run, command.files, command.options);
+    const results = await runPredict(command);
     for (const r of results) {
       if (r.error) {
         console.error(`${r.file}: ${r.error}`);
