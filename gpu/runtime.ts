@@ -382,8 +382,10 @@ ${ELEMENT_MAIN}
     let copy: ArrayBuffer, flags: Int32Array | null = null;
     try {
       await this.#settle(staging.mapAsync(GPUMapMode.READ));
-      copy = staging.getMappedRange().slice(0, bytes);
-      if (withFlags) flags = new Int32Array(staging.getMappedRange().slice(flagsAt, flagsAt + 16));
+      // One mapped range for both: WebGPU refuses a second, overlapping getMappedRange.
+      const mapped = staging.getMappedRange();
+      copy = mapped.slice(0, bytes);
+      if (withFlags) flags = new Int32Array(mapped.slice(flagsAt, flagsAt + 16));
       staging.unmap();
     } finally {
       staging.destroy();
