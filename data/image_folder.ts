@@ -547,6 +547,30 @@ function checkEveryClassHasImages(
   );
 }
 
+/**
+ * The statistics of {@link ImageStats} (mean image, RGB covariance and its eigen-decomposition)
+ * of a subset of images `[N, 3, S, S]`, e.g. the training split only, so that no validation or
+ * test image shapes the mean image or the PCA colour augmentation.
+ *
+ * @example
+ * ```ts
+ * const stats = datasetStats(trainSplit); // trainSplit.shape: [N, 3, 256, 256]
+ * ```
+ */
+export function datasetStats(dataset: ImageDataset): ImageStats {
+  const [n, c, h, w] = dataset.shape;
+  if (c !== 3 || h !== w || n === 0) {
+    throw new RangeError(
+      `datasetStats: expected [N, 3, S, S] RGB images with N > 0, got [${dataset.shape}]`,
+    );
+  }
+  const sums = new PixelSums(h);
+  const plane = 3 * h * w;
+  for (let i = 0; i < n; i++) sums.add(dataset.images.subarray(i * plane, (i + 1) * plane));
+  const statistics = sums.statistics(n);
+  return { ...statistics, eigen: jacobiEigen(statistics.rgbCovariance) };
+}
+
 /** Running sums over the shard's images: per-pixel (for the mean image) and per-RGB-triple. */
 class PixelSums {
   readonly #plane: number;
