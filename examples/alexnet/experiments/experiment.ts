@@ -99,18 +99,41 @@ export async function trainSeeds(
 }
 
 /**
- * First (fractional) epoch at which the training error of a 10-step window is at most
- * `target`; null if the run never got there.
+ * First (fractional) epoch at which the training error, averaged over the last `window` step
+ * records (a sliding window: with a record every step, the time resolution is one step), is at
+ * most `target`; null if the run never got there. The epoch is the window's last step.
  */
 export function epochsToReach(
   metrics: MetricRecord[],
   stepsPerEpoch: number,
   target: number,
+  window = 1,
 ): number | null {
-  for (const m of metrics) {
-    if (m.kind === "step" && 1 - m.trainAccuracy <= target) return m.step / stepsPerEpoch;
+  const steps = metrics.filter((m) => m.kind === "step");
+  let sum = 0;
+  for (let i = 0; i < steps.length; i++) {
+    sum += 1 - steps[i].trainAccuracy;
+    if (i >= window) sum -= 1 - steps[i - window].trainAccuracy;
+    if (i >= window - 1 && sum / window <= target + 1e-12) return steps[i].step / stepsPerEpoch;
   }
   return null;
+}
+
+/** The sliding-window training error of {@link epochsToReach}, as [epoch, error] points. */
+export function windowedTrainError(
+  metrics: MetricRecord[],
+  stepsPerEpoch: number,
+  window: number,
+): [number, number][] {
+  const steps = metrics.filter((m) => m.kind === "step");
+  const out: [number, number][] = [];
+  let sum = 0;
+  for (let i = 0; i < steps.length; i++) {
+    sum += 1 - steps[i].trainAccuracy;
+    if (i >= window) sum -= 1 - steps[i - window].trainAccuracy;
+    if (i >= window - 1) out.push([steps[i].step / stepsPerEpoch, sum / window]);
+  }
+  return out;
 }
 
 /** A fraction as a percentage with one decimal ("12.3%"); "-" for NaN. */
