@@ -69,6 +69,8 @@ export interface TrainConfig {
   evalTrain: number;
   /** A "step" metric record every N steps (the mean of those N steps). */
   logEvery: number;
+  /** Fashion-MNIST: random 28x28 crops of the image padded by N pixels (0: none; section 4.1's translations). */
+  padCrop: number;
   /** Data-loading workers (0: in-process). */
   workers: number;
   /** Download the full Fashion-MNIST (checked against its SHA-256) into the cache first. */
@@ -120,6 +122,7 @@ export const DEFAULTS: TrainConfig = {
   lrnAlpha: 1e-4, // paper section 3.3
   evalTrain: 0,
   logEvery: 10,
+  padCrop: 0,
   workers: 0,
   download: false,
   trainLimit: 0,
@@ -187,6 +190,8 @@ Training (defaults: paper section 5 unless marked *)
   --eval-train N        also evaluate N training images in evaluation mode (dropout off)
                         after each epoch: the train-validation gap (default 0: none)
   --log-every N         a step record in metrics.jsonl every N steps (default ${DEFAULTS.logEvery})
+  --pad-crop N          Fashion-MNIST: train on random 28x28 crops of the image padded by N
+                        pixels (section 4.1's translations; default 0: none)
 
 Ablations (paper sections in brackets)
   --activation NAME     relu (default) | tanh                       [3.1]
@@ -340,6 +345,7 @@ const FLAGS: Record<string, Flag> = {
   },
   "eval-train": { key: "evalTrain", parse: int("eval-train", 0), onResume: "recipe" },
   "log-every": { key: "logEvery", parse: int("log-every", 1), onResume: "recipe" },
+  "pad-crop": { key: "padCrop", parse: int("pad-crop", 0), onResume: "recipe" },
   groups: {
     key: "groups",
     parse: (v) => Number(choice("groups", v, ["1", "2"])),
@@ -512,6 +518,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, [(v: unknown) => boolean, string]>
     lrnAlpha: [isNum(0), "a number of at least 0"],
     evalTrain: [isInt(0), "an integer of at least 0"],
     logEvery: [isInt(1), "an integer of at least 1"],
+    padCrop: [isInt(0), "an integer of at least 0"],
     workers: [isInt(0), "an integer of at least 0"],
     download: [isBool, "true or false"],
     trainLimit: [isInt(0), "an integer of at least 0"],
@@ -550,6 +557,7 @@ const ADDED_LATER: Partial<TrainConfig> = {
   lrnAlpha: 1e-4,
   evalTrain: 0,
   logEvery: 10,
+  padCrop: 0,
 };
 
 /**

@@ -254,7 +254,7 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
       ...splits(config, mnist.train, mnist.test, config.data ? `--data ${config.data}` : source),
       classNames: mnist.train.classNames,
       source,
-      trainSpec: fashionMnistSpec({ flip: true, resize }),
+      trainSpec: fashionMnistSpec({ flip: true, resize, padCrop: config.padCrop || undefined }),
       testSpec: fashionMnistSpec({ resize }),
       inputShape: [1, size, size],
       kind: "fashion-mnist",

@@ -38,6 +38,10 @@ export interface SeedOutcome {
   device: string;
   /** Epochs after which the learning rate changed (the schedule's drops). */
   lrDrops: number[];
+  /** Ten-crop testing (ten_crop.ts), for the variants that ask: test error with ten crops. */
+  tenCropError?: number;
+  /** The same evaluation's centre view alone. */
+  centreError?: number;
   /** Set when the run diverged: the message, with its step and lr. */
   diverged?: string;
 }
