@@ -725,7 +725,7 @@ export function ablationMarkdown(file: ResultsFile<AblateCommand, VariantResult[
       `${lrnTermText(r)} |`;
   });
   return [
-    "## Ablations (paper sections 3.1-3.4, 4.2)",
+    "## Ablations (paper sections 3.1-3.4, 4.1, 4.2)",
     "",
     provenanceLine(provenance),
     "",
