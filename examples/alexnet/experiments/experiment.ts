@@ -10,6 +10,7 @@
  * @module
  */
 
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
 import { parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
@@ -360,13 +361,11 @@ async function dirtyNote(): Promise<string> {
   }
 }
 
-/** The CPU model named by /proc/cpuinfo, or "unknown". */
-export async function cpuModel(): Promise<string> {
+/** The CPU model and its logical cores (node:os, which needs --allow-sys=cpus), or "unknown". */
+export function cpuModel(): string {
   try {
-    const info = await Deno.readTextFile("/proc/cpuinfo");
-    const cores = info.split("\n").filter((l) => l.startsWith("processor")).length;
-    const name = info.match(/^model name\s*:\s*(.+)$/m)?.[1].trim() ?? "unknown";
-    return cores ? `${name} (${cores} logical cores)` : name;
+    const cpus = os.cpus();
+    return cpus.length ? `${cpus[0].model.trim()} (${cpus.length} logical cores)` : "unknown";
   } catch {
     return "unknown";
   }
@@ -481,7 +480,7 @@ export async function runExperiment<
         provenance: {
           commit: await gitCommit(),
           deno: Deno.version.deno,
-          cpu: await cpuModel(),
+          cpu: cpuModel(),
           devices: devicesOf(ran),
           wallSeconds: (performance.now() - start) / 1000,
           finished: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
