@@ -477,3 +477,51 @@ Deno.test("models: pooling at equal map sizes keeps 13-6-2 and the parameters; t
     );
   }
 });
+
+Deno.test("ablate: rows pair by seed, their intervals sit at Holm's levels, and the verdict follows Holm", () => {
+  const outcome = (seed: number, testError: number) => ({
+    seed,
+    trainError: 0.1,
+    trainEvalError: 0.1,
+    valError: 0.2,
+    testError,
+    metrics: [],
+    stepsPerEpoch: 10,
+    seconds: 1,
+    device: "cpu",
+    lrDrops: [],
+  });
+  const run = (slug: string, errors: number[]) => ({
+    slug,
+    name: slug,
+    lr: 0.01,
+    epochs: 1,
+    parameters: 100,
+    multiplyAdds: 1000,
+    fcWidth: 0,
+    outcomes: errors.map((e, i) => outcome(i + 1, e)),
+  });
+  const full = [0.20, 0.22, 0.18, 0.21, 0.19];
+  const rows = summarise([
+    run("full", full),
+    // tanh: 2 points worse on every seed, with a little spread: a clear paired difference.
+    run("tanh", full.map((e, i) => e + 0.02 + 0.001 * i)),
+    // lrn-pixel vs no-lrn: no difference in direction.
+    run("lrn-pixel", full),
+    run("no-lrn", full.map((e, i) => e + (i % 2 ? 0.003 : -0.003))),
+  ]);
+  assert.deepEqual(rows.map((r) => r.comparison.variant), ["no-lrn", "no-lrn", "tanh"]);
+  const [lrn, control, tanh] = rows;
+  assert.equal(control.verdict, "- (no claim: control)");
+  assert.ok(Number.isNaN(control.level));
+  // Two claims: the smaller p is tested at 0.05 / 2, the other at 0.05 / 1.
+  assert.ok(tanh.p < lrn.p);
+  assert.deepEqual([tanh.level, lrn.level], [0.025, 0.05]);
+  assert.equal(tanh.verdict, "agrees");
+  assert.equal(lrn.verdict, "inconclusive");
+  // The paired difference: +2.2 points on average, its interval at the 97.5% level.
+  assert.ok(Math.abs(tanh.delta!.estimate - 0.022) < 1e-12);
+  assert.equal(tanh.delta!.df, 4);
+  assert.ok(tanh.delta!.low > 0);
+  assert.ok(tanh.mde > 0 && tanh.mde < 0.01);
+});

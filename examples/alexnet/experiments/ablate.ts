@@ -607,64 +607,84 @@ const MEASURE_NAMES: Record<Measure, string> = {
   centre: "test error, centre",
 };
 
+/**
+ * A comparison's values, reference first: paired by seed (seeds finite in both) or every
+ * finite seed of each; `usable` when each side has 2 finite values or more.
+ */
+function measured(comparison: Comparison, variant: VariantResult, reference: VariantResult) {
+  const referenceMeasure = comparison.referenceMeasure ?? comparison.measure;
+  const runs = variant === reference ? [variant] : [variant, reference];
+  const diverged = runs.reduce((n, r) => n + r.outcomes.length - finiteOutcomes(r).length, 0);
+  let a: number[], b: number[];
+  if (comparison.paired) {
+    const seeds = finiteOutcomes(variant).map((o) => o.seed)
+      .filter((s) => finiteOutcomes(reference).some((o) => o.seed === s));
+    const pick = (r: VariantResult, measure: Measure) =>
+      seeds.map((s) => measureOf(r.outcomes.find((o) => o.seed === s)!, measure));
+    [a, b] = [pick(reference, referenceMeasure), pick(variant, comparison.measure)];
+  } else {
+    a = finiteOutcomes(reference).map((o) => measureOf(o, referenceMeasure));
+    b = finiteOutcomes(variant).map((o) => measureOf(o, comparison.measure));
+  }
+  const usable = a.length >= 2 && b.length >= 2 && [...a, ...b].every(Number.isFinite);
+  return { a, b, diverged, usable };
+}
+
 /** The rows whose variant and reference both ran, with Holm's correction over the claims. */
 export function summarise(results: VariantResult[]): AblationRow[] {
   const bySlug = new Map(results.map((r) => [r.slug, r]));
-  const rows = COMPARISONS.filter((c) => bySlug.has(c.variant) && bySlug.has(c.reference)).map(
-    (comparison) => {
-      const variant = bySlug.get(comparison.variant)!,
-        reference = bySlug.get(comparison.reference)!;
-      const referenceMeasure = comparison.referenceMeasure ?? comparison.measure;
-      const diverged = variant.outcomes.length - finiteOutcomes(variant).length +
-        reference.outcomes.length - finiteOutcomes(reference).length;
-      let a: number[], b: number[];
-      if (comparison.paired) {
-        const seeds = finiteOutcomes(variant).map((o) => o.seed)
-          .filter((s) => finiteOutcomes(reference).some((o) => o.seed === s));
-        const pick = (r: VariantResult, measure: Measure) =>
-          seeds.map((s) => measureOf(r.outcomes.find((o) => o.seed === s)!, measure));
-        [a, b] = [pick(reference, referenceMeasure), pick(variant, comparison.measure)];
-      } else {
-        a = finiteOutcomes(reference).map((o) => measureOf(o, referenceMeasure));
-        b = finiteOutcomes(variant).map((o) => measureOf(o, comparison.measure));
-      }
-      const usable = a.length >= 2 && b.length >= 2 && [...a, ...b].every(Number.isFinite);
+  const rows = COMPARISONS.filter((c) => bySlug.has(c.variant) && bySlug.has(c.reference))
+    .map((comparison) => {
+      const [variant, reference] = [
+        bySlug.get(comparison.variant)!,
+        bySlug.get(comparison.reference)!,
+      ];
+      const m = measured(comparison, variant, reference);
       return {
         comparison,
         variant,
         reference,
-        seeds: Math.min(a.length, b.length),
-        diverged,
-        values: { variant: b, reference: a },
-        p: usable ? pValue(a, b, comparison.paired) : NaN,
-        usable,
+        ...m,
+        p: m.usable ? pValue(m.a, m.b, comparison.paired) : NaN,
       };
-    },
-  );
+    });
   const claims = rows.filter((r) => r.comparison.paperSign !== null);
   const corrected = holm(claims.map((r) => r.p));
-  return rows.map(({ usable, ...row }) => {
-    const claim = claims.findIndex((c) => c.comparison === row.comparison);
+  return rows.map((row) => {
+    const { comparison, a, b, usable } = row;
+    const claim = claims.indexOf(row);
     const level = claim >= 0 ? corrected[claim].level : 0.05;
-    const { variant: b, reference: a } = row.values;
-    const interval = (paired: boolean) =>
-      paired ? pairedInterval(a, b, 1 - level) : welchInterval(a, b, 1 - level);
-    const delta = usable ? interval(row.comparison.paired) : null;
+    const design = comparison.paired ? "paired" : "welch";
+    const delta = !usable
+      ? null
+      : comparison.paired
+      ? pairedInterval(a, b, 1 - level)
+      : welchInterval(a, b, 1 - level);
     const sd = !usable
       ? NaN
-      : row.comparison.paired
+      : comparison.paired
       ? standardDeviation(a.map((x, i) => b[i] - x))
       : Math.sqrt((standardDeviation(a) ** 2 + standardDeviation(b) ** 2) / 2);
-    const mde = usable
-      ? minimumDetectableEffect(row.seeds, sd, row.comparison.paired ? "paired" : "welch", level)
-      : NaN;
+    const seeds = Math.min(a.length, b.length);
     let word: string;
     if (row.diverged > 0) word = "no verdict (a seed diverged)";
     else if (!usable) word = "no verdict (too few seeds)";
     else if (claim < 0) word = "- (no claim: control)";
     else if (!corrected[claim].rejected) word = "inconclusive";
-    else word = verdict(delta!, row.comparison.paperSign!);
-    return { ...row, delta, level: claim >= 0 ? level : NaN, mde, verdict: word };
+    else word = verdict(delta!, comparison.paperSign!);
+    return {
+      comparison,
+      variant: row.variant,
+      reference: row.reference,
+      seeds,
+      diverged: row.diverged,
+      values: { variant: b, reference: a },
+      delta,
+      p: row.p,
+      level: claim >= 0 ? level : NaN,
+      mde: usable ? minimumDetectableEffect(seeds, sd, design, level) : NaN,
+      verdict: word,
+    };
   });
 }
 
