@@ -525,3 +525,25 @@ Deno.test("ablate: rows pair by seed, their intervals sit at Holm's levels, and 
   assert.ok(tanh.delta!.low > 0);
   assert.ok(tanh.mde > 0 && tanh.mde < 0.01);
 });
+
+Deno.test("figure1Net: Xavier init draws N(0, 2 / (fanIn + fanOut)) with zero biases; only figure1-cnn takes it", () => {
+  const net = figure1Net({ activation: "tanh", init: "xavier", seed: 4 });
+  const params = new Map(net.namedParameters());
+  const w = [...params.get("fc3.weight")!.dataSync()]; // 1568 -> 128: 200,704 draws
+  const sd = Math.sqrt(w.reduce((a, x) => a + x * x, 0) / w.length);
+  const expected = Math.sqrt(2 / (32 * 7 * 7 + 128));
+  assert.ok(Math.abs(sd / expected - 1) < 0.01, `sd ${sd}, expected ${expected}`);
+  assert.ok([...params.get("fc3.bias")!.dataSync()].every((x) => x === 0));
+  // He init for the same net is wider by sqrt(2 (fanIn + fanOut) / (2 fanIn)) (fan in only).
+  const he = [...new Map(figure1Net({ seed: 4 }).namedParameters()).get("fc3.weight")!.dataSync()];
+  const heSd = Math.sqrt(he.reduce((a, x) => a + x * x, 0) / he.length);
+  assert.ok(Math.abs(heSd / Math.sqrt(2 / 1568) - 1) < 0.01);
+  assert.throws(
+    () => parseTrainCommand(["--init", "xavier"]),
+    /--init xavier is for figure1-cnn/,
+  );
+  assert.equal(
+    parseTrainCommand(["--arch", "figure1-cnn", "--init", "xavier"])!.config.init,
+    "xavier",
+  );
+});
