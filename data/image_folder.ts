@@ -554,7 +554,15 @@ function checkEveryClassHasImages(
  *
  * @example
  * ```ts
- * const stats = datasetStats(trainSplit); // trainSplit.shape: [N, 3, 256, 256]
+ * import assert from "node:assert/strict";
+ * import { datasetStats } from "./image_folder.ts";
+ *
+ * // Two 2x2 RGB images: one black, one white (the training split, say).
+ * const images = Uint8Array.from([...new Array(12).fill(0), ...new Array(12).fill(255)]);
+ * const labels = Int32Array.of(0, 1);
+ * const stats = datasetStats({ images, shape: [2, 3, 2, 2], labels, classNames: ["a", "b"] });
+ * assert.deepEqual([...stats.meanImage], new Array(12).fill(127.5));
+ * assert.ok(Math.abs(stats.rgbCovariance[0][1] - 0.25) < 1e-12); // (1/2)(1/2), in [0, 1] units
  * ```
  */
 export function datasetStats(dataset: ImageDataset): ImageStats {

@@ -179,7 +179,7 @@ function poolLayer(kind: "overlap" | "plain" | "plain-matched" | undefined): Max
  * layer's own, whose 2x2/2 pooled output has the size the 3x3/2 pooled output has with the
  * layer's own padding (`size` is the conv's input side).
  */
-export function matchedPadding(size: number, conv: { kernel: number; padding: number }): number {
+function matchedPadding(size: number, conv: { kernel: number; padding: number }): number {
   const convOut = (p: number) => size + 2 * p - conv.kernel + 1;
   const target = Math.floor((convOut(conv.padding) - 3) / 2) + 1;
   for (let p = conv.padding; p >= 0; p--) {

@@ -26,8 +26,12 @@ export interface LrnTermStat {
  *
  * @example
  * ```ts
- * const stats = await lrnTerm(alexnetMini({ inChannels: 1, numClasses: 10 }), images);
- * // { norm1: { mean: 9e-5, max: 1.5e-3 }, norm2: { ... } }: against k = 2, LRN is a constant
+ * import { randn } from "../../mod.ts";
+ * import { alexnetMini } from "../../models/alexnet.ts";
+ * import { lrnTerm } from "./lrn_term.ts";
+ *
+ * const stats = await lrnTerm(alexnetMini(), randn([2, 1, 28, 28], { seed: 1 }));
+ * console.log(stats.norm1.mean); // about 1e-4 of k: with these constants LRN is a constant scale
  * ```
  */
 export async function lrnTerm(model: Module, x: Tensor): Promise<Record<string, LrnTermStat>> {
