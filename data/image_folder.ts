@@ -547,6 +547,38 @@ function checkEveryClassHasImages(
   );
 }
 
+/**
+ * The statistics of {@link ImageStats} (mean image, RGB covariance and its eigen-decomposition)
+ * of a subset of images `[N, 3, S, S]`, e.g. the training split only, so that no validation or
+ * test image shapes the mean image or the PCA colour augmentation.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { datasetStats } from "./image_folder.ts";
+ *
+ * // Two 2x2 RGB images: one black, one white (the training split, say).
+ * const images = Uint8Array.from([...new Array(12).fill(0), ...new Array(12).fill(255)]);
+ * const labels = Int32Array.of(0, 1);
+ * const stats = datasetStats({ images, shape: [2, 3, 2, 2], labels, classNames: ["a", "b"] });
+ * assert.deepEqual([...stats.meanImage], new Array(12).fill(127.5));
+ * assert.ok(Math.abs(stats.rgbCovariance[0][1] - 0.25) < 1e-12); // (1/2)(1/2), in [0, 1] units
+ * ```
+ */
+export function datasetStats(dataset: ImageDataset): ImageStats {
+  const [n, c, h, w] = dataset.shape;
+  if (c !== 3 || h !== w || n === 0) {
+    throw new RangeError(
+      `datasetStats: expected [N, 3, S, S] RGB images with N > 0, got [${dataset.shape}]`,
+    );
+  }
+  const sums = new PixelSums(h);
+  const plane = 3 * h * w;
+  for (let i = 0; i < n; i++) sums.add(dataset.images.subarray(i * plane, (i + 1) * plane));
+  const statistics = sums.statistics(n);
+  return { ...statistics, eigen: jacobiEigen(statistics.rgbCovariance) };
+}
+
 /** Running sums over the shard's images: per-pixel (for the mean image) and per-RGB-triple. */
 class PixelSums {
   readonly #plane: number;

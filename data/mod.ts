@@ -46,6 +46,7 @@ export type {
   SourceEntry,
 } from "./image_folder.ts";
 export {
+  datasetStats,
   decodeImage,
   imageProblem,
   loadImageFolder,

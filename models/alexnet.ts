@@ -33,7 +33,7 @@ import {
   Tanh,
 } from "../nn/layers.ts";
 import type { Module } from "../nn/module.ts";
-import { alexnetInit, heInit } from "../nn/init.ts";
+import { alexnetInit, heInit, xavierNormal, zeros } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
 import { sizeOf } from "../tensor/shape.ts";
 import { registerBackend } from "../tensor/tensor.ts";
@@ -49,8 +49,13 @@ export interface AblationOptions {
   activation?: "relu" | "tanh";
   /** Dropout p = 0.5 in the fc hidden layers (default true: section 4.2). */
   dropout?: boolean;
-  /** "overlap": 3x3 windows, stride 2 (default: section 3.4); "plain": 2x2, stride 2. */
-  pool?: "overlap" | "plain";
+  /**
+   * "overlap": 3x3 windows, stride 2 (default: section 3.4); "plain": 2x2, stride 2;
+   * "plain-matched": 2x2, stride 2, with the padding of the conv before each pool lowered until
+   * the pooled maps have the overlapping net's sizes (the paper's "equivalent dimensions":
+   * 28 -> 13 -> 6 -> 2 in the mini; on the paper's 55, 27 and 13 nothing changes).
+   */
+  pool?: "overlap" | "plain" | "plain-matched";
   /** Input channels (default 3, RGB; 1 for grayscale). */
   inChannels?: number;
   /** Output classes. */
@@ -76,6 +81,10 @@ export interface AlexNetOptions extends AblationOptions {
   oneGpu?: boolean;
   /** Height = width of the input images; sizes the first fc layer. */
   inputSize?: number;
+  /** Width of fc6 and fc7 (default: the variant's, 4096 or 256 in the mini). */
+  hidden?: number;
+  /** LRN's alpha (default 1e-4, the paper's). */
+  lrnAlpha?: number;
   /** "paper": N(0, 0.01²), biases 1/0 (section 5); "he": Kaiming normal; "pytorch": U(±1/sqrt(fanIn)). */
   init?: "paper" | "he" | "pytorch";
 }
@@ -88,7 +97,7 @@ export interface AlexNetTorchvisionOptions extends AblationOptions {
    * Units of fc6 and fc7 (default 4096, torchvision's). Smaller values give the same layer
    * names with a small classifier, e.g. for tests that write a weights file in this layout.
    */
-  hiddenUnits?: number;
+  hidden?: number;
 }
 
 /** One convolutional layer of a variant. */
@@ -160,10 +169,31 @@ function activationLayer(kind: "relu" | "tanh" | undefined): Module {
   throw new RangeError(`alexnet: activation must be "relu" or "tanh", got ${JSON.stringify(kind)}`);
 }
 
-function poolLayer(kind: "overlap" | "plain" | undefined): MaxPool2d {
+function poolLayer(kind: "overlap" | "plain" | "plain-matched" | undefined): MaxPool2d {
   if (kind === undefined || kind === "overlap") return new MaxPool2d({ kernelSize: 3, stride: 2 });
-  if (kind === "plain") return new MaxPool2d({ kernelSize: 2, stride: 2 });
-  throw new RangeError(`alexnet: pool must be "overlap" or "plain", got ${JSON.stringify(kind)}`);
+  if (kind === "plain" || kind === "plain-matched") {
+    return new MaxPool2d({ kernelSize: 2, stride: 2 });
+  }
+  throw new RangeError(
+    `alexnet: pool must be "overlap", "plain" or "plain-matched", got ${JSON.stringify(kind)}`,
+  );
+}
+
+/**
+ * The padding of a conv before a pool for "plain-matched": the largest padding, at most the
+ * layer's own, whose 2x2/2 pooled output has the size the 3x3/2 pooled output has with the
+ * layer's own padding (`size` is the conv's input side).
+ */
+function matchedPadding(size: number, conv: { kernel: number; padding: number }): number {
+  const convOut = (p: number) => size + 2 * p - conv.kernel + 1;
+  const target = Math.floor((convOut(conv.padding) - 3) / 2) + 1;
+  for (let p = conv.padding; p >= 0; p--) {
+    if (Math.floor(convOut(p) / 2) === target) return p;
+  }
+  throw new RangeError(
+    `alexnet: pool "plain-matched" finds no padding of a ${conv.kernel}x${conv.kernel} conv on ` +
+      `${size}x${size} maps that gives ${target}x${target} after 2x2/2 pooling`,
+  );
 }
 
 function checkInit(init: string): "paper" | "he" | "pytorch" {
@@ -199,19 +229,31 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
   const lrn = options.lrn ?? true;
   // size 5, alpha 1e-4, beta 0.75, k 2 (section 3.3). The trap: cuda-convnet2 divided alpha
   // by size, so the winning network used 2e-5 per squared term; "averaged" reproduces that.
-  const norm = () => new LocalResponseNorm({ alphaScaling: options.lrnAlphaScaling ?? "averaged" });
+  const norm = () =>
+    new LocalResponseNorm({
+      alpha: options.lrnAlpha ?? 1e-4,
+      alphaScaling: options.lrnAlphaScaling ?? "averaged",
+    });
 
   // Caffe's names (relu1, ...), or tanh1, ... in the tanh ablation.
   const activationName = options.activation ?? "relu";
   const layers: Record<string, Module> = {};
   let channels = inChannels;
+  let size = inputSize; // the side of the maps entering each layer
   spec.convs.forEach((conv, i) => {
     const n = i + 1;
     // Footnote 2 of section 3.2: the one-GPU net halves every conv layer but the last.
     const out = oneGpu && n <= 4 ? conv.out / 2 : conv.out;
+    const pooled = n <= 2 || n === 5;
+    const padding = pooled && options.pool === "plain-matched" && conv.stride === 1
+      ? matchedPadding(size, conv)
+      : conv.padding;
+    size = Math.floor((size + 2 * padding - conv.kernel) / conv.stride) + 1;
+    const window = (options.pool ?? "overlap") === "overlap" ? 3 : 2;
+    if (pooled) size = Math.floor((size - window) / 2) + 1;
     layers[`conv${n}`] = new Conv2d(channels, out, conv.kernel, {
       stride: conv.stride,
-      padding: conv.padding,
+      padding,
       groups: conv.split ? groups : 1,
       ...weights,
     });
@@ -228,13 +270,19 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
   const flat = sizeOf(shape.slice(1));
 
   const dropout = options.dropout ?? true;
+  const hidden = options.hidden ?? spec.hidden;
+  if (!Number.isInteger(hidden) || hidden < 1) {
+    throw new RangeError(`alexnet: hidden must be a positive integer, got ${hidden}`);
+  }
   let width = flat;
   for (const n of [6, 7]) {
-    layers[`fc${n}`] = new Linear(width, spec.hidden, weights);
-    width = spec.hidden;
+    layers[`fc${n}`] = new Linear(width, hidden, weights);
+    width = hidden;
     layers[`${activationName}${n}`] = activationLayer(options.activation);
-    // Section 4.2: "We use dropout in the first two fully-connected layers".
-    if (dropout) layers[`drop${n}`] = new Dropout(0.5, { seed: rng.nextU32() });
+    // Section 4.2: "We use dropout in the first two fully-connected layers". The mask seed is
+    // drawn with or without dropout, so a net without it starts from the very same weights.
+    const dropSeed = rng.nextU32();
+    if (dropout) layers[`drop${n}`] = new Dropout(0.5, { seed: dropSeed });
   }
   layers.fc8 = new Linear(width, numClasses, weights);
 
@@ -309,8 +357,12 @@ export interface Figure1NetOptions {
   numClasses?: number;
   /** Seed of the initialisation (default 0). */
   seed?: number;
-  /** "he" (default, for both activations, so the two nets start alike) or "pytorch". */
-  init?: "he" | "pytorch";
+  /**
+   * "he" (default, for both activations, so the two nets start alike), "xavier" (Glorot and
+   * Bengio's normal form, N(0, 2 / (fanIn + fanOut)), the scale designed for tanh) or
+   * "pytorch".
+   */
+  init?: "he" | "xavier" | "pytorch";
 }
 
 /**
@@ -326,10 +378,11 @@ export interface Figure1NetOptions {
  */
 export function figure1Net(options: Figure1NetOptions = {}): Sequential {
   const rng = new Rng(options.seed ?? 0);
-  const init = checkInit(options.init ?? "he");
-  if (init === "paper") {
+  const init = options.init ?? "he";
+  if (init !== "he" && init !== "xavier" && init !== "pytorch") {
     throw new RangeError(
-      'figure1Net: init must be "he" or "pytorch" (the paper\'s scheme is for AlexNet)',
+      `figure1Net: init must be "he", "xavier" or "pytorch", got ${JSON.stringify(init)} ` +
+        "(the paper's scheme is for AlexNet)",
     );
   }
   const weights = { rng, initialize: init === "pytorch" };
@@ -351,8 +404,21 @@ export function figure1Net(options: Figure1NetOptions = {}): Sequential {
   layers[`${name}3`] = activationLayer(options.activation);
   layers.fc4 = new Linear(128, options.numClasses ?? 10, weights);
   const model = new Sequential(layers);
-  initialise(model, init, rng);
+  if (init === "xavier") xavierInit(model, rng);
+  else initialise(model, init, rng);
   return model;
+}
+
+/** Glorot-normal weights and zero biases for every conv and linear layer, in forward order. */
+function xavierInit(model: Module, rng: Rng): void {
+  for (const [, layer] of model.namedModules()) {
+    const own = layer.localParameters();
+    const weight = own.get("weight");
+    if (weight === undefined || (weight.rank !== 2 && weight.rank !== 4)) continue;
+    xavierNormal(weight, { rng });
+    const bias = own.get("bias");
+    if (bias) zeros(bias);
+  }
 }
 
 /**
@@ -396,11 +462,14 @@ export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Seq
     act(),
     pool(),
   ]);
-  const drop = () =>
-    (options.dropout ?? true) ? new Dropout(0.5, { seed: rng.nextU32() }) : new Identity();
-  const hidden = options.hiddenUnits ?? 4096;
+  // The mask seed is drawn with or without dropout: both nets start from the same weights.
+  const drop = () => {
+    const seed = rng.nextU32();
+    return (options.dropout ?? true) ? new Dropout(0.5, { seed }) : new Identity();
+  };
+  const hidden = options.hidden ?? 4096;
   if (!Number.isInteger(hidden) || hidden < 1) {
-    throw new RangeError(`alexnetTorchvision: hiddenUnits must be an integer >= 1, got ${hidden}`);
+    throw new RangeError(`alexnetTorchvision: hidden must be an integer >= 1, got ${hidden}`);
   }
   const classifier = new Sequential([
     drop(),

@@ -85,7 +85,7 @@ function checkFinite(state: Map<string, Tensor | HostTensor>, where: string): vo
 import { alexnetTorchvision } from "./alexnet.ts";
  * import { alexnetFromStateDict } from "./alexnet_pretrained.ts";
  *
- * const source = alexnetTorchvision({ hiddenUnits: 16, numClasses: 10 });
+ * const source = alexnetTorchvision({ hidden: 16, numClasses: 10 });
  * const net = await alexnetFromStateDict(source.stateDict(), "example");
  * assert.equal(net.classNames[3], "class 3");
  * ```
@@ -95,10 +95,10 @@ export async function alexnetFromStateDict(
   where: string,
   device = "cpu",
 ): Promise<PretrainedAlexNet> {
-  const [hiddenUnits] = linearShape(state, "classifier.1", where);
+  const [hidden] = linearShape(state, "classifier.1", where);
   const [numClasses] = linearShape(state, "classifier.6", where);
   checkFinite(state, where);
-  const model = alexnetTorchvision({ hiddenUnits, numClasses, dropout: false });
+  const model = alexnetTorchvision({ hidden, numClasses, dropout: false });
   try {
     await model.loadStateDict(state);
   } catch (error) {

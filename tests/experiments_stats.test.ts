@@ -6,8 +6,12 @@
 
 import assert from "node:assert/strict";
 import {
+  holm,
   mean,
+  minimumDetectableEffect,
   pairedInterval,
+  pValue,
+  seedsFor,
   standardDeviation,
   studentTCdf,
   studentTQuantile,
@@ -94,4 +98,40 @@ Deno.test("stats: the paired interval matches SciPy's ttest_rel / ttest_1samp", 
   assert.equal(e.df, 2);
   assert.ok(Number.isNaN(pairedInterval([1], [2]).low));
   assert.throws(() => pairedInterval([1, 2], [3]), /2 values against 1/);
+});
+
+// Reference values written by tests/fixtures/experiments_stats.py (SciPy 1.10.1).
+const fixture = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/experiments_stats.json", import.meta.url)),
+);
+
+Deno.test("stats: two-sided p-values match SciPy's ttest_ind (Welch) and ttest_rel", () => {
+  close(pValue(fixture.a, fixture.b, false), fixture.welchP, 1e-9, "Welch p");
+  close(pValue(fixture.a, fixture.b, true), fixture.pairedP, 1e-9, "paired p");
+  assert.ok(Number.isNaN(pValue([1], [2], false)));
+});
+
+Deno.test("stats: Holm's step-down rejects what the by-hand reference rejects", () => {
+  const out = holm(fixture.holm.p);
+  assert.deepEqual(out.map((o) => o.rejected), fixture.holm.rejected);
+  // Sorted: 0.005 at 0.05/5, 0.01 at 0.05/4, 0.03 at 0.05/3 fails and stops the rest.
+  assert.deepEqual(out.map((o) => o.level), [0.05 / 4, 0.05 / 2, 0.05 / 3, 0.05 / 5, 0.05 / 1]);
+  assert.deepEqual(holm([0.001, 0.04, 0.011]).map((o) => o.rejected), [true, true, true]);
+  // After the stop nothing is rejected: 0.026 > 0.05/2 stops it, 0.03 <= 0.05/1 is not rejected.
+  assert.deepEqual(holm([0.001, 0.03, 0.026]).map((o) => o.rejected), [true, false, false]);
+  assert.deepEqual(holm([NaN, 0.001]).map((o) => o.rejected), [false, true]);
+});
+
+Deno.test("stats: minimum detectable effect and seed counts match SciPy's t quantiles", () => {
+  for (const [n, sd, design, alpha, expected] of fixture.mde) {
+    close(minimumDetectableEffect(n, sd, design, alpha), expected, 1e-8, `MDE ${n} ${design}`);
+  }
+  // The issue's figure: 3 seeds at sd 0.6 detect ~1.8 points at 80% power.
+  close(minimumDetectableEffect(3, 0.6, "welch"), 1.82, 0.005, "3 seeds");
+  // The approximation is within 0.01 of the exact (noncentral t) power at its own MDE.
+  close(fixture.exactPowerAtMde, 0.8, 0.011, "exact power");
+  const n = seedsFor(1, 0.93, "welch", 0.05 / 7);
+  assert.ok(minimumDetectableEffect(n, 0.93, "welch", 0.05 / 7) <= 1);
+  assert.ok(minimumDetectableEffect(n - 1, 0.93, "welch", 0.05 / 7) > 1);
+  assert.equal(seedsFor(10, 0.1, "paired"), 2);
 });

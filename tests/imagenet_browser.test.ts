@@ -60,7 +60,7 @@ for (const device of ["gpu", "cpu"] as const) {
       const dir = await Deno.makeTempDir({ prefix: "tessera-imagenet-page-" });
       try {
         const weightsPath = `${dir}/alexnet.safetensors`;
-        await writeTestWeights(weightsPath, { hiddenUnits: 16, seed: 3 });
+        await writeTestWeights(weightsPath, { hidden: 16, seed: 3 });
         const weights = await Deno.readFile(weightsPath);
         const photoName = `${FIXTURE_PHOTOS[0]}.png`;
         const photo = await Deno.readFile(`${IMAGENET_FIXTURES}/${FIXTURE_PHOTOS[0]}.pil.png`);

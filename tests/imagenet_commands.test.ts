@@ -54,7 +54,7 @@ async function withWeights(fn: (weights: string, dir: string) => Promise<void>) 
 
 /** The same network, evaluated here: mean softmax over `views`. */
 async function probabilitiesHere(views: { data: Float32Array }[]): Promise<Float64Array> {
-  const model = alexnetTorchvision({ hiddenUnits: 64, seed: SEED, dropout: false, init: "he" });
+  const model = alexnetTorchvision({ hidden: 64, seed: SEED, dropout: false, init: "he" });
   model.eval();
   const batch = new Float32Array(views.length * 3 * 224 * 224);
   views.forEach((v, i) => batch.set(v.data, i * v.data.length));
@@ -159,7 +159,7 @@ Deno.test("filters --weights: conv1's 64 filters as Figure 3, a PNG of the file'
     const run = await runTask("filters", "filters.ts", ["--weights", weights, "--out", out]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /64 filters 11x11x3/);
-    const model = alexnetTorchvision({ hiddenUnits: 64, seed: SEED, dropout: false, init: "he" });
+    const model = alexnetTorchvision({ hidden: 64, seed: SEED, dropout: false, init: "he" });
     const conv1 = model.namedParameters().get("features.0.weight")!;
     const expected = filterGridPng(conv1.dataSync() as Float32Array, [64, 3, 11, 11], {
       scale: 6,

@@ -4,7 +4,7 @@
  * `tools/imagenet_fixtures.py`.
  *
  * The file has every name and the conv shapes of torchvision's, with a small classifier
- * (`hiddenUnits` instead of 4096): 13 MB instead of 233 MB, the same code path.
+ * (`hidden` instead of 4096): 13 MB instead of 233 MB, the same code path.
  *
  * @module
  */
@@ -27,10 +27,10 @@ export const FIXTURE_PHOTOS = [
 /** Writes a torchvision-layout AlexNet with random weights to `path` (.safetensors). */
 export async function writeTestWeights(
   path: string,
-  options: { hiddenUnits?: number; numClasses?: number; seed?: number } = {},
+  options: { hidden?: number; numClasses?: number; seed?: number } = {},
 ): Promise<void> {
   const model = alexnetTorchvision({
-    hiddenUnits: options.hiddenUnits ?? 64,
+    hidden: options.hidden ?? 64,
     numClasses: options.numClasses ?? 1000,
     seed: options.seed ?? 7,
     dropout: false,

@@ -126,7 +126,7 @@ Deno.test("alexnetMini ablation switches change the layers they name", () => {
   );
   assert.throws(
     () => alexnetMini({ pool: "big" as "plain" }),
-    /pool must be "overlap" or "plain", got "big"/,
+    /pool must be "overlap", "plain" or "plain-matched", got "big"/,
   );
   assert.throws(() => alexnetMini({ inputSize: 8 }), /MaxPool2d/);
 });

@@ -34,7 +34,7 @@ export interface TrainConfig {
   /** Update rule: the paper's or PyTorch's (see tensor/ops/sgd.ts). */
   sgdRule: "paper" | "pytorch";
   /** Weight initialisation; "auto" is each network's own default (see {@link HELP}). */
-  init: "auto" | "he" | "paper" | "pytorch";
+  init: "auto" | "he" | "paper" | "pytorch" | "xavier";
   /** Seed of initialisation, data order, augmentation and dropout. */
   seed: number;
   /** Run folder: metrics, checkpoints, pictures. */
@@ -53,14 +53,24 @@ export interface TrainConfig {
   lrn: boolean;
   /** Ablation: dropout in the fully connected layers (section 4.2). */
   dropout: boolean;
-  /** Ablation: overlapping 3x3/2 pooling (section 3.4) or plain 2x2/2. */
-  pool: "overlap" | "plain";
+  /** Ablation: overlapping 3x3/2 pooling (section 3.4), plain 2x2/2, or 2x2/2 at the overlapping net's map sizes. */
+  pool: "overlap" | "plain" | "plain-matched";
   /** Ablation: the two-GPU channel groups (section 3.2), 2, or one group. */
   groups: 1 | 2;
   /** Ablation: the paper's one-GPU comparison net, half the kernels in conv1-4 (section 3.2). */
   oneGpu: boolean;
   /** Ablation: PCA colour augmentation (section 4.1) for photo datasets. */
   pca: boolean;
+  /** Width of the hidden fully connected layers (0: the network's own). */
+  fcWidth: number;
+  /** LRN's alpha (paper: 1e-4, section 3.3). */
+  lrnAlpha: number;
+  /** Training images evaluated in evaluation mode (dropout off) after each epoch (0: none). */
+  evalTrain: number;
+  /** A "step" metric record every N steps (the mean of those N steps). */
+  logEvery: number;
+  /** Fashion-MNIST: random 28x28 crops of the image padded by N pixels (0: none; section 4.1's translations). */
+  padCrop: number;
   /** Data-loading workers (0: in-process). */
   workers: number;
   /** Download the full Fashion-MNIST (checked against its SHA-256) into the cache first. */
@@ -108,6 +118,11 @@ export const DEFAULTS: TrainConfig = {
   groups: 2,
   oneGpu: false,
   pca: true,
+  fcWidth: 0,
+  lrnAlpha: 1e-4, // paper section 3.3
+  evalTrain: 0,
+  logEvery: 10,
+  padCrop: 0,
   workers: 0,
   download: false,
   trainLimit: 0,
@@ -144,7 +159,9 @@ evaluated for the report only.
 Model and data
   --arch NAME           alexnet-mini (default) | alexnet | alexnet-torchvision |
                         figure1-cnn (the small unregularised net of Figure 1)
-  --data PATH           IDX folder (Fashion-MNIST) or ImageFolder root (one folder per class)
+  --data PATH           IDX folder (Fashion-MNIST), CIFAR-10 binary folder (data_batch_1.bin
+                        ... test_batch.bin: 3x32x32, per-channel normalisation) or
+                        ImageFolder root (one folder per class)
   --download            fetch the full Fashion-MNIST into ~/.cache/tessera (SHA-256 checked)
   --val-size N          training images held out for validation (default: 1,000 of the
                         built-in 10,000; 5,000 of the full 60,000; a tenth of an ImageFolder)
@@ -166,14 +183,24 @@ Training (defaults: paper section 5 unless marked *)
   --init NAME           auto (default: paper for alexnet; he* for alexnet-mini, on which the
                         paper's leaves a small net at chance; pytorch for alexnet-torchvision)
                         | paper (N(0, 0.01^2), biases 1 in conv2/4/5 and fc6/7) | he | pytorch
+                        | xavier (figure1-cnn only: Glorot normal, the scale made for tanh)
   --seed N              seed of everything random (default ${DEFAULTS.seed})
   --max-steps N         stop after N steps in all (default: no limit)
   --time-limit MIN      stop, evaluate and save after MIN minutes (default ${DEFAULTS.timeLimit}*; 0: none)
+  --eval-train N        also evaluate N training images in evaluation mode (dropout off)
+                        after each epoch: the train-validation gap (default 0: none)
+  --log-every N         a step record in metrics.jsonl every N steps (default ${DEFAULTS.logEvery})
+  --pad-crop N          Fashion-MNIST: train on random 28x28 crops of the image padded by N
+                        pixels (section 4.1's translations; default 0: none)
 
 Ablations (paper sections in brackets)
   --activation NAME     relu (default) | tanh                       [3.1]
   --no-lrn              no local response normalization            [3.3]
   --pool NAME           overlap (3x3 stride 2, default) | plain (2x2) [3.4]
+                        | plain-matched (2x2, conv padding lowered so the
+                        maps keep the overlapping net's sizes)
+  --fc-width N          width of the hidden fc layers (default: the network's)
+  --lrn-alpha X         LRN's alpha (default 1e-4)                   [3.3]
   --groups N            2 (default, the two-GPU split) | 1           [3.2]
   --one-gpu             the one-GPU net of the paper's comparison: half
                         the kernels in conv1-conv4, no groups         [3.2]
@@ -285,7 +312,7 @@ const FLAGS: Record<string, Flag> = {
   },
   init: {
     key: "init",
-    parse: oneOf("init", ["auto", "he", "paper", "pytorch"]),
+    parse: oneOf("init", ["auto", "he", "paper", "pytorch", "xavier"]),
     onResume: "recipe",
   },
   seed: { key: "seed", parse: int("seed", 0), onResume: "recipe" },
@@ -305,7 +332,20 @@ const FLAGS: Record<string, Flag> = {
   },
   "no-lrn": { key: "lrn", parse: { set: false }, onResume: "recipe" },
   "no-dropout": { key: "dropout", parse: { set: false }, onResume: "recipe" },
-  pool: { key: "pool", parse: oneOf("pool", ["overlap", "plain"]), onResume: "recipe" },
+  pool: {
+    key: "pool",
+    parse: oneOf("pool", ["overlap", "plain", "plain-matched"]),
+    onResume: "recipe",
+  },
+  "fc-width": { key: "fcWidth", parse: int("fc-width", 0), onResume: "recipe" },
+  "lrn-alpha": {
+    key: "lrnAlpha",
+    parse: (v) => parseNumberFlag("lrn-alpha", v, { min: 0 }),
+    onResume: "recipe",
+  },
+  "eval-train": { key: "evalTrain", parse: int("eval-train", 0), onResume: "recipe" },
+  "log-every": { key: "logEvery", parse: int("log-every", 1), onResume: "recipe" },
+  "pad-crop": { key: "padCrop", parse: int("pad-crop", 0), onResume: "recipe" },
   groups: {
     key: "groups",
     parse: (v) => Number(choice("groups", v, ["1", "2"])),
@@ -434,6 +474,9 @@ function checkFlagCombinations(config: TrainConfig, given: Set<keyof TrainConfig
       throw new UsageError("--devices 2 splits AlexNet's grouped layers; figure1-cnn has none");
     }
   }
+  if (config.init === "xavier" && config.arch !== "figure1-cnn") {
+    throw new UsageError("--init xavier is for figure1-cnn (AlexNet's are paper, he, pytorch)");
+  }
 }
 
 /** What each field of a saved configuration must be: a check and its description. */
@@ -454,7 +497,10 @@ const FIELD_CHECKS: Record<keyof TrainConfig, [(v: unknown) => boolean, string]>
     weightDecay: [isNum(0), "a number of at least 0"],
     schedule: [isOneOf("plateau", "step", "cosine", "none"), "plateau, step, cosine or none"],
     sgdRule: [isOneOf("paper", "pytorch"), "paper or pytorch"],
-    init: [isOneOf("auto", "he", "paper", "pytorch"), "auto, he, paper or pytorch"],
+    init: [
+      isOneOf("auto", "he", "paper", "pytorch", "xavier"),
+      "auto, he, paper, pytorch or xavier",
+    ],
     seed: [isInt(0), "an integer of at least 0"],
     out: [isString, "a path"],
     devices: [isOneOf(1, 2), "1 or 2"],
@@ -464,10 +510,15 @@ const FIELD_CHECKS: Record<keyof TrainConfig, [(v: unknown) => boolean, string]>
     activation: [isOneOf("relu", "tanh"), "relu or tanh"],
     lrn: [isBool, "true or false"],
     dropout: [isBool, "true or false"],
-    pool: [isOneOf("overlap", "plain"), "overlap or plain"],
+    pool: [isOneOf("overlap", "plain", "plain-matched"), "overlap, plain or plain-matched"],
     groups: [isOneOf(1, 2), "1 or 2"],
     oneGpu: [isBool, "true or false"],
     pca: [isBool, "true or false"],
+    fcWidth: [isInt(0), "an integer of at least 0"],
+    lrnAlpha: [isNum(0), "a number of at least 0"],
+    evalTrain: [isInt(0), "an integer of at least 0"],
+    logEvery: [isInt(1), "an integer of at least 1"],
+    padCrop: [isInt(0), "an integer of at least 0"],
     workers: [isInt(0), "an integer of at least 0"],
     download: [isBool, "true or false"],
     trainLimit: [isInt(0), "an integer of at least 0"],
@@ -488,7 +539,8 @@ export function checkConfig(value: unknown, where: string): TrainConfig {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new Error(`${where}: "config" must be an object, got ${JSON.stringify(value)}`);
   }
-  const record = value as Record<string, unknown>;
+  // Fields added after a checkpoint was written take their defaults (the recipe it ran).
+  const record: Record<string, unknown> = { ...ADDED_LATER, ...(value as Record<string, unknown>) };
   for (const [key, [ok, expected]] of Object.entries(FIELD_CHECKS)) {
     if (!ok(record[key])) {
       throw new Error(
@@ -496,8 +548,17 @@ export function checkConfig(value: unknown, where: string): TrainConfig {
       );
     }
   }
-  return value as TrainConfig;
+  return record as unknown as TrainConfig;
 }
+
+/** Fields a checkpoint written before they existed lacks, with the value its run had. */
+const ADDED_LATER: Partial<TrainConfig> = {
+  fcWidth: 0,
+  lrnAlpha: 1e-4,
+  evalTrain: 0,
+  logEvery: 10,
+  padCrop: 0,
+};
 
 /**
  * The configuration of a resumed run: the checkpoint's, with this session's choices of how

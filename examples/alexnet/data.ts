@@ -1,6 +1,7 @@
 /**
  * The run's data: Fashion-MNIST (full when installed, else the subset built into the
- * repository) or an ImageFolder of photos with the paper's recipe (sections 2 and 4.1), and
+ * repository), CIFAR-10 (the binary version, the data of the paper's Figure 1) or an
+ * ImageFolder of photos with the paper's recipe (sections 2 and 4.1), and
  * the three splits every run uses: training images, a validation split held out of them with
  * a fixed seed (the schedule and the best checkpoint follow it, as the paper's validation set
  * did, section 5), and the test set, evaluated for the report only.
@@ -11,8 +12,10 @@
 import type { ImageDataset, PipelineSpec } from "../../data/mod.ts";
 import {
   DataLoader,
+  datasetStats,
   downloadFashionMnist,
   fashionMnistSpec,
+  loadCifar10,
   loadFashionMnist,
   loadImageFolder,
   paperEvalSpec,
@@ -40,7 +43,7 @@ export interface RunData {
   /** [C, H, W] the network sees. */
   inputShape: [number, number, number];
   /** Which kind of data: decides how `predict` prepares an image. */
-  kind: "fashion-mnist" | "image-folder";
+  kind: "fashion-mnist" | "image-folder" | "cifar10";
   /** The training set's mean image [3, 256, 256] (ImageFolder only), which predict subtracts too. */
   meanImage?: Float32Array;
 }
@@ -49,7 +52,7 @@ export interface RunData {
 export function makeLoaders(
   config: TrainConfig,
   data: RunData,
-): { trainLoader: DataLoader; valLoader: DataLoader; testLoader: DataLoader } {
+): Loaders {
   return {
     trainLoader: new DataLoader(data.train, {
       batchSize: config.batchSize,
@@ -68,7 +71,27 @@ export function makeLoaders(
       spec: data.testSpec,
       shuffle: false,
     }),
+    // --eval-train: the first N training images through the evaluation pipeline, dropout off.
+    trainEvalLoader: config.evalTrain > 0
+      ? new DataLoader(firstImages(data.train, config.evalTrain), {
+        batchSize: Math.max(config.batchSize, 256),
+        spec: data.testSpec,
+        shuffle: false,
+      })
+      : null,
   };
+}
+
+/** A run's loaders. */
+export interface Loaders {
+  /** Shuffled, augmented training batches. */
+  trainLoader: DataLoader;
+  /** The validation split, in order. */
+  valLoader: DataLoader;
+  /** The test set, in order. */
+  testLoader: DataLoader;
+  /** Training images in evaluation mode (--eval-train), or null. */
+  trainEvalLoader: DataLoader | null;
 }
 
 /** Seed of the validation split: fixed, so every run (any --seed) holds out the same images. */
@@ -172,6 +195,33 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+async function hasCifar10Files(path: string): Promise<boolean> {
+  for await (const entry of Deno.readDir(path)) if (entry.name === "data_batch_1.bin") return true;
+  return false;
+}
+
+/** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */
+export function channelMoments(dataset: ImageDataset): { mean: number[]; std: number[] } {
+  const [n, c, h, w] = dataset.shape;
+  const plane = h * w;
+  const mean: number[] = [], std: number[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    let sum = 0, squares = 0;
+    for (let i = 0; i < n; i++) {
+      const base = (i * c + ch) * plane;
+      for (let p = 0; p < plane; p++) {
+        const v = dataset.images[base + p] / 255;
+        sum += v;
+        squares += v * v;
+      }
+    }
+    const m = sum / (n * plane);
+    mean.push(m);
+    std.push(Math.sqrt(Math.max(squares / (n * plane) - m * m, 1e-12)));
+  }
+  return { mean, std };
+}
+
 async function hasIdxFiles(path: string): Promise<boolean> {
   for await (const entry of Deno.readDir(path)) if (/idx[13]-ubyte/.test(entry.name)) return true;
   return false;
@@ -204,10 +254,26 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
       ...splits(config, mnist.train, mnist.test, config.data ? `--data ${config.data}` : source),
       classNames: mnist.train.classNames,
       source,
-      trainSpec: fashionMnistSpec({ flip: true, resize }),
+      trainSpec: fashionMnistSpec({ flip: true, resize, padCrop: config.padCrop || undefined }),
       testSpec: fashionMnistSpec({ resize }),
       inputShape: [1, size, size],
       kind: "fashion-mnist",
+    };
+  }
+  if (await hasCifar10Files(config.data)) {
+    // CIFAR-10 at its own 32x32, normalised per channel with the training split's moments.
+    const cifar = await namingFlag(config.data, loadCifar10(config.data));
+    const sets = splits(config, cifar.train, cifar.test, `--data ${config.data}`);
+    const { mean, std } = channelMoments(sets.train);
+    const normalise = { op: "normalize" as const, mean, std };
+    return {
+      ...sets,
+      classNames: cifar.train.classNames,
+      source: `CIFAR-10 (${config.data})`,
+      trainSpec: [{ op: "toFloat", scale: 1 / 255 }, { op: "horizontalFlip", p: 0.5 }, normalise],
+      testSpec: [{ op: "toFloat", scale: 1 / 255 }, normalise],
+      inputShape: [3, 32, 32],
+      kind: "cifar10",
     };
   }
   // ImageFolder: `train/` and `val/` subfolders if present, else a seeded 90/10 split.
@@ -227,9 +293,13 @@ export async function loadRunData(config: TrainConfig): Promise<RunData> {
     trainSet = pick(train, [...Array(n).keys()].filter((i) => !held.has(i)));
     testSet = pick(train, [...held]);
   }
-  const stats = { meanImage: train.stats.meanImage, eigen: train.stats.eigen };
+  // The mean image and the PCA of section 4.1 come from the training split alone: neither the
+  // validation images nor (without train/ and val/) the held-out test tenth shape them.
+  const sets = splits(config, trainSet, testSet, `--data ${root}`);
+  const { meanImage, eigen } = datasetStats(sets.train);
+  const stats = { meanImage, eigen };
   return {
-    ...splits(config, trainSet, testSet, `--data ${root}`),
+    ...sets,
     classNames: train.classNames,
     source: `ImageFolder ${root} (${
       hasSplit ? "train/ and val/" : "90/10 split"

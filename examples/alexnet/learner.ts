@@ -88,20 +88,31 @@ export function buildModel(
   const common = {
     activation: config.activation,
     dropout: config.dropout,
-    pool: config.pool,
     inChannels: inputShape[0],
     numClasses: classes,
     seed: config.seed,
     // "auto": each network's own default (paper for alexnet, He for the mini model).
     init: config.init === "auto" ? undefined : config.init,
   };
-  if (config.arch === "alexnet-torchvision") return alexnetTorchvision(common);
+  if (config.pool === "plain-matched" && config.arch === "alexnet-torchvision") {
+    throw new Error("--pool plain-matched is for alexnet and alexnet-mini");
+  }
+  const pool = config.pool === "plain-matched" ? "plain" : config.pool;
+  const init = common.init === "xavier" ? undefined : common.init;
+  if (config.arch === "alexnet-torchvision") return alexnetTorchvision({ ...common, init, pool });
   if (config.arch === "figure1-cnn") {
-    const init = common.init === "paper" ? undefined : common.init;
-    return figure1Net({ ...common, init, inputSize: inputShape[1] });
+    return figure1Net({
+      ...common,
+      init: common.init === "paper" ? undefined : common.init,
+      inputSize: inputShape[1],
+    });
   }
   const options = {
     ...common,
+    init,
+    pool: config.pool,
+    hidden: config.fcWidth || undefined,
+    lrnAlpha: config.lrnAlpha,
     lrn: config.lrn,
     groups: config.oneGpu ? 1 : config.groups,
     oneGpu: config.oneGpu,

@@ -12,7 +12,7 @@ import { checkConfig, type TrainConfig, UsageError } from "./config.ts";
 
 /** One line of `metrics.jsonl`. */
 export interface MetricRecord {
-  /** "step" every 10 steps, "epoch" after each evaluation. */
+  /** "step" every --log-every steps (10), "epoch" after each evaluation. */
   kind: "step" | "epoch";
   /** 1-based epoch (fractional when a time limit ended it early). */
   epoch: number;
@@ -36,6 +36,12 @@ export interface MetricRecord {
   seconds: number;
   /** Training throughput over the epoch. */
   imagesPerSecond?: number;
+  /** Loss of the --eval-train training images in evaluation mode (dropout off). */
+  trainEvalLoss?: number;
+  /** Their accuracy: 1 minus it is the training error the train-validation gap uses. */
+  trainEvalAccuracy?: number;
+  /** Per LRN layer, its data-dependent term α' Σ a² / k on a validation batch (lrn_term.ts). */
+  lrnTerm?: Record<string, { mean: number; max: number }>;
 }
 
 /**
@@ -88,7 +94,7 @@ export function freshRunState(): RunState {
 /** How a checkpoint describes its data, for `predict`. */
 export interface DataDescription {
   /** Decides how `predict` prepares an image. */
-  kind: "fashion-mnist" | "image-folder";
+  kind: "fashion-mnist" | "image-folder" | "cifar10";
   /** Class names, in label order. */
   classNames: string[];
   /** [C, H, W] the network sees. */
@@ -156,8 +162,8 @@ export function checkMetrics(value: unknown, where: string): MetricRecord[] {
 
 function checkData(value: unknown, where: string): DataDescription {
   if (!isObject(value)) field(where, "data", value, "an object");
-  if (value.kind !== "fashion-mnist" && value.kind !== "image-folder") {
-    field(where, "data.kind", value.kind, '"fashion-mnist" or "image-folder"');
+  if (!["fashion-mnist", "image-folder", "cifar10"].includes(value.kind as string)) {
+    field(where, "data.kind", value.kind, '"fashion-mnist", "image-folder" or "cifar10"');
   }
   const names = value.classNames;
   if (!Array.isArray(names) || names.length < 2 || !names.every((n) => typeof n === "string")) {

@@ -19,6 +19,7 @@
  */
 
 import {
+  fromArray,
   type Module,
   saveCheckpoint,
   saveSafetensors,
@@ -28,7 +29,8 @@ import {
 import type { Batch, DataLoader } from "../../data/mod.ts";
 import { filterGridPng, trainingCurvesPng } from "./plot.ts";
 import { resumedConfig, type TrainCommand, type TrainConfig, UsageError } from "./config.ts";
-import { loadRunData, makeLoaders, type RunData } from "./data.ts";
+import { type Loaders, loadRunData, makeLoaders, type RunData } from "./data.ts";
+import { lrnTerm } from "./lrn_term.ts";
 import type { Learner, MakeLearner, PendingStep } from "./learner.ts";
 import { formatDuration, ProgressBar } from "./progress.ts";
 import {
@@ -97,7 +99,7 @@ export interface Run<L extends Learner = Learner> {
   /** The model and its optimizer. */
   learner: L;
   /** Training, validation and test batches. */
-  loaders: { trainLoader: DataLoader; valLoader: DataLoader; testLoader: DataLoader };
+  loaders: Loaders;
   /** Progress (saved in every checkpoint). */
   state: RunState;
   /** Every metric record so far (saved too). */
@@ -244,7 +246,7 @@ async function drain(run: Run): Promise<void> {
     state.windowLoss += loss * size;
     state.windowCorrect += correct;
     state.windowSeen += size;
-    if (step % 10 === 0) {
+    if (step % run.config.logEvery === 0) {
       run.metrics.push({
         kind: "step",
         epoch: state.epoch + 1,
@@ -356,6 +358,10 @@ export async function endEpoch(run: Run): Promise<void> {
   if (partial && run.stop === "max-steps") return await save(run);
   const val = await evaluate(learner, run.loaders.valLoader);
   const test = await evaluate(learner, run.loaders.testLoader);
+  const trainEval = run.loaders.trainEvalLoader
+    ? await evaluate(learner, run.loaders.trainEvalLoader)
+    : null;
+  const lrn = await lrnTermOfBatch(run);
   const record: MetricRecord = {
     kind: "epoch",
     epoch: state.epoch + (partial ? state.batch / steps : 1),
@@ -369,6 +375,8 @@ export async function endEpoch(run: Run): Promise<void> {
     lr: learner.lr,
     seconds: state.seconds,
     imagesPerSecond: clock.images / Math.max(1e-9, state.seconds - clock.secondsAtStart),
+    ...(trainEval ? { trainEvalLoss: trainEval.loss, trainEvalAccuracy: trainEval.accuracy } : {}),
+    ...(Object.keys(lrn).length ? { lrnTerm: lrn } : {}),
   };
   run.metrics.push(record);
   const percent = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -397,6 +405,26 @@ export async function endEpoch(run: Run): Promise<void> {
   await drawPictures(await learner.model(), run.metrics, config.out);
 }
 
+/**
+ * The LRN layers' data-dependent term relative to k (lrn_term.ts) on the first validation
+ * batch, in evaluation mode; empty for a model without LRN.
+ */
+async function lrnTermOfBatch(run: Run): Promise<Record<string, { mean: number; max: number }>> {
+  if (!run.config.lrn || run.config.arch === "figure1-cnn") return {};
+  const model = await run.learner.model();
+  const device = model.parameters()[0].device;
+  for await (const batch of run.loaders.valLoader.epoch(0)) {
+    using x = fromArray(batch.images, batch.shape, { device });
+    model.train(false);
+    try {
+      return await lrnTerm(model, x);
+    } finally {
+      model.train(true);
+    }
+  }
+  return {};
+}
+
 /** best.safetensors: the weights of the epoch with the best validation accuracy. */
 async function saveBest(run: Run): Promise<void> {
   if (!await run.learner.weightsAreFinite()) {
@@ -420,6 +448,7 @@ export function closeRun(run: Run): void {
   run.loaders.trainLoader.close();
   run.loaders.valLoader.close();
   run.loaders.testLoader.close();
+  run.loaders.trainEvalLoader?.close();
   run.learner.dispose();
 }
 

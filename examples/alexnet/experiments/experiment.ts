@@ -10,6 +10,7 @@
  * @module
  */
 
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
 import { parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
@@ -22,6 +23,8 @@ export interface SeedOutcome {
   seed: number;
   /** Training error over the last epoch (running, as the paper's Figure 1 plots it). */
   trainError: number;
+  /** Training error after the last epoch in evaluation mode (--eval-train images; else NaN). */
+  trainEvalError: number;
   /** Validation error after the last epoch. */
   valError: number;
   /** Test error after the last epoch (report only). */
@@ -32,6 +35,14 @@ export interface SeedOutcome {
   stepsPerEpoch: number;
   /** Wall seconds of the run, setup and evaluation included. */
   seconds: number;
+  /** The device it trained on. */
+  device: string;
+  /** Epochs after which the learning rate changed (the schedule's drops). */
+  lrDrops: number[];
+  /** Ten-crop testing (ten_crop.ts), for the variants that ask: test error with ten crops. */
+  tenCropError?: number;
+  /** The same evaluation's centre view alone. */
+  centreError?: number;
   /** Set when the run diverged: the message, with its step and lr. */
   diverged?: string;
 }
@@ -51,10 +62,14 @@ export async function trainSeeds(
     const run = { ...config, seed, out: `${config.out}/seed-${seed}` };
     try {
       const result = await train(run, { quiet: true });
-      const last = result.metrics.filter((m) => m.kind === "epoch").at(-1)!;
+      const epochs = result.metrics.filter((m) => m.kind === "epoch");
+      const last = epochs.at(-1)!;
       outcomes.push({
         seed,
         trainError: 1 - last.trainAccuracy,
+        trainEvalError: last.trainEvalAccuracy === undefined ? NaN : 1 - last.trainEvalAccuracy,
+        device: result.device,
+        lrDrops: epochs.slice(1).filter((m, i) => m.lr !== epochs[i].lr).map((m) => m.epoch - 1),
         valError: 1 - last.valAccuracy!,
         testError: 1 - last.testAccuracy!,
         metrics: result.metrics,
@@ -66,6 +81,9 @@ export async function trainSeeds(
       outcomes.push({
         seed,
         trainError: NaN,
+        trainEvalError: NaN,
+        device: "?",
+        lrDrops: [],
         valError: NaN,
         testError: NaN,
         metrics: [],
@@ -86,18 +104,41 @@ export async function trainSeeds(
 }
 
 /**
- * First (fractional) epoch at which the training error of a 10-step window is at most
- * `target`; null if the run never got there.
+ * First (fractional) epoch at which the training error, averaged over the last `window` step
+ * records (a sliding window: with a record every step, the time resolution is one step), is at
+ * most `target`; null if the run never got there. The epoch is the window's last step.
  */
 export function epochsToReach(
   metrics: MetricRecord[],
   stepsPerEpoch: number,
   target: number,
+  window = 1,
 ): number | null {
-  for (const m of metrics) {
-    if (m.kind === "step" && 1 - m.trainAccuracy <= target) return m.step / stepsPerEpoch;
+  const steps = metrics.filter((m) => m.kind === "step");
+  let sum = 0;
+  for (let i = 0; i < steps.length; i++) {
+    sum += 1 - steps[i].trainAccuracy;
+    if (i >= window) sum -= 1 - steps[i - window].trainAccuracy;
+    if (i >= window - 1 && sum / window <= target + 1e-12) return steps[i].step / stepsPerEpoch;
   }
   return null;
+}
+
+/** The sliding-window training error of {@link epochsToReach}, as [epoch, error] points. */
+export function windowedTrainError(
+  metrics: MetricRecord[],
+  stepsPerEpoch: number,
+  window: number,
+): [number, number][] {
+  const steps = metrics.filter((m) => m.kind === "step");
+  const out: [number, number][] = [];
+  let sum = 0;
+  for (let i = 0; i < steps.length; i++) {
+    sum += 1 - steps[i].trainAccuracy;
+    if (i >= window) sum -= 1 - steps[i - window].trainAccuracy;
+    if (i >= window - 1) out.push([steps[i].step / stepsPerEpoch, sum / window]);
+  }
+  return out;
 }
 
 /** A fraction as a percentage with one decimal ("12.3%"); "-" for NaN. */
@@ -160,28 +201,34 @@ export async function writeResultsSection(
   await writeTextFileAtomic(path, text);
 }
 
-/** Writes `name.md` and `name.png` into `out`, and into RESULTS.md's folder when asked. */
+/**
+ * Writes `name.md`, `name.png` and `name.json` into `out`, and the chart and the JSON into
+ * results/ beside RESULTS.md (with its section) when asked.
+ */
 export async function writeOutputs(
   out: string,
   name: string,
   markdown: string,
   png: Uint8Array,
   results: string | null,
+  json: string,
 ): Promise<string[]> {
   await Deno.mkdir(out, { recursive: true });
   await writeTextFileAtomic(`${out}/${name}.md`, markdown + "\n");
   await writeFileAtomic(`${out}/${name}.png`, png);
-  const written = [`${out}/${name}.md`, `${out}/${name}.png`];
+  await writeTextFileAtomic(`${out}/${name}.json`, json);
+  const written = [`${out}/${name}.md`, `${out}/${name}.png`, `${out}/${name}.json`];
   if (results !== null) {
     const folder = results.includes("/") ? results.slice(0, results.lastIndexOf("/")) : ".";
     await Deno.mkdir(`${folder}/results`, { recursive: true });
     await writeFileAtomic(`${folder}/results/${name}.png`, png);
+    await writeTextFileAtomic(`${folder}/results/${name}.json`, json);
     await writeResultsSection(
       results,
       name,
       markdown.replaceAll(`(${name}.png)`, `(results/${name}.png)`),
     );
-    written.push(results, `${folder}/results/${name}.png`);
+    written.push(results, `${folder}/results/${name}.png`, `${folder}/results/${name}.json`);
   }
   return written;
 }
@@ -244,50 +291,210 @@ export function parseExperimentFlags(
   return { values, int, device: device as TrainConfig["device"] };
 }
 
+/** Where and with what a result was produced: stamped on every generated section. */
+export interface Provenance {
+  /** The git commit checked out (with "+ uncommitted changes" when git says so), or "unknown". */
+  commit: string;
+  /** Deno's version. */
+  deno: string;
+  /** The CPU model (/proc/cpuinfo), or "unknown". */
+  cpu: string;
+  /** The devices the runs trained on. */
+  devices: string[];
+  /** Wall time of the whole command, seconds. */
+  wallSeconds: number;
+  /** When it finished (ISO 8601, UTC). */
+  finished: string;
+}
+
+/** Everything a section is drawn from: written as JSON, read back by --from-json. */
+export interface ResultsFile<Command, Results> {
+  format: "tessera-experiment";
+  version: 1;
+  /** The task (ablate, figure1). */
+  name: string;
+  /** The command line that produced it. */
+  commandLine: string;
+  provenance: Provenance;
+  /** The parsed command (what the report needs of it). */
+  command: Command;
+  /** Every seed's result, every metric record included. */
+  results: Results;
+}
+
+/** The commit of the repository in the working directory, read from .git without git. */
+export async function gitCommit(): Promise<string> {
+  try {
+    let gitDir = ".git";
+    if ((await Deno.stat(gitDir)).isFile) {
+      gitDir = (await Deno.readTextFile(gitDir)).replace(/^gitdir:\s*/, "").trim();
+    }
+    const head = (await Deno.readTextFile(`${gitDir}/HEAD`)).trim();
+    if (!head.startsWith("ref: ")) return head + await dirtyNote();
+    const ref = head.slice(5);
+    let common = gitDir;
+    try {
+      const relative = (await Deno.readTextFile(`${gitDir}/commondir`)).trim();
+      common = relative.startsWith("/") ? relative : `${gitDir}/${relative}`;
+    } catch { /* not a worktree */ }
+    try {
+      return (await Deno.readTextFile(`${common}/${ref}`)).trim() + await dirtyNote();
+    } catch {
+      const packed = await Deno.readTextFile(`${common}/packed-refs`);
+      const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`));
+      return line ? line.split(" ")[0] + await dirtyNote() : "unknown";
+    }
+  } catch {
+    return "unknown";
+  }
+}
+
+/** " + uncommitted changes" when `git status` may run and reports some; "" otherwise. */
+async function dirtyNote(): Promise<string> {
+  if (Deno.permissions.querySync({ name: "run", command: "git" }).state !== "granted") return "";
+  try {
+    const out = await new Deno.Command("git", { args: ["status", "--porcelain", "-uno"] })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim() ? " + uncommitted changes" : "";
+  } catch {
+    return "";
+  }
+}
+
+/** The CPU model and its logical cores (node:os, which needs --allow-sys=cpus), or "unknown". */
+export function cpuModel(): string {
+  try {
+    const cpus = os.cpus();
+    return cpus.length ? `${cpus[0].model.trim()} (${cpus.length} logical cores)` : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The provenance line under a section's title. */
+export function provenanceLine(p: Provenance): string {
+  return `Produced by commit \`${p.commit}\`, Deno ${p.deno}, CPU ${p.cpu}, device ` +
+    `${p.devices.join(", ") || "-"}, wall time ${roughDuration(p.wallSeconds)} (finished ` +
+    `${p.finished}).`;
+}
+
+/** JSON with NaN and ±Infinity kept (as {"$number": "NaN"}), so a round trip is exact. */
+export function encodeResults(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_key, v) => typeof v === "number" && !Number.isFinite(v) ? { $number: String(v) } : v,
+    1,
+  ) + "\n";
+}
+
+/** Reads what {@link encodeResults} wrote. */
+export function decodeResults<T>(text: string): T {
+  return JSON.parse(
+    text,
+    (_key, v) =>
+      v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 &&
+        typeof v.$number === "string"
+        ? Number(v.$number)
+        : v,
+  );
+}
+
 /** One experiment command: how to read its flags, run it and write what it found. */
 export interface ExperimentSpec<Command, Results> {
   /** The task's name, as in `deno task NAME`; errors start with it. */
   name: string;
+  /** The file names of its outputs (ablations.md, .png, .json). */
+  output: string;
   /** The `--help` text. */
   help: string;
   /** Reads the flags; null for --help; throws {@link UsageError}. */
   parse(args: string[]): Command | null;
   /** Trains every run, printing progress through `log`. */
   run(command: Command, log: (line: string) => void): Promise<Results>;
-  /** The markdown section (table and text) of the results. */
-  markdown(results: Results, command: Command, commandLine: string): string;
-  /** The chart, as PNG bytes. */
-  chart(results: Results, command: Command): Uint8Array;
+  /** The markdown section (table and text), from the results file alone. */
+  markdown(file: ResultsFile<Command, Results>): string;
+  /** The chart, as PNG bytes, from the results file alone. */
+  chart(file: ResultsFile<Command, Results>): Uint8Array;
+}
+
+/** `--from-json FILE [--out DIR] [--results FILE]`, or null when the first flag is not it. */
+function fromJsonArgs(
+  args: string[],
+): { file: string; out: string | null; results: string | null } | null {
+  if (!args.includes("--from-json")) return null;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        "from-json": { type: "string" },
+        out: { type: "string" },
+        results: { type: "string" },
+      },
+    }).values;
+  } catch (error) {
+    throw new UsageError(
+      `--from-json takes only --out and --results: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
+  return { file: parsed["from-json"]!, out: parsed.out ?? null, results: parsed.results ?? null };
 }
 
 /**
- * An experiment's command line, from flags to files: `--quick` says "not evidence" first, the
- * markdown and chart go to the run folder (and RESULTS.md with `--results`). Returns the exit
- * code: 2 for a malformed flag, 1 for any other error, each on one line naming the command.
+ * An experiment's command line, from flags to files: `--quick` says "not evidence" first; the
+ * results go to `<out>/<output>.json` (and results/ beside RESULTS.md with `--results`), and
+ * the markdown and chart are drawn from that JSON, read back, so `--from-json FILE` redraws
+ * them byte for byte without training. Returns the exit code: 2 for a malformed flag, 1 for
+ * any other error, each on one line naming the command.
  */
 export async function runExperiment<
   Command extends { quick: boolean; base: TrainConfig; results: string | null },
   Results,
 >(spec: ExperimentSpec<Command, Results>, args: string[]): Promise<number> {
   try {
-    const command = spec.parse(args);
-    if (command === null) {
-      console.log(spec.help);
-      return 0;
+    const replay = fromJsonArgs(args);
+    let text: string, out: string, results: string | null;
+    if (replay) {
+      text = await Deno.readTextFile(replay.file);
+      const file = decodeResults<ResultsFile<Command, Results>>(text);
+      if (file.format !== "tessera-experiment" || file.name !== spec.name) {
+        throw new Error(`--from-json ${replay.file}: not a ${spec.name} results file`);
+      }
+      out = replay.out ?? file.command.base.out;
+      results = replay.results;
+    } else {
+      const command = spec.parse(args);
+      if (command === null) {
+        console.log(spec.help);
+        return 0;
+      }
+      if (command.quick) console.log(NOT_EVIDENCE);
+      const start = performance.now();
+      const ran = await spec.run(command, console.log);
+      const file: ResultsFile<Command, Results> = {
+        format: "tessera-experiment",
+        version: 1,
+        name: spec.name,
+        commandLine: `deno task ${spec.name} ${args.filter((a) => a !== "--overwrite").join(" ")}`
+          .trim(),
+        provenance: {
+          commit: await gitCommit(),
+          deno: Deno.version.deno,
+          cpu: cpuModel(),
+          devices: devicesOf(ran),
+          wallSeconds: (performance.now() - start) / 1000,
+          finished: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+        },
+        command,
+        results: ran,
+      };
+      text = encodeResults(file);
+      out = command.base.out;
+      results = command.results;
     }
-    if (command.quick) console.log(NOT_EVIDENCE);
-    const results = await spec.run(command, console.log);
-    const commandLine = `deno task ${spec.name} ${
-      args.filter((a) => a !== "--overwrite").join(" ")
-    }`.trim();
-    const markdown = spec.markdown(results, command, commandLine);
-    const written = await writeOutputs(
-      command.base.out,
-      spec.name === "ablate" ? "ablations" : spec.name,
-      markdown,
-      spec.chart(results, command),
-      command.results,
-    );
+    const file = decodeResults<ResultsFile<Command, Results>>(text);
+    const markdown = spec.markdown(file);
+    const written = await writeOutputs(out, spec.output, markdown, spec.chart(file), results, text);
     console.log(`\n${markdown}\n\nWrote ${written.join(", ")}`);
     return 0;
   } catch (error) {
@@ -298,4 +505,19 @@ export async function runExperiment<
     console.error(`${spec.name}: ${(error as Error).message}`);
     return 1;
   }
+}
+
+/** The distinct devices of every outcome found in `results` (any nesting). */
+function devicesOf(results: unknown): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === "object") {
+      const record = v as Record<string, unknown>;
+      if (typeof record.device === "string" && "seed" in record) found.add(record.device);
+      Object.values(record).forEach(walk);
+    }
+  };
+  walk(results);
+  return [...found].filter((d) => d !== "?").sort();
 }

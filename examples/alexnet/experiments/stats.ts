@@ -189,3 +189,90 @@ export function verdict(difference: { low: number; high: number }, paperSign: 1 
   if (paperSign * low < 0 && paperSign * high < 0) return "disagrees";
   return "inconclusive";
 }
+
+/** Two-sided p-value of a difference whose interval came from Student's t (Welch or paired). */
+export function pValue(a: readonly number[], b: readonly number[], paired: boolean): number {
+  let t: number, df: number;
+  if (paired) {
+    const d = a.map((x, i) => b[i] - x);
+    if (d.length < 2) return NaN;
+    const se = standardDeviation(d) / Math.sqrt(d.length);
+    t = mean(d) / se;
+    df = d.length - 1;
+  } else {
+    if (a.length < 2 || b.length < 2) return NaN;
+    const va = standardDeviation(a) ** 2 / a.length, vb = standardDeviation(b) ** 2 / b.length;
+    t = (mean(b) - mean(a)) / Math.sqrt(va + vb);
+    df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
+  }
+  if (Number.isNaN(t)) return mean(b) === mean(a) ? 1 : 0; // no spread at all
+  if (!Number.isFinite(t)) return 0;
+  return 2 * (1 - studentTCdf(Math.abs(t), df));
+}
+
+/**
+ * Holm's step-down procedure (Holm 1979) over `pValues` at family-wise level `alpha`: sorted
+ * ascending, the i-th smallest (i = 0, 1, ...) is rejected while p <= alpha / (m - i); the
+ * first that is not stops it. Returns, in input order, whether each is rejected and the level
+ * alpha / (m - i) it was (or would have been) tested at. NaN p-values are never rejected and
+ * count in m.
+ */
+export function holm(
+  pValues: readonly number[],
+  alpha = 0.05,
+): { rejected: boolean; level: number }[] {
+  const m = pValues.length;
+  const order = [...pValues.keys()].sort((i, j) => {
+    const [a, b] = [pValues[i], pValues[j]];
+    return Number.isNaN(a) ? 1 : Number.isNaN(b) ? -1 : a - b;
+  });
+  const out: { rejected: boolean; level: number }[] = new Array(m);
+  let stopped = false;
+  order.forEach((index, rank) => {
+    const level = alpha / (m - rank);
+    const p = pValues[index];
+    if (stopped || !(p <= level)) stopped = true;
+    out[index] = { rejected: !stopped, level };
+  });
+  return out;
+}
+
+/**
+ * The smallest true difference a two-sided t test at level `alpha` detects with probability
+ * `power`, for `n` seeds per arm and standard deviation `sd` (of each arm for "welch", of the
+ * per-seed differences for "paired"): (t(1 - alpha/2, df) + t(power, df)) · sd · sqrt(k / n),
+ * k = 2 and df = 2n - 2 (two arms, equal spread), or k = 1 and df = n - 1 (paired). The
+ * textbook approximation with the noncentral t replaced by the central one (e.g. Cohen 1988,
+ * ch. 2; Julious 2004, Stat. Med. 23:1921, eq. 3).
+ */
+export function minimumDetectableEffect(
+  n: number,
+  sd: number,
+  design: "welch" | "paired",
+  alpha = 0.05,
+  power = 0.8,
+): number {
+  if (!(n >= 2)) return NaN;
+  const df = design === "paired" ? n - 1 : 2 * n - 2;
+  const k = design === "paired" ? 1 : 2;
+  return (studentTQuantile(1 - alpha / 2, df) + studentTQuantile(power, df)) * sd *
+    Math.sqrt(k / n);
+}
+
+/** The fewest seeds (at least 2) whose {@link minimumDetectableEffect} is at most `effect`. */
+export function seedsFor(
+  effect: number,
+  sd: number,
+  design: "welch" | "paired",
+  alpha = 0.05,
+  power = 0.8,
+): number {
+  if (!(effect > 0 && sd >= 0)) {
+    throw new RangeError(`stats.seedsFor: effect must be > 0 and sd >= 0, got ${effect}, ${sd}`);
+  }
+  let n = 2;
+  while (minimumDetectableEffect(n, sd, design, alpha, power) > effect) {
+    if (++n > 10_000) throw new RangeError(`stats.seedsFor: more than 10,000 seeds needed`);
+  }
+  return n;
+}
