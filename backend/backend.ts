@@ -96,6 +96,10 @@ export interface Conv2dParams {
   outH: number;
   /** Output width W' = floor((W + 2·padW − KW) / strideW) + 1. */
   outW: number;
+  /** Vertical dilation (>= 1): kernel row i reads input row oh*strideH - padH + i*dilationH. */
+  dilationH: number;
+  /** Horizontal dilation (>= 1). */
+  dilationW: number;
 }
 
 /** A 2-D pooling window over [N, C, H, W] input. */
@@ -124,6 +128,8 @@ export interface Pool2dParams {
   outH: number;
   /** Output width. */
   outW: number;
+  /** Average pooling: whether padded cells count in the divisor (PyTorch's count_include_pad). */
+  countIncludePad: boolean;
 }
 
 /** Adaptive average pooling of [N, C, H, W] to [N, C, outH, outW] (PyTorch's bins). */

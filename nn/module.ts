@@ -38,6 +38,11 @@ import type { Backend, DType, TypedArray } from "../backend/backend.ts";
 import { formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const LOAD_STATE_KEYS = declareOptions("Module.loadStateDict", ["strict"]);
+const TO_KEYS = declareOptions("Module.to", ["device", "dtype"]);
+const SUMMARY_KEYS = declareOptions("Module.summary", ["print"]);
 
 /** Host values with a shape: what a safetensors file yields, accepted by `loadStateDict`. */
 export interface HostTensor {
@@ -208,12 +213,15 @@ export abstract class Module {
     return out;
   }
 
-  /** Every parameter, in the order of {@link namedParameters}. */
+  /**
+   * Every parameter, in the order of {@link namedParameters}; a parameter shared by two layers
+   * (tied weights) appears once, as in PyTorch.
+   */
   parameters(): Tensor[] {
-    return [...this.namedParameters().values()];
+    return [...new Set(this.namedParameters().values())];
   }
 
-  /** Total number of parameter elements. */
+  /** Total number of parameter elements (a shared parameter counts once). */
   parameterCount(): number {
     let count = 0;
     for (const p of this.parameters()) count += p.size;
@@ -251,8 +259,9 @@ export abstract class Module {
    */
   async loadStateDict(
     state: Map<string, Tensor | HostTensor>,
-    options: LoadStateDictOptions = {},
+    options?: LoadStateDictOptions,
   ): Promise<void> {
+    options = checkOptions("Module.loadStateDict", options, LOAD_STATE_KEYS);
     if (!(state instanceof Map)) {
       throw new TypeError(
         `loadStateDict: expects a Map from parameter names to tensors (as stateDict() or loadSafetensors() return), got ${
@@ -285,13 +294,19 @@ export abstract class Module {
   /**
    * Moves every parameter to `device` (`"cpu"`, or `"gpu"` after `await initWebGPU()`) and/or
    * converts it to `dtype`: `await model.to("gpu")`, `await model.to({ dtype: "float64" })`
-   * (for a gradient check of a whole model on the CPU). The old tensors and their gradients
-   * are disposed; returns this module. Moves from the CPU are done when `to` returns; a move
+   * (for a gradient check of a whole model on the CPU). Parameters move in place, as in
+   * PyTorch: the same Tensor objects get new memory, so an optimizer created before the move
+   * keeps updating them; their gradients are disposed. Returns this module. Moves from the CPU are done when `to` returns; a move
    * off the GPU finishes when the promise settles, and using the module before that throws.
    */
   async to(target: Device | { device?: Device; dtype?: DType }): Promise<this> {
+    if (target === undefined || target === null) {
+      throw new TypeError(
+        `Module.to: expects a device ("cpu", "gpu") or { device?, dtype? }, got ${String(target)}`,
+      );
+    }
     const options = typeof target === "object" && !("fromArray" in target)
-      ? target
+      ? checkOptions("Module.to", target, TO_KEYS)
       : { device: target };
     const backend = options.device === undefined ? undefined : getBackend(options.device);
     if (options.dtype !== undefined && options.dtype !== "float32" && options.dtype !== "float64") {
@@ -304,8 +319,12 @@ export abstract class Module {
     const modules = this.namedModules();
     for (const [, module] of modules) module.#checkSettled(`${module.constructor.name}.to()`);
     const moves: [Module, string, Tensor][] = [];
+    const seen = new Set<Tensor>(); // a shared layer's parameters move once
     for (const [, module] of modules) {
-      for (const [name, value] of module.#parameters) if (value) moves.push([module, name, value]);
+      for (const [name, value] of module.#parameters) {
+        if (value && !seen.has(value)) moves.push([module, name, value]);
+        if (value) seen.add(value);
+      }
     }
     const gpuFloat64 = backend && backend.name !== "cpu" &&
       (options.dtype === "float64" ||
@@ -317,12 +336,13 @@ export abstract class Module {
         }a float32 model there`,
       );
     }
-    const replace = ([module, name, value]: [Module, string, Tensor], moved: Tensor) => {
+    // In place, as in PyTorch: each parameter keeps its Tensor object (an optimizer created
+    // before the move holds these objects) and takes the moved copy's memory.
+    const replace = ([, , value]: [Module, string, Tensor], moved: Tensor) => {
       if (moved === value) return;
-      module.#parameters.set(name, parameter(moved));
       value.grad?.dispose();
       value.grad = null;
-      value.dispose("moved to another device or dtype by Module.to()");
+      value.adoptStorage(moved);
     };
     const destination = (p: Tensor) => backend ?? p.backend;
     // From the CPU, or on the target device already: done now, before `to` returns.
@@ -406,7 +426,15 @@ export abstract class Module {
    * forward pass on `inputShape` (e.g. `[1, 3, 227, 227]`), with totals; returns the numbers.
    * Shapes are propagated with `outputShape`, so nothing is computed on real data.
    */
-  summary(inputShape: Shape, options: { print?: boolean } = {}): SummaryReport {
+  summary(inputShape: Shape, options?: { print?: boolean }): SummaryReport {
+    options = checkOptions("Module.summary", options, SUMMARY_KEYS);
+    if (!Array.isArray(inputShape)) {
+      throw new TypeError(
+        `Module.summary: expects the input shape, e.g. summary([1, 3, 227, 227]), got ${
+          inputShape === undefined ? "nothing" : JSON.stringify(inputShape)
+        }`,
+      );
+    }
     const report = buildSummary(inputShape, this.summaryRows(inputShape, ""));
     if (options.print ?? true) console.log(report.text);
     return report;

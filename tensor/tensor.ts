@@ -32,7 +32,7 @@
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
-import { formatShape, type Shape, sizeOf } from "./shape.ts";
+import { formatShape, sameShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
   type BackwardOptions,
@@ -205,17 +205,55 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** Whether gradients are tracked. Setting it on a computed tensor turns it into a leaf. */
+  /**
+   * Whether gradients are tracked. Only a leaf's flag can change, as in PyTorch: a tensor
+   * computed by a recorded op always requires grad (setting true is a no-op; setting false
+   * throws, since it would silently cut the gradient: use `x.detach()`).
+   */
   get requiresGrad(): boolean {
     return this.#requiresGrad;
   }
 
   set requiresGrad(value: boolean) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(`requiresGrad: must be true or false, got ${String(value)}`);
+    }
     if (value && this.dtype === "int32") {
       throw new TypeError("requiresGrad: int32 tensors cannot require gradients");
     }
-    if (value && this.node) this.node = null; // a parameter is a leaf of every graph
+    if (this.node) {
+      if (value) return;
+      throw new Error(
+        `requiresGrad: you can only change requires_grad flags of leaf variables; this tensor was computed by ${this.node.op}. For a copy outside the graph use x.detach()`,
+      );
+    }
     this.#requiresGrad = value;
+  }
+
+  /**
+   * Takes over `source`'s memory (same shape; the dtype may differ), releasing this tensor's
+   * own: `Module.to` moves parameters in place this way, so the optimizers that hold them keep
+   * updating them (PyTorch's semantics). `source` is left released. Views made earlier keep
+   * the old memory.
+   */
+  adoptStorage(source: Tensor): void {
+    if (!sameShape(source.shape, this.shape) || source.#shared === null) {
+      throw new RangeError(
+        `adoptStorage: needs a live tensor of shape ${formatShape(this.shape)}, got ${
+          formatShape(source.shape)
+        }`,
+      );
+    }
+    if (source === this) return;
+    const old = this.#shared;
+    if (old) finalizer.unregister(this);
+    this.#shared = source.#shared;
+    finalizer.unregister(source);
+    source.#shared = null;
+    source.#releasedBy = "moved into another tensor";
+    finalizer.register(this, this.#shared, this);
+    (this as { dtype: DType }).dtype = this.#shared.storage.dtype;
+    old?.release();
   }
 
   /** True once dispose(), backward() or a scope released the memory. */
