@@ -133,7 +133,6 @@ export function gain(nonlinearity: "linear" | "relu" | "tanh"): number {
   }
 }
 
-
 /** Options of the Kaiming (He) initialisers. */
 export interface KaimingOptions {
   /** Nonlinearity gain (default sqrt(2), ReLU's: He et al. 2015). */

@@ -21,7 +21,13 @@ import { relu, tanh } from "../tensor/ops/elementwise.ts";
 import { flatten } from "../tensor/ops/layout.ts";
 import { linear } from "../tensor/ops/matmul.ts";
 import { conv2d, conv2dParams } from "../tensor/ops/conv2d.ts";
-import { adaptiveAvgPool2d, avgPool2d, maxPool2d, pool2dParams } from "../tensor/ops/pool.ts";
+import {
+  adaptiveAvgPool2d,
+  avgPool2d,
+  maxPool2d,
+  pool2dParams,
+  poolOptions,
+} from "../tensor/ops/pool.ts";
 import { localResponseNorm } from "../tensor/ops/lrn.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
 import { Module, parameter } from "./module.ts";
@@ -146,7 +152,10 @@ const MAX_POOL_LAYER_KEYS = declareOptions("MaxPool2d", [
   "padding",
   "ceilMode",
 ]);
-const AVG_POOL_LAYER_KEYS = declareOptions("AvgPool2d", [...MAX_POOL_LAYER_KEYS, "countIncludePad"]);
+const AVG_POOL_LAYER_KEYS = declareOptions("AvgPool2d", [
+  ...MAX_POOL_LAYER_KEYS,
+  "countIncludePad",
+]);
 const DROPOUT_LAYER_KEYS = declareOptions("Dropout", ["seed"]);
 
 /**
@@ -520,10 +529,7 @@ export abstract class Pool2d extends Module {
   constructor(options: Pool2dLayerOptions, keys: readonly string[]) {
     super();
     const layer = new.target.name;
-    if (options === undefined) {
-      throw new TypeError(`${layer}: expects options { kernelSize, stride?, padding? }, got undefined`);
-    }
-    checkOptions(layer, options, keys);
+    poolOptions(layer, options, keys);
     this.kernelSize = pair(layer, "kernelSize", options.kernelSize, 1);
     this.stride = pair(layer, "stride", options.stride ?? options.kernelSize, 1);
     this.padding = pair(layer, "padding", options.padding ?? 0, 0);

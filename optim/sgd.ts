@@ -403,7 +403,9 @@ export class SGD {
         `SGD.step: a parameter moved to ${p.device} (${p.dtype}) after its velocity was made on ${velocity.device}; move the model before the first step, or save optimizer.stateDict() and load it after the move`,
       );
     }
-    const source = velocity.dtype === p.dtype ? velocity.dataSync() : velocity.cast(p.dtype).dataSync();
+    const source = velocity.dtype === p.dtype
+      ? velocity.dataSync()
+      : velocity.cast(p.dtype).dataSync();
     const moved = fromArray(source, p.shape, { dtype: p.dtype, device: p.backend }).keep();
     velocity.dispose();
     this.#velocities.set(p, moved);

@@ -96,7 +96,9 @@ export function conv2dParams(
     throw new RangeError(`conv2d: padding must be non-negative integers, got ${padH}x${padW}`);
   }
   const [dilationH, dilationW] = typeof dilation === "number" ? [dilation, dilation] : dilation;
-  if (!(Number.isInteger(dilationH) && dilationH > 0 && Number.isInteger(dilationW) && dilationW > 0)) {
+  if (
+    !(Number.isInteger(dilationH) && dilationH > 0 && Number.isInteger(dilationW) && dilationW > 0)
+  ) {
     throw new RangeError(
       `conv2d: dilation must be positive integers, got ${dilationH}x${dilationW}`,
     );

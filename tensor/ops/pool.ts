@@ -215,9 +215,7 @@ export function avgPoolDivisor(p: Pool2dParams, i: number, j: number): number {
   const extent = (index: number, stride: number, pad: number, k: number, size: number) => {
     const start = index * stride - pad;
     const end = Math.min(start + k, size + pad);
-    return p.countIncludePad
-      ? end - start
-      : Math.min(end, size) - Math.max(start, 0);
+    return p.countIncludePad ? end - start : Math.min(end, size) - Math.max(start, 0);
   };
   return extent(i, p.strideH, p.padH, p.kh, p.h) * extent(j, p.strideW, p.padW, p.kw, p.w);
 }
@@ -344,10 +342,21 @@ const AVG_POOL_KEYS = declareOptions("avgPool2d", [
   "countIncludePad",
 ]);
 
-/** Checks pooling `options` (which are required: the kernel size has no default). */
-function poolOptions<T extends Pool2dOptions>(op: string, options: T, keys: readonly string[]): T {
-  if (options === undefined) {
-    throw new TypeError(`${op}: expects options { kernelSize, stride?, padding?, ... }, got undefined`);
+/**
+ * Checks pooling `options` (required: the kernel size has no default). A bare size, PyTorch's
+ * `MaxPool2d(3)`, gets an error showing the object to write instead.
+ */
+export function poolOptions<T extends Pool2dOptions>(
+  op: string,
+  options: T,
+  keys: readonly string[],
+): T {
+  if (options === undefined || typeof options === "number" || Array.isArray(options)) {
+    const got = Array.isArray(options) ? `[${options.join(", ")}]` : String(options);
+    const hint = options === undefined ? "" : `; write { kernelSize: ${got} }`;
+    throw new TypeError(
+      `${op}: expects options { kernelSize, stride?, padding? }, got ${got}${hint}`,
+    );
   }
   return checkOptions(op, options, keys);
 }
