@@ -41,6 +41,7 @@
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
 import type { ImageCHW, ImageDataset } from "./dataset.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
@@ -87,6 +88,14 @@ export interface ImageFolderDataset extends ImageDataset {
   /** The folder holding the shard. */
   shardDir: string;
 }
+
+const IMAGE_FOLDER_KEYS = declareOptions("loadImageFolder", [
+  "size",
+  "shardDir",
+  "skipBad",
+  "rebuild",
+  "onProgress",
+]);
 
 /** Options of {@link loadImageFolder}. */
 export interface ImageFolderOptions {
@@ -302,8 +311,9 @@ function defaultShardDir(absRoot: string, hash: string): string {
  */
 export async function loadImageFolder(
   root: string,
-  options: ImageFolderOptions = {},
+  options?: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
+  options = checkOptions("loadImageFolder", options, IMAGE_FOLDER_KEYS);
   const size = options.size ?? 256;
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`loadImageFolder: size must be a positive integer, got ${size}`);

@@ -18,6 +18,11 @@
 
 import type { Rng } from "../tensor/random.ts";
 import type { ImageCHW, PixelArray } from "./dataset.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const PCA_KEYS = ["std", "magnitude", "pixelScale"] as const;
+const PCA_SHIFT_KEYS = declareOptions("pcaShift", PCA_KEYS);
+const PCA_JITTER_KEYS = declareOptions("pcaJitter", PCA_KEYS);
 
 function allocLike<T extends PixelArray>(data: T, length: number): T {
   return (data instanceof Uint8Array ? new Uint8Array(length) : new Float32Array(length)) as T;
@@ -273,8 +278,9 @@ export interface PcaJitterOptions {
 export function pcaShift(
   eigen: Eigen3,
   rng: Rng,
-  options: PcaJitterOptions = {},
+  options?: PcaJitterOptions,
 ): [number, number, number] {
+  options = checkOptions("pcaShift", options, PCA_SHIFT_KEYS);
   const std = options.std ?? 0.1;
   const scale = options.pixelScale ?? 1;
   const shift: [number, number, number] = [0, 0, 0];
@@ -292,8 +298,9 @@ export function pcaJitter(
   image: ImageCHW,
   eigen: Eigen3,
   rng: Rng,
-  options: PcaJitterOptions = {},
+  options?: PcaJitterOptions,
 ): ImageCHW<Float32Array> {
+  options = checkOptions("pcaJitter", options, PCA_JITTER_KEYS);
   if (image.channels !== 3) {
     throw new RangeError(`pcaJitter: needs an RGB image (3 channels), got ${image.channels}`);
   }

@@ -53,10 +53,22 @@ export async function writeFileAtomic(path: string, data: Uint8Array): Promise<v
     await Deno.rename(temp, path);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
-    throw error;
+    throw nameTheFile(error, path);
   }
   await syncFolder(dir, path);
   await removeStaleTemps(dir, base, started);
+}
+
+/**
+ * The error of a failed write, its message prefixed with the file being written and the fact
+ * that the previous file is intact (a full disk says only "No space left on device"). The
+ * error keeps its class (Deno.errors.*) and stack.
+ */
+function nameTheFile(error: unknown, path: string): unknown {
+  if (!(error instanceof Error)) return error;
+  error.message = `writeFileAtomic: writing ${path} failed (${error.message}); ` +
+    `nothing was replaced: the previous ${path}, if any, is intact`;
+  return error;
 }
 
 /** Flushes a folder's entries (the rename) to disk; Windows cannot open folders, so it skips. */

@@ -35,6 +35,7 @@ import {
 import type { Module } from "../nn/module.ts";
 import { alexnetInit, heInit } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { sizeOf } from "../tensor/shape.ts";
 import { registerBackend } from "../tensor/tensor.ts";
 import { cpuBackend } from "../backend/cpu.ts";
@@ -85,6 +86,37 @@ export interface AlexNetTorchvisionOptions extends AblationOptions {
   /** "pytorch" (default: torchvision keeps the layers' default init), "paper" or "he". */
   init?: "paper" | "he" | "pytorch";
 }
+
+const ABLATION_KEYS = [
+  "activation",
+  "dropout",
+  "pool",
+  "inChannels",
+  "numClasses",
+  "seed",
+] as const;
+const ALEXNET_KEYS = [
+  ...ABLATION_KEYS,
+  "lrn",
+  "lrnAlphaScaling",
+  "groups",
+  "oneGpu",
+  "inputSize",
+  "init",
+] as const;
+const MODEL_KEYS = {
+  alexnet: declareOptions("alexnet", ALEXNET_KEYS),
+  alexnetMini: declareOptions("alexnetMini", ALEXNET_KEYS),
+  alexnetTorchvision: declareOptions("alexnetTorchvision", [...ABLATION_KEYS, "init"]),
+  figure1Net: declareOptions("figure1Net", [
+    "activation",
+    "inChannels",
+    "inputSize",
+    "numClasses",
+    "seed",
+    "init",
+  ]),
+};
 
 /** One convolutional layer of a variant. */
 interface ConvSpec {
@@ -256,8 +288,8 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
  * model.summary([1, 3, 227, 227]); // prints the paper's table: layer, output shape, parameters
  * ```
  */
-export function alexnet(options: AlexNetOptions = {}): Sequential {
-  return buildAlexNet(PAPER, options);
+export function alexnet(options?: AlexNetOptions): Sequential {
+  return buildAlexNet(PAPER, checkOptions("alexnet", options, MODEL_KEYS.alexnet));
 }
 
 /**
@@ -288,8 +320,8 @@ export function alexnet(options: AlexNetOptions = {}): Sequential {
  * assert.notDeepEqual(model.parameters()[0].dataSync(), before); // the step moved it
  * ```
  */
-export function alexnetMini(options: AlexNetOptions = {}): Sequential {
-  return buildAlexNet(MINI, options);
+export function alexnetMini(options?: AlexNetOptions): Sequential {
+  return buildAlexNet(MINI, checkOptions("alexnetMini", options, MODEL_KEYS.alexnetMini));
 }
 
 /** Options of {@link figure1Net}. */
@@ -319,7 +351,8 @@ export interface Figure1NetOptions {
  * const net = figure1Net({ activation: "tanh" }); // [N, 1, 28, 28] -> [N, 10]
  * ```
  */
-export function figure1Net(options: Figure1NetOptions = {}): Sequential {
+export function figure1Net(options?: Figure1NetOptions): Sequential {
+  options = checkOptions("figure1Net", options, MODEL_KEYS.figure1Net);
   const rng = new Rng(options.seed ?? 0);
   const init = checkInit(options.init ?? "he");
   if (init === "paper") {
@@ -369,7 +402,8 @@ export function figure1Net(options: Figure1NetOptions = {}): Sequential {
  * assert.equal(names.at(-1), "classifier.6.bias");
  * ```
  */
-export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Sequential {
+export function alexnetTorchvision(options?: AlexNetTorchvisionOptions): Sequential {
+  options = checkOptions("alexnetTorchvision", options, MODEL_KEYS.alexnetTorchvision);
   const rng = new Rng(options.seed ?? 0);
   const init = checkInit(options.init ?? "pytorch");
   const weights = { rng, initialize: init === "pytorch" };

@@ -103,7 +103,9 @@ export interface StepLROptions {
 }
 
 /**
- * lr = initial lr * gamma ^ floor(epoch / stepSize), per group.
+ * lr = initial lr * gamma ^ floor(epoch / stepSize), per group. As PyTorch's StepLR (its
+ * chainable form), the schedule multiplies the current lr by gamma at each drop and leaves it
+ * alone between drops, so an lr set by hand (`optimizer.lr = ...`) is kept and then dropped.
  *
  * @example Divide the learning rate by 10 every 30 epochs
  * ```ts
@@ -138,9 +140,8 @@ export class StepLR implements LrSchedule {
   /** Ends an epoch. */
   step(): void {
     this.epoch++;
-    // From the initial lr, not by repeated multiplication, so rounding cannot accumulate.
-    const scale = this.gamma ** Math.floor(this.epoch / this.stepSize);
-    this.optimizer.groups.forEach((g, i) => (g.lr = this.#baseLrs[i] * scale));
+    if (this.epoch % this.stepSize !== 0) return;
+    for (const g of this.optimizer.groups) g.lr *= this.gamma;
   }
 
   /** `{kind, epoch, baseLrs}`. */
@@ -319,14 +320,17 @@ export class CosineAnnealing implements LrSchedule {
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
   }
 
-  /** Ends an epoch. */
+  /**
+   * Ends an epoch. PyTorch's chainable form: the distance of the current lr to minLr shrinks by
+   * the ratio of consecutive cosine factors, so from the initial lr this is the closed form
+   * above, and an lr set by hand is continued from (not overwritten). After tMax the lr stays.
+   */
   step(): void {
     this.epoch++;
-    const t = Math.min(this.epoch, this.tMax);
-    const cosine = (1 + Math.cos((Math.PI * t) / this.tMax)) / 2;
-    this.optimizer.groups.forEach((g, i) => {
-      g.lr = this.minLr + (this.#baseLrs[i] - this.minLr) * cosine;
-    });
+    if (this.epoch > this.tMax) return;
+    const factor = (t: number) => 1 + Math.cos((Math.PI * t) / this.tMax);
+    const ratio = factor(this.epoch) / factor(this.epoch - 1);
+    for (const g of this.optimizer.groups) g.lr = this.minLr + (g.lr - this.minLr) * ratio;
   }
 
   /** `{kind, epoch, baseLrs}`. */

@@ -16,7 +16,10 @@
  * @module
  */
 
-import { onesLike, Tensor } from "./tensor.ts";
+import { onesLike, Tensor, wrap } from "./tensor.ts";
+import { checkOptions, declareOptions } from "./options.ts";
+
+const BACKWARD_KEYS = declareOptions("backward", ["retainGraph"]);
 import { formatShape, sameShape } from "./shape.ts";
 import { add } from "./ops/elementwise.ts";
 
@@ -239,7 +242,8 @@ function alreadyBackpropagated(t: Tensor): Error {
  * the ops saved for backward is disposed once its gradient has been passed on, so only `root`
  * and the leaves survive (call `.keep()` on an intermediate you still need).
  */
-export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+export function backward(root: Tensor, upstream?: Tensor, options?: BackwardOptions): void {
+  options = checkOptions("backward", options, BACKWARD_KEYS);
   checkBackwardArguments(root, upstream);
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, upstream ?? withGradEnabled(false, () => onesLike(root)));
@@ -330,12 +334,17 @@ function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
     );
   }
   if (!t.node) {
-    // A leaf: accumulate into .grad, which the user owns (and the optimizer reads).
+    // A leaf: accumulate into .grad, which the user owns (and the optimizer reads). A
+    // gradient that shares memory (the upstream tensor passed to backward(g), or one tensor
+    // handed to two inputs) is copied, so no .grad aliases another tensor, as in PyTorch.
     if (t.grad) {
       const sum = add(t.grad, g);
       t.grad.dispose();
       g.dispose();
       t.grad = sum.keep();
+    } else if (g.sharesMemory) {
+      t.grad = wrap(g.backend.slice(g.storage, [g.size], 0, 0, g.size), g.shape).keep();
+      g.dispose();
     } else t.grad = g.keep();
     return;
   }

@@ -41,6 +41,7 @@ import {
   isGradEnabled,
 } from "./autograd.ts";
 import type { NestedArray } from "./factories.ts";
+import { checkOptions, declareOptions } from "./options.ts";
 import * as elementwise from "./ops/elementwise.ts";
 import * as reduce from "./ops/reduce.ts";
 import * as layout from "./ops/layout.ts";
@@ -105,6 +106,8 @@ export function getBackend(device: Device = "cpu"): Backend {
   }
   return backend;
 }
+
+const TO_KEYS = declareOptions("Tensor.to", ["device", "dtype"]);
 
 // ---------------------------------------------------------------------------------------------
 // Shared, reference-counted storage
@@ -256,6 +259,11 @@ export class Tensor {
     old?.release();
   }
 
+  /** Whether another live tensor (a view, a detached copy) shares this tensor's memory. */
+  get sharesMemory(): boolean {
+    return (this.#shared?.refs ?? 0) > 1;
+  }
+
   /** True once dispose(), backward() or a scope released the memory. */
   get isDisposed(): boolean {
     return this.#shared === null;
@@ -336,8 +344,13 @@ export class Tensor {
    * settled when `to` returns); reading back from the GPU is asynchronous.
    */
   async to(target: Device | { device?: Device; dtype?: DType }): Promise<Tensor> {
+    if (target === undefined || target === null) {
+      throw new TypeError(
+        `to: expects a device ("cpu", "gpu") or { device?, dtype? }, got ${String(target)}`,
+      );
+    }
     const options = typeof target === "object" && !("fromArray" in target)
-      ? target
+      ? checkOptions("Tensor.to", target, TO_KEYS)
       : { device: target };
     const backend = options.device === undefined ? this.backend : getBackend(options.device);
     const dtype = options.dtype ?? this.dtype;

@@ -38,6 +38,7 @@ import type { LrnParams, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, record } from "./op.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -129,6 +130,14 @@ export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: 
  */
 export type LrnAlphaScaling = "averaged" | "per-term";
 
+const LRN_KEYS = declareOptions("localResponseNorm", [
+  "size",
+  "alpha",
+  "beta",
+  "k",
+  "alphaScaling",
+]);
+
 /** Options of {@link localResponseNorm}; the defaults are AlexNet's (paper section 3.3). */
 export interface LrnOptions {
   /** Channels in the window, n (default 5: paper section 3.3). */
@@ -169,7 +178,8 @@ export interface LrnOptions {
  * assert.ok(Math.abs(literal.dataSync()[1] - 2 / 43) < 1e-6);
  * ```
  */
-export function localResponseNorm(x: Tensor, options: LrnOptions = {}): Tensor {
+export function localResponseNorm(x: Tensor, options?: LrnOptions): Tensor {
+  options = checkOptions("localResponseNorm", options, LRN_KEYS);
   checkFloat("localResponseNorm", x);
   if (x.rank !== 4) {
     throw new RangeError(
