@@ -59,6 +59,9 @@ export function suggestKey(key: string, accepted: readonly string[]): string | u
   const camel = camelCase(key);
   const exact = accepted.find((k) => k === camel || k.toLowerCase() === camel.toLowerCase());
   if (exact) return exact;
+  // PyTorch's longer names for the same thing: num_workers → workers.
+  const suffix = accepted.find((k) => k.length >= 4 && camel.toLowerCase().endsWith(k.toLowerCase()));
+  if (suffix) return suffix;
   let best: string | undefined, bestDistance = 3;
   for (const k of accepted) {
     const d = editDistance(camel.toLowerCase(), k.toLowerCase());
