@@ -14,17 +14,17 @@
  *       ...
  *     }
  *
- * The registry (not a field) is the single source of truth, because `to(device)` replaces
- * every parameter tensor with one on the new device; layers read their parameters through
- * getters, so they always see the current ones. Names are dotted paths through the children
+ * The registry (not a field) is the single source of truth; layers read their parameters
+ * through getters. Names are dotted paths through the children
  * (`features.0.weight`), exactly as PyTorch spells them, so a torchvision `state_dict` saved
  * to safetensors loads without renaming.
  *
  * Every module also knows the shape it produces (`outputShape`), so `summary()` can walk a
  * 227x227 AlexNet in microseconds without running a kernel.
  *
- * Move a model with `to()` *before* creating its optimizer: the optimizer holds the parameter
- * tensors themselves, and `to()` replaces (and disposes) them. A move from the CPU (to the
+ * `to()` moves parameters in place, as PyTorch does: each parameter keeps its Tensor object
+ * and gets memory on the new device (or of the new dtype), so an optimizer created before the
+ * move keeps updating them (its velocities follow at the next step). A move from the CPU (to the
  * GPU, or a dtype change there) happens at once, inside the call; a move off the GPU must
  * read the weights back, which is asynchronous: until its promise settles, using the module
  * (forward, parameters, loadStateDict, another move) is an error that says to await it.
