@@ -40,8 +40,8 @@
 
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
-import type { ImageCHW, ImageDataset } from "./dataset.ts";
-import { checkOptions, declareOptions } from "../tensor/options.ts";
+import { checkImage, type ImageCHW, type ImageDataset } from "./dataset.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
@@ -245,6 +245,7 @@ type FolderScan = Awaited<ReturnType<typeof scanImageFolder>>;
  * chunks are walked to IEND because the decoder accepts some truncated PNGs silently.
  */
 export function imageProblem(bytes: Uint8Array): string | undefined {
+  checkArgument("imageProblem", "bytes", bytes, "bytes");
   if (isJpeg(bytes)) return undefined;
   if (!isPng(bytes)) {
     const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -283,6 +284,7 @@ export async function decodeImage(bytes: Uint8Array, name: string): Promise<Imag
  * central `size` x `size` crop, rounded to bytes.
  */
 export function preprocess(image: ImageCHW, size: number): ImageCHW<Uint8Array> {
+  checkImage("preprocess", image);
   return toUint8(centerCrop(resizeShorterSide(image, size), size));
 }
 

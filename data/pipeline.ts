@@ -9,7 +9,7 @@
 
 import type { Rng } from "../tensor/random.ts";
 import type { ImageCHW } from "./dataset.ts";
-import { checkOptions, declareOptions } from "../tensor/options.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 
 const PAPER_TRAIN_KEYS = declareOptions("paperTrainSpec", ["cropSize", "pcaJitter", "magnitude"]);
 const PAPER_EVAL_KEYS = declareOptions("paperEvalSpec", ["cropSize", "tenCrop"]);
@@ -83,6 +83,7 @@ function step(spec: TransformSpec): (image: ImageCHW, rng: Rng) => ImageCHW | Im
  * given, so a per-sample generator fixes the whole augmentation of that sample.
  */
 export function compose(spec: PipelineSpec): Transform {
+  checkArgument("compose", "spec", spec, "array");
   spec.forEach((s, i) => {
     if (s.op === "tenCrop" && i !== spec.length - 1) {
       throw new RangeError(
@@ -106,6 +107,8 @@ export function outputShape(spec: PipelineSpec, input: [number, number, number])
   shape: [number, number, number];
   views: number;
 } {
+  checkArgument("outputShape", "spec", spec, "array");
+  checkArgument("outputShape", "input", input, "array");
   let [c, h, w] = input;
   let views = 1;
   for (const s of spec) {
@@ -148,6 +151,7 @@ export interface PaperTrainOptions {
  * so applying it after the crop and flip is the same as before them, and cheaper.
  */
 export function paperTrainSpec(stats: PaperStats, options?: PaperTrainOptions): PipelineSpec {
+  checkArgument("paperTrainSpec", "stats", stats, "object");
   options = checkOptions("paperTrainSpec", options, PAPER_TRAIN_KEYS);
   const spec: PipelineSpec = [
     { op: "subtractMean", mean: stats.meanImage },
@@ -176,6 +180,7 @@ export function paperEvalSpec(
   stats: PaperStats,
   options?: { cropSize?: number; tenCrop?: boolean },
 ): PipelineSpec {
+  checkArgument("paperEvalSpec", "stats", stats, "object");
   options = checkOptions("paperEvalSpec", options, PAPER_EVAL_KEYS);
   const size = options.cropSize ?? PAPER_CROP;
   return [

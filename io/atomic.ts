@@ -12,6 +12,8 @@
  * @module
  */
 
+import { checkArgument } from "../tensor/options.ts";
+
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
 function splitPath(path: string): { dir: string; base: string } {
@@ -38,6 +40,8 @@ export function isTempFileOf(base: string, name: string): boolean {
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+  checkArgument("writeFileAtomic", "path", path, "string");
+  checkArgument("writeFileAtomic", "data", data, "bytes");
   const { dir, base } = splitPath(path);
   const started = Date.now();
   const temp = `${dir}/.${base}.${crypto.randomUUID()}.tmp`;
@@ -124,5 +128,7 @@ async function removeStaleTemps(dir: string, base: string, before: number): Prom
  * ```
  */
 export function writeTextFileAtomic(path: string, text: string): Promise<void> {
+  checkArgument("writeTextFileAtomic", "path", path, "string");
+  checkArgument("writeTextFileAtomic", "text", text, "string");
   return writeFileAtomic(path, new TextEncoder().encode(text));
 }

@@ -15,7 +15,7 @@
  */
 
 import { type Tensor, zeros } from "../tensor/tensor.ts";
-import { formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
+import { checkShape, formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import { generator, Rng, type RngState } from "../tensor/random.ts";
 import { relu, tanh } from "../tensor/ops/elementwise.ts";
 import { flatten } from "../tensor/ops/layout.ts";
@@ -242,6 +242,7 @@ export class Conv2d extends Module {
 
   /** [N, outChannels, outH, outW]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("Conv2d", inputShape);
     const c = inputShape[1];
     if (c !== this.inChannels) {
@@ -341,6 +342,7 @@ export class Linear extends Module {
 
   /** [N, outFeatures]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     if (inputShape.length !== 2 || inputShape[1] !== this.inFeatures) {
       throw new RangeError(
         `Linear(${this.describe()}): input must be [N, ${this.inFeatures}], got ${
@@ -373,6 +375,7 @@ export class ReLU extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -385,6 +388,7 @@ export class Tanh extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -397,6 +401,7 @@ export class Identity extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -483,6 +488,7 @@ export class LocalResponseNorm extends Module {
 
   /** Same as the input, which must be [N, C, H, W]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("LocalResponseNorm", inputShape);
     return [...inputShape];
   }
@@ -552,6 +558,7 @@ export abstract class Pool2d extends Module {
 
   /** [N, C, outH, outW]; the op's own validation names a bad configuration. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     const { kernelSize, stride, padding, ceilMode } = this.opOptions;
     const layer = this.constructor.name;
     const p = pool2dParams(layer, inputShape, kernelSize, stride, padding, ceilMode);
@@ -634,6 +641,7 @@ export class AdaptiveAvgPool2d extends Module {
 
   /** [N, C, outH, outW]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("AdaptiveAvgPool2d", inputShape);
     return [inputShape[0], inputShape[1], ...this.outputSize];
   }
@@ -695,6 +703,7 @@ export class Dropout extends Module {
 
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 
@@ -731,6 +740,7 @@ export class Flatten extends Module {
 
   /** [...shape[0:startAxis], prod(shape[startAxis:])]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     const rank = inputShape.length;
     if (this.startAxis < -rank || this.startAxis >= rank) {
       throw new RangeError(

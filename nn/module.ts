@@ -35,10 +35,10 @@
 import { type Device, fromArray, getBackend, Tensor } from "../tensor/tensor.ts";
 import { cast } from "../tensor/ops/elementwise.ts";
 import type { Backend, DType, TypedArray } from "../backend/backend.ts";
-import { formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
+import { checkShape, formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
-import { checkOptions, declareOptions } from "../tensor/options.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 
 const LOAD_STATE_KEYS = declareOptions("Module.loadStateDict", ["strict"]);
 const TO_KEYS = declareOptions("Module.to", ["device", "dtype"]);
@@ -66,6 +66,7 @@ export interface LoadStateDictOptions {
  * `backward()` nor a `scope()` ever frees it. Returns the same tensor.
  */
 export function parameter(t: Tensor): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`parameter: expects a Tensor, got ${String(t)}`);
   if (t.dtype === "int32") throw new TypeError("parameter: int32 tensors cannot be parameters");
   t.requiresGrad = true;
   return t.keep();
@@ -170,7 +171,7 @@ export abstract class Module {
   }
 
   #checkName(name: string): void {
-    if (name === "" || name.includes(".")) {
+    if (typeof name !== "string" || name === "" || name.includes(".")) {
       throw new Error(`${this.constructor.name}: invalid name "${name}" (non-empty, no dots)`);
     }
     if (this.#parameters.has(name) || this.#children.has(name)) {
@@ -405,6 +406,7 @@ export abstract class Module {
 
   /** Restores {@link rngStates}; every module with a generator must be present, and only those. */
   loadRngStates(states: Record<string, RngState>): void {
+    checkArgument("Module.loadRngStates", "states", states, "object");
     const modules = new Map(this.namedModules().filter(([, m]) => m.rngState() !== null));
     const missing = [...modules.keys()].filter((k) => !Object.hasOwn(states, k));
     const unexpected = Object.keys(states).filter((k) => !modules.has(k));
@@ -445,6 +447,7 @@ export abstract class Module {
    * whole module by default; containers (Sequential) return one row per child instead.
    */
   summaryRows(inputShape: Shape, name: string): SummaryRow[] {
+    checkShape(`${this.constructor.name}.summaryRows`, inputShape);
     const description = this.describe();
     return [{
       name: name || this.constructor.name,

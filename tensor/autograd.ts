@@ -17,7 +17,7 @@
  */
 
 import { onesLike, Tensor, wrap } from "./tensor.ts";
-import { checkOptions, declareOptions } from "./options.ts";
+import { checkArgument, checkOptions, declareOptions } from "./options.ts";
 
 const BACKWARD_KEYS = declareOptions("backward", ["retainGraph"]);
 import { formatShape, sameShape } from "./shape.ts";
@@ -132,6 +132,7 @@ export function noGrad<T extends ScopeResult>(fn: () => T): T {
 
 /** Runs `fn` with graph recording switched on or off, releasing nothing. */
 export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
+  checkArgument("withGradEnabled", "fn", fn, "function");
   const previous = gradEnabled;
   gradEnabled = enabled;
   try {
@@ -285,6 +286,11 @@ export function backward(root: Tensor, upstream?: Tensor, options?: BackwardOpti
 
 /** Throws, naming the argument, unless `upstream` can seed the backward pass from `root`. */
 function checkBackwardArguments(root: Tensor, upstream: Tensor | undefined): void {
+  if (!(root instanceof Tensor)) {
+    throw new TypeError(
+      `backward: expects the tensor to differentiate (a scalar loss), got ${String(root)}`,
+    );
+  }
   if (upstream !== undefined && !(upstream instanceof Tensor)) {
     throw new TypeError(
       `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${

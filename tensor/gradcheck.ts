@@ -15,7 +15,7 @@ import { fromArray, type Tensor } from "./tensor.ts";
 import { Rng } from "./random.ts";
 import { formatShape } from "./shape.ts";
 import { noGrad } from "./autograd.ts";
-import { checkOptions, declareOptions } from "./options.ts";
+import { checkArgument, checkOptions, declareOptions } from "./options.ts";
 
 /** Tolerances and step for {@link gradcheck}. */
 export interface GradcheckOptions {
@@ -66,6 +66,8 @@ export function gradcheck(
   inputs: Tensor[],
   options?: GradcheckOptions,
 ): GradcheckResult {
+  checkArgument("gradcheck", "fn", fn, "function");
+  checkArgument("gradcheck", "inputs", inputs, "array");
   options = checkOptions("gradcheck", options, GRADCHECK_KEYS);
   const eps = options.eps ?? 1e-6, atol = options.atol ?? 1e-6, rtol = options.rtol ?? 1e-4;
   for (const [i, x] of inputs.entries()) {

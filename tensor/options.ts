@@ -60,7 +60,9 @@ export function suggestKey(key: string, accepted: readonly string[]): string | u
   const exact = accepted.find((k) => k === camel || k.toLowerCase() === camel.toLowerCase());
   if (exact) return exact;
   // PyTorch's longer names for the same thing: num_workers → workers.
-  const suffix = accepted.find((k) => k.length >= 4 && camel.toLowerCase().endsWith(k.toLowerCase()));
+  const suffix = accepted.find((k) =>
+    k.length >= 4 && camel.toLowerCase().endsWith(k.toLowerCase())
+  );
   if (suffix) return suffix;
   let best: string | undefined, bestDistance = 3;
   for (const k of accepted) {
@@ -104,6 +106,7 @@ export function checkOptions<T extends object>(
   options: T | undefined,
   accepted: readonly string[],
 ): T {
+  checkArgument("checkOptions", "accepted", accepted, "array");
   if (options === undefined) return {} as T;
   const keys = `{ ${accepted.join(", ")} }`;
   if (typeof options === "string" && DTYPES.includes(options) && accepted.includes("dtype")) {
@@ -141,4 +144,43 @@ export function checkOptions<T extends object>(
     );
   }
   return options;
+}
+
+/** What {@link checkArgument} can require of a positional argument. */
+export type ArgumentKind = "array" | "function" | "object" | "string" | "bytes" | "number";
+
+const KIND_TEXT: Record<ArgumentKind, string> = {
+  array: "an array",
+  function: "a function",
+  object: "an object",
+  string: "a string",
+  bytes: "a Uint8Array of bytes",
+  number: "a number",
+};
+
+function isKind(value: unknown, kind: ArgumentKind): boolean {
+  switch (kind) {
+    case "array":
+      return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
+    case "function":
+      return typeof value === "function";
+    case "object":
+      return typeof value === "object" && value !== null;
+    case "string":
+      return typeof value === "string";
+    case "bytes":
+      return value instanceof Uint8Array;
+    case "number":
+      return typeof value === "number";
+  }
+}
+
+/**
+ * Throws a TypeError naming `op`, the argument and what came, unless `value` is of `kind`: the
+ * check that turns a missing or mistyped argument into the library's own message instead of
+ * "Cannot read properties of undefined".
+ */
+export function checkArgument(op: string, name: string, value: unknown, kind: ArgumentKind): void {
+  if (isKind(value, kind)) return;
+  throw new TypeError(`${op}: ${name} must be ${KIND_TEXT[kind]}, got ${describe(value)}`);
 }

@@ -82,6 +82,13 @@ export type Device = string | Backend;
 
 /** Makes a backend available under its name (mod.ts does it for the CPU, `initWebGPU()` for the GPU). */
 export function registerBackend(backend: Backend): void {
+  if (typeof backend !== "object" || backend === null || typeof backend.name !== "string") {
+    throw new TypeError(
+      `registerBackend: expects a Backend (an object with a name and the kernels of backend/backend.ts), got ${
+        String(backend)
+      }`,
+    );
+  }
   backends.set(backend.name, backend);
 }
 
@@ -93,7 +100,13 @@ export function unregisterBackend(name: string): void {
 
 /** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
 export function getBackend(device: Device = "cpu"): Backend {
-  if (typeof device !== "string") return device;
+  if (typeof device !== "string") {
+    const b = device as Partial<Backend> | null;
+    if (typeof b === "object" && b !== null && typeof b.fromArray === "function") return device;
+    throw new TypeError(
+      `device must be a device name ("cpu", "gpu") or a Backend, got ${String(device)}`,
+    );
+  }
   const backend = backends.get(device);
   if (!backend) {
     const hint = device === "cpu"
@@ -158,6 +171,11 @@ export class Tensor {
 
   /** Wraps storage in a tensor (the tensor takes ownership). Prefer the factories. */
   constructor(storage: Storage, shape: Shape, shared?: unknown) {
+    if (typeof storage !== "object" || storage === null || !Array.isArray(shape)) {
+      throw new TypeError(
+        "Tensor: the constructor takes a backend's storage and a shape; make tensors with tensor(), zeros(), fromArray() and the other factories",
+      );
+    }
     if (storage.length !== sizeOf(shape)) {
       throw new RangeError(
         `Tensor: storage of ${storage.length} elements does not match shape ${formatShape(shape)}`,
@@ -240,6 +258,9 @@ export class Tensor {
    * the old memory.
    */
   adoptStorage(source: Tensor): void {
+    if (!(source instanceof Tensor)) {
+      throw new TypeError(`adoptStorage: expects a Tensor, got ${String(source)}`);
+    }
     if (!sameShape(source.shape, this.shape) || source.#shared === null) {
       throw new RangeError(
         `adoptStorage: needs a live tensor of shape ${formatShape(this.shape)}, got ${

@@ -51,7 +51,7 @@ import { Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
-import { checkOptions, declareOptions } from "../options.ts";
+import { checkArgument, checkOptions, declareOptions } from "../options.ts";
 
 export type { Conv2dParams };
 
@@ -77,6 +77,8 @@ export function conv2dParams(
   groups = 1,
   dilation: number | readonly [number, number] = 1,
 ): Conv2dParams {
+  checkArgument("conv2dParams", "xShape", xShape, "array");
+  checkArgument("conv2dParams", "wShape", wShape, "array");
   const shapeText = (shape: readonly number[]) => `[${shape.join(",")}]`;
   const isCount = (value: number) => Number.isInteger(value) && value >= 0;
   if (xShape.length !== 4 || !xShape.every(isCount)) {

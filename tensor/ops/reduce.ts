@@ -20,6 +20,7 @@ import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import {
   broadcastShapes,
+  checkShape,
   formatShape,
   normalizeAxes,
   normalizeAxis,
@@ -176,6 +177,7 @@ export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
  */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
   checkTensor("sumTo", "g", g);
+  checkShape("sumTo", shape);
   if (sameShape(g.shape, shape)) return g;
   if (!sameShape(broadcastShapes("sumTo", shape, g.shape), g.shape)) {
     throw new RangeError(
