@@ -31,6 +31,10 @@
  * size: PyTorch's numbers) or `"per-term"` (a = alpha: the paper's formula, TensorFlow's
  * convention). Only alpha changes; the window is the one above in both conventions.
  *
+ * Error bound: the window sums of squares and the backward's sums run in float64 arrays (at
+ * most `size` terms, or C for the backward's window sums) and are rounded once to the output
+ * dtype.
+ *
  * @module
  */
 
