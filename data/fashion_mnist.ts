@@ -45,6 +45,7 @@ const LOAD_KEYS = declareOptions("loadFashionMnist", [
 const DOWNLOAD_KEYS = declareOptions("downloadFashionMnist", [
   "baseUrl",
   "cacheDir",
+  "sha256",
   "force",
   "fetch",
 ]);

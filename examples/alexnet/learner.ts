@@ -99,8 +99,10 @@ export function buildModel(
   };
   if (config.arch === "alexnet-torchvision") return alexnetTorchvision(common);
   if (config.arch === "figure1-cnn") {
+    // figure1Net has no dropout or pooling choice (it is Figure 1's plain net): pass its own keys.
+    const { activation, inChannels, numClasses, seed } = common;
     const init = common.init === "paper" ? undefined : common.init;
-    return figure1Net({ ...common, init, inputSize: inputShape[1] });
+    return figure1Net({ activation, inChannels, numClasses, seed, init, inputSize: inputShape[1] });
   }
   const options = {
     ...common,
