@@ -68,6 +68,7 @@ const pool = (n: number, c: number, h: number): Pool2dParams => {
     padW: 0,
     outH: out,
     outW: out,
+    countIncludePad: true,
   };
 };
 const spatial = [];
