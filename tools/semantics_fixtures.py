@@ -3,7 +3,7 @@
 
 Run from the repository root with Debian's python3-torch (1.13):
 
-    /usr/bin/python3 tools/semantics_fixtures.py
+    /usr/bin/python3 tools/semantics_fixtures.py      (then formats them with deno fmt)
 
 It writes tests/fixtures/semantics/*.json: the inputs (float64, row-major, with shapes), the
 options, and PyTorch's outputs and input gradients, for
@@ -18,6 +18,7 @@ Every gradient is of sum(output * r) for a fixed random r, so no gradient is tri
 import json
 import math
 import os
+import subprocess
 
 import torch
 import torch.nn.functional as F
@@ -188,4 +189,6 @@ if __name__ == "__main__":
     write("conv2d_dilation.json", conv_cases())
     write("pool.json", pool_cases())
     write("edges.json", edge_cases())
+    # The repository's formatter owns the layout (deno fmt --check runs in CI).
+    subprocess.run(["deno", "fmt", OUT], check=False)
     print("wrote", OUT)
