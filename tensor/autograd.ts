@@ -349,7 +349,8 @@ function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
       g.dispose();
       t.grad = sum.keep();
     } else if (g.sharesMemory) {
-      t.grad = wrap(g.backend.slice(g.storage, [g.size], 0, 0, g.size), g.shape).keep();
+      // A copy on any device: x · 1 + (−0) is x exactly, −0 included.
+      t.grad = wrap(g.backend.affine(g.storage, 1, -0), g.shape).keep();
       g.dispose();
     } else t.grad = g.keep();
     return;
