@@ -276,10 +276,12 @@ export async function loadCheckpoint(
   // only checked by its loadStateDict, and is rolled back if that throws.
   if (schedule) {
     const before = schedule.stateDict();
+    const lrs = optimizer?.groups.map((g) => g.lr);
     try {
       schedule.loadStateDict(plan.schedule!);
     } catch (error) {
       schedule.loadStateDict(before);
+      optimizer?.groups.forEach((g, i) => (g.lr = lrs![i]));
       fail(`schedule state "${KEYS.schedule}": ${(error as Error).message}`);
     }
   }

@@ -154,11 +154,18 @@ export class StepLR implements LrSchedule {
     this.#parse(state, where);
   }
 
-  /** Restores the epoch count and initial learning rates (all checked first). */
+  /**
+   * Restores the epoch count and initial learning rates (all checked first), and sets the
+   * optimizer's lr to the one the schedule had reached (loading the optimizer's own state
+   * afterwards, as loadCheckpoint does, restores an lr set by hand).
+   */
   loadStateDict(state: ScheduleState): void {
     const { epoch, baseLrs } = this.#parse(state, "StepLR.loadStateDict");
     this.epoch = epoch;
     this.#baseLrs = baseLrs;
+    // The lr this schedule had reached (an optimizer state loaded afterwards overrides it).
+    const scale = this.gamma ** Math.floor(epoch / this.stepSize);
+    this.optimizer.groups.forEach((g, i) => (g.lr = baseLrs[i] * scale));
   }
 
   #parse(state: unknown, where: string): EpochState {
@@ -343,11 +350,22 @@ export class CosineAnnealing implements LrSchedule {
     this.#parse(state, where);
   }
 
-  /** Restores the epoch count and initial learning rates (all checked first). */
+  /**
+   * Restores the epoch count and initial learning rates (all checked first), and sets the
+   * optimizer's lr to the one the schedule had reached (loading the optimizer's own state
+   * afterwards, as loadCheckpoint does, restores an lr set by hand).
+   */
   loadStateDict(state: ScheduleState): void {
     const { epoch, baseLrs } = this.#parse(state, "CosineAnnealing.loadStateDict");
     this.epoch = epoch;
     this.#baseLrs = baseLrs;
+    // The lr this schedule had reached (an optimizer state loaded afterwards overrides it).
+    const t = Math.min(epoch, this.tMax);
+    const cosine = (1 + Math.cos((Math.PI * t) / this.tMax)) / 2;
+    this.optimizer.groups.forEach((
+      g,
+      i,
+    ) => (g.lr = this.minLr + (baseLrs[i] - this.minLr) * cosine));
   }
 
   #parse(state: unknown, where: string): EpochState {
