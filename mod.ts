@@ -94,6 +94,7 @@ export {
   withGradEnabled,
 } from "./tensor/autograd.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./tensor/gradcheck.ts";
+export { checkOptions, declareOptions, optionRegistry } from "./tensor/options.ts";
 
 export {
   abs,

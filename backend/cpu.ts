@@ -161,6 +161,9 @@ function fastTier(...arrays: TypedArray[]): SimdTier | null {
   return arrays.every((a) => a instanceof Float32Array) ? tier : null;
 }
 
+/** Whether the wasm conv2d kernels handle `p` (they have no dilation). */
+const undilated = (p: Conv2dParams) => p.dilationH === 1 && p.dilationW === 1;
+
 class CpuBackend implements Backend {
   readonly name = "cpu";
 
@@ -286,13 +289,13 @@ class CpuBackend implements Backend {
   }
 
   // conv2d: the wasm kernels (wasm/conv2d.ts) for float32 where the engine has SIMD, else the
-  // reference loops of tensor/ops/conv2d.ts (float64, or no SIMD: gemmTier() = "reference").
+  // reference loops of tensor/ops/conv2d.ts (float64, dilation > 1, or no SIMD).
   conv2dForward(x: Storage, weight: Storage, bias: Storage | null, p: Conv2dParams): Storage {
     const y = this.#like(x, p.n * p.o * p.outH * p.outW).array as FloatArray;
     const xs = this.#data(x) as FloatArray, ws = this.#data(weight) as FloatArray;
     const bs = bias ? this.#data(bias) as FloatArray : null;
     checkConv2dArrays(p, bs ? { x: xs, weight: ws, bias: bs, y } : { x: xs, weight: ws, y });
-    const tier = fastTier(xs, ws, bs ?? xs);
+    const tier = undilated(p) ? fastTier(xs, ws, bs ?? xs) : null;
     if (tier) conv2dForwardWasm(xs as F32, ws as F32, bs as F32 | null, p, y as F32, tier);
     else conv2dForwardCpu(xs, ws, bs, p, y);
     return new CpuStorage(this, y);
@@ -301,7 +304,7 @@ class CpuBackend implements Backend {
     const dx = this.#like(dy, p.n * p.c * p.h * p.w).array as FloatArray;
     const dys = this.#data(dy) as FloatArray, ws = this.#data(weight) as FloatArray;
     checkConv2dArrays(p, { dy: dys, weight: ws, dx });
-    const tier = fastTier(dys, ws, dys);
+    const tier = undilated(p) ? fastTier(dys, ws, dys) : null;
     if (tier) conv2dBackwardInputWasm(dys as F32, ws as F32, p, dx as F32, tier);
     else conv2dBackwardInputCpu(dys, ws, p, dx);
     return new CpuStorage(this, dx);
@@ -310,7 +313,7 @@ class CpuBackend implements Backend {
     const dw = this.#like(dy, p.o * (p.c / p.groups) * p.kh * p.kw).array as FloatArray;
     const dys = this.#data(dy) as FloatArray, xs = this.#data(x) as FloatArray;
     checkConv2dArrays(p, { dy: dys, x: xs, dw });
-    const tier = fastTier(dys, xs, dys);
+    const tier = undilated(p) ? fastTier(dys, xs, dys) : null;
     if (tier) conv2dBackwardWeightWasm(dys as F32, xs as F32, p, dw as F32, tier);
     else conv2dBackwardWeightCpu(dys, xs, p, dw);
     return new CpuStorage(this, dw);

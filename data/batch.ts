@@ -11,7 +11,8 @@
 
 import { counterHash, Rng } from "../tensor/random.ts";
 import type { Batch, ImageDataset } from "./dataset.ts";
-import { getImage } from "./dataset.ts";
+import { checkDatasetShape, getImage } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
 import { outputShape, type PipelineSpec, type Transform } from "./pipeline.ts";
 
 // Distinct stream constant so the shuffle and the per-sample streams never coincide.
@@ -39,6 +40,10 @@ export function assembleBatch(
   epoch: number,
   indices: Int32Array,
 ): Batch {
+  checkDatasetShape("assembleBatch", dataset);
+  checkArgument("assembleBatch", "spec", spec, "array");
+  checkArgument("assembleBatch", "transform", transform, "function");
+  checkArgument("assembleBatch", "indices", indices, "array");
   const [, c, h, w] = dataset.shape;
   const { shape: [oc, oh, ow], views } = outputShape(spec, [c, h, w]);
   const size = oc * oh * ow;

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { ImageDataset } from "./dataset.ts";
+import { type ImageDataset, validateDataset } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
 
 /** The ten class names, in label order (`batches.meta.txt`). */
 export const CIFAR10_CLASSES: readonly string[] = [
@@ -46,6 +47,7 @@ export const CIFAR10_FILES: {
  * `name` and say what is wrong (length not a multiple of 3073, label above 9).
  */
 export function parseCifar10(bytes: Uint8Array, name = "<bytes>"): ImageDataset {
+  checkArgument("parseCifar10", "bytes", bytes, "bytes");
   if (bytes.length === 0 || bytes.length % CIFAR10_RECORD_BYTES !== 0) {
     throw new Error(
       `${name}: expected a whole number of ${CIFAR10_RECORD_BYTES}-byte records, found ` +
@@ -71,6 +73,8 @@ export function parseCifar10(bytes: Uint8Array, name = "<bytes>"): ImageDataset 
 
 /** Concatenates datasets of equal image shape and classes (e.g. the five training batches). */
 export function concatDatasets(parts: ImageDataset[]): ImageDataset {
+  checkArgument("concatDatasets", "parts", parts, "array");
+  parts.forEach((part, i) => validateDataset(part, `concatDatasets: part ${i}`));
   if (parts.length === 0) throw new RangeError("concatDatasets: no datasets given");
   const [, c, h, w] = parts[0].shape;
   const n = parts.reduce((sum, p) => sum + p.shape[0], 0);

@@ -60,6 +60,20 @@ export type PixelArray = Uint8Array | Float32Array;
  * throws naming `name` and the offending value.
  */
 export function validateDataset(dataset: ImageDataset, name = "dataset"): void {
+  const d = dataset as Partial<ImageDataset> | null;
+  if (
+    typeof d !== "object" || d === null || !Array.isArray(d.shape) ||
+    !(d.images instanceof Uint8Array) || !(d.labels instanceof Int32Array) ||
+    !Array.isArray(d.classNames)
+  ) {
+    throw new TypeError(
+      `${name}: expects a dataset { images: Uint8Array, shape: [N, C, H, W], labels: Int32Array, classNames }, got ${
+        d === null || typeof d !== "object"
+          ? String(d)
+          : `an object with keys ${Object.keys(d).join(", ")}`
+      }`,
+    );
+  }
   const [n, c, h, w] = dataset.shape;
   if (dataset.shape.length !== 4 || dataset.shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new RangeError(`${name}: shape must be [N, C, H, W], got [${dataset.shape}]`);
@@ -86,6 +100,7 @@ export function validateDataset(dataset: ImageDataset, name = "dataset"): void {
 
 /** The `index`-th image of `dataset`, as a view (no copy). */
 export function getImage(dataset: ImageDataset, index: number): ImageCHW<Uint8Array> {
+  checkDatasetShape("getImage", dataset);
   const [n, channels, height, width] = dataset.shape;
   if (!Number.isInteger(index) || index < 0 || index >= n) {
     throw new RangeError(`getImage: index ${index} is outside [0, ${n})`);
@@ -101,7 +116,50 @@ export function getImage(dataset: ImageDataset, index: number): ImageCHW<Uint8Ar
 
 /** Counts images per class: `counts[k]` is the number of labels equal to k. */
 export function classCounts(dataset: ImageDataset): number[] {
+  validateDataset(dataset, "classCounts");
   const counts = new Array<number>(dataset.classNames.length).fill(0);
   for (const label of dataset.labels) counts[label]++;
   return counts;
+}
+
+/** Throws unless `dataset` has a [N, C, H, W] shape and an images array (a cheap check). */
+export function checkDatasetShape(op: string, dataset: unknown): void {
+  const d = dataset as Partial<ImageDataset> | null;
+  if (
+    typeof d !== "object" || d === null || !Array.isArray(d.shape) || !ArrayBuffer.isView(d.images)
+  ) {
+    throw new TypeError(
+      `${op}: expects a dataset { images, shape: [N, C, H, W], labels, classNames }, got ${
+        String(dataset)
+      }`,
+    );
+  }
+}
+
+/**
+ * Throws unless `image` is an {@link ImageCHW}: `{ data, channels, height, width }` with
+ * data.length = channels·height·width, naming `op`.
+ */
+export function checkImage(op: string, image: unknown): void {
+  const i = image as Partial<ImageCHW> | null;
+  const ok = typeof i === "object" && i !== null && ArrayBuffer.isView(i.data) &&
+    [i.channels, i.height, i.width].every((v) => Number.isInteger(v) && v! >= 0) &&
+    (i.data as PixelArray).length === i.channels! * i.height! * i.width!;
+  if (!ok) {
+    throw new TypeError(
+      `${op}: image must be { data, channels, height, width } with channels·height·width values, got ${
+        i === null || typeof i !== "object" ? String(i) : `keys ${Object.keys(i).join(", ")}`
+      }`,
+    );
+  }
+}
+
+/** Throws unless `rng` is a random generator (an Rng), naming `op`. */
+export function checkRng(op: string, rng: unknown): void {
+  const r = rng as { uniform?: unknown; normal?: unknown } | null;
+  if (typeof r !== "object" || r === null || typeof r.uniform !== "function") {
+    throw new TypeError(
+      `${op}: rng must be a random generator (new Rng(seed)), got ${String(rng)}`,
+    );
+  }
 }

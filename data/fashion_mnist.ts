@@ -33,6 +33,22 @@
 
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { ImageDataset } from "./dataset.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const LOAD_KEYS = declareOptions("loadFashionMnist", [
+  "dir",
+  "systemDir",
+  "cacheDir",
+  "allowBuiltin",
+  "download",
+]);
+const DOWNLOAD_KEYS = declareOptions("downloadFashionMnist", [
+  "baseUrl",
+  "cacheDir",
+  "sha256",
+  "force",
+  "fetch",
+]);
 import { validateDataset } from "./dataset.ts";
 import { readIdxFile } from "./idx.ts";
 
@@ -193,8 +209,9 @@ async function probe(dir: string): Promise<string[] | "no access"> {
  * ```
  */
 export async function loadFashionMnist(
-  options: LoadFashionMnistOptions = {},
+  options?: LoadFashionMnistOptions,
 ): Promise<FashionMnist> {
+  options = checkOptions("loadFashionMnist", options, LOAD_KEYS);
   if (options.dir !== undefined) {
     const missing = await probe(options.dir);
     if (missing === "no access") {
@@ -315,7 +332,8 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
  * file that a later {@link loadFashionMnist} would trust). Files already present with the
  * right hash are kept. Returns the folder.
  */
-export async function downloadFashionMnist(options: DownloadOptions = {}): Promise<string> {
+export async function downloadFashionMnist(options?: DownloadOptions): Promise<string> {
+  options = checkOptions("downloadFashionMnist", options, DOWNLOAD_KEYS);
   const baseUrl = options.baseUrl ?? FASHION_MNIST_URL;
   const dir = options.cacheDir ?? defaultCacheDir();
   if (dir === undefined) {

@@ -18,6 +18,7 @@
  */
 
 import { writeFileAtomic } from "../io/atomic.ts";
+import { checkArgument } from "../tensor/options.ts";
 
 /** The element types an IDX file can hold, named after their typed arrays. */
 export type IdxDtype = "uint8" | "int8" | "int16" | "int32" | "float32" | "float64";
@@ -74,6 +75,7 @@ function dtypeOf(data: IdxData): IdxDtype {
 
 /** True when `bytes` starts with the gzip magic number `1f 8b` (RFC 1952, section 2.3.1). */
 export function isGzip(bytes: Uint8Array): boolean {
+  checkArgument("isGzip", "bytes", bytes, "bytes");
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
@@ -109,6 +111,7 @@ function describeData(dims: number[]): string {
  * `train-images-idx3-ubyte.gz: expected 47040000 bytes of pixel data for [60000, 28, 28], found 1200`.
  */
 export async function parseIdx(bytes: Uint8Array, name = "<bytes>"): Promise<IdxArray> {
+  checkArgument("parseIdx", "bytes", bytes, "bytes");
   const raw = isGzip(bytes) ? await gunzip(bytes, name) : bytes;
   if (raw.length < 4) {
     throw new Error(`${name}: expected an IDX header of at least 4 bytes, found ${raw.length}`);
@@ -190,6 +193,8 @@ export async function readIdxFile(path: string): Promise<IdxArray> {
  * Encodes an IDX file. The dtype follows the typed array; `dims` must multiply to its length.
  */
 export function encodeIdx(dims: number[], data: IdxData): Uint8Array {
+  checkArgument("encodeIdx", "dims", dims, "array");
+  checkArgument("encodeIdx", "data", data, "array");
   const count = dims.reduce((a, b) => a * b, 1);
   if (dims.length === 0 || dims.length > 255 || dims.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new RangeError(`encodeIdx: dims must be 1-255 non-negative integers, got [${dims}]`);
@@ -235,6 +240,7 @@ export function encodeIdx(dims: number[], data: IdxData): Uint8Array {
  * or the new one, never half of one.
  */
 export async function writeIdxFile(path: string, dims: number[], data: IdxData): Promise<void> {
+  checkArgument("writeIdxFile", "path", path, "string");
   const encoded = encodeIdx(dims, data);
   await writeFileAtomic(path, path.endsWith(".gz") ? await gzip(encoded) : encoded);
 }

@@ -40,7 +40,8 @@
 
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
-import type { ImageCHW, ImageDataset } from "./dataset.ts";
+import { checkImage, type ImageCHW, type ImageDataset } from "./dataset.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
@@ -87,6 +88,14 @@ export interface ImageFolderDataset extends ImageDataset {
   /** The folder holding the shard. */
   shardDir: string;
 }
+
+const IMAGE_FOLDER_KEYS = declareOptions("loadImageFolder", [
+  "size",
+  "shardDir",
+  "skipBad",
+  "rebuild",
+  "onProgress",
+]);
 
 /** Options of {@link loadImageFolder}. */
 export interface ImageFolderOptions {
@@ -236,6 +245,7 @@ type FolderScan = Awaited<ReturnType<typeof scanImageFolder>>;
  * chunks are walked to IEND because the decoder accepts some truncated PNGs silently.
  */
 export function imageProblem(bytes: Uint8Array): string | undefined {
+  checkArgument("imageProblem", "bytes", bytes, "bytes");
   if (isJpeg(bytes)) return undefined;
   if (!isPng(bytes)) {
     const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");
@@ -274,6 +284,7 @@ export async function decodeImage(bytes: Uint8Array, name: string): Promise<Imag
  * central `size` x `size` crop, rounded to bytes.
  */
 export function preprocess(image: ImageCHW, size: number): ImageCHW<Uint8Array> {
+  checkImage("preprocess", image);
   return toUint8(centerCrop(resizeShorterSide(image, size), size));
 }
 
@@ -302,8 +313,9 @@ function defaultShardDir(absRoot: string, hash: string): string {
  */
 export async function loadImageFolder(
   root: string,
-  options: ImageFolderOptions = {},
+  options?: ImageFolderOptions,
 ): Promise<ImageFolderDataset> {
+  options = checkOptions("loadImageFolder", options, IMAGE_FOLDER_KEYS);
   const size = options.size ?? 256;
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(`loadImageFolder: size must be a positive integer, got ${size}`);

@@ -29,6 +29,17 @@ import type { Batch, ImageDataset } from "./dataset.ts";
 import { validateDataset } from "./dataset.ts";
 import type { WorkerRequest } from "./loader_worker.ts";
 import { compose, type PipelineSpec, type Transform } from "./pipeline.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const LOADER_KEYS = declareOptions("DataLoader", [
+  "batchSize",
+  "spec",
+  "seed",
+  "shuffle",
+  "dropLast",
+  "workers",
+  "prefetch",
+]);
 
 /** Options of {@link DataLoader}. */
 export interface DataLoaderOptions {
@@ -87,6 +98,12 @@ export class DataLoader implements AsyncDisposable {
   /** Creates a loader; workers start on the first {@link DataLoader.epoch}. */
   constructor(dataset: ImageDataset, options: DataLoaderOptions) {
     validateDataset(dataset, "DataLoader dataset");
+    if (options === undefined) {
+      throw new TypeError(
+        "DataLoader: expects options with at least a batch size, e.g. new DataLoader(dataset, { batchSize: 128 })",
+      );
+    }
+    checkOptions("DataLoader", options, LOADER_KEYS);
     const { batchSize } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new RangeError(`DataLoader: batchSize must be a positive integer, got ${batchSize}`);

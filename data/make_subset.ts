@@ -14,7 +14,8 @@
  */
 
 import { Rng } from "../tensor/random.ts";
-import type { ImageDataset } from "./dataset.ts";
+import { type ImageDataset, validateDataset } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
 import {
   FASHION_MNIST_BUILTIN_DIR,
   FASHION_MNIST_FILES,
@@ -56,6 +57,8 @@ export function balancedIndices(
 
 /** Copies the images and labels at `indices` into a new dataset. */
 export function selectImages(dataset: ImageDataset, indices: Int32Array): ImageDataset {
+  validateDataset(dataset, "selectImages");
+  checkArgument("selectImages", "indices", indices, "array");
   const [, c, h, w] = dataset.shape;
   const size = c * h * w;
   const images = new Uint8Array(indices.length * size);

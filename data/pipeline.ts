@@ -9,6 +9,11 @@
 
 import type { Rng } from "../tensor/random.ts";
 import type { ImageCHW } from "./dataset.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
+
+const PAPER_TRAIN_KEYS = declareOptions("paperTrainSpec", ["cropSize", "pcaJitter", "magnitude"]);
+const PAPER_EVAL_KEYS = declareOptions("paperEvalSpec", ["cropSize", "tenCrop"]);
+const FASHION_SPEC_KEYS = declareOptions("fashionMnistSpec", ["padCrop", "flip", "resize"]);
 import {
   centerCrop,
   type Eigen3,
@@ -58,7 +63,12 @@ function step(spec: TransformSpec): (image: ImageCHW, rng: Rng) => ImageCHW | Im
     case "normalize":
       return (image) => normalize(image, spec.mean, spec.std);
     case "pcaJitter":
-      return (image, rng) => pcaJitter(image, spec.eigen, rng, spec);
+      return (image, rng) =>
+        pcaJitter(image, spec.eigen, rng, {
+          std: spec.std,
+          magnitude: spec.magnitude,
+          pixelScale: spec.pixelScale,
+        });
     case "tenCrop":
       return (image) => tenCrop(image, spec.size);
     default:
@@ -73,6 +83,7 @@ function step(spec: TransformSpec): (image: ImageCHW, rng: Rng) => ImageCHW | Im
  * given, so a per-sample generator fixes the whole augmentation of that sample.
  */
 export function compose(spec: PipelineSpec): Transform {
+  checkArgument("compose", "spec", spec, "array");
   spec.forEach((s, i) => {
     if (s.op === "tenCrop" && i !== spec.length - 1) {
       throw new RangeError(
@@ -96,6 +107,8 @@ export function outputShape(spec: PipelineSpec, input: [number, number, number])
   shape: [number, number, number];
   views: number;
 } {
+  checkArgument("outputShape", "spec", spec, "array");
+  checkArgument("outputShape", "input", input, "array");
   let [c, h, w] = input;
   let views = 1;
   for (const s of spec) {
@@ -137,7 +150,9 @@ export interface PaperTrainOptions {
  * probability 0.5 and PCA colour jitter (section 4.1). Jitter adds one constant per channel,
  * so applying it after the crop and flip is the same as before them, and cheaper.
  */
-export function paperTrainSpec(stats: PaperStats, options: PaperTrainOptions = {}): PipelineSpec {
+export function paperTrainSpec(stats: PaperStats, options?: PaperTrainOptions): PipelineSpec {
+  checkArgument("paperTrainSpec", "stats", stats, "object");
+  options = checkOptions("paperTrainSpec", options, PAPER_TRAIN_KEYS);
   const spec: PipelineSpec = [
     { op: "subtractMean", mean: stats.meanImage },
     { op: "randomCrop", size: options.cropSize ?? PAPER_CROP },
@@ -163,8 +178,10 @@ export function paperTrainSpec(stats: PaperStats, options: PaperTrainOptions = {
  */
 export function paperEvalSpec(
   stats: PaperStats,
-  options: { cropSize?: number; tenCrop?: boolean } = {},
+  options?: { cropSize?: number; tenCrop?: boolean },
 ): PipelineSpec {
+  checkArgument("paperEvalSpec", "stats", stats, "object");
+  options = checkOptions("paperEvalSpec", options, PAPER_EVAL_KEYS);
   const size = options.cropSize ?? PAPER_CROP;
   return [
     { op: "subtractMean", mean: stats.meanImage },
@@ -191,7 +208,8 @@ export interface FashionMnistSpecOptions {
  * Fashion-MNIST: scale bytes to [0, 1], optional pad-and-crop and mirror, optional resize,
  * then normalize with mean 0.2860 and std 0.3530.
  */
-export function fashionMnistSpec(options: FashionMnistSpecOptions = {}): PipelineSpec {
+export function fashionMnistSpec(options?: FashionMnistSpecOptions): PipelineSpec {
+  options = checkOptions("fashionMnistSpec", options, FASHION_SPEC_KEYS);
   const spec: PipelineSpec = [{ op: "toFloat", scale: 1 / 255 }];
   if (options.padCrop) spec.push({ op: "randomCrop", size: 28, padding: options.padCrop });
   if (options.flip) spec.push({ op: "horizontalFlip", p: 0.5 });

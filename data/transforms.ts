@@ -17,7 +17,13 @@
  */
 
 import type { Rng } from "../tensor/random.ts";
-import type { ImageCHW, PixelArray } from "./dataset.ts";
+import { checkImage, checkRng, type ImageCHW, type PixelArray } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const PCA_KEYS = ["std", "magnitude", "pixelScale"] as const;
+const PCA_SHIFT_KEYS = declareOptions("pcaShift", PCA_KEYS);
+const PCA_JITTER_KEYS = declareOptions("pcaJitter", PCA_KEYS);
 
 function allocLike<T extends PixelArray>(data: T, length: number): T {
   return (data instanceof Uint8Array ? new Uint8Array(length) : new Float32Array(length)) as T;
@@ -29,6 +35,7 @@ function toFloat32(data: PixelArray): Float32Array {
 
 /** Converts to float32, multiplying by `scale` (1/255 maps bytes to [0, 1]). */
 export function toFloat(image: ImageCHW, scale = 1): ImageCHW<Float32Array> {
+  checkImage("toFloat", image);
   const out = new Float32Array(image.data.length);
   for (let i = 0; i < out.length; i++) out[i] = image.data[i] * scale;
   return { ...image, data: out };
@@ -46,6 +53,7 @@ export function crop<T extends PixelArray>(
   width: number,
   fill = 0,
 ): ImageCHW<T> {
+  checkImage("crop", image);
   const { channels, height: inH, width: inW, data } = image;
   const out = allocLike(data, channels * height * width);
   const inside = top >= 0 && left >= 0 && top + height <= inH && left + width <= inW;
@@ -78,6 +86,7 @@ export function centerCrop<T extends PixelArray>(
   height: number,
   width = height,
 ): ImageCHW<T> {
+  checkImage("centerCrop", image);
   checkCropSize(image, height, width, "centerCrop");
   const top = Math.floor((image.height - height) / 2);
   const left = Math.floor((image.width - width) / 2);
@@ -96,6 +105,8 @@ export function randomCrop<T extends PixelArray>(
   padding = 0,
   fill = 0,
 ): ImageCHW<T> {
+  checkImage("randomCrop", image);
+  checkRng("randomCrop", rng);
   const paddedH = image.height + 2 * padding;
   const paddedW = image.width + 2 * padding;
   if (size > paddedH || size > paddedW || size <= 0) {
@@ -111,6 +122,7 @@ export function randomCrop<T extends PixelArray>(
 
 /** Mirrors the image left-right. */
 export function flipHorizontal<T extends PixelArray>(image: ImageCHW<T>): ImageCHW<T> {
+  checkImage("flipHorizontal", image);
   const { channels, height, width, data } = image;
   const out = allocLike(data, data.length);
   // Copy each row, then reverse it in place with the native TypedArray.reverse (several times
@@ -132,6 +144,8 @@ export function horizontalFlip<T extends PixelArray>(
   rng: Rng,
   p = 0.5,
 ): ImageCHW<T> {
+  checkImage("horizontalFlip", image);
+  checkRng("horizontalFlip", rng);
   // Not flipping returns the input itself: no transform mutates its input, so sharing is safe
   // and saves a copy of the image.
   return rng.uniform() < p ? flipHorizontal(image) : image;
@@ -142,6 +156,8 @@ export function horizontalFlip<T extends PixelArray>(
  * training set from each pixel"). `mean` must have the image's CHW shape.
  */
 export function subtractMean(image: ImageCHW, mean: Float32Array): ImageCHW<Float32Array> {
+  checkImage("subtractMean", image);
+  checkArgument("subtractMean", "mean", mean, "array");
   if (mean.length !== image.data.length) {
     throw new RangeError(
       `subtractMean: mean image has ${mean.length} values, image ` +
@@ -159,6 +175,9 @@ export function normalize(
   mean: readonly number[],
   std: readonly number[],
 ): ImageCHW<Float32Array> {
+  checkImage("normalize", image);
+  checkArgument("normalize", "mean", mean, "array");
+  checkArgument("normalize", "std", std, "array");
   if (mean.length !== image.channels || std.length !== image.channels) {
     throw new RangeError(
       `normalize: expected ${image.channels} means and stds, got ${mean.length} and ${std.length}`,
@@ -194,6 +213,12 @@ export interface Eigen3 {
  * result (and therefore PCA jitter) deterministic.
  */
 export function jacobiEigen(matrix: readonly (readonly number[])[]): Eigen3 {
+  checkArgument("jacobiEigen", "matrix", matrix, "array");
+  if (matrix.some((row) => !Array.isArray(row))) {
+    throw new TypeError(
+      `jacobiEigen: expected a 3x3 matrix (rows of numbers), got ${JSON.stringify(matrix)}`,
+    );
+  }
   if (matrix.length !== 3 || matrix.some((row) => row.length !== 3)) {
     throw new RangeError(`jacobiEigen: expected a 3x3 matrix, got ${JSON.stringify(matrix)}`);
   }
@@ -273,8 +298,11 @@ export interface PcaJitterOptions {
 export function pcaShift(
   eigen: Eigen3,
   rng: Rng,
-  options: PcaJitterOptions = {},
+  options?: PcaJitterOptions,
 ): [number, number, number] {
+  checkArgument("pcaShift", "eigen", eigen, "object");
+  checkRng("pcaShift", rng);
+  options = checkOptions("pcaShift", options, PCA_SHIFT_KEYS);
   const std = options.std ?? 0.1;
   const scale = options.pixelScale ?? 1;
   const shift: [number, number, number] = [0, 0, 0];
@@ -292,8 +320,11 @@ export function pcaJitter(
   image: ImageCHW,
   eigen: Eigen3,
   rng: Rng,
-  options: PcaJitterOptions = {},
+  options?: PcaJitterOptions,
 ): ImageCHW<Float32Array> {
+  checkImage("pcaJitter", image);
+  checkRng("pcaJitter", rng);
+  options = checkOptions("pcaJitter", options, PCA_JITTER_KEYS);
   if (image.channels !== 3) {
     throw new RangeError(`pcaJitter: needs an RGB image (3 channels), got ${image.channels}`);
   }
@@ -350,6 +381,7 @@ export function resizeBilinear(
  * image such that the shorter side was of length 256").
  */
 export function resizeShorterSide(image: ImageCHW, size: number): ImageCHW<Float32Array> {
+  checkImage("resizeShorterSide", image);
   const scale = size / Math.min(image.height, image.width);
   const height = image.height <= image.width ? size : Math.round(image.height * scale);
   const width = image.width < image.height ? size : Math.round(image.width * scale);
@@ -358,6 +390,7 @@ export function resizeShorterSide(image: ImageCHW, size: number): ImageCHW<Float
 
 /** Rounds and clamps to bytes, for storing a resized image. */
 export function toUint8(image: ImageCHW): ImageCHW<Uint8Array> {
+  checkImage("toUint8", image);
   return {
     ...image,
     data: Uint8Array.from(image.data, (x) => Math.min(255, Math.max(0, Math.round(x)))),
@@ -369,6 +402,7 @@ export function toUint8(image: ImageCHW): ImageCHW<Uint8Array> {
  * mirrored, in the order top-left, top-right, bottom-left, bottom-right, center.
  */
 export function tenCrop<T extends PixelArray>(image: ImageCHW<T>, size: number): ImageCHW<T>[] {
+  checkImage("tenCrop", image);
   checkCropSize(image, size, size, "tenCrop");
   const bottom = image.height - size, right = image.width - size;
   const five = [

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { checkArgument } from "../tensor/options.ts";
+
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
 function splitPath(path: string): { dir: string; base: string } {
@@ -38,6 +40,8 @@ export function isTempFileOf(base: string, name: string): boolean {
  * ```
  */
 export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
+  checkArgument("writeFileAtomic", "path", path, "string");
+  checkArgument("writeFileAtomic", "data", data, "bytes");
   const { dir, base } = splitPath(path);
   const started = Date.now();
   const temp = `${dir}/.${base}.${crypto.randomUUID()}.tmp`;
@@ -53,10 +57,22 @@ export async function writeFileAtomic(path: string, data: Uint8Array): Promise<v
     await Deno.rename(temp, path);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
-    throw error;
+    throw nameTheFile(error, path);
   }
   await syncFolder(dir, path);
   await removeStaleTemps(dir, base, started);
+}
+
+/**
+ * The error of a failed write, its message prefixed with the file being written and the fact
+ * that the previous file is intact (a full disk says only "No space left on device"). The
+ * error keeps its class (Deno.errors.*) and stack.
+ */
+function nameTheFile(error: unknown, path: string): unknown {
+  if (!(error instanceof Error)) return error;
+  error.message = `writeFileAtomic: writing ${path} failed (${error.message}); ` +
+    `nothing was replaced: the previous ${path}, if any, is intact`;
+  return error;
 }
 
 /** Flushes a folder's entries (the rename) to disk; Windows cannot open folders, so it skips. */
@@ -112,5 +128,7 @@ async function removeStaleTemps(dir: string, base: string, before: number): Prom
  * ```
  */
 export function writeTextFileAtomic(path: string, text: string): Promise<void> {
+  checkArgument("writeTextFileAtomic", "path", path, "string");
+  checkArgument("writeTextFileAtomic", "text", text, "string");
   return writeFileAtomic(path, new TextEncoder().encode(text));
 }

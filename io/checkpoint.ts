@@ -31,6 +31,22 @@
 import type { Tensor, TypedArray } from "../tensor/tensor.ts";
 import { Module, stateProblems } from "../nn/module.ts";
 import { describeValue } from "../optim/options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const SAVE_KEYS = declareOptions("saveCheckpoint", [
+  "model",
+  "optimizer",
+  "schedule",
+  "metadata",
+  "allowNonFinite",
+]);
+const LOAD_KEYS = declareOptions("loadCheckpoint", [
+  "model",
+  "optimizer",
+  "schedule",
+  "strict",
+  "allowNonFinite",
+]);
 import { SGD, type SgdState } from "../optim/sgd.ts";
 import type { LrSchedule, ScheduleState } from "../optim/schedules.ts";
 import type { RngState } from "../tensor/random.ts";
@@ -140,6 +156,22 @@ function firstNonFinite(data: ArrayLike<number>): [number, number] | undefined {
  * ```
  */
 export async function saveCheckpoint(path: string, options: SaveCheckpointOptions): Promise<void> {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`saveCheckpoint: path must be a file name, got ${describeValue(path)}`);
+  }
+  if (options === undefined) {
+    throw new TypeError(
+      `saveCheckpoint(${path}): expects options { model, optimizer?, schedule?, metadata? }`,
+    );
+  }
+  checkOptions(`saveCheckpoint(${path})`, options, SAVE_KEYS);
+  if (!(options.model instanceof Module)) {
+    throw new TypeError(
+      `saveCheckpoint(${path}): options.model must be a Module, got ${
+        describeValue(options.model)
+      }`,
+    );
+  }
   const { model, optimizer, schedule } = options;
   const tensors = new Map<string, TensorEntry>();
   const add = (name: string, entry: TensorEntry) => {
@@ -244,10 +276,12 @@ export async function loadCheckpoint(
   // only checked by its loadStateDict, and is rolled back if that throws.
   if (schedule) {
     const before = schedule.stateDict();
+    const lrs = optimizer?.groups.map((g) => g.lr);
     try {
       schedule.loadStateDict(plan.schedule!);
     } catch (error) {
       schedule.loadStateDict(before);
+      optimizer?.groups.forEach((g, i) => (g.lr = lrs![i]));
       fail(`schedule state "${KEYS.schedule}": ${(error as Error).message}`);
     }
   }
@@ -269,6 +303,7 @@ function checkLoadOptions(options: LoadCheckpointOptions, fail: (problem: string
   if (typeof options !== "object" || options === null) {
     fail(`options must be { model, optimizer?, schedule? }, got ${String(options)}`);
   }
+  checkOptions("loadCheckpoint", options, LOAD_KEYS);
   if (!(options.model instanceof Module)) fail(`options.model must be a Module`);
   if (options.optimizer !== undefined && !(options.optimizer instanceof SGD)) {
     fail(`options.optimizer must be an SGD optimizer`);

@@ -34,6 +34,7 @@
  */
 
 import { writeFileAtomic } from "./atomic.ts";
+import { checkArgument } from "../tensor/options.ts";
 
 /** The dtypes tessera reads and writes. */
 export type SafetensorsDtype = "F32" | "F64" | "I32" | "U8";
@@ -156,6 +157,8 @@ export function encodeSafetensors(
   tensors: Record<string, TensorEntry> | Map<string, TensorEntry>,
   metadata?: Record<string, string>,
 ): Uint8Array {
+  checkArgument("encodeSafetensors", "tensors", tensors, "object");
+  if (metadata !== undefined) checkArgument("encodeSafetensors", "metadata", metadata, "object");
   const entries = entriesOf(tensors);
   for (const [name, entry] of entries) checkEntryForWrite(name, entry);
   entries.sort(([nameA, a], [nameB, b]) =>
@@ -273,6 +276,7 @@ export function decodeSafetensors(
   bytes: Uint8Array,
   name = "<memory>",
 ): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
+  checkArgument("decodeSafetensors", "bytes", bytes, "bytes");
   const fail = (problem: string): never => {
     throw new Error(`${name}: ${problem}`);
   };

@@ -35,6 +35,7 @@ import {
 import type { Module } from "../nn/module.ts";
 import { alexnetInit, heInit, xavierNormal, zeros } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { sizeOf } from "../tensor/shape.ts";
 import { registerBackend } from "../tensor/tensor.ts";
 import { cpuBackend } from "../backend/cpu.ts";
@@ -99,6 +100,37 @@ export interface AlexNetTorchvisionOptions extends AblationOptions {
    */
   hidden?: number;
 }
+
+const ABLATION_KEYS = [
+  "activation",
+  "dropout",
+  "pool",
+  "inChannels",
+  "numClasses",
+  "seed",
+] as const;
+const ALEXNET_KEYS = [
+  ...ABLATION_KEYS,
+  "lrn",
+  "lrnAlphaScaling",
+  "groups",
+  "oneGpu",
+  "inputSize",
+  "init",
+] as const;
+const MODEL_KEYS = {
+  alexnet: declareOptions("alexnet", ALEXNET_KEYS),
+  alexnetMini: declareOptions("alexnetMini", ALEXNET_KEYS),
+  alexnetTorchvision: declareOptions("alexnetTorchvision", [...ABLATION_KEYS, "init"]),
+  figure1Net: declareOptions("figure1Net", [
+    "activation",
+    "inChannels",
+    "inputSize",
+    "numClasses",
+    "seed",
+    "init",
+  ]),
+};
 
 /** One convolutional layer of a variant. */
 interface ConvSpec {
@@ -309,8 +341,8 @@ function buildAlexNet(spec: VariantSpec, options: AlexNetOptions): Sequential {
  * model.summary([1, 3, 227, 227]); // prints the paper's table: layer, output shape, parameters
  * ```
  */
-export function alexnet(options: AlexNetOptions = {}): Sequential {
-  return buildAlexNet(PAPER, options);
+export function alexnet(options?: AlexNetOptions): Sequential {
+  return buildAlexNet(PAPER, checkOptions("alexnet", options, MODEL_KEYS.alexnet));
 }
 
 /**
@@ -341,8 +373,8 @@ export function alexnet(options: AlexNetOptions = {}): Sequential {
  * assert.notDeepEqual(model.parameters()[0].dataSync(), before); // the step moved it
  * ```
  */
-export function alexnetMini(options: AlexNetOptions = {}): Sequential {
-  return buildAlexNet(MINI, options);
+export function alexnetMini(options?: AlexNetOptions): Sequential {
+  return buildAlexNet(MINI, checkOptions("alexnetMini", options, MODEL_KEYS.alexnetMini));
 }
 
 /** Options of {@link figure1Net}. */
@@ -376,7 +408,8 @@ export interface Figure1NetOptions {
  * const net = figure1Net({ activation: "tanh" }); // [N, 1, 28, 28] -> [N, 10]
  * ```
  */
-export function figure1Net(options: Figure1NetOptions = {}): Sequential {
+export function figure1Net(options?: Figure1NetOptions): Sequential {
+  options = checkOptions("figure1Net", options, MODEL_KEYS.figure1Net);
   const rng = new Rng(options.seed ?? 0);
   const init = options.init ?? "he";
   if (init !== "he" && init !== "xavier" && init !== "pytorch") {
@@ -440,7 +473,8 @@ function xavierInit(model: Module, rng: Rng): void {
  * assert.equal(names.at(-1), "classifier.6.bias");
  * ```
  */
-export function alexnetTorchvision(options: AlexNetTorchvisionOptions = {}): Sequential {
+export function alexnetTorchvision(options?: AlexNetTorchvisionOptions): Sequential {
+  options = checkOptions("alexnetTorchvision", options, MODEL_KEYS.alexnetTorchvision);
   const rng = new Rng(options.seed ?? 0);
   const init = checkInit(options.init ?? "pytorch");
   const weights = { rng, initialize: init === "pytorch" };

@@ -21,6 +21,14 @@ import type { TypedArray } from "../backend/backend.ts";
 import { formatShape } from "../tensor/shape.ts";
 import { generator, type Rng } from "../tensor/random.ts";
 import type { Module } from "./module.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
+
+const INIT_KEYS = {
+  kaimingNormal: declareOptions("init.kaimingNormal", ["gain", "mode", "rng"]),
+  kaimingUniform: declareOptions("init.kaimingUniform", ["gain", "mode", "rng"]),
+  xavierUniform: declareOptions("init.xavierUniform", ["gain", "rng"]),
+  xavierNormal: declareOptions("init.xavierNormal", ["gain", "rng"]),
+};
 
 /** A random source: a shared generator (advanced) or a seed for a fresh one. */
 export type RandomSource = Rng | number;
@@ -139,14 +147,16 @@ export interface KaimingOptions {
  * He et al. 2015, "Delving deep into rectifiers": N(0, std²) with std = gain / sqrt(fan), so
  * a ReLU network keeps the variance of its activations from layer to layer.
  */
-export function kaimingNormal(t: Tensor, options: KaimingOptions = {}): Tensor {
+export function kaimingNormal(t: Tensor, options?: KaimingOptions): Tensor {
+  options = checkOptions("init.kaimingNormal", options, INIT_KEYS.kaimingNormal);
   const { fanIn, fanOut } = fans(t.shape);
   const std = (options.gain ?? Math.SQRT2) / Math.sqrt(options.mode === "fanOut" ? fanOut : fanIn);
   return normal(t, 0, std, options.rng);
 }
 
 /** He et al. 2015, uniform form: U(-b, b) with b = gain * sqrt(3 / fan) (same variance). */
-export function kaimingUniform(t: Tensor, options: KaimingOptions = {}): Tensor {
+export function kaimingUniform(t: Tensor, options?: KaimingOptions): Tensor {
+  options = checkOptions("init.kaimingUniform", options, INIT_KEYS.kaimingUniform);
   const { fanIn, fanOut } = fans(t.shape);
   const fan = options.mode === "fanOut" ? fanOut : fanIn;
   const bound = (options.gain ?? Math.SQRT2) * Math.sqrt(3 / fan);
@@ -165,14 +175,16 @@ export interface XavierOptions {
  * Glorot and Bengio 2010, "Understanding the difficulty of training deep feedforward neural
  * networks", eq. 16: U(-b, b) with b = gain * sqrt(6 / (fanIn + fanOut)).
  */
-export function xavierUniform(t: Tensor, options: XavierOptions = {}): Tensor {
+export function xavierUniform(t: Tensor, options?: XavierOptions): Tensor {
+  options = checkOptions("init.xavierUniform", options, INIT_KEYS.xavierUniform);
   const { fanIn, fanOut } = fans(t.shape);
   const bound = (options.gain ?? 1) * Math.sqrt(6 / (fanIn + fanOut));
   return uniform(t, -bound, bound, options.rng);
 }
 
 /** Glorot and Bengio 2010, normal form: N(0, std²) with std = gain * sqrt(2 / (fanIn + fanOut)). */
-export function xavierNormal(t: Tensor, options: XavierOptions = {}): Tensor {
+export function xavierNormal(t: Tensor, options?: XavierOptions): Tensor {
+  options = checkOptions("init.xavierNormal", options, INIT_KEYS.xavierNormal);
   const { fanIn, fanOut } = fans(t.shape);
   const std = (options.gain ?? 1) * Math.sqrt(2 / (fanIn + fanOut));
   return normal(t, 0, std, options.rng);

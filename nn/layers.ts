@@ -15,16 +15,23 @@
  */
 
 import { type Tensor, zeros } from "../tensor/tensor.ts";
-import { formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
+import { checkShape, formatShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import { generator, Rng, type RngState } from "../tensor/random.ts";
 import { relu, tanh } from "../tensor/ops/elementwise.ts";
 import { flatten } from "../tensor/ops/layout.ts";
 import { linear } from "../tensor/ops/matmul.ts";
 import { conv2d, conv2dParams } from "../tensor/ops/conv2d.ts";
-import { adaptiveAvgPool2d, avgPool2d, maxPool2d, pool2dParams } from "../tensor/ops/pool.ts";
+import {
+  adaptiveAvgPool2d,
+  avgPool2d,
+  maxPool2d,
+  pool2dParams,
+  poolOptions,
+} from "../tensor/ops/pool.ts";
 import { localResponseNorm } from "../tensor/ops/lrn.ts";
 import { dropout } from "../tensor/ops/dropout.ts";
 import { Module, parameter } from "./module.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { pytorchDefault, type RandomSource } from "./init.ts";
 
 export { Sequential } from "./sequential.ts";
@@ -119,7 +126,37 @@ export interface Conv2dLayerOptions extends WeightOptions {
   padding?: Size2;
   /** Channel groups (default 1; AlexNet's conv2, conv4, conv5 use 2: paper section 3.2). */
   groups?: number;
+  /** Spacing between kernel taps (default 1, PyTorch's `dilation`). */
+  dilation?: Size2;
 }
+
+const WEIGHT_KEYS = ["bias", "rng", "initialize"] as const;
+const CONV2D_LAYER_KEYS = declareOptions("Conv2d", [
+  "stride",
+  "padding",
+  "groups",
+  "dilation",
+  ...WEIGHT_KEYS,
+]);
+const LINEAR_KEYS = declareOptions("Linear", WEIGHT_KEYS);
+const LRN_LAYER_KEYS = declareOptions("LocalResponseNorm", [
+  "size",
+  "alpha",
+  "beta",
+  "k",
+  "alphaScaling",
+]);
+const MAX_POOL_LAYER_KEYS = declareOptions("MaxPool2d", [
+  "kernelSize",
+  "stride",
+  "padding",
+  "ceilMode",
+]);
+const AVG_POOL_LAYER_KEYS = declareOptions("AvgPool2d", [
+  ...MAX_POOL_LAYER_KEYS,
+  "countIncludePad",
+]);
+const DROPOUT_LAYER_KEYS = declareOptions("Dropout", ["seed"]);
 
 /**
  * 2-D convolution: weight [outChannels, inChannels / groups, kH, kW], bias [outChannels],
@@ -150,20 +187,24 @@ export class Conv2d extends Module {
   readonly padding: [number, number];
   /** Channel groups. */
   readonly groups: number;
+  /** Dilation [vertical, horizontal]. */
+  readonly dilation: [number, number];
 
   /** Creates the layer and its parameters. */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
     kernelSize: Size2,
-    options: Conv2dLayerOptions = {},
+    options?: Conv2dLayerOptions,
   ) {
     super();
+    options = checkOptions("Conv2d", options, CONV2D_LAYER_KEYS);
     checkInteger("Conv2d", "inChannels", inChannels, 1);
     checkInteger("Conv2d", "outChannels", outChannels, 1);
     this.kernelSize = pair("Conv2d", "kernelSize", kernelSize, 1);
     this.stride = pair("Conv2d", "stride", options.stride ?? 1, 1);
     this.padding = pair("Conv2d", "padding", options.padding ?? 0, 0);
+    this.dilation = pair("Conv2d", "dilation", options.dilation ?? 1, 1);
     this.groups = options.groups ?? 1;
     checkInteger("Conv2d", "groups", this.groups, 1);
     if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
@@ -195,11 +236,13 @@ export class Conv2d extends Module {
       stride: this.stride,
       padding: this.padding,
       groups: this.groups,
+      dilation: this.dilation,
     });
   }
 
   /** [N, outChannels, outH, outW]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("Conv2d", inputShape);
     const c = inputShape[1];
     if (c !== this.inChannels) {
@@ -209,7 +252,14 @@ export class Conv2d extends Module {
         } has ${c} channels, expected ${this.inChannels}`,
       );
     }
-    const p = conv2dParams(inputShape, this.weight.shape, this.stride, this.padding, this.groups);
+    const p = conv2dParams(
+      inputShape,
+      this.weight.shape,
+      this.stride,
+      this.padding,
+      this.groups,
+      this.dilation,
+    );
     return [p.n, p.o, p.outH, p.outW];
   }
 
@@ -226,6 +276,8 @@ export class Conv2d extends Module {
     const parts = [`${this.inChannels}->${this.outChannels}`, `${kh}x${kw}/${stride}`];
     if (ph || pw) parts.push(`pad ${ph === pw ? ph : `${ph}x${pw}`}`);
     if (this.groups !== 1) parts.push(`groups ${this.groups}`);
+    const [dh, dw] = this.dilation;
+    if (dh !== 1 || dw !== 1) parts.push(`dilation ${dh === dw ? dh : `${dh}x${dw}`}`);
     if (!this.bias) parts.push("no bias");
     return parts.join(", ");
   }
@@ -254,9 +306,10 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: WeightOptions = {},
+    options?: WeightOptions,
   ) {
     super();
+    options = checkOptions("Linear", options, LINEAR_KEYS);
     checkInteger("Linear", "inFeatures", inFeatures, 1);
     checkInteger("Linear", "outFeatures", outFeatures, 1);
     const [weight, bias] = weightAndBias([outFeatures, inFeatures], options);
@@ -289,6 +342,7 @@ export class Linear extends Module {
 
   /** [N, outFeatures]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     if (inputShape.length !== 2 || inputShape[1] !== this.inFeatures) {
       throw new RangeError(
         `Linear(${this.describe()}): input must be [N, ${this.inFeatures}], got ${
@@ -321,6 +375,7 @@ export class ReLU extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -333,6 +388,7 @@ export class Tanh extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -345,6 +401,7 @@ export class Identity extends Module {
   }
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 }
@@ -397,8 +454,9 @@ export class LocalResponseNorm extends Module {
   readonly alphaScaling: "averaged" | "per-term";
 
   /** Creates the layer (no parameters). */
-  constructor(options: LocalResponseNormOptions = {}) {
+  constructor(options?: LocalResponseNormOptions) {
     super();
+    options = checkOptions("LocalResponseNorm", options, LRN_LAYER_KEYS);
     this.size = options.size ?? 5;
     this.alpha = options.alpha ?? 1e-4;
     this.beta = options.beta ?? 0.75;
@@ -430,6 +488,7 @@ export class LocalResponseNorm extends Module {
 
   /** Same as the input, which must be [N, C, H, W]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("LocalResponseNorm", inputShape);
     return [...inputShape];
   }
@@ -451,6 +510,14 @@ export interface Pool2dLayerOptions {
   stride?: Size2;
   /** Implicit padding on each side (default 0). */
   padding?: Size2;
+  /** Round the output size up, adding a last partial window (default false, PyTorch's `ceil_mode`). */
+  ceilMode?: boolean;
+}
+
+/** Options of {@link AvgPool2d}. */
+export interface AvgPool2dLayerOptions extends Pool2dLayerOptions {
+  /** Padded cells count in the divisor (default true, PyTorch's `count_include_pad`). */
+  countIncludePad?: boolean;
 }
 
 /** What max and average pooling share: the window, its stride and padding. */
@@ -461,19 +528,21 @@ export abstract class Pool2d extends Module {
   readonly stride: [number, number];
   /** Padding [vertical, horizontal]. */
   readonly padding: [number, number];
+  /** Whether the output size rounds up (PyTorch's ceil_mode). */
+  readonly ceilMode: boolean;
 
-  /** Creates the layer (no parameters). */
-  constructor(options: Pool2dLayerOptions) {
+  /** Creates the layer (no parameters); `keys` are the options the subclass accepts. */
+  constructor(options: Pool2dLayerOptions, keys: readonly string[]) {
     super();
     const layer = new.target.name;
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `${layer}: expects options { kernelSize, stride?, padding? }, got ${String(options)}`,
-      );
-    }
+    poolOptions(layer, options, keys);
     this.kernelSize = pair(layer, "kernelSize", options.kernelSize, 1);
     this.stride = pair(layer, "stride", options.stride ?? options.kernelSize, 1);
     this.padding = pair(layer, "padding", options.padding ?? 0, 0);
+    this.ceilMode = options.ceilMode ?? false;
+    if (typeof this.ceilMode !== "boolean") {
+      throw new TypeError(`${layer}: ceilMode must be true or false, got ${String(this.ceilMode)}`);
+    }
   }
 
   /** The options of the pooling op. */
@@ -481,14 +550,18 @@ export abstract class Pool2d extends Module {
     kernelSize: [number, number];
     stride: [number, number];
     padding: [number, number];
+    ceilMode: boolean;
   } {
-    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+    const { kernelSize, stride, padding, ceilMode } = this;
+    return { kernelSize, stride, padding, ceilMode };
   }
 
-  /** [N, C, outH, outW] (floor mode); the op's own validation names a bad configuration. */
+  /** [N, C, outH, outW]; the op's own validation names a bad configuration. */
   outputShape(inputShape: Shape): number[] {
-    const { kernelSize, stride, padding } = this.opOptions;
-    const p = pool2dParams(this.constructor.name, inputShape, kernelSize, stride, padding);
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
+    const { kernelSize, stride, padding, ceilMode } = this.opOptions;
+    const layer = this.constructor.name;
+    const p = pool2dParams(layer, inputShape, kernelSize, stride, padding, ceilMode);
     return [p.n, p.c, p.outH, p.outW];
   }
 
@@ -496,7 +569,8 @@ export abstract class Pool2d extends Module {
   override describe(): string {
     const [kh, kw] = this.kernelSize, [sh, sw] = this.stride, [ph, pw] = this.padding;
     const pad = ph || pw ? `, pad ${ph === pw ? ph : `${ph}x${pw}`}` : "";
-    return `${kh}x${kw}/${sh === sw ? sh : `${sh}x${sw}`}${pad}`;
+    const ceil = this.ceilMode ? ", ceil" : "";
+    return `${kh}x${kw}/${sh === sw ? sh : `${sh}x${sw}`}${pad}${ceil}`;
   }
 }
 
@@ -513,17 +587,36 @@ export abstract class Pool2d extends Module {
  * ```
  */
 export class MaxPool2d extends Pool2d {
+  /** Creates the layer (no parameters). */
+  constructor(options: Pool2dLayerOptions) {
+    super(options, MAX_POOL_LAYER_KEYS);
+  }
+
   /** The maximum of each window. */
   forward(x: Tensor): Tensor {
     return maxPool2d(x, this.opOptions);
   }
 }
 
-/** Average pooling; padded cells count as zeros (PyTorch's count_include_pad = true). */
+/** Average pooling; padded cells count as zeros unless `countIncludePad: false` (PyTorch's rule). */
 export class AvgPool2d extends Pool2d {
+  /** Whether padded cells count in the divisor. */
+  readonly countIncludePad: boolean;
+
+  /** Creates the layer (no parameters). */
+  constructor(options: AvgPool2dLayerOptions) {
+    super(options, AVG_POOL_LAYER_KEYS);
+    this.countIncludePad = options.countIncludePad ?? true;
+    if (typeof this.countIncludePad !== "boolean") {
+      throw new TypeError(
+        `AvgPool2d: countIncludePad must be true or false, got ${String(this.countIncludePad)}`,
+      );
+    }
+  }
+
   /** The mean of each window. */
   forward(x: Tensor): Tensor {
-    return avgPool2d(x, this.opOptions);
+    return avgPool2d(x, { ...this.opOptions, countIncludePad: this.countIncludePad });
   }
 }
 
@@ -548,6 +641,7 @@ export class AdaptiveAvgPool2d extends Module {
 
   /** [N, C, outH, outW]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     checkImage("AdaptiveAvgPool2d", inputShape);
     return [inputShape[0], inputShape[1], ...this.outputSize];
   }
@@ -594,8 +688,9 @@ export class Dropout extends Module {
   #rng: Rng;
 
   /** Creates the layer; p is the probability of dropping an element (default 0.5: paper 4.2). */
-  constructor(readonly p = 0.5, options: DropoutOptions = {}) {
+  constructor(readonly p = 0.5, options?: DropoutOptions) {
     super();
+    options = checkOptions("Dropout", options, DROPOUT_LAYER_KEYS);
     if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
     this.#rng = new Rng(options.seed ?? generator().nextU32());
   }
@@ -608,6 +703,7 @@ export class Dropout extends Module {
 
   /** Same as the input. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     return [...inputShape];
   }
 
@@ -644,6 +740,7 @@ export class Flatten extends Module {
 
   /** [...shape[0:startAxis], prod(shape[startAxis:])]. */
   outputShape(inputShape: Shape): number[] {
+    checkShape(`${this.constructor.name}.outputShape`, inputShape);
     const rank = inputShape.length;
     if (this.startAxis < -rank || this.startAxis >= rank) {
       throw new RangeError(

@@ -14,17 +14,17 @@
  *       ...
  *     }
  *
- * The registry (not a field) is the single source of truth, because `to(device)` replaces
- * every parameter tensor with one on the new device; layers read their parameters through
- * getters, so they always see the current ones. Names are dotted paths through the children
+ * The registry (not a field) is the single source of truth; layers read their parameters
+ * through getters. Names are dotted paths through the children
  * (`features.0.weight`), exactly as PyTorch spells them, so a torchvision `state_dict` saved
  * to safetensors loads without renaming.
  *
  * Every module also knows the shape it produces (`outputShape`), so `summary()` can walk a
  * 227x227 AlexNet in microseconds without running a kernel.
  *
- * Move a model with `to()` *before* creating its optimizer: the optimizer holds the parameter
- * tensors themselves, and `to()` replaces (and disposes) them. A move from the CPU (to the
+ * `to()` moves parameters in place, as PyTorch does: each parameter keeps its Tensor object
+ * and gets memory on the new device (or of the new dtype), so an optimizer created before the
+ * move keeps updating them (its velocities follow at the next step). A move from the CPU (to the
  * GPU, or a dtype change there) happens at once, inside the call; a move off the GPU must
  * read the weights back, which is asynchronous: until its promise settles, using the module
  * (forward, parameters, loadStateDict, another move) is an error that says to await it.
@@ -35,9 +35,14 @@
 import { type Device, fromArray, getBackend, Tensor } from "../tensor/tensor.ts";
 import { cast } from "../tensor/ops/elementwise.ts";
 import type { Backend, DType, TypedArray } from "../backend/backend.ts";
-import { formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
+import { checkShape, formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
 import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
+
+const LOAD_STATE_KEYS = declareOptions("Module.loadStateDict", ["strict"]);
+const TO_KEYS = declareOptions("Module.to", ["device", "dtype"]);
+const SUMMARY_KEYS = declareOptions("Module.summary", ["print"]);
 
 /** Host values with a shape: what a safetensors file yields, accepted by `loadStateDict`. */
 export interface HostTensor {
@@ -61,6 +66,7 @@ export interface LoadStateDictOptions {
  * `backward()` nor a `scope()` ever frees it. Returns the same tensor.
  */
 export function parameter(t: Tensor): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`parameter: expects a Tensor, got ${String(t)}`);
   if (t.dtype === "int32") throw new TypeError("parameter: int32 tensors cannot be parameters");
   t.requiresGrad = true;
   return t.keep();
@@ -165,7 +171,7 @@ export abstract class Module {
   }
 
   #checkName(name: string): void {
-    if (name === "" || name.includes(".")) {
+    if (typeof name !== "string" || name === "" || name.includes(".")) {
       throw new Error(`${this.constructor.name}: invalid name "${name}" (non-empty, no dots)`);
     }
     if (this.#parameters.has(name) || this.#children.has(name)) {
@@ -208,12 +214,15 @@ export abstract class Module {
     return out;
   }
 
-  /** Every parameter, in the order of {@link namedParameters}. */
+  /**
+   * Every parameter, in the order of {@link namedParameters}; a parameter shared by two layers
+   * (tied weights) appears once, as in PyTorch.
+   */
   parameters(): Tensor[] {
-    return [...this.namedParameters().values()];
+    return [...new Set(this.namedParameters().values())];
   }
 
-  /** Total number of parameter elements. */
+  /** Total number of parameter elements (a shared parameter counts once). */
   parameterCount(): number {
     let count = 0;
     for (const p of this.parameters()) count += p.size;
@@ -251,8 +260,9 @@ export abstract class Module {
    */
   async loadStateDict(
     state: Map<string, Tensor | HostTensor>,
-    options: LoadStateDictOptions = {},
+    options?: LoadStateDictOptions,
   ): Promise<void> {
+    options = checkOptions("Module.loadStateDict", options, LOAD_STATE_KEYS);
     if (!(state instanceof Map)) {
       throw new TypeError(
         `loadStateDict: expects a Map from parameter names to tensors (as stateDict() or loadSafetensors() return), got ${
@@ -285,13 +295,19 @@ export abstract class Module {
   /**
    * Moves every parameter to `device` (`"cpu"`, or `"gpu"` after `await initWebGPU()`) and/or
    * converts it to `dtype`: `await model.to("gpu")`, `await model.to({ dtype: "float64" })`
-   * (for a gradient check of a whole model on the CPU). The old tensors and their gradients
-   * are disposed; returns this module. Moves from the CPU are done when `to` returns; a move
+   * (for a gradient check of a whole model on the CPU). Parameters move in place, as in
+   * PyTorch: the same Tensor objects get new memory, so an optimizer created before the move
+   * keeps updating them; their gradients are disposed. Returns this module. Moves from the CPU are done when `to` returns; a move
    * off the GPU finishes when the promise settles, and using the module before that throws.
    */
   async to(target: Device | { device?: Device; dtype?: DType }): Promise<this> {
+    if (target === undefined || target === null) {
+      throw new TypeError(
+        `Module.to: expects a device ("cpu", "gpu") or { device?, dtype? }, got ${String(target)}`,
+      );
+    }
     const options = typeof target === "object" && !("fromArray" in target)
-      ? target
+      ? checkOptions("Module.to", target, TO_KEYS)
       : { device: target };
     const backend = options.device === undefined ? undefined : getBackend(options.device);
     if (options.dtype !== undefined && options.dtype !== "float32" && options.dtype !== "float64") {
@@ -304,8 +320,12 @@ export abstract class Module {
     const modules = this.namedModules();
     for (const [, module] of modules) module.#checkSettled(`${module.constructor.name}.to()`);
     const moves: [Module, string, Tensor][] = [];
+    const seen = new Set<Tensor>(); // a shared layer's parameters move once
     for (const [, module] of modules) {
-      for (const [name, value] of module.#parameters) if (value) moves.push([module, name, value]);
+      for (const [name, value] of module.#parameters) {
+        if (value && !seen.has(value)) moves.push([module, name, value]);
+        if (value) seen.add(value);
+      }
     }
     const gpuFloat64 = backend && backend.name !== "cpu" &&
       (options.dtype === "float64" ||
@@ -317,12 +337,13 @@ export abstract class Module {
         }a float32 model there`,
       );
     }
-    const replace = ([module, name, value]: [Module, string, Tensor], moved: Tensor) => {
+    // In place, as in PyTorch: each parameter keeps its Tensor object (an optimizer created
+    // before the move holds these objects) and takes the moved copy's memory.
+    const replace = ([, , value]: [Module, string, Tensor], moved: Tensor) => {
       if (moved === value) return;
-      module.#parameters.set(name, parameter(moved));
       value.grad?.dispose();
       value.grad = null;
-      value.dispose("moved to another device or dtype by Module.to()");
+      value.adoptStorage(moved);
     };
     const destination = (p: Tensor) => backend ?? p.backend;
     // From the CPU, or on the target device already: done now, before `to` returns.
@@ -385,6 +406,7 @@ export abstract class Module {
 
   /** Restores {@link rngStates}; every module with a generator must be present, and only those. */
   loadRngStates(states: Record<string, RngState>): void {
+    checkArgument("Module.loadRngStates", "states", states, "object");
     const modules = new Map(this.namedModules().filter(([, m]) => m.rngState() !== null));
     const missing = [...modules.keys()].filter((k) => !Object.hasOwn(states, k));
     const unexpected = Object.keys(states).filter((k) => !modules.has(k));
@@ -406,7 +428,15 @@ export abstract class Module {
    * forward pass on `inputShape` (e.g. `[1, 3, 227, 227]`), with totals; returns the numbers.
    * Shapes are propagated with `outputShape`, so nothing is computed on real data.
    */
-  summary(inputShape: Shape, options: { print?: boolean } = {}): SummaryReport {
+  summary(inputShape: Shape, options?: { print?: boolean }): SummaryReport {
+    options = checkOptions("Module.summary", options, SUMMARY_KEYS);
+    if (!Array.isArray(inputShape)) {
+      throw new TypeError(
+        `Module.summary: expects the input shape, e.g. summary([1, 3, 227, 227]), got ${
+          inputShape === undefined ? "nothing" : JSON.stringify(inputShape)
+        }`,
+      );
+    }
     const report = buildSummary(inputShape, this.summaryRows(inputShape, ""));
     if (options.print ?? true) console.log(report.text);
     return report;
@@ -417,6 +447,7 @@ export abstract class Module {
    * whole module by default; containers (Sequential) return one row per child instead.
    */
   summaryRows(inputShape: Shape, name: string): SummaryRow[] {
+    checkShape(`${this.constructor.name}.summaryRows`, inputShape);
     const description = this.describe();
     return [{
       name: name || this.constructor.name,

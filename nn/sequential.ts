@@ -7,7 +7,7 @@
  */
 
 import type { Tensor } from "../tensor/tensor.ts";
-import type { Shape } from "../tensor/shape.ts";
+import { checkShape, type Shape } from "../tensor/shape.ts";
 import { Module } from "./module.ts";
 import type { SummaryRow } from "./summary.ts";
 
@@ -96,6 +96,7 @@ export class Sequential extends Module {
 
   /** The shape after every child, propagated without running anything; errors name the child. */
   outputShape(inputShape: Shape): number[] {
+    checkShape("Sequential.outputShape", inputShape);
     let shape = [...inputShape];
     for (const [name, layer] of this.children()) {
       try {
@@ -109,6 +110,7 @@ export class Sequential extends Module {
 
   /** Sum over the children. */
   override multiplyAdds(inputShape: Shape): number {
+    checkShape("Sequential.multiplyAdds", inputShape);
     let total = 0;
     let shape = [...inputShape];
     for (const layer of this.#layers) {
@@ -120,6 +122,7 @@ export class Sequential extends Module {
 
   /** One row per child (recursively), each fed the shape its predecessor produced. */
   override summaryRows(inputShape: Shape, name: string): SummaryRow[] {
+    checkShape("Sequential.summaryRows", inputShape);
     const rows: SummaryRow[] = [];
     let shape = [...inputShape];
     for (const [child, layer] of this.children()) {

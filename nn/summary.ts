@@ -11,6 +11,8 @@
  * @module
  */
 
+import { checkArgument } from "../tensor/options.ts";
+
 import { formatShape, type Shape } from "../tensor/shape.ts";
 
 /** One line of the summary table. */
@@ -58,6 +60,8 @@ export function formatScaled(n: number): string {
 
 /** Adds totals to `rows` and renders the table. */
 export function buildSummary(inputShape: Shape, rows: SummaryRow[]): SummaryReport {
+  checkArgument("buildSummary", "inputShape", inputShape, "array");
+  checkArgument("buildSummary", "rows", rows, "array");
   const totalParameters = rows.reduce((s, r) => s + r.parameters, 0);
   const totalMultiplyAdds = rows.reduce((s, r) => s + r.multiplyAdds, 0);
   const outputShape = rows.length ? rows[rows.length - 1].outputShape : [...inputShape];

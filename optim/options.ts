@@ -8,6 +8,8 @@
  * @module
  */
 
+import { checkOptions } from "../tensor/options.ts";
+
 /** The range a number must lie in. */
 export interface NumberRule {
   /** Smallest allowed value (inclusive). */
@@ -98,18 +100,10 @@ export function checkObject(where: string, name: string, value: unknown): Record
   return value as Record<string, unknown>;
 }
 
-function camelCase(name: string): string {
-  return name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-/** Throws on option names outside `known`, suggesting the camelCase name for a snake_case one. */
+/**
+ * Throws on option names outside `known`, suggesting the camelCase name for a snake_case one
+ * (the shared check of `tensor/options.ts`).
+ */
 export function checkKeys(where: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const camel = camelCase(key);
-    const hint = camel !== key && known.includes(camel) ? ` (did you mean ${camel}?)` : "";
-    throw new TypeError(
-      `${where}: unknown option ${JSON.stringify(key)}${hint}; the options are ${known.join(", ")}`,
-    );
-  }
+  checkOptions(where, options, known);
 }

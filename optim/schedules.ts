@@ -16,6 +16,16 @@
 
 import { SGD } from "./sgd.ts";
 import { checkKeys, checkNumber, checkObject, describeValue, optionalNumber } from "./options.ts";
+import { declareOptions } from "../tensor/options.ts";
+
+const STEP_LR_KEYS = declareOptions("StepLR", ["stepSize", "gamma"]);
+const PLATEAU_KEYS = declareOptions("ReduceLROnPlateau", [
+  "patience",
+  "factor",
+  "maxDrops",
+  "threshold",
+]);
+const COSINE_KEYS = declareOptions("CosineAnnealing", ["tMax", "minLr"]);
 
 /** JSON-serializable schedule state. */
 export type ScheduleState = Record<string, unknown>;
@@ -93,7 +103,9 @@ export interface StepLROptions {
 }
 
 /**
- * lr = initial lr * gamma ^ floor(epoch / stepSize), per group.
+ * lr = initial lr * gamma ^ floor(epoch / stepSize), per group. As PyTorch's StepLR (its
+ * chainable form), the schedule multiplies the current lr by gamma at each drop and leaves it
+ * alone between drops, so an lr set by hand (`optimizer.lr = ...`) is kept and then dropped.
  *
  * @example Divide the learning rate by 10 every 30 epochs
  * ```ts
@@ -119,7 +131,7 @@ export class StepLR implements LrSchedule {
   constructor(readonly optimizer: SGD, options: StepLROptions) {
     checkOptimizer("StepLR", optimizer);
     checkObject("StepLR", "options", options);
-    checkKeys("StepLR", options, ["stepSize", "gamma"]);
+    checkKeys("StepLR", options, STEP_LR_KEYS);
     this.stepSize = checkNumber("StepLR", "stepSize", options.stepSize, { min: 1, integer: true });
     this.gamma = optionalNumber("StepLR", options, "gamma", 0.1, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
@@ -128,9 +140,8 @@ export class StepLR implements LrSchedule {
   /** Ends an epoch. */
   step(): void {
     this.epoch++;
-    // From the initial lr, not by repeated multiplication, so rounding cannot accumulate.
-    const scale = this.gamma ** Math.floor(this.epoch / this.stepSize);
-    this.optimizer.groups.forEach((g, i) => (g.lr = this.#baseLrs[i] * scale));
+    if (this.epoch % this.stepSize !== 0) return;
+    for (const g of this.optimizer.groups) g.lr *= this.gamma;
   }
 
   /** `{kind, epoch, baseLrs}`. */
@@ -143,11 +154,18 @@ export class StepLR implements LrSchedule {
     this.#parse(state, where);
   }
 
-  /** Restores the epoch count and initial learning rates (all checked first). */
+  /**
+   * Restores the epoch count and initial learning rates (all checked first), and sets the
+   * optimizer's lr to the one the schedule had reached (loading the optimizer's own state
+   * afterwards, as loadCheckpoint does, restores an lr set by hand).
+   */
   loadStateDict(state: ScheduleState): void {
     const { epoch, baseLrs } = this.#parse(state, "StepLR.loadStateDict");
     this.epoch = epoch;
     this.#baseLrs = baseLrs;
+    // The lr this schedule had reached (an optimizer state loaded afterwards overrides it).
+    const scale = this.gamma ** Math.floor(epoch / this.stepSize);
+    this.optimizer.groups.forEach((g, i) => (g.lr = baseLrs[i] * scale));
   }
 
   #parse(state: unknown, where: string): EpochState {
@@ -210,7 +228,7 @@ export class ReduceLROnPlateau implements LrSchedule {
     const where = "ReduceLROnPlateau";
     checkOptimizer(where, optimizer);
     checkObject(where, "options", options);
-    checkKeys(where, options, ["patience", "factor", "maxDrops", "threshold"]);
+    checkKeys(where, options, PLATEAU_KEYS);
     this.patience = optionalNumber(where, options, "patience", 1, { min: 1, integer: true });
     this.factor = optionalNumber(where, options, "factor", 0.1, { above: 0, below: 1 });
     this.maxDrops = optionalNumber(where, options, "maxDrops", 3, COUNT);
@@ -303,20 +321,23 @@ export class CosineAnnealing implements LrSchedule {
     const where = "CosineAnnealing";
     checkOptimizer(where, optimizer);
     checkObject(where, "options", options);
-    checkKeys(where, options, ["tMax", "minLr"]);
+    checkKeys(where, options, COSINE_KEYS);
     this.tMax = checkNumber(where, "tMax", options.tMax, { min: 1, integer: true });
     this.minLr = optionalNumber(where, options, "minLr", 0, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
   }
 
-  /** Ends an epoch. */
+  /**
+   * Ends an epoch. PyTorch's chainable form: the distance of the current lr to minLr shrinks by
+   * the ratio of consecutive cosine factors, so from the initial lr this is the closed form
+   * above, and an lr set by hand is continued from (not overwritten). After tMax the lr stays.
+   */
   step(): void {
     this.epoch++;
-    const t = Math.min(this.epoch, this.tMax);
-    const cosine = (1 + Math.cos((Math.PI * t) / this.tMax)) / 2;
-    this.optimizer.groups.forEach((g, i) => {
-      g.lr = this.minLr + (this.#baseLrs[i] - this.minLr) * cosine;
-    });
+    if (this.epoch > this.tMax) return;
+    const factor = (t: number) => 1 + Math.cos((Math.PI * t) / this.tMax);
+    const ratio = factor(this.epoch) / factor(this.epoch - 1);
+    for (const g of this.optimizer.groups) g.lr = this.minLr + (g.lr - this.minLr) * ratio;
   }
 
   /** `{kind, epoch, baseLrs}`. */
@@ -329,11 +350,22 @@ export class CosineAnnealing implements LrSchedule {
     this.#parse(state, where);
   }
 
-  /** Restores the epoch count and initial learning rates (all checked first). */
+  /**
+   * Restores the epoch count and initial learning rates (all checked first), and sets the
+   * optimizer's lr to the one the schedule had reached (loading the optimizer's own state
+   * afterwards, as loadCheckpoint does, restores an lr set by hand).
+   */
   loadStateDict(state: ScheduleState): void {
     const { epoch, baseLrs } = this.#parse(state, "CosineAnnealing.loadStateDict");
     this.epoch = epoch;
     this.#baseLrs = baseLrs;
+    // The lr this schedule had reached (an optimizer state loaded afterwards overrides it).
+    const t = Math.min(epoch, this.tMax);
+    const cosine = (1 + Math.cos((Math.PI * t) / this.tMax)) / 2;
+    this.optimizer.groups.forEach((
+      g,
+      i,
+    ) => (g.lr = this.minLr + (baseLrs[i] - this.minLr) * cosine));
   }
 
   #parse(state: unknown, where: string): EpochState {

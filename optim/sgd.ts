@@ -17,6 +17,7 @@
 import type { SgdParams, TypedArray } from "../backend/backend.ts";
 import { fromArray, Tensor, zeros } from "../tensor/tensor.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
+import { declareOptions } from "../tensor/options.ts";
 import {
   checkKeys,
   checkNumber,
@@ -122,7 +123,7 @@ const RULES: Record<"lr" | "momentum" | "weightDecay", NumberRule> = {
   momentum: { min: 0, below: 1 },
   weightDecay: { min: 0 },
 };
-const OPTION_KEYS = ["lr", "momentum", "weightDecay", "dampening", "rule"] as const;
+const OPTION_KEYS = declareOptions("SGD", ["lr", "momentum", "weightDecay", "dampening", "rule"]);
 const GROUP_KEYS = ["params", "lr", "momentum", "weightDecay", "dampening"] as const;
 
 function checkRule(where: string, rule: unknown): SgdRule {
@@ -297,14 +298,21 @@ export class SGD {
     const seen = new Set<Tensor>();
     this.groups = specs.map((spec, g) => {
       const where = `SGD group ${g}`;
-      const groupParams = [...spec.params];
+      // Tied weights (one tensor listed twice in a group) are updated once, as PyTorch's
+      // `parameters()` yields them once; the same tensor in two groups would get two learning
+      // rates, which PyTorch refuses too.
+      const groupParams = [...new Set(spec.params)];
       for (const p of groupParams) {
         if (!(p instanceof Tensor) || !p.requiresGrad || p.node !== null) {
           throw new TypeError(
             `SGD: group ${g} holds something that is not a parameter (a leaf that requires grad)`,
           );
         }
-        if (seen.has(p)) throw new Error(`SGD: a parameter ${formatShape(p.shape)} appears twice`);
+        if (seen.has(p)) {
+          throw new Error(
+            `SGD: a parameter ${formatShape(p.shape)} appears in more than one parameter group`,
+          );
+        }
         seen.add(p);
       }
       checkDampening(where, spec);
@@ -372,6 +380,9 @@ export class SGD {
           );
         }
         let velocity = this.#velocities.get(p);
+        if (velocity && (velocity.backend !== p.backend || velocity.dtype !== p.dtype)) {
+          velocity = this.#followParameter(p, velocity);
+        }
         if (!velocity) {
           velocity = zeros(p.shape, { dtype: p.dtype, device: p.backend }).keep();
           this.#velocities.set(p, velocity);
@@ -379,6 +390,26 @@ export class SGD {
         p.backend.sgdUpdate(p.storage, grad.storage, velocity.storage, params);
       }
     }
+  }
+
+  /**
+   * The velocity of a parameter that `Module.to` moved (in place) after earlier steps, moved
+   * along: at once from the CPU; from another device the values cannot be read synchronously,
+   * so that is an error saying what to do.
+   */
+  #followParameter(p: Tensor, velocity: Tensor): Tensor {
+    if (velocity.device !== "cpu") {
+      throw new Error(
+        `SGD.step: a parameter moved to ${p.device} (${p.dtype}) after its velocity was made on ${velocity.device}; move the model before the first step, or save optimizer.stateDict() and load it after the move`,
+      );
+    }
+    const source = velocity.dtype === p.dtype
+      ? velocity.dataSync()
+      : velocity.cast(p.dtype).dataSync();
+    const moved = fromArray(source, p.shape, { dtype: p.dtype, device: p.backend }).keep();
+    velocity.dispose();
+    this.#velocities.set(p, moved);
+    return moved;
   }
 
   /** The velocity of `param`, or null before its first step. */

@@ -16,7 +16,10 @@
  * @module
  */
 
-import { onesLike, Tensor } from "./tensor.ts";
+import { onesLike, Tensor, wrap } from "./tensor.ts";
+import { checkArgument, checkOptions, declareOptions } from "./options.ts";
+
+const BACKWARD_KEYS = declareOptions("backward", ["retainGraph"]);
 import { formatShape, sameShape } from "./shape.ts";
 import { add } from "./ops/elementwise.ts";
 
@@ -129,6 +132,7 @@ export function noGrad<T extends ScopeResult>(fn: () => T): T {
 
 /** Runs `fn` with graph recording switched on or off, releasing nothing. */
 export function withGradEnabled<T>(enabled: boolean, fn: () => T): T {
+  checkArgument("withGradEnabled", "fn", fn, "function");
   const previous = gradEnabled;
   gradEnabled = enabled;
   try {
@@ -239,7 +243,8 @@ function alreadyBackpropagated(t: Tensor): Error {
  * the ops saved for backward is disposed once its gradient has been passed on, so only `root`
  * and the leaves survive (call `.keep()` on an intermediate you still need).
  */
-export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptions = {}): void {
+export function backward(root: Tensor, upstream?: Tensor, options?: BackwardOptions): void {
+  options = checkOptions("backward", options, BACKWARD_KEYS);
   checkBackwardArguments(root, upstream);
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, upstream ?? withGradEnabled(false, () => onesLike(root)));
@@ -281,6 +286,11 @@ export function backward(root: Tensor, upstream?: Tensor, options: BackwardOptio
 
 /** Throws, naming the argument, unless `upstream` can seed the backward pass from `root`. */
 function checkBackwardArguments(root: Tensor, upstream: Tensor | undefined): void {
+  if (!(root instanceof Tensor)) {
+    throw new TypeError(
+      `backward: expects the tensor to differentiate (a scalar loss), got ${String(root)}`,
+    );
+  }
   if (upstream !== undefined && !(upstream instanceof Tensor)) {
     throw new TypeError(
       `backward: the upstream gradient must be a Tensor of shape ${formatShape(root.shape)}, got ${
@@ -330,12 +340,18 @@ function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
     );
   }
   if (!t.node) {
-    // A leaf: accumulate into .grad, which the user owns (and the optimizer reads).
+    // A leaf: accumulate into .grad, which the user owns (and the optimizer reads). A
+    // gradient that shares memory (the upstream tensor passed to backward(g), or one tensor
+    // handed to two inputs) is copied, so no .grad aliases another tensor, as in PyTorch.
     if (t.grad) {
       const sum = add(t.grad, g);
       t.grad.dispose();
       g.dispose();
       t.grad = sum.keep();
+    } else if (g.sharesMemory) {
+      // A copy on any device: x · 1 + (−0) is x exactly, −0 included.
+      t.grad = wrap(g.backend.affine(g.storage, 1, -0), g.shape).keep();
+      g.dispose();
     } else t.grad = g.keep();
     return;
   }

@@ -18,6 +18,7 @@ import type { DType, TypedArray } from "../backend/backend.ts";
 import { type Device, getBackend, Tensor } from "./tensor.ts";
 import { checkShape, formatShape, type Shape, sizeOf } from "./shape.ts";
 import { checkSeed, generator, type Rng } from "./random.ts";
+import { checkOptions, declareOptions } from "./options.ts";
 
 /** Arbitrarily nested arrays of numbers. */
 export type NestedArray = number | NestedArray[];
@@ -44,6 +45,26 @@ export interface TensorOptions {
   device?: Device;
   /** Whether gradients flow into this tensor's `.grad` (makes it a leaf parameter). */
   requiresGrad?: boolean;
+}
+
+const TENSOR_KEYS = ["dtype", "device", "requiresGrad"] as const;
+const KEYS = {
+  fromArray: declareOptions("fromArray", TENSOR_KEYS),
+  tensor: declareOptions("tensor", [...TENSOR_KEYS, "shape"]),
+  full: declareOptions("full", TENSOR_KEYS),
+  zeros: declareOptions("zeros", TENSOR_KEYS),
+  ones: declareOptions("ones", TENSOR_KEYS),
+  arange: declareOptions("arange", TENSOR_KEYS),
+  linspace: declareOptions("linspace", TENSOR_KEYS),
+  eye: declareOptions("eye", TENSOR_KEYS),
+};
+const RAND_KEYS = declareOptions("rand", [...TENSOR_KEYS, "seed", "rng", "low", "high"]);
+const RANDN_KEYS = declareOptions("randn", [...TENSOR_KEYS, "seed", "rng", "mean", "std"]);
+
+/** The {@link TensorOptions} part of a factory's options (for passing on to fromArray). */
+function tensorOptions(options: TensorOptions): TensorOptions {
+  const { dtype, device, requiresGrad } = options;
+  return { dtype, device, requiresGrad };
 }
 
 const ARRAY_FOR: Record<DType, { new (n: number): TypedArray }> = {
@@ -145,7 +166,8 @@ function describe(value: unknown): string {
  * assert.equal(labels.dtype, "int32");
  * ```
  */
-export function fromArray(data: HostArray, shape: Shape, options: TensorOptions = {}): Tensor {
+export function fromArray(data: HostArray, shape: Shape, options?: TensorOptions): Tensor {
+  options = checkOptions("fromArray", options, KEYS.fromArray);
   checkHostArray("fromArray", data);
   checkShape("fromArray", shape);
   if (data.length !== sizeOf(shape)) {
@@ -180,11 +202,12 @@ export function fromArray(data: HostArray, shape: Shape, options: TensorOptions 
  */
 export function tensor(
   data: NestedArray | HostArray,
-  options: TensorOptions & { shape?: Shape } = {},
+  options?: TensorOptions & { shape?: Shape },
 ): Tensor {
+  options = checkOptions("tensor", options, KEYS.tensor);
   if (ArrayBuffer.isView(data)) {
     checkHostArray("tensor", data);
-    return fromArray(data, options.shape ?? [data.length], options);
+    return fromArray(data, options.shape ?? [data.length], tensorOptions(options));
   }
   if (typeof data !== "number" && !Array.isArray(data)) {
     throw new TypeError(
@@ -204,11 +227,12 @@ export function tensor(
   }
   const dtype = checkDType("tensor", options.dtype ?? "float32");
   const flat = convert("tensor", flattenNested(data), dtype === "int32" ? "int32" : "float64");
-  return fromArray(flat, options.shape ?? shape, { ...options, dtype });
+  return fromArray(flat, options.shape ?? shape, { ...tensorOptions(options), dtype });
 }
 
 /** A tensor filled with `value` (which int32 must hold exactly). */
-export function full(shape: Shape, value: number, options: TensorOptions = {}): Tensor {
+export function full(shape: Shape, value: number, options?: TensorOptions): Tensor {
+  options = checkOptions("full", options, KEYS.full);
   checkShape("full", shape);
   const dtype = checkDType("full", options.dtype ?? "float32");
   if (typeof value !== "number") {
@@ -234,13 +258,13 @@ export function full(shape: Shape, value: number, options: TensorOptions = {}): 
  * assert.equal(zeros([2], { dtype: "int32" }).dtype, "int32");
  * ```
  */
-export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
-  return full(shape, 0, options);
+export function zeros(shape: Shape, options?: TensorOptions): Tensor {
+  return full(shape, 0, checkOptions("zeros", options, KEYS.zeros));
 }
 
 /** A tensor of ones. */
-export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
-  return full(shape, 1, options);
+export function ones(shape: Shape, options?: TensorOptions): Tensor {
+  return full(shape, 1, checkOptions("ones", options, KEYS.ones));
 }
 
 /** Zeros with the shape, dtype and device of `like`. */
@@ -280,15 +304,16 @@ export function arange(
   start: number,
   stop?: number,
   step = 1,
-  options: TensorOptions = {},
+  options?: TensorOptions,
 ): Tensor {
+  options = checkOptions("arange", options, KEYS.arange);
   if (stop === undefined) [start, stop] = [0, start];
   checkFinite("arange", { start, stop, step });
   if (step === 0) throw new RangeError("arange: step must not be 0");
   const count = Math.max(0, Math.ceil((stop - start) / step));
   const data = new Float64Array(count);
   for (let i = 0; i < count; i++) data[i] = start + i * step;
-  return fromArray(data, [count], { ...options, dtype: options.dtype ?? "float32" });
+  return fromArray(data, [count], { ...tensorOptions(options), dtype: options.dtype ?? "float32" });
 }
 
 /**
@@ -299,24 +324,26 @@ export function linspace(
   start: number,
   end: number,
   steps: number,
-  options: TensorOptions = {},
+  options?: TensorOptions,
 ): Tensor {
+  options = checkOptions("linspace", options, KEYS.linspace);
   checkFinite("linspace", { start, end });
   checkCount("linspace", "steps", steps);
   const data = new Float64Array(steps);
   const step = steps > 1 ? (end - start) / (steps - 1) : 0;
   for (let i = 0; i < steps; i++) data[i] = start + i * step;
   if (steps > 1) data[steps - 1] = end;
-  return fromArray(data, [steps], { ...options, dtype: options.dtype ?? "float32" });
+  return fromArray(data, [steps], { ...tensorOptions(options), dtype: options.dtype ?? "float32" });
 }
 
 /** The identity matrix [n, m] (m defaults to n): ones on the diagonal, zeros elsewhere. */
-export function eye(n: number, m: number = n, options: TensorOptions = {}): Tensor {
+export function eye(n: number, m: number = n, options?: TensorOptions): Tensor {
+  options = checkOptions("eye", options, KEYS.eye);
   checkCount("eye", "n", n);
   checkCount("eye", "m", m);
   const data = new Float64Array(n * m);
   for (let i = 0; i < Math.min(n, m); i++) data[i * m + i] = 1;
-  return fromArray(data, [n, m], { ...options, dtype: options.dtype ?? "float32" });
+  return fromArray(data, [n, m], { ...tensorOptions(options), dtype: options.dtype ?? "float32" });
 }
 
 /** Randomness source of the random factories: a seed, a generator, or the global one. */
@@ -342,18 +369,41 @@ function floatArray(op: string, options: TensorOptions, size: number): TypedArra
   return new ARRAY_FOR[dtype](size);
 }
 
-/** Uniform samples in [low, high), from the global generator unless `seed` or `rng` is given. */
+/**
+ * Uniform samples in [low, high), from the global generator unless `seed` or `rng` is given.
+ * `high` itself never appears: a sample that rounds up to it in the tensor's dtype (a float64
+ * uniform just below 1 becomes 1 in float32) is replaced by the largest value below `high`.
+ */
 export function rand(
   shape: Shape,
-  options: RandomOptions & { low?: number; high?: number } = {},
+  options?: RandomOptions & { low?: number; high?: number },
 ): Tensor {
+  options = checkOptions("rand", options, RAND_KEYS);
   checkShape("rand", shape);
   const low = options.low ?? 0, high = options.high ?? 1;
   checkFinite("rand", { low, high });
+  if (!(low < high)) throw new RangeError(`rand: low (${low}) must be below high (${high})`);
   const data = floatArray("rand", options, sizeOf(shape));
   const rng = randomSource("rand", options);
-  for (let i = 0; i < data.length; i++) data[i] = low + (high - low) * rng.uniform();
-  return fromArray(data, shape, options);
+  let below = NaN;
+  for (let i = 0; i < data.length; i++) {
+    data[i] = low + (high - low) * rng.uniform();
+    if (data[i] >= high) data[i] = below = Number.isNaN(below) ? largestBelow(data, high) : below;
+  }
+  return fromArray(data, shape, tensorOptions(options));
+}
+
+/** The largest value below `high` that `like`'s element type holds. */
+function largestBelow(like: TypedArray, high: number): number {
+  const probe = like instanceof Float32Array ? new Float32Array([high]) : new Float64Array([high]);
+  const bits = like instanceof Float32Array
+    ? new Int32Array(probe.buffer)
+    : new BigInt64Array(probe.buffer);
+  // One unit in the last place toward -Infinity: the integer view steps by one.
+  if (bits instanceof Int32Array) bits[0] += high > 0 ? -1 : high < 0 ? 1 : 0;
+  else bits[0] += high > 0 ? -1n : high < 0 ? 1n : 0n;
+  if (high === 0) probe[0] = like instanceof Float32Array ? -1.401298464324817e-45 : -5e-324;
+  return probe[0];
 }
 
 /**
@@ -375,8 +425,9 @@ export function rand(
  */
 export function randn(
   shape: Shape,
-  options: RandomOptions & { mean?: number; std?: number } = {},
+  options?: RandomOptions & { mean?: number; std?: number },
 ): Tensor {
+  options = checkOptions("randn", options, RANDN_KEYS);
   checkShape("randn", shape);
   const mean = options.mean ?? 0, std = options.std ?? 1;
   checkFinite("randn", { mean, std });
@@ -386,7 +437,7 @@ export function randn(
   // Box-Muller yields values in pairs and caches the second; the global generator never keeps
   // one between calls, so saving its state (four words, no cache) cannot change later draws.
   if (rng === generator() && data.length % 2 === 1) rng.normal();
-  return fromArray(data, shape, options);
+  return fromArray(data, shape, tensorOptions(options));
 }
 
 // ---------------------------------------------------------------------------------------------

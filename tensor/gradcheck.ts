@@ -15,6 +15,7 @@ import { fromArray, type Tensor } from "./tensor.ts";
 import { Rng } from "./random.ts";
 import { formatShape } from "./shape.ts";
 import { noGrad } from "./autograd.ts";
+import { checkArgument, checkOptions, declareOptions } from "./options.ts";
 
 /** Tolerances and step for {@link gradcheck}. */
 export interface GradcheckOptions {
@@ -29,6 +30,8 @@ export interface GradcheckOptions {
   /** Indices of inputs to check (default: every float input). */
   check?: number[];
 }
+
+const GRADCHECK_KEYS = declareOptions("gradcheck", ["eps", "atol", "rtol", "seed", "check"]);
 
 /** The outcome of {@link gradcheck}, with the worst element found. */
 export interface GradcheckResult {
@@ -61,8 +64,11 @@ export interface GradcheckResult {
 export function gradcheck(
   fn: (...inputs: Tensor[]) => Tensor,
   inputs: Tensor[],
-  options: GradcheckOptions = {},
+  options?: GradcheckOptions,
 ): GradcheckResult {
+  checkArgument("gradcheck", "fn", fn, "function");
+  checkArgument("gradcheck", "inputs", inputs, "array");
+  options = checkOptions("gradcheck", options, GRADCHECK_KEYS);
   const eps = options.eps ?? 1e-6, atol = options.atol ?? 1e-6, rtol = options.rtol ?? 1e-4;
   for (const [i, x] of inputs.entries()) {
     if (x.device !== "cpu" || (x.dtype !== "float64" && x.dtype !== "int32")) {

@@ -23,6 +23,8 @@
  * @module
  */
 
+import { checkArgument } from "./options.ts";
+
 /** Integer hash with good avalanche ("lowbias32", Chris Wellons); a bijection on u32. */
 export function mix32(x: number): number {
   x ^= x >>> 16;
@@ -113,6 +115,7 @@ export class Rng {
 
   /** Shuffles `array` in place (Fisher-Yates) and returns it. */
   shuffle<T extends { length: number; [i: number]: unknown }>(array: T): T {
+    checkArgument("Rng.shuffle", "array", array, "array");
     for (let i = array.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
       const tmp = array[i];
@@ -203,6 +206,7 @@ export function getRngState(): RngState {
 
 /** Restores a state returned by {@link getRngState} (validated: four u32 words). */
 export function setRngState(state: RngState): void {
+  checkArgument("setRngState", "state", state, "array");
   global = Rng.fromState(state);
 }
 

@@ -54,6 +54,8 @@ export function sameShape(a: Shape, b: Shape): boolean {
  * Throws `op: cannot broadcast [2,3] with [4,3]` otherwise.
  */
 export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
+  checkShape(op, a);
+  checkShape(op, b);
   const rank = Math.max(a.length, b.length);
   const out = new Array<number>(rank);
   for (let i = 0; i < rank; i++) {

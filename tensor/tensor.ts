@@ -32,7 +32,7 @@
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
-import { formatShape, type Shape, sizeOf } from "./shape.ts";
+import { formatShape, sameShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
   type BackwardOptions,
@@ -41,6 +41,7 @@ import {
   isGradEnabled,
 } from "./autograd.ts";
 import type { NestedArray } from "./factories.ts";
+import { checkOptions, declareOptions } from "./options.ts";
 import * as elementwise from "./ops/elementwise.ts";
 import * as reduce from "./ops/reduce.ts";
 import * as layout from "./ops/layout.ts";
@@ -81,6 +82,13 @@ export type Device = string | Backend;
 
 /** Makes a backend available under its name (mod.ts does it for the CPU, `initWebGPU()` for the GPU). */
 export function registerBackend(backend: Backend): void {
+  if (typeof backend !== "object" || backend === null || typeof backend.name !== "string") {
+    throw new TypeError(
+      `registerBackend: expects a Backend (an object with a name and the kernels of backend/backend.ts), got ${
+        String(backend)
+      }`,
+    );
+  }
   backends.set(backend.name, backend);
 }
 
@@ -92,7 +100,13 @@ export function unregisterBackend(name: string): void {
 
 /** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
 export function getBackend(device: Device = "cpu"): Backend {
-  if (typeof device !== "string") return device;
+  if (typeof device !== "string") {
+    const b = device as Partial<Backend> | null;
+    if (typeof b === "object" && b !== null && typeof b.fromArray === "function") return device;
+    throw new TypeError(
+      `device must be a device name ("cpu", "gpu") or a Backend, got ${String(device)}`,
+    );
+  }
   const backend = backends.get(device);
   if (!backend) {
     const hint = device === "cpu"
@@ -105,6 +119,8 @@ export function getBackend(device: Device = "cpu"): Backend {
   }
   return backend;
 }
+
+const TO_KEYS = declareOptions("Tensor.to", ["device", "dtype"]);
 
 // ---------------------------------------------------------------------------------------------
 // Shared, reference-counted storage
@@ -155,6 +171,11 @@ export class Tensor {
 
   /** Wraps storage in a tensor (the tensor takes ownership). Prefer the factories. */
   constructor(storage: Storage, shape: Shape, shared?: unknown) {
+    if (typeof storage !== "object" || storage === null || !Array.isArray(shape)) {
+      throw new TypeError(
+        "Tensor: the constructor takes a backend's storage and a shape; make tensors with tensor(), zeros(), fromArray() and the other factories",
+      );
+    }
     if (storage.length !== sizeOf(shape)) {
       throw new RangeError(
         `Tensor: storage of ${storage.length} elements does not match shape ${formatShape(shape)}`,
@@ -205,17 +226,63 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** Whether gradients are tracked. Setting it on a computed tensor turns it into a leaf. */
+  /**
+   * Whether gradients are tracked. Only a leaf's flag can change, as in PyTorch: a tensor
+   * computed by a recorded op always requires grad (setting true is a no-op; setting false
+   * throws, since it would silently cut the gradient: use `x.detach()`).
+   */
   get requiresGrad(): boolean {
     return this.#requiresGrad;
   }
 
   set requiresGrad(value: boolean) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(`requiresGrad: must be true or false, got ${String(value)}`);
+    }
     if (value && this.dtype === "int32") {
       throw new TypeError("requiresGrad: int32 tensors cannot require gradients");
     }
-    if (value && this.node) this.node = null; // a parameter is a leaf of every graph
+    if (this.node) {
+      if (value) return;
+      throw new Error(
+        `requiresGrad: you can only change requires_grad flags of leaf variables; this tensor was computed by ${this.node.op}. For a copy outside the graph use x.detach()`,
+      );
+    }
     this.#requiresGrad = value;
+  }
+
+  /**
+   * Takes over `source`'s memory (same shape; the dtype may differ), releasing this tensor's
+   * own: `Module.to` moves parameters in place this way, so the optimizers that hold them keep
+   * updating them (PyTorch's semantics). `source` is left released. Views made earlier keep
+   * the old memory.
+   */
+  adoptStorage(source: Tensor): void {
+    if (!(source instanceof Tensor)) {
+      throw new TypeError(`adoptStorage: expects a Tensor, got ${String(source)}`);
+    }
+    if (!sameShape(source.shape, this.shape) || source.#shared === null) {
+      throw new RangeError(
+        `adoptStorage: needs a live tensor of shape ${formatShape(this.shape)}, got ${
+          formatShape(source.shape)
+        }`,
+      );
+    }
+    if (source === this) return;
+    const old = this.#shared;
+    if (old) finalizer.unregister(this);
+    this.#shared = source.#shared;
+    finalizer.unregister(source);
+    source.#shared = null;
+    source.#releasedBy = "moved into another tensor";
+    finalizer.register(this, this.#shared, this);
+    (this as { dtype: DType }).dtype = this.#shared.storage.dtype;
+    old?.release();
+  }
+
+  /** Whether another live tensor (a view, a detached copy) shares this tensor's memory. */
+  get sharesMemory(): boolean {
+    return (this.#shared?.refs ?? 0) > 1;
   }
 
   /** True once dispose(), backward() or a scope released the memory. */
@@ -298,8 +365,13 @@ export class Tensor {
    * settled when `to` returns); reading back from the GPU is asynchronous.
    */
   async to(target: Device | { device?: Device; dtype?: DType }): Promise<Tensor> {
+    if (target === undefined || target === null) {
+      throw new TypeError(
+        `to: expects a device ("cpu", "gpu") or { device?, dtype? }, got ${String(target)}`,
+      );
+    }
     const options = typeof target === "object" && !("fromArray" in target)
-      ? target
+      ? checkOptions("Tensor.to", target, TO_KEYS)
       : { device: target };
     const backend = options.device === undefined ? this.backend : getBackend(options.device);
     const dtype = options.dtype ?? this.dtype;

@@ -105,7 +105,11 @@ Deno.test("SGD parameter groups: own lr and weight decay; lr setter and scaleLr"
   sgd.lr = 0.02;
   assert.deepEqual(sgd.groups.map((g) => g.lr), [0.02, 0.02]);
   assert.equal(sgd.lr, 0.02);
-  assert.throws(() => new SGD([a, a], { lr: 0.1 }), /appears twice/);
+  assert.deepEqual(new SGD([a, a], { lr: 0.1 }).parameters(), [a]); // tied: updated once
+  assert.throws(
+    () => new SGD([{ params: [a] }, { params: [a] }], { lr: 0.1 }),
+    /appears in more than one parameter group/,
+  );
   assert.throws(() => new SGD([tensor([1])], { lr: 0.1 }), /not a parameter/);
   assert.throws(
     () => new SGD([a], { lr: 0.1, momentum: 1 }),

@@ -42,7 +42,10 @@
  * the array lengths.
  *
  * Accuracy: float32 sums (KC-long fused multiply-adds, then one float32 add per k-block), where
- * the reference sums in float64: see tests/wasm_conv2d.test.ts for the bound.
+ * the reference sums in float64: see tests/wasm_conv2d.test.ts for the bound. The weight
+ * gradient's depth is the whole batch (N·H'·W', growing with the input), so it is cut into
+ * blocks of at most DEPTH_BLOCK steps whose float32 results are summed in float64: no float32
+ * running sum is longer than DEPTH_BLOCK / KC block additions, whatever the batch.
  *
  * @module
  */
@@ -60,6 +63,8 @@ import { engineFor, type GemmEngine } from "./gemm.ts";
 
 /** Depth of a packed block (an A panel and a B panel of KC steps fit in L1). */
 const KC = 256;
+/** Longest depth summed in float32 by the weight gradient before a float64 partial sum. */
+const DEPTH_BLOCK = 16 * KC;
 /** Pixels (or taps) per packed A block, in MR-row panels: MC × KC floats stay in L2. */
 const MC_PANELS = 20;
 /** A pixel row that no tap reaches: its taps all read the zero at address 0. */
@@ -867,8 +872,9 @@ export function conv2dBackwardWeightWasm(
   putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   put(m, at.dy, dy.subarray(0, p.n * p.o * P));
   const c = new Float32Array(m.memory.buffer, at.c, K * outGroup);
+  const total = new Float64Array(K * outGroup);
   for (let group = 0; group < p.groups; group++) {
-    if (M === 0) c.fill(0);
+    total.fill(0);
     for (let q0 = 0; q0 < M; q0 += KC) {
       const kc = Math.min(KC, M - q0);
       m.conv.packGrad(at.packedB, at.dy + 4 * group * outGroup * P, q0, kc, outGroup, P, p.o * P);
@@ -892,13 +898,18 @@ export function conv2dBackwardWeightWasm(
           p.outW,
         );
         const cRows = at.c + 4 * k0 * outGroup;
-        m.gemm.macro(at.a, at.packedB, cRows, 4 * outGroup, rows, outGroup, kc, q0 > 0 ? 1 : 0);
+        const accumulate = q0 % DEPTH_BLOCK > 0 ? 1 : 0;
+        m.gemm.macro(at.a, at.packedB, cRows, 4 * outGroup, rows, outGroup, kc, accumulate);
+      }
+      // The end of a depth block: add its float32 sums into the float64 total.
+      if (q0 + KC >= M || (q0 + KC) % DEPTH_BLOCK === 0) {
+        for (let i = 0; i < total.length; i++) total[i] += c[i];
       }
     }
-    // dw[group·O/G + o, k] = C[k, o]
+    // dw[group·O/G + o, k] = total[k, o]
     for (let o = 0; o < outGroup; o++) {
       const row = (group * outGroup + o) * K;
-      for (let k = 0; k < K; k++) dw[row + k] = c[k * outGroup + o];
+      for (let k = 0; k < K; k++) dw[row + k] = total[k * outGroup + o];
     }
   }
 }

@@ -101,9 +101,15 @@ export function buildModel(
   const init = common.init === "xavier" ? undefined : common.init;
   if (config.arch === "alexnet-torchvision") return alexnetTorchvision({ ...common, init, pool });
   if (config.arch === "figure1-cnn") {
+    // figure1Net has no dropout or pooling choice (it is Figure 1's plain net): pass its own keys.
+    const { activation, inChannels, numClasses, seed } = common;
+    const netInit = common.init === "paper" ? undefined : common.init;
     return figure1Net({
-      ...common,
-      init: common.init === "paper" ? undefined : common.init,
+      activation,
+      inChannels,
+      numClasses,
+      seed,
+      init: netInit,
       inputSize: inputShape[1],
     });
   }

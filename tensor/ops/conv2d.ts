@@ -2,8 +2,11 @@
  * 2-D convolution, NCHW, PyTorch conventions (cross-correlation: no kernel flip in the
  * forward pass). Shapes: x [N, C, H, W], weight [O, C/G, KH, KW], bias [O], y [N, O, H', W']:
  *
- *     H' = floor((H + 2·padH − KH) / strideH) + 1          (W' likewise)
- *     y[n, o, i, j] = bias[o] + Σ_{c ∈ group(o), u, v} w[o, c, u, v] · x[n, c, i·sh − ph + u, j·sw − pw + v]
+ *     H' = floor((H + 2·padH − dh·(KH − 1) − 1) / strideH) + 1          (W' likewise)
+ *     y[n, o, i, j] = bias[o] + Σ_{c ∈ group(o), u, v} w[o, c, u, v] · x[n, c, i·sh − ph + u·dh, j·sw − pw + v·dw]
+ *
+ * where dh, dw are the dilations (default 1: neighbouring taps; 2 spreads the kernel's taps two
+ * pixels apart, covering a (2·KH − 1)-tall window with KH·KW weights, PyTorch's `dilation`).
  *
  * where group(o) is the slice of C/G input channels that output channel o sees (G = groups;
  * AlexNet's conv2, conv4 and conv5 use G = 2, the trace of its two-GPU split, paper section
@@ -15,16 +18,16 @@
  * sends dy[n, o, i, j] to both factors' gradients:
  *
  * - **dx, a transposed convolution.** Input pixel (y, x') was read by output (i, j) through
- *   kernel tap (u, v) exactly when y = i·sh − ph + u and x' = j·sw − pw + v, so
+ *   kernel tap (u, v) exactly when y = i·sh − ph + u·dh and x' = j·sw − pw + v·dw, so
  *
- *       dx[n, c, y, x'] = Σ_{o ∈ group(c), u, v} w[o, c, u, v] · dy[n, o, (y + ph − u) / sh, (x' + pw − v) / sw]
+ *       dx[n, c, y, x'] = Σ_{o ∈ group(c), u, v} w[o, c, u, v] · dy[n, o, (y + ph − u·dh) / sh, (x' + pw − v·dw) / sw]
  *
  *   over the taps where both quotients are whole numbers inside the output. Seen as a
  *   convolution: dy with (stride − 1) zeros between its pixels, correlated with the kernel
  *   flipped in u and v and transposed in (o, c).
  * - **dw, a correlation of x with dy**, summed over the batch:
  *
- *       dw[o, c, u, v] = Σ_{n, i, j} dy[n, o, i, j] · x[n, c, i·sh − ph + u, j·sw − pw + v]
+ *       dw[o, c, u, v] = Σ_{n, i, j} dy[n, o, i, j] · x[n, c, i·sh − ph + u·dh, j·sw − pw + v·dw]
  *
  * - **dbias** = Σ_{n, i, j} dy[n, o, i, j]: the op computes it with `sum`.
  *
@@ -34,17 +37,21 @@
  * each output element gathered in a float64 local and stored once. They take Float32Array or
  * Float64Array (float64 for finite-difference checks). They are the oracle that the fast
  * kernels are proven against: `wasm/conv2d.ts` (the same sums as matrix products, im2col into
- * packed panels and SIMD microkernels, used by the CPU backend for float32) and
- * `gpu/kernels/conv2d.ts` (WGSL).
+ * packed panels and SIMD microkernels, used by the CPU backend for float32 without dilation)
+ * and `gpu/kernels/conv2d.ts` (WGSL). Error bound: each output is one float64 sum of at most
+ * C/G·KH·KW (forward, backward input) or N·H'·W' (weight) products, rounded once to the output
+ * type, so float32 results are within 2^-24 relative of the exact float64 sum plus float64's
+ * n·2^-53 accumulation error.
  *
  * @module
  */
 
 import type { Conv2dParams } from "../../backend/backend.ts";
-import { type Tensor, wrap } from "../tensor.ts";
+import { Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
+import { checkArgument, checkOptions, declareOptions } from "../options.ts";
 
 export type { Conv2dParams };
 
@@ -68,7 +75,10 @@ export function conv2dParams(
   stride: number | readonly [number, number] = 1,
   padding: number | readonly [number, number] = 0,
   groups = 1,
+  dilation: number | readonly [number, number] = 1,
 ): Conv2dParams {
+  checkArgument("conv2dParams", "xShape", xShape, "array");
+  checkArgument("conv2dParams", "wShape", wShape, "array");
   const shapeText = (shape: readonly number[]) => `[${shape.join(",")}]`;
   const isCount = (value: number) => Number.isInteger(value) && value >= 0;
   if (xShape.length !== 4 || !xShape.every(isCount)) {
@@ -86,6 +96,14 @@ export function conv2dParams(
   const [padH, padW] = typeof padding === "number" ? [padding, padding] : padding;
   if (!(isCount(padH) && isCount(padW))) {
     throw new RangeError(`conv2d: padding must be non-negative integers, got ${padH}x${padW}`);
+  }
+  const [dilationH, dilationW] = typeof dilation === "number" ? [dilation, dilation] : dilation;
+  if (
+    !(Number.isInteger(dilationH) && dilationH > 0 && Number.isInteger(dilationW) && dilationW > 0)
+  ) {
+    throw new RangeError(
+      `conv2d: dilation must be positive integers, got ${dilationH}x${dilationW}`,
+    );
   }
   if (!(Number.isInteger(groups) && groups > 0)) {
     throw new RangeError(`conv2d: groups must be a positive integer, got ${groups}`);
@@ -109,15 +127,36 @@ export function conv2dParams(
   }
   const paddedH = h + 2 * padH;
   const paddedW = w + 2 * padW;
-  if (kh > paddedH || kw > paddedW) {
+  // The span a dilated kernel covers: dilation·(K − 1) + 1 input cells.
+  const spanH = dilationH * (kh - 1) + 1, spanW = dilationW * (kw - 1) + 1;
+  if (spanH > paddedH || spanW > paddedW) {
+    const dilated = dilationH > 1 || dilationW > 1
+      ? ` (kernel ${kh}x${kw} with dilation ${dilationH}x${dilationW})`
+      : "";
     throw new RangeError(
-      `conv2d: kernel ${kh}x${kw} is larger than padded input ${paddedH}x${paddedW}`,
+      `conv2d: kernel ${spanH}x${spanW}${dilated} is larger than padded input ${paddedH}x${paddedW}`,
     );
   }
-  const outH = Math.floor((paddedH - kh) / strideH) + 1;
-  const outW = Math.floor((paddedW - kw) / strideW) + 1;
-  const dilation = { dilationH: 1, dilationW: 1 };
-  return { n, c, h, w, o, kh, kw, strideH, strideW, padH, padW, groups, outH, outW, ...dilation };
+  const outH = Math.floor((paddedH - spanH) / strideH) + 1;
+  const outW = Math.floor((paddedW - spanW) / strideW) + 1;
+  return {
+    n,
+    c,
+    h,
+    w,
+    o,
+    kh,
+    kw,
+    strideH,
+    strideW,
+    padH,
+    padW,
+    groups,
+    outH,
+    outW,
+    dilationH,
+    dilationW,
+  };
 }
 
 /** Throws unless every array of a conv2d kernel call holds at least as many values as `p` needs. */
@@ -165,10 +204,10 @@ export function conv2dForwardCpu(
           let total = bias ? bias[o] : 0;
           for (let c = 0; c < inGroup; c++) {
             for (let u = 0; u < kh; u++) {
-              const row = i * p.strideH - p.padH + u;
+              const row = i * p.strideH - p.padH + u * p.dilationH;
               if (row < 0 || row >= h) continue;
               for (let v = 0; v < kw; v++) {
-                const col = j * p.strideW - p.padW + v;
+                const col = j * p.strideW - p.padW + v * p.dilationW;
                 if (col < 0 || col >= w) continue;
                 total += weight[((o * inGroup + c) * kh + u) * kw + v] *
                   x[((n * channels + firstChannel + c) * h + row) * w + col];
@@ -203,11 +242,11 @@ export function conv2dBackwardInputCpu(
           let total = 0;
           for (let o = group * outGroup; o < (group + 1) * outGroup; o++) {
             for (let u = 0; u < kh; u++) {
-              const iTimesStride = row + p.padH - u; // = i · strideH when tap u read this row
+              const iTimesStride = row + p.padH - u * p.dilationH; // = i · strideH when tap u read this row
               const i = iTimesStride / p.strideH;
               if (iTimesStride < 0 || i >= outH || !Number.isInteger(i)) continue;
               for (let v = 0; v < kw; v++) {
-                const jTimesStride = col + p.padW - v;
+                const jTimesStride = col + p.padW - v * p.dilationW;
                 const j = jTimesStride / p.strideW;
                 if (jTimesStride < 0 || j >= outW || !Number.isInteger(j)) continue;
                 total += weight[((o * inGroup + cInGroup) * kh + u) * kw + v] *
@@ -243,10 +282,10 @@ export function conv2dBackwardWeightCpu(
           let total = 0;
           for (let n = 0; n < batch; n++) {
             for (let i = 0; i < outH; i++) {
-              const row = i * p.strideH - p.padH + u;
+              const row = i * p.strideH - p.padH + u * p.dilationH;
               if (row < 0 || row >= h) continue;
               for (let j = 0; j < outW; j++) {
-                const col = j * p.strideW - p.padW + v;
+                const col = j * p.strideW - p.padW + v * p.dilationW;
                 if (col < 0 || col >= w) continue;
                 total += dy[((n * outChannels + o) * outH + i) * outW + j] *
                   x[((n * channels + firstChannel + c) * h + row) * w + col];
@@ -271,7 +310,11 @@ export interface Conv2dOptions {
   padding?: number | readonly [number, number];
   /** Channel groups: input and output channels split into `groups` independent convolutions (default 1). */
   groups?: number;
+  /** Spacing between kernel taps, one number or [vertical, horizontal] (default 1, PyTorch's `dilation`). */
+  dilation?: number | readonly [number, number];
 }
+
+const CONV2D_KEYS = declareOptions("conv2d", ["stride", "padding", "groups", "dilation"]);
 
 /**
  * 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O].
@@ -295,8 +338,17 @@ export function conv2d(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | null = null,
-  options: Conv2dOptions = {},
+  options?: Conv2dOptions,
 ): Tensor {
+  const opts = checkOptions("conv2d", options, CONV2D_KEYS);
+  if (bias !== null && bias !== undefined && !(bias instanceof Tensor)) {
+    throw new TypeError(
+      `conv2d: the third argument is the bias (a Tensor or null); options go fourth: conv2d(x, weight, null, ${
+        JSON.stringify(bias)
+      })`,
+    );
+  }
+  bias ??= null;
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const backend = deviceOf("conv2d", ...inputs);
   for (const t of inputs) checkFloat("conv2d", t);
@@ -318,9 +370,10 @@ export function conv2d(
   const p = conv2dParams(
     x.shape,
     weight.shape,
-    options.stride ?? 1,
-    options.padding ?? 0,
-    options.groups ?? 1,
+    opts.stride ?? 1,
+    opts.padding ?? 0,
+    opts.groups ?? 1,
+    opts.dilation ?? 1,
   );
   if (bias && (bias.rank !== 1 || bias.shape[0] !== p.o)) {
     throw new RangeError(

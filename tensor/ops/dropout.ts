@@ -19,6 +19,7 @@ import type { TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import { counterUniform, generator } from "../random.ts";
 import { checkFloat, record } from "./op.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernel
@@ -36,6 +37,8 @@ export function dropoutCpu(x: TypedArray, p: number, seed: number, y: TypedArray
 
 // ---------------------------------------------------------------------------------------------
 // Op
+
+const DROPOUT_KEYS = declareOptions("dropout", ["p", "seed", "training"]);
 
 /** Options of {@link dropout}. */
 export interface DropoutOptions {
@@ -70,7 +73,8 @@ export interface DropoutOptions {
  * assert.equal(dropout(x, { p: 0.5, seed: 42, training: false }), x); // evaluation: identity
  * ```
  */
-export function dropout(x: Tensor, options: DropoutOptions = {}): Tensor {
+export function dropout(x: Tensor, options?: DropoutOptions): Tensor {
+  options = checkOptions("dropout", options, DROPOUT_KEYS);
   checkFloat("dropout", x);
   const { p = 0.5, training = true } = options;
   if (typeof p !== "number" || !(p >= 0 && p < 1)) {

@@ -34,14 +34,16 @@ export const UNARY: Record<
   neg: { f: (x) => -x, df: () => -1 },
   exp: { f: Math.exp, df: (_x, y) => y },
   log: { f: Math.log, df: (x) => 1 / x },
-  relu: { f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
+  // relu(NaN) = NaN and its gradient passes, as in PyTorch: test "x <= 0", false for NaN.
+  relu: { f: (x) => (x <= 0 ? 0 : x), df: (x) => (x <= 0 ? 0 : 1) },
   tanh: { f: Math.tanh, df: (_x, y) => 1 - y * y },
   sigmoid: {
     f: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
     df: (_x, y) => y * (1 - y),
   },
   sqrt: { f: Math.sqrt, df: (_x, y) => 0.5 / y },
-  abs: { f: Math.abs, df: (x) => Math.sign(x) },
+  // sign(NaN) is taken as 0 (PyTorch's sgn): |x|'s gradient at a NaN is 0.
+  abs: { f: Math.abs, df: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0) },
 };
 
 /** Binary operators as scalar functions (the CPU kernels' inner loop). */
@@ -65,7 +67,7 @@ export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
 export function unaryCpu(op: UnaryOp, x: TypedArray, y: TypedArray): void {
   if (op === "relu") {
     // The hot one in every convnet: a plain loop, no call per element.
-    for (let i = 0; i < x.length; i++) y[i] = x[i] > 0 ? x[i] : 0;
+    for (let i = 0; i < x.length; i++) y[i] = x[i] <= 0 ? 0 : x[i];
     return;
   }
   const f = UNARY[op].f;
@@ -81,7 +83,7 @@ export function unaryBackwardCpu(
   dx: TypedArray,
 ): void {
   if (op === "relu") {
-    for (let i = 0; i < x.length; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
+    for (let i = 0; i < x.length; i++) dx[i] = x[i] <= 0 ? 0 : dy[i];
     return;
   }
   const df = UNARY[op].df;
@@ -98,7 +100,10 @@ export function binaryCpu(
   outShape: Shape,
   out: TypedArray,
 ): void {
-  const f = BINARY[op];
+  // int32 wraps around (two's complement) like PyTorch and the GPU: a + b stored in an
+  // Int32Array already wraps (exact in float64 below 2^53), but a product of two int32 can
+  // exceed 2^53 and lose its low bits before the store, so mul uses Math.imul.
+  const f = out instanceof Int32Array && op === "mul" ? Math.imul : BINARY[op];
   const n = out.length;
   if (a.length === n && b.length === n) {
     for (let i = 0; i < n; i++) out[i] = f(a[i], b[i]);
@@ -223,6 +228,8 @@ export function pow(x: Tensor | number, exponent: Tensor | number): Tensor {
   const backend = x.backend;
   const y = wrap(backend.powScalar(x.storage, exponent), x.shape);
   return record("pow", y, [x], (g) => {
+    // d(x^0)/dx = 0 everywhere, also at x = 0 where 0 · 0^-1 would be NaN (PyTorch's rule).
+    if (exponent === 0) return [wrap(backend.full(x.size, 0, x.dtype), x.shape)];
     const slope = wrap(backend.powScalar(x.storage, exponent - 1), x.shape);
     return [mul(affine(slope, exponent, 0), g)];
   });
@@ -319,6 +326,13 @@ export function mul(a: Tensor | number, b: Tensor | number): Tensor {
 /** a / b (broadcasting; either side may be a number). dL/db = -dL/dy * a / b^2. */
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
   operands("div", a, b);
+  if (
+    (a instanceof Tensor && a.dtype === "int32") || (b instanceof Tensor && b.dtype === "int32")
+  ) {
+    throw new TypeError(
+      `div: int32 division is not supported (PyTorch's true division gives floats; truncating would be a silent change); cast to float32 first: div(cast(a, "float32"), ...)`,
+    );
+  }
   if (typeof b === "number") return scaleShift("div", a as Tensor, 1 / b, 0);
   if (typeof a === "number") return scaleShift("div", pow(b, -1), a, 0);
   const y = binaryOp("div", a, b);

@@ -73,8 +73,51 @@ export function gemm(args: GemmArgs<FloatArray>): void {
   }
   const tier = gemmTier();
   const engine = f32 && tier !== "reference" ? engineFor(tier) : null;
-  if (engine !== null) engine.gemm(args as GemmArgs<Float32Array>);
-  else gemmReference(args);
+  if (engine === null) gemmReference(args);
+  else if (k <= DEPTH_BLOCK) engine.gemm(args as GemmArgs<Float32Array>);
+  else gemmInDepthBlocks(args as GemmArgs<Float32Array>, (block) => engine.gemm(block));
+}
+
+/**
+ * The longest depth the float32 kernels sum in one call. The wasm kernels keep float32 sums
+ * (KC-long blocks added in float32), so a depth growing with the input (a weight gradient over
+ * a large batch) would grow a float32 running sum without bound; deeper products are cut into
+ * blocks of this depth whose results are added in float64. The error is then bounded by
+ * DEPTH_BLOCK·2^-24 ≈ 2.4e-4 relative to Σ|products| whatever the depth (the reference,
+ * summing in float64, by k·2^-53 plus the final rounding).
+ */
+export const DEPTH_BLOCK = 4096;
+
+/** C (+)= op(A)·op(B) as a float64 sum of products over depth blocks of {@link DEPTH_BLOCK}. */
+function gemmInDepthBlocks(
+  args: GemmArgs<Float32Array>,
+  run: (block: GemmArgs<Float32Array>) => void,
+): void {
+  const { m, n, k, c, cOffset, ldc } = args;
+  const total = new Float64Array(m * n);
+  if (args.accumulate) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) total[i * n + j] = c[cOffset + i * ldc + j];
+    }
+  }
+  const part = new Float32Array(m * n);
+  const aDepthStep = args.transA ? args.lda : 1, bDepthStep = args.transB ? 1 : args.ldb;
+  for (let p0 = 0; p0 < k; p0 += DEPTH_BLOCK) {
+    run({
+      ...args,
+      k: Math.min(DEPTH_BLOCK, k - p0),
+      aOffset: args.aOffset + p0 * aDepthStep,
+      bOffset: args.bOffset + p0 * bDepthStep,
+      c: part,
+      cOffset: 0,
+      ldc: n,
+      accumulate: false,
+    });
+    for (let i = 0; i < total.length; i++) total[i] += part[i];
+  }
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) c[cOffset + i * ldc + j] = total[i * n + j];
+  }
 }
 
 /**

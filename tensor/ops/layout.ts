@@ -224,6 +224,14 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 /** Splits along `axis` into pieces of the given sizes (or `sizes` equal pieces). */
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
   checkTensor("split", "x", x);
+  if (typeof sizes === "number" && !(Number.isInteger(sizes) && sizes > 0)) {
+    throw new RangeError(`split: the number of parts must be a positive integer, got ${sizes}`);
+  }
+  if (typeof sizes !== "number" && !Array.isArray(sizes)) {
+    throw new TypeError(
+      `split: sizes must be a number of parts or an array of sizes, got ${String(sizes)}`,
+    );
+  }
   const ax = normalizeAxis("split", axis, x.rank);
   const list = typeof sizes === "number" ? new Array(sizes).fill(x.shape[ax] / sizes) : [...sizes];
   if (

@@ -31,6 +31,10 @@
  * size: PyTorch's numbers) or `"per-term"` (a = alpha: the paper's formula, TensorFlow's
  * convention). Only alpha changes; the window is the one above in both conventions.
  *
+ * Error bound: the window sums of squares and the backward's sums run in float64 arrays (at
+ * most `size` terms, or C for the backward's window sums) and are rounded once to the output
+ * dtype.
+ *
  * @module
  */
 
@@ -38,6 +42,7 @@ import type { LrnParams, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import { formatShape } from "../shape.ts";
 import { checkFloat, record } from "./op.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -129,6 +134,14 @@ export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: 
  */
 export type LrnAlphaScaling = "averaged" | "per-term";
 
+const LRN_KEYS = declareOptions("localResponseNorm", [
+  "size",
+  "alpha",
+  "beta",
+  "k",
+  "alphaScaling",
+]);
+
 /** Options of {@link localResponseNorm}; the defaults are AlexNet's (paper section 3.3). */
 export interface LrnOptions {
   /** Channels in the window, n (default 5: paper section 3.3). */
@@ -169,7 +182,8 @@ export interface LrnOptions {
  * assert.ok(Math.abs(literal.dataSync()[1] - 2 / 43) < 1e-6);
  * ```
  */
-export function localResponseNorm(x: Tensor, options: LrnOptions = {}): Tensor {
+export function localResponseNorm(x: Tensor, options?: LrnOptions): Tensor {
+  options = checkOptions("localResponseNorm", options, LRN_KEYS);
   checkFloat("localResponseNorm", x);
   if (x.rank !== 4) {
     throw new RangeError(

@@ -2,14 +2,22 @@
  * 2-D pooling over [N, C, H, W]: max, average, and adaptive average. Each (n, c) plane is
  * pooled on its own; outputs are [N, C, outH, outW].
  *
- * Windows (PyTorch conventions, ceil_mode = false): output (i, j) reads rows
+ * Windows (PyTorch conventions): output (i, j) reads rows
  * `i·strideH − padH .. i·strideH − padH + kh − 1` and the matching columns, and
  *
- *     outH = floor((H + 2·padH − kh) / strideH) + 1
+ *     outH = floor((H + 2·padH − kh) / strideH) + 1       (ceilMode: ceil instead of floor,
+ *                                                          minus one if the last window would
+ *                                                          start past H + padH − 1)
+ *
+ * With `ceilMode` (PyTorch's `ceil_mode`) a last, partial window covers the leftover rows; it
+ * always starts inside the input or its left padding, and may reach past the right padding.
+ * The kernels clip every window to the input.
  *
  * - max:  y = max over the window's real cells (padding never wins);
- * - avg:  y = (sum over the window's real cells) / (kh·kw): padded cells count as zeros,
- *         PyTorch's `count_include_pad = True`;
+ * - avg:  y = (sum over the window's real cells) / divisor. `countIncludePad` (default true,
+ *         PyTorch's `count_include_pad`): the divisor is the window's size inside the padded
+ *         input (kh·kw except for a ceilMode window hanging past it), so padded cells count as
+ *         zeros; false: the number of real cells.
  * - adaptive avg: bin i spans rows [floor(i·H/outH), ceil((i+1)·H/outH)), PyTorch's bins; the
  *         average runs over the bin's cells only. Bins of neighbours may overlap by one cell.
  *
@@ -18,13 +26,14 @@
  *         winner (`argmax`, the flat index h·W + w in its plane) so backward need not search;
  *         with overlapping windows (AlexNet's 3x3 stride 2, paper section 3.4) one cell can
  *         win several windows and collects every dy it won.
- * - avg:  every real cell has weight 1/(kh·kw): dx[cell] += dy / (kh·kw) for each window
+ * - avg:  every real cell has weight 1/divisor: dx[cell] += dy / divisor for each window
  *         containing it.
  * - adaptive: every cell of a bin has weight 1/|bin|: dx[cell] += dy / |bin|.
  *
  * The CPU kernels scatter (loop over outputs, add into dx); the GPU kernels compute the same
  * sums as gathers (loop over the windows containing each input), since WGSL has no float
- * atomics.
+ * atomics. Error bound: every window sum is accumulated in a float64 local (at most kh·kw
+ * terms) and rounded once, so float32 outputs carry one float32 rounding.
  *
  * @module
  */
@@ -33,6 +42,7 @@ import type { AdaptivePool2dParams, Pool2dParams, TypedArray } from "../../backe
 import { type Tensor, wrap } from "../tensor.ts";
 import { formatShape, type Shape } from "../shape.ts";
 import { checkFloat, record } from "./op.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -50,14 +60,6 @@ function pair(op: string, name: string, value: Size2d, min: number): [number, nu
   return [a, b];
 }
 
-function checkOptions(op: string, options: unknown): void {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${op}: expects options { kernelSize, stride?, padding? }, got ${String(options)}`,
-    );
-  }
-}
-
 function checkInput(op: string, shape: Shape): void {
   if (shape.length !== 4) {
     throw new RangeError(`${op}: input must be [N, C, H, W], got ${formatShape(shape)}`);
@@ -73,6 +75,8 @@ function checkInput(op: string, shape: Shape): void {
  * default) and `padding` to 0. Throws, naming `op`, the argument and its value, when the
  * kernel is larger than the padded input, the padding exceeds half the kernel (PyTorch's
  * rule: it guarantees that every window overlaps the input) or a stride is not positive.
+ * `ceilMode` rounds the output size up (see the module comment); `countIncludePad` is only
+ * read by average pooling.
  */
 export function pool2dParams(
   op: string,
@@ -80,6 +84,8 @@ export function pool2dParams(
   kernelSize: Size2d,
   stride: Size2d | undefined,
   padding: Size2d | undefined,
+  ceilMode = false,
+  countIncludePad = true,
 ): Pool2dParams {
   checkInput(op, xShape);
   const [n, c, h, w] = xShape;
@@ -98,9 +104,26 @@ export function pool2dParams(
         `${h + 2 * padH}x${w + 2 * padW} (input ${formatShape(xShape)}, padding ${padH}x${padW})`,
     );
   }
-  const outH = Math.floor((h + 2 * padH - kh) / strideH) + 1;
-  const outW = Math.floor((w + 2 * padW - kw) / strideW) + 1;
-  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW, countIncludePad: true };
+  for (const [name, value] of [["ceilMode", ceilMode], ["countIncludePad", countIncludePad]]) {
+    if (typeof value !== "boolean") {
+      throw new TypeError(`${op}: ${name} must be true or false, got ${JSON.stringify(value)}`);
+    }
+  }
+  const outH = pooledSize(h, kh, strideH, padH, ceilMode);
+  const outW = pooledSize(w, kw, strideW, padW, ceilMode);
+  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, outH, outW, countIncludePad };
+}
+
+/**
+ * Windows along one axis, PyTorch's `pooling_output_shape`: floor (or ceil) of
+ * (size + 2·pad − k) / stride, plus one; with ceil, a last window that would start at or past
+ * size + pad (entirely in the right padding) is dropped.
+ */
+function pooledSize(size: number, k: number, stride: number, pad: number, ceil: boolean): number {
+  const span = size + 2 * pad - k;
+  let out = (ceil ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
+  if (ceil && (out - 1) * stride >= size + pad) out--;
+  return out;
 }
 
 /**
@@ -184,10 +207,23 @@ export function maxPool2dBackwardCpu(
   }
 }
 
-/** CPU: average pooling; the divisor is always kh·kw (padded cells count as zeros). */
+/**
+ * The divisor of average-pooling window (i, j), PyTorch's rule: the window's extent inside the
+ * padded input [−pad, size + pad) when `countIncludePad`, else the number of real cells.
+ */
+export function avgPoolDivisor(p: Pool2dParams, i: number, j: number): number {
+  const extent = (index: number, stride: number, pad: number, k: number, size: number) => {
+    const start = index * stride - pad;
+    const end = Math.min(start + k, size + pad);
+    return p.countIncludePad ? end - start : Math.min(end, size) - Math.max(start, 0);
+  };
+  return extent(i, p.strideH, p.padH, p.kh, p.h) * extent(j, p.strideW, p.padW, p.kw, p.w);
+}
+
+/** CPU: average pooling, each window's sum over its real cells / {@link avgPoolDivisor}. */
 export function avgPool2dForwardCpu(x: TypedArray, p: Pool2dParams, y: TypedArray): void {
   const { h: height, w: width, outH, outW } = p;
-  const planeSize = height * width, divisor = p.kh * p.kw;
+  const planeSize = height * width;
   let o = 0;
   for (let plane = 0; plane < p.n * p.c; plane++) {
     const base = plane * planeSize;
@@ -199,17 +235,17 @@ export function avgPool2dForwardCpu(x: TypedArray, p: Pool2dParams, y: TypedArra
         for (let row = rowFrom; row < rowTo; row++) {
           for (let col = colFrom; col < colTo; col++) total += x[base + row * width + col];
         }
-        y[o++] = total / divisor;
+        y[o++] = total / avgPoolDivisor(p, i, j);
       }
     }
   }
 }
 
-/** CPU: dx = 0, then dx[cell] += dy / (kh·kw) for every window containing the cell. */
+/** CPU: dx = 0, then dx[cell] += dy / divisor for every window containing the cell. */
 export function avgPool2dBackwardCpu(dy: TypedArray, p: Pool2dParams, dx: TypedArray): void {
   dx.fill(0);
   const { h: height, w: width, outH, outW } = p;
-  const planeSize = height * width, divisor = p.kh * p.kw;
+  const planeSize = height * width;
   let o = 0;
   for (let plane = 0; plane < p.n * p.c; plane++) {
     const base = plane * planeSize;
@@ -217,7 +253,7 @@ export function avgPool2dBackwardCpu(dy: TypedArray, p: Pool2dParams, dx: TypedA
       const [rowFrom, rowTo] = windowCells(i, p.strideH, p.padH, p.kh, height);
       for (let j = 0; j < outW; j++) {
         const [colFrom, colTo] = windowCells(j, p.strideW, p.padW, p.kw, width);
-        const share = dy[o++] / divisor;
+        const share = dy[o++] / avgPoolDivisor(p, i, j);
         for (let row = rowFrom; row < rowTo; row++) {
           for (let col = colFrom; col < colTo; col++) dx[base + row * width + col] += share;
         }
@@ -287,6 +323,42 @@ export interface Pool2dOptions {
   stride?: Size2d;
   /** Implicit padding on each side (default 0); at most half the kernel size. */
   padding?: Size2d;
+  /** Round the output size up, adding a last partial window (default false, PyTorch's `ceil_mode`). */
+  ceilMode?: boolean;
+}
+
+/** Options of {@link avgPool2d}: {@link Pool2dOptions} and whether padding counts in the divisor. */
+export interface AvgPool2dOptions extends Pool2dOptions {
+  /** Padded cells count in each window's divisor (default true, PyTorch's `count_include_pad`). */
+  countIncludePad?: boolean;
+}
+
+const MAX_POOL_KEYS = declareOptions("maxPool2d", ["kernelSize", "stride", "padding", "ceilMode"]);
+const AVG_POOL_KEYS = declareOptions("avgPool2d", [
+  "kernelSize",
+  "stride",
+  "padding",
+  "ceilMode",
+  "countIncludePad",
+]);
+
+/**
+ * Checks pooling `options` (required: the kernel size has no default). A bare size, PyTorch's
+ * `MaxPool2d(3)`, gets an error showing the object to write instead.
+ */
+export function poolOptions<T extends Pool2dOptions>(
+  op: string,
+  options: T,
+  keys: readonly string[],
+): T {
+  if (options === undefined || typeof options === "number" || Array.isArray(options)) {
+    const got = Array.isArray(options) ? `[${options.join(", ")}]` : String(options);
+    const hint = options === undefined ? "" : `; write { kernelSize: ${got} }`;
+    throw new TypeError(
+      `${op}: expects options { kernelSize, stride?, padding? }, got ${got}${hint}`,
+    );
+  }
+  return checkOptions(op, options, keys);
 }
 
 /**
@@ -313,8 +385,8 @@ export interface Pool2dOptions {
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   checkFloat("maxPool2d", x);
-  checkOptions("maxPool2d", options);
-  const p = pool2dParams("maxPool2d", x.shape, options.kernelSize, options.stride, options.padding);
+  const o = poolOptions("maxPool2d", options, MAX_POOL_KEYS);
+  const p = pool2dParams("maxPool2d", x.shape, o.kernelSize, o.stride, o.padding, o.ceilMode);
   const outShape = [p.n, p.c, p.outH, p.outW];
   const backend = x.backend;
   const { y: values, argmax: winners } = backend.maxPool2dForward(x.storage, p);
@@ -330,11 +402,33 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   );
 }
 
-/** Average pooling of x [N, C, H, W]; padded cells count as zeros (divisor kh·kw). */
-export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
+/**
+ * Average pooling of x [N, C, H, W]; by default padded cells count as zeros in the divisor
+ * (`countIncludePad: false` divides by the real cells only).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { avgPool2d, ones } from "../../mod.ts";
+ *
+ * const x = ones([1, 1, 2, 2]);
+ * // A corner window of 2x2 with padding 1 sees one real cell and three padded zeros.
+ * assert.equal(avgPool2d(x, { kernelSize: 2, padding: 1 }).dataSync()[0], 0.25);
+ * assert.equal(avgPool2d(x, { kernelSize: 2, padding: 1, countIncludePad: false }).dataSync()[0], 1);
+ * ```
+ */
+export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   checkFloat("avgPool2d", x);
-  checkOptions("avgPool2d", options);
-  const p = pool2dParams("avgPool2d", x.shape, options.kernelSize, options.stride, options.padding);
+  const o = poolOptions("avgPool2d", options, AVG_POOL_KEYS);
+  const p = pool2dParams(
+    "avgPool2d",
+    x.shape,
+    o.kernelSize,
+    o.stride,
+    o.padding,
+    o.ceilMode,
+    o.countIncludePad,
+  );
   const backend = x.backend;
   const y = wrap(backend.avgPool2dForward(x.storage, p), [p.n, p.c, p.outH, p.outW]);
   return record(

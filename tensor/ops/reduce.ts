@@ -6,6 +6,13 @@
  * by the count; a max routes it to the elements equal to the maximum (shared evenly among
  * ties, like PyTorch's amax).
  *
+ * Accuracy of the CPU sum: every output accumulates in float64 (a JS number or a Float64Array),
+ * whatever the input dtype, and is rounded once to the output dtype. A float64 running sum of n
+ * terms is within (n − 1)·2^-53·Σ|x| of the exact sum, so for any n below 2^29 the float32
+ * result is within one float32 rounding (2^-24 relative) plus 2^-24·Σ|x|/|Σx|; a float32
+ * running sum instead stops growing at 2^24 and drifts by ~n·2^-24. Max is exact (it picks an
+ * element) and propagates NaN, as does argmax (the first NaN wins).
+ *
  * @module
  */
 
@@ -13,6 +20,7 @@ import type { ReduceOp, TypedArray } from "../../backend/backend.ts";
 import { type Tensor, wrap } from "../tensor.ts";
 import {
   broadcastShapes,
+  checkShape,
   formatShape,
   normalizeAxes,
   normalizeAxis,
@@ -54,13 +62,15 @@ export function reduceCpu(
   }
   const outShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
   const outStrides = stridesOf(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
-  out.fill(op === "sum" ? 0 : -Infinity);
+  // Sums accumulate in float64 whatever `out` holds (see the module comment).
+  const acc = op === "sum" && !(out instanceof Float64Array) ? new Float64Array(out.length) : out;
+  acc.fill(op === "sum" ? 0 : -Infinity);
   const rank = shape.length;
   const index = new Array<number>(rank).fill(0);
   let o = 0;
   for (let i = 0; i < x.length; i++) {
-    if (op === "sum") out[o] += x[i];
-    else if (x[i] > out[o] || Number.isNaN(x[i])) out[o] = x[i];
+    if (op === "sum") acc[o] += x[i];
+    else if (x[i] > acc[o] || Number.isNaN(x[i])) acc[o] = x[i];
     for (let axis = rank - 1; axis >= 0; axis--) {
       if (++index[axis] < shape[axis]) {
         o += outStrides[axis];
@@ -70,13 +80,21 @@ export function reduceCpu(
       o -= outStrides[axis] * (shape[axis] - 1);
     }
   }
+  if (acc !== out) out.set(acc);
 }
 
-/** CPU: index of the maximum of each row of [rows, cols] (first one on ties). */
+/**
+ * CPU: index of the maximum of each row of [rows, cols]: the first one on ties, and the first
+ * NaN if the row has one (PyTorch: NaN is the largest value).
+ */
 export function argmaxCpu(x: TypedArray, rows: number, cols: number, out: Int32Array): void {
   for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (x[r * cols + c] > x[r * cols + best]) best = c;
+    const start = r * cols;
+    let best = 0, bestValue = x[start];
+    for (let c = 1; c < cols && bestValue === bestValue; c++) {
+      const value = x[start + c];
+      if (value > bestValue || value !== value) [best, bestValue] = [c, value];
+    }
     out[r] = best;
   }
 }
@@ -159,6 +177,7 @@ export function argmax(x: Tensor, axis = -1, keepDims = false): Tensor {
  */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
   checkTensor("sumTo", "g", g);
+  checkShape("sumTo", shape);
   if (sameShape(g.shape, shape)) return g;
   if (!sameShape(broadcastShapes("sumTo", shape, g.shape), g.shape)) {
     throw new RangeError(

@@ -22,6 +22,20 @@
  * `crossEntropy` returns the mean over the batch by default, composed from the per-row
  * kernel and `mean` (whose backward divides by N); `reduction: "sum"` or `"none"` as in PyTorch.
  *
+ * PyTorch's `weight`, `ignore_index` and `label_smoothing` (ε) are composed from logSoftmax and
+ * elementwise ops, so every device has them and autograd derives the gradient. With
+ * lp = logSoftmax(x), per row n with label y (PyTorch 2.x, also 1.13):
+ *
+ *     nll_n    = −w[y] · lp[n, y]                 smooth_n = −Σ_c w[c] · lp[n, c]
+ *     loss_n   = (1 − ε) · nll_n + (ε / C) · smooth_n       (0 for a row whose label is ignored)
+ *     "mean"   = Σ_n loss_n / Σ_{n not ignored} w[y_n]       (w = 1 without weights: the count)
+ *
+ * so with weights the mean divides by the summed weights of the counted rows, not by N, and an
+ * all-ignored batch gives NaN (0/0), as in PyTorch.
+ *
+ * Error bound: the row sums (max, Σ e^(x − m), Σ dy) are float64 locals over one row, rounded
+ * once; the batch mean is `sum`'s pairwise float64 sum (see reduce.ts).
+ *
  * @module
  */
 
@@ -30,7 +44,9 @@ import { fromArray, Tensor, wrap } from "../tensor.ts";
 import { formatShape, normalizeAxis } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { mean, sum } from "./reduce.ts";
-import { permute } from "./layout.ts";
+import { permute, reshape } from "./layout.ts";
+import { add, cast, div, eq, mul, ne, neg } from "./elementwise.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
@@ -210,13 +226,17 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   });
 }
 
-/** Throws unless every label is an integer class index in [0, classes). */
-function checkLabelValues(values: ArrayLike<number>, classes: number): void {
+/** Throws unless every label is an integer class index in [0, classes) or `ignored`. */
+function checkLabelValues(values: ArrayLike<number>, classes: number, ignored?: number): void {
   for (let i = 0; i < values.length; i++) {
     const label = values[i];
+    if (label === ignored) continue;
     if (!Number.isInteger(label) || label < 0 || label >= classes) {
+      const ignoreHint = ignored === undefined && label === -100
+        ? " (PyTorch ignores -100 by default; here pass { ignoreIndex: -100 })"
+        : "";
       throw new RangeError(
-        `crossEntropy: label ${label} at index ${i} is not a class index in [0, ${classes})`,
+        `crossEntropy: label ${label} at index ${i} is not a class index in [0, ${classes})${ignoreHint}`,
       );
     }
   }
@@ -229,7 +249,30 @@ export interface CrossEntropyOptions {
    * batch, `"sum"`, or `"none"` for the [N] losses themselves.
    */
   reduction?: "mean" | "sum" | "none";
+  /**
+   * A weight per class, [C] (PyTorch's `weight`): row n's loss is scaled by weight[label], and
+   * the mean divides by the summed weights of the counted rows. Default: all 1.
+   */
+  weight?: Tensor | readonly number[] | Float32Array | Float64Array;
+  /**
+   * A label value whose rows add nothing to the loss or the gradient, and are not counted by
+   * the mean (PyTorch's `ignore_index`). Default: none, so every label must be a class index
+   * (PyTorch's default is -100).
+   */
+  ignoreIndex?: number;
+  /**
+   * ε in [0, 1] (PyTorch's `label_smoothing`): the target is (1 − ε)·onehot + ε/C·uniform.
+   * Default 0.
+   */
+  labelSmoothing?: number;
 }
+
+const CROSS_ENTROPY_KEYS = declareOptions("crossEntropy", [
+  "reduction",
+  "weight",
+  "ignoreIndex",
+  "labelSmoothing",
+]);
 
 /**
  * Cross-entropy loss of logits [N, C] against integer class labels [N]: −log
@@ -257,10 +300,23 @@ export interface CrossEntropyOptions {
 export function crossEntropy(
   logits: Tensor,
   labels: Tensor | Int32Array | readonly number[],
-  options: CrossEntropyOptions = {},
+  options?: CrossEntropyOptions,
 ): Tensor {
   checkFloat("crossEntropy", logits);
+  options = checkOptions("crossEntropy", options, CROSS_ENTROPY_KEYS);
   const reduction = options.reduction ?? "mean";
+  const ignoreIndex = options.ignoreIndex;
+  if (ignoreIndex !== undefined && !Number.isInteger(ignoreIndex)) {
+    throw new RangeError(
+      `crossEntropy: ignoreIndex must be an integer, got ${String(ignoreIndex)}`,
+    );
+  }
+  const smoothing = options.labelSmoothing ?? 0;
+  if (typeof smoothing !== "number" || !(smoothing >= 0 && smoothing <= 1)) {
+    throw new RangeError(
+      `crossEntropy: labelSmoothing must be in [0, 1], got ${String(smoothing)}`,
+    );
+  }
   if (reduction !== "mean" && reduction !== "sum" && reduction !== "none") {
     throw new RangeError(
       `crossEntropy: reduction must be "mean", "sum" or "none", got ${JSON.stringify(reduction)}`,
@@ -291,7 +347,7 @@ export function crossEntropy(
         `crossEntropy: labels ${labelsShape} do not match logits ${logitsShape} (expected [${rows}])`,
       );
     }
-    if (labels.device === "cpu") checkLabelValues(labels.dataSync(), cols);
+    if (labels.device === "cpu") checkLabelValues(labels.dataSync(), cols, ignoreIndex);
     // A view of the caller's labels: the graph's release of it leaves the caller's tensor alone.
     classes = labels.detach();
   } else {
@@ -300,8 +356,12 @@ export function crossEntropy(
         `crossEntropy: ${labels.length} labels for ${rows} rows of logits ${logitsShape}`,
       );
     }
-    checkLabelValues(labels, cols);
+    checkLabelValues(labels, cols, ignoreIndex);
     classes = fromArray(Int32Array.from(labels), [rows], { device: logits.backend });
+  }
+  if (options.weight !== undefined || ignoreIndex !== undefined || smoothing !== 0) {
+    const weight = classWeights(logits, options.weight);
+    return composedCrossEntropy(logits, classes, weight, ignoreIndex, smoothing, reduction);
   }
   const backend = logits.backend;
   const perRow = wrap(backend.crossEntropy(logits.storage, classes.storage, rows, cols), [rows]);
@@ -322,4 +382,73 @@ export function crossEntropy(
   // Not recorded (no grad): nothing needs the per-row losses any more.
   if (!perRow.node) perRow.dispose();
   return loss;
+}
+
+/** The class weights as a [1, C] tensor of the logits' dtype and device, or null. */
+function classWeights(logits: Tensor, weight: CrossEntropyOptions["weight"]): Tensor | null {
+  if (weight === undefined) return null;
+  const cols = logits.shape[1];
+  let w: Tensor;
+  if (weight instanceof Tensor) {
+    deviceOf("crossEntropy", logits, weight);
+    if (weight.dtype !== logits.dtype) {
+      throw new TypeError(
+        `crossEntropy: weight is ${weight.dtype} but the logits are ${logits.dtype}; convert it with cast(weight, "${logits.dtype}")`,
+      );
+    }
+    w = weight;
+  } else if (
+    Array.isArray(weight) || weight instanceof Float32Array || weight instanceof Float64Array
+  ) {
+    w = fromArray(weight, [weight.length], { dtype: logits.dtype, device: logits.backend });
+  } else {
+    throw new TypeError(
+      `crossEntropy: weight must be a Tensor or an array of ${cols} class weights, got ${
+        String(weight)
+      }`,
+    );
+  }
+  if (w.rank !== 1 || w.shape[0] !== cols) {
+    throw new RangeError(
+      `crossEntropy: weight ${formatShape(w.shape)} must hold one value per class ([${cols}])`,
+    );
+  }
+  return reshape(w, [1, cols]);
+}
+
+/**
+ * Cross-entropy with class weights, an ignored label and/or label smoothing, composed from
+ * logSoftmax and elementwise ops (the formulas of the module comment).
+ */
+function composedCrossEntropy(
+  logits: Tensor,
+  classes: Tensor,
+  weight: Tensor | null,
+  ignoreIndex: number | undefined,
+  smoothing: number,
+  reduction: "mean" | "sum" | "none",
+): Tensor {
+  const [rows, cols] = logits.shape;
+  const options = { dtype: logits.dtype, device: logits.backend };
+  const labels = reshape(cast(classes, logits.dtype), [rows, 1]);
+  const classIndex = fromArray(
+    Float64Array.from({ length: cols }, (_, c) => c),
+    [1, cols],
+    options,
+  );
+  // kept[n] = 1 for a counted row, 0 for an ignored one: [N, 1].
+  const kept = ignoreIndex === undefined
+    ? fromArray(new Float64Array(rows).fill(1), [rows, 1], options)
+    : ne(labels, ignoreIndex);
+  const perClass = weight ? mul(kept, weight) : kept; // [N, C] or [N, 1]: w[c] on counted rows
+  const target = mul(eq(labels, classIndex), perClass); // w[y] at the label, else 0: [N, C]
+  const lp = logSoftmax(logits);
+  let perRow = neg(sum(mul(lp, target), 1)); // nll_n: [N]
+  if (smoothing > 0) {
+    const smooth = neg(sum(mul(lp, perClass), 1)); // smooth_n
+    perRow = add(mul(perRow, 1 - smoothing), mul(smooth, smoothing / cols));
+  }
+  if (reduction === "none") return perRow;
+  if (reduction === "sum") return sum(perRow);
+  return div(sum(perRow), sum(target)); // Σ loss / Σ w[y_n] over counted rows
 }
