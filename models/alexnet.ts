@@ -116,12 +116,14 @@ const ALEXNET_KEYS = [
   "groups",
   "oneGpu",
   "inputSize",
+  "hidden",
+  "lrnAlpha",
   "init",
 ] as const;
 const MODEL_KEYS = {
   alexnet: declareOptions("alexnet", ALEXNET_KEYS),
   alexnetMini: declareOptions("alexnetMini", ALEXNET_KEYS),
-  alexnetTorchvision: declareOptions("alexnetTorchvision", [...ABLATION_KEYS, "init"]),
+  alexnetTorchvision: declareOptions("alexnetTorchvision", [...ABLATION_KEYS, "init", "hidden"]),
   figure1Net: declareOptions("figure1Net", [
     "activation",
     "inChannels",
