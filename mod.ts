@@ -21,16 +21,15 @@
  * console.log(tensor([[1, 2], [3, 4]]).toString());
  * ```
  *
- * Importing this module registers the CPU backend (device "cpu", the default); the GPU
- * backend is registered by `await initWebGPU()`.
+ * Importing this module registers the CPU backend (device "cpu", the default: WebAssembly
+ * SIMD kernels, cpu/); the reference device "ref" (the plain TypeScript kernels of
+ * tensor/ops/, the oracle the others are proven against) always exists; the GPU backend is
+ * registered by `await initWebGPU()`.
  *
  * @module
  */
 
-import { registerBackend } from "./tensor/tensor.ts";
-import { cpuBackend } from "./backend/cpu.ts";
-
-registerBackend(cpuBackend);
+import "./cpu/mod.ts";
 
 export {
   arange,
@@ -81,7 +80,15 @@ export type {
   TypedArray,
   UnaryOp,
 } from "./backend/backend.ts";
-export { cpuBackend, CpuStorage } from "./backend/cpu.ts";
+export { CpuStorage, refBackend } from "./tensor/ref.ts";
+export {
+  cpuBackend,
+  type CpuOptions,
+  cpuOptions,
+  type SetCpuOptions,
+  setCpuOptions,
+  type SimdTier,
+} from "./cpu/mod.ts";
 
 export {
   backward,

@@ -32,6 +32,13 @@
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
+import {
+  type Device,
+  getBackend,
+  registerBackend,
+  unregisterBackend,
+} from "../backend/registry.ts";
+import "./ref.ts";
 import { formatShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
@@ -70,41 +77,11 @@ export {
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-// Backends are registered by the entry points, never imported here: mod.ts registers the CPU
-// backend (backend/cpu.ts) when it is loaded, and `initWebGPU()` (gpu/mod.ts) registers the
-// GPU one. So this file, and every op built on it, depends only on the contract in
-// backend/backend.ts.
-const backends = new Map<string, Backend>();
-
-/** A device: its name (`"cpu"`, `"gpu"`) or the backend object itself. */
-export type Device = string | Backend;
-
-/** Makes a backend available under its name (mod.ts does it for the CPU, `initWebGPU()` for the GPU). */
-export function registerBackend(backend: Backend): void {
-  backends.set(backend.name, backend);
-}
-
-/** Removes a backend registered with {@link registerBackend}. */
-export function unregisterBackend(name: string): void {
-  if (name === "cpu") throw new Error("unregisterBackend: the cpu backend cannot be removed");
-  backends.delete(name);
-}
-
-/** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
-export function getBackend(device: Device = "cpu"): Backend {
-  if (typeof device !== "string") return device;
-  const backend = backends.get(device);
-  if (!backend) {
-    const hint = device === "cpu"
-      ? ": import mod.ts, which registers it (or call registerBackend(cpuBackend) from backend/cpu.ts)"
-      : device === "gpu"
-      ? ": call `await initWebGPU()` from gpu/mod.ts first"
-      : "";
-    const available = [...backends.keys()].join(", ") || "none";
-    throw new Error(`no backend registered for "${device}"${hint}; registered: ${available}`);
-  }
-  return backend;
-}
+// The registry lives in backend/registry.ts; the import of ./ref.ts above registers the reference device
+// "ref" (the plain kernels of tensor/ops/), so it always exists. The default device, "cpu", is
+// registered by the package's entry points (cpu/mod.ts), and "gpu" by `initWebGPU()`. So this
+// file, and every op built on it, depends only on the contract in backend/backend.ts.
+export { type Device, getBackend, registerBackend, unregisterBackend };
 
 // ---------------------------------------------------------------------------------------------
 // Shared, reference-counted storage

@@ -2,7 +2,7 @@
 // is registered, and that registering it is all a program needs.
 import assert from "node:assert/strict";
 import { getBackend, registerBackend, unregisterBackend, zeros } from "../tensor/tensor.ts";
-import { cpuBackend } from "../backend/cpu.ts";
+import { cpuBackend } from "../cpu/backend.ts";
 
 Deno.test("a tensor made before any backend is registered says to import mod.ts", () => {
   assert.throws(

@@ -15,9 +15,9 @@
  * @module
  */
 
-import { ModuleBuilder } from "./emitter.ts";
+import { ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "./instance.ts";
+import { lazyInstance, regions } from "../instance.ts";
 
 /**
  * relu(x, y, n): y[i] = x[i] > 0 ? x[i] : 0 and reluBackward(x, dy, dx, n): dx[i] = x[i] > 0 ?

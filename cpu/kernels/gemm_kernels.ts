@@ -1,6 +1,6 @@
 /**
  * The WebAssembly of tessera's fast float32 gemm, emitted with {@link ModuleBuilder}. The plan
- * is GotoBLAS / BLIS scaled to one 128-bit SIMD core; wasm/gemm.ts drives it:
+ * is GotoBLAS / BLIS scaled to one 128-bit SIMD core; cpu/kernels/gemm.ts drives it:
  *
  * - **Packing** (`packA`, `packB`, one emitter for both): a k-block of op(A) is copied into
  *   MR-row panels, a k-block of op(B) into NR-column panels, each laid out in the order the
@@ -25,7 +25,7 @@
  * @module
  */
 
-import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 
 /** Which instructions the kernels may use: relaxed SIMD's fused madd, or SIMD mul + add. */
 export type SimdTier = "relaxed-simd" | "simd";
