@@ -38,7 +38,7 @@ import {
   registerBackend,
   unregisterBackend,
 } from "../backend/registry.ts";
-import "./ref.ts";
+import { RefBackend } from "./ref.ts";
 import { formatShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
@@ -82,6 +82,14 @@ export {
 // registered by the package's entry points (cpu/mod.ts), and "gpu" by `initWebGPU()`. So this
 // file, and every op built on it, depends only on the contract in backend/backend.ts.
 export { type Device, getBackend, registerBackend, unregisterBackend };
+
+/**
+ * Whether a device keeps its tensors in host memory, as the reference device and the cpu
+ * device built on it do: reads are synchronous and float64 exists there.
+ */
+export function isHostDevice(backend: Backend): boolean {
+  return backend instanceof RefBackend;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Shared, reference-counted storage
@@ -280,7 +288,7 @@ export class Tensor {
       : { device: target };
     const backend = options.device === undefined ? this.backend : getBackend(options.device);
     const dtype = options.dtype ?? this.dtype;
-    if (dtype === "float64" && backend.name !== "cpu") {
+    if (dtype === "float64" && !isHostDevice(backend)) {
       throw new TypeError(
         `to: the ${backend.name} backend has no float64; use { dtype: "float32" } there`,
       );
@@ -288,7 +296,7 @@ export class Tensor {
     if (backend === this.backend) return this.cast(dtype); // differentiable
     // A copy on another device: cast where the dtype exists (before leaving the CPU, after
     // arriving on it); the result is a leaf, requiring grad if this tensor is a leaf that does.
-    const x = backend.name === "cpu" ? this : this.cast(dtype);
+    const x = isHostDevice(backend) ? this : this.cast(dtype);
     const storage = x.storage;
     const data = storage.data ?? await x.data();
     const moved = new Tensor(backend.fromArray(data), x.shape);
