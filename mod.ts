@@ -101,6 +101,7 @@ export {
   withGradEnabled,
 } from "./tensor/autograd.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./tensor/gradcheck.ts";
+export { customOp, type CustomOpDefinition, record } from "./tensor/ops/custom.ts";
 
 export {
   abs,

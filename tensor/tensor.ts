@@ -24,8 +24,8 @@
  *
  * The everyday ops are also methods, as in PyTorch: `x.add(y)`, `x.mul(2)`, `x.matmul(w)`,
  * `x.sum(1)`, `x.reshape(2, -1)`, `x.argmax(1)`. Each is one line that calls the function of
- * the same name in `tensor/ops/`, the op's only definition. (That list makes this file longer
- * than most; the class itself is the first half.) Tensors are made by the factories of
+ * the same name in `tensor/ops/`, the op's only definition; they follow the class's own
+ * members (storage, memory, autograd, reading). Tensors are made by the factories of
  * `tensor/factories.ts`, re-exported here.
  *
  * @module
@@ -38,7 +38,7 @@ import {
   registerBackend,
   unregisterBackend,
 } from "../backend/registry.ts";
-import { RefBackend } from "./ref.ts";
+import "./ref.ts";
 import { formatShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
@@ -84,11 +84,12 @@ export {
 export { type Device, getBackend, registerBackend, unregisterBackend };
 
 /**
- * Whether a device keeps its tensors in host memory, as the reference device and the cpu
- * device built on it do: reads are synchronous and float64 exists there.
+ * Whether a device is one of the two in host memory, "ref" and "cpu" (built on the reference,
+ * sharing its storage): reads are synchronous there and float64 exists. Any other device, a
+ * GPU or one registered by a program, is read asynchronously.
  */
 export function isHostDevice(backend: Backend): boolean {
-  return backend instanceof RefBackend;
+  return backend.name === "cpu" || backend.name === "ref";
 }
 
 // ---------------------------------------------------------------------------------------------

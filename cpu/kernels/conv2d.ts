@@ -3,9 +3,8 @@
  * that file first: it has the math and the reference loops these kernels are proven against)
  * turned into matrix products on the WebAssembly gemm microkernels of `cpu/kernels/gemm_kernels.ts`.
  *
- * (This file is longer than 500 lines: it is one op's three fast kernels, the WebAssembly they
- * emit and the TypeScript that drives it, which read best side by side; `deno fmt` writes the
- * packers' long i32 argument lists one per line.)
+ * The file holds the op's three fast kernels side by side: the WebAssembly each emits (the
+ * packers and the scatter) and the TypeScript that drives it over the gemm's macro kernel.
  *
  * Per group g (x_g: the group's C/G input channels, w_g: its O/G filters, K = C/G·KH·KW taps,
  * M = N·H'·W' output pixels of the whole batch), with col[q, k] the im2col matrix (row q an

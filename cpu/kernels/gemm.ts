@@ -5,15 +5,13 @@
  * SIMD, and everything else to the reference. Every result here is proven against that
  * reference in tests/wasm_gemm.test.ts.
  *
- * One call: copy the operands into the module's memory (Float32Array.set, ~18 GB/s, a few
- * percent of the arithmetic for any product worth a kernel), pack op(A) and op(B) into panels
- * (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work is a list of
- * tasks (gemm_tasks.ts): 2 packing tasks per k-block, then one task per MC × NC block of
- * C. Products with one row or one column skip packing and use the matrix-vector kernels; with
+ * One call: copy the operands into the module's memory (Float32Array.set), pack op(A) and
+ * op(B) into panels (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work
+ * is a list of tasks (gemm_tasks.ts): 2 packing tasks per k-block, then one task per MC × NC
+ * block of C. Products with one row or one column skip packing and use the matrix-vector kernels; with
  * at most 8 rows, B is read in place (or, transposed, as rows for dot products): packing the big
  * operand would cost more than the few rows of C reuse it. The copies are the price of tensors
- * living in ordinary ArrayBuffers; bench/gemm_bench.ts prints their share (0-9% for matmul
- * and linear at batch 128, ~50% for batch-1 products, which read each weight once anyway).
+ * living in ordinary ArrayBuffers; bench/gemm_bench.ts prints their share of each product.
  *
  * ## Threads
  *
@@ -22,7 +20,7 @@
  * core is busy elsewhere simply takes fewer tasks. The backend's kernels are synchronous, so
  * the main thread cannot yield while the product runs; instead it never idles while work is
  * left: it computes tasks itself and only waits for the worker's last task in flight (at most
- * one MC × NC block, a few milliseconds), and it never waits for a worker that has not woken up
+ * one MC × NC block), and it never waits for a worker that has not woken up
  * (unclaimed tasks are done by the main thread). Each element of C is computed by one thread in
  * the same order as on one thread, so two threads give bit-identical results.
  *
@@ -74,7 +72,7 @@ const SKINNY_ROWS = 8;
 /** Where the gemm worker's module is: beside this file (a bundle passes its own, see setThreads). */
 const DEFAULT_WORKER_URL = new URL("./gemm_worker.ts", import.meta.url);
 
-/** Products below this many flops stay on one thread (waking the worker costs ~0.1 ms). */
+/** Products below this many flops stay on one thread (waking the worker costs more than they save). */
 const PARALLEL_MIN_FLOPS = 2 ** 23;
 
 /** A memory for the kernels: shared when SharedArrayBuffer exists and works, else ordinary. */

@@ -6,11 +6,10 @@
  *     y = x > 0 ? x : 0            dx = x > 0 ? dy : 0
  *
  * Why a kernel for one comparison: after a convolution about half the values are negative in
- * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time;
- * measured on AlexNet-mini's conv1 output (3.2 M values) the plain loop takes about 35x longer
- * on random signs than on all-positive input. Here the choice is `v128.bitselect` under the
- * mask of `f32x4.gt`: four lanes per instruction, no branch. Copying in and out of the
- * module's memory costs two passes at ~18 GB/s, far less than the mispredictions.
+ * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time.
+ * Here the choice is `v128.bitselect` under the mask of `f32x4.gt`: four lanes per
+ * instruction, no branch, at the price of copying in and out of the module's memory
+ * (bench/cpu_profile.ts shows where the time goes).
  *
  * @module
  */

@@ -30,12 +30,12 @@
  *
  * ## The kernels
  *
- * The CPU kernels below (`*Cpu`) are the reference: the three sums written as plain loops,
- * each output element gathered in a float64 local and stored once. They take Float32Array or
- * Float64Array (float64 for finite-difference checks). They are the oracle that the fast
- * kernels are proven against: `wasm/conv2d.ts` (the same sums as matrix products, im2col into
- * packed panels and SIMD microkernels, used by the CPU backend for float32) and
- * `gpu/kernels/conv2d.ts` (WGSL).
+ * The kernels below (`*Cpu`) are the reference, run by the reference device "ref": the three
+ * sums written as plain loops, each output element gathered in a float64 local and stored once.
+ * They take Float32Array or Float64Array (float64 for finite-difference checks). They are the
+ * oracle that the fast kernels are proven against: `cpu/kernels/conv2d.ts` (the same sums as
+ * matrix products, im2col into packed panels and SIMD microkernels, run by the cpu device for
+ * float32) and `gpu/kernels/conv2d.ts` (WGSL).
  *
  * @module
  */
