@@ -1,9 +1,10 @@
 /**
  * tessera: a tensor library in plain TypeScript for Deno, small enough to read end to end.
  *
- * Tensors with reverse-mode autograd, CPU reference kernels and a WebGPU backend whose
- * kernels are proven against them, the layers and optimizer of AlexNet (Krizhevsky,
- * Sutskever and Hinton, 2012), and safetensors checkpoints.
+ * Tensors with reverse-mode autograd, reference kernels in plain TypeScript (device "ref"),
+ * and two devices whose kernels are proven against them: WebAssembly SIMD on the CPU ("cpu")
+ * and WebGPU ("gpu"); the layers and optimizer of AlexNet (Krizhevsky, Sutskever and Hinton,
+ * 2012), and safetensors checkpoints.
  *
  * ```ts
  * import { conv2d, gradcheck, randn, relu, sum, tensor } from "./mod.ts";

@@ -55,12 +55,12 @@ async function run(
   return { output, grads };
 }
 
-/** GPU values against the CPU's, with the case's tolerances. */
+/** GPU values against the reference device's, with the case's tolerances. */
 function compare(c: ParityCase, what: string, gpu: ArrayLike<number>, cpu: ArrayLike<number>) {
   assertClose(gpu, cpu, {
     rtol: c.rtol ?? 1e-5,
     atol: c.atol ?? 1e-5,
-    what: `${c.name}: ${what} (GPU vs CPU)`,
+    what: `${c.name}: ${what} (GPU vs ref)`,
   });
 }
 
