@@ -1,9 +1,10 @@
 /**
  * tessera: a tensor library in plain TypeScript for Deno, small enough to read end to end.
  *
- * Tensors with reverse-mode autograd, CPU reference kernels and a WebGPU backend whose
- * kernels are proven against them, the layers and optimizer of AlexNet (Krizhevsky,
- * Sutskever and Hinton, 2012), and safetensors checkpoints.
+ * Tensors with reverse-mode autograd, reference kernels in plain TypeScript (device "ref"),
+ * and two devices whose kernels are proven against them: WebAssembly SIMD on the CPU ("cpu")
+ * and WebGPU ("gpu"); the layers and optimizer of AlexNet (Krizhevsky, Sutskever and Hinton,
+ * 2012), and safetensors checkpoints.
  *
  * ```ts
  * import { conv2d, gradcheck, randn, relu, sum, tensor } from "./mod.ts";
@@ -21,16 +22,15 @@
  * console.log(tensor([[1, 2], [3, 4]]).toString());
  * ```
  *
- * Importing this module registers the CPU backend (device "cpu", the default); the GPU
- * backend is registered by `await initWebGPU()`.
+ * Importing this module registers the CPU backend (device "cpu", the default: WebAssembly
+ * SIMD kernels, cpu/); the reference device "ref" (the plain TypeScript kernels of
+ * tensor/ops/, the oracle the others are proven against) always exists; the GPU backend is
+ * registered by `await initWebGPU()`.
  *
  * @module
  */
 
-import { registerBackend } from "./tensor/tensor.ts";
-import { cpuBackend } from "./backend/cpu.ts";
-
-registerBackend(cpuBackend);
+import "./cpu/mod.ts";
 
 export {
   arange,
@@ -81,7 +81,15 @@ export type {
   TypedArray,
   UnaryOp,
 } from "./backend/backend.ts";
-export { cpuBackend, CpuStorage } from "./backend/cpu.ts";
+export { CpuStorage, refBackend } from "./tensor/ref.ts";
+export {
+  cpuBackend,
+  type CpuOptions,
+  cpuOptions,
+  type SetCpuOptions,
+  setCpuOptions,
+  type SimdTier,
+} from "./cpu/mod.ts";
 
 export {
   backward,
@@ -95,6 +103,7 @@ export {
 } from "./tensor/autograd.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./tensor/gradcheck.ts";
 export { checkOptions, declareOptions, optionRegistry } from "./tensor/options.ts";
+export { customOp, type CustomOpDefinition, record } from "./tensor/ops/custom.ts";
 
 export {
   abs,
@@ -136,6 +145,7 @@ export { conv2d, type Conv2dOptions, conv2dParams } from "./tensor/ops/conv2d.ts
 export {
   adaptiveAvgPool2d,
   avgPool2d,
+  type AvgPool2dOptions,
   maxPool2d,
   type Pool2dOptions,
   type Size2d,

@@ -2,8 +2,8 @@
  * The backend contract: every kernel, forward and backward, that a device must provide.
  *
  * Autograd (`tensor/autograd.ts`) and the ops in `tensor/ops/` are written once
- * against this interface, so the same graph runs on the CPU reference backend
- * (`backend/cpu.ts`) or the WebGPU backend (`gpu/backend.ts`), and gradients on the GPU are
+ * against this interface, so the same graph runs on the reference device (`tensor/ref.ts`),
+ * the CPU backend (`cpu/backend.ts`) or the WebGPU backend (`gpu/backend.ts`), and gradients on the GPU are
  * computed by GPU kernels. Adding a backend means implementing this list and nothing else.
  *
  * Kernels take {@link Storage} handles (flat, contiguous, row-major memory owned by the

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { gemm, getThreads, setThreads, shutdownThreads } from "../tensor/ops/gemm.ts";
+import { gemm, getThreads, setThreads, shutdownThreads } from "../cpu/kernels/gemm.ts";
 import {
   conv2dBackwardInputCpu,
   conv2dBackwardWeightCpu,

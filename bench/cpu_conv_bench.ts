@@ -1,7 +1,7 @@
 /**
  * conv2d side by side, GFLOP/s per pass (forward, backward to the input, backward to the
  * weight): the reference loops of tensor/ops/conv2d.ts, the WebAssembly kernels of
- * wasm/conv2d.ts in each SIMD tier (one thread: the conv kernels do not use the gemm worker),
+ * cpu/kernels/conv2d.ts in each SIMD tier (one thread: the conv kernels do not use the gemm worker),
  * and the GPU backend's WGSL kernels. Layers: AlexNet's five at batch 8 (paper shapes, 227 px)
  * and AlexNet-mini's five at batch 128 (the model's own shapes, groups included), then the
  * total of each table (total GFLOP over total time, what a training step sees). PyTorch 1.13 +
@@ -27,8 +27,8 @@ import {
   conv2dBackwardInputWasm,
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
-} from "../wasm/conv2d.ts";
-import { bestGemmTier, type SimdTier } from "../wasm/gemm.ts";
+} from "../cpu/kernels/conv2d.ts";
+import { bestSimdTier, type SimdTier } from "../cpu/kernels/gemm.ts";
 import { alexnetLayers, type ConvLayer } from "./gpu_conv_bench.ts";
 import { randomFloat32 } from "./random.ts";
 
@@ -167,7 +167,7 @@ export async function runCpuConvBench(
   const { quick = false } = options;
   const engines: [string, Engine][] = [];
   if (options.reference ?? true) engines.push(["reference", reference]);
-  const tier = bestGemmTier();
+  const tier = bestSimdTier();
   const tiers: SimdTier[] = tier === "relaxed-simd"
     ? ["relaxed-simd", "simd"]
     : tier === "simd"

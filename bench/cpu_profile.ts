@@ -12,9 +12,9 @@
  * @module
  */
 
-import { cpuBackend } from "../backend/cpu.ts";
+import { cpuBackend } from "../cpu/mod.ts";
 import type { Conv2dParams } from "../backend/backend.ts";
-import { fromArray, registerBackend } from "../tensor/tensor.ts";
+import { fromArray } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 import { Rng } from "../tensor/random.ts";
 import { SGD } from "../optim/sgd.ts";
@@ -39,12 +39,21 @@ function label(method: string, args: unknown[]): string {
 export function instrumentCpu(): { profile: Profile; restore: () => void } {
   const profile: Profile = new Map();
   const target = cpuBackend as unknown as Record<string, unknown>;
-  const proto = Object.getPrototypeOf(cpuBackend);
-  const names = Object.getOwnPropertyNames(proto).filter((n) =>
-    n !== "constructor" && typeof proto[n] === "function"
-  );
+  // The contract's methods, on the cpu backend's class and the reference class it extends
+  // (its protected helpers, which allocate and unwrap storage, are left alone).
+  const helpers = ["constructor", "allocate", "array", "create", "like"];
+  const names = new Set<string>();
+  for (
+    let p = Object.getPrototypeOf(cpuBackend);
+    p !== Object.prototype;
+    p = Object.getPrototypeOf(p)
+  ) {
+    for (const n of Object.getOwnPropertyNames(p)) {
+      if (!helpers.includes(n) && typeof p[n] === "function") names.add(n);
+    }
+  }
   for (const name of names) {
-    const original = proto[name] as (...args: unknown[]) => unknown;
+    const original = target[name] as (...args: unknown[]) => unknown;
     target[name] = function (this: unknown, ...args: unknown[]) {
       const start = performance.now();
       const result = original.apply(this, args);
@@ -112,7 +121,6 @@ export function printProfile(title: string, profile: Profile, stepMs: number, st
 }
 
 if (import.meta.main) {
-  registerBackend(cpuBackend);
   const which = Deno.args.find((a) => a === "mini" || a === "alexnet");
   const stepsAt = Deno.args.indexOf("--steps");
   const steps = stepsAt >= 0 ? Number(Deno.args[stepsAt + 1]) : 1;

@@ -15,16 +15,9 @@
  * @module
  */
 
-import {
-  bestGemmTier,
-  gemm,
-  type GemmArgs,
-  gemmReference,
-  setThreads,
-  shutdownThreads,
-} from "../tensor/ops/gemm.ts";
-import { copyStats } from "../wasm/gemm.ts";
-import { ModuleBuilder, relaxedSimdSupported } from "../wasm/emitter.ts";
+import { type GemmArgs, gemmReference } from "../tensor/ops/gemm.ts";
+import { bestSimdTier, copyStats, gemm, setThreads, shutdownThreads } from "../cpu/kernels/gemm.ts";
+import { ModuleBuilder, relaxedSimdSupported } from "../cpu/emitter.ts";
 import type { GpuBackend } from "../gpu/backend.ts";
 import type { MatmulParams } from "../backend/backend.ts";
 import { inputs, time } from "./gpu_bench.ts";
@@ -146,7 +139,11 @@ const gflops = (flops: number, ms: number) =>
 
 /** Prints the gemm table; `gpu` null skips the GPU column. */
 export async function runGemmBench(gpu: GpuBackend | null, quick = false): Promise<void> {
-  console.log(`CPU kernels: ${bestGemmTier()}. GFLOP/s; "peak now": see the module comment.\n`);
+  console.log(
+    `CPU kernels: ${
+      bestSimdTier() ?? "reference (no SIMD)"
+    }. GFLOP/s; "peak now": see the module comment.\n`,
+  );
   console.log(
     "| product | m×n×k | reference | wasm 1 thread best (median) | peak now | copy % | " +
       "wasm 2 threads best (median) | 2 / 1 | GPU | PyTorch 1 (2) thr |",

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { cpuBackend } from "../backend/cpu.ts";
+import { cpuBackend } from "../cpu/mod.ts";
 import type { Backend, MatmulParams, Storage } from "../backend/backend.ts";
 import { initWebGPU } from "../gpu/mod.ts";
 import type { GpuBackend } from "../gpu/backend.ts";

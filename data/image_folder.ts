@@ -31,9 +31,9 @@
  *   one whose files were all skipped by `skipBad`, is an error that names it (an empty class
  *   would keep an output unit that no example ever trains).
  *
- * Why one file over 500 lines: it is one pipeline, read top to bottom (scan the folder, decode
- * and preprocess each image, stream the shard and its statistics, read it back), and the
- * shard's reader and writer must agree on every field of `index.json`.
+ * The file is one pipeline, read top to bottom: scan the folder, decode and preprocess each
+ * image, stream the shard and its statistics, read it back. The shard's writer and reader sit
+ * together because they must agree on every field of `index.json`.
  *
  * @module
  */

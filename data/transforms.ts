@@ -125,8 +125,8 @@ export function flipHorizontal<T extends PixelArray>(image: ImageCHW<T>): ImageC
   checkImage("flipHorizontal", image);
   const { channels, height, width, data } = image;
   const out = allocLike(data, data.length);
-  // Copy each row, then reverse it in place with the native TypedArray.reverse (several times
-  // faster than an indexed loop over a Uint8Array | Float32Array union).
+  // Copy each row, then reverse it in place with the native TypedArray.reverse (rather than an
+  // indexed loop over a Uint8Array | Float32Array union, which the engine cannot specialise).
   for (let row = 0; row < channels * height; row++) {
     const base = row * width;
     out.set(data.subarray(base, base + width), base);

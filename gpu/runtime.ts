@@ -22,9 +22,9 @@
  * - **Large grids.** More than 65,535 workgroups in one dimension are silently dropped by the
  *   driver; {@link GpuRuntime.dispatch} folds them into a 2-D grid.
  *
- * Why one file over 500 lines: memory, the kernel cache and the command stream share the one
- * `GpuRuntime` object's state (the open pass, the uniform ring, the pool). What kernels share
- * beyond it (chunking, index math) is in gpu/chunks.ts.
+ * Memory, the kernel cache and the command stream share the one `GpuRuntime` object's state
+ * (the open pass, the uniform ring, the pool). What kernels share beyond it (chunking, index
+ * math) is in gpu/chunks.ts.
  *
  * @module
  */

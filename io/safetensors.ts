@@ -26,9 +26,9 @@
  * an 8-aligned header puts every tensor at an offset that is a multiple of its item size, so
  * readers that map the file can view tensors in place.
  *
- * Why one file over 500 lines: it is one format, the writer beside the reader whose rules it
- * must satisfy, and most of it is the reader's validation of untrusted headers, one check per
- * rule above, each with an error that names the tensor and the field.
+ * The writer sits beside the reader whose rules it must satisfy. Most of the code is the
+ * reader's validation of untrusted headers: one check per rule above, each with an error that
+ * names the tensor and the field.
  *
  * @module
  */

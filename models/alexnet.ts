@@ -37,12 +37,9 @@ import { alexnetInit, heInit, xavierNormal, zeros } from "../nn/init.ts";
 import { Rng } from "../tensor/random.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { sizeOf } from "../tensor/shape.ts";
-import { registerBackend } from "../tensor/tensor.ts";
-import { cpuBackend } from "../backend/cpu.ts";
-
 // This module is an entry point of the package (`@tessera/tessera/alexnet`): like mod.ts, it
-// registers the CPU backend, so the builders work without importing mod.ts first.
-registerBackend(cpuBackend);
+// loads cpu/mod.ts, which registers the CPU backend, so the builders work without mod.ts.
+import "../cpu/mod.ts";
 
 /** The ablation switches shared by every variant. */
 export interface AblationOptions {

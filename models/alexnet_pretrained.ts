@@ -26,7 +26,7 @@ import {
   imagenetTenCrop,
   topK,
 } from "../data/imagenet.ts";
-import { checkKeys } from "../optim/options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { alexnetTorchvision } from "./alexnet.ts";
 
 /**
@@ -81,8 +81,7 @@ function checkFinite(state: Map<string, Tensor | HostTensor>, where: string): vo
  * @example A state dict of the right layout (here, random weights)
  * ```ts
  * import assert from "node:assert/strict";
- * import { checkKeys } from "../optim/options.ts";
-import { alexnetTorchvision } from "./alexnet.ts";
+ * import { alexnetTorchvision } from "./alexnet.ts";
  * import { alexnetFromStateDict } from "./alexnet_pretrained.ts";
  *
  * const source = alexnetTorchvision({ hidden: 16, numClasses: 10 });
@@ -146,13 +145,15 @@ export async function classProbabilities(
   return mean;
 }
 
+const CLASSIFY_KEYS = declareOptions("classify", ["crops", "top"]);
+
 /** The `top` (default 5) most probable classes of one photo (see {@link classProbabilities}). */
 export async function classify(
   net: PretrainedAlexNet,
   image: ImageCHW<Uint8Array>,
   options: { crops?: 1 | 10; top?: number } = {},
 ): Promise<ClassProbability[]> {
-  checkKeys("classify", options, ["crops", "top"]);
+  checkOptions("classify", options, CLASSIFY_KEYS);
   const crops = options.crops ?? 1;
   if (crops !== 1 && crops !== 10) {
     throw new RangeError(`classify: crops must be 1 or 10, got ${crops}`);

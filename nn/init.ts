@@ -71,8 +71,8 @@ export function zeros(t: Tensor): Tensor {
 }
 
 /**
- * Samples from N(mean, std²), in pairs by Marsaglia's polar method: no trigonometry, so
- * about 2.5 times faster than Box-Muller here, which matters for AlexNet's 61M weights.
+ * Samples from N(mean, std²), in pairs by Marsaglia's polar method: no trigonometry (unlike
+ * Box-Muller), which matters for AlexNet's 61M weights.
  */
 export function normal(t: Tensor, mean = 0, std = 1, rng?: RandomSource): Tensor {
   checkFinite("init.normal", { mean, std });

@@ -5,9 +5,8 @@
  * first fully connected layer) and, if it has weights, its multiply-adds. Constructors check
  * their arguments, so a NaN or fractional size fails when the layer is built, naming it.
  *
- * The file is longer than most (about 650 lines) because it holds every layer: each is a
- * short class in its own section (weights, shape-preserving, pooling, regularization), read
- * one at a time, and they share the argument checks at the top. The container,
+ * Every layer is here, each a short class in its own section (weights, shape-preserving,
+ * pooling, regularization), read one at a time; they share the argument checks at the top. The container,
  * {@link Sequential}, is in `sequential.ts` and re-exported here, so this file is the one
  * import for building a model.
  *

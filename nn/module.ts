@@ -32,7 +32,7 @@
  * @module
  */
 
-import { type Device, fromArray, getBackend, Tensor } from "../tensor/tensor.ts";
+import { type Device, fromArray, getBackend, isHostDevice, Tensor } from "../tensor/tensor.ts";
 import { cast } from "../tensor/ops/elementwise.ts";
 import type { Backend, DType, TypedArray } from "../backend/backend.ts";
 import { checkShape, formatShape, sameShape, type Shape, sizeOf } from "../tensor/shape.ts";
@@ -327,7 +327,7 @@ export abstract class Module {
         if (value) seen.add(value);
       }
     }
-    const gpuFloat64 = backend && backend.name !== "cpu" &&
+    const gpuFloat64 = backend && !isHostDevice(backend) &&
       (options.dtype === "float64" ||
         (!options.dtype && moves.some(([, , p]) => p.dtype === "float64")));
     if (gpuFloat64) {
@@ -347,7 +347,7 @@ export abstract class Module {
     };
     const destination = (p: Tensor) => backend ?? p.backend;
     // From the CPU, or on the target device already: done now, before `to` returns.
-    if (moves.every(([, , p]) => p.device === "cpu" || p.backend === destination(p))) {
+    if (moves.every(([, , p]) => isHostDevice(p.backend) || p.backend === destination(p))) {
       for (const move of moves) {
         replace(move, convertNow(move[2], destination(move[2]), options.dtype));
       }

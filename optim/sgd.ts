@@ -7,9 +7,9 @@
  * gpu/kernels/sgd.ts), applied in place to each parameter and its velocity, so a GPU step
  * never leaves the GPU.
  *
- * Why one file over 500 lines: the optimizer, its parameter groups and its state dict (exact
- * resume) check the same hyperparameter rules and the same velocity shapes, so they are read
- * together; the update math itself is in tensor/ops/sgd.ts.
+ * The optimizer, its parameter groups and its state dict (exact resume) sit together: they
+ * check the same hyperparameter rules and the same velocity shapes. The update math itself is
+ * in tensor/ops/sgd.ts.
  *
  * @module
  */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { fromArray, type Tensor } from "./tensor.ts";
+import { fromArray, isHostDevice, type Tensor } from "./tensor.ts";
 import { Rng } from "./random.ts";
 import { formatShape } from "./shape.ts";
 import { noGrad } from "./autograd.ts";
@@ -71,7 +71,7 @@ export function gradcheck(
   options = checkOptions("gradcheck", options, GRADCHECK_KEYS);
   const eps = options.eps ?? 1e-6, atol = options.atol ?? 1e-6, rtol = options.rtol ?? 1e-4;
   for (const [i, x] of inputs.entries()) {
-    if (x.device !== "cpu" || (x.dtype !== "float64" && x.dtype !== "int32")) {
+    if (!isHostDevice(x.backend) || (x.dtype !== "float64" && x.dtype !== "int32")) {
       throw new TypeError(
         `gradcheck: input ${i} is ${x.dtype} on ${x.device}; use float64 CPU tensors`,
       );
@@ -79,7 +79,7 @@ export function gradcheck(
   }
   const checked = options.check ?? inputs.flatMap((x, i) => (x.dtype === "float64" ? [i] : []));
   const leaves = inputs.map((x, i) => {
-    const leaf = fromArray(x.dataSync().slice(), x.shape);
+    const leaf = fromArray(x.dataSync().slice(), x.shape, { device: x.backend });
     if (checked.includes(i)) leaf.requiresGrad = true;
     return leaf;
   });
@@ -88,7 +88,7 @@ export function gradcheck(
   const y = fn(...leaves);
   const rng = new Rng(options.seed ?? 0);
   const r = new Float64Array(y.size).map(() => rng.uniform() * 2 - 1);
-  y.backward(fromArray(r, y.shape));
+  y.backward(fromArray(r, y.shape, { device: y.backend }));
 
   const loss = (): number =>
     noGrad(() => {

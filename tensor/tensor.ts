@@ -24,14 +24,21 @@
  *
  * The everyday ops are also methods, as in PyTorch: `x.add(y)`, `x.mul(2)`, `x.matmul(w)`,
  * `x.sum(1)`, `x.reshape(2, -1)`, `x.argmax(1)`. Each is one line that calls the function of
- * the same name in `tensor/ops/`, the op's only definition. (That list makes this file longer
- * than most; the class itself is the first half.) Tensors are made by the factories of
+ * the same name in `tensor/ops/`, the op's only definition; they follow the class's own
+ * members (storage, memory, autograd, reading). Tensors are made by the factories of
  * `tensor/factories.ts`, re-exported here.
  *
  * @module
  */
 
 import type { Backend, DType, Storage, TypedArray } from "../backend/backend.ts";
+import {
+  type Device,
+  getBackend,
+  registerBackend,
+  unregisterBackend,
+} from "../backend/registry.ts";
+import "./ref.ts";
 import { formatShape, sameShape, type Shape, sizeOf } from "./shape.ts";
 import {
   backward as runBackward,
@@ -71,53 +78,19 @@ export {
 // ---------------------------------------------------------------------------------------------
 // Devices
 
-// Backends are registered by the entry points, never imported here: mod.ts registers the CPU
-// backend (backend/cpu.ts) when it is loaded, and `initWebGPU()` (gpu/mod.ts) registers the
-// GPU one. So this file, and every op built on it, depends only on the contract in
-// backend/backend.ts.
-const backends = new Map<string, Backend>();
+// The registry lives in backend/registry.ts; the import of ./ref.ts above registers the reference device
+// "ref" (the plain kernels of tensor/ops/), so it always exists. The default device, "cpu", is
+// registered by the package's entry points (cpu/mod.ts), and "gpu" by `initWebGPU()`. So this
+// file, and every op built on it, depends only on the contract in backend/backend.ts.
+export { type Device, getBackend, registerBackend, unregisterBackend };
 
-/** A device: its name (`"cpu"`, `"gpu"`) or the backend object itself. */
-export type Device = string | Backend;
-
-/** Makes a backend available under its name (mod.ts does it for the CPU, `initWebGPU()` for the GPU). */
-export function registerBackend(backend: Backend): void {
-  if (typeof backend !== "object" || backend === null || typeof backend.name !== "string") {
-    throw new TypeError(
-      `registerBackend: expects a Backend (an object with a name and the kernels of backend/backend.ts), got ${
-        String(backend)
-      }`,
-    );
-  }
-  backends.set(backend.name, backend);
-}
-
-/** Removes a backend registered with {@link registerBackend}. */
-export function unregisterBackend(name: string): void {
-  if (name === "cpu") throw new Error("unregisterBackend: the cpu backend cannot be removed");
-  backends.delete(name);
-}
-
-/** Looks a device up by name; the GPU must be initialised first (`await initWebGPU()`). */
-export function getBackend(device: Device = "cpu"): Backend {
-  if (typeof device !== "string") {
-    const b = device as Partial<Backend> | null;
-    if (typeof b === "object" && b !== null && typeof b.fromArray === "function") return device;
-    throw new TypeError(
-      `device must be a device name ("cpu", "gpu") or a Backend, got ${String(device)}`,
-    );
-  }
-  const backend = backends.get(device);
-  if (!backend) {
-    const hint = device === "cpu"
-      ? ": import mod.ts, which registers it (or call registerBackend(cpuBackend) from backend/cpu.ts)"
-      : device === "gpu"
-      ? ": call `await initWebGPU()` from gpu/mod.ts first"
-      : "";
-    const available = [...backends.keys()].join(", ") || "none";
-    throw new Error(`no backend registered for "${device}"${hint}; registered: ${available}`);
-  }
-  return backend;
+/**
+ * Whether a device is one of the two in host memory, "ref" and "cpu" (built on the reference,
+ * sharing its storage): reads are synchronous there and float64 exists. Any other device, a
+ * GPU or one registered by a program, is read asynchronously.
+ */
+export function isHostDevice(backend: Backend): boolean {
+  return backend.name === "cpu" || backend.name === "ref";
 }
 
 const TO_KEYS = declareOptions("Tensor.to", ["device", "dtype"]);
@@ -375,7 +348,7 @@ export class Tensor {
       : { device: target };
     const backend = options.device === undefined ? this.backend : getBackend(options.device);
     const dtype = options.dtype ?? this.dtype;
-    if (dtype === "float64" && backend.name !== "cpu") {
+    if (dtype === "float64" && !isHostDevice(backend)) {
       throw new TypeError(
         `to: the ${backend.name} backend has no float64; use { dtype: "float32" } there`,
       );
@@ -383,7 +356,7 @@ export class Tensor {
     if (backend === this.backend) return this.cast(dtype); // differentiable
     // A copy on another device: cast where the dtype exists (before leaving the CPU, after
     // arriving on it); the result is a leaf, requiring grad if this tensor is a leaf that does.
-    const x = backend.name === "cpu" ? this : this.cast(dtype);
+    const x = isHostDevice(backend) ? this : this.cast(dtype);
     const storage = x.storage;
     const data = storage.data ?? await x.data();
     const moved = new Tensor(backend.fromArray(data), x.shape);

@@ -1,5 +1,5 @@
 /**
- * The CPU backend reuses freed arrays (backend/cpu.ts): a reused array must look fresh, and an
+ * The CPU backend reuses freed arrays (cpu/pool.ts): a reused array must look fresh, and an
  * array a reader was handed (`dataSync()`) must never be reused under that reader.
  */
 import assert from "node:assert/strict";

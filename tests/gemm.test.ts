@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
+import { type FloatArray, gemm as referenceGemm, type GemmArgs } from "../tensor/ops/gemm.ts";
 import {
-  allocF32,
-  bestGemmTier,
-  type FloatArray,
+  bestSimdTier,
   gemm,
   getThreads,
-  setGemmTier,
+  setSimdTier,
   setThreads,
   shutdownThreads,
-} from "../tensor/ops/gemm.ts";
+} from "../cpu/kernels/gemm.ts";
 import { Rng } from "../tensor/random.ts";
 
 /** C = op(A)·op(B) (+ C) by the definition, in float64. */
@@ -45,8 +44,19 @@ function naiveGemm(
 /** The tiers this engine runs: the reference always, SIMD and relaxed SIMD where they compile. */
 const tiersHere = (["reference", "simd", "relaxed-simd"] as const).slice(
   0,
-  ["reference", "simd", "relaxed-simd"].indexOf(bestGemmTier()) + 1,
+  [null, "simd", "relaxed-simd"].indexOf(bestSimdTier()) + 1,
 );
+
+/** gemm on one tier: the reference of tensor/ops/gemm.ts, or the cpu device's on a SIMD tier. */
+function gemmOn(tier: typeof tiersHere[number], args: GemmArgs<FloatArray>): void {
+  if (tier === "reference") return referenceGemm(args);
+  setSimdTier(tier);
+  try {
+    gemm(args);
+  } finally {
+    setSimdTier("auto");
+  }
+}
 
 function randomArray(rng: Rng, length: number): Float64Array {
   const values = new Float64Array(length);
@@ -86,7 +96,6 @@ for (const [dtype, tier] of dtypeTiers) {
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
       Deno.test(`gemm ${dtype} (${tier}) transA=${transA} transB=${transB} matches the naive loop`, () => {
-        setGemmTier(tier);
         const rng = new Rng(17);
         const make = (values: Float64Array): FloatArray =>
           dtype === "float32" ? new Float32Array(values) : new Float64Array(values);
@@ -119,7 +128,7 @@ for (const [dtype, tier] of dtypeTiers) {
             ldc,
             accumulate,
           );
-          gemm({
+          gemmOn(tier, {
             transA,
             transB,
             m,
@@ -151,7 +160,6 @@ for (const [dtype, tier] of dtypeTiers) {
             else assert.ok(Math.abs(c[i] - want) <= tolerance, `${where}: ${c[i]} vs ${want}`);
           }
         }
-        setGemmTier("auto");
       });
     }
   }
@@ -188,28 +196,23 @@ for (const tier of tiersHere) {
       n,
       false,
     );
-    setGemmTier(tier);
-    try {
-      gemm({
-        transA: false,
-        transB: false,
-        m,
-        n,
-        k,
-        a,
-        aOffset: 0,
-        lda: k,
-        b,
-        bOffset: 0,
-        ldb: n,
-        c,
-        cOffset: 0,
-        ldc: n,
-        accumulate: false,
-      });
-    } finally {
-      setGemmTier("auto");
-    }
+    gemmOn(tier, {
+      transA: false,
+      transB: false,
+      m,
+      n,
+      k,
+      a,
+      aOffset: 0,
+      lda: k,
+      b,
+      bOffset: 0,
+      ldb: n,
+      c,
+      cOffset: 0,
+      ldc: n,
+      accumulate: false,
+    });
     const u = 2 ** -24;
     for (let i = 0; i < c.length; i++) {
       const tolerance = tier === "reference" ? 1e-5 : (k + 2) * u * magnitude[i];
@@ -340,8 +343,8 @@ Deno.test({
   const problems = [[203, 97, 1001], [65, 301, 999]].flatMap(([m, n, k]) =>
     [false, true].flatMap((transA) =>
       [false, true].map((transB) => {
-        const a = allocF32(m * k);
-        const b = allocF32(k * n);
+        const a = new Float32Array(m * k);
+        const b = new Float32Array(k * n);
         a.set(randomArray(rng, m * k));
         b.set(randomArray(rng, k * n));
         return { m, n, k, transA, transB, a, b };
@@ -350,7 +353,7 @@ Deno.test({
   );
   const run = () =>
     problems.map(({ m, n, k, transA, transB, a, b }) => {
-      const c = allocF32(m * n).fill(1);
+      const c = new Float32Array(m * n).fill(1);
       const lda = transA ? m : k, ldb = transB ? k : n;
       gemm({
         transA,
@@ -380,6 +383,4 @@ Deno.test({
     shutdownThreads();
   }
   assert.equal(getThreads(), 1);
-  // Tensors need no shared memory: gemm copies operands into its own WebAssembly memory.
-  assert.ok(!(allocF32(4).buffer instanceof SharedArrayBuffer));
 });

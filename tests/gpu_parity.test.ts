@@ -1,8 +1,8 @@
 /**
- * CPU-vs-GPU parity: one table of cases (parity_cases.ts, parity_cases_spatial.ts), each run
- * on the CPU reference backend and on the GPU with the same inputs and the same seeded
- * upstream gradient; the forward output and every input gradient must agree within
- * |gpu − cpu| <= atol + rtol·|cpu|.
+ * GPU-vs-reference parity: one table of cases (parity_cases.ts, parity_cases_spatial.ts), each
+ * run on the reference device ("ref", the plain kernels of tensor/ops/) and on the GPU with the
+ * same inputs and the same seeded upstream gradient; the forward output and every input
+ * gradient must agree within |gpu − ref| <= atol + rtol·|ref|.
  *
  * The table runs three times: on the default device; with the shared-memory tiled matmul
  * forced (the real-GPU kernel, otherwise unused on a software adapter); and the chunked cases
@@ -55,18 +55,18 @@ async function run(
   return { output, grads };
 }
 
-/** GPU values against the CPU's, with the case's tolerances. */
+/** GPU values against the reference device's, with the case's tolerances. */
 function compare(c: ParityCase, what: string, gpu: ArrayLike<number>, cpu: ArrayLike<number>) {
   assertClose(gpu, cpu, {
     rtol: c.rtol ?? 1e-5,
     atol: c.atol ?? 1e-5,
-    what: `${c.name}: ${what} (GPU vs CPU)`,
+    what: `${c.name}: ${what} (GPU vs ref)`,
   });
 }
 
 async function checkCase(c: ParityCase, device: string, caseIndex: number): Promise<void> {
   const values = c.inputs.map((spec, i) => inputValues(spec, caseIndex * 16 + i + 1));
-  const cpu = await run(c, "cpu", values);
+  const cpu = await run(c, "ref", values);
   const gpu = await run(c, device, values);
   compare(c, "output", gpu.output, cpu.output);
   cpu.grads.forEach((expected, i) => {

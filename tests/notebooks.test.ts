@@ -57,6 +57,32 @@ Deno.test("notebooks: there are five, stored with outputs stripped", () => {
   }
 });
 
+/** The package's entry points (deno.json "exports"), as a notebook in notebooks/ imports them. */
+const PACKAGE_ENTRY_POINTS = ["../mod.ts", "../data/mod.ts", "../models/alexnet.ts"];
+
+Deno.test("notebooks: import only what the package exports (its entry points)", () => {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  assert.deepEqual(
+    PACKAGE_ENTRY_POINTS.map((path) => path.replace("../", "./")).sort(),
+    (Object.values(config.exports) as string[]).sort(),
+  );
+  for (const name of notebooks) {
+    const code = cellsOf(Deno.readTextFileSync(new URL(name, DIR)))
+      .filter((c) => c.cell_type === "code")
+      .map((c) => c.source.join(""))
+      .join("\n");
+    const specifiers = [...code.matchAll(/^\s*(?:import|export)\b[^;]*?from\s*"([^"]+)"/gm)]
+      .map((m) => m[1]);
+    assert.ok(specifiers.length > 0, `${name}: no imports found`);
+    for (const specifier of specifiers) {
+      assert.ok(
+        PACKAGE_ENTRY_POINTS.includes(specifier),
+        `${name} imports ${specifier}; import from ${PACKAGE_ENTRY_POINTS.join(", ")} only`,
+      );
+    }
+  }
+});
+
 Deno.test({
   name: "notebooks: each runs without an error in Deno's Jupyter kernel",
   ignore: !jupyterAvailable,

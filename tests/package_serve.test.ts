@@ -5,7 +5,8 @@
  * over 127.0.0.1 with bare specifiers rewritten through deno.json's `imports` (as JSR does at
  * publish time: `imagescript/...` becomes `npm:imagescript@1.3.1/...`), and runs a fresh
  * `deno` process with narrow permissions that imports every export from there and trains one
- * step of AlexNet-mini on the CPU; a second one decodes a PNG, the first use of imagescript.
+ * step of AlexNet-mini on the CPU; a second one decodes a PNG, the first use of imagescript; a
+ * third runs notebook 2's custom op (softplus through `record` and `customOp`, gradchecked).
  * A file the package leaves out but the code needs shows up as a failed import; a module that
  * asks for a permission at import time fails the child.
  *
@@ -189,7 +190,7 @@ const shape = [image.channels, image.height, image.width];
 console.log(JSON.stringify({ parameters, shape, data: [...image.data] }));
 `;
 
-Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini trains a step, images decode", async () => {
+Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini trains a step, images decode, notebook 2 runs", async () => {
   const files = await publishedFiles();
 
   // What the package carries: code and docs, not the 5 MB of committed Fashion-MNIST images.
@@ -274,6 +275,32 @@ Deno.test("package: served as JSR serves it, every export imports, AlexNet-mini 
     assert.ok(image.parameters > 100_000, `AlexNet-mini has ${image.parameters} parameters`);
     assert.deepEqual(image.shape, [3, 2, 3]);
     assert.deepEqual(image.data, [...pixels]);
+    assert.deepEqual(server.missing, []);
+
+    // Notebook 2's custom op (record, customOp, gradcheck), its code cells run as one module
+    // against the served package: a notebook may import only the package's entry points.
+    const notebook = JSON.parse(
+      await Deno.readTextFile(`${ROOT_PATH}notebooks/02_custom_op_and_gradcheck.ipynb`),
+    ) as { cells: { cell_type: string; source: string[] }[] };
+    const code = notebook.cells.filter((c) => c.cell_type === "code")
+      .map((c) => c.source.join("")).join("\n");
+    const entries = Object.values(config.exports).map((path) => path.replace(/^\.\//, ""));
+    const onServer = code.replace(/(from\s*)"\.\.\/([^"]+)"/g, (_whole, lead, path) => {
+      assert.ok(entries.includes(path), `notebook 2 imports ../${path}, not a package export`);
+      return `${lead}"${base}${path}"`;
+    });
+    assert.doesNotMatch(onServer, /from\s*"\./, "notebook 2 imports a local file");
+    await Deno.writeTextFile(`${denoDir}/notebook2.ts`, onServer);
+    const ran = await deno([
+      "run",
+      "--no-config",
+      "--no-lock",
+      `--allow-import=127.0.0.1:${server.port}`,
+      "notebook2.ts",
+    ], { cwd: denoDir, clearEnv: true, env: childEnv });
+    // Both correct versions of softplus pass gradcheck; the wrong one is caught (else it throws).
+    assert.equal(ran.stdout.match(/^gradcheck passed/gm)?.length, 2, ran.stdout);
+    assert.match(ran.stdout, /^gradcheck FAILED/m, ran.stdout);
     assert.deepEqual(server.missing, []);
   } finally {
     await server.stop();

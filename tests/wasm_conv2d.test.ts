@@ -1,5 +1,5 @@
 /**
- * The WebAssembly conv2d kernels (wasm/conv2d.ts) against the reference loops of
+ * The WebAssembly conv2d kernels (cpu/kernels/conv2d.ts) against the reference loops of
  * tensor/ops/conv2d.ts: forward, backward to the input and backward to the weight, both SIMD
  * tiers forced, on shapes that divide no tile or block (MR = 6 or 4, NR = 8, KC = 256,
  * MC = 20·MR pixels): odd channels and sizes, strides 1, 2, 4 and mixed, padding 0, 1, 2 and
@@ -31,15 +31,15 @@ import {
   conv2dBackwardInputWasm,
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
-} from "../wasm/conv2d.ts";
-import { bestGemmTier, gemmTier, setGemmTier, type SimdTier } from "../wasm/gemm.ts";
-import { cpuBackend, type CpuStorage } from "../backend/cpu.ts";
-import type { Storage } from "../backend/backend.ts";
+} from "../cpu/kernels/conv2d.ts";
+import { bestSimdTier, setSimdTier, type SimdTier } from "../cpu/kernels/gemm.ts";
+import { cpuBackend, type CpuStorage, refBackend } from "../mod.ts";
+import type { Backend, Storage } from "../backend/backend.ts";
 import { Rng } from "../tensor/random.ts";
 
-const simdTiers: SimdTier[] = bestGemmTier() === "relaxed-simd"
+const simdTiers: SimdTier[] = bestSimdTier() === "relaxed-simd"
   ? ["simd", "relaxed-simd"]
-  : bestGemmTier() === "simd"
+  : bestSimdTier() === "simd"
   ? ["simd"]
   : [];
 
@@ -236,21 +236,21 @@ Deno.test("wasm conv2d: forward without bias, and an empty batch", () => {
   }
 });
 
-Deno.test("CPU backend: conv2d runs the wasm kernels of the current tier, the reference for float64", () => {
+Deno.test("CPU backend: conv2d runs the wasm kernels of the current tier, the reference for float64; ref runs the reference", () => {
   const { p, x, w, bias, dy } = setup(cases[3], 5);
   const store = (values: Float32Array | Float64Array) => cpuBackend.fromArray(values);
-  const run = () => {
+  const run = (backend: Backend = cpuBackend) => {
     const read = (s: Storage) => Array.from((s as CpuStorage).data);
+    const on = (values: Float32Array) => backend.fromArray(values);
     return [
-      read(cpuBackend.conv2dForward(store(x), store(w), store(bias), p)),
-      read(cpuBackend.conv2dBackwardInput(store(dy), store(w), p)),
-      read(cpuBackend.conv2dBackwardWeight(store(dy), store(x), p)),
+      read(backend.conv2dForward(on(x), on(w), on(bias), p)),
+      read(backend.conv2dBackwardInput(on(dy), on(w), p)),
+      read(backend.conv2dBackwardWeight(on(dy), on(x), p)),
     ];
   };
-  const saved = gemmTier();
   try {
     for (const tier of simdTiers) {
-      setGemmTier(tier);
+      setSimdTier(tier);
       const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
       const dw = new Float32Array(w.length);
       conv2dForwardWasm(x, w, bias, p, y, tier);
@@ -258,16 +258,15 @@ Deno.test("CPU backend: conv2d runs the wasm kernels of the current tier, the re
       conv2dBackwardWeightWasm(dy, x, p, dw, tier);
       assert.deepEqual(run(), [Array.from(y), Array.from(dx), Array.from(dw)], tier);
     }
-    setGemmTier("reference");
-    const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
-    const dw = new Float32Array(w.length);
-    conv2dForwardCpu(x, w, bias, p, y);
-    conv2dBackwardInputCpu(dy, w, p, dx);
-    conv2dBackwardWeightCpu(dy, x, p, dw);
-    assert.deepEqual(run(), [Array.from(y), Array.from(dx), Array.from(dw)], "reference tier");
   } finally {
-    setGemmTier(saved === bestGemmTier() ? "auto" : saved);
+    setSimdTier("auto");
   }
+  const y = new Float32Array(dy.length), dx = new Float32Array(x.length);
+  const dw = new Float32Array(w.length);
+  conv2dForwardCpu(x, w, bias, p, y);
+  conv2dBackwardInputCpu(dy, w, p, dx);
+  conv2dBackwardWeightCpu(dy, x, p, dw);
+  assert.deepEqual(run(refBackend), [Array.from(y), Array.from(dx), Array.from(dw)], "ref");
   // float64 always takes the reference loops, whatever the tier.
   const y64 = new Float64Array(dy.length);
   conv2dForwardCpu(new Float64Array(x), new Float64Array(w), new Float64Array(bias), p, y64);

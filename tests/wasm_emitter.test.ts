@@ -6,7 +6,7 @@ import {
   ModuleBuilder,
   relaxedSimdSupported,
   simdSupported,
-} from "../wasm/emitter.ts";
+} from "../cpu/emitter.ts";
 
 Deno.test("LEB128 encodings match the specification's examples", () => {
   assert.deepEqual(encodeUnsigned(0), [0x00]);

@@ -5,23 +5,24 @@
  * SharedArrayBuffer.
  */
 import assert from "node:assert/strict";
+import { gemmReference } from "../tensor/ops/gemm.ts";
 import {
-  bestGemmTier,
+  bestSimdTier,
   gemm,
-  gemmReference,
+  GemmEngine,
   getThreads,
-  setGemmTier,
+  setSimdTier,
   setThreads,
   shutdownThreads,
-} from "../tensor/ops/gemm.ts";
-import { GemmEngine } from "../wasm/gemm.ts";
-import type { GemmArgs } from "../wasm/gemm.ts";
-import type { SimdTier } from "../wasm/gemm_kernels.ts";
+} from "../cpu/kernels/gemm.ts";
+import type { GemmArgs } from "../cpu/kernels/gemm.ts";
+import type { SimdTier } from "../cpu/kernels/gemm_kernels.ts";
+import { setCpuOptions } from "../mod.ts";
 import { Rng } from "../tensor/random.ts";
 
-const simdTiers: SimdTier[] = bestGemmTier() === "relaxed-simd"
+const simdTiers: SimdTier[] = bestSimdTier() === "relaxed-simd"
   ? ["simd", "relaxed-simd"]
-  : bestGemmTier() === "simd"
+  : bestSimdTier() === "simd"
   ? ["simd"]
   : [];
 
@@ -135,7 +136,7 @@ const label = (p: Problem, tier: string) => {
 for (const tier of simdTiers) {
   Deno.test(`wasm gemm (${tier}) matches the reference: edge shapes, all transposes`, () => {
     const rng = new Rng(11);
-    setGemmTier(tier);
+    setSimdTier(tier);
     try {
       for (const shape of shapes) {
         for (const transA of [false, true]) {
@@ -149,14 +150,14 @@ for (const tier of simdTiers) {
         }
       }
     } finally {
-      setGemmTier("auto");
+      setSimdTier("auto");
     }
   });
 }
 
 Deno.test("wasm gemm: k = 0 zeroes C or leaves it, m = 0 and n = 0 write nothing", () => {
   for (const tier of simdTiers) {
-    setGemmTier(tier);
+    setSimdTier(tier);
     try {
       for (const [m, n, k] of [[3, 4, 0], [0, 4, 5], [3, 0, 5]]) {
         for (const accumulate of [false, true]) {
@@ -166,7 +167,7 @@ Deno.test("wasm gemm: k = 0 zeroes C or leaves it, m = 0 and n = 0 write nothing
         }
       }
     } finally {
-      setGemmTier("auto");
+      setSimdTier("auto");
     }
   }
 });
@@ -181,7 +182,7 @@ Deno.test({
   // Above the threading threshold (2^23 flops), with partial MC × NC blocks.
   const big = [[131, 530, 67], [250, 97, 1001], [203, 601, 70]];
   for (const tier of simdTiers) {
-    setGemmTier(tier);
+    setSimdTier(tier);
     try {
       const rng = new Rng(23);
       const problems = big.flatMap((shape) =>
@@ -205,7 +206,7 @@ Deno.test({
       }
     } finally {
       shutdownThreads();
-      setGemmTier("auto");
+      setSimdTier("auto");
     }
     assert.equal(getThreads(), 1);
   }
@@ -231,10 +232,17 @@ Deno.test("wasm gemm without SharedArrayBuffer: an ordinary memory, one thread, 
   check(problem, problem.args.c, "unshared memory");
 });
 
-Deno.test("setGemmTier and setThreads name what is wrong", async () => {
-  assert.throws(
-    () => setGemmTier("avx512" as "simd"),
-    /setGemmTier: tier must be one of auto, reference, simd, relaxed-simd; got avx512/,
+Deno.test("setCpuOptions names what is wrong", async () => {
+  await assert.rejects(
+    () => setCpuOptions({ simd: "avx512" as "simd" }),
+    /setCpuOptions: simd must be one of auto, simd, relaxed-simd; got avx512/,
   );
-  await assert.rejects(() => setThreads(3 as 2), /setThreads: threads must be 1 or 2, got 3/);
+  await assert.rejects(
+    () => setCpuOptions({ threads: 3 as 2 }),
+    /setCpuOptions: threads must be 1 or 2, got 3/,
+  );
+  await assert.rejects(
+    () => setCpuOptions({ thread: 2 } as never),
+    /setCpuOptions: unknown option "thread"; the options are simd, threads, workerUrl/,
+  );
 });

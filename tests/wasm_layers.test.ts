@@ -1,5 +1,5 @@
 /**
- * The WebAssembly ReLU, max-pooling and LRN kernels (wasm/relu.ts, wasm/pool.ts, wasm/lrn.ts)
+ * The WebAssembly ReLU, max-pooling and LRN kernels (cpu/kernels/relu.ts, pool2d.ts, lrn.ts)
  * against the reference loops of tensor/ops/elementwise.ts, pool.ts and lrn.ts. ReLU and
  * max-pooling compare and select, never add, so they must agree bit for bit: NaN, −0, ties and
  * ragged tails included. LRN computes in float32: its bound is derived next to its test. Then
@@ -8,16 +8,16 @@
 import assert from "node:assert/strict";
 import { unaryBackwardCpu, unaryCpu } from "../tensor/ops/elementwise.ts";
 import { maxPool2dForwardCpu, pool2dParams, type Size2d } from "../tensor/ops/pool.ts";
-import { reluBackwardWasm, reluWasm } from "../wasm/relu.ts";
-import { maxPool2dForwardWasm } from "../wasm/pool.ts";
-import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "../wasm/lrn.ts";
+import { reluBackwardWasm, reluWasm } from "../cpu/kernels/relu.ts";
+import { maxPool2dForwardWasm } from "../cpu/kernels/pool2d.ts";
+import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "../cpu/kernels/lrn.ts";
 import { lrnBackwardCpu, lrnForwardCpu } from "../tensor/ops/lrn.ts";
 import type { LrnParams } from "../backend/backend.ts";
-import { bestGemmTier } from "../wasm/gemm.ts";
-import { cpuBackend, type CpuStorage } from "../backend/cpu.ts";
+import { bestSimdTier } from "../cpu/kernels/gemm.ts";
+import { cpuBackend, type CpuStorage } from "../mod.ts";
 import { Rng } from "../tensor/random.ts";
 
-const simd = bestGemmTier() !== "reference";
+const simd = bestSimdTier() !== null;
 
 /** Values in [-2, 2] rounded to quarters (so windows hold ties), with NaN and −0 sprinkled in. */
 function activations(rng: Rng, length: number): Float32Array {
@@ -107,7 +107,7 @@ Deno.test(
 );
 
 /**
- * LRN (wasm/lrn.ts, β = 0.75) against lrnForwardCpu / lrnBackwardCpu, which sum in float64.
+ * LRN (cpu/kernels/lrn.ts, β = 0.75) against lrnForwardCpu / lrnBackwardCpu, which sum in float64.
  * Tolerance from float32 arithmetic, u = 2⁻²⁴: the window sum of at most `size` squares
  * (size·u), then k + a·sum, two square roots, a product, a reciprocal and the product with x
  * (8 more roundings): |Δy| ≤ (size + 8)·u·|y|. The backward is dy·s^(−β) − 2aβ·x·Σ w_c with

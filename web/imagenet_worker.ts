@@ -10,11 +10,10 @@
 
 /// <reference lib="webworker" />
 
-import { initWebGPU, isWebGPUAvailable } from "../mod.ts";
+import { cpuOptions, initWebGPU, isWebGPUAvailable, setCpuOptions } from "../mod.ts";
 import type { HostTensor, Tensor } from "../mod.ts";
 import { loadTorchBytes } from "../io/torch.ts";
 import { decodeSafetensors } from "../io/safetensors.ts";
-import { getThreads, setThreads } from "../tensor/ops/gemm.ts";
 import {
   ALEXNET_MAX_BYTES,
   alexnetFromStateDict,
@@ -42,9 +41,12 @@ async function start(choice: "auto" | "cpu"): Promise<void> {
     return;
   }
   if (self.crossOriginIsolated) {
-    await setThreads(2, { workerUrl: new URL("./gemm_worker.js", import.meta.url) });
+    await setCpuOptions({
+      threads: 2,
+      workerUrl: new URL("./gemm_worker.js", import.meta.url),
+    });
   }
-  const threads = getThreads();
+  const { threads } = cpuOptions();
   post({
     type: "ready",
     device: "cpu",

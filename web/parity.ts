@@ -14,9 +14,8 @@
 
 /// <reference lib="dom" />
 
-import { fromArray, initWebGPU, type Tensor } from "../mod.ts";
+import { fromArray, initWebGPU, setCpuOptions, type Tensor } from "../mod.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
-import { prepareGemm } from "../wasm/gemm.ts";
 import { chunkedCases, denseCases, inputValues, type ParityCase } from "../tests/parity_cases.ts";
 import { closeMismatch } from "../tests/close.ts";
 import { spatialCases } from "../tests/parity_cases_spatial.ts";
@@ -147,7 +146,7 @@ async function runTable(
 async function main(): Promise<void> {
   // The CPU side runs the same float32 gemm as under Deno from the first case: a browser's main
   // thread compiles its WebAssembly only asynchronously.
-  await prepareGemm();
+  await setCpuOptions({});
   const gpu = await initWebGPU();
   const chunked = await initWebGPU({ name: "gpu-chunked", maxBindingBytes: 1 << 16 });
   const info = gpu.runtime.adapterInfo;

@@ -15,12 +15,14 @@
 
 import {
   argmax,
+  cpuOptions,
   crossEntropy,
   fromArray,
   initWebGPU,
   isWebGPUAvailable,
   type Module,
   noGrad,
+  setCpuOptions,
   SGD,
   softmax,
   type Tensor,
@@ -30,7 +32,6 @@ import { parseIdx } from "../data/idx.ts";
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES } from "../data/fashion_mnist.ts";
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from "../data/pipeline.ts";
 import { Rng } from "../tensor/random.ts";
-import { getThreads, setThreads } from "../tensor/ops/gemm.ts";
 import type { FromWorker, ToWorker, TrainOptions } from "./protocol.ts";
 
 const PIXELS = 28 * 28;
@@ -100,9 +101,12 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
  */
 async function useCpu(note: string): Promise<"cpu"> {
   if (self.crossOriginIsolated) {
-    await setThreads(2, { workerUrl: new URL("./gemm_worker.js", import.meta.url) });
+    await setCpuOptions({
+      threads: 2,
+      workerUrl: new URL("./gemm_worker.js", import.meta.url),
+    });
   }
-  const threads = getThreads();
+  const { threads } = cpuOptions();
   const description = `CPU backend, ${threads} thread${threads === 1 ? "" : "s"}`;
   post({ type: "ready", device: "cpu", description, note });
   return "cpu";

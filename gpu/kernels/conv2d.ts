@@ -43,10 +43,9 @@
  * pipeline per source text), so the tap loops unroll; the batch size and the offsets of the
  * current batch chunk come in the uniform params.
  *
- * Why one file over 500 lines: it is the one WGSL file of conv2d (the op's math and CPU
- * kernels are in tensor/ops/conv2d.ts), holding its three kernels and the TypeScript that
- * chunks the batch and dispatches them; each kernel's source is a template a reader checks
- * against the formula above, so they stay beside it.
+ * This is the one WGSL file of conv2d (the op's math and reference kernels are in
+ * tensor/ops/conv2d.ts): its three kernels and the TypeScript that chunks the batch and
+ * dispatches them. Each kernel's source is a template to check against the formula above.
  *
  * @module
  */

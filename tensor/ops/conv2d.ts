@@ -33,15 +33,15 @@
  *
  * ## The kernels
  *
- * The CPU kernels below (`*Cpu`) are the reference: the three sums written as plain loops,
- * each output element gathered in a float64 local and stored once. They take Float32Array or
- * Float64Array (float64 for finite-difference checks). They are the oracle that the fast
- * kernels are proven against: `wasm/conv2d.ts` (the same sums as matrix products, im2col into
- * packed panels and SIMD microkernels, used by the CPU backend for float32 without dilation)
- * and `gpu/kernels/conv2d.ts` (WGSL). Error bound: each output is one float64 sum of at most
- * C/G·KH·KW (forward, backward input) or N·H'·W' (weight) products, rounded once to the output
- * type, so float32 results are within 2^-24 relative of the exact float64 sum plus float64's
- * n·2^-53 accumulation error.
+ * The kernels below (`*Cpu`) are the reference, run by the reference device "ref": the three
+ * sums written as plain loops, each output element gathered in a float64 local and stored once.
+ * They take Float32Array or Float64Array (float64 for finite-difference checks). They are the
+ * oracle that the fast kernels are proven against: `cpu/kernels/conv2d.ts` (the same sums as
+ * matrix products, im2col into packed panels and SIMD microkernels, run by the cpu device for
+ * float32 without dilation) and `gpu/kernels/conv2d.ts` (WGSL). Error bound: each output is one
+ * float64 sum of at most C/G·KH·KW (forward, backward input) or N·H'·W' (weight) products,
+ * rounded once to the output type, so float32 results are within 2^-24 relative of the exact
+ * float64 sum plus float64's n·2^-53 accumulation error.
  *
  * @module
  */

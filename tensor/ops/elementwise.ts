@@ -11,7 +11,7 @@
  */
 
 import type { BinaryOp, DType, TypedArray, UnaryOp } from "../../backend/backend.ts";
-import { Tensor, wrap } from "../tensor.ts";
+import { isHostDevice, Tensor, wrap } from "../tensor.ts";
 import {
   broadcastShapes,
   broadcastStrides,
@@ -421,7 +421,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   }
   if (x.dtype === dtype) return x;
   const backend = x.backend;
-  if (dtype === "float64" && backend.name !== "cpu") {
+  if (dtype === "float64" && !isHostDevice(backend)) {
     throw new TypeError(
       `cast: the ${backend.name} backend has no float64; move the tensor to the cpu first (await x.to("cpu"))`,
     );

@@ -1,21 +1,17 @@
 /**
- * General matrix multiply, the one CPU kernel under matmul, linear and conv2d (via im2col):
+ * General matrix multiply, the one CPU kernel under matmul and linear:
  *
  *     C[m×n] (+)= op(A)[m×k] · op(B)[k×n]        row-major, op(X) = Xᵀ when its flag is set
  *
  * This file holds the reference, {@link gemmReference}: the plain loops, summing in float64,
- * that every fast kernel is proven against; and the dispatch, {@link gemm}, which checks the
- * arguments once and sends float32 products to the WebAssembly SIMD kernels of wasm/gemm.ts
- * when the JavaScript engine compiles them (relaxed SIMD's fused multiply-add, else SIMD
- * multiply + add), and everything else (float64, or an engine without SIMD) to the reference.
- *
- * The blocked, register-tiled TypeScript gemm that used to live here is gone: plain JavaScript
- * has no SIMD and no FMA and peaked at ~5.5 GFLOP/s here, against 45-50 for the WebAssembly
- * kernels, and every engine that runs tessera (Deno, Node, current browsers) has WebAssembly
- * SIMD. Without SIMD the reference is slower (~1 GFLOP/s) but still correct.
+ * that every fast kernel is proven against; and {@link gemm}, which checks the arguments and
+ * runs it. The reference device "ref" multiplies with it (through `matmulCpu` in matmul.ts);
+ * the cpu device sends float32 products to the WebAssembly SIMD kernels of
+ * cpu/kernels/gemm.ts instead, and its tests prove them against this file.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gemm } from "./gemm.ts";
  *
  * // [[1, 2], [3, 4]] · [[5], [6]] = [[17], [39]]
@@ -26,26 +22,37 @@
  *   a, aOffset: 0, lda: 2, b, bOffset: 0, ldb: 1, c, cOffset: 0, ldc: 1,
  *   accumulate: false,
  * });
+ * assert.deepEqual([...c], [17, 39]);
  * ```
  *
  * @module
  */
 
-import { engineFor, type GemmArgs, gemmTier } from "../../wasm/gemm.ts";
-
-export type { GemmArgs, GemmTier } from "../../wasm/gemm.ts";
-export {
-  bestGemmTier,
-  gemmTier,
-  getThreads,
-  prepareGemm,
-  setGemmTier,
-  setThreads,
-  shutdownThreads,
-} from "../../wasm/gemm.ts";
-
 /** The element types gemm accepts; a, b and c of one call must share one of them. */
 export type FloatArray = Float32Array | Float64Array;
+
+/** C[m×n] (+)= op(A)[m×k] · op(B)[k×n], row-major; the arguments of gemm by name. */
+export interface GemmArgs<T extends Float32Array | Float64Array = Float32Array> {
+  /** op(A) = Aᵀ: A is stored k×m (row stride lda ≥ m) instead of m×k (lda ≥ k). */
+  transA: boolean;
+  /** op(B) = Bᵀ: B is stored n×k (ldb ≥ k) instead of k×n (ldb ≥ n). */
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  a: T;
+  aOffset: number;
+  lda: number;
+  b: T;
+  bOffset: number;
+  ldb: number;
+  c: T;
+  cOffset: number;
+  /** Row stride of C, ≥ n. */
+  ldc: number;
+  /** Add the product to C instead of overwriting it. */
+  accumulate: boolean;
+}
 
 /**
  * C[m×n] (+)= op(A)[m×k] · op(B)[k×n], row-major. op(A) = A when `transA` is false (A stored
@@ -56,6 +63,12 @@ export type FloatArray = Float32Array | Float64Array;
  * (between rows when ldc > n) are never written.
  */
 export function gemm(args: GemmArgs<FloatArray>): void {
+  checkGemmArgs(args);
+  gemmReference(args);
+}
+
+/** Throws unless the arguments describe a product that fits its arrays, naming the one that does not. */
+export function checkGemmArgs(args: GemmArgs<FloatArray>): void {
   const { transA, transB, m, n, k, a, b, c } = args;
   checkSize("m", m);
   checkSize("n", n);
@@ -70,53 +83,6 @@ export function gemm(args: GemmArgs<FloatArray>): void {
       `gemm: a, b and c must share one dtype, got ${a?.constructor.name}, ` +
         `${b?.constructor.name} and ${c?.constructor.name}`,
     );
-  }
-  const tier = gemmTier();
-  const engine = f32 && tier !== "reference" ? engineFor(tier) : null;
-  if (engine === null) gemmReference(args);
-  else if (k <= DEPTH_BLOCK) engine.gemm(args as GemmArgs<Float32Array>);
-  else gemmInDepthBlocks(args as GemmArgs<Float32Array>, (block) => engine.gemm(block));
-}
-
-/**
- * The longest depth the float32 kernels sum in one call. The wasm kernels keep float32 sums
- * (KC-long blocks added in float32), so a depth growing with the input (a weight gradient over
- * a large batch) would grow a float32 running sum without bound; deeper products are cut into
- * blocks of this depth whose results are added in float64. The error is then bounded by
- * DEPTH_BLOCK·2^-24 ≈ 2.4e-4 relative to Σ|products| whatever the depth (the reference,
- * summing in float64, by k·2^-53 plus the final rounding).
- */
-export const DEPTH_BLOCK = 4096;
-
-/** C (+)= op(A)·op(B) as a float64 sum of products over depth blocks of {@link DEPTH_BLOCK}. */
-function gemmInDepthBlocks(
-  args: GemmArgs<Float32Array>,
-  run: (block: GemmArgs<Float32Array>) => void,
-): void {
-  const { m, n, k, c, cOffset, ldc } = args;
-  const total = new Float64Array(m * n);
-  if (args.accumulate) {
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) total[i * n + j] = c[cOffset + i * ldc + j];
-    }
-  }
-  const part = new Float32Array(m * n);
-  const aDepthStep = args.transA ? args.lda : 1, bDepthStep = args.transB ? 1 : args.ldb;
-  for (let p0 = 0; p0 < k; p0 += DEPTH_BLOCK) {
-    run({
-      ...args,
-      k: Math.min(DEPTH_BLOCK, k - p0),
-      aOffset: args.aOffset + p0 * aDepthStep,
-      bOffset: args.bOffset + p0 * bDepthStep,
-      c: part,
-      cOffset: 0,
-      ldc: n,
-      accumulate: false,
-    });
-    for (let i = 0; i < total.length; i++) total[i] += part[i];
-  }
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) c[cOffset + i * ldc + j] = total[i * n + j];
   }
 }
 
@@ -174,13 +140,4 @@ function checkOperand(
         `needing ${needed} elements, but has ${array.length}`,
     );
   }
-}
-
-/**
- * A zeroed Float32Array of `length` elements on an ordinary ArrayBuffer. gemm copies its
- * operands into WebAssembly memory itself, so tensors need no special storage; this stays for
- * the callers that allocate scratch through it.
- */
-export function allocF32(length: number): Float32Array {
-  return new Float32Array(length);
 }

@@ -48,8 +48,8 @@ import { checkOptions, declareOptions } from "../options.ts";
 // CPU kernels
 
 /**
- * s^(−β). AlexNet's β = 0.75 is computed as 1 / (√s · √√s): a few ulps from `Math.pow`, and
- * 3-4x faster, which matters because LRN runs on the two largest activations (conv1, conv2).
+ * s^(−β). AlexNet's β = 0.75 is computed as 1 / (√s · √√s): a few ulps from `Math.pow`, with
+ * square roots instead of a general power, for LRN runs on the two largest activations.
  */
 function inversePower(s: number, beta: number): number {
   if (beta === 0.75) {

@@ -7,8 +7,8 @@
  *     dL/dA = G · Bᵀ        dL/dB = Aᵀ · G
  *
  * (each entry Y[i,j] = Σ_k A[i,k] B[k,j] touches A[i,k] with weight B[k,j]). The backend's
- * matmul takes transpose flags, so backward never materializes a transposed copy. The CPU
- * kernel is `gemm` in gemm.ts.
+ * matmul takes transpose flags, so backward never materializes a transposed copy. The
+ * reference kernel is `gemm` in gemm.ts.
  *
  * @module
  */
@@ -20,13 +20,23 @@ import { checkFloat, deviceOf, record } from "./op.ts";
 import { sum } from "./reduce.ts";
 import { broadcastTo } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
-import { gemm } from "./gemm.ts";
+import { type FloatArray, gemm, type GemmArgs } from "./gemm.ts";
 
-/** CPU: batched matmul with the backend's conventions, one {@link gemm} per batch entry. */
-export function matmulCpu(a: TypedArray, b: TypedArray, p: MatmulParams, out: TypedArray): void {
+/**
+ * CPU: batched matmul with the backend's conventions, one {@link gemm} per batch entry. The
+ * reference device uses the reference gemm; the cpu device passes its WebAssembly one as
+ * `product`.
+ */
+export function matmulCpu(
+  a: TypedArray,
+  b: TypedArray,
+  p: MatmulParams,
+  out: TypedArray,
+  product: (args: GemmArgs<FloatArray>) => void = gemm,
+): void {
   const { batch, m, k, n, transA, transB, strideA, strideB } = p;
   for (let i = 0; i < batch; i++) {
-    gemm({
+    product({
       transA,
       transB,
       m,

@@ -45,7 +45,19 @@ export function checkFloat(op: string, t: Tensor): void {
 /**
  * Records `out = op(inputs)` in the graph when any input requires grad; `backward` maps
  * dL/d(out) to dL/d(input) for each input. `saved` are extra tensors the backward needs,
- * released with the graph (or at once when nothing is recorded).
+ * released with the graph (or at once when nothing is recorded). Every op ends with it; the
+ * package exports it, and `customOp` (custom.ts) builds on it.
+ *
+ * @example An op written with record: y = 2x, dL/dx = 2·dL/dy
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mul, noGrad, record, sum, tensor, type Tensor } from "../../mod.ts";
+ *
+ * const double = (x: Tensor) => record("double", noGrad(() => mul(x, 2)), [x], (g) => [mul(g, 2)]);
+ * const x = tensor([1, 2, 3], { requiresGrad: true });
+ * sum(double(x)).backward();
+ * assert.deepEqual([...x.grad!.dataSync()], [2, 2, 2]);
+ * ```
  */
 export function record(
   op: string,

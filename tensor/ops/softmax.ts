@@ -40,7 +40,7 @@
  */
 
 import type { TypedArray } from "../../backend/backend.ts";
-import { fromArray, Tensor, wrap } from "../tensor.ts";
+import { fromArray, isHostDevice, Tensor, wrap } from "../tensor.ts";
 import { formatShape, normalizeAxis } from "../shape.ts";
 import { checkFloat, deviceOf, record } from "./op.ts";
 import { mean, sum } from "./reduce.ts";
@@ -347,7 +347,7 @@ export function crossEntropy(
         `crossEntropy: labels ${labelsShape} do not match logits ${logitsShape} (expected [${rows}])`,
       );
     }
-    if (labels.device === "cpu") checkLabelValues(labels.dataSync(), cols, ignoreIndex);
+    if (isHostDevice(labels.backend)) checkLabelValues(labels.dataSync(), cols, ignoreIndex);
     // A view of the caller's labels: the graph's release of it leaves the caller's tensor alone.
     classes = labels.detach();
   } else {

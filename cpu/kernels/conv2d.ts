@@ -1,11 +1,10 @@
 /**
  * The fast float32 conv2d of the CPU backend: the three sums of `tensor/ops/conv2d.ts` (read
  * that file first: it has the math and the reference loops these kernels are proven against)
- * turned into matrix products on the WebAssembly gemm microkernels of `wasm/gemm_kernels.ts`.
+ * turned into matrix products on the WebAssembly gemm microkernels of `cpu/kernels/gemm_kernels.ts`.
  *
- * (This file is longer than 500 lines: it is one op's three fast kernels, the WebAssembly they
- * emit and the TypeScript that drives it, which read best side by side; `deno fmt` writes the
- * packers' long i32 argument lists one per line.)
+ * The file holds the op's three fast kernels side by side: the WebAssembly each emits (the
+ * packers and the scatter) and the TypeScript that drives it over the gemm's macro kernel.
  *
  * Per group g (x_g: the group's C/G input channels, w_g: its O/G filters, K = C/G·KH·KW taps,
  * M = N·H'·W' output pixels of the whole batch), with col[q, k] the im2col matrix (row q an
@@ -38,7 +37,7 @@
  * multiply-add where relaxed SIMD exists) on one thread, sharing one `WebAssembly.Memory` with
  * the packers. Outputs leave through `scatter` (forward, backward input: [pixel, channel]
  * tiles back to NCHW, plus the bias) or a transpose (weight gradient, small). Operands are
- * copied in and results out with `Float32Array.set`; the caller (backend/cpu.ts) has checked
+ * copied in and results out with `Float32Array.set`; the caller (cpu/backend.ts) has checked
  * the array lengths.
  *
  * Accuracy: float32 sums (KC-long fused multiply-adds, then one float32 add per k-block), where
@@ -50,8 +49,8 @@
  * @module
  */
 
-import type { Conv2dParams } from "../backend/backend.ts";
-import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import type { Conv2dParams } from "../../backend/backend.ts";
+import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import {
   type GemmExports,
   gemmModuleBytes,

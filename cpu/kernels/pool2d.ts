@@ -17,10 +17,10 @@
  * @module
  */
 
-import type { Pool2dParams } from "../backend/backend.ts";
-import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import type { Pool2dParams } from "../../backend/backend.ts";
+import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "./instance.ts";
+import { lazyInstance, regions } from "../instance.ts";
 
 /** f32.eq and f32.ne (opcodes 0x5b, 0x5c): emitted raw, the emitter names only f32.gt. */
 const f32Eq = (f: FunctionBuilder) => f.emit(0x5b);

@@ -1,18 +1,17 @@
 /**
  * The fast float32 gemm: the WebAssembly of gemm_kernels.ts driven from TypeScript, on one or
- * two threads. tensor/ops/gemm.ts holds the reference loops and calls {@link GemmEngine.gemm}
- * when the JavaScript engine compiles SIMD; every result here is proven against that reference
- * in tests/wasm_gemm.test.ts.
+ * two threads. tensor/ops/gemm.ts holds the reference loops; {@link gemm} at the end of this
+ * file sends float32 products to {@link GemmEngine.gemm} when the JavaScript engine compiles
+ * SIMD, and everything else to the reference. Every result here is proven against that
+ * reference in tests/wasm_gemm.test.ts.
  *
- * One call: copy the operands into the module's memory (Float32Array.set, ~18 GB/s, a few
- * percent of the arithmetic for any product worth a kernel), pack op(A) and op(B) into panels
- * (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work is a list of
- * tasks (wasm/gemm_tasks.ts): 2 packing tasks per k-block, then one task per MC × NC block of
- * C. Products with one row or one column skip packing and use the matrix-vector kernels; with
+ * One call: copy the operands into the module's memory (Float32Array.set), pack op(A) and
+ * op(B) into panels (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work
+ * is a list of tasks (gemm_tasks.ts): 2 packing tasks per k-block, then one task per MC × NC
+ * block of C. Products with one row or one column skip packing and use the matrix-vector kernels; with
  * at most 8 rows, B is read in place (or, transposed, as rows for dot products): packing the big
  * operand would cost more than the few rows of C reuse it. The copies are the price of tensors
- * living in ordinary ArrayBuffers; bench/gemm_bench.ts prints their share (0-9% for matmul
- * and linear at batch 128, ~50% for batch-1 products, which read each weight once anyway).
+ * living in ordinary ArrayBuffers; bench/gemm_bench.ts prints their share of each product.
  *
  * ## Threads
  *
@@ -21,7 +20,7 @@
  * core is busy elsewhere simply takes fewer tasks. The backend's kernels are synchronous, so
  * the main thread cannot yield while the product runs; instead it never idles while work is
  * left: it computes tasks itself and only waits for the worker's last task in flight (at most
- * one MC × NC block, a few milliseconds), and it never waits for a worker that has not woken up
+ * one MC × NC block), and it never waits for a worker that has not woken up
  * (unclaimed tasks are done by the main thread). Each element of C is computed by one thread in
  * the same order as on one thread, so two threads give bit-identical results.
  *
@@ -58,30 +57,14 @@ import {
   workOnTasks,
 } from "./gemm_tasks.ts";
 
-export type { SimdTier } from "./gemm_kernels.ts";
+import {
+  checkGemmArgs,
+  type FloatArray,
+  type GemmArgs,
+  gemmReference,
+} from "../../tensor/ops/gemm.ts";
 
-/** C[m×n] (+)= op(A)[m×k] · op(B)[k×n], row-major; the arguments of gemm by name. */
-export interface GemmArgs<T extends Float32Array | Float64Array = Float32Array> {
-  /** op(A) = Aᵀ: A is stored k×m (row stride lda ≥ m) instead of m×k (lda ≥ k). */
-  transA: boolean;
-  /** op(B) = Bᵀ: B is stored n×k (ldb ≥ k) instead of k×n (ldb ≥ n). */
-  transB: boolean;
-  m: number;
-  n: number;
-  k: number;
-  a: T;
-  aOffset: number;
-  lda: number;
-  b: T;
-  bOffset: number;
-  ldb: number;
-  c: T;
-  cOffset: number;
-  /** Row stride of C, ≥ n. */
-  ldc: number;
-  /** Add the product to C instead of overwriting it. */
-  accumulate: boolean;
-}
+export type { FloatArray, GemmArgs, SimdTier };
 
 /** C with at most this many rows reads B in place instead of packing it (see gemm). */
 const SKINNY_ROWS = 8;
@@ -89,7 +72,7 @@ const SKINNY_ROWS = 8;
 /** Where the gemm worker's module is: beside this file (a bundle passes its own, see setThreads). */
 const DEFAULT_WORKER_URL = new URL("./gemm_worker.ts", import.meta.url);
 
-/** Products below this many flops stay on one thread (waking the worker costs ~0.1 ms). */
+/** Products below this many flops stay on one thread (waking the worker costs more than they save). */
 const PARALLEL_MIN_FLOPS = 2 ** 23;
 
 /** A memory for the kernels: shared when SharedArrayBuffer exists and works, else ordinary. */
@@ -367,22 +350,91 @@ export class GemmEngine {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tiers and threads: which engine gemm uses, and how many threads it runs on.
+// The checked entry point, tiers and threads: which engine gemm uses, and on how many threads.
 
-/** What runs a float32 gemm: the relaxed-SIMD kernels, the SIMD kernels, or the reference loops. */
-export type GemmTier = SimdTier | "reference";
+/**
+ * C[m×n] (+)= op(A)[m×k] · op(B)[k×n] with the arguments of {@link gemmReference}, checked
+ * the same way (tensor/ops/gemm.ts): float32 on the engine of the current SIMD tier, float64
+ * (or float32 with no SIMD engine ready) on the reference loops.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gemm } from "./gemm.ts";
+ *
+ * // [[1, 2], [3, 4]] · [[5], [6]] = [[17], [39]]
+ * const c = new Float32Array(2);
+ * gemm({
+ *   transA: false, transB: false, m: 2, n: 1, k: 2,
+ *   a: new Float32Array([1, 2, 3, 4]), aOffset: 0, lda: 2,
+ *   b: new Float32Array([5, 6]), bOffset: 0, ldb: 1, c, cOffset: 0, ldc: 1,
+ *   accumulate: false,
+ * });
+ * assert.deepEqual([...c], [17, 39]);
+ * ```
+ */
+export function gemm(args: GemmArgs<FloatArray>): void {
+  checkGemmArgs(args);
+  const tier = simdTier();
+  const engine = args.a instanceof Float32Array && tier !== null ? engineFor(tier) : null;
+  if (engine === null) gemmReference(args);
+  else if (args.k <= DEPTH_BLOCK) engine.gemm(args as GemmArgs<Float32Array>);
+  else gemmInDepthBlocks(args as GemmArgs<Float32Array>, (block) => engine.gemm(block));
+}
 
-let detected: GemmTier | null = null;
-let forced: GemmTier | null = null;
+/**
+ * The longest depth the float32 kernels sum in one call. The wasm kernels keep float32 sums
+ * (KC-long blocks added in float32), so a depth growing with the input (a weight gradient over
+ * a large batch) would grow a float32 running sum without bound; deeper products are cut into
+ * blocks of this depth whose results are added in float64. The error is then bounded by
+ * DEPTH_BLOCK·2^-24 ≈ 2.4e-4 relative to Σ|products| whatever the depth (the reference,
+ * summing in float64, by k·2^-53 plus the final rounding).
+ */
+export const DEPTH_BLOCK = 4096;
+
+/** C (+)= op(A)·op(B) as a float64 sum of products over depth blocks of {@link DEPTH_BLOCK}. */
+function gemmInDepthBlocks(
+  args: GemmArgs<Float32Array>,
+  run: (block: GemmArgs<Float32Array>) => void,
+): void {
+  const { m, n, k, c, cOffset, ldc } = args;
+  const total = new Float64Array(m * n);
+  if (args.accumulate) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) total[i * n + j] = c[cOffset + i * ldc + j];
+    }
+  }
+  const part = new Float32Array(m * n);
+  const aDepthStep = args.transA ? args.lda : 1, bDepthStep = args.transB ? 1 : args.ldb;
+  for (let p0 = 0; p0 < k; p0 += DEPTH_BLOCK) {
+    run({
+      ...args,
+      k: Math.min(DEPTH_BLOCK, k - p0),
+      aOffset: args.aOffset + p0 * aDepthStep,
+      bOffset: args.bOffset + p0 * bDepthStep,
+      c: part,
+      cOffset: 0,
+      ldc: n,
+      accumulate: false,
+    });
+    for (let i = 0; i < total.length; i++) total[i] += part[i];
+  }
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) c[cOffset + i * ldc + j] = total[i * n + j];
+  }
+}
+
+let detected: SimdTier | null | undefined;
+let forced: SimdTier | null = null;
 const engines = new Map<SimdTier, GemmEngine>();
 let wantedThreads: 1 | 2 = 1;
 let workerUrl: URL | string = DEFAULT_WORKER_URL;
 
-/** The best tier this engine compiles: relaxed SIMD, else SIMD, else the reference. */
-export function bestGemmTier(): GemmTier {
-  if (detected === null) {
+/** The best SIMD tier this engine compiles: relaxed SIMD, else SIMD, else null (none). */
+export function bestSimdTier(): SimdTier | null {
+  if (detected === undefined) {
     const simd = typeof WebAssembly === "object" && simdSupportedHere();
-    detected = !simd ? "reference" : relaxedSupportedHere() ? "relaxed-simd" : "simd";
+    detected = !simd ? null : relaxedSupportedHere() ? "relaxed-simd" : "simd";
   }
   return detected;
 }
@@ -395,31 +447,39 @@ function relaxedSupportedHere(): boolean {
   return WebAssembly.validate(gemmModuleBytes("relaxed-simd", false));
 }
 
-/** The tier float32 gemm uses now. */
-export function gemmTier(): GemmTier {
-  return forced ?? bestGemmTier();
+/**
+ * The SIMD tier the cpu device's float32 kernels use now; null where the engine compiles no
+ * SIMD, and the cpu device then runs the reference kernels of tensor/ops/.
+ */
+export function simdTier(): SimdTier | null {
+  return forced ?? bestSimdTier();
 }
 
 /**
- * Forces a tier ("auto" returns to the best one). Tests use it to prove each tier against the
- * reference; forcing a tier this engine cannot compile throws.
+ * Chooses the tier ("auto" returns to the best one); the cpu device's `simd` setting (see
+ * cpu/mod.ts). Tests use it to prove each tier against the reference; a tier this engine
+ * cannot compile throws.
  */
-export function setGemmTier(tier: GemmTier | "auto"): void {
+export function setSimdTier(tier: SimdTier | "auto"): void {
   if (tier === "auto") {
     forced = null;
     return;
   }
-  const order: GemmTier[] = ["reference", "simd", "relaxed-simd"];
-  if (!order.includes(tier)) {
-    throw new RangeError(`setGemmTier: tier must be one of auto, ${order.join(", ")}; got ${tier}`);
-  }
-  if (order.indexOf(tier) > order.indexOf(bestGemmTier())) {
+  const order: (SimdTier | null)[] = [null, "simd", "relaxed-simd"];
+  if (tier !== "simd" && tier !== "relaxed-simd") {
     throw new RangeError(
-      `setGemmTier: this engine cannot compile ${tier} WebAssembly (best: ${bestGemmTier()})`,
+      `setCpuOptions: simd must be one of auto, simd, relaxed-simd; got ${tier}`,
+    );
+  }
+  if (order.indexOf(tier) > order.indexOf(bestSimdTier())) {
+    throw new RangeError(
+      `setCpuOptions: this engine cannot compile ${tier} WebAssembly (best: ${
+        bestSimdTier() ?? "no SIMD"
+      })`,
     );
   }
   forced = tier;
-  if (wantedThreads === 2 && tier !== "reference") void engineFor(tier)?.startWorker(workerUrl);
+  if (wantedThreads === 2) void engineFor(tier)?.startWorker(workerUrl);
 }
 
 /** Tiers whose module is being compiled asynchronously (see {@link engineFor}). */
@@ -446,9 +506,9 @@ export function engineFor(tier: SimdTier): GemmEngine | null {
   }
 }
 
-/** Compiles the tier's module asynchronously (a no-op once compiled). */
-export async function prepareGemm(tier: GemmTier = gemmTier()): Promise<void> {
-  if (tier === "reference" || engines.has(tier) || compiling.has(tier)) return;
+/** Compiles the tier's module asynchronously (a no-op once compiled, or without SIMD). */
+export async function prepareGemm(tier: SimdTier | null = simdTier()): Promise<void> {
+  if (tier === null || engines.has(tier) || compiling.has(tier)) return;
   compiling.add(tier);
   try {
     engines.set(tier, new GemmEngine(tier, await compileGemmModule(tier)));
@@ -459,35 +519,36 @@ export async function prepareGemm(tier: GemmTier = gemmTier()): Promise<void> {
 
 /**
  * Uses 1 thread (the default) or 2: the main thread and a worker on the kernels' shared
- * memory. Asynchronous because a worker must finish starting before it can take work. Where
- * SharedArrayBuffer is missing it resolves and gemm stays on one thread ({@link getThreads}
- * says 1). A live worker keeps a Deno process running: call {@link shutdownThreads} (or
- * setThreads(1)) when done. One thread is the default for that reason.
+ * memory; the cpu device's `threads` setting (see cpu/mod.ts). Asynchronous because a worker
+ * must finish starting before it can take work. Where SharedArrayBuffer is missing it resolves
+ * and gemm stays on one thread ({@link getThreads} says 1). A live worker keeps a Deno process
+ * running: call {@link shutdownThreads} (or setThreads(1)) when done. One thread is the default
+ * for that reason.
  *
  * `options.workerUrl` is where the worker's script is, for code bundled for a browser, where
- * `gemm_worker.ts` is not beside the bundle: bundle `wasm/gemm_worker.ts` too and pass its
- * URL (the web page does). The page must be cross-origin isolated for SharedArrayBuffer.
+ * `gemm_worker.ts` is not beside the bundle: bundle `cpu/kernels/gemm_worker.ts` too and pass
+ * its URL (the web page does). The page must be cross-origin isolated for SharedArrayBuffer.
  */
 export async function setThreads(
   threads: 1 | 2,
   options: { workerUrl?: URL | string } = {},
 ): Promise<void> {
   if (threads !== 1 && threads !== 2) {
-    throw new RangeError(`setThreads: threads must be 1 or 2, got ${threads}`);
+    throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${threads}`);
   }
   wantedThreads = threads;
   if (options.workerUrl !== undefined) workerUrl = options.workerUrl;
   if (threads === 1) return shutdownThreads();
-  const tier = gemmTier();
-  if (tier === "reference") return;
+  const tier = simdTier();
+  if (tier === null) return;
   await prepareGemm(tier);
   await engineFor(tier)?.startWorker(workerUrl);
 }
 
 /** Threads float32 gemm runs on now: 2 only after setThreads(2) and with shared memory. */
 export function getThreads(): 1 | 2 {
-  const tier = gemmTier();
-  return tier === "reference" ? 1 : engines.get(tier)?.threads ?? 1;
+  const tier = simdTier();
+  return tier === null ? 1 : engines.get(tier)?.threads ?? 1;
 }
 
 /** Stops every gemm worker and returns to one thread. Safe to call twice. */

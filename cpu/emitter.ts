@@ -66,8 +66,8 @@
  * - {@link encodeUnsigned}, {@link encodeSigned}, {@link encodeF32}: the encodings themselves.
  * - {@link simdSupported}, {@link relaxedSimdSupported}: feature tests on tiny modules.
  *
- * The file runs past 500 lines because {@link FunctionBuilder} has one three-line method per
- * instruction; everything else (the format, LEB128, sections, locals) fits in the first 300.
+ * The format, LEB128, sections and locals come first; the rest is {@link FunctionBuilder}, one
+ * short method per instruction.
  *
  * @module
  */

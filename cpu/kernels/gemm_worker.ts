@@ -1,7 +1,7 @@
 /**
- * The second thread of the fast gemm (wasm/gemm.ts): instantiates the same module on the same
+ * The second thread of the fast gemm (cpu/kernels/gemm.ts): instantiates the same module on the same
  * shared memory, then sleeps in Atomics.wait until the main thread posts a job, and claims
- * tasks alongside it. Started by setThreads(2).
+ * tasks alongside it. Started by setThreads(2) (the cpu device's `threads` setting).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
- * The tasks of one fast gemm and how two threads share them (wasm/gemm.ts prepares a job,
- * wasm/gemm_worker.ts is the second thread). A job is described by Int32 words in the
+ * The tasks of one fast gemm and how two threads share them (cpu/kernels/gemm.ts prepares a job,
+ * cpu/kernels/gemm_worker.ts is the second thread). A job is described by Int32 words in the
  * module's memory; task t < packTasks packs one k-block of op(A) (t even) or op(B) (t odd),
  * every later task computes one MC × NC block of C over all k-blocks. Both threads claim tasks
  * with compare-and-swap on one word and count finished ones on another.

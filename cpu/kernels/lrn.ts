@@ -17,10 +17,10 @@
  * @module
  */
 
-import type { LrnParams } from "../backend/backend.ts";
-import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import type { LrnParams } from "../../backend/backend.ts";
+import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "./instance.ts";
+import { lazyInstance, regions } from "../instance.ts";
 
 /** The arithmetic of one width: 4 lanes (v128) or 1 (f32). f32.sqrt (0x91) is emitted raw. */
 function ops(f: FunctionBuilder, lanes: 1 | 4) {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { MAX_PAGES } from "./gemm_kernels.ts";
+import { MAX_PAGES } from "./kernels/gemm_kernels.ts";
 
 /** A kernel module's instance: its memory and its exported functions. */
 export interface KernelInstance<Exports> {

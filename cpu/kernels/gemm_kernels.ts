@@ -1,6 +1,6 @@
 /**
  * The WebAssembly of tessera's fast float32 gemm, emitted with {@link ModuleBuilder}. The plan
- * is GotoBLAS / BLIS scaled to one 128-bit SIMD core; wasm/gemm.ts drives it:
+ * is GotoBLAS / BLIS scaled to one 128-bit SIMD core; cpu/kernels/gemm.ts drives it:
  *
  * - **Packing** (`packA`, `packB`, one emitter for both): a k-block of op(A) is copied into
  *   MR-row panels, a k-block of op(B) into NR-column panels, each laid out in the order the
@@ -11,7 +11,7 @@
  *   mr·nv v128 accumulators held in locals. For every depth step: nv vector loads of B, mr
  *   one-float splat loads of A, mr·nv multiply-adds. The relaxed-SIMD tier uses MR × NR = 6 × 8
  *   (12 accumulators + 2 B vectors + 1 A splat = 15 live v128 values, just under the 16 XMM
- *   registers of x86-64: measured 47-50 GFLOP/s; 8 × 8 or 4 × 12 spill and halve). The
+ *   registers of x86-64; 8 × 8 or 4 × 12 spill to memory). The
  *   SIMD-only tier has no fused multiply-add, so mul + add needs a temporary: 4 × 8. Edge
  *   tiles get their own kernels (mr = 1 .. MR-1, nv = 1) and a column count: the last vector
  *   is stored lane by lane, so nothing outside C is written and no work is padded away.
@@ -25,7 +25,7 @@
  * @module
  */
 
-import { type FunctionBuilder, ModuleBuilder } from "./emitter.ts";
+import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 
 /** Which instructions the kernels may use: relaxed SIMD's fused madd, or SIMD mul + add. */
 export type SimdTier = "relaxed-simd" | "simd";

@@ -6,18 +6,17 @@
  *     y = x <= 0 ? 0 : x            dx = x <= 0 ? 0 : dy          (a NaN passes, as in PyTorch)
  *
  * Why a kernel for one comparison: after a convolution about half the values are negative in
- * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time;
- * measured on AlexNet-mini's conv1 output (3.2 M values) the plain loop takes about 35x longer
- * on random signs than on all-positive input. Here the choice is `v128.bitselect` under the
- * mask of `f32x4.ge` (0 >= x): four lanes per instruction, no branch. Copying in and out of the
- * module's memory costs two passes at ~18 GB/s, far less than the mispredictions.
+ * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time.
+ * Here the choice is `v128.bitselect` under the mask of `f32x4.ge` (0 >= x): four lanes per
+ * instruction, no branch, at the price of copying in and out of the module's memory
+ * (bench/cpu_profile.ts shows where the time goes).
  *
  * @module
  */
 
-import { ModuleBuilder } from "./emitter.ts";
+import { ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "./instance.ts";
+import { lazyInstance, regions } from "../instance.ts";
 
 /**
  * relu(x, y, n): y[i] = x[i] <= 0 ? 0 : x[i] and reluBackward(x, dy, dx, n): dx[i] = x[i] <= 0 ?

@@ -1,0 +1,161 @@
+/**
+ * The cpu device: the reference backend (tensor/ref.ts) with its hot kernels replaced by
+ * WebAssembly SIMD and its allocations pooled. For float32, where the JavaScript engine
+ * compiles SIMD, it runs
+ *
+ * - matmul and linear on the gemm of cpu/kernels/gemm.ts (one or two threads),
+ * - conv2d, forward and both gradients, on cpu/kernels/conv2d.ts,
+ * - ReLU (cpu/kernels/relu.ts), max-pooling's forward pass (cpu/kernels/pool2d.ts) and LRN
+ *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts);
+ *
+ * and everything else, float64, and every op without SIMD, on the inherited reference
+ * kernels of tensor/ops/. Each fast kernel is proven against the reference it replaces
+ * (tests/wasm_*.test.ts). The arrays come from the pool of cpu/pool.ts; the storage is the
+ * reference's {@link CpuStorage}, so the two devices read and write arrays the same way.
+ *
+ * @module
+ */
+
+import type {
+  Backend,
+  Conv2dParams,
+  DType,
+  LrnParams,
+  MatmulParams,
+  Pool2dParams,
+  Storage,
+  TypedArray,
+  UnaryOp,
+} from "../backend/backend.ts";
+import { type CpuStorage, RefBackend } from "../tensor/ref.ts";
+import { matmulCpu } from "../tensor/ops/matmul.ts";
+import { checkConv2dArrays } from "../tensor/ops/conv2d.ts";
+import { allocate, release } from "./pool.ts";
+import { gemm, type SimdTier, simdTier } from "./kernels/gemm.ts";
+import {
+  conv2dBackwardInputWasm,
+  conv2dBackwardWeightWasm,
+  conv2dForwardWasm,
+} from "./kernels/conv2d.ts";
+import { reluBackwardWasm, reluWasm } from "./kernels/relu.ts";
+import { maxPool2dForwardWasm } from "./kernels/pool2d.ts";
+import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "./kernels/lrn.ts";
+
+type F32 = Float32Array;
+
+/** The SIMD tier for a float32 kernel on these arrays, or null for the reference kernels. */
+function fastTier(...arrays: TypedArray[]): SimdTier | null {
+  const tier = simdTier();
+  if (tier === null) return null;
+  return arrays.every((a) => a instanceof Float32Array) ? tier : null;
+}
+
+/** Whether the wasm conv2d kernels handle `p` (they have no dilation; the reference does). */
+const undilated = (p: Conv2dParams) => p.dilationH === 1 && p.dilationW === 1;
+
+/** The cpu device: {@link RefBackend} plus the WebAssembly kernels and the array pool. */
+export class CpuBackend extends RefBackend {
+  constructor() {
+    super("cpu");
+  }
+
+  protected override allocate(dtype: DType, length: number): TypedArray {
+    return allocate(dtype, length);
+  }
+  override free(storage: Storage): void {
+    const array = this.array(storage);
+    // An array handed out through `data` may still be held by its reader: never reuse it.
+    if (!(storage as CpuStorage).exposed) release(array);
+  }
+
+  // ReLU: the branch-free wasm kernel.
+  override unary(op: UnaryOp, x: Storage): Storage {
+    const xs = this.array(x);
+    if (op !== "relu" || !fastTier(xs)) return super.unary(op, x);
+    const y = this.like(x);
+    reluWasm(xs as F32, y.array as F32);
+    return y;
+  }
+  override unaryBackward(op: UnaryOp, x: Storage, y: Storage, dy: Storage): Storage {
+    const xs = this.array(x), dys = this.array(dy);
+    if (op !== "relu" || dys.length !== xs.length || !fastTier(xs, dys)) {
+      return super.unaryBackward(op, x, y, dy);
+    }
+    const dx = this.like(x);
+    reluBackwardWasm(xs as F32, dys as F32, dx.array as F32);
+    return dx;
+  }
+
+  // matmul: the reference's batch loop with the WebAssembly gemm (float64: the reference gemm).
+  override matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    const out = this.like(a, p.batch * p.m * p.n);
+    matmulCpu(this.array(a), this.array(b), p, out.array, gemm);
+    return out;
+  }
+
+  override conv2dForward(
+    x: Storage,
+    weight: Storage,
+    bias: Storage | null,
+    p: Conv2dParams,
+  ): Storage {
+    const xs = this.array(x) as F32, ws = this.array(weight) as F32;
+    const bs = bias ? this.array(bias) as F32 : null;
+    const tier = undilated(p) ? fastTier(xs, ws, bs ?? xs) : null;
+    if (!tier) return super.conv2dForward(x, weight, bias, p);
+    const y = this.like(x, p.n * p.o * p.outH * p.outW);
+    checkConv2dArrays(
+      p,
+      bs ? { x: xs, weight: ws, bias: bs, y: y.array } : { x: xs, weight: ws, y: y.array },
+    );
+    conv2dForwardWasm(xs, ws, bs, p, y.array as F32, tier);
+    return y;
+  }
+  override conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
+    const dys = this.array(dy) as F32, ws = this.array(weight) as F32;
+    const tier = undilated(p) ? fastTier(dys, ws) : null;
+    if (!tier) return super.conv2dBackwardInput(dy, weight, p);
+    const dx = this.like(dy, p.n * p.c * p.h * p.w);
+    checkConv2dArrays(p, { dy: dys, weight: ws, dx: dx.array });
+    conv2dBackwardInputWasm(dys, ws, p, dx.array as F32, tier);
+    return dx;
+  }
+  override conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
+    const dys = this.array(dy) as F32, xs = this.array(x) as F32;
+    const tier = undilated(p) ? fastTier(dys, xs) : null;
+    if (!tier) return super.conv2dBackwardWeight(dy, x, p);
+    const dw = this.like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
+    checkConv2dArrays(p, { dy: dys, x: xs, dw: dw.array });
+    conv2dBackwardWeightWasm(dys, xs, p, dw.array as F32, tier);
+    return dw;
+  }
+
+  // Max-pooling's forward pass: the branch-free wasm kernel (the backward is a scatter).
+  override maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {
+    const xs = this.array(x);
+    if (!fastTier(xs)) return super.maxPool2dForward(x, p);
+    const y = this.like(x, p.n * p.c * p.outH * p.outW);
+    const argmax = this.create("int32", y.length);
+    maxPool2dForwardWasm(xs as F32, p, y.array as F32, argmax.array as Int32Array);
+    return { y, argmax };
+  }
+
+  // LRN: the SIMD kernels for AlexNet's β = 0.75.
+  override lrnForward(x: Storage, p: LrnParams): Storage {
+    const xs = this.array(x);
+    if (!fastTier(xs) || !lrnWasmSupports(p)) return super.lrnForward(x, p);
+    const y = this.like(x);
+    lrnForwardWasm(xs as F32, p, y.array as F32);
+    return y;
+  }
+  override lrnBackward(x: Storage, dy: Storage, p: LrnParams): Storage {
+    const xs = this.array(x), dys = this.array(dy);
+    if (!fastTier(xs, dys) || !lrnWasmSupports(p)) return super.lrnBackward(x, dy, p);
+    const dx = this.like(x);
+    lrnBackwardWasm(xs as F32, dys as F32, p, dx.array as F32);
+    return dx;
+  }
+}
+
+/** The cpu device (registered by cpu/mod.ts, which every entry point of the package loads). */
+export const cpuBackend: Backend = new CpuBackend();

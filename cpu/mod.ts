@@ -1,0 +1,112 @@
+/**
+ * The cpu device, registered: importing this module makes "cpu" (the default device) exist.
+ * Every entry point of the package (mod.ts, models/alexnet.ts) imports it, so this is the one
+ * place the CPU backend is registered. Its two settings, the SIMD tier of the WebAssembly
+ * kernels and the number of gemm threads, are read and changed with {@link cpuOptions} and
+ * {@link setCpuOptions}.
+ *
+ * @module
+ */
+
+import { registerBackend } from "../backend/registry.ts";
+import { cpuBackend } from "./backend.ts";
+import {
+  getThreads,
+  prepareGemm,
+  setSimdTier,
+  setThreads,
+  type SimdTier,
+  simdTier,
+} from "./kernels/gemm.ts";
+
+registerBackend(cpuBackend);
+
+export { cpuBackend } from "./backend.ts";
+export type { SimdTier };
+
+/** The cpu device's settings, as {@link cpuOptions} reports them. */
+export interface CpuOptions {
+  /**
+   * The WebAssembly kernels' instruction set: "relaxed-simd" (fused multiply-add) or "simd";
+   * "none" where the JavaScript engine compiles no SIMD, and the cpu device then runs the
+   * reference kernels of tensor/ops/ (as device "ref" does).
+   */
+  simd: SimdTier | "none";
+  /** Threads the float32 gemm (matmul, linear) runs on: 1, or 2 with a worker. */
+  threads: 1 | 2;
+}
+
+/** What {@link setCpuOptions} accepts; each key is optional. */
+export interface SetCpuOptions {
+  /** A SIMD tier this engine compiles, or "auto" for the best one (the default). */
+  simd?: SimdTier | "auto";
+  /**
+   * 1 (the default) or 2: a worker shares the gemm's memory, where SharedArrayBuffer exists
+   * (elsewhere the gemm stays on one thread). A live worker keeps a Deno process running:
+   * set 1 again when done.
+   */
+  threads?: 1 | 2;
+  /**
+   * Where the gemm worker's script is, for code bundled for a browser: bundle
+   * `cpu/kernels/gemm_worker.ts` beside the page and pass its URL.
+   */
+  workerUrl?: URL | string;
+}
+
+/**
+ * The cpu device's settings now.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpuOptions } from "../mod.ts";
+ *
+ * const { simd, threads } = cpuOptions();
+ * assert.ok(["relaxed-simd", "simd", "none"].includes(simd));
+ * assert.equal(threads, 1); // the default
+ * ```
+ */
+export function cpuOptions(): CpuOptions {
+  return { simd: simdTier() ?? "none", threads: getThreads() };
+}
+
+/**
+ * Changes the cpu device's settings. Asynchronous: a second thread must finish starting
+ * before it takes work, and the SIMD module is compiled off the main thread where the engine
+ * requires it (browsers). Results do not depend on the settings beyond rounding: every tier
+ * is proven against the reference, and two threads give the same bits as one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cpuOptions, matmul, setCpuOptions, tensor } from "../mod.ts";
+ *
+ * await setCpuOptions({ threads: 2 });
+ * const a = tensor([[1, 2], [3, 4]]);
+ * assert.deepEqual([...matmul(a, a).dataSync()], [7, 10, 15, 22]);
+ * await setCpuOptions({ threads: 1 }); // stops the worker, so the program can exit
+ * assert.equal(cpuOptions().threads, 1);
+ * await assert.rejects(() => setCpuOptions({ simd: "avx512" as "simd" }), /simd must be one of/);
+ * ```
+ */
+export async function setCpuOptions(options: SetCpuOptions): Promise<void> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`setCpuOptions: options must be an object, got ${options}`);
+  }
+  const known = ["simd", "threads", "workerUrl"];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(
+        `setCpuOptions: unknown option "${key}"; the options are ${known.join(", ")}`,
+      );
+    }
+  }
+  if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) {
+    throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${options.threads}`);
+  }
+  if (options.simd !== undefined) setSimdTier(options.simd);
+  await prepareGemm(simdTier());
+  if (options.threads !== undefined || options.workerUrl !== undefined) {
+    await setThreads(options.threads ?? getThreads(), { workerUrl: options.workerUrl });
+  }
+}
