@@ -39,9 +39,10 @@
  */
 
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
-import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
+import { decodePng, isJpeg, isPng } from "./codecs.ts";
 import type { ImageCHW, ImageDataset } from "./dataset.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
+import { decodeJpeg } from "./jpeg.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
 
@@ -254,17 +255,21 @@ export function imageProblem(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * Decodes a JPEG or PNG into an RGB CHW uint8 image, turned upright by its EXIF orientation
- * (see `exif.ts`); errors name `name`.
+ * Decodes a JPEG (to the pixels PIL gives, see `jpeg.ts`) or a PNG into an RGB CHW uint8
+ * image, turned upright by its EXIF orientation (see `exif.ts`); errors name `name`.
  */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<ImageCHW<Uint8Array>> {
   const problem = imageProblem(bytes);
   if (problem) throw new Error(`${name}: ${problem}`);
   let stored: ImageCHW<Uint8Array>;
-  try {
-    stored = await (isJpeg(bytes) ? decodeJpeg(bytes) : decodePng(bytes));
-  } catch (error) {
-    throw new Error(`${name}: cannot decode (${(error as Error).message})`);
+  if (isJpeg(bytes)) {
+    stored = decodeJpeg(bytes, name); // as PIL decodes it (libjpeg-turbo's arithmetic)
+  } else {
+    try {
+      stored = await decodePng(bytes);
+    } catch (error) {
+      throw new Error(`${name}: cannot decode (${(error as Error).message})`);
+    }
   }
   return applyOrientation(stored, exifOrientation(bytes));
 }
