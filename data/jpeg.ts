@@ -56,6 +56,9 @@ import type { ImageCHW } from "./dataset.ts";
 
 export { JpegError } from "./jpeg_markers.ts";
 
+/** Scans allowed per file: each visits every block, so unbounded scans are unbounded work. */
+const MAX_SCANS = 1000;
+
 /** Everything the markers before a scan have set. */
 interface DecoderState {
   frame?: Frame;
@@ -191,9 +194,11 @@ function startScan(
     low: bytes[p + 2] & 15,
     restartInterval: state.restartInterval,
   };
+  if (++state.scans > MAX_SCANS) {
+    throw new JpegError(name, `more than ${MAX_SCANS} scans (a real progressive JPEG has ~10)`);
+  }
   checkScan(frame, scan, state, name);
   allocateCoefficients(frame, bytes.length - end, name);
-  state.scans++;
   return decodeScan(bytes, end, frame, scan, name);
 }
 
@@ -217,7 +222,8 @@ function checkScan(frame: Frame, scan: Scan, state: DecoderState, name: string):
     if ((needsDc && !sc.dc) || (needsAc && !sc.ac)) {
       throw new JpegError(name, `scan uses a Huffman table that was not defined (DHT)`);
     }
-    if (state.quant[sc.component.quantTable] === undefined) {
+    sc.component.quant ??= state.quant[sc.component.quantTable];
+    if (sc.component.quant === undefined) {
       throw new JpegError(name, `quant table ${sc.component.quantTable} was not defined (DQT)`);
     }
     for (let k = scan.start; k <= scan.end; k++) sc.component.coefficientBits[k] = scan.low;
@@ -239,22 +245,23 @@ function allocateCoefficients(frame: Frame, bytesLeft: number, name: string): vo
   }
 }
 
-/** Positions libjpeg's block smoothing looks at (the first 9 AC coefficients, zig-zag). */
+/** The first 9 AC coefficients (zig-zag 1..9), which libjpeg's block smoothing estimates, at
+ * their natural (row-major) positions in a quant table. */
 const SMOOTHED = [1, 8, 16, 9, 2, 3, 10, 17, 24];
 
 /**
  * libjpeg smooths the blocks of a progressive image whose first AC coefficients are not all
  * fully refined (jdcoefct.c smoothing_ok); PIL leaves that on. Such files are refused.
  */
-function checkNoSmoothing(frame: Frame, state: DecoderState, name: string): void {
+function checkNoSmoothing(frame: Frame, name: string): void {
   if (!frame.progressive) return;
   for (const c of frame.components) {
-    const q = state.quant[c.quantTable]!;
+    const q = c.quant!;
     if (q[0] === 0 || SMOOTHED.some((k) => q[k] === 0)) return;
     if (c.coefficientBits[0] < 0) return;
   }
   for (const c of frame.components) {
-    if (SMOOTHED.some((k) => c.coefficientBits[k] !== 0)) {
+    if (c.coefficientBits.subarray(1, 10).some((bits) => bits !== 0)) {
       throw new JpegError(
         name,
         "progressive JPEG whose scans leave low-frequency coefficients unrefined " +
@@ -266,10 +273,13 @@ function checkNoSmoothing(frame: Frame, state: DecoderState, name: string): void
 
 /** IDCT, upsampling and colour conversion of the decoded coefficients. */
 function toRgb(frame: Frame, state: DecoderState, name: string): ImageCHW<Uint8Array> {
-  checkNoSmoothing(frame, state, name);
+  frame.components.forEach((c, i) => {
+    if (!c.quant) throw new JpegError(name, `component ${i} (id ${c.id}) is in no scan`);
+  });
+  checkNoSmoothing(frame, name);
   const { width, height } = frame;
   const planes = frame.components.map((c) => {
-    const samples = componentSamples(c, state.quant[c.quantTable]!);
+    const samples = componentSamples(c, c.quant!);
     return upsample(samples, frame.maxH / c.h, frame.maxV / c.v, width, height);
   });
   const plane = width * height;

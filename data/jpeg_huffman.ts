@@ -20,9 +20,11 @@
  * lower bit (one bit per already-nonzero coefficient, plus newly nonzero ones of size 1). AC
  * scans also code runs of blocks that end immediately (EOBRUN).
  *
- * Corrupt data is handled as libjpeg does where PIL would still return an image: data that runs
- * into a marker is padded with zero bits, and the scan's following MCUs (up to the next restart)
- * are left as they are. A file that ends inside a scan is truncated and refused, as PIL does.
+ * Corrupt data is handled as libjpeg handles it where PIL still returns an image: data that
+ * runs into a marker is padded with zero bits, the scan's following MCUs (up to the next
+ * restart) are left as they are, and a wrong restart marker is resynchronised as
+ * jpeg_resync_to_restart does. A file that ends inside a scan is truncated and refused, as
+ * PIL refuses it. A corrupt Huffman code is refused too (libjpeg warns and substitutes 0).
  *
  * @module
  */
@@ -35,34 +37,48 @@ import {
   NATURAL_ORDER,
 } from "./jpeg_markers.ts";
 
-/**
- * A Huffman table as a 16-bit lookup: indexed by the next 16 bits of the stream, each entry
- * holds (code length << 8) | symbol, or 0 for bits that start no code.
- */
-export type HuffmanTable = Uint16Array;
+/** Codes up to this many bits are found with one table lookup; longer ones by length. */
+const LOOKUP_BITS = 9;
 
-/** Builds the lookup of a DHT table from its 16 code-length counts and its symbols. */
+/**
+ * A Huffman table, decoded as libjpeg does: `lookup` maps the next 9 bits to
+ * (code length << 8) | symbol for codes of up to 9 bits (0: a longer code); longer codes are
+ * canonical, so a code of length l is valid when it is at most `maxCode[l]`, and its symbol is
+ * `symbols[code + offset[l]]`.
+ */
+export interface HuffmanTable {
+  lookup: Uint16Array;
+  maxCode: Int32Array;
+  offset: Int32Array;
+  symbols: Uint8Array;
+}
+
+/** Builds a table from a DHT's 16 code-length counts and its symbols. */
 export function buildHuffmanTable(
   counts: Uint8Array,
   symbols: Uint8Array,
   isDc: boolean,
   name: string,
 ): HuffmanTable {
-  const table = new Uint16Array(1 << 16);
+  const lookup = new Uint16Array(1 << LOOKUP_BITS);
+  const maxCode = new Int32Array(17).fill(-1), offset = new Int32Array(17);
   let code = 0, k = 0;
   for (let length = 1; length <= 16; length++) {
+    offset[length] = k - code;
     for (let i = 0; i < counts[length - 1]; i++, k++) {
       // Canonical codes: consecutive within a length, doubled when the length grows.
       if (code >= 1 << length) throw new JpegError(name, "Huffman table (DHT) is over-full");
       const symbol = symbols[k];
       if (isDc && symbol > 15) throw new JpegError(name, `DC Huffman symbol ${symbol} (max 15)`);
-      const first = code << (16 - length), entry = (length << 8) | symbol;
-      table.fill(entry, first, first + (1 << (16 - length)));
-      code++;
+      if (length <= LOOKUP_BITS) {
+        const first = code << (LOOKUP_BITS - length);
+        lookup.fill((length << 8) | symbol, first, first + (1 << (LOOKUP_BITS - length)));
+      }
+      maxCode[length] = code++;
     }
     code <<= 1;
   }
-  return table;
+  return { lookup, maxCode, offset, symbols: symbols.slice() };
 }
 
 /** Reads a DHT segment into the DC and AC table slots. */
@@ -152,10 +168,20 @@ export class BitReader {
   /** The next Huffman symbol of `table`. */
   symbol(table: HuffmanTable, name: string): number {
     if (this.count < 16) this.fill();
-    const entry = table[(this.buffer >>> (this.count - 16)) & 0xffff];
-    if (entry === 0) throw new JpegError(name, "corrupt entropy-coded data (bad Huffman code)");
-    this.count -= entry >> 8;
-    return entry & 0xff;
+    const next16 = (this.buffer >>> (this.count - 16)) & 0xffff;
+    const entry = table.lookup[next16 >> (16 - LOOKUP_BITS)];
+    if (entry !== 0) {
+      this.count -= entry >> 8;
+      return entry & 0xff;
+    }
+    for (let length = LOOKUP_BITS + 1; length <= 16; length++) {
+      const code = next16 >> (16 - length);
+      if (code <= table.maxCode[length]) {
+        this.count -= length;
+        return table.symbols[code + table.offset[length]];
+      }
+    }
+    throw new JpegError(name, "corrupt entropy-coded data (bad Huffman code)");
   }
 
   /** `s` raw bits, extended to a signed value (s = 0 gives 0). */
@@ -323,6 +349,31 @@ function acRefineBlock(
 }
 
 /**
+ * Finds the restart marker RST`expected` where a restart interval ends, and returns whether
+ * the data has run out. A wrong marker is handled as libjpeg's jpeg_resync_to_restart does:
+ * an earlier restart or an invalid marker is skipped; a later restart (one or two ahead) or
+ * another marker is left in place, so the next MCU is decoded from zero bits and the rest of
+ * the scan is left as it is; a restart further off is taken as the expected one.
+ */
+function restart(reader: BitReader, expected: number, runOut: boolean): boolean {
+  for (let marker = reader.nextMarker(); marker >= 0; marker = reader.nextMarker()) {
+    const isRestart = marker >= Marker.RST0 && marker <= Marker.RST7;
+    const n = marker - Marker.RST0;
+    const behind = isRestart && (n === ((expected - 1) & 7) || n === ((expected - 2) & 7));
+    const ahead = isRestart && (n === ((expected + 1) & 7) || n === ((expected + 2) & 7));
+    if (marker < Marker.SOF0 || behind) {
+      reader.position += 2; // skip it and look at the next marker
+    } else if (!isRestart || ahead) {
+      return runOut;
+    } else {
+      reader.position += 2; // the expected restart (or one too far off to judge)
+      return false;
+    }
+  }
+  return runOut; // the file ended: the next MCU finds that out
+}
+
+/**
  * Decodes one scan starting at `position` (just after the SOS header) into the components'
  * coefficient arrays; returns the position of the marker that follows the scan.
  */
@@ -342,14 +393,8 @@ export function decodeScan(
   let eobRun = 0, runOut = false, restartNumber = 0;
   for (let mcu = 0; mcu < mcuCount; mcu++) {
     if (scan.restartInterval > 0 && mcu > 0 && mcu % scan.restartInterval === 0) {
-      // Restart: byte-aligned RSTn marker, predictions and EOB run reset.
-      const marker = reader.nextMarker();
-      if (marker === Marker.RST0 + restartNumber) {
-        reader.position += 2;
-        runOut = false;
-      } else {
-        runOut = true; // a missing restart: libjpeg too skips until one is found
-      }
+      // Restart: a byte-aligned RSTn marker; predictions and the EOB run start again.
+      runOut = restart(reader, restartNumber, runOut);
       restartNumber = (restartNumber + 1) & 7;
       predictions.fill(0);
       eobRun = 0;

@@ -143,6 +143,8 @@ export interface FrameComponent {
   blocksPerColumn: number;
   /** Dequantisation is done in the IDCT; coefficients are stored quantised, 64 per block. */
   coefficients?: Int16Array;
+  /** The quant table as it was at the component's first scan (libjpeg latches it there). */
+  quant?: Uint16Array;
   /** Per coefficient, the Al of the last scan that coded it; -1 before any (progressive). */
   coefficientBits: Int8Array;
 }

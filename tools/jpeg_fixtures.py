@@ -115,6 +115,21 @@ def main():
     record("cjpeg_noninterleaved", "sequential, one scan per component (non-interleaved)")
 
     refused = []
+    data = open(f"{OUT}/cjpeg_restart_rows.jpg", "rb").read()
+    cut = data.index(b"\xff\xd1")  # the second restart marker, after two MCU rows
+    open(f"{OUT}/cut_at_restart.jpg", "wb").write(data[:cut] + b"\xff\xd9")
+    record("cut_at_restart", "EOI for the 2nd restart: one MCU from zero bits, the rest gray")
+    data = open(f"{OUT}/pil_progressive_420_64x48.jpg", "rb").read()
+    cut = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)  # the second scan
+    open(f"{OUT}/progressive_dc_only.jpg", "wb").write(data[:cut] + b"\xff\xd9")
+    refused.append({"name": "progressive_dc_only", "error": "block smoothing"})
+
+    with open(f"{OUT}/unrefined_scans.txt", "w") as f:
+        # Luma's AC never refined below bit 1: libjpeg then smooths blocks (not implemented).
+        f.write("0,1,2: 0-0, 0, 0; 0: 1-63, 0, 1; 1: 1-63, 0, 0; 2: 1-63, 0, 0;\n")
+    run("jpegtran", "-scans", f"{OUT}/unrefined_scans.txt", "-outfile",
+        f"{OUT}/refused_unrefined.jpg", base)
+    refused.append({"name": "refused_unrefined", "error": "block smoothing"})
     run("jpegtran", "-arithmetic", "-outfile", f"{OUT}/refused_arithmetic.jpg", base)
     refused.append({"name": "refused_arithmetic", "error": "arithmetic-coded"})
     picture(16, 16, 3).convert("CMYK").save(f"{OUT}/refused_cmyk.jpg", quality=90)
@@ -130,10 +145,10 @@ def main():
     open(f"{OUT}/refused_lossless.jpg", "wb").write(patched)
     refused.append({"name": "refused_lossless", "error": "lossless"})
 
-    for temporary in ("source.ppm", "scans.txt", "noninterleaved_scans.txt"):
+    for temporary in ("source.ppm", "scans.txt", "noninterleaved_scans.txt", "unrefined_scans.txt"):
         os.remove(f"{OUT}/{temporary}")
     with open(f"{OUT}/cases.json", "w") as f:
-        json.dump({"pillow": Image.__version__, "decoded": cases, "refused": refused}, f, indent=1)
+        json.dump({"pillow": Image.__version__, "decoded": cases, "refused": refused}, f, indent=2)
         f.write("\n")
 
 
