@@ -46,8 +46,11 @@ import { decodeJpeg } from "./jpeg.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
 
-/** Shard format version; bump when the layout or preprocessing changes (2: EXIF orientation). */
-export const SHARD_VERSION = 2;
+/**
+ * Shard format version; bump when the layout or preprocessing changes (2: EXIF orientation;
+ * 3: JPEGs decoded by `jpeg.ts`, to PIL's pixels, instead of imagescript).
+ */
+export const SHARD_VERSION = 3;
 
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
 
