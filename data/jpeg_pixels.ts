@@ -36,29 +36,33 @@ function descale(x: number, n: number): number {
 }
 
 /**
- * libjpeg's range limit for the IDCT output x (before +128): masks x to 10 bits, then maps
- * -128..127 to 0..255, clamps 128..383 to 255 and -384..-129 to 0 (and wraps beyond).
+ * libjpeg's range limit for the IDCT output x (before +128), indexed by x & 1023: maps
+ * -128..127 to 0..255, clamps 128..511 to 255 and -512..-129 to 0 (values beyond wrap, as in
+ * libjpeg, which masks to 10 bits rather than testing the range).
  */
-function rangeLimit(x: number): number {
-  const m = x & 1023;
-  return m < 128 ? m + 128 : m < 512 ? 255 : m < 896 ? 0 : m - 896;
-}
+const RANGE_LIMIT = Uint8Array.from(
+  { length: 1024 },
+  (_, m) => m < 128 ? m + 128 : m < 512 ? 255 : m < 896 ? 0 : m - 896,
+);
 
 /**
- * One 1-D pass of the islow IDCT over 8 values `v` (natural order), writing the 8 outputs
- * unscaled (still multiplied by 2^CONST_BITS) into `out`.
+ * One 1-D pass of the islow IDCT: reads 8 values `input[start + k * step]` (k = 0..7, natural
+ * order) and writes the 8 outputs, still multiplied by 2^CONST_BITS, to `out[0..8)`.
  */
-function idct8(v: Float64Array, out: Float64Array): void {
+function idct8(input: Float64Array, start: number, step: number, out: Float64Array): void {
+  const i0 = input[start], i1 = input[start + step], i2 = input[start + 2 * step];
+  const i3 = input[start + 3 * step], i4 = input[start + 4 * step];
+  const i5 = input[start + 5 * step], i6 = input[start + 6 * step];
+  const i7 = input[start + 7 * step];
   // Even part: inputs 0, 2, 4, 6.
-  const z1 = (v[2] + v[6]) * FIX_0_541196100;
-  const tmp2e = z1 - v[6] * FIX_1_847759065;
-  const tmp3e = z1 + v[2] * FIX_0_765366865;
-  const tmp0e = (v[0] + v[4]) * 2 ** CONST_BITS;
-  const tmp1e = (v[0] - v[4]) * 2 ** CONST_BITS;
+  const z1 = (i2 + i6) * FIX_0_541196100;
+  const tmp2e = z1 - i6 * FIX_1_847759065;
+  const tmp3e = z1 + i2 * FIX_0_765366865;
+  const tmp0e = (i0 + i4) * 2 ** CONST_BITS;
+  const tmp1e = (i0 - i4) * 2 ** CONST_BITS;
   const tmp10 = tmp0e + tmp3e, tmp13 = tmp0e - tmp3e;
   const tmp11 = tmp1e + tmp2e, tmp12 = tmp1e - tmp2e;
   // Odd part: inputs 7, 5, 3, 1.
-  const i7 = v[7], i5 = v[5], i3 = v[3], i1 = v[1];
   const z5 = (i7 + i3 + i5 + i1) * FIX_1_175875602;
   const za = (i7 + i1) * -FIX_0_899976223, zb = (i5 + i3) * -FIX_2_562915447;
   const zc = (i7 + i3) * -FIX_1_961570560 + z5, zd = (i5 + i1) * -FIX_0_390180644 + z5;
@@ -77,12 +81,12 @@ function idct8(v: Float64Array, out: Float64Array): void {
 }
 
 /** Scratch buffers of the IDCT (one decode at a time: JavaScript is single-threaded). */
-const column = new Float64Array(8), transformed = new Float64Array(8);
-const workspace = new Int32Array(64);
+const dequantised = new Float64Array(64), workspace = new Float64Array(64);
+const transformed = new Float64Array(8);
 
 /**
  * The islow IDCT of one block: `coefficients[at..at+64)` (quantised, natural order) times
- * `quant`, into `plane` at (x, y) with row stride `stride`.
+ * `quant`, into `plane` from `offset` with row stride `stride`.
  */
 export function idctBlock(
   coefficients: Int16Array,
@@ -92,19 +96,19 @@ export function idctBlock(
   offset: number,
   stride: number,
 ): void {
-  // Pass 1: columns, keeping PASS1_BITS fraction bits; the workspace is C's int (32 bits).
+  for (let k = 0; k < 64; k++) dequantised[k] = coefficients[at + k] * quant[k];
+  // Pass 1: columns, keeping PASS1_BITS fraction bits; `| 0` is C's cast to a 32-bit int.
   for (let x = 0; x < 8; x++) {
     let acZero = true;
-    for (let y = 1; y < 8; y++) if (coefficients[at + 8 * y + x] !== 0) acZero = false;
+    for (let y = 1; y < 8; y++) if (dequantised[8 * y + x] !== 0) acZero = false;
     if (acZero) { // a flat column: every output is the DC term (as the full formula gives)
-      const dc = coefficients[at + x] * quant[x] * 2 ** PASS1_BITS;
+      const dc = (dequantised[x] * 2 ** PASS1_BITS) | 0;
       for (let y = 0; y < 8; y++) workspace[8 * y + x] = dc;
       continue;
     }
-    for (let y = 0; y < 8; y++) column[y] = coefficients[at + 8 * y + x] * quant[8 * y + x];
-    idct8(column, transformed);
+    idct8(dequantised, x, 8, transformed);
     for (let y = 0; y < 8; y++) {
-      workspace[8 * y + x] = descale(transformed[y], CONST_BITS - PASS1_BITS);
+      workspace[8 * y + x] = descale(transformed[y], CONST_BITS - PASS1_BITS) | 0;
     }
   }
   // Pass 2: rows, removing PASS1_BITS and the factor 8, then +128 and the range limit.
@@ -113,13 +117,13 @@ export function idctBlock(
     let acZero = true;
     for (let x = 1; x < 8; x++) if (workspace[8 * y + x] !== 0) acZero = false;
     if (acZero) {
-      plane.fill(rangeLimit(descale(workspace[8 * y], PASS1_BITS + 3)), row, row + 8);
+      const flat = RANGE_LIMIT[descale(workspace[8 * y], PASS1_BITS + 3) & 1023];
+      for (let x = 0; x < 8; x++) plane[row + x] = flat;
       continue;
     }
-    for (let x = 0; x < 8; x++) column[x] = workspace[8 * y + x];
-    idct8(column, transformed);
+    idct8(workspace, 8 * y, 1, transformed);
     for (let x = 0; x < 8; x++) {
-      plane[row + x] = rangeLimit(descale(transformed[x], CONST_BITS + PASS1_BITS + 3));
+      plane[row + x] = RANGE_LIMIT[descale(transformed[x], CONST_BITS + PASS1_BITS + 3) & 1023];
     }
   }
 }
@@ -172,11 +176,12 @@ export function upsample(
 }
 
 /**
- * The triangle filter. Vertically (scaleY 2) output row 2r mixes input row r with r - 1 and
- * row 2r + 1 mixes r with r + 1, 3:1 (edge rows repeat); horizontally the same for columns.
- * Biases follow libjpeg: 1D h2v1 and h1v2 round with +1 (first output) and +2 (second),
- * 2D h2v2 with +8 and +7 on sums of 16ths, and the outermost columns of h2v1 and h2v2 copy
- * the (vertically mixed) edge sample.
+ * The triangle filter. Vertically (scaleY 2) output row 2r mixes input row r with row r - 1,
+ * and row 2r + 1 mixes r with r + 1, 3:1 (rows past the edges repeat the edge row);
+ * horizontally (scaleX 2) the same for columns. libjpeg's rounding biases alternate: h1v2 and
+ * h2v1 add 1 to the first output of a pair and 2 to the second before dividing by 4; h2v2 adds
+ * 8 and 7 before dividing the sums of 16ths by 16. (libjpeg's h2v1 copies the edge samples;
+ * (4 s + 1) >> 2 and (4 s + 2) >> 2 are those copies, so one formula serves.)
  */
 function fancy(
   plane: SamplePlane,
@@ -190,33 +195,27 @@ function fancy(
   // Per input column: 3 * nearer row + 1 * further row when scaleY is 2, else the sample.
   const sums = new Int32Array(plane.width);
   for (let y = 0; y < height; y++) {
-    const r = scaleY === 2 ? y >> 1 : y;
-    const near = r * stride;
+    const near = (scaleY === 2 ? y >> 1 : y) * stride;
     if (scaleY === 2) {
-      const other = (y & 1) === 0 ? Math.max(r - 1, 0) : Math.min(r + 1, plane.height - 1);
-      for (let i = 0; i <= last; i++) sums[i] = 3 * data[near + i] + data[other * stride + i];
+      const r = y >> 1;
+      const far = ((y & 1) === 0 ? Math.max(r - 1, 0) : Math.min(r + 1, plane.height - 1)) * stride;
+      for (let i = 0; i <= last; i++) sums[i] = 3 * data[near + i] + data[far + i];
     } else {
       sums.set(data.subarray(near, near + plane.width));
     }
     const row = y * width;
-    if (scaleX === 1) { // h1v2: (3 near + 1 far + bias) / 4, bias 1 above, 2 below
+    if (scaleX === 1) { // h1v2
       const bias = (y & 1) === 0 ? 1 : 2;
       for (let x = 0; x < width; x++) out[row + x] = (sums[x] + bias) >> 2;
       continue;
     }
-    for (let x = 0; x < width; x++) {
-      const i = x >> 1, even = (x & 1) === 0;
-      if (scaleY === 1) { // h2v1: (3 nearer + 1 further + bias) / 4
-        const s = sums[i];
-        if (even) out[row + x] = i === 0 ? s : (3 * s + sums[i - 1] + 1) >> 2;
-        else out[row + x] = i === last ? s : (3 * s + sums[i + 1] + 2) >> 2;
-      } else if (even) { // h2v2: sums are 4ths, the result 16ths
-        out[row + x] = i === 0 ? (4 * sums[0] + 8) >> 4 : (3 * sums[i] + sums[i - 1] + 8) >> 4;
-      } else {
-        out[row + x] = i === last
-          ? (4 * sums[last] + 7) >> 4
-          : (3 * sums[i] + sums[i + 1] + 7) >> 4;
-      }
+    const [biasEven, biasOdd, shift] = scaleY === 2 ? [8, 7, 4] : [1, 2, 2];
+    for (let i = 0; i <= last; i++) {
+      const nearer = 3 * sums[i];
+      const previous = sums[i > 0 ? i - 1 : 0], next = sums[i < last ? i + 1 : last];
+      const x = 2 * i;
+      out[row + x] = (nearer + previous + biasEven) >> shift;
+      if (x + 1 < width) out[row + x + 1] = (nearer + next + biasOdd) >> shift;
     }
   }
   return out;
