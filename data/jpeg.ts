@@ -16,18 +16,23 @@
  *    last scan.
  * 3. Pixels (`jpeg_pixels.ts`): each block is dequantised and inverse-transformed (islow IDCT)
  *    to 8x8 samples; subsampled chroma (4:2:2, 4:2:0) is enlarged with libjpeg's triangle
- *    filter; YCbCr becomes RGB.
+ *    filter; YCbCr becomes RGB. A progressive file whose scans stop before its low-frequency
+ *    coefficients are exact has them estimated from neighbouring blocks first, as libjpeg's
+ *    block smoothing does (`jpeg_smoothing.ts`); a complete file never needs it.
  *
  * Supported: 8-bit sequential (baseline and extended) and progressive Huffman JPEGs with 1
  * (grayscale) or 3 components, any integer sampling ratios, restart markers, the JFIF and
- * Adobe (APP14) colour-transform conventions. Refused with a {@link JpegError} naming the file
- * and the feature: arithmetic coding, lossless and hierarchical JPEGs, 12-bit samples, CMYK
- * and other 4-component files, and progressive files whose last scans leave low-frequency
- * coefficients unrefined (libjpeg would smooth their blocks, which this decoder does not do).
+ * Adobe (APP14) colour-transform conventions, and the corrupt or incomplete data PIL still
+ * decodes (see `jpeg_huffman.ts`). Refused with a {@link JpegError} naming the file and the
+ * feature: arithmetic coding, lossless and hierarchical JPEGs, 12-bit samples, CMYK and other
+ * 4-component files, files that end inside a scan (PIL refuses them as truncated too), and
+ * progressive files cut inside their last scan that libjpeg would smooth.
  *
  * Untrusted input: every length is checked; images over 2^28 pixels are refused; coefficient
  * memory is allocated only when a scan starts and only if the data left in the file could
- * code every block (one bit per block at the least), so a tiny file cannot claim a huge image.
+ * code every block (one bit per block at the least: a complete file always can, an incomplete
+ * progressive one may not and is refused), so a tiny file cannot claim a huge image; at most
+ * 1000 scans are read, so work is bounded too.
  *
  * @module
  */
@@ -52,6 +57,7 @@ import {
   type ScanComponent,
 } from "./jpeg_huffman.ts";
 import { componentSamples, upsample, yccToRgb } from "./jpeg_pixels.ts";
+import { needsSmoothing, smoothedSamples } from "./jpeg_smoothing.ts";
 import type { ImageCHW } from "./dataset.ts";
 
 export { JpegError } from "./jpeg_markers.ts";
@@ -69,6 +75,7 @@ interface DecoderState {
   sawJfif: boolean;
   adobe?: number;
   scans: number;
+  lastScanRanOut?: boolean;
 }
 
 /**
@@ -199,7 +206,9 @@ function startScan(
   }
   checkScan(frame, scan, state, name);
   allocateCoefficients(frame, bytes.length - end, name);
-  return decodeScan(bytes, end, frame, scan, name);
+  const next = decodeScan(bytes, end, frame, scan, name);
+  state.lastScanRanOut = scan.ranOut === true;
+  return next;
 }
 
 /** Refuses scans libjpeg refuses: bad progression parameters, missing tables. */
@@ -245,41 +254,20 @@ function allocateCoefficients(frame: Frame, bytesLeft: number, name: string): vo
   }
 }
 
-/** The first 9 AC coefficients (zig-zag 1..9), which libjpeg's block smoothing estimates, at
- * their natural (row-major) positions in a quant table. */
-const SMOOTHED = [1, 8, 16, 9, 2, 3, 10, 17, 24];
-
-/**
- * libjpeg smooths the blocks of a progressive image whose first AC coefficients are not all
- * fully refined (jdcoefct.c smoothing_ok); PIL leaves that on. Such files are refused.
- */
-function checkNoSmoothing(frame: Frame, name: string): void {
-  if (!frame.progressive) return;
-  for (const c of frame.components) {
-    const q = c.quant!;
-    if (q[0] === 0 || SMOOTHED.some((k) => q[k] === 0)) return;
-    if (c.coefficientBits[0] < 0) return;
-  }
-  for (const c of frame.components) {
-    if (c.coefficientBits.subarray(1, 10).some((bits) => bits !== 0)) {
-      throw new JpegError(
-        name,
-        "progressive JPEG whose scans leave low-frequency coefficients unrefined " +
-          "(libjpeg block smoothing is not implemented)",
-      );
-    }
-  }
-}
-
 /** IDCT, upsampling and colour conversion of the decoded coefficients. */
 function toRgb(frame: Frame, state: DecoderState, name: string): ImageCHW<Uint8Array> {
-  frame.components.forEach((c, i) => {
-    if (!c.quant) throw new JpegError(name, `component ${i} (id ${c.id}) is in no scan`);
-  });
-  checkNoSmoothing(frame, name);
+  // A component no scan carried (an incomplete progressive file) has no quant table latched;
+  // libjpeg's IDCT multiplies by zeros then, giving flat 128.
+  const unscanned = frame.components.some((c) => !c.quant);
+  for (const c of frame.components) c.quant ??= new Uint16Array(64);
+  const smooth = !unscanned && needsSmoothing(frame);
+  if (smooth && state.lastScanRanOut) {
+    // libjpeg would then smooth the rows after the cut with the previous scan's state.
+    throw new JpegError(name, "progressive JPEG cut short inside its last scan");
+  }
   const { width, height } = frame;
   const planes = frame.components.map((c) => {
-    const samples = componentSamples(c, c.quant!);
+    const samples = smooth ? smoothedSamples(frame, c) : componentSamples(c, c.quant!);
     return upsample(samples, frame.maxH / c.h, frame.maxV / c.v, width, height);
   });
   const plane = width * height;

@@ -227,6 +227,8 @@ export interface Scan {
   high: number;
   low: number;
   restartInterval: number;
+  /** Set after decoding: whether the data ran out before the scan's last MCU. */
+  ranOut?: boolean;
 }
 
 /** Decodes one block of a sequential scan into `out` at `at` (64 coefficients). */
@@ -424,6 +426,7 @@ export function decodeScan(
     if (reader.ended) throw new JpegError(name, "truncated: the file ends inside a scan");
     if (reader.ranOut()) runOut = true;
   }
+  scan.ranOut = runOut;
   const marker = reader.nextMarker();
   if (marker < 0) throw new JpegError(name, "truncated: no marker after the last scan");
   return reader.position;

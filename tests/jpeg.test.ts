@@ -1,8 +1,8 @@
 /**
  * `data/jpeg.ts` against PIL (libjpeg-turbo): the fixtures of `tools/jpeg_fixtures.py` are
  * small JPEGs of every supported kind and the RGB pixels PIL decoded from them; the decoder
- * must give the same bytes (including a file cut at a restart marker, which libjpeg pads with
- * zero bits). Refused kinds must be refused naming the feature, malformed files must fail with
+ * must give the same bytes, including files cut short: at a restart marker (libjpeg pads with
+ * zero bits) and progressive files cut after some of their scans (libjpeg smooths the blocks). Refused kinds must be refused naming the feature, malformed files must fail with
  * a JpegError naming the file, and mutated files must never crash or hang.
  */
 
@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { decodePng } from "../data/codecs.ts";
 import { decodeJpeg, JpegError } from "../data/jpeg.ts";
 
-const DIR = new URL("./fixtures/jpeg/", import.meta.url).pathname;
+const DIR = new URL("./fixtures/jpeg", import.meta.url).pathname;
 
 interface Cases {
   decoded: { name: string; what: string }[];
@@ -21,7 +21,7 @@ const cases: Cases = JSON.parse(await Deno.readTextFile(`${DIR}/cases.json`));
 const jpeg = (name: string) => Deno.readFileSync(`${DIR}/${name}.jpg`);
 
 Deno.test("jpeg: every fixture decodes to PIL's pixels, bit for bit", async () => {
-  assert.ok(cases.decoded.length >= 40, "the fixture list is complete");
+  assert.ok(cases.decoded.length >= 80, "the fixture list is complete");
   for (const { name, what } of cases.decoded) {
     const mine = decodeJpeg(jpeg(name), name);
     const pil = await decodePng(await Deno.readFile(`${DIR}/${name}.png`));
@@ -53,6 +53,14 @@ function withSize(bytes: Uint8Array, width: number, height: number): Uint8Array 
   return out;
 }
 
+/** A progressive file whose second scan (its last) stops halfway and ends with EOI. */
+function cutInLastScan(): Uint8Array {
+  const bytes = jpeg("smoothed_progressive_420_64x48_2_scans");
+  const lastScan = bytes.findLastIndex((b, i) => b === 0xff && bytes[i + 1] === 0xda);
+  const middle = lastScan + Math.floor((bytes.length - lastScan) / 2);
+  return Uint8Array.of(...bytes.subarray(0, middle), 0xff, 0xd9);
+}
+
 Deno.test("jpeg: malformed files fail with a JpegError naming the file", () => {
   const good = jpeg("pil_420_64x48");
   const cases: [string, Uint8Array, RegExp][] = [
@@ -67,6 +75,7 @@ Deno.test("jpeg: malformed files fail with a JpegError naming the file", () => {
     // coefficient memory is allocated.
     ["16000 x 16000", withSize(good, 16000, 16000), /truncated: 16000x16000 needs \d+ blocks/],
     ["height 0", withSize(good, 64, 0), /height 0/],
+    ["progressive cut inside its last scan", cutInLastScan(), /cut short inside its last scan/],
   ];
   for (const [what, bytes, pattern] of cases) {
     assert.throws(
@@ -115,7 +124,7 @@ function mutate(bytes: Uint8Array, next: () => number): Uint8Array {
   }
 }
 
-Deno.test("jpeg: 2,400 mutated fixtures decode or fail with a JpegError, never crash", () => {
+Deno.test("jpeg: 3,000 mutated fixtures decode or fail with a JpegError, never crash", () => {
   const sources = [
     "pil_420_17x9",
     "pil_444_33x65",
@@ -125,6 +134,8 @@ Deno.test("jpeg: 2,400 mutated fixtures decode or fail with a JpegError, never c
     "cjpeg_restart_blocks",
     "jpegtran_progressive_restart_blocks",
     "jpegtran_scans",
+    "smoothed_progressive_420_33x65_2_scans",
+    "smoothed_jpegtran_scans_3_scans",
   ];
   const next = random(20);
   const outcomes = { decoded: 0, refused: 0 };
@@ -146,7 +157,7 @@ Deno.test("jpeg: 2,400 mutated fixtures decode or fail with a JpegError, never c
       }
     }
   }
-  assert.equal(outcomes.decoded + outcomes.refused, 2400);
+  assert.equal(outcomes.decoded + outcomes.refused, 3000);
   // Both outcomes occur: the mutations reach the entropy-coded data, not only the headers.
   assert.ok(outcomes.decoded > 100 && outcomes.refused > 100, JSON.stringify(outcomes));
 });

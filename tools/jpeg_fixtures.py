@@ -119,17 +119,23 @@ def main():
     cut = data.index(b"\xff\xd1")  # the second restart marker, after two MCU rows
     open(f"{OUT}/cut_at_restart.jpg", "wb").write(data[:cut] + b"\xff\xd9")
     record("cut_at_restart", "EOI for the 2nd restart: one MCU from zero bits, the rest gray")
-    data = open(f"{OUT}/pil_progressive_420_64x48.jpg", "rb").read()
-    cut = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)  # the second scan
-    open(f"{OUT}/progressive_dc_only.jpg", "wb").write(data[:cut] + b"\xff\xd9")
-    refused.append({"name": "progressive_dc_only", "error": "block smoothing"})
-
+    # Progressive files cut after each of their scans but the last: libjpeg smooths the
+    # blocks whose low-frequency coefficients are still inexact (PIL keeps that default).
+    for source in ["pil_progressive_420_64x48", "pil_progressive_420_33x65",
+                   "pil_progressive_gray_33x65", "jpegtran_scans"]:
+        data = open(f"{OUT}/{source}.jpg", "rb").read()
+        starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+        for n in range(1, len(starts)):
+            name = f"smoothed_{source.removeprefix('pil_')}_{n}_scans"
+            open(f"{OUT}/{name}.jpg", "wb").write(data[:starts[n]] + b"\xff\xd9")
+            record(name, f"progressive cut after {n} scans: libjpeg's block smoothing")
     with open(f"{OUT}/unrefined_scans.txt", "w") as f:
-        # Luma's AC never refined below bit 1: libjpeg then smooths blocks (not implemented).
+        # Luma's AC never refined below bit 1: smoothed with the successive-approximation cap.
         f.write("0,1,2: 0-0, 0, 0; 0: 1-63, 0, 1; 1: 1-63, 0, 0; 2: 1-63, 0, 0;\n")
     run("jpegtran", "-scans", f"{OUT}/unrefined_scans.txt", "-outfile",
-        f"{OUT}/refused_unrefined.jpg", base)
-    refused.append({"name": "refused_unrefined", "error": "block smoothing"})
+        f"{OUT}/smoothed_unrefined.jpg", base)
+    record("smoothed_unrefined", "progressive with luma AC never refined: block smoothing")
+
     run("jpegtran", "-arithmetic", "-outfile", f"{OUT}/refused_arithmetic.jpg", base)
     refused.append({"name": "refused_arithmetic", "error": "arithmetic-coded"})
     picture(16, 16, 3).convert("CMYK").save(f"{OUT}/refused_cmyk.jpg", quality=90)
