@@ -223,7 +223,8 @@ function checkScan(frame: Frame, scan: Scan, state: DecoderState, name: string):
       throw new JpegError(name, `bad progressive scan: Ss=${start} Se=${end} Ah=${high} Al=${low}`);
     }
   } else {
-    scan.start = 0, scan.end = 63, scan.high = 0, scan.low = 0; // libjpeg ignores them too
+    // A sequential scan codes whole blocks whatever its header says (libjpeg only warns).
+    Object.assign(scan, { start: 0, end: 63, high: 0, low: 0 });
   }
   for (const sc of components) {
     const needsDc = !frame.progressive || (start === 0 && high === 0);

@@ -234,18 +234,18 @@ export interface Scan {
 /** Decodes one block of a sequential scan into `out` at `at` (64 coefficients). */
 function sequentialBlock(
   reader: BitReader,
-  scan: ScanComponent,
+  sc: ScanComponent,
   out: Int16Array,
   at: number,
   predictions: Float64Array,
   index: number,
   name: string,
 ): void {
-  const s = reader.symbol(scan.dc!, name);
+  const s = reader.symbol(sc.dc!, name);
   predictions[index] += reader.signed(s);
   out[at] = predictions[index];
   for (let k = 1; k < 64; k++) {
-    const rs = reader.symbol(scan.ac!, name), r = rs >> 4, size = rs & 15;
+    const rs = reader.symbol(sc.ac!, name), r = rs >> 4, size = rs & 15;
     if (size === 0) {
       if (r !== 15) break; // end of block
       k += 15; // sixteen zeros (ZRL)
