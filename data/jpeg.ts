@@ -83,10 +83,11 @@ interface DecoderState {
  * PIL's `Image.open(file).convert("RGB")`; errors are {@link JpegError}s naming `name`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { decodeJpeg } from "./jpeg.ts";
- * const image = decodeJpeg(await Deno.readFile("cat.jpg"), "cat.jpg");
- * console.log(image.width, image.height); // image.data: R plane, then G, then B
+ * const file = "tests/fixtures/jpeg/pil_420_17x9.jpg";
+ * const image = decodeJpeg(await Deno.readFile(file), file);
+ * console.log(image.width, image.height); // 17 9; image.data: R plane, then G, then B
  * ```
  */
 export function decodeJpeg(bytes: Uint8Array, name: string): ImageCHW<Uint8Array> {
