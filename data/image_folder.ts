@@ -39,15 +39,19 @@
  */
 
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
-import { decodeJpeg, decodePng, isJpeg, isPng } from "./codecs.ts";
+import { decodeJpeg as decodeJpegImagescript, decodePng, isJpeg, isPng } from "./codecs.ts";
 import { checkImage, type ImageCHW, type ImageDataset } from "./dataset.ts";
 import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
+import { decodeJpeg, JpegError } from "./jpeg.ts";
 import { sha256Hex } from "./fashion_mnist.ts";
 import { centerCrop, type Eigen3, jacobiEigen, resizeShorterSide, toUint8 } from "./transforms.ts";
 
-/** Shard format version; bump when the layout or preprocessing changes (2: EXIF orientation). */
-export const SHARD_VERSION = 2;
+/**
+ * Shard format version; bump when the layout or preprocessing changes (2: EXIF orientation;
+ * 3: JPEGs decoded by `jpeg.ts`, to PIL's pixels, instead of imagescript).
+ */
+export const SHARD_VERSION = 3;
 
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
 
@@ -264,17 +268,28 @@ export function imageProblem(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * Decodes a JPEG or PNG into an RGB CHW uint8 image, turned upright by its EXIF orientation
- * (see `exif.ts`); errors name `name`.
+ * Decodes a JPEG (to the pixels PIL gives, see `jpeg.ts`) or a PNG into an RGB CHW uint8
+ * image, turned upright by its EXIF orientation (see `exif.ts`); errors name `name`. A CMYK
+ * JPEG (a few ImageNet photos are) is outside `jpeg.ts`'s exact decoder and goes to
+ * imagescript's, whose pixels may differ from PIL's by a few levels.
  */
 export async function decodeImage(bytes: Uint8Array, name: string): Promise<ImageCHW<Uint8Array>> {
   const problem = imageProblem(bytes);
   if (problem) throw new Error(`${name}: ${problem}`);
   let stored: ImageCHW<Uint8Array>;
-  try {
-    stored = await (isJpeg(bytes) ? decodeJpeg(bytes) : decodePng(bytes));
-  } catch (error) {
-    throw new Error(`${name}: cannot decode (${(error as Error).message})`);
+  if (isJpeg(bytes)) {
+    try {
+      stored = decodeJpeg(bytes, name); // as PIL decodes it (libjpeg-turbo's arithmetic)
+    } catch (error) {
+      if (!(error instanceof JpegError && /4-component/.test(error.message))) throw error;
+      stored = await decodeJpegImagescript(bytes);
+    }
+  } else {
+    try {
+      stored = await decodePng(bytes);
+    } catch (error) {
+      throw new Error(`${name}: cannot decode (${(error as Error).message})`);
+    }
   }
   return applyOrientation(stored, exifOrientation(bytes));
 }

@@ -45,6 +45,7 @@ export type {
   SkippedFile,
   SourceEntry,
 } from "./image_folder.ts";
+export { decodeJpeg, JpegError } from "./jpeg.ts";
 export {
   datasetStats,
   decodeImage,
