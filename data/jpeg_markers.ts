@@ -27,6 +27,7 @@
 
 /** A JPEG the decoder cannot or will not decode; the message names the file. */
 export class JpegError extends Error {
+  /** An error about file `name` (or whatever names the bytes): "`name`: cannot decode JPEG: `problem`". */
   constructor(name: string, problem: string) {
     super(`${name}: cannot decode JPEG: ${problem}`);
     this.name = "JpegError";
