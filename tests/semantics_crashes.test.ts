@@ -1,6 +1,7 @@
 /**
  * Internal crashes become messages: every exported function and class of the package (mod.ts,
- * data/mod.ts, models/alexnet.ts), and every method of its main objects, is called with
+ * data/mod.ts, models/alexnet.ts: the entry points of deno.json, and models/alexnet_pretrained.ts,
+ * which the examples use), and every method of its main objects, is called with
  * missing, undefined, null and wrong-typed arguments. Each call may succeed or throw, but an
  * error must be an Error whose message is the library's own, never a JavaScript engine's
  * ("Cannot destructure", "is not iterable", "Invalid array length", "Cannot read properties
@@ -11,6 +12,7 @@ import assert from "node:assert/strict";
 import * as main from "../mod.ts";
 import * as data from "../data/mod.ts";
 import * as models from "../models/alexnet.ts";
+import * as pretrained from "../models/alexnet_pretrained.ts";
 
 const ENGINE_MESSAGE =
   /Cannot destructure|is not iterable|Invalid array length|Cannot read properties|is not a function|undefined is not|Maximum call stack|Cannot convert|not an object|Invalid typed array length|is not a constructor|Cannot access|Array buffer allocation failed/;
@@ -68,7 +70,14 @@ const isClass = (f: unknown) =>
 Deno.test("every exported function and class answers bad arguments with the library's own message", async () => {
   const crashes: string[] = [];
   let calls = 0;
-  for (const [where, mod] of [["mod", main], ["data", data], ["models", models]] as const) {
+  for (
+    const [where, mod] of [
+      ["mod", main],
+      ["data", data],
+      ["models", models],
+      ["pretrained", pretrained],
+    ] as const
+  ) {
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value !== "function" || SKIP.has(name)) continue;
       for (const args of ARGUMENT_LISTS()) {
