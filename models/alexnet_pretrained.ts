@@ -176,8 +176,8 @@ export async function classify(
   image: ImageCHW<Uint8Array>,
   options: { crops?: 1 | 10; top?: number } = {},
 ): Promise<ClassProbability[]> {
-  checkNet("classify", net);
   checkOptions("classify", options, CLASSIFY_KEYS);
+  checkNet("classify", net);
   const crops = options.crops ?? 1;
   if (crops !== 1 && crops !== 10) {
     throw new RangeError(`classify: crops must be 1 or 10, got ${crops}`);

@@ -22,9 +22,11 @@ import {
   full,
   gradcheck,
   init,
+  initWebGPU,
   Linear,
   linspace,
   loadCheckpoint,
+  loadTorch,
   LocalResponseNorm,
   localResponseNorm,
   MaxPool2d,
@@ -57,6 +59,7 @@ import {
   Rng,
 } from "../data/mod.ts";
 import { alexnet, alexnetMini, alexnetTorchvision, figure1Net } from "../models/alexnet.ts";
+import { classify } from "../models/alexnet_pretrained.ts";
 
 type Options = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any
@@ -115,6 +118,7 @@ const CALLS: Record<string, Call> = {
   "init.xavierNormal": (o) => init.xavierNormal(zeros([2, 2]), o),
   "init.xavierUniform": (o) => init.xavierUniform(zeros([2, 2]), o),
   SGD: (o) => new SGD(model.parameters(), { lr: 0.1, ...o }),
+  "SGD group": (o) => new SGD([{ params: model.parameters(), ...o }], { lr: 0.1 }),
   StepLR: (o) => new StepLR(sgd(), { stepSize: 1, ...o }),
   ReduceLROnPlateau: (o) => new ReduceLROnPlateau(sgd(), o),
   CosineAnnealing: (o) => new CosineAnnealing(sgd(), { tMax: 2, ...o }),
@@ -133,6 +137,10 @@ const CALLS: Record<string, Call> = {
   alexnetMini: (o) => alexnetMini(o),
   alexnetTorchvision: (o) => alexnetTorchvision(o),
   figure1Net: (o) => figure1Net(o),
+  loadTorch: (o) => loadTorch(new Uint8Array(0), o),
+  // The options are checked before a net is needed or a GPU adapter is asked for.
+  classify: (o) => classify(undefined as never, rgb as never, o),
+  initWebGPU: (o) => initWebGPU(o),
 };
 
 /** Runs `call` and returns its error (thrown at once or as a rejected promise), or fails. */
@@ -155,7 +163,10 @@ Deno.test("every options-taking op rejects an unknown key, naming the op, the ke
     const error = await errorOf(() => CALLS[op]({ bogusKey: 1 }), op);
     assert.ok(error instanceof TypeError, `${op}: ${error}`);
     const opName = op.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    assert.match(error.message, new RegExp(`${opName}(\\([^)]*\\))?: unknown option "bogusKey"`));
+    assert.match(
+      error.message,
+      new RegExp(`${opName}(\\([^)]*\\)| \\d+)?: unknown option "bogusKey"`),
+    );
     for (const key of keys) assert.ok(error.message.includes(key), `${op}: ${key} not listed`);
   }
 });
