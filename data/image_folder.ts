@@ -93,7 +93,7 @@ export interface ImageFolderDataset extends ImageDataset {
   shardDir: string;
 }
 
-const IMAGE_FOLDER_KEYS = declareOptions("loadImageFolder", [
+const IMAGE_FOLDER_KEYS = declareOptions<ImageFolderOptions>()("loadImageFolder", [
   "size",
   "shardDir",
   "skipBad",

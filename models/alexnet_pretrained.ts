@@ -168,7 +168,10 @@ export async function classProbabilities(
   return mean;
 }
 
-const CLASSIFY_KEYS = declareOptions("classify", ["crops", "top"]);
+const CLASSIFY_KEYS = declareOptions<NonNullable<Parameters<typeof classify>[2]>>()("classify", [
+  "crops",
+  "top",
+]);
 
 /** The `top` (default 5) most probable classes of one photo (see {@link classProbabilities}). */
 export async function classify(

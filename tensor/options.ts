@@ -56,6 +56,7 @@ export type DeclareOptionsOf<T> = <const K extends readonly (keyof T & string)[]
  * ```
  */
 export function declareOptions<T extends object>(): DeclareOptionsOf<T>;
+/** Declares the option keys of `op` without an options type to tie them to. */
 export function declareOptions<const K extends readonly string[]>(op: string, keys: K): K;
 export function declareOptions(
   op?: string,
