@@ -3,7 +3,9 @@
  * options-taking function or constructor declares its keys with `declareOptions`, and the
  * table below calls each one with an unknown key. The completeness test fails when a declared
  * op has no row here (or a row names an op that declares nothing), so a new options-taking
- * function cannot skip the check.
+ * function cannot skip the check. The key lists are tied to their options types at compile
+ * time: the `@ts-expect-error` lines below must be type errors, which `deno test` and
+ * `deno task check` (that type-checks this file) verify.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +17,7 @@ import {
   conv2d,
   CosineAnnealing,
   crossEntropy,
+  declareOptions,
   Dropout,
   dropout,
   eye,
@@ -62,6 +65,9 @@ import { alexnet, alexnetMini, alexnetTorchvision, figure1Net } from "../models/
 import { classify } from "../models/alexnet_pretrained.ts";
 
 type Options = Record<string, unknown>;
+
+/** The library's declarations, taken before the last test declares its own stand-in op. */
+const DECLARED = optionRegistry();
 // deno-lint-ignore no-explicit-any
 type Call = (options: any) => unknown;
 
@@ -154,12 +160,12 @@ async function errorOf(call: () => unknown, what: string): Promise<Error> {
 }
 
 Deno.test("options completeness: every op that declares option keys has a row, and only those", () => {
-  const declared = [...optionRegistry().keys()].sort();
+  const declared = [...DECLARED.keys()].sort();
   assert.deepEqual(Object.keys(CALLS).sort(), declared);
 });
 
 Deno.test("every options-taking op rejects an unknown key, naming the op, the key and the options", async () => {
-  for (const [op, keys] of optionRegistry()) {
+  for (const [op, keys] of DECLARED) {
     const error = await errorOf(() => CALLS[op]({ bogusKey: 1 }), op);
     assert.ok(error instanceof TypeError, `${op}: ${error}`);
     const opName = op.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -209,4 +215,22 @@ Deno.test("a positional dtype, null, or a non-object where options go is a clear
   for (const [what, call, message] of cases) {
     assert.match((await errorOf(call, what)).message, message, what);
   }
+});
+
+/** A stand-in options interface for the compile-time tie (declared only in this test). */
+interface TieOptions {
+  size?: number;
+  gamma?: number;
+}
+
+Deno.test("a key list must name exactly the keys of its options type (checked by deno check)", () => {
+  const declare = declareOptions<TieOptions>();
+  assert.deepEqual(declare("test.tie", ["size", "gamma"]), ["size", "gamma"]);
+  // The same declaration again is allowed; a different list for the same op throws at run time.
+  assert.deepEqual(declare("test.tie", ["size", "gamma"]), ["size", "gamma"]);
+  // @ts-expect-error a key of the interface is missing from the list (valid options refused)
+  assert.throws(() => declare("test.tie", ["size"]), /declared twice with different keys/);
+  // @ts-expect-error a key the interface does not have (an option the op would ignore)
+  assert.throws(() => declare("test.tie", ["size", "gamma", "momentum"]), /declared twice/);
+  assert.equal(optionRegistry().has("test.tie"), true);
 });
