@@ -112,6 +112,12 @@ Deno.test("every method of the main objects answers bad arguments with the libra
     ["SGD", sgd],
     ["StepLR", () => new main.StepLR(sgd(), { stepSize: 1 })],
     ["ReduceLROnPlateau", () => new main.ReduceLROnPlateau(sgd())],
+    ["CosineAnnealing", () => new main.CosineAnnealing(sgd(), { tMax: 2 })],
+    ["Dropout", () => new main.Dropout(0.5, { seed: 1 })],
+    ["LocalResponseNorm", () => new main.LocalResponseNorm()],
+    ["MaxPool2d", () => new main.MaxPool2d({ kernelSize: 2 })],
+    ["AvgPool2d", () => new main.AvgPool2d({ kernelSize: 2 })],
+    ["AdaptiveAvgPool2d", () => new main.AdaptiveAvgPool2d([1, 1])],
     ["Rng", () => new main.Rng(1)],
     ["DataLoader", () =>
       new data.DataLoader({
