@@ -139,6 +139,7 @@ export function imagenetNormalize(image: ImageCHW<Uint8Array>): ImageCHW<Float32
  * ```
  */
 export function imagenetEval(image: ImageCHW<Uint8Array>): ImageCHW<Float32Array> {
+  checkRgb(image, "imagenetEval");
   return imagenetNormalize(imagenetEvalBytes(image));
 }
 

@@ -71,7 +71,7 @@ export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBa
   checkOptions("initWebGPU", options, INIT_KEYS);
   const name = options.name ?? "gpu";
   if (typeof name !== "string" || name === "") {
-    throw new TypeError(`initWebGPU: name must be a non-empty string, got ${String(name)}`);
+    throw new TypeError(`initWebGPU: name must be a non-empty string, got ${JSON.stringify(name)}`);
   }
   const bytes = options.maxBindingBytes;
   if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 4)) {

@@ -211,6 +211,12 @@ Deno.test("a positional dtype, null, or a non-object where options go is a clear
       /options go fourth/,
     ],
     ["Tensor.to null", () => x.to(null as never), /to: expects a device/],
+    [
+      "initWebGPU NaN",
+      () => initWebGPU({ maxBindingBytes: NaN }),
+      /initWebGPU: maxBindingBytes must be an integer >= 4 \(bytes\), got NaN/,
+    ],
+    ["initWebGPU name", () => initWebGPU({ name: "" }), /initWebGPU: name must be a non-empty/],
   ];
   for (const [what, call, message] of cases) {
     assert.match((await errorOf(call, what)).message, message, what);

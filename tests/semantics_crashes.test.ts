@@ -190,3 +190,26 @@ Deno.test("the crashes named in issue 18 are messages now", () => {
   ];
   for (const [what, call, message] of cases) assert.throws(call, message, what);
 });
+
+Deno.test("the exports merged since the first sweep name the argument they were given", async () => {
+  const cases: [string, () => unknown, RegExp][] = [
+    ["imagenetEval()", () => data.imagenetEval(undefined as never), /imagenetEval: image must be/],
+    ["topK(null)", () => data.topK(null as never), /topK: probabilities must be an array/],
+    ["datasetStats({})", () => data.datasetStats({} as never), /datasetStats: expects a dataset/],
+    ["decodeJpeg()", () => data.decodeJpeg(undefined as never, "x.jpg"), /decodeJpeg: bytes must/],
+    ["record()", () => main.record(undefined as never, null as never, [], () => []), /record: op/],
+    ["loadTorch()", () => main.loadTorch(undefined as never), /loadTorch: source must be/],
+    [
+      "centerCropTorchvision(image, 0)",
+      () =>
+        data.centerCropTorchvision(
+          { data: new Uint8Array(3), channels: 3, height: 1, width: 1 },
+          0,
+        ),
+      /centerCropTorchvision: size must be a positive integer \(pixels\), got 0/,
+    ],
+  ];
+  for (const [what, call, message] of cases) {
+    await assert.rejects(async () => await call(), message, what);
+  }
+});
