@@ -40,6 +40,7 @@ import {
   randn,
   ReduceLROnPlateau,
   saveCheckpoint,
+  setCpuOptions,
   SGD,
   StepLR,
   sum,
@@ -147,6 +148,7 @@ const CALLS: Record<string, Call> = {
   // The options are checked before a net is needed or a GPU adapter is asked for.
   classify: (o) => classify(undefined as never, rgb as never, o),
   initWebGPU: (o) => initWebGPU(o),
+  setCpuOptions: (o) => setCpuOptions(o),
 };
 
 /** Runs `call` and returns its error (thrown at once or as a rejected promise), or fails. */
