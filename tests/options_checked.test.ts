@@ -17,6 +17,7 @@ import {
   conv2d,
   CosineAnnealing,
   crossEntropy,
+  customOp,
   declareOptions,
   Dropout,
   dropout,
@@ -149,6 +150,7 @@ const CALLS: Record<string, Call> = {
   classify: (o) => classify(undefined as never, rgb as never, o),
   initWebGPU: (o) => initWebGPU(o),
   setCpuOptions: (o) => setCpuOptions(o),
+  customOp: (o) => customOp({ name: "same", forward: (a) => a, backward: (g) => [g], ...o }),
 };
 
 /** Runs `call` and returns its error (thrown at once or as a rejected promise), or fails. */
