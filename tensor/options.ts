@@ -8,7 +8,10 @@
  * (`zeros([2], "float64")`) says how to write it (`{ dtype: "float64" }`).
  *
  * The declarations form a registry ({@link optionRegistry}) that tests read to prove that
- * every options-taking op rejects unknown keys.
+ * every options-taking op rejects unknown keys. Each declaration names its options type,
+ * `declareOptions<AlexNetOptions>()("alexnet", [...])`, so that `deno check` fails when the
+ * key list and the interface differ: a key added to the interface but not to the list would
+ * otherwise be refused at run time, and a listed key the interface lacks silently ignored.
  *
  * This file imports nothing, so every layer (tensor/, nn/, optim/, data/, io/) can use it.
  *
@@ -62,8 +65,8 @@ export function declareOptions(
   op?: string,
   keys?: readonly string[],
 ): readonly string[] | DeclareOptionsOf<object> {
-  if (op === undefined) return register as DeclareOptionsOf<object>;
-  return register(op, keys!);
+  if (arguments.length === 0) return register as DeclareOptionsOf<object>;
+  return register(op as string, keys as readonly string[]);
 }
 
 function register<const K extends readonly string[]>(op: string, keys: K): K {
