@@ -36,6 +36,7 @@ import {
   conv2dBackwardInputWasm,
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
+  convEngine,
 } from "./kernels/conv2d.ts";
 import { reluBackwardWasm, reluWasm } from "./kernels/relu.ts";
 import { maxPool2dForwardWasm } from "./kernels/pool2d.ts";
@@ -48,6 +49,12 @@ function fastTier(...arrays: TypedArray[]): SimdTier | null {
   const tier = simdTier();
   if (tier === null) return null;
   return arrays.every((a) => a instanceof Float32Array) ? tier : null;
+}
+
+/** The tier for a conv kernel: {@link fastTier}, once its engine is compiled (browsers). */
+function convTier(...arrays: TypedArray[]): SimdTier | null {
+  const tier = fastTier(...arrays);
+  return tier !== null && convEngine(tier) !== null ? tier : null;
 }
 
 /** The cpu device: {@link RefBackend} plus the WebAssembly kernels and the array pool. */
@@ -98,7 +105,7 @@ export class CpuBackend extends RefBackend {
   ): Storage {
     const xs = this.array(x) as F32, ws = this.array(weight) as F32;
     const bs = bias ? this.array(bias) as F32 : null;
-    const tier = fastTier(xs, ws, bs ?? xs);
+    const tier = convTier(xs, ws, bs ?? xs);
     if (!tier) return super.conv2dForward(x, weight, bias, p);
     const y = this.like(x, p.n * p.o * p.outH * p.outW);
     checkConv2dArrays(
@@ -110,7 +117,7 @@ export class CpuBackend extends RefBackend {
   }
   override conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
     const dys = this.array(dy) as F32, ws = this.array(weight) as F32;
-    const tier = fastTier(dys, ws);
+    const tier = convTier(dys, ws);
     if (!tier) return super.conv2dBackwardInput(dy, weight, p);
     const dx = this.like(dy, p.n * p.c * p.h * p.w);
     checkConv2dArrays(p, { dy: dys, weight: ws, dx: dx.array });
@@ -119,7 +126,7 @@ export class CpuBackend extends RefBackend {
   }
   override conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
     const dys = this.array(dy) as F32, xs = this.array(x) as F32;
-    const tier = fastTier(dys, xs);
+    const tier = convTier(dys, xs);
     if (!tier) return super.conv2dBackwardWeight(dy, x, p);
     const dw = this.like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
     checkConv2dArrays(p, { dy: dys, x: xs, dw: dw.array });
