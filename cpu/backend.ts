@@ -38,16 +38,22 @@ import {
   conv2dForwardWasm,
   convEngine,
 } from "./kernels/conv2d.ts";
-import { reluBackwardWasm, reluWasm } from "./kernels/relu.ts";
-import { maxPool2dForwardWasm } from "./kernels/pool2d.ts";
-import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "./kernels/lrn.ts";
+import {
+  layerEngine,
+  lrnBackwardWasm,
+  lrnForwardWasm,
+  lrnWasmSupports,
+  maxPool2dForwardWasm,
+  reluBackwardWasm,
+  reluWasm,
+} from "./kernels/layers.ts";
 
 type F32 = Float32Array;
 
 /** The SIMD tier for a float32 kernel on these arrays, or null for the reference kernels. */
 function fastTier(...arrays: TypedArray[]): SimdTier | null {
   const tier = simdTier();
-  if (tier === null) return null;
+  if (tier === null || layerEngine() === null) return null;
   return arrays.every((a) => a instanceof Float32Array) ? tier : null;
 }
 

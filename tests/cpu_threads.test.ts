@@ -14,6 +14,14 @@ import {
   conv2dForwardWasm,
 } from "../cpu/kernels/conv2d.ts";
 import { bestSimdTier, getThreads, setThreads, type SimdTier } from "../cpu/kernels/gemm.ts";
+import {
+  lrnBackwardWasm,
+  lrnForwardWasm,
+  maxPool2dForwardWasm,
+  reluBackwardWasm,
+  reluWasm,
+} from "../cpu/kernels/layers.ts";
+import { pool2dParams } from "../tensor/ops/pool.ts";
 import { crossEntropy, fromArray, SGD } from "../mod.ts";
 import { alexnetMini } from "../models/alexnet.ts";
 import { Rng } from "../tensor/random.ts";
@@ -70,6 +78,42 @@ Deno.test("conv2d kernels give the same bits on 1, 2 and 3 threads", async () =>
           assert.deepEqual(array, serial[i], `${tier}, ${threads} threads, output ${i}`)
         );
       }
+    }
+  } finally {
+    await setThreads("auto");
+  }
+});
+
+/** ReLU, LRN and max-pool outputs and gradients on odd sizes big enough to be split. */
+function layerOutputs(): (Float32Array | Int32Array)[] {
+  const rng = new Rng(5);
+  const n = 1_048_583, x = random(rng, n), dy = random(rng, n);
+  const y = new Float32Array(n), dx = new Float32Array(n);
+  reluWasm(x, y);
+  reluBackwardWasm(x, dy, dx);
+  const lrn = { n: 7, c: 19, h: 23, w: 29, size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  const length = lrn.n * lrn.c * lrn.h * lrn.w;
+  const lx = random(rng, length), ldy = random(rng, length);
+  const ly = new Float32Array(length), ldx = new Float32Array(length);
+  lrnForwardWasm(lx, lrn, ly);
+  lrnBackwardWasm(lx, ldy, lrn, ldx);
+  const p = pool2dParams("maxPool2d", [6, 41, 63, 71], 3, 2, 0);
+  const px = random(rng, 6 * 41 * 63 * 71);
+  const py = new Float32Array(6 * 41 * p.outH * p.outW), argmax = new Int32Array(py.length);
+  maxPool2dForwardWasm(px, p, py, argmax);
+  return [y, dx, ly, ldx, py, argmax];
+}
+
+Deno.test("relu, LRN and max-pool kernels give the same bits on 1, 2 and 3 threads", async () => {
+  if (simdTiers.length === 0) return;
+  try {
+    await setThreads(1);
+    const serial = layerOutputs();
+    for (const threads of [2, 3]) {
+      await setThreads(threads);
+      layerOutputs().forEach((array, i) =>
+        assert.deepEqual(array, serial[i], `${threads} threads, output ${i}`)
+      );
     }
   } finally {
     await setThreads("auto");

@@ -8,9 +8,14 @@
 import assert from "node:assert/strict";
 import { unaryBackwardCpu, unaryCpu } from "../tensor/ops/elementwise.ts";
 import { maxPool2dForwardCpu, pool2dParams, type Size2d } from "../tensor/ops/pool.ts";
-import { reluBackwardWasm, reluWasm } from "../cpu/kernels/relu.ts";
-import { maxPool2dForwardWasm } from "../cpu/kernels/pool2d.ts";
-import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "../cpu/kernels/lrn.ts";
+import {
+  lrnBackwardWasm,
+  lrnForwardWasm,
+  lrnWasmSupports,
+  maxPool2dForwardWasm,
+  reluBackwardWasm,
+  reluWasm,
+} from "../cpu/kernels/layers.ts";
 import { lrnBackwardCpu, lrnForwardCpu } from "../tensor/ops/lrn.ts";
 import type { LrnParams } from "../backend/backend.ts";
 import { bestSimdTier } from "../cpu/kernels/gemm.ts";

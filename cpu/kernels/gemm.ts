@@ -41,6 +41,9 @@ import {
 } from "./gemm_kernels.ts";
 import { J, KC, mcOf, NC } from "./gemm_tasks.ts";
 import { type ConvExports, convModuleBytes } from "./conv2d_kernels.ts";
+import { reluModuleBytes } from "./relu.ts";
+import { lrnModuleBytes } from "./lrn.ts";
+import { poolModuleBytes } from "./pool2d.ts";
 import { type Kernels, runTask } from "./run_task.ts";
 import {
   claimWord,
@@ -97,17 +100,33 @@ function newMemory(): { memory: WebAssembly.Memory; shared: boolean } {
 /** The tier's module compiled off the main thread, for engines that refuse large sync compiles. */
 export async function compileGemmModule(tier: SimdTier): Promise<CompiledModules> {
   const shared = newMemory().shared;
-  const [gemm, conv] = await Promise.all([
-    WebAssembly.compile(gemmModuleBytes(tier, shared)),
-    WebAssembly.compile(convModuleBytes(tier, shared)),
-  ]);
-  return { gemm, conv };
+  const names = Object.keys(MODULES) as (keyof Kernels)[];
+  const compiled = await Promise.all(
+    names.map((name) => WebAssembly.compile(MODULES[name](tier, shared))),
+  );
+  return Object.fromEntries(names.map((name, i) => [name, compiled[i]])) as CompiledModules;
 }
 
-/** The two modules every thread instantiates on the shared memory. */
-export interface CompiledModules {
-  gemm: WebAssembly.Module;
-  conv: WebAssembly.Module;
+/** Every module a thread instantiates on the shared memory, by name, and how to emit it. */
+const MODULES: Record<keyof Kernels, (tier: SimdTier, shared: boolean) => Uint8Array<ArrayBuffer>> =
+  {
+    gemm: gemmModuleBytes,
+    conv: convModuleBytes,
+    relu: (_tier, shared) => reluModuleBytes(shared),
+    lrn: (_tier, shared) => lrnModuleBytes(shared),
+    pool: (_tier, shared) => poolModuleBytes(shared),
+  };
+
+/** The compiled modules, by name. */
+export type CompiledModules = Record<keyof Kernels, WebAssembly.Module>;
+
+/** Instantiates every compiled module on `memory`: what each thread calls. */
+export function instantiateKernels(modules: CompiledModules, memory: WebAssembly.Memory): Kernels {
+  const env = { env: { memory } };
+  const names = Object.keys(modules) as (keyof Kernels)[];
+  return Object.fromEntries(
+    names.map((name) => [name, new WebAssembly.Instance(modules[name], env).exports]),
+  ) as unknown as Kernels;
 }
 
 /** Byte size rounded up to a 64-byte cache line. */
@@ -148,15 +167,14 @@ export class GemmEngine {
     const { memory, shared } = newMemory();
     this.memory = memory;
     this.shared = shared;
-    this.modules = compiled ?? {
-      gemm: new WebAssembly.Module(gemmModuleBytes(tier, shared)),
-      conv: new WebAssembly.Module(convModuleBytes(tier, shared)),
-    };
-    const env = { env: { memory } };
-    this.exports = new WebAssembly.Instance(this.modules.gemm, env)
-      .exports as unknown as GemmExports;
-    this.conv = new WebAssembly.Instance(this.modules.conv, env).exports as unknown as ConvExports;
-    this.kernels = { gemm: this.exports, conv: this.conv };
+    this.modules = compiled ?? Object.fromEntries(
+      Object.entries(MODULES).map((
+        [name, bytes],
+      ) => [name, new WebAssembly.Module(bytes(tier, shared))]),
+    ) as CompiledModules;
+    this.kernels = instantiateKernels(this.modules, memory);
+    this.exports = this.kernels.gemm;
+    this.conv = this.kernels.conv;
     this.#reserve(CONTROL_BYTES);
     this.#control = new Int32Array(memory.buffer, 0, CONTROL_BYTES / 4);
     this.#job = new Int32Array(memory.buffer, JOB * 4, JOB_WORDS);
@@ -219,8 +237,7 @@ export class GemmEngine {
     });
     ready.catch(() => {}); // a lazy start (from a job) reports through `threads`
     const start: WorkerStart = {
-      gemmModule: this.modules.gemm,
-      convModule: this.modules.conv,
+      modules: this.modules,
       memory: this.memory,
       thread: slot,
       token,

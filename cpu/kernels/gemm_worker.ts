@@ -1,6 +1,6 @@
 /**
  * One extra thread of the cpu device's pool (cpu/kernels/gemm.ts starts them): instantiates the
- * gemm and conv modules on the shared memory, then sleeps in Atomics.wait until the main
+ * kernel modules (gemm, conv, relu, lrn, pool) on the shared memory, then sleeps in Atomics.wait until the main
  * thread posts a job and claims tasks alongside it (tasks.ts). A worker that sees no job for
  * {@link IDLE_MS} clears its slot's "alive" word and closes itself, so a Deno program ends
  * when its work does, without a call; the pool starts a fresh worker at its next job.
@@ -8,8 +8,7 @@
  * @module
  */
 
-import type { GemmExports } from "./gemm_kernels.ts";
-import type { ConvExports } from "./conv2d_kernels.ts";
+import { type CompiledModules, instantiateKernels } from "./gemm.ts";
 import { runTask } from "./run_task.ts";
 import { GENERATION, JOB, JOB_WORDS, LIVE, MAX_THREADS, workOnTasks } from "./tasks.ts";
 
@@ -18,8 +17,7 @@ export const IDLE_MS = 500;
 
 /** What the pool posts to a new worker. */
 export interface WorkerStart {
-  gemmModule: WebAssembly.Module;
-  convModule: WebAssembly.Module;
+  modules: CompiledModules;
   memory: WebAssembly.Memory;
   /** This worker's thread number (1 .. threads − 1): its slot and its scratch space. */
   thread: number;
@@ -28,12 +26,8 @@ export interface WorkerStart {
 }
 
 self.onmessage = (event: MessageEvent<WorkerStart>) => {
-  const { gemmModule, convModule, memory, thread, token } = event.data;
-  const env = { env: { memory } };
-  const kernels = {
-    gemm: new WebAssembly.Instance(gemmModule, env).exports as unknown as GemmExports,
-    conv: new WebAssembly.Instance(convModule, env).exports as unknown as ConvExports,
-  };
+  const { modules, memory, thread, token } = event.data;
+  const kernels = instantiateKernels(modules, memory);
   const control = new Int32Array(memory.buffer, 0, LIVE + MAX_THREADS);
   const job = new Int32Array(memory.buffer, JOB * 4, JOB_WORDS);
   const run = (descriptor: Int32Array, t: number, at: number) =>

@@ -12,7 +12,8 @@
  *     best = take ? value : best;   index = take ? cell : index
  *
  * starting from the window's first cell. The backward (a scatter of dy to the winners) has no
- * such branch and stays on the reference.
+ * such branch and stays on the reference. cpu/kernels/layers.ts runs the kernel, split over
+ * the threads by planes.
  *
  * @module
  */
@@ -20,7 +21,6 @@
 import type { Pool2dParams } from "../../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "../instance.ts";
 
 /** f32.eq and f32.ne (opcodes 0x5b, 0x5c): emitted raw, the emitter names only f32.gt. */
 const f32Eq = (f: FunctionBuilder) => f.emit(0x5b);
@@ -55,9 +55,9 @@ const NAMES = [
 ] as const;
 
 /** maxPool(...NAMES): byte addresses x, y, argmax; `planes` planes of H × W in, outH × outW out. */
-function poolModuleBytes(): Uint8Array<ArrayBuffer> {
+export function poolModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
-  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
+  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
   const params = Object.fromEntries(NAMES.map((name) => [name, "i32" as const]));
   builder.addFunction("maxPool", params, [], (f) => {
     for (const l of ["plane", "i", "j", "top", "left", "r0", "r1", "c0", "c1", "row", "col"]) {
@@ -107,40 +107,7 @@ function poolModuleBytes(): Uint8Array<ArrayBuffer> {
   return builder.bytes();
 }
 
-type MaxPool = (...args: number[]) => void;
-
-const poolInstance = lazyInstance<{ maxPool: MaxPool }>(poolModuleBytes);
-
-/**
- * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
- * h·W + w of the winner in its plane), as `maxPool2dForwardCpu`.
- */
-export function maxPool2dForwardWasm(
-  x: Float32Array,
-  p: Pool2dParams,
-  y: Float32Array,
-  argmax: Int32Array,
-): void {
-  const { memory, exports: { maxPool } } = poolInstance();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
-  const [xAt, yAt, argmaxAt] = regions(memory, [inLength, outLength, outLength]);
-  new Float32Array(memory.buffer, xAt, inLength).set(x.subarray(0, inLength));
-  maxPool(
-    xAt,
-    yAt,
-    argmaxAt,
-    planes,
-    p.h,
-    p.w,
-    p.kh,
-    p.kw,
-    p.strideH,
-    p.strideW,
-    p.padH,
-    p.padW,
-    p.outH,
-    p.outW,
-  );
-  y.set(new Float32Array(memory.buffer, yAt, outLength));
-  argmax.set(new Int32Array(memory.buffer, argmaxAt, outLength));
+/** The module's export: maxPool(...NAMES). */
+export interface PoolExports {
+  maxPool(...args: number[]): void;
 }

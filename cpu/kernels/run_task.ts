@@ -8,10 +8,11 @@
 
 import { runGemmTask } from "./gemm_tasks.ts";
 import { type ConvKernels, runPadTask, runPixelTask, runWeightTask } from "./conv2d_tasks.ts";
+import { type LayerKernels, runLrnTask, runPoolTask, runReluTask } from "./layer_tasks.ts";
 import { HEADER, KINDS } from "./tasks.ts";
 
-/** The modules a thread has instantiated on the shared memory. */
-export type Kernels = ConvKernels;
+/** The modules a thread has instantiated on the shared memory, by name. */
+export type Kernels = ConvKernels & LayerKernels;
 
 /** Runs task t of `job` with thread `thread`'s scratch space. */
 export function runTask(kernels: Kernels, job: Int32Array, t: number, thread: number): void {
@@ -20,5 +21,8 @@ export function runTask(kernels: Kernels, job: Int32Array, t: number, thread: nu
   else if (kind === KINDS.convPixels) runPixelTask(kernels, job, t, thread);
   else if (kind === KINDS.convWeight) runWeightTask(kernels, job, t, thread);
   else if (kind === KINDS.convPad) runPadTask(kernels, job, t);
+  else if (kind === KINDS.relu) runReluTask(kernels, job, t);
+  else if (kind === KINDS.lrn) runLrnTask(kernels, job, t, thread);
+  else if (kind === KINDS.pool) runPoolTask(kernels, job, t);
   else throw new Error(`cpu kernels: unknown task kind ${kind}`);
 }

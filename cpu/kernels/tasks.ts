@@ -36,7 +36,15 @@ export const HEADER = { kind: 0, total: 1, barrier: 2, scratch: 3, scratchBytes:
 /** Descriptor words a kernel may use for itself start here. */
 export const BODY = 5;
 /** The kernels that run as jobs. */
-export const KINDS = { gemm: 0, convPixels: 1, convWeight: 2, convPad: 3 } as const;
+export const KINDS = {
+  gemm: 0,
+  convPixels: 1,
+  convWeight: 2,
+  convPad: 3,
+  relu: 4,
+  lrn: 5,
+  pool: 6,
+} as const;
 
 /**
  * The claim word control[NEXT]: the job's generation (11 bits) above the next task's number
