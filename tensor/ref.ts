@@ -169,7 +169,9 @@ export class RefBackend implements Backend {
   write(target: Storage, data: TypedArray): void {
     const dst = this.array(target);
     if (dst.length !== data.length) {
-      throw new RangeError(`cpu.write: ${data.length} values into storage of ${dst.length}`);
+      throw new RangeError(
+        `${this.name}.write: ${data.length} values into storage of ${dst.length}`,
+      );
     }
     dst.set(data);
   }
