@@ -17,6 +17,7 @@ import {
   setThreads,
   type SimdTier,
   simdTier,
+  threadCount,
 } from "./kernels/gemm.ts";
 
 registerBackend(cpuBackend);
@@ -105,9 +106,7 @@ export async function setCpuOptions(options: SetCpuOptions): Promise<void> {
       );
     }
   }
-  if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) {
-    throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${options.threads}`);
-  }
+  if (options.threads !== undefined) threadCount(options.threads); // checked before any change
   if (options.simd !== undefined) setSimdTier(options.simd);
   await prepareGemm(simdTier());
   if (options.threads !== undefined || options.workerUrl !== undefined) {

@@ -591,12 +591,7 @@ export async function setThreads(
   threads: number | "auto",
   options: { workerUrl?: URL | string } = {},
 ): Promise<void> {
-  const count = threads === "auto" ? defaultThreads() : threads;
-  if (!Number.isInteger(count) || count < 1 || count > MAX_THREADS) {
-    throw new RangeError(
-      `setCpuOptions: threads must be "auto" or an integer from 1 to ${MAX_THREADS}, got ${threads}`,
-    );
-  }
+  const count = threadCount(threads);
   wantedThreads = count;
   if (options.workerUrl !== undefined) workerUrl = options.workerUrl;
   for (const engine of engines.values()) engine.setThreads(count);
@@ -604,6 +599,17 @@ export async function setThreads(
   if (tier === null || count === 1) return;
   await prepareGemm(tier);
   await engineFor(tier)?.startWorkers(workerUrl);
+}
+
+/** The thread count `threads` asks for; throws naming the setting when it is not one. */
+export function threadCount(threads: number | "auto"): number {
+  const count = threads === "auto" ? defaultThreads() : threads;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_THREADS) {
+    throw new RangeError(
+      `setCpuOptions: threads must be "auto" or an integer from 1 to ${MAX_THREADS}, got ${threads}`,
+    );
+  }
+  return count;
 }
 
 /** Threads the cpu device's kernels run on now (1 without SharedArrayBuffer). */
