@@ -18,7 +18,6 @@
  * @module
  */
 
-import type { Pool2dParams } from "../../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
 
