@@ -5,7 +5,7 @@
  *
  * - matmul and linear on the gemm of cpu/kernels/gemm.ts (one or two threads),
  * - conv2d, forward and both gradients, on cpu/kernels/conv2d.ts,
- * - ReLU (cpu/kernels/relu.ts), max-pooling's forward pass (cpu/kernels/pool2d.ts) and LRN
+ * - ReLU (cpu/kernels/relu.ts), max-pooling (cpu/kernels/pool2d.ts) and LRN
  *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts);
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
@@ -43,6 +43,7 @@ import {
   lrnBackwardWasm,
   lrnForwardWasm,
   lrnWasmSupports,
+  maxPool2dBackwardWasm,
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
@@ -140,7 +141,7 @@ export class CpuBackend extends RefBackend {
     return dw;
   }
 
-  // Max-pooling's forward pass: the branch-free wasm kernel (the backward is a scatter).
+  // Max-pooling: the branch-free wasm kernel forward, the scatter backward, on the threads.
   override maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {
     const xs = this.array(x);
     if (!fastTier(xs)) return super.maxPool2dForward(x, p);
@@ -148,6 +149,14 @@ export class CpuBackend extends RefBackend {
     const argmax = this.create("int32", y.length);
     maxPool2dForwardWasm(xs as F32, p, y.array as F32, argmax.array as Int32Array);
     return { y, argmax };
+  }
+
+  override maxPool2dBackward(dy: Storage, argmax: Storage, p: Pool2dParams): Storage {
+    const dys = this.array(dy);
+    if (!fastTier(dys)) return super.maxPool2dBackward(dy, argmax, p);
+    const dx = this.like(dy, p.n * p.c * p.h * p.w);
+    maxPool2dBackwardWasm(dys as F32, this.array(argmax) as Int32Array, p, dx.array as F32);
+    return dx;
   }
 
   // LRN: the SIMD kernels for AlexNet's β = 0.75.

@@ -17,6 +17,7 @@ import { bestSimdTier, getThreads, setThreads, type SimdTier } from "../cpu/kern
 import {
   lrnBackwardWasm,
   lrnForwardWasm,
+  maxPool2dBackwardWasm,
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
@@ -101,7 +102,9 @@ function layerOutputs(): (Float32Array | Int32Array)[] {
   const px = random(rng, 6 * 41 * 63 * 71);
   const py = new Float32Array(6 * 41 * p.outH * p.outW), argmax = new Int32Array(py.length);
   maxPool2dForwardWasm(px, p, py, argmax);
-  return [y, dx, ly, ldx, py, argmax];
+  const pdx = new Float32Array(px.length);
+  maxPool2dBackwardWasm(random(rng, py.length), argmax, p, pdx);
+  return [y, dx, ly, ldx, py, argmax, pdx];
 }
 
 Deno.test("relu, LRN and max-pool kernels give the same bits on 1, 2 and 3 threads", async () => {

@@ -6,7 +6,7 @@
  * - `relu`: a run of elements (a multiple of 4: the vector loop stays aligned).
  * - `lrn`: a run of images (the window runs across the channels of one pixel); the backward's
  *   two per-image buffers are per-thread scratch.
- * - `pool`: a run of planes.
+ * - `pool`: a run of planes, forward or the gradient's scatter (within a plane in order).
  *
  * @module
  */
@@ -66,6 +66,9 @@ export const POOL = words(
     "outH",
     "outW",
     "perTask",
+    "backward",
+    "dy",
+    "dx",
   ] as const,
 );
 
@@ -108,12 +111,17 @@ export function runPoolTask(k: LayerKernels, job: Int32Array, t: number): void {
   const first = t * job[POOL.perTask];
   const planes = Math.min(job[POOL.perTask], job[POOL.planes] - first);
   const inPlane = job[POOL.H] * job[POOL.W], outPlane = job[POOL.outH] * job[POOL.outW];
+  const argmax = job[POOL.argmax] + 4 * first * outPlane;
+  if (job[POOL.backward]) {
+    const dy = job[POOL.dy] + 4 * first * outPlane, dx = job[POOL.dx] + 4 * first * inPlane;
+    return k.pool.maxPoolBackward(dy, argmax, dx, planes, inPlane, outPlane);
+  }
   const geometry = [POOL.H, POOL.W, POOL.KH, POOL.KW, POOL.Sh, POOL.Sw, POOL.padH, POOL.padW]
     .map((word) => job[word]);
   k.pool.maxPool(
     job[POOL.x] + 4 * first * inPlane,
     job[POOL.y] + 4 * first * outPlane,
-    job[POOL.argmax] + 4 * first * outPlane,
+    argmax,
     planes,
     ...geometry,
     job[POOL.outH],

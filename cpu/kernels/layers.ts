@@ -1,7 +1,7 @@
 /**
  * The layer kernels of the cpu device, run on the engine's memory and thread pool: ReLU and its
- * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling's forward
- * (pool2d.ts). Each call copies its operands into the shared memory, runs one job whose tasks
+ * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling forward and
+ * backward (pool2d.ts). Each call copies its operands into the shared memory, runs one job whose tasks
  * are runs of elements, images or planes (layer_tasks.ts), and copies the result out. Same
  * results as the reference loops they stand beside (tests/wasm_layers.test.ts), on any number
  * of threads.
@@ -164,9 +164,49 @@ export function maxPool2dForwardWasm(
     outH: p.outH,
     outW: p.outW,
     perTask,
+    backward: 0,
+    dy: 0,
+    dx: 0,
   };
   for (const key in values) job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL];
   m.run(job, 2 * outLength * p.kh * p.kw);
   y.set(view(m, yAt, outLength));
   argmax.set(new Int32Array(m.memory.buffer, argmaxAt, outLength));
+}
+
+/**
+ * dx of max pooling: dy [N, C, outH, outW] added to the winners `argmax` recorded by the
+ * forward, as `maxPool2dBackwardCpu` (same float32 sums in the same order); a run of planes
+ * per task.
+ */
+export function maxPool2dBackwardWasm(
+  dy: Float32Array,
+  argmax: Int32Array,
+  p: Pool2dParams,
+  dx: Float32Array,
+): void {
+  const m = engine();
+  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const [dyAt, argmaxAt, dxAt] = regions(m, [outLength, outLength, inLength]);
+  view(m, dyAt, outLength).set(dy.subarray(0, outLength));
+  new Int32Array(m.memory.buffer, argmaxAt, outLength).set(argmax.subarray(0, outLength));
+  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
+  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
+  const values: Partial<Record<keyof typeof POOL, number>> = {
+    argmax: argmaxAt,
+    planes,
+    H: p.h,
+    W: p.w,
+    outH: p.outH,
+    outW: p.outW,
+    perTask,
+    backward: 1,
+    dy: dyAt,
+    dx: dxAt,
+  };
+  for (const key in values) {
+    job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL]!;
+  }
+  m.run(job, 4 * (inLength + outLength));
+  dx.set(view(m, dxAt, inLength));
 }

@@ -11,8 +11,8 @@
  *     take = value > best  or  (value ≠ value  and  best = best)
  *     best = take ? value : best;   index = take ? cell : index
  *
- * starting from the window's first cell. The backward (a scatter of dy to the winners) has no
- * such branch and stays on the reference. cpu/kernels/layers.ts runs the kernel, split over
+ * starting from the window's first cell. The backward scatters dy to the winners, plane by
+ * plane in the reference's order (`maxPoolBackward`). cpu/kernels/layers.ts runs the kernel, split over
  * the threads by planes.
  *
  * @module
@@ -103,10 +103,47 @@ export function poolModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
       f.get("x").get("H").get("W").i32Mul().i32Const(2).i32Shl().i32Add().set("x");
     });
   });
+  emitMaxPoolBackward(builder);
   return builder.bytes();
 }
 
-/** The module's export: maxPool(...NAMES). */
+/**
+ * maxPoolBackward(dy, argmax, dx, planes, inPlane, outPlane): per plane, dx = 0, then
+ * dx[argmax[o]] += dy[o] for its outPlane outputs in order (the reference's scatter, the same
+ * float32 sums in the same order).
+ */
+function emitMaxPoolBackward(builder: ModuleBuilder) {
+  const names = ["dy", "argmax", "dx", "planes", "inPlane", "outPlane"] as const;
+  const params = Object.fromEntries(names.map((name) => [name, "i32" as const]));
+  builder.addFunction("maxPoolBackward", params, [], (f) => {
+    f.local("plane", "i32").local("o", "i32").local("at", "i32");
+    f.forRange("plane", () => f.i32Const(0), () => f.get("planes"), 1, () => {
+      f.forRange("o", () => f.i32Const(0), () => f.get("inPlane"), 1, () => {
+        f.get("dx").get("o").i32Const(2).i32Shl().i32Add().f32Const(0).f32Store();
+      });
+      f.forRange("o", () => f.i32Const(0), () => f.get("outPlane"), 1, () => {
+        f.get("argmax").get("o").i32Const(2).i32Shl().i32Add().i32Load();
+        f.i32Const(2).i32Shl().get("dx").i32Add().tee("at");
+        f.get("at").f32Load();
+        f.get("dy").get("o").i32Const(2).i32Shl().i32Add().f32Load();
+        f.f32Add().f32Store();
+      });
+      f.get("dy").get("outPlane").i32Const(2).i32Shl().i32Add().set("dy");
+      f.get("argmax").get("outPlane").i32Const(2).i32Shl().i32Add().set("argmax");
+      f.get("dx").get("inPlane").i32Const(2).i32Shl().i32Add().set("dx");
+    });
+  });
+}
+
+/** The module's exports: maxPool(...NAMES) and maxPoolBackward (its gradient's scatter). */
 export interface PoolExports {
   maxPool(...args: number[]): void;
+  maxPoolBackward(
+    dy: number,
+    argmax: number,
+    dx: number,
+    planes: number,
+    inPlane: number,
+    outPlane: number,
+  ): void;
 }
