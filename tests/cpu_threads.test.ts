@@ -13,7 +13,7 @@ import {
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
 } from "../cpu/kernels/conv2d.ts";
-import { bestSimdTier, getThreads, setThreads, type SimdTier } from "../cpu/kernels/gemm.ts";
+import { bestSimdTier, gemm, getThreads, setThreads, type SimdTier } from "../cpu/kernels/gemm.ts";
 import {
   lrnBackwardWasm,
   lrnForwardWasm,
@@ -79,6 +79,53 @@ Deno.test("conv2d kernels give the same bits on 1, 2 and 3 threads", async () =>
           assert.deepEqual(array, serial[i], `${tier}, ${threads} threads, output ${i}`)
         );
       }
+    }
+  } finally {
+    await setThreads("auto");
+  }
+});
+
+/** Matrix-vector products (one row or one column of C), every layout, big enough to split. */
+function gemvOutputs(): Float32Array[] {
+  const rng = new Rng(9);
+  const rows = 1031, k = 4099; // outputs, depth: odd, over 2^22 flops
+  const out: Float32Array[] = [];
+  for (const byRow of [true, false]) {
+    for (const trans of [false, true]) {
+      const matrix = random(rng, rows * k), vector = random(rng, k);
+      const c = random(rng, rows); // accumulate into it
+      gemm({
+        transA: byRow ? false : trans,
+        transB: byRow ? trans : false,
+        m: byRow ? 1 : rows,
+        n: byRow ? rows : 1,
+        k,
+        a: byRow ? vector : matrix,
+        aOffset: 0,
+        lda: byRow ? k : (trans ? rows : k),
+        b: byRow ? matrix : vector,
+        bOffset: 0,
+        ldb: byRow ? (trans ? k : rows) : 1,
+        c,
+        cOffset: 0,
+        ldc: byRow ? rows : 1,
+        accumulate: true,
+      });
+      out.push(c);
+    }
+  }
+  return out;
+}
+
+Deno.test("matrix-vector products give the same bits on 1, 2 and 3 threads", async () => {
+  try {
+    await setThreads(1);
+    const serial = gemvOutputs();
+    for (const threads of [2, 3]) {
+      await setThreads(threads);
+      gemvOutputs().forEach((array, i) =>
+        assert.deepEqual(array, serial[i], `${threads} threads, layout ${i}`)
+      );
     }
   } finally {
     await setThreads("auto");

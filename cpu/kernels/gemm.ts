@@ -39,7 +39,7 @@ import {
   type SimdTier,
   TILE,
 } from "./gemm_kernels.ts";
-import { J, KC, mcOf, NC } from "./gemm_tasks.ts";
+import { GEMV, J, KC, mcOf, NC } from "./gemm_tasks.ts";
 import { type ConvExports, convModuleBytes } from "./conv2d_kernels.ts";
 import { reluModuleBytes } from "./relu.ts";
 import { lrnModuleBytes } from "./lrn.ts";
@@ -72,6 +72,9 @@ import {
 } from "../../tensor/ops/gemm.ts";
 
 export type { FloatArray, GemmArgs, SimdTier };
+
+/** Outputs per task of a split matrix-vector product (a multiple of 16: see GEMV). */
+const GEMV_ROWS_PER_TASK = 64;
 
 /** C with at most this many rows reads B in place instead of packing it (see gemm). */
 const SKINNY_ROWS = 8;
@@ -429,8 +432,23 @@ export class GemmEngine {
       for (let i = 0; i < rows; i++) heap[yAt / 4 + i] = c[cOffset + i * yStep];
     }
     const copied = performance.now();
-    const gemv = dot ? this.exports.gemvDot : this.exports.gemvAxpy;
-    gemv(mAt, ld * 4, rows, k, xAt, yAt, args.accumulate ? 1 : 0);
+    const job = new Int32Array(JOB_WORDS);
+    const perTask = GEMV_ROWS_PER_TASK;
+    job[HEADER.kind] = KINDS.gemv;
+    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(rows / perTask);
+    const words: Record<keyof typeof GEMV, number> = {
+      dot: dot ? 1 : 0,
+      m: mAt,
+      ld,
+      rows,
+      k,
+      x: xAt,
+      y: yAt,
+      load: args.accumulate ? 1 : 0,
+      perTask,
+    };
+    for (const key in words) job[GEMV[key as keyof typeof GEMV]] = words[key as keyof typeof GEMV];
+    this.run(job, 2 * rows * k);
     const computed = performance.now();
     const y = new Float32Array(this.memory.buffer, yAt, rows);
     if (yStep === 1) c.set(y, cOffset);

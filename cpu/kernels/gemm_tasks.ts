@@ -81,3 +81,30 @@ export function runGemmTask(ex: GemmExports, job: Int32Array, t: number): void {
     }
   }
 }
+
+/**
+ * A matrix-vector product's descriptor words (gemm.ts's #gemv): `dot` picks gemvDot (rows of M
+ * contiguous) or gemvAxpy (columns contiguous); ld is M's stride in elements; each task takes
+ * `perTask` outputs, a multiple of 16, so every output runs the same code path (the axpy's
+ * 16-, 4- and 1-wide loops) as on one thread.
+ */
+export const GEMV = {
+  dot: BODY + 0,
+  m: BODY + 1,
+  ld: BODY + 2,
+  rows: BODY + 3,
+  k: BODY + 4,
+  x: BODY + 5,
+  y: BODY + 6,
+  load: BODY + 7,
+  perTask: BODY + 8,
+} as const;
+
+/** Runs task `t` of a gemv job: outputs [t·perTask, (t+1)·perTask). */
+export function runGemvTask(ex: GemmExports, job: Int32Array, t: number): void {
+  const i0 = t * job[GEMV.perTask], rows = Math.min(job[GEMV.perTask], job[GEMV.rows] - i0);
+  const ld = job[GEMV.ld], dot = job[GEMV.dot] === 1;
+  const m = job[GEMV.m] + 4 * (dot ? i0 * ld : i0);
+  const gemv = dot ? ex.gemvDot : ex.gemvAxpy;
+  gemv(m, ld * 4, rows, job[GEMV.k], job[GEMV.x], job[GEMV.y] + 4 * i0, job[GEMV.load]);
+}

@@ -44,6 +44,7 @@ export const KINDS = {
   relu: 4,
   lrn: 5,
   pool: 6,
+  gemv: 7,
 } as const;
 
 /**
