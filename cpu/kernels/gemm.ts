@@ -132,6 +132,19 @@ export function instantiateKernels(modules: CompiledModules, memory: WebAssembly
   ) as unknown as Kernels;
 }
 
+/**
+ * Why a worker cannot start from `url` here, or null: a Deno program without read permission
+ * for the worker's file (the workers would fail to load; the kernels then stay on one thread).
+ */
+function workerRefused(url: URL | string): string | null {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  const href = String(url);
+  if (deno?.permissions?.querySync === undefined || !href.startsWith("file:")) return null;
+  const path = decodeURIComponent(new URL(href).pathname);
+  if (deno.permissions.querySync({ name: "read", path }).state === "granted") return null;
+  return `the cpu worker threads need read access to ${path} (--allow-read); running on one thread`;
+}
+
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
@@ -222,6 +235,13 @@ export class GemmEngine {
   }
 
   #spawn(slot: number, url: URL | string): Promise<void> {
+    const refused = workerRefused(url);
+    if (refused !== null) {
+      this.#startError = refused;
+      const failed = Promise.reject(new Error(`setCpuOptions: ${refused}`));
+      failed.catch(() => {}); // a lazy start (from a job) reports through `threads`
+      return failed;
+    }
     const token = (this.#spawned = (this.#spawned % 0x7fffffff) + 1);
     Atomics.store(this.#control, LIVE + slot, token);
     const worker = new Worker(url, { type: "module" });
