@@ -57,9 +57,14 @@ interface Row {
   onnx?: string;
 }
 
-/** Times `steps` runs of `run` after one warm-up; returns the median seconds. */
+/**
+ * Times `steps` runs of `run` after warming up (at least one run and half a second: new
+ * workers and code that has not yet reached V8's optimizing tier run slower at first);
+ * returns the median seconds.
+ */
 function medianSeconds(run: () => void, steps: number): number {
-  run();
+  const warm = performance.now() + 500;
+  do run(); while (performance.now() < warm);
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = performance.now();

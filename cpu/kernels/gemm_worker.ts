@@ -10,7 +10,7 @@
 
 import { type CompiledModules, instantiateKernels } from "./gemm.ts";
 import { runTask } from "./run_task.ts";
-import { GENERATION, JOB, JOB_WORDS, LIVE, MAX_THREADS, workOnTasks } from "./tasks.ts";
+import { GENERATION, JOB, JOB_WORDS, LIVE, MAX_THREADS, SPIN_US, workOnTasks } from "./tasks.ts";
 
 /** Milliseconds without a job after which a worker ends. */
 export const IDLE_MS = 500;
@@ -36,6 +36,9 @@ self.onmessage = (event: MessageEvent<WorkerStart>) => {
   self.postMessage("ready");
   let seen = Atomics.load(control, GENERATION);
   for (;;) {
+    // Spin a moment for the next job (kernels come back to back), then sleep.
+    const spinUntil = performance.now() + SPIN_US / 1000;
+    while (Atomics.load(control, GENERATION) === seen && performance.now() < spinUntil);
     if (Atomics.wait(control, GENERATION, seen, IDLE_MS) === "timed-out") break;
     seen = Atomics.load(control, GENERATION);
     if (Atomics.load(control, LIVE + thread) !== token) break; // stopped by the pool

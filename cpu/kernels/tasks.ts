@@ -93,8 +93,21 @@ export function workOnTasks(
 /** Whether this thread may block in Atomics.wait (workers and Deno's main thread may). */
 let canBlock = true;
 
-/** Waits until control[index] ≥ target: Atomics.wait where allowed, else spins. */
+/**
+ * Microseconds a waiting thread spins before it sleeps: a sleeping thread gives its core away,
+ * and on a busy machine getting it back can take milliseconds, longer than a task.
+ */
+export const SPIN_US = 200;
+
+/**
+ * Waits until control[index] ≥ target: spins for {@link SPIN_US}, then Atomics.wait where
+ * allowed (else keeps spinning).
+ */
 export function waitAtLeast(control: Int32Array, index: number, target: number): void {
+  const spinUntil = performance.now() + SPIN_US / 1000;
+  while (performance.now() < spinUntil) {
+    if (Atomics.load(control, index) >= target) return;
+  }
   for (;;) {
     const value = Atomics.load(control, index);
     if (value >= target) return;
