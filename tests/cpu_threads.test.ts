@@ -85,7 +85,7 @@ Deno.test("conv2d kernels give the same bits on 1, 2 and 3 threads", async () =>
   }
 });
 
-/** Matrix-vector products (one row or one column of C), every layout, big enough to split. */
+/** Matrix-vector products (one row or one column of C), every layout, and few-row products. */
 function gemvOutputs(): Float32Array[] {
   const rng = new Rng(9);
   const rows = 1031, k = 4099; // outputs, depth: odd, over 2^22 flops
@@ -114,10 +114,32 @@ function gemvOutputs(): Float32Array[] {
       out.push(c);
     }
   }
+  // A few rows of C times Bᵀ (a linear layer at batch 5): dot products, split over C's columns.
+  for (const transA of [false, true]) {
+    const m = 5, a = random(rng, m * k), b = random(rng, rows * k), c = random(rng, m * rows);
+    gemm({
+      transA,
+      transB: true,
+      m,
+      n: rows,
+      k,
+      a,
+      aOffset: 0,
+      lda: transA ? m : k,
+      b,
+      bOffset: 0,
+      ldb: k,
+      c,
+      cOffset: 0,
+      ldc: rows,
+      accumulate: true,
+    });
+    out.push(c);
+  }
   return out;
 }
 
-Deno.test("matrix-vector products give the same bits on 1, 2 and 3 threads", async () => {
+Deno.test("matrix-vector and few-row products give the same bits on 1, 2 and 3 threads", async () => {
   try {
     await setThreads(1);
     const serial = gemvOutputs();

@@ -39,7 +39,7 @@ import {
   type SimdTier,
   TILE,
 } from "./gemm_kernels.ts";
-import { GEMV, J, KC, mcOf, NC } from "./gemm_tasks.ts";
+import { GEMV, J, KC, mcOf, NC, SKINNY } from "./gemm_tasks.ts";
 import { type ConvExports, convModuleBytes } from "./conv2d_kernels.ts";
 import { reluModuleBytes } from "./relu.ts";
 import { lrnModuleBytes } from "./lrn.ts";
@@ -73,7 +73,7 @@ import {
 
 export type { FloatArray, GemmArgs, SimdTier };
 
-/** Outputs per task of a split matrix-vector product (a multiple of 16: see GEMV). */
+/** Outputs per task of a split matrix-vector or few-row product (a multiple of 16: see GEMV). */
 const GEMV_ROWS_PER_TASK = 64;
 
 /** C with at most this many rows reads B in place instead of packing it (see gemm). */
@@ -417,8 +417,26 @@ export class GemmEngine {
     heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
     if (args.accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
     const copied = performance.now();
-    const load = args.accumulate ? 1 : 0;
-    this.exports.skinnyDot(aAt, k * 4, m, bAt, ldb * 4, n, k, cAt, ldc * 4, load);
+    const job = new Int32Array(JOB_WORDS);
+    job[HEADER.kind] = KINDS.skinny;
+    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(n / GEMV_ROWS_PER_TASK);
+    const words: Record<keyof typeof SKINNY, number> = {
+      a: aAt,
+      lda: k * 4,
+      m,
+      w: bAt,
+      ldw: ldb * 4,
+      n,
+      k,
+      c: cAt,
+      ldc: ldc * 4,
+      load: args.accumulate ? 1 : 0,
+      perTask: GEMV_ROWS_PER_TASK,
+    };
+    for (const key in words) {
+      job[SKINNY[key as keyof typeof SKINNY]] = words[key as keyof typeof SKINNY];
+    }
+    this.run(job, 2 * m * n * k);
     const computed = performance.now();
     const out = new Float32Array(this.memory.buffer, cAt, cSpan);
     for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);

@@ -108,3 +108,30 @@ export function runGemvTask(ex: GemmExports, job: Int32Array, t: number): void {
   const gemv = dot ? ex.gemvDot : ex.gemvAxpy;
   gemv(m, ld * 4, rows, job[GEMV.k], job[GEMV.x], job[GEMV.y] + 4 * i0, job[GEMV.load]);
 }
+
+/**
+ * A few-row product's descriptor words (gemm.ts's #skinnyDot: C[m × n] (+)= A·Wᵀ, m ≤ 8),
+ * strides in bytes; each task takes `perTask` columns of C (rows of W), each computed alone.
+ */
+export const SKINNY = {
+  a: BODY + 0,
+  lda: BODY + 1,
+  m: BODY + 2,
+  w: BODY + 3,
+  ldw: BODY + 4,
+  n: BODY + 5,
+  k: BODY + 6,
+  c: BODY + 7,
+  ldc: BODY + 8,
+  load: BODY + 9,
+  perTask: BODY + 10,
+} as const;
+
+/** Runs task `t` of a skinny job: columns [t·perTask, (t+1)·perTask) of C. */
+export function runSkinnyTask(ex: GemmExports, job: Int32Array, t: number): void {
+  const j0 = t * job[SKINNY.perTask], n = Math.min(job[SKINNY.perTask], job[SKINNY.n] - j0);
+  const w = job[SKINNY.w] + j0 * job[SKINNY.ldw];
+  const [a, lda, m, ldw, k] = [SKINNY.a, SKINNY.lda, SKINNY.m, SKINNY.ldw, SKINNY.k]
+    .map((word) => job[word]);
+  ex.skinnyDot(a, lda, m, w, ldw, n, k, job[SKINNY.c] + 4 * j0, job[SKINNY.ldc], job[SKINNY.load]);
+}

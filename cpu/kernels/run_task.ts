@@ -6,7 +6,7 @@
  * @module
  */
 
-import { runGemmTask, runGemvTask } from "./gemm_tasks.ts";
+import { runGemmTask, runGemvTask, runSkinnyTask } from "./gemm_tasks.ts";
 import { type ConvKernels, runPadTask, runPixelTask, runWeightTask } from "./conv2d_tasks.ts";
 import { type LayerKernels, runLrnTask, runPoolTask, runReluTask } from "./layer_tasks.ts";
 import { HEADER, KINDS } from "./tasks.ts";
@@ -19,6 +19,7 @@ export function runTask(kernels: Kernels, job: Int32Array, t: number, thread: nu
   const kind = job[HEADER.kind];
   if (kind === KINDS.gemm) runGemmTask(kernels.gemm, job, t);
   else if (kind === KINDS.gemv) runGemvTask(kernels.gemm, job, t);
+  else if (kind === KINDS.skinny) runSkinnyTask(kernels.gemm, job, t);
   else if (kind === KINDS.convPixels) runPixelTask(kernels, job, t, thread);
   else if (kind === KINDS.convWeight) runWeightTask(kernels, job, t, thread);
   else if (kind === KINDS.convPad) runPadTask(kernels, job, t);

@@ -45,6 +45,7 @@ export const KINDS = {
   lrn: 5,
   pool: 6,
   gemv: 7,
+  skinny: 8,
 } as const;
 
 /**
