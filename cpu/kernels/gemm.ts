@@ -372,7 +372,8 @@ export class GemmEngine {
    */
   run(job: Int32Array, flops: number): void {
     const total = job[HEADER.total];
-    if (this.threads > 1 && flops >= PARALLEL_MIN_FLOPS && total > 1) {
+    // The claim word counts tasks in 20 bits (tasks.ts): a larger job stays on this thread.
+    if (this.threads > 1 && flops >= PARALLEL_MIN_FLOPS && total > 1 && total < TASK_MASK) {
       this.#ensureWorkers();
       // Publish the job: descriptor, counters, then the claim word and the generation.
       const control = this.#control;
