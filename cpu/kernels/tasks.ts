@@ -95,10 +95,12 @@ export function workOnTasks(
 let canBlock = true;
 
 /**
- * Microseconds a waiting thread spins before it sleeps: a sleeping thread gives its core away,
- * and on a busy machine getting it back can take milliseconds, longer than a task.
+ * Microseconds a waiting thread spins before it sleeps: about a wake-up's latency, so a task
+ * that ends soon is not waited for in the kernel, yet short, because on a machine whose cores
+ * are taken by other programs the spinning thread holds the core the awaited one needs (200 µs
+ * made two threads slower than one there).
  */
-export const SPIN_US = 200;
+export const SPIN_US = 20;
 
 /**
  * Waits until control[index] ≥ target: spins for {@link SPIN_US}, then Atomics.wait where
