@@ -3,8 +3,9 @@
  * that file first: it has the math and the reference loops these kernels are proven against)
  * turned into matrix products on the WebAssembly gemm microkernels of `cpu/kernels/gemm_kernels.ts`.
  *
- * The file holds the op's three fast kernels side by side: the WebAssembly each emits (the
- * packers and the scatter) and the TypeScript that drives it over the gemm's macro kernel.
+ * The file holds the TypeScript that drives the op's three fast kernels; the WebAssembly they
+ * call (the packers and the scatter) is emitted by `conv2d_kernels.ts`, and the blocks the
+ * threads share are run by `conv2d_tasks.ts`.
  *
  * Per group g (x_g: the group's C/G input channels, w_g: its O/G filters, K = C/G·KH·KW taps,
  * M = N·H'·W' output pixels of the whole batch), with col[q, k] the im2col matrix (row q an
