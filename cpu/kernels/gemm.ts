@@ -73,6 +73,11 @@ import {
 
 export type { FloatArray, GemmArgs, SimdTier };
 
+/** Jobs in a row that waited longer than they worked before the pool backs off (see run). */
+const BACKOFF_STRIKES = 3;
+/** Jobs then run on the calling thread alone: about one training step of AlexNet-mini. */
+const BACKOFF_JOBS = 60;
+
 /** Outputs per task of a split matrix-vector or few-row product (a multiple of 16: see GEMV). */
 const GEMV_ROWS_PER_TASK = 64;
 
@@ -171,6 +176,8 @@ export class GemmEngine {
   #workers: (Worker | null)[] = [];
   #spawned = 0;
   #startError: string | null = null;
+  #strikes = 0;
+  #stayHome = 0;
   #control: Int32Array;
   #job: Int32Array;
 
@@ -373,7 +380,10 @@ export class GemmEngine {
   run(job: Int32Array, flops: number): void {
     const total = job[HEADER.total];
     // The claim word counts tasks in 20 bits (tasks.ts): a larger job stays on this thread.
-    if (this.threads > 1 && flops >= PARALLEL_MIN_FLOPS && total > 1 && total < TASK_MASK) {
+    const split = this.threads > 1 && flops >= PARALLEL_MIN_FLOPS && total > 1 &&
+      total < TASK_MASK;
+    if (split && this.#stayHome > 0) this.#stayHome--;
+    else if (split) {
       this.#ensureWorkers();
       // Publish the job: descriptor, counters, then the claim word and the generation.
       const control = this.#control;
@@ -384,12 +394,33 @@ export class GemmEngine {
       Atomics.store(control, NEXT, claimWord(generation, 0));
       Atomics.store(control, GENERATION, generation);
       Atomics.notify(control, GENERATION);
+      const started = performance.now();
       workOnTasks(this.#runTask, control, job, generation, 0);
+      const worked = performance.now();
       waitAtLeast(control, DONE, total);
       Atomics.store(control, NEXT, claimWord(generation, TASK_MASK)); // closed
+      this.#noteWait(worked - started, performance.now() - worked);
       if (Atomics.load(control, FAILED)) throw new Error("cpu kernels: a task failed");
-    } else {
-      for (let t = 0; t < total; t++) runTask(this.kernels, job, t, 0);
+      return;
+    }
+    for (let t = 0; t < total; t++) runTask(this.kernels, job, t, 0);
+  }
+
+  /**
+   * Backs off when the workers cost more than they give: a job whose end this thread waited for
+   * longer than it worked had a worker preempted mid-task (another program holds its core).
+   * After {@link BACKOFF_STRIKES} such jobs in a row, the next {@link BACKOFF_JOBS} jobs run here
+   * alone, then the workers are tried again. The tasks, and so the results, do not change.
+   */
+  #noteWait(workedMs: number, waitedMs: number): void {
+    // A preempted worker costs a scheduler time slice (milliseconds); a late wake-up does not.
+    if (waitedMs <= Math.max(workedMs, 1)) {
+      this.#strikes = 0;
+      return;
+    }
+    if (++this.#strikes >= BACKOFF_STRIKES) {
+      this.#strikes = 0;
+      this.#stayHome = BACKOFF_JOBS;
     }
   }
 
