@@ -13,7 +13,14 @@ import {
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
 } from "../cpu/kernels/conv2d.ts";
-import { bestSimdTier, gemm, getThreads, setThreads, type SimdTier } from "../cpu/kernels/gemm.ts";
+import {
+  bestSimdTier,
+  gemm,
+  getThreads,
+  setThreadBackoff,
+  setThreads,
+  type SimdTier,
+} from "../cpu/kernels/gemm.ts";
 import {
   lrnBackwardWasm,
   lrnForwardWasm,
@@ -26,6 +33,9 @@ import { pool2dParams } from "../tensor/ops/pool.ts";
 import { crossEntropy, fromArray, SGD } from "../mod.ts";
 import { alexnetMini } from "../models/alexnet.ts";
 import { Rng } from "../tensor/random.ts";
+
+// The workers must take part however busy the machine is (the back-off would keep them idle).
+setThreadBackoff(false);
 
 const simdTiers: SimdTier[] = bestSimdTier() === "relaxed-simd"
   ? ["simd", "relaxed-simd"]

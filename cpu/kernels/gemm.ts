@@ -73,6 +73,17 @@ import {
 
 export type { FloatArray, GemmArgs, SimdTier };
 
+/** Whether the pool backs off on a busy machine (see run); tests turn it off. */
+let backoff = true;
+
+/**
+ * Turns the pool's back-off on or off (on by default). Tests that prove the threads give the
+ * same bits turn it off, so that the workers take part even on a busy machine.
+ */
+export function setThreadBackoff(enabled: boolean): void {
+  backoff = enabled;
+}
+
 /** Jobs in a row that waited longer than they worked before the pool backs off (see run). */
 const BACKOFF_STRIKES = 3;
 /** Jobs then run on the calling thread alone: about one training step of AlexNet-mini. */
@@ -413,6 +424,7 @@ export class GemmEngine {
    * alone, then the workers are tried again. The tasks, and so the results, do not change.
    */
   #noteWait(workedMs: number, waitedMs: number): void {
+    if (!backoff) return;
     // A preempted worker costs a scheduler time slice (milliseconds); a late wake-up does not.
     if (waitedMs <= Math.max(workedMs, 1)) {
       this.#strikes = 0;
