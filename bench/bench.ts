@@ -9,6 +9,9 @@
  * - LRN, max-pooling and the dense per-op kernels, milliseconds;
  * - a full training step (forward, backward, SGD update) of AlexNet-mini at batch 128 and of
  *   the paper's AlexNet at batch 8, images/s;
+ * - the cpu device on whole networks, one thread beside every core, training and inference
+ *   (batch-1 latency, batch-128 throughput), PyTorch's and onnxruntime's recorded figures as
+ *   yardsticks (bench/cpu_alexnet_bench.ts);
  * - the data loader's images/s, with the Fashion-MNIST pipeline.
  *
  * GPU times include submitting the work and waiting for it. `--quick` skips the slow rows
@@ -23,6 +26,7 @@ import { compareOp, denseRows, inputs, printRows, time } from "./gpu_bench.ts";
 import { runGemmBench } from "./gemm_bench.ts";
 import { runCpuConvBench } from "./cpu_conv_bench.ts";
 import { crossEntropy, fromArray, type Module, SGD, type Tensor } from "../mod.ts";
+import { runCpuAlexnetBench } from "./cpu_alexnet_bench.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { DataLoader, fashionMnistSpec, loadFashionMnist } from "../data/mod.ts";
 import { randomFloat32 } from "./random.ts";
@@ -169,6 +173,11 @@ for (const [name, make, shape, classes] of steps) {
     }x |`,
   );
 }
+
+console.log(
+  "\n## the cpu device on whole networks: one thread and every core, with recorded yardsticks\n",
+);
+await runCpuAlexnetBench(quick);
 
 console.log("\n## data loader (Fashion-MNIST, normalize + flip, batch 128), images/s\n");
 const { train } = await loadFashionMnist({});

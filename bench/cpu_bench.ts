@@ -14,7 +14,7 @@
  * @module
  */
 
-import { gemm, getThreads, setThreads, shutdownThreads } from "../cpu/kernels/gemm.ts";
+import { gemm, getThreads, setThreads } from "../cpu/kernels/gemm.ts";
 import {
   conv2dBackwardInputCpu,
   conv2dBackwardWeightCpu,
@@ -182,6 +182,7 @@ export function printCpuTables(gemmOnly = false): void {
 
 if (import.meta.main) {
   const gemmOnly = Deno.args[0] === "gemm";
+  await setThreads(1);
   printCpuTables(gemmOnly);
   if ((await Deno.permissions.query({ name: "read" })).state === "granted") {
     await setThreads(2);
@@ -189,7 +190,7 @@ if (import.meta.main) {
       console.log();
       printCpuTables(gemmOnly);
     } finally {
-      shutdownThreads();
+      await setThreads("auto");
     }
   }
 }

@@ -4,7 +4,7 @@
  * kernel's time), then one AlexNet-mini step at batch 128 and one paper-AlexNet step at batch 8
  * run after a warm-up step.
  *
- *     deno run --allow-read bench/cpu_profile.ts [mini|alexnet] [--steps N]
+ *     deno run --allow-read bench/cpu_profile.ts [mini|alexnet] [--steps N] [--threads N]
  *
  * Conv calls are split by layer shape (`conv2dForward 1x28x28 k5`), since each layer is a
  * different gemm shape. The machine is shared: read the shares, not the absolute times alone.
@@ -13,6 +13,7 @@
  */
 
 import { cpuBackend } from "../cpu/mod.ts";
+import { getThreads, setThreads } from "../cpu/kernels/gemm.ts";
 import type { Conv2dParams } from "../backend/backend.ts";
 import { fromArray } from "../tensor/tensor.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
@@ -124,6 +125,9 @@ if (import.meta.main) {
   const which = Deno.args.find((a) => a === "mini" || a === "alexnet");
   const stepsAt = Deno.args.indexOf("--steps");
   const steps = stepsAt >= 0 ? Number(Deno.args[stepsAt + 1]) : 1;
+  const threadsAt = Deno.args.indexOf("--threads");
+  await setThreads(threadsAt >= 0 ? Number(Deno.args[threadsAt + 1]) : "auto");
+  console.log(`${getThreads()} thread(s)`);
   const { profile } = instrumentCpu();
   if (which !== "alexnet") {
     const ms = await profileStep(alexnetMini(), [128, 1, 28, 28], 10, profile, steps);

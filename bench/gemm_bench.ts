@@ -16,7 +16,7 @@
  */
 
 import { type GemmArgs, gemmReference } from "../tensor/ops/gemm.ts";
-import { bestSimdTier, copyStats, gemm, setThreads, shutdownThreads } from "../cpu/kernels/gemm.ts";
+import { bestSimdTier, copyStats, gemm, setThreads } from "../cpu/kernels/gemm.ts";
 import { ModuleBuilder, relaxedSimdSupported } from "../cpu/emitter.ts";
 import type { GpuBackend } from "../gpu/backend.ts";
 import type { MatmulParams } from "../backend/backend.ts";
@@ -158,11 +158,12 @@ export async function runGemmBench(gpu: GpuBackend | null, quick = false): Promi
     const referenceMs = flops > 3e9
       ? NaN
       : bestAndMedian(() => gemmReference(args), flops > 2e8 ? 1 : 3, 0)[0];
+    await setThreads(1);
     const [one, oneMedian, oneCopy] = timeRuns(() => gemm(args), repeats);
     const peak = fmaPeakNow(one, Math.min(repeats, 10));
     await setThreads(2);
     const [two, twoMedian] = bestAndMedian(() => gemm(args), repeats);
-    shutdownThreads();
+    await setThreads("auto");
     let gpuMs = NaN;
     if (gpu !== null) {
       const a = inputs(gpu, m * k, 1).gpu, b = inputs(gpu, k * n, 2).gpu;

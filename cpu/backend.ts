@@ -5,7 +5,7 @@
  *
  * - matmul and linear on the gemm of cpu/kernels/gemm.ts (one or two threads),
  * - conv2d, forward and both gradients, on cpu/kernels/conv2d.ts,
- * - ReLU (cpu/kernels/relu.ts), max-pooling's forward pass (cpu/kernels/pool2d.ts) and LRN
+ * - ReLU (cpu/kernels/relu.ts), max-pooling (cpu/kernels/pool2d.ts) and LRN
  *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts);
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
@@ -36,20 +36,33 @@ import {
   conv2dBackwardInputWasm,
   conv2dBackwardWeightWasm,
   conv2dForwardWasm,
+  convEngine,
 } from "./kernels/conv2d.ts";
-import { reluBackwardWasm, reluWasm } from "./kernels/relu.ts";
-import { maxPool2dForwardWasm } from "./kernels/pool2d.ts";
-import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "./kernels/lrn.ts";
+import {
+  layerEngine,
+  lrnBackwardWasm,
+  lrnForwardWasm,
+  lrnWasmSupports,
+  maxPool2dBackwardWasm,
+  maxPool2dForwardWasm,
+  reluBackwardWasm,
+  reluWasm,
+} from "./kernels/layers.ts";
 
 type F32 = Float32Array;
 
 /** The SIMD tier for a float32 kernel on these arrays, or null for the reference kernels. */
 function fastTier(...arrays: TypedArray[]): SimdTier | null {
   const tier = simdTier();
-  if (tier === null) return null;
+  if (tier === null || layerEngine() === null) return null;
   return arrays.every((a) => a instanceof Float32Array) ? tier : null;
 }
 
+/** The tier for a conv kernel: {@link fastTier}, once its engine is compiled (browsers). */
+function convTier(...arrays: TypedArray[]): SimdTier | null {
+  const tier = fastTier(...arrays);
+  return tier !== null && convEngine(tier) !== null ? tier : null;
+}
 /** Whether the wasm conv2d kernels handle `p` (they have no dilation; the reference does). */
 const undilated = (p: Conv2dParams) => p.dilationH === 1 && p.dilationW === 1;
 
@@ -101,7 +114,7 @@ export class CpuBackend extends RefBackend {
   ): Storage {
     const xs = this.array(x) as F32, ws = this.array(weight) as F32;
     const bs = bias ? this.array(bias) as F32 : null;
-    const tier = undilated(p) ? fastTier(xs, ws, bs ?? xs) : null;
+    const tier = undilated(p) ? convTier(xs, ws, bs ?? xs) : null;
     if (!tier) return super.conv2dForward(x, weight, bias, p);
     const y = this.like(x, p.n * p.o * p.outH * p.outW);
     checkConv2dArrays(
@@ -113,7 +126,7 @@ export class CpuBackend extends RefBackend {
   }
   override conv2dBackwardInput(dy: Storage, weight: Storage, p: Conv2dParams): Storage {
     const dys = this.array(dy) as F32, ws = this.array(weight) as F32;
-    const tier = undilated(p) ? fastTier(dys, ws) : null;
+    const tier = undilated(p) ? convTier(dys, ws) : null;
     if (!tier) return super.conv2dBackwardInput(dy, weight, p);
     const dx = this.like(dy, p.n * p.c * p.h * p.w);
     checkConv2dArrays(p, { dy: dys, weight: ws, dx: dx.array });
@@ -122,7 +135,7 @@ export class CpuBackend extends RefBackend {
   }
   override conv2dBackwardWeight(dy: Storage, x: Storage, p: Conv2dParams): Storage {
     const dys = this.array(dy) as F32, xs = this.array(x) as F32;
-    const tier = undilated(p) ? fastTier(dys, xs) : null;
+    const tier = undilated(p) ? convTier(dys, xs) : null;
     if (!tier) return super.conv2dBackwardWeight(dy, x, p);
     const dw = this.like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
     checkConv2dArrays(p, { dy: dys, x: xs, dw: dw.array });
@@ -130,7 +143,7 @@ export class CpuBackend extends RefBackend {
     return dw;
   }
 
-  // Max-pooling's forward pass: the branch-free wasm kernel (the backward is a scatter).
+  // Max-pooling: the branch-free wasm kernel forward, the scatter backward, on the threads.
   override maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {
     const xs = this.array(x);
     if (!fastTier(xs)) return super.maxPool2dForward(x, p);
@@ -138,6 +151,14 @@ export class CpuBackend extends RefBackend {
     const argmax = this.create("int32", y.length);
     maxPool2dForwardWasm(xs as F32, p, y.array as F32, argmax.array as Int32Array);
     return { y, argmax };
+  }
+
+  override maxPool2dBackward(dy: Storage, argmax: Storage, p: Pool2dParams): Storage {
+    const dys = this.array(dy);
+    if (!fastTier(dys)) return super.maxPool2dBackward(dy, argmax, p);
+    const dx = this.like(dy, p.n * p.c * p.h * p.w);
+    maxPool2dBackwardWasm(dys as F32, this.array(argmax) as Int32Array, p, dx.array as F32);
+    return dx;
   }
 
   // LRN: the SIMD kernels for AlexNet's β = 0.75.

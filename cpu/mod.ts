@@ -2,8 +2,8 @@
  * The cpu device, registered: importing this module makes "cpu" (the default device) exist.
  * Every entry point of the package (mod.ts, models/alexnet.ts) imports it, so this is the one
  * place the CPU backend is registered. Its two settings, the SIMD tier of the WebAssembly
- * kernels and the number of gemm threads, are read and changed with {@link cpuOptions} and
- * {@link setCpuOptions}.
+ * kernels and the number of threads they run on, are read and changed with {@link cpuOptions}
+ * and {@link setCpuOptions}.
  *
  * @module
  */
@@ -18,6 +18,7 @@ import {
   setThreads,
   type SimdTier,
   simdTier,
+  threadCount,
 } from "./kernels/gemm.ts";
 
 registerBackend(cpuBackend);
@@ -33,8 +34,12 @@ export interface CpuOptions {
    * reference kernels of tensor/ops/ (as device "ref" does).
    */
   simd: SimdTier | "none";
-  /** Threads the float32 gemm (matmul, linear) runs on: 1, or 2 with a worker. */
-  threads: 1 | 2;
+  /**
+   * Threads the float32 kernels (matmul, linear, conv2d forward and both gradients) run on:
+   * the main thread and threads − 1 workers on one shared memory. By default every core where
+   * SharedArrayBuffer exists (Deno, a cross-origin-isolated page), else 1.
+   */
+  threads: number;
 }
 
 /** What {@link setCpuOptions} accepts; each key is optional. */
@@ -42,13 +47,13 @@ export interface SetCpuOptions {
   /** A SIMD tier this engine compiles, or "auto" for the best one (the default). */
   simd?: SimdTier | "auto";
   /**
-   * 1 (the default) or 2: a worker shares the gemm's memory, where SharedArrayBuffer exists
-   * (elsewhere the gemm stays on one thread). A live worker keeps a Deno process running:
-   * set 1 again when done.
+   * An integer from 1 to 64, or "auto" (the default: `navigator.hardwareConcurrency`). Where
+   * SharedArrayBuffer is missing the kernels stay on one thread. Results are the same bits on
+   * any number of threads. Idle workers end by themselves: a program ends when its work does.
    */
-  threads?: 1 | 2;
+  threads?: number | "auto";
   /**
-   * Where the gemm worker's script is, for code bundled for a browser: bundle
+   * Where the workers' script is, for code bundled for a browser: bundle
    * `cpu/kernels/gemm_worker.ts` beside the page and pass its URL.
    */
   workerUrl?: URL | string;
@@ -70,7 +75,7 @@ const SET_CPU_KEYS = declareOptions<SetCpuOptions>()("setCpuOptions", [
  *
  * const { simd, threads } = cpuOptions();
  * assert.ok(["relaxed-simd", "simd", "none"].includes(simd));
- * assert.equal(threads, 1); // the default
+ * assert.ok(threads >= 1); // every core by default, where SharedArrayBuffer exists
  * ```
  */
 export function cpuOptions(): CpuOptions {
@@ -81,27 +86,25 @@ export function cpuOptions(): CpuOptions {
  * Changes the cpu device's settings. Asynchronous: a second thread must finish starting
  * before it takes work, and the SIMD module is compiled off the main thread where the engine
  * requires it (browsers). Results do not depend on the settings beyond rounding: every tier
- * is proven against the reference, and two threads give the same bits as one.
+ * is proven against the reference, and any number of threads gives the same bits as one.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { cpuOptions, matmul, setCpuOptions, tensor } from "../mod.ts";
  *
- * await setCpuOptions({ threads: 2 });
+ * await setCpuOptions({ threads: 1 });
  * const a = tensor([[1, 2], [3, 4]]);
  * assert.deepEqual([...matmul(a, a).dataSync()], [7, 10, 15, 22]);
- * await setCpuOptions({ threads: 1 }); // stops the worker, so the program can exit
  * assert.equal(cpuOptions().threads, 1);
+ * await setCpuOptions({ threads: "auto" }); // back to every core
  * await assert.rejects(() => setCpuOptions({ simd: "avx512" as "simd" }), /simd must be one of/);
  * ```
  */
 export async function setCpuOptions(options: SetCpuOptions): Promise<void> {
   checkArgument("setCpuOptions", "options", options, "object");
   checkOptions("setCpuOptions", options, SET_CPU_KEYS);
-  if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) {
-    throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${options.threads}`);
-  }
+  if (options.threads !== undefined) threadCount(options.threads); // checked before any change
   if (options.simd !== undefined) setSimdTier(options.simd);
   await prepareGemm(simdTier());
   if (options.threads !== undefined || options.workerUrl !== undefined) {

@@ -1,10 +1,12 @@
 /**
- * The web page (web/index.html) in headless Chromium: AlexNet-mini trains on the browser's
- * WebGPU for a few steps (pausing and resuming on the way), its loss falls, the conv1 filters
- * are redrawn, a drawing gets a top-5, and the page's screenshot is not blank. Then, in a
- * Chromium without WebGPU, on a page served without cross-origin isolation (so without
- * SharedArrayBuffer too), the CPU backend trains instead, on one gemm thread, and the page says
- * why; served with isolation, the CPU backend trains on two (the bundled gemm worker).
+ * The web page (web/index.html) in headless Chromium: with `?device=gpu` AlexNet-mini trains on
+ * the browser's WebGPU for a few steps (pausing and resuming on the way), its loss falls, the
+ * conv1 filters are redrawn, a drawing gets a top-5, and the page's screenshot is not blank.
+ * Without `?device`, the page sees that Chromium's WebGPU adapter is SwiftShader (software),
+ * trains on the CPU backend on every core instead and says why. In a Chromium without WebGPU,
+ * on a page served without cross-origin isolation (so without SharedArrayBuffer too), the CPU
+ * backend trains on one thread, and the page says why; served with isolation, on every core
+ * (the bundled worker script).
  *
  * @module
  */
@@ -46,12 +48,13 @@ async function checkTraining(
 }
 
 Deno.test({
-  name: "web page: AlexNet-mini trains on WebGPU in Chromium, screenshot not blank",
+  name:
+    "web page: with ?device=gpu AlexNet-mini trains on WebGPU in Chromium, screenshot not blank",
   ignore: !chromiumAvailable,
   sanitizeResources: false,
   async fn() {
     await withBrowser(async (page, origin) => {
-      await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02`);
+      await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02&device=gpu`);
       const started = Date.now();
       // Pause holds training between steps (the step in flight completes); resume continues.
       await page.waitFor(
@@ -103,6 +106,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "web page: with a software WebGPU adapter the page trains on the CPU and says why",
+  ignore: !chromiumAvailable,
+  sanitizeResources: false,
+  async fn() {
+    await withBrowser(async (page, origin) => {
+      await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02`);
+      const adapter = "(async () => !!(await navigator.gpu?.requestAdapter()))()";
+      assert.ok(await page.evaluate(adapter), "this Chromium has a WebGPU adapter");
+      await checkTraining(page, "cpu", 300);
+      const note = await page.evaluate<string>(
+        `document.getElementById("note").hidden ? "" : document.getElementById("note").textContent`,
+      );
+      assert.match(note, /is a software renderer/, "the page says why it trains on the CPU");
+      assert.match(note, /\?device=gpu forces WebGPU/);
+      const device = await page.evaluate<string>(`document.getElementById("device").textContent`);
+      const cores = await page.evaluate<number>("navigator.hardwareConcurrency");
+      assert.equal(device, `CPU backend, ${cores} thread${cores === 1 ? "" : "s"}`);
+    });
+  },
+});
+
+Deno.test({
   name: "web page: without WebGPU or SharedArrayBuffer, the CPU backend trains, with a note",
   ignore: !chromiumAvailable,
   sanitizeResources: false,
@@ -118,21 +143,22 @@ Deno.test({
       );
       assert.match(note, /navigator\.gpu is missing/, "the page says why it trains on the CPU");
       const device = await page.evaluate(`document.getElementById("device").textContent`);
-      assert.equal(device, "CPU backend, 1 thread", "no SharedArrayBuffer: one gemm thread");
+      assert.equal(device, "CPU backend, 1 thread", "no SharedArrayBuffer: one thread");
     }, { isolated: false, webgpu: false });
   },
 });
 
 Deno.test({
-  name: "web page: cross-origin isolated, the CPU backend trains on two gemm threads",
+  name: "web page: cross-origin isolated, the CPU backend trains on every core",
   ignore: !chromiumAvailable,
   sanitizeResources: false,
   async fn() {
     await withBrowser(async (page, origin) => {
       await page.goto(`${origin}/?steps=${STEPS}&batch=16&lr=0.02&device=cpu`);
       await checkTraining(page, "cpu", 300);
-      const device = await page.evaluate(`document.getElementById("device").textContent`);
-      assert.equal(device, "CPU backend, 2 threads", "the bundled gemm worker started");
+      const device = await page.evaluate<string>(`document.getElementById("device").textContent`);
+      const cores = await page.evaluate<number>("navigator.hardwareConcurrency");
+      assert.equal(device, `CPU backend, ${cores} thread${cores === 1 ? "" : "s"}`);
     }, { webgpu: false });
   },
 });

@@ -374,13 +374,17 @@ Deno.test({
       });
       return c;
     });
+  await setThreads(1);
   const serial = run();
-  await setThreads(2);
   try {
-    assert.equal(getThreads(), 2);
-    assert.deepEqual(run(), serial);
+    for (const threads of [2, 3]) {
+      await setThreads(threads);
+      assert.equal(getThreads(), threads);
+      assert.deepEqual(run(), serial);
+    }
   } finally {
     shutdownThreads();
+    assert.equal(getThreads(), 1);
+    await setThreads("auto");
   }
-  assert.equal(getThreads(), 1);
 });

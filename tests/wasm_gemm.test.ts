@@ -196,19 +196,23 @@ Deno.test({
           gemm({ ...p.args, c });
           return c;
         });
+      await setThreads(1);
       const serial = run();
-      await setThreads(2);
-      assert.equal(getThreads(), 2);
-      const parallel = run();
-      for (let i = 0; i < problems.length; i++) {
-        assert.deepEqual(parallel[i], serial[i], label(problems[i], tier));
-        check(problems[i], parallel[i], `${label(problems[i], tier)} (2 threads)`);
+      for (const threads of [2, 3]) {
+        await setThreads(threads);
+        assert.equal(getThreads(), threads);
+        const parallel = run();
+        for (let i = 0; i < problems.length; i++) {
+          assert.deepEqual(parallel[i], serial[i], label(problems[i], tier));
+          check(problems[i], parallel[i], `${label(problems[i], tier)} (${threads} threads)`);
+        }
       }
     } finally {
       shutdownThreads();
+      assert.equal(getThreads(), 1);
+      await setThreads("auto");
       setSimdTier("auto");
     }
-    assert.equal(getThreads(), 1);
   }
 });
 
@@ -225,7 +229,7 @@ Deno.test("wasm gemm without SharedArrayBuffer: an ordinary memory, one thread, 
   }
   assert.equal(engine.shared, false);
   assert.ok(!(engine.memory.buffer instanceof SharedArrayBuffer));
-  await engine.startWorker(); // nothing to share: stays on one thread
+  await engine.startWorkers(); // nothing to share: stays on one thread
   assert.equal(engine.threads, 1);
   const problem = makeProblem(new Rng(4), [131, 530, 67], true, false, true);
   engine.gemm(problem.args);
@@ -237,10 +241,14 @@ Deno.test("setCpuOptions names what is wrong", async () => {
     () => setCpuOptions({ simd: "avx512" as "simd" }),
     /setCpuOptions: simd must be one of auto, simd, relaxed-simd; got avx512/,
   );
-  await assert.rejects(
-    () => setCpuOptions({ threads: 3 as 2 }),
-    /setCpuOptions: threads must be 1 or 2, got 3/,
-  );
+  for (const threads of [0, 65, 2.5]) {
+    await assert.rejects(
+      () => setCpuOptions({ threads }),
+      new RegExp(
+        `setCpuOptions: threads must be "auto" or an integer from 1 to 64, got ${threads}`,
+      ),
+    );
+  }
   await assert.rejects(
     () => setCpuOptions({ thread: 2 } as never),
     /setCpuOptions: unknown option "thread" \(did you mean threads\?\); the options are simd, threads, workerUrl/,

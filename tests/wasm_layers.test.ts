@@ -7,10 +7,21 @@
  */
 import assert from "node:assert/strict";
 import { unaryBackwardCpu, unaryCpu } from "../tensor/ops/elementwise.ts";
-import { maxPool2dForwardCpu, pool2dParams, type Size2d } from "../tensor/ops/pool.ts";
-import { reluBackwardWasm, reluWasm } from "../cpu/kernels/relu.ts";
-import { maxPool2dForwardWasm } from "../cpu/kernels/pool2d.ts";
-import { lrnBackwardWasm, lrnForwardWasm, lrnWasmSupports } from "../cpu/kernels/lrn.ts";
+import {
+  maxPool2dBackwardCpu,
+  maxPool2dForwardCpu,
+  pool2dParams,
+  type Size2d,
+} from "../tensor/ops/pool.ts";
+import {
+  lrnBackwardWasm,
+  lrnForwardWasm,
+  lrnWasmSupports,
+  maxPool2dBackwardWasm,
+  maxPool2dForwardWasm,
+  reluBackwardWasm,
+  reluWasm,
+} from "../cpu/kernels/layers.ts";
 import { lrnBackwardCpu, lrnForwardCpu } from "../tensor/ops/lrn.ts";
 import type { LrnParams } from "../backend/backend.ts";
 import { bestSimdTier } from "../cpu/kernels/gemm.ts";
@@ -58,7 +69,7 @@ const poolCases: [number[], Size2d, Size2d, Size2d][] = [
   [[1, 2, 5, 9], [5, 1], 1, 0], // windows one column wide
 ];
 
-Deno.test({ name: "wasm max-pool forward matches the reference", ignore: !simd }, () => {
+Deno.test({ name: "wasm max-pool forward and backward match the reference", ignore: !simd }, () => {
   const rng = new Rng(2);
   for (const [shape, kernel, stride, padding] of poolCases) {
     const p = pool2dParams("maxPool2d", shape, kernel, stride, padding);
@@ -70,6 +81,12 @@ Deno.test({ name: "wasm max-pool forward matches the reference", ignore: !simd }
     maxPool2dForwardCpu(x, p, yRef, argmaxRef);
     assertIdentical(y, yRef, `y ${shape}`);
     assertIdentical(argmax, argmaxRef, `argmax ${shape}`);
+    // The backward: overlapping windows add several dy into one cell, in the same order.
+    const dy = activations(rng, outLength).map((v) => (Number.isNaN(v) ? 0.5 : v));
+    const dx = new Float32Array(x.length).fill(7), dxRef = new Float32Array(x.length);
+    maxPool2dBackwardWasm(dy, argmax, p, dx);
+    maxPool2dBackwardCpu(dy, argmaxRef, p, dxRef);
+    assertIdentical(dx, dxRef, `dx ${shape}`);
   }
 });
 
@@ -93,6 +110,11 @@ Deno.test(
     const pooled = cpuBackend.maxPool2dForward(sx, p);
     assertIdentical((pooled.y as CpuStorage).data, out, "backend max-pool");
     assertIdentical((pooled.argmax as CpuStorage).data, argmax, "backend max-pool argmax");
+    const sdOut = cpuBackend.fromArray(out);
+    const dPool = new Float32Array(x.length);
+    maxPool2dBackwardWasm(out, argmax, p, dPool);
+    const poolBack = cpuBackend.maxPool2dBackward(sdOut, pooled.argmax, p) as CpuStorage;
+    assertIdentical(poolBack.data, dPool, "backend max-pool backward");
 
     const lrn: LrnParams = { n: 2, c: 3, h: 9, w: 7, size: 5, alpha: 2e-5, beta: 0.75, k: 2 };
     const finite = x.map((v) => (Number.isNaN(v) ? 1 : v));

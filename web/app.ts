@@ -54,7 +54,7 @@ function readOptions(): TrainOptions {
     maxSteps: Math.floor(number("steps", 0)),
     testEvery: Math.max(1, Math.floor(number("testEvery", 50))),
     testImages: 500,
-    device: params.get("device") === "cpu" ? "cpu" : "auto",
+    device: (["cpu", "gpu"] as const).find((d) => d === params.get("device")) ?? "auto",
   };
 }
 

@@ -34,6 +34,6 @@ export interface TrainOptions {
   testEvery: number;
   /** Test images used by each evaluation (the first ones, 20 per class or more). */
   testImages: number;
-  /** "auto": WebGPU when present, else the CPU backend; "cpu": always the CPU backend. */
-  device: "auto" | "cpu";
+  /** "auto": the faster device (web/choose_device.ts); "cpu", "gpu": that one. */
+  device: "auto" | "cpu" | "gpu";
 }

@@ -1,6 +1,6 @@
 /**
  * The training worker: fetches the Fashion-MNIST subset, builds AlexNet-mini on WebGPU (or
- * the CPU backend when the browser has no `navigator.gpu`), and trains it step after step,
+ * the CPU backend: web/choose_device.ts picks the faster), and trains it step after step,
  * posting each step's loss and accuracy, the conv1 filters and the test accuracy to the page.
  * Training runs here, off the page's thread, so the page stays responsive; between steps the
  * worker answers the page's pause, resume and predict messages.
@@ -15,14 +15,10 @@
 
 import {
   argmax,
-  cpuOptions,
   crossEntropy,
   fromArray,
-  initWebGPU,
-  isWebGPUAvailable,
   type Module,
   noGrad,
-  setCpuOptions,
   SGD,
   softmax,
   type Tensor,
@@ -33,6 +29,7 @@ import { FASHION_MNIST_CLASSES, FASHION_MNIST_FILES } from "../data/fashion_mnis
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from "../data/pipeline.ts";
 import { Rng } from "../tensor/random.ts";
 import type { FromWorker, ToWorker, TrainOptions } from "./protocol.ts";
+import { chooseDevice } from "./choose_device.ts";
 
 const PIXELS = 28 * 28;
 
@@ -94,51 +91,15 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
   wake();
 };
 
-/**
- * Readies the CPU backend: two gemm threads where the page is cross-origin isolated (the
- * server's headers; SharedArrayBuffer needs them), from the gemm worker bundled beside this
- * script, else one.
- */
-async function useCpu(note: string): Promise<"cpu"> {
-  if (self.crossOriginIsolated) {
-    await setCpuOptions({
-      threads: 2,
-      workerUrl: new URL("./gemm_worker.js", import.meta.url),
-    });
-  }
-  const { threads } = cpuOptions();
-  const description = `CPU backend, ${threads} thread${threads === 1 ? "" : "s"}`;
-  post({ type: "ready", device: "cpu", description, note });
-  return "cpu";
-}
-
-async function chooseDevice(options: TrainOptions): Promise<"gpu" | "cpu"> {
-  if (options.device === "cpu") return useCpu("CPU chosen by ?device=cpu");
-  if (!(await isWebGPUAvailable())) {
-    return useCpu(
-      "navigator.gpu is missing (or has no adapter): training on the CPU backend, " +
-        "which is much slower. Chrome and Edge have WebGPU; elsewhere enable it in the settings.",
-    );
-  }
-  const gpu = await initWebGPU();
-  const info = gpu.runtime.adapterInfo;
-  const description = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ");
-  post({
-    type: "ready",
-    device: "gpu",
-    description: `WebGPU: ${description || "adapter"}`,
-    note: null,
-  });
-  return "gpu";
-}
-
 async function train(options: TrainOptions): Promise<void> {
   post({ type: "status", text: "fetching the Fashion-MNIST subset…" });
   const [trainSet, testSet] = await Promise.all([
     fetchSplit(FASHION_MNIST_FILES.trainImages, FASHION_MNIST_FILES.trainLabels),
     fetchSplit(FASHION_MNIST_FILES.testImages, FASHION_MNIST_FILES.testLabels),
   ]);
-  const device = await chooseDevice(options);
+  const choice = await chooseDevice(options.device, new URL("./gemm_worker.js", import.meta.url));
+  post({ type: "ready", ...choice });
+  const device = choice.device;
   const model = await alexnetMini({ seed: 1 }).to(device);
   const optimizer = new SGD(model.parameters(), {
     lr: options.lr,

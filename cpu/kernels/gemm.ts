@@ -15,14 +15,16 @@
  *
  * ## Threads
  *
- * With {@link setThreads}(2) a worker shares the module's memory (a shared
- * `WebAssembly.Memory`) and both threads claim tasks from one atomic counter, so a worker whose
- * core is busy elsewhere simply takes fewer tasks. The backend's kernels are synchronous, so
- * the main thread cannot yield while the product runs; instead it never idles while work is
- * left: it computes tasks itself and only waits for the worker's last task in flight (at most
- * one MC × NC block), and it never waits for a worker that has not woken up
- * (unclaimed tasks are done by the main thread). Each element of C is computed by one thread in
- * the same order as on one thread, so two threads give bit-identical results.
+ * The engine owns the cpu device's thread pool: workers (gemm_worker.ts) that instantiate the
+ * gemm and conv modules on the same shared `WebAssembly.Memory` and claim tasks of a job from
+ * one atomic counter alongside the main thread (tasks.ts), so a worker whose core is busy
+ * elsewhere simply takes fewer tasks. The backend's kernels are synchronous, so the main thread
+ * cannot yield while a job runs; instead it never idles while work is left: it computes tasks
+ * itself and only waits for the tasks in flight on other threads, and it never waits for a
+ * worker that has not woken up. Each element of C is computed by one thread in the same order
+ * as on one thread, so any number of threads gives bit-identical results. By default the pool
+ * has one thread per core ({@link defaultThreads}); workers start at the first job worth
+ * splitting and close themselves when idle.
  *
  * Without SharedArrayBuffer (a browser page without cross-origin isolation) the memory is an
  * ordinary one and gemm stays on one thread.
@@ -37,25 +39,30 @@ import {
   type SimdTier,
   TILE,
 } from "./gemm_kernels.ts";
+import { GEMV, J, KC, mcOf, NC, SKINNY } from "./gemm_tasks.ts";
+import { type ConvExports, convModuleBytes } from "./conv2d_kernels.ts";
+import { reluModuleBytes } from "./relu.ts";
+import { lrnModuleBytes } from "./lrn.ts";
+import { poolModuleBytes } from "./pool2d.ts";
+import { type Kernels, runTask } from "./run_task.ts";
 import {
   claimWord,
   CONTROL_BYTES,
   DONE,
   FAILED,
   GENERATION,
-  J,
+  HEADER,
   JOB,
   JOB_WORDS,
-  KC,
-  mcOf,
-  NC,
+  KINDS,
+  LIVE,
+  MAX_THREADS,
   NEXT,
-  runTask,
-  STOP,
   TASK_MASK,
   waitAtLeast,
   workOnTasks,
-} from "./gemm_tasks.ts";
+} from "./tasks.ts";
+import type { WorkerStart } from "./gemm_worker.ts";
 
 import {
   checkGemmArgs,
@@ -66,14 +73,33 @@ import {
 
 export type { FloatArray, GemmArgs, SimdTier };
 
+/** Whether the pool backs off on a busy machine (see run); tests turn it off. */
+let backoff = true;
+
+/**
+ * Turns the pool's back-off on or off (on by default). Tests that prove the threads give the
+ * same bits turn it off, so that the workers take part even on a busy machine.
+ */
+export function setThreadBackoff(enabled: boolean): void {
+  backoff = enabled;
+}
+
+/** Jobs in a row that waited longer than they worked before the pool backs off (see run). */
+const BACKOFF_STRIKES = 3;
+/** Jobs then run on the calling thread alone: about one training step of AlexNet-mini. */
+const BACKOFF_JOBS = 60;
+
+/** Outputs per task of a split matrix-vector or few-row product (a multiple of 16: see GEMV). */
+const GEMV_ROWS_PER_TASK = 64;
+
 /** C with at most this many rows reads B in place instead of packing it (see gemm). */
 const SKINNY_ROWS = 8;
 
 /** Where the gemm worker's module is: beside this file (a bundle passes its own, see setThreads). */
 const DEFAULT_WORKER_URL = new URL("./gemm_worker.ts", import.meta.url);
 
-/** Products below this many flops stay on one thread (waking the worker costs more than they save). */
-const PARALLEL_MIN_FLOPS = 2 ** 23;
+/** Jobs below this many flops stay on one thread (waking the workers costs more than they save). */
+const PARALLEL_MIN_FLOPS = 2 ** 22;
 
 /** A memory for the kernels: shared when SharedArrayBuffer exists and works, else ordinary. */
 function newMemory(): { memory: WebAssembly.Memory; shared: boolean } {
@@ -91,9 +117,48 @@ function newMemory(): { memory: WebAssembly.Memory; shared: boolean } {
 }
 
 /** The tier's module compiled off the main thread, for engines that refuse large sync compiles. */
-export async function compileGemmModule(tier: SimdTier): Promise<WebAssembly.Module> {
+export async function compileGemmModule(tier: SimdTier): Promise<CompiledModules> {
   const shared = newMemory().shared;
-  return await WebAssembly.compile(gemmModuleBytes(tier, shared));
+  const names = Object.keys(MODULES) as (keyof Kernels)[];
+  const compiled = await Promise.all(
+    names.map((name) => WebAssembly.compile(MODULES[name](tier, shared))),
+  );
+  return Object.fromEntries(names.map((name, i) => [name, compiled[i]])) as CompiledModules;
+}
+
+/** Every module a thread instantiates on the shared memory, by name, and how to emit it. */
+const MODULES: Record<keyof Kernels, (tier: SimdTier, shared: boolean) => Uint8Array<ArrayBuffer>> =
+  {
+    gemm: gemmModuleBytes,
+    conv: convModuleBytes,
+    relu: (_tier, shared) => reluModuleBytes(shared),
+    lrn: (_tier, shared) => lrnModuleBytes(shared),
+    pool: (_tier, shared) => poolModuleBytes(shared),
+  };
+
+/** The compiled modules, by name. */
+export type CompiledModules = Record<keyof Kernels, WebAssembly.Module>;
+
+/** Instantiates every compiled module on `memory`: what each thread calls. */
+export function instantiateKernels(modules: CompiledModules, memory: WebAssembly.Memory): Kernels {
+  const env = { env: { memory } };
+  const names = Object.keys(modules) as (keyof Kernels)[];
+  return Object.fromEntries(
+    names.map((name) => [name, new WebAssembly.Instance(modules[name], env).exports]),
+  ) as unknown as Kernels;
+}
+
+/**
+ * Why a worker cannot start from `url` here, or null: a Deno program without read permission
+ * for the worker's file (the workers would fail to load; the kernels then stay on one thread).
+ */
+function workerRefused(url: URL | string): string | null {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  const href = String(url);
+  if (deno?.permissions?.querySync === undefined || !href.startsWith("file:")) return null;
+  const path = decodeURIComponent(new URL(href).pathname);
+  if (deno.permissions.querySync({ name: "read", path }).state === "granted") return null;
+  return `the cpu worker threads need read access to ${path} (--allow-read); running on one thread`;
 }
 
 /** Byte size rounded up to a 64-byte cache line. */
@@ -106,85 +171,140 @@ const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
 export const copyStats = { ms: 0, bytes: 0, lastMs: 0 };
 
 /**
- * One compiled gemm module with its memory (shared when the platform allows it) and,
- * optionally, one worker on the same memory.
+ * The cpu device's kernel engine of one SIMD tier: the gemm and conv modules on one memory
+ * (shared when the platform allows it) and the pool of workers that share it. Workers start at
+ * the first job big enough to split and end themselves when idle (gemm_worker.ts).
  */
 export class GemmEngine {
   readonly tier: SimdTier;
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
-  readonly module: WebAssembly.Module;
+  readonly modules: CompiledModules;
   readonly exports: GemmExports;
-  #worker: Worker | null = null;
+  readonly conv: ConvExports;
+  readonly kernels: Kernels;
+  #threads: number;
+  #workers: (Worker | null)[] = [];
+  #spawned = 0;
+  #startError: string | null = null;
+  #strikes = 0;
+  #stayHome = 0;
   #control: Int32Array;
   #job: Int32Array;
 
   /**
-   * Compiles (or takes, from {@link compileGemmModule}) the tier's module and creates its
-   * memory: shared when the platform allows it, else an ordinary one.
+   * Compiles (or takes, from {@link compileGemmModule}) the tier's modules and creates their
+   * memory: shared when the platform allows it, else an ordinary one (then one thread).
    */
-  constructor(tier: SimdTier, compiled?: WebAssembly.Module) {
+  constructor(tier: SimdTier, compiled?: CompiledModules, threads = wantedThreads) {
     this.tier = tier;
     const { memory, shared } = newMemory();
     this.memory = memory;
     this.shared = shared;
-    this.module = compiled ?? new WebAssembly.Module(gemmModuleBytes(tier, shared));
-    const instance = new WebAssembly.Instance(this.module, { env: { memory } });
-    this.exports = instance.exports as unknown as GemmExports;
-    this.#control = new Int32Array(memory.buffer, 0, JOB);
+    this.modules = compiled ?? Object.fromEntries(
+      Object.entries(MODULES).map((
+        [name, bytes],
+      ) => [name, new WebAssembly.Module(bytes(tier, shared))]),
+    ) as CompiledModules;
+    this.kernels = instantiateKernels(this.modules, memory);
+    this.exports = this.kernels.gemm;
+    this.conv = this.kernels.conv;
+    this.#reserve(CONTROL_BYTES);
+    this.#control = new Int32Array(memory.buffer, 0, CONTROL_BYTES / 4);
     this.#job = new Int32Array(memory.buffer, JOB * 4, JOB_WORDS);
+    this.#threads = shared ? threads : 1;
   }
 
-  /** 2 while a worker shares this engine's memory, else 1. */
-  get threads(): 1 | 2 {
-    return this.#worker === null ? 1 : 2;
+  /** Threads a job may run on: the setting, or 1 without shared memory or after a failed start. */
+  get threads(): number {
+    return this.#startError === null ? this.#threads : 1;
+  }
+
+  /** Scratch spaces a job must provide (one per thread that may run its tasks). */
+  get scratchSpaces(): number {
+    return this.#threads;
+  }
+
+  /** Sets the thread count (1 .. MAX_THREADS); stops the workers, later jobs start new ones. */
+  setThreads(threads: number): void {
+    this.stopWorkers();
+    this.#threads = this.shared ? threads : 1;
+    this.#startError = null;
   }
 
   /**
-   * Starts the worker (no-op without shared memory, or when already running) from `url`, by
-   * default `gemm_worker.ts` beside this file.
+   * Starts every missing worker from `url` (by default `gemm_worker.ts` beside this file) and
+   * resolves when all have instantiated the modules; rejects naming the failure.
    */
-  async startWorker(url: URL | string = DEFAULT_WORKER_URL): Promise<void> {
-    if (!this.shared || this.#worker !== null) return;
-    const worker = new Worker(url, { type: "module" });
-    const ready = new Promise<void>((resolve, reject) => {
-      worker.onmessage = () => resolve();
-      worker.onerror = (event) => {
-        event.preventDefault();
-        reject(new Error(`setThreads: the gemm worker failed to start: ${event.message}`));
-      };
-    });
-    Atomics.store(this.#control, STOP, 0);
-    worker.postMessage({ module: this.module, memory: this.memory });
-    try {
-      await ready;
-    } catch (error) {
-      worker.terminate();
-      throw error;
-    }
-    worker.onmessage = null;
-    this.#worker = worker;
+  async startWorkers(url: URL | string = workerUrl): Promise<void> {
+    const started = this.#ensureWorkers(url);
+    await Promise.all(started);
   }
 
-  /** Stops the worker, if any. */
-  stopWorker(): void {
-    if (this.#worker === null) return;
-    Atomics.store(this.#control, STOP, 1);
-    Atomics.add(this.#control, GENERATION, 1);
-    Atomics.notify(this.#control, GENERATION);
-    this.#worker.terminate();
-    this.#worker = null;
+  /** Starts a worker in every slot whose worker is gone; returns their readiness. */
+  #ensureWorkers(url: URL | string = workerUrl): Promise<void>[] {
+    const ready: Promise<void>[] = [];
+    if (this.#startError !== null) return ready;
+    for (let slot = 1; slot < this.#threads; slot++) {
+      if (Atomics.load(this.#control, LIVE + slot) !== 0) continue;
+      ready.push(this.#spawn(slot, url));
+    }
+    return ready;
+  }
+
+  #spawn(slot: number, url: URL | string): Promise<void> {
+    const refused = workerRefused(url);
+    if (refused !== null) {
+      this.#startError = refused;
+      const failed = Promise.reject(new Error(`setCpuOptions: ${refused}`));
+      failed.catch(() => {}); // a lazy start (from a job) reports through `threads`
+      return failed;
+    }
+    const token = (this.#spawned = (this.#spawned % 0x7fffffff) + 1);
+    Atomics.store(this.#control, LIVE + slot, token);
+    const worker = new Worker(url, { type: "module" });
+    this.#workers[slot] = worker;
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.onmessage = () => {
+        worker.onmessage = null;
+        resolve();
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        // The slot stays taken: jobs run on the threads that did start.
+        this.#startError = `a cpu worker failed to start: ${event.message}`;
+        reject(new Error(`setCpuOptions: ${this.#startError}`));
+      };
+    });
+    ready.catch(() => {}); // a lazy start (from a job) reports through `threads`
+    const start: WorkerStart = {
+      modules: this.modules,
+      memory: this.memory,
+      thread: slot,
+      token,
+    };
+    worker.postMessage(start);
+    return ready;
+  }
+
+  /** Stops every worker (each is started again by the next job that splits). */
+  stopWorkers(): void {
+    for (let slot = 1; slot < this.#workers.length; slot++) {
+      Atomics.store(this.#control, LIVE + slot, 0);
+      this.#workers[slot]?.terminate();
+      this.#workers[slot] = null;
+    }
   }
 
   /** Grows the memory to at least `bytes`; returns a fresh Float32Array view of all of it. */
-  #reserve(bytes: number): Float32Array {
+  #reserve(bytes: number, op = "gemm"): Float32Array {
     const have = this.memory.buffer.byteLength;
     if (bytes > have) {
       const pages = Math.ceil((bytes - have) / 65536);
       if (have / 65536 + pages > MAX_PAGES) {
         throw new RangeError(
-          `gemm: the operands need ${bytes} bytes of WebAssembly memory, over the 2 GiB limit; ` +
-            "split the product into smaller ones",
+          `${op}: the operands need ${bytes} bytes of WebAssembly memory, over the 2 GiB limit; ` +
+            "use a smaller batch",
         );
       }
       this.memory.grow(pages);
@@ -225,6 +345,9 @@ export class GemmEngine {
 
     const job = new Int32Array(JOB_WORDS);
     const kBlocks = Math.ceil(k / KC), rowBlocks = Math.ceil(m / mc);
+    job[HEADER.kind] = KINDS.gemm;
+    job[HEADER.barrier] = 2 * kBlocks;
+    job[HEADER.total] = 2 * kBlocks + rowBlocks * Math.ceil(n / NC);
     const values: Record<keyof typeof J, number> = {
       m,
       n,
@@ -242,16 +365,14 @@ export class GemmEngine {
       packedB,
       mPad,
       nPad,
-      packTasks: 2 * kBlocks,
       kBlocks,
       rowBlocks,
-      total: 2 * kBlocks + rowBlocks * Math.ceil(n / NC),
       mc,
       unpackedB: unpackedB ? 1 : 0,
     };
     for (const key in values) job[J[key as keyof typeof J]] = values[key as keyof typeof J];
 
-    this.#runJob(job, values.total, 2 * m * n * k);
+    this.run(job, 2 * m * n * k);
 
     const computed = performance.now();
     const out = new Float32Array(this.memory.buffer, cAt, cSpan);
@@ -263,9 +384,18 @@ export class GemmEngine {
     copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
   }
 
-  /** Runs the job's `total` tasks: shared with the worker when big enough, else here. */
-  #runJob(job: Int32Array, total: number, flops: number): void {
-    if (this.#worker !== null && flops >= PARALLEL_MIN_FLOPS) {
+  /**
+   * Runs every task of `job` (a descriptor, tasks.ts): shared with the workers when the job
+   * has `flops` enough and more than one task, else here. Throws if a task failed.
+   */
+  run(job: Int32Array, flops: number): void {
+    const total = job[HEADER.total];
+    // The claim word counts tasks in 20 bits (tasks.ts): a larger job stays on this thread.
+    const split = this.threads > 1 && flops >= PARALLEL_MIN_FLOPS && total > 1 &&
+      total < TASK_MASK;
+    if (split && this.#stayHome > 0) this.#stayHome--;
+    else if (split) {
+      this.#ensureWorkers();
       // Publish the job: descriptor, counters, then the claim word and the generation.
       const control = this.#control;
       this.#job.set(job);
@@ -275,13 +405,42 @@ export class GemmEngine {
       Atomics.store(control, NEXT, claimWord(generation, 0));
       Atomics.store(control, GENERATION, generation);
       Atomics.notify(control, GENERATION);
-      workOnTasks(this.exports, control, job, generation);
+      const started = performance.now();
+      workOnTasks(this.#runTask, control, job, generation, 0);
+      const worked = performance.now();
       waitAtLeast(control, DONE, total);
       Atomics.store(control, NEXT, claimWord(generation, TASK_MASK)); // closed
-      if (Atomics.load(control, FAILED)) throw new Error("gemm: a task failed on the worker");
-    } else {
-      for (let t = 0; t < total; t++) runTask(this.exports, job, t);
+      this.#noteWait(worked - started, performance.now() - worked);
+      if (Atomics.load(control, FAILED)) throw new Error("cpu kernels: a task failed");
+      return;
     }
+    for (let t = 0; t < total; t++) runTask(this.kernels, job, t, 0);
+  }
+
+  /**
+   * Backs off when the workers cost more than they give: a job whose end this thread waited for
+   * longer than it worked had a worker preempted mid-task (another program holds its core).
+   * After {@link BACKOFF_STRIKES} such jobs in a row, the next {@link BACKOFF_JOBS} jobs run here
+   * alone, then the workers are tried again. The tasks, and so the results, do not change.
+   */
+  #noteWait(workedMs: number, waitedMs: number): void {
+    if (!backoff) return;
+    // A preempted worker costs a scheduler time slice (milliseconds); a late wake-up does not.
+    if (waitedMs <= Math.max(workedMs, 1)) {
+      this.#strikes = 0;
+      return;
+    }
+    if (++this.#strikes >= BACKOFF_STRIKES) {
+      this.#strikes = 0;
+      this.#stayHome = BACKOFF_JOBS;
+    }
+  }
+
+  #runTask = (job: Int32Array, t: number, thread: number) => runTask(this.kernels, job, t, thread);
+
+  /** Grows the memory to at least `bytes` (throws over 2 GiB naming `op`); returns a view of it. */
+  reserve(bytes: number, op = "gemm"): Float32Array {
+    return this.#reserve(bytes, op);
   }
 
   /**
@@ -302,8 +461,26 @@ export class GemmEngine {
     heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
     if (args.accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
     const copied = performance.now();
-    const load = args.accumulate ? 1 : 0;
-    this.exports.skinnyDot(aAt, k * 4, m, bAt, ldb * 4, n, k, cAt, ldc * 4, load);
+    const job = new Int32Array(JOB_WORDS);
+    job[HEADER.kind] = KINDS.skinny;
+    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(n / GEMV_ROWS_PER_TASK);
+    const words: Record<keyof typeof SKINNY, number> = {
+      a: aAt,
+      lda: k * 4,
+      m,
+      w: bAt,
+      ldw: ldb * 4,
+      n,
+      k,
+      c: cAt,
+      ldc: ldc * 4,
+      load: args.accumulate ? 1 : 0,
+      perTask: GEMV_ROWS_PER_TASK,
+    };
+    for (const key in words) {
+      job[SKINNY[key as keyof typeof SKINNY]] = words[key as keyof typeof SKINNY];
+    }
+    this.run(job, 2 * m * n * k);
     const computed = performance.now();
     const out = new Float32Array(this.memory.buffer, cAt, cSpan);
     for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
@@ -337,8 +514,23 @@ export class GemmEngine {
       for (let i = 0; i < rows; i++) heap[yAt / 4 + i] = c[cOffset + i * yStep];
     }
     const copied = performance.now();
-    const gemv = dot ? this.exports.gemvDot : this.exports.gemvAxpy;
-    gemv(mAt, ld * 4, rows, k, xAt, yAt, args.accumulate ? 1 : 0);
+    const job = new Int32Array(JOB_WORDS);
+    const perTask = GEMV_ROWS_PER_TASK;
+    job[HEADER.kind] = KINDS.gemv;
+    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(rows / perTask);
+    const words: Record<keyof typeof GEMV, number> = {
+      dot: dot ? 1 : 0,
+      m: mAt,
+      ld,
+      rows,
+      k,
+      x: xAt,
+      y: yAt,
+      load: args.accumulate ? 1 : 0,
+      perTask,
+    };
+    for (const key in words) job[GEMV[key as keyof typeof GEMV]] = words[key as keyof typeof GEMV];
+    this.run(job, 2 * rows * k);
     const computed = performance.now();
     const y = new Float32Array(this.memory.buffer, yAt, rows);
     if (yStep === 1) c.set(y, cOffset);
@@ -427,7 +619,7 @@ function gemmInDepthBlocks(
 let detected: SimdTier | null | undefined;
 let forced: SimdTier | null = null;
 const engines = new Map<SimdTier, GemmEngine>();
-let wantedThreads: 1 | 2 = 1;
+let wantedThreads = defaultThreads();
 let workerUrl: URL | string = DEFAULT_WORKER_URL;
 
 /** The best SIMD tier this engine compiles: relaxed SIMD, else SIMD, else null (none). */
@@ -479,7 +671,6 @@ export function setSimdTier(tier: SimdTier | "auto"): void {
     );
   }
   forced = tier;
-  if (wantedThreads === 2) void engineFor(tier)?.startWorker(workerUrl);
 }
 
 /** Tiers whose module is being compiled asynchronously (see {@link engineFor}). */
@@ -518,41 +709,68 @@ export async function prepareGemm(tier: SimdTier | null = simdTier()): Promise<v
 }
 
 /**
- * Uses 1 thread (the default) or 2: the main thread and a worker on the kernels' shared
- * memory; the cpu device's `threads` setting (see cpu/mod.ts). Asynchronous because a worker
- * must finish starting before it can take work. Where SharedArrayBuffer is missing it resolves
- * and gemm stays on one thread ({@link getThreads} says 1). A live worker keeps a Deno process
- * running: call {@link shutdownThreads} (or setThreads(1)) when done. One thread is the default
- * for that reason.
+ * The default thread count: every core (navigator.hardwareConcurrency, at most MAX_THREADS)
+ * where SharedArrayBuffer exists (Deno; a cross-origin-isolated page), else 1.
+ */
+export function defaultThreads(): number {
+  if (typeof SharedArrayBuffer !== "function") return 1;
+  const cores = typeof navigator === "object" ? navigator.hardwareConcurrency ?? 1 : 1;
+  return Math.max(1, Math.min(MAX_THREADS, Math.floor(cores)));
+}
+
+/**
+ * Sets the number of threads the cpu device's kernels run on (1 .. MAX_THREADS, or "auto"
+ * for {@link defaultThreads}); the cpu device's `threads` setting (see cpu/mod.ts). Resolves
+ * once the workers have started, so a worker that cannot start (a bundle without the worker
+ * script, a page that is not cross-origin isolated) is reported here. Without
+ * SharedArrayBuffer the kernels stay on one thread ({@link getThreads} says 1). Idle workers
+ * end by themselves, so a program ends when its work does.
  *
  * `options.workerUrl` is where the worker's script is, for code bundled for a browser, where
  * `gemm_worker.ts` is not beside the bundle: bundle `cpu/kernels/gemm_worker.ts` too and pass
  * its URL (the web page does). The page must be cross-origin isolated for SharedArrayBuffer.
  */
 export async function setThreads(
-  threads: 1 | 2,
+  threads: number | "auto",
   options: { workerUrl?: URL | string } = {},
 ): Promise<void> {
-  if (threads !== 1 && threads !== 2) {
-    throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${threads}`);
-  }
-  wantedThreads = threads;
+  const count = threadCount(threads);
+  wantedThreads = count;
   if (options.workerUrl !== undefined) workerUrl = options.workerUrl;
-  if (threads === 1) return shutdownThreads();
+  for (const engine of engines.values()) engine.setThreads(count);
   const tier = simdTier();
-  if (tier === null) return;
+  if (tier === null || count === 1) return;
   await prepareGemm(tier);
-  await engineFor(tier)?.startWorker(workerUrl);
+  await engineFor(tier)?.startWorkers(workerUrl);
 }
 
-/** Threads float32 gemm runs on now: 2 only after setThreads(2) and with shared memory. */
-export function getThreads(): 1 | 2 {
+/** The thread count `threads` asks for; throws naming the setting when it is not one. */
+export function threadCount(threads: number | "auto"): number {
+  const count = threads === "auto" ? defaultThreads() : threads;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_THREADS) {
+    throw new RangeError(
+      `setCpuOptions: threads must be "auto" or an integer from 1 to ${MAX_THREADS}, got ${threads}`,
+    );
+  }
+  return count;
+}
+
+/** Threads the cpu device's kernels run on now (1 without SharedArrayBuffer). */
+export function getThreads(): number {
   const tier = simdTier();
-  return tier === null ? 1 : engines.get(tier)?.threads ?? 1;
+  if (tier === null) return 1;
+  const engine = engines.get(tier);
+  if (engine !== undefined) return engine.threads;
+  return canShare() ? wantedThreads : 1;
 }
 
-/** Stops every gemm worker and returns to one thread. Safe to call twice. */
+/** Whether a shared WebAssembly.Memory can be created here. */
+function canShare(): boolean {
+  return newMemory().shared;
+}
+
+/** Stops every worker and returns to one thread. Safe to call twice. */
 export function shutdownThreads(): void {
   wantedThreads = 1;
-  for (const engine of engines.values()) engine.stopWorker();
+  for (const engine of engines.values()) engine.setThreads(1);
 }

@@ -1,14 +1,13 @@
 /**
- * The tasks of one fast gemm and how two threads share them (cpu/kernels/gemm.ts prepares a job,
- * cpu/kernels/gemm_worker.ts is the second thread). A job is described by Int32 words in the
- * module's memory; task t < packTasks packs one k-block of op(A) (t even) or op(B) (t odd),
- * every later task computes one MC × NC block of C over all k-blocks. Both threads claim tasks
- * with compare-and-swap on one word and count finished ones on another.
+ * The tasks of one fast gemm (cpu/kernels/gemm.ts prepares the job, tasks.ts shares it among
+ * the threads): task t below the barrier packs one k-block of op(A) (t even) or op(B) (t odd),
+ * every later task computes one MC × NC block of C over all k-blocks.
  *
  * @module
  */
 
 import { type GemmExports, type SimdTier, TILE } from "./gemm_kernels.ts";
+import { BODY, HEADER } from "./tasks.ts";
 
 /** Depth of one k-block: a B panel (256 × 8 floats = 8 KiB) stays in the 32 KiB L1. */
 export const KC = 256;
@@ -17,42 +16,37 @@ export const NC = 512;
 /** Rows of C per task, 20 tiles tall: the A block (MC × KC floats, 80-120 KiB) stays in L2. */
 export const mcOf = (tier: SimdTier) => TILE[tier].mr * 20;
 
-/** Int32 words at the start of the memory that coordinate the threads. */
-export const GENERATION = 0, NEXT = 1, DONE = 2, FAILED = 3, STOP = 4, JOB = 8;
-export const JOB_WORDS = 24;
-/** Bytes at the start of the memory reserved for the control words and the descriptor. */
-export const CONTROL_BYTES = 256;
-
-/** The job descriptor, Int32 words from JOB; both threads decode tasks from it. */
+/**
+ * The gemm's descriptor words after the common header (tasks.ts): the header's total counts
+ * packing and compute tasks, its barrier is the number of packing tasks.
+ */
 export const J = {
-  m: 0,
-  n: 1,
-  k: 2,
-  transA: 3,
-  transB: 4,
-  a: 5,
-  lda: 6,
-  b: 7,
-  ldb: 8,
-  c: 9,
-  ldc: 10,
-  accumulate: 11,
-  packedA: 12,
-  packedB: 13,
-  mPad: 14,
-  nPad: 15,
-  packTasks: 16,
-  kBlocks: 17,
-  rowBlocks: 18,
-  total: 19,
-  mc: 20,
-  unpackedB: 21,
+  m: BODY + 0,
+  n: BODY + 1,
+  k: BODY + 2,
+  transA: BODY + 3,
+  transB: BODY + 4,
+  a: BODY + 5,
+  lda: BODY + 6,
+  b: BODY + 7,
+  ldb: BODY + 8,
+  c: BODY + 9,
+  ldc: BODY + 10,
+  accumulate: BODY + 11,
+  packedA: BODY + 12,
+  packedB: BODY + 13,
+  mPad: BODY + 14,
+  nPad: BODY + 15,
+  kBlocks: BODY + 16,
+  rowBlocks: BODY + 17,
+  mc: BODY + 18,
+  unpackedB: BODY + 19,
 } as const;
 
 /** Runs task `t` of the job in `job` (an Int32Array view of the descriptor). */
-export function runTask(ex: GemmExports, job: Int32Array, t: number): void {
+export function runGemmTask(ex: GemmExports, job: Int32Array, t: number): void {
   const k = job[J.k];
-  if (t < job[J.packTasks]) {
+  if (t < job[HEADER.barrier]) {
     const p0 = (t >> 1) * KC, kc = Math.min(KC, k - p0);
     if ((t & 1) === 0) {
       // op(A)(i, p) = A[i·lda + p], or A[p·lda + i] when transposed.
@@ -69,7 +63,7 @@ export function runTask(ex: GemmExports, job: Int32Array, t: number): void {
     }
     return;
   }
-  const u = t - job[J.packTasks], mc = job[J.mc];
+  const u = t - job[HEADER.barrier], mc = job[J.mc];
   const i0 = (u % job[J.rowBlocks]) * mc, j0 = Math.floor(u / job[J.rowBlocks]) * NC;
   const rows = Math.min(mc, job[J.m] - i0), cols = Math.min(NC, job[J.n] - j0);
   const ldc = job[J.ldc];
@@ -89,56 +83,55 @@ export function runTask(ex: GemmExports, job: Int32Array, t: number): void {
 }
 
 /**
- * The claim word control[NEXT]: the job's generation (11 bits) above the next task's number
- * (20 bits). A thread claims a task with compare-and-swap only while the word still carries
- * its job's generation, so a worker that wakes late for a finished job claims nothing, even
- * while the main thread is already writing the next job's descriptor (the main thread closes
- * the word, counter at its maximum, as soon as a job is done).
+ * A matrix-vector product's descriptor words (gemm.ts's #gemv): `dot` picks gemvDot (rows of M
+ * contiguous) or gemvAxpy (columns contiguous); ld is M's stride in elements; each task takes
+ * `perTask` outputs, a multiple of 16, so every output runs the same code path (the axpy's
+ * 16-, 4- and 1-wide loops) as on one thread.
  */
-export const claimWord = (generation: number, task: number) => ((generation & 0x7ff) << 20) | task;
-export const TASK_MASK = (1 << 20) - 1;
+export const GEMV = {
+  dot: BODY + 0,
+  m: BODY + 1,
+  ld: BODY + 2,
+  rows: BODY + 3,
+  k: BODY + 4,
+  x: BODY + 5,
+  y: BODY + 6,
+  load: BODY + 7,
+  perTask: BODY + 8,
+} as const;
 
-/**
- * Claims and runs tasks of job `generation` (described by `job`, this thread's copy of the
- * descriptor) until none is left: the loop both threads run. Compute tasks first wait until
- * every packing task is done (packing tasks are claimed first).
- */
-export function workOnTasks(
-  ex: GemmExports,
-  control: Int32Array,
-  job: Int32Array,
-  generation: number,
-): void {
-  for (;;) {
-    const word = Atomics.load(control, NEXT);
-    const t = word & TASK_MASK;
-    if (word >>> 20 !== (generation & 0x7ff) || t >= job[J.total]) return;
-    if (Atomics.compareExchange(control, NEXT, word, word + 1) !== word) continue;
-    if (t >= job[J.packTasks]) waitAtLeast(control, DONE, job[J.packTasks]);
-    try {
-      runTask(ex, job, t);
-    } catch (error) {
-      Atomics.store(control, FAILED, 1);
-      console.error("gemm task failed:", error);
-    }
-    Atomics.add(control, DONE, 1);
-    Atomics.notify(control, DONE);
-  }
+/** Runs task `t` of a gemv job: outputs [t·perTask, (t+1)·perTask). */
+export function runGemvTask(ex: GemmExports, job: Int32Array, t: number): void {
+  const i0 = t * job[GEMV.perTask], rows = Math.min(job[GEMV.perTask], job[GEMV.rows] - i0);
+  const ld = job[GEMV.ld], dot = job[GEMV.dot] === 1;
+  const m = job[GEMV.m] + 4 * (dot ? i0 * ld : i0);
+  const gemv = dot ? ex.gemvDot : ex.gemvAxpy;
+  gemv(m, ld * 4, rows, job[GEMV.k], job[GEMV.x], job[GEMV.y] + 4 * i0, job[GEMV.load]);
 }
 
-/** Whether this thread may block in Atomics.wait (workers and Deno's main thread may). */
-let canBlock = true;
+/**
+ * A few-row product's descriptor words (gemm.ts's #skinnyDot: C[m × n] (+)= A·Wᵀ, m ≤ 8),
+ * strides in bytes; each task takes `perTask` columns of C (rows of W), each computed alone.
+ */
+export const SKINNY = {
+  a: BODY + 0,
+  lda: BODY + 1,
+  m: BODY + 2,
+  w: BODY + 3,
+  ldw: BODY + 4,
+  n: BODY + 5,
+  k: BODY + 6,
+  c: BODY + 7,
+  ldc: BODY + 8,
+  load: BODY + 9,
+  perTask: BODY + 10,
+} as const;
 
-/** Waits until control[index] ≥ target: Atomics.wait where allowed, else spins. */
-export function waitAtLeast(control: Int32Array, index: number, target: number): void {
-  for (;;) {
-    const value = Atomics.load(control, index);
-    if (value >= target) return;
-    if (!canBlock) continue;
-    try {
-      Atomics.wait(control, index, value, 20);
-    } catch {
-      canBlock = false; // a browser's main thread: spin on Atomics.load instead
-    }
-  }
+/** Runs task `t` of a skinny job: columns [t·perTask, (t+1)·perTask) of C. */
+export function runSkinnyTask(ex: GemmExports, job: Int32Array, t: number): void {
+  const j0 = t * job[SKINNY.perTask], n = Math.min(job[SKINNY.perTask], job[SKINNY.n] - j0);
+  const w = job[SKINNY.w] + j0 * job[SKINNY.ldw];
+  const [a, lda, m, ldw, k] = [SKINNY.a, SKINNY.lda, SKINNY.m, SKINNY.ldw, SKINNY.k]
+    .map((word) => job[word]);
+  ex.skinnyDot(a, lda, m, w, ldw, n, k, job[SKINNY.c] + 4 * j0, job[SKINNY.ldc], job[SKINNY.load]);
 }

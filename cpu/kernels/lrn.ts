@@ -13,6 +13,7 @@
  *
  * The pixels of one channel plane are contiguous, so each plane runs in v128 steps and then one
  * float at a time for its last P mod 4 pixels (the same code emitted twice, once per width).
+ * cpu/kernels/layers.ts runs the kernels, split over the threads by images.
  *
  * @module
  */
@@ -20,7 +21,6 @@
 import type { LrnParams } from "../../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "../instance.ts";
 
 /** The arithmetic of one width: 4 lanes (v128) or 1 (f32). f32.sqrt (0x91) is emitted raw. */
 function ops(f: FunctionBuilder, lanes: 1 | 4) {
@@ -132,9 +132,9 @@ function inversePower(f: FunctionBuilder, o: Ops) {
 
 const I32 = ["x", "y", "items", "C", "P", "below", "above"] as const;
 
-function lrnModuleBytes(): Uint8Array<ArrayBuffer> {
+export function lrnModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
-  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
+  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
   emitLrnForward(builder);
   emitLrnBackward(builder);
   return builder.bytes();
@@ -239,65 +239,12 @@ function emitLrnBackward(builder: ModuleBuilder): void {
   });
 }
 
-interface LrnExports {
+export interface LrnExports {
   lrnForward(...args: number[]): void;
   lrnBackward(...args: number[]): void;
 }
 
-const lrnInstance = lazyInstance<LrnExports>(lrnModuleBytes);
-
 /** True when these parameters have a wasm kernel: β = 0.75 (AlexNet's). */
 export function lrnWasmSupports(p: LrnParams): boolean {
   return p.beta === 0.75;
-}
-
-const windowOf = (p: LrnParams) => [Math.floor(p.size / 2), Math.floor((p.size - 1) / 2)];
-
-/** y = lrn(x) for float32 x [N, C, H, W] with β = 0.75, as `lrnForwardCpu`. */
-export function lrnForwardWasm(x: Float32Array, p: LrnParams, y: Float32Array): void {
-  const { memory, exports } = lrnInstance();
-  const length = p.n * p.c * p.h * p.w;
-  const [xAt, yAt] = regions(memory, [length, length]);
-  new Float32Array(memory.buffer, xAt, length).set(x.subarray(0, length));
-  const [below, above] = windowOf(p);
-  exports.lrnForward(xAt, yAt, p.n, p.c, p.h * p.w, below, above, p.alpha, p.k);
-  y.set(new Float32Array(memory.buffer, yAt, length));
-}
-
-/** dx of lrn for float32 x, dy [N, C, H, W] with β = 0.75, as `lrnBackwardCpu`. */
-export function lrnBackwardWasm(
-  x: Float32Array,
-  dy: Float32Array,
-  p: LrnParams,
-  dx: Float32Array,
-): void {
-  const { memory, exports } = lrnInstance();
-  const length = p.n * p.c * p.h * p.w, item = p.c * p.h * p.w;
-  const [xAt, dyAt, dxAt, scaledAt, weightedAt] = regions(memory, [
-    length,
-    length,
-    length,
-    item,
-    item,
-  ]);
-  new Float32Array(memory.buffer, xAt, length).set(x.subarray(0, length));
-  new Float32Array(memory.buffer, dyAt, length).set(dy.subarray(0, length));
-  const [below, above] = windowOf(p);
-  const factor = 2 * p.alpha * p.beta;
-  exports.lrnBackward(
-    xAt,
-    dxAt,
-    p.n,
-    p.c,
-    p.h * p.w,
-    below,
-    above,
-    p.alpha,
-    p.k,
-    dyAt,
-    scaledAt,
-    weightedAt,
-    factor,
-  );
-  dx.set(new Float32Array(memory.buffer, dxAt, length));
 }

@@ -11,16 +11,15 @@
  *     take = value > best  or  (value ≠ value  and  best = best)
  *     best = take ? value : best;   index = take ? cell : index
  *
- * starting from the window's first cell. The backward (a scatter of dy to the winners) has no
- * such branch and stays on the reference.
+ * starting from the window's first cell. The backward scatters dy to the winners, plane by
+ * plane in the reference's order (`maxPoolBackward`). cpu/kernels/layers.ts runs the kernel, split over
+ * the threads by planes.
  *
  * @module
  */
 
-import type { Pool2dParams } from "../../backend/backend.ts";
 import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "../instance.ts";
 
 /** f32.eq and f32.ne (opcodes 0x5b, 0x5c): emitted raw, the emitter names only f32.gt. */
 const f32Eq = (f: FunctionBuilder) => f.emit(0x5b);
@@ -55,9 +54,9 @@ const NAMES = [
 ] as const;
 
 /** maxPool(...NAMES): byte addresses x, y, argmax; `planes` planes of H × W in, outH × outW out. */
-function poolModuleBytes(): Uint8Array<ArrayBuffer> {
+export function poolModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
-  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
+  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
   const params = Object.fromEntries(NAMES.map((name) => [name, "i32" as const]));
   builder.addFunction("maxPool", params, [], (f) => {
     for (const l of ["plane", "i", "j", "top", "left", "r0", "r1", "c0", "c1", "row", "col"]) {
@@ -104,43 +103,47 @@ function poolModuleBytes(): Uint8Array<ArrayBuffer> {
       f.get("x").get("H").get("W").i32Mul().i32Const(2).i32Shl().i32Add().set("x");
     });
   });
+  emitMaxPoolBackward(builder);
   return builder.bytes();
 }
 
-type MaxPool = (...args: number[]) => void;
-
-const poolInstance = lazyInstance<{ maxPool: MaxPool }>(poolModuleBytes);
-
 /**
- * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
- * h·W + w of the winner in its plane), as `maxPool2dForwardCpu`.
+ * maxPoolBackward(dy, argmax, dx, planes, inPlane, outPlane): per plane, dx = 0, then
+ * dx[argmax[o]] += dy[o] for its outPlane outputs in order (the reference's scatter, the same
+ * float32 sums in the same order).
  */
-export function maxPool2dForwardWasm(
-  x: Float32Array,
-  p: Pool2dParams,
-  y: Float32Array,
-  argmax: Int32Array,
-): void {
-  const { memory, exports: { maxPool } } = poolInstance();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
-  const [xAt, yAt, argmaxAt] = regions(memory, [inLength, outLength, outLength]);
-  new Float32Array(memory.buffer, xAt, inLength).set(x.subarray(0, inLength));
-  maxPool(
-    xAt,
-    yAt,
-    argmaxAt,
-    planes,
-    p.h,
-    p.w,
-    p.kh,
-    p.kw,
-    p.strideH,
-    p.strideW,
-    p.padH,
-    p.padW,
-    p.outH,
-    p.outW,
-  );
-  y.set(new Float32Array(memory.buffer, yAt, outLength));
-  argmax.set(new Int32Array(memory.buffer, argmaxAt, outLength));
+function emitMaxPoolBackward(builder: ModuleBuilder) {
+  const names = ["dy", "argmax", "dx", "planes", "inPlane", "outPlane"] as const;
+  const params = Object.fromEntries(names.map((name) => [name, "i32" as const]));
+  builder.addFunction("maxPoolBackward", params, [], (f) => {
+    f.local("plane", "i32").local("o", "i32").local("at", "i32");
+    f.forRange("plane", () => f.i32Const(0), () => f.get("planes"), 1, () => {
+      f.forRange("o", () => f.i32Const(0), () => f.get("inPlane"), 1, () => {
+        f.get("dx").get("o").i32Const(2).i32Shl().i32Add().f32Const(0).f32Store();
+      });
+      f.forRange("o", () => f.i32Const(0), () => f.get("outPlane"), 1, () => {
+        f.get("argmax").get("o").i32Const(2).i32Shl().i32Add().i32Load();
+        f.i32Const(2).i32Shl().get("dx").i32Add().tee("at");
+        f.get("at").f32Load();
+        f.get("dy").get("o").i32Const(2).i32Shl().i32Add().f32Load();
+        f.f32Add().f32Store();
+      });
+      f.get("dy").get("outPlane").i32Const(2).i32Shl().i32Add().set("dy");
+      f.get("argmax").get("outPlane").i32Const(2).i32Shl().i32Add().set("argmax");
+      f.get("dx").get("inPlane").i32Const(2).i32Shl().i32Add().set("dx");
+    });
+  });
+}
+
+/** The module's exports: maxPool(...NAMES) and maxPoolBackward (its gradient's scatter). */
+export interface PoolExports {
+  maxPool(...args: number[]): void;
+  maxPoolBackward(
+    dy: number,
+    argmax: number,
+    dx: number,
+    planes: number,
+    inPlane: number,
+    outPlane: number,
+  ): void;
 }

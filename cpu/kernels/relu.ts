@@ -9,23 +9,23 @@
  * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time.
  * Here the choice is `v128.bitselect` under the mask of `f32x4.ge` (0 >= x): four lanes per
  * instruction, no branch, at the price of copying in and out of the module's memory
- * (bench/cpu_profile.ts shows where the time goes).
+ * (bench/cpu_profile.ts shows where the time goes). cpu/kernels/layers.ts runs it, split over
+ * the threads.
  *
  * @module
  */
 
 import { ModuleBuilder } from "../emitter.ts";
 import { MAX_PAGES } from "./gemm_kernels.ts";
-import { lazyInstance, regions } from "../instance.ts";
 
 /**
  * relu(x, y, n): y[i] = x[i] <= 0 ? 0 : x[i] and reluBackward(x, dy, dx, n): dx[i] = x[i] <= 0 ?
  * 0 : dy[i] for n floats at byte addresses x, y, dy, dx (16-byte aligned); four lanes at a time,
  * then one at a time for the last n % 4.
  */
-function reluModuleBytes(): Uint8Array<ArrayBuffer> {
+export function reluModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
-  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES });
+  builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
   for (const backward of [false, true]) {
     const names = backward ? ["x", "dy", "out", "n"] : ["x", "out", "n"];
     const params = Object.fromEntries(names.map((name) => [name, "i32" as const]));
@@ -64,30 +64,7 @@ function reluModuleBytes(): Uint8Array<ArrayBuffer> {
   return builder.bytes();
 }
 
-interface ReluExports {
+export interface ReluExports {
   relu(x: number, out: number, n: number): void;
   reluBackward(x: number, dy: number, out: number, n: number): void;
-}
-
-const reluInstance = lazyInstance<ReluExports>(reluModuleBytes);
-
-/** y = relu(x) for float32 arrays of equal length (the SIMD tier is all it needs). */
-export function reluWasm(x: Float32Array, y: Float32Array): void {
-  const { memory, exports } = reluInstance();
-  const n = x.length;
-  const [xAt, yAt] = regions(memory, [n, n]);
-  new Float32Array(memory.buffer, xAt, n).set(x);
-  exports.relu(xAt, yAt, n);
-  y.set(new Float32Array(memory.buffer, yAt, n));
-}
-
-/** dx = x <= 0 ? 0 : dy (NaN passes dy) for float32 arrays of equal length. */
-export function reluBackwardWasm(x: Float32Array, dy: Float32Array, dx: Float32Array): void {
-  const { memory, exports } = reluInstance();
-  const n = x.length;
-  const [xAt, dyAt, dxAt] = regions(memory, [n, n, n]);
-  new Float32Array(memory.buffer, xAt, n).set(x);
-  new Float32Array(memory.buffer, dyAt, n).set(dy.subarray(0, n));
-  exports.reluBackward(xAt, dyAt, dxAt, n);
-  dx.set(new Float32Array(memory.buffer, dxAt, n));
 }

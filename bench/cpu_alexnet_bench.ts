@@ -1,0 +1,170 @@
+/**
+ * The cpu device on whole networks, one thread beside every core, with the peers' recorded
+ * figures as yardsticks: training steps (forward, backward, SGD update with momentum and
+ * weight decay) and inference (eval mode under noGrad: no graph is recorded, the array pool
+ * reuses every buffer) of AlexNet-mini, groups 2 and 1, and the paper's AlexNet. Each row
+ * names the exact network it times: its parameters and forward FLOPs per image (2 × the
+ * multiply-adds that `summary()` counts).
+ *
+ * The yardsticks are not measured here: they are the figures recorded in the project's
+ * PERF.md (PyTorch 2.13 CPU wheel with glibc tuned to keep big blocks, onnxruntime 1.30 on the
+ * same net exported to ONNX), on the 2-core build machine, "1" pinned to one core. Compare
+ * ratios within one sitting. Run: `deno run --allow-read bench/cpu_alexnet_bench.ts [--quick]`
+ * (also part of `deno task bench`).
+ *
+ * @module
+ */
+
+import { crossEntropy, fromArray, type Module, noGrad, SGD } from "../mod.ts";
+import { alexnet, alexnetMini } from "../models/alexnet.ts";
+import { defaultThreads, getThreads, setThreads } from "../cpu/kernels/gemm.ts";
+import { Rng } from "../tensor/random.ts";
+
+/** A network, its input size and classes. */
+interface Net {
+  name: string;
+  make: () => Module;
+  input: [number, number, number];
+  classes: number;
+}
+
+const mini2: Net = {
+  name: "AlexNet-mini, groups 2",
+  make: () => alexnetMini(),
+  input: [1, 28, 28],
+  classes: 10,
+};
+const mini1: Net = {
+  name: "AlexNet-mini, groups 1",
+  make: () => alexnetMini({ groups: 1 }),
+  input: [1, 28, 28],
+  classes: 10,
+};
+const paper: Net = {
+  name: "AlexNet (paper, 227 px, groups 2)",
+  make: () => alexnet({ numClasses: 1000 }),
+  input: [3, 227, 227],
+  classes: 1000,
+};
+
+/** One benchmark row: what runs, at which batch, and the recorded yardsticks. */
+interface Row {
+  net: Net;
+  mode: "train" | "infer";
+  batch: number;
+  /** Recorded figures (PERF.md), one core / two threads; images/s, or ms for batch 1. */
+  pytorch?: string;
+  onnx?: string;
+}
+
+/**
+ * Times `steps` runs of `run` after warming up (at least one run and half a second: new
+ * workers and code that has not yet reached V8's optimizing tier run slower at first);
+ * returns the median seconds.
+ */
+function medianSeconds(run: () => void, steps: number): number {
+  const warm = performance.now() + 500;
+  do run(); while (performance.now() < warm);
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const start = performance.now();
+    run();
+    times.push((performance.now() - start) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Seconds per training step or forward pass of `row`, median of `steps`. */
+function timeRow(row: Row, steps: number): number {
+  const model = row.net.make();
+  const rng = new Rng(0);
+  const shape = [row.batch, ...row.net.input];
+  const images = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => rng.normal());
+  const labels = new Int32Array(row.batch).map(() => rng.int(row.net.classes));
+  let seconds: number;
+  if (row.mode === "train") {
+    model.train();
+    const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+    seconds = medianSeconds(() => {
+      using x = fromArray(images, shape);
+      using y = fromArray(labels, [row.batch]);
+      optimizer.zeroGrad();
+      using loss = crossEntropy(model.forward(x), y);
+      loss.backward();
+      optimizer.step();
+      loss.dataSync();
+    }, steps);
+    optimizer.dispose();
+  } else {
+    model.eval();
+    seconds = medianSeconds(() => {
+      using x = fromArray(images, shape);
+      using logits = noGrad(() => model.forward(x));
+      logits.dataSync();
+    }, steps);
+  }
+  for (const p of model.parameters()) p.dispose();
+  return seconds;
+}
+
+/** Parameters and forward FLOPs per image of a network, from its summary. */
+function describe(net: Net): string {
+  const report = net.make().summary([1, ...net.input], { print: false });
+  const mflop = (2 * report.totalMultiplyAdds) / 1e6;
+  return `${report.totalParameters.toLocaleString("en-US")} params, ${
+    mflop >= 1000 ? `${(mflop / 1000).toFixed(2)} GFLOP` : `${mflop.toFixed(1)} MFLOP`
+  }/img`;
+}
+
+/** Prints the table: one thread, every core, their ratio, the recorded yardsticks. */
+export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
+  const rows: Row[] = [
+    { net: mini2, mode: "train", batch: 128, pytorch: "543-601 / 611-1040" },
+    { net: mini1, mode: "train", batch: 128, pytorch: "392-476 / 527-932" },
+    {
+      net: mini2,
+      mode: "infer",
+      batch: 128,
+      pytorch: "1156-1256 / 1469-1625 (untuned)",
+      onnx: "2440-2690 / 2832-3626",
+    },
+    { net: mini2, mode: "infer", batch: 1 },
+    { net: paper, mode: "infer", batch: 1, pytorch: "27.7 ms / -", onnx: "18.5 ms / -" },
+  ];
+  if (!quick) {
+    rows.push({ net: paper, mode: "train", batch: 8, pytorch: "4.9-5.0 / 8.2-8.3" });
+    rows.push({ net: paper, mode: "infer", batch: 128 });
+  }
+  const all = defaultThreads();
+  console.log(
+    `| workload | network | batch | tessera 1 thread | tessera ${all} threads | ${all} / 1 | ` +
+      "PyTorch 2.13 tuned, recorded, 1 core / 2 threads | onnxruntime 1.30, recorded, 1 / 2 |",
+  );
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  for (const row of rows) {
+    const steps = row.batch * row.net.input[1] ** 2 > 2e6 ? 3 : row.batch === 1 ? 15 : 5;
+    const times: number[] = [];
+    for (const threads of [1, all]) {
+      await setThreads(threads);
+      times.push(timeRow(row, quick ? 2 : steps));
+    }
+    await setThreads("auto");
+    const cell = (s: number) =>
+      row.batch === 1 ? `${(s * 1000).toFixed(1)} ms` : `${(row.batch / s).toFixed(1)} img/s`;
+    console.log(
+      `| ${row.mode === "train" ? "training step" : "inference (eval)"} | ${row.net.name} (${
+        describe(row.net)
+      }) | ${row.batch} | ${cell(times[0])} | ${cell(times[1])} | ${
+        (times[0] / times[1]).toFixed(2)
+      }x | ${row.pytorch ?? "-"} | ${row.onnx ?? "-"} |`,
+    );
+  }
+  console.log(
+    `\nthreads: ${getThreads()} (navigator.hardwareConcurrency ${navigator.hardwareConcurrency}); ` +
+      "yardsticks are PERF.md's recorded figures, not measured in this run; " +
+      '"1 thread" here runs in this process, the yardsticks\' "1 core" pinned the process.',
+  );
+}
+
+if (import.meta.main) await runCpuAlexnetBench(Deno.args.includes("--quick"));

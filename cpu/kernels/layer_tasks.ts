@@ -1,0 +1,130 @@
+/**
+ * The tasks of the layer kernels (ReLU, LRN, max-pooling; cpu/kernels/layers.ts prepares each
+ * job, tasks.ts shares it among the threads): each task a contiguous run of the output that
+ * depends on nothing else, so every thread count gives the same bits.
+ *
+ * - `relu`: a run of elements (a multiple of 4: the vector loop stays aligned).
+ * - `lrn`: a run of images (the window runs across the channels of one pixel); the backward's
+ *   two per-image buffers are per-thread scratch.
+ * - `pool`: a run of planes, forward or the gradient's scatter (within a plane in order).
+ *
+ * @module
+ */
+
+import type { ReluExports } from "./relu.ts";
+import type { LrnExports } from "./lrn.ts";
+import type { PoolExports } from "./pool2d.ts";
+import { BODY, HEADER } from "./tasks.ts";
+
+/** The layer modules a thread has instantiated on the shared memory. */
+export interface LayerKernels {
+  relu: ReluExports;
+  lrn: LrnExports;
+  pool: PoolExports;
+}
+
+/** Names the words of a descriptor body, in order from BODY. */
+export function words<const Name extends string>(names: readonly Name[]): Record<Name, number> {
+  return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
+}
+
+/** relu: y = relu(x), or (backward) dx = x > 0 ? dy : 0, for n floats, perTask per task. */
+export const RELU = words(["x", "dy", "out", "n", "perTask", "backward"] as const);
+/** lrn: items images of C planes of P pixels; alpha, k, factor are float32 bits. */
+export const LRN = words(
+  [
+    "x",
+    "out",
+    "dy",
+    "items",
+    "C",
+    "P",
+    "below",
+    "above",
+    "alpha",
+    "k",
+    "factor",
+    "perTask",
+    "backward",
+  ] as const,
+);
+/** pool: max-pooling of `planes` planes, perTask per task (NAMES of pool2d.ts). */
+export const POOL = words(
+  [
+    "x",
+    "y",
+    "argmax",
+    "planes",
+    "H",
+    "W",
+    "KH",
+    "KW",
+    "Sh",
+    "Sw",
+    "padH",
+    "padW",
+    "outH",
+    "outW",
+    "perTask",
+    "backward",
+    "dy",
+    "dx",
+  ] as const,
+);
+
+/** A float32 stored in a descriptor word, and read back. */
+const bits = new Int32Array(1), asFloat = new Float32Array(bits.buffer);
+export function floatWord(value: number): number {
+  asFloat[0] = value;
+  return bits[0];
+}
+function wordFloat(word: number): number {
+  bits[0] = word;
+  return asFloat[0];
+}
+
+/** Task t of a relu job. */
+export function runReluTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[RELU.perTask], n = Math.min(job[RELU.perTask], job[RELU.n] - first);
+  const x = job[RELU.x] + 4 * first, out = job[RELU.out] + 4 * first;
+  if (job[RELU.backward]) k.relu.reluBackward(x, job[RELU.dy] + 4 * first, out, n);
+  else k.relu.relu(x, out, n);
+}
+
+/** Task t of an lrn job. */
+export function runLrnTask(k: LayerKernels, job: Int32Array, t: number, thread: number): void {
+  const first = t * job[LRN.perTask];
+  const items = Math.min(job[LRN.perTask], job[LRN.items] - first);
+  const C = job[LRN.C], P = job[LRN.P], offset = 4 * first * C * P;
+  const window = [items, C, P, job[LRN.below], job[LRN.above]];
+  const alpha = wordFloat(job[LRN.alpha]), kk = wordFloat(job[LRN.k]);
+  const x = job[LRN.x] + offset, out = job[LRN.out] + offset;
+  if (!job[LRN.backward]) return k.lrn.lrnForward(x, out, ...window, alpha, kk);
+  const scaled = job[HEADER.scratch] + thread * job[HEADER.scratchBytes];
+  const weighted = scaled + 4 * C * P;
+  const dy = job[LRN.dy] + offset;
+  k.lrn.lrnBackward(x, out, ...window, alpha, kk, dy, scaled, weighted, wordFloat(job[LRN.factor]));
+}
+
+/** Task t of a pool job. */
+export function runPoolTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[POOL.perTask];
+  const planes = Math.min(job[POOL.perTask], job[POOL.planes] - first);
+  const inPlane = job[POOL.H] * job[POOL.W], outPlane = job[POOL.outH] * job[POOL.outW];
+  const argmax = job[POOL.argmax] + 4 * first * outPlane;
+  if (job[POOL.backward]) {
+    const dy = job[POOL.dy] + 4 * first * outPlane, dx = job[POOL.dx] + 4 * first * inPlane;
+    return k.pool.maxPoolBackward(dy, argmax, dx, planes, inPlane, outPlane);
+  }
+  const geometry = [POOL.H, POOL.W, POOL.KH, POOL.KW, POOL.Sh, POOL.Sw, POOL.padH, POOL.padW]
+    .map((word) => job[word]);
+  k.pool.maxPool(
+    job[POOL.x] + 4 * first * inPlane,
+    job[POOL.y] + 4 * first * outPlane,
+    argmax,
+    planes,
+    ...geometry,
+    job[POOL.outH],
+    job[POOL.outW],
+  );
+}
