@@ -117,7 +117,14 @@ function assertKernelClose(
 // ---- conv2d ---------------------------------------------------------------------------------
 
 async function checkConv(rt: GpuRuntime, c: ConvCase, label: string): Promise<void> {
-  const p: Conv2dParams = conv2dParams(c.x, c.w, c.stride ?? 1, c.padding ?? 0, c.groups ?? 1);
+  const p: Conv2dParams = conv2dParams(
+    c.x,
+    c.w,
+    c.stride ?? 1,
+    c.padding ?? 0,
+    c.groups ?? 1,
+    c.dilation ?? 1,
+  );
   const x = random(c.x.reduce((a, b) => a * b), 1), w = random(c.w.reduce((a, b) => a * b), 2);
   const bias = c.bias ? random(p.o, 3) : null;
   const dy = random(p.n * p.o * p.outH * p.outW, 4);

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Tensor } from "../../tensor/tensor.ts";
+import { fromArray, type Tensor } from "../../tensor/tensor.ts";
 import { Rng } from "../../tensor/random.ts";
 import {
   abs,
@@ -83,9 +83,9 @@ const pos = (...shape: number[]): InputSpec => ({ shape, kind: "positive" });
 const labels = (n: number, classes: number): InputSpec => ({ shape: [n], kind: "labels", classes });
 const TRANSCENDENTAL = { rtol: 1e-4, atol: 1e-5 };
 
-/** The dense ops' cases. */
-export const denseCases: ParityCase[] = [
-  // elementwise, broadcasting
+/** Elementwise ops: broadcasting, comparisons, the unary table, pow. */
+export const elementwiseCases: ParityCase[] = [
+  // broadcasting
   { name: "add same shape", inputs: [f(7, 37), f(7, 37)], fn: add },
   { name: "add [3,1,5]+[4,5]", inputs: [f(3, 1, 5), f(4, 5)], fn: add },
   { name: "sub [2,3,1]-[3,4]", inputs: [f(2, 3, 1), f(3, 4)], fn: sub },
@@ -127,7 +127,10 @@ export const denseCases: ParityCase[] = [
   { name: "pow -1", inputs: [pos(50)], fn: (x) => pow(x, -1), ...TRANSCENDENTAL },
   { name: "pow 0.5", inputs: [pos(50)], fn: (x) => pow(x, 0.5), ...TRANSCENDENTAL },
   { name: "pow 0", inputs: [f(10)], fn: (x) => pow(x, 0) },
-  // reductions
+];
+
+/** Reductions: sum, mean, max, argmax over axes. */
+export const reduceCases: ParityCase[] = [
   { name: "sum all", inputs: [f(4, 5, 6)], fn: (x) => sum(x) },
   { name: "sum axis 0", inputs: [f(9, 70)], fn: (x) => sum(x, 0) },
   { name: "sum axes [0,2]", inputs: [f(3, 4, 5)], fn: (x) => sum(x, [0, 2]) },
@@ -137,7 +140,10 @@ export const denseCases: ParityCase[] = [
   { name: "max axes [0,1]", inputs: [f(4, 3, 6)], fn: (x) => max(x, [0, 1]) },
   { name: "argmax axis 0", inputs: [f(70, 3, 5)], fn: (x) => argmax(x, 0) },
   { name: "argmax axis 1 keepDims", inputs: [f(4, 67, 3)], fn: (x) => argmax(x, 1, true) },
-  // layout
+];
+
+/** Layout: permute, transpose, slice, concat, stack, split. */
+export const layoutCases: ParityCase[] = [
   { name: "permute [2,0,1]", inputs: [f(3, 4, 5)], fn: (x) => permute(x, [2, 0, 1]) },
   { name: "transpose 4-D", inputs: [f(2, 3, 4, 5)], fn: (x) => transpose(x, 1, 3) },
   { name: "slice middle", inputs: [f(4, 10, 3)], fn: (x) => slice(x, 1, 2, 5) },
@@ -155,7 +161,10 @@ export const denseCases: ParityCase[] = [
       return mul(sum(a, 0), sum(b, 0));
     },
   },
-  // matmul: every transpose, batched, shared (broadcast) batch operand
+];
+
+/** matmul and linear: every transpose, batched, shared (broadcast) batch operand. */
+export const matmulCases: ParityCase[] = [
   { name: "matmul 1x1", inputs: [f(1, 1), f(1, 1)], fn: matmul },
   { name: "matmul [37,19]x[19,70]", inputs: [f(37, 19), f(19, 70)], fn: matmul },
   { name: "matmul Aᵀ", inputs: [f(19, 37)], fn: (a) => matmul(transpose(a), a) },
@@ -171,7 +180,10 @@ export const denseCases: ParityCase[] = [
   { name: "matmul vector x batch", inputs: [f(7), f(3, 7, 4)], fn: matmul },
   { name: "linear batch 1", inputs: [f(1, 20), f(30, 20), f(30)], fn: linear },
   { name: "linear batch 9", inputs: [f(9, 70), f(33, 70), f(33)], fn: linear },
-  // softmax and loss
+];
+
+/** softmax, logSoftmax, crossEntropy (with its options). */
+export const softmaxCases: ParityCase[] = [
   { name: "softmax", inputs: [f(4, 1000)], fn: (x) => softmax(affine(x, 5, 0)), ...TRANSCENDENTAL },
   { name: "softmax batch 1", inputs: [f(1, 10)], fn: (x) => softmax(x), ...TRANSCENDENTAL },
   { name: "softmax axis 0", inputs: [f(67, 3, 2)], fn: (x) => softmax(x, 0), ...TRANSCENDENTAL },
@@ -205,21 +217,81 @@ export const denseCases: ParityCase[] = [
     fn: (x, y) => crossEntropy(x, y),
     ...TRANSCENDENTAL,
   },
-  // dropout: the CPU and GPU masks are the same bits, and the products are exact
+  // crossEntropy's options (PyTorch's weight, ignore_index, label_smoothing)
+  {
+    name: "crossEntropy weight",
+    inputs: [f(9, 5), labels(9, 5)],
+    fn: (x, y) => crossEntropy(x, y, { weight: classWeights(x, 5) }),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy weight, reduction sum",
+    inputs: [f(9, 5), labels(9, 5)],
+    fn: (x, y) => crossEntropy(x, y, { weight: classWeights(x, 5), reduction: "sum" }),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy ignoreIndex",
+    inputs: [f(12, 4), labels(12, 4)],
+    fn: (x, y) => crossEntropy(x, y, { ignoreIndex: 2 }),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy labelSmoothing 0.1",
+    inputs: [f(7, 6), labels(7, 6)],
+    fn: (x, y) => crossEntropy(affine(x, 3, 0), y, { labelSmoothing: 0.1 }),
+    ...TRANSCENDENTAL,
+  },
+  {
+    name: "crossEntropy every option, reduction none",
+    inputs: [f(12, 4), labels(12, 4)],
+    fn: (x, y) =>
+      crossEntropy(x, y, {
+        weight: classWeights(x, 4),
+        ignoreIndex: 1,
+        labelSmoothing: 0.2,
+        reduction: "none",
+      }),
+    ...TRANSCENDENTAL,
+  },
+];
+
+/** Per-class weights 0.5, 1, 1.5, ... on x's device and in x's dtype (a constant: no gradient). */
+function classWeights(x: Tensor, classes: number): Tensor {
+  const values = Array.from({ length: classes }, (_, i) => 0.5 * (i + 1));
+  const array = x.dtype === "float64" ? Float64Array.from(values) : Float32Array.from(values);
+  return fromArray(array, [classes], { device: x.device });
+}
+
+/**
+ * dropout: every device draws the same mask bits; a kept value is x·(1/(1−p)), with the scale
+ * rounded to float32 and the product rounded once: within 2 float32 ulp of the float64 answer.
+ */
+const DROPOUT = { rtol: 2 ** -23, atol: 0 };
+
+export const dropoutCases: ParityCase[] = [
   {
     name: "dropout p=0.5",
     inputs: [f(3, 1000)],
     fn: (x) => dropout(x, { p: 0.5, seed: 1234 }),
-    rtol: 0,
-    atol: 0,
+    ...DROPOUT,
   },
   {
     name: "dropout p=0.3 (not a float32)",
     inputs: [f(777)],
     fn: (x) => dropout(x, { p: 0.3, seed: 0xdeadbeef }),
-    rtol: 0,
-    atol: 0,
+    ...DROPOUT,
   },
+];
+
+/** The dense ops' cases, every family. */
+export const denseCases: ParityCase[] = [
+  ...elementwiseCases,
+  ...reduceCases,
+  ...layoutCases,
+  ...matmulCases,
+  ...softmaxCases,
+  ...dropoutCases,
 ];
 
 /**

@@ -52,6 +52,8 @@ export interface ConvCase {
   padding?: number | [number, number];
   /** Channel groups (default 1). */
   groups?: number;
+  /** Dilation (default 1). */
+  dilation?: number | [number, number];
   /** Whether a bias [O] is added. */
   bias: boolean;
 }
@@ -164,6 +166,25 @@ export const convCases: ConvCase[] = [
   },
   { name: "stride 4, 11x47", x: [2, 3, 11, 47], w: [5, 3, 11, 11], stride: 4, bias: false },
   { name: "1x1", x: [2, 5, 4, 3], w: [7, 5, 1, 1], bias: false },
+  // dilation (PyTorch's `dilation`): taps spaced apart
+  {
+    name: "3x3 dilation 2 pad 2",
+    x: [2, 3, 9, 8],
+    w: [4, 3, 3, 3],
+    padding: 2,
+    dilation: 2,
+    bias: true,
+  },
+  {
+    name: "3x2 dilation [2,3] stride 2 groups 2",
+    x: [1, 4, 11, 12],
+    w: [6, 2, 3, 2],
+    stride: 2,
+    padding: [1, 2],
+    groups: 2,
+    dilation: [2, 3],
+    bias: false,
+  },
 ];
 
 /**
@@ -193,11 +214,11 @@ export const convChunkedCases: ConvCase[] = [
 
 /** The op-level parity case of a conv2d geometry. */
 export function convParityCase(c: ConvCase): ParityCase {
-  const { stride = 1, padding = 0, groups = 1 } = c;
+  const { stride = 1, padding = 0, groups = 1, dilation = 1 } = c;
   return {
     name: `conv2d ${c.name}`,
     inputs: [f(...c.x), f(...c.w), ...(c.bias ? [f(c.w[0])] : [])],
-    fn: (x, w, b) => conv2d(x, w, b ?? null, { stride, padding, groups }),
+    fn: (x, w, b) => conv2d(x, w, b ?? null, { stride, padding, groups, dilation }),
     ...SUMS,
   };
 }
@@ -247,6 +268,37 @@ export function poolParityCases(c: PoolCase): ParityCase[] {
     { name: `avgPool2d ${poolName(c)}`, inputs: [f(...c.shape)], fn: (x) => avgPool2d(x, options) },
   ];
 }
+
+/** Pooling options: windows past the padded input (ceilMode), padding outside the divisor. */
+export const poolOptionCases: ParityCase[] = [
+  {
+    name: "maxPool2d ceilMode 2x3x10x9 3x3/2",
+    inputs: [f(2, 3, 10, 9)],
+    fn: (x) => maxPool2d(x, { kernelSize: 3, stride: 2, ceilMode: true }),
+  },
+  {
+    name: "avgPool2d ceilMode pad 1 2x2x8x7 3x3/2",
+    inputs: [f(2, 2, 8, 7)],
+    fn: (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }),
+  },
+  {
+    name: "avgPool2d countIncludePad false pad 1 1x3x7x6 3x3/2",
+    inputs: [f(1, 3, 7, 6)],
+    fn: (x) => avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, countIncludePad: false }),
+  },
+  {
+    name: "avgPool2d ceilMode, countIncludePad false 2x2x9x10 [3,2]/[2,3] pad 1",
+    inputs: [f(2, 2, 9, 10)],
+    fn: (x) =>
+      avgPool2d(x, {
+        kernelSize: [3, 2],
+        stride: [2, 3],
+        padding: 1,
+        ceilMode: true,
+        countIncludePad: false,
+      }),
+  },
+];
 
 /** Adaptive average pooling: an input shape and the output size [outH, outW]. */
 export interface AdaptivePoolCase {
@@ -319,10 +371,18 @@ export function lrnParityCase(c: LrnCase): ParityCase {
   };
 }
 
-/** The spatial ops' op-level cases. */
-export const spatialCases: ParityCase[] = [
-  ...convCases.map(convParityCase),
+/** conv2d's op-level cases. */
+export const conv2dCases: ParityCase[] = convCases.map(convParityCase);
+
+/** Pooling's op-level cases: max, average (with the options) and adaptive average pooling. */
+export const poolingCases: ParityCase[] = [
   ...poolCases.flatMap(poolParityCases),
+  ...poolOptionCases,
   ...adaptivePoolCases.map(adaptivePoolParityCase),
-  ...lrnCases.map(lrnParityCase),
 ];
+
+/** LRN's op-level cases. */
+export const lrnParityCases: ParityCase[] = lrnCases.map(lrnParityCase);
+
+/** The spatial ops' op-level cases. */
+export const spatialCases: ParityCase[] = [...conv2dCases, ...poolingCases, ...lrnParityCases];
