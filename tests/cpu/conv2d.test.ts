@@ -1,9 +1,10 @@
 /**
  * The WebAssembly conv2d kernels (cpu/kernels/conv2d.ts) against the reference loops of
  * tensor/ops/conv2d.ts: forward, backward to the input and backward to the weight, both SIMD
- * tiers forced, on shapes that divide no tile or block (MR = 6 or 4, NR = 8, KC = 256,
- * MC = 20·MR pixels): odd channels and sizes, strides 1, 2, 4 and mixed, padding 0, 1, 2 and
- * larger than the kernel, groups 1 and 2, batch 1 and 3. Then the CPU backend's dispatch.
+ * tiers forced, both input-gradient methods (dilated, scatter), over the one conv2d table
+ * (tests/parity/cases_spatial.ts: shapes that divide no tile or block, MR = 6 or 4, NR = 8,
+ * KC = 256, MC = 20·MR pixels). The op-level parity test runs only the current tier; this file
+ * reaches both. Then the CPU backend's dispatch.
  *
  * ## Tolerance, from float32 accumulation
  *
@@ -36,6 +37,7 @@ import { bestSimdTier, setSimdTier, type SimdTier } from "../../cpu/kernels/gemm
 import { cpuBackend, type CpuStorage, refBackend } from "../../mod.ts";
 import type { Backend, Storage } from "../../backend/backend.ts";
 import { Rng } from "../../tensor/random.ts";
+import { convCases } from "../parity/cases_spatial.ts";
 
 const simdTiers: SimdTier[] = bestSimdTier() === "relaxed-simd"
   ? ["simd", "relaxed-simd"]
@@ -46,6 +48,7 @@ const simdTiers: SimdTier[] = bestSimdTier() === "relaxed-simd"
 const KC = 256;
 const UNIT_ROUNDOFF = 2 ** -24;
 
+/** One conv2d geometry of the shared table, its defaults filled in. */
 interface Case {
   name: string;
   x: [number, number, number, number];
@@ -55,81 +58,21 @@ interface Case {
   groups: number;
 }
 
-const cases: Case[] = [
-  {
-    name: "batch 1, 3x3 pad 1",
-    x: [1, 3, 7, 9],
-    w: [5, 3, 3, 3],
-    stride: 1,
-    padding: 1,
-    groups: 1,
-  },
-  {
-    name: "batch 3, groups 2, stride 2, pad 0",
-    x: [3, 6, 11, 10],
-    w: [10, 3, 3, 3],
-    stride: 2,
-    padding: 0,
-    groups: 2,
-  },
-  {
-    name: "11x11 stride 4 pad 2 (conv1-like, depth over KC)",
-    x: [3, 5, 27, 23],
-    w: [13, 5, 11, 11],
-    stride: 4,
-    padding: 2,
-    groups: 1,
-  },
-  {
-    name: "groups 2, 5x5 pad 2, 13 filters per group, depth over KC",
-    x: [1, 34, 9, 9],
-    w: [26, 17, 5, 5],
-    stride: 1,
-    padding: 2,
-    groups: 2,
-  },
-  { name: "1x1 pointwise", x: [3, 7, 5, 6], w: [9, 7, 1, 1], stride: 1, padding: 0, groups: 1 },
-  {
-    name: "kernel covers the whole padded input",
-    x: [3, 3, 4, 5],
-    w: [4, 3, 5, 6],
-    stride: 1,
-    padding: 1,
-    groups: 1,
-  },
-  {
-    name: "padding wider than the kernel",
-    x: [3, 2, 5, 5],
-    w: [3, 2, 1, 1],
-    stride: 1,
-    padding: 2,
-    groups: 1,
-  },
-  {
-    name: "mixed stride and padding, 3x2 kernel",
-    x: [3, 3, 10, 9],
-    w: [7, 3, 3, 2],
-    stride: [2, 1],
-    padding: [1, 2],
-    groups: 1,
-  },
-  {
-    name: "many pixel blocks (M = 675 > MC, > KC)",
-    x: [3, 4, 15, 15],
-    w: [20, 4, 3, 3],
-    stride: 1,
-    padding: 1,
-    groups: 1,
-  },
-  {
-    name: "groups 2, stride 2, pad 1, batch 1",
-    x: [1, 6, 9, 8],
-    w: [4, 3, 3, 3],
-    stride: 2,
-    padding: 1,
-    groups: 2,
-  },
-];
+/** The one conv2d table (tests/parity/cases_spatial.ts) without dilation (the wasm kernels have none). */
+const cases: Case[] = convCases.filter((c) => !c.dilation).map((c) => ({
+  name: c.name,
+  x: c.x,
+  w: c.w,
+  stride: c.stride ?? 1,
+  padding: c.padding ?? 0,
+  groups: c.groups ?? 1,
+}));
+
+const byName = (name: string): Case => {
+  const found = cases.find((c) => c.name === name);
+  if (!found) throw new Error(`no conv2d row named ${name}`);
+  return found;
+};
 
 function random(rng: Rng, length: number): Float32Array {
   const values = new Float32Array(length);
@@ -221,7 +164,7 @@ for (const tier of simdTiers) {
 
 Deno.test("wasm conv2d: forward without bias, and an empty batch", () => {
   for (const tier of simdTiers) {
-    const { p, x, w, dy } = setup(cases[1], 3);
+    const { p, x, w, dy } = setup(byName("batch 3, groups 2, stride 2, pad 0"), 3);
     const y = new Float32Array(dy.length);
     conv2dForwardWasm(x, w, null, p, y, tier);
     const yRef = new Float64Array(dy.length), yMag = new Float64Array(dy.length);
@@ -237,7 +180,10 @@ Deno.test("wasm conv2d: forward without bias, and an empty batch", () => {
 });
 
 Deno.test("CPU backend: conv2d runs the wasm kernels of the current tier, the reference for float64; ref runs the reference", () => {
-  const { p, x, w, bias, dy } = setup(cases[3], 5);
+  const { p, x, w, bias, dy } = setup(
+    byName("groups 2, 5x5 pad 2, 13 filters per group, depth over KC"),
+    5,
+  );
   const store = (values: Float32Array | Float64Array) => cpuBackend.fromArray(values);
   const run = (backend: Backend = cpuBackend) => {
     const read = (s: Storage) => Array.from((s as CpuStorage).data);

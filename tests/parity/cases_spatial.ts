@@ -1,9 +1,11 @@
 /**
- * The CPU-vs-GPU parity tables of the spatial ops: conv2d, pooling and LRN (the dense ops'
- * cases are in parity/cases_dense.ts). Each op family has one table of geometries; the builders turn
- * a row into an op-level case (run by gpu_parity.test.ts, which checks the forward output and
- * every input gradient), and gpu_spatial.test.ts runs the same rows on the kernels directly,
- * also with a binding limit small enough to split the batch into chunks.
+ * The parity tables of the spatial ops: conv2d, pooling and LRN (the dense ops' cases are in
+ * cases_dense.ts). Each op family has one table of geometries; the builders turn a row into an
+ * op-level case (run on every device against the reference by devices.test.ts, which checks the
+ * forward output and every input gradient). conv2d has one table for everything: the same rows
+ * check the reference loops against the definition (tests/ops/conv2d.test.ts), the WebAssembly
+ * kernels per SIMD tier (tests/cpu/conv2d.test.ts) and the WGSL kernels directly, also with a
+ * binding limit small enough to split the batch into chunks (tests/gpu/spatial.test.ts).
  *
  * Shapes are small and do not divide the kernels' blocking (4 output channels × 4 columns per
  * invocation, 64 invocations per workgroup). Tolerances: a conv output or gradient is a sum of
@@ -166,6 +168,73 @@ export const convCases: ConvCase[] = [
   },
   { name: "stride 4, 11x47", x: [2, 3, 11, 47], w: [5, 3, 11, 11], stride: 4, bias: false },
   { name: "1x1", x: [2, 5, 4, 3], w: [7, 5, 1, 1], bias: false },
+  // The blocking of the WebAssembly kernels (MR = 6 or 4, NR = 8, KC = 256, MC = 20·MR pixels):
+  // depth over KC, more pixels than MC, odd filters per group (run per SIMD tier by
+  // tests/cpu/conv2d.test.ts as well).
+  {
+    name: "batch 3, groups 2, stride 2, pad 0",
+    x: [3, 6, 11, 10],
+    w: [10, 3, 3, 3],
+    stride: 2,
+    groups: 2,
+    bias: true,
+  },
+  {
+    name: "11x11 stride 4 pad 2 (conv1-like, depth over KC)",
+    x: [3, 5, 27, 23],
+    w: [13, 5, 11, 11],
+    stride: 4,
+    padding: 2,
+    bias: true,
+  },
+  {
+    name: "groups 2, 5x5 pad 2, 13 filters per group, depth over KC",
+    x: [1, 34, 9, 9],
+    w: [26, 17, 5, 5],
+    padding: 2,
+    groups: 2,
+    bias: true,
+  },
+  { name: "1x1 pointwise, batch 3", x: [3, 7, 5, 6], w: [9, 7, 1, 1], bias: true },
+  { name: "1x1 pointwise groups 5", x: [1, 5, 3, 3], w: [5, 1, 1, 1], groups: 5, bias: true },
+  {
+    name: "kernel covers the whole padded input",
+    x: [3, 3, 4, 5],
+    w: [4, 3, 5, 6],
+    padding: 1,
+    bias: true,
+  },
+  {
+    name: "padding wider than the kernel",
+    x: [3, 2, 5, 5],
+    w: [3, 2, 1, 1],
+    padding: 2,
+    bias: true,
+  },
+  {
+    name: "mixed stride and padding, 3x2 kernel",
+    x: [3, 3, 10, 9],
+    w: [7, 3, 3, 2],
+    stride: [2, 1],
+    padding: [1, 2],
+    bias: true,
+  },
+  {
+    name: "many pixel blocks (M = 675 > MC, > KC)",
+    x: [3, 4, 15, 15],
+    w: [20, 4, 3, 3],
+    padding: 1,
+    bias: true,
+  },
+  {
+    name: "groups 2, stride 2, pad 1, batch 1",
+    x: [1, 6, 9, 8],
+    w: [4, 3, 3, 3],
+    stride: 2,
+    padding: 1,
+    groups: 2,
+    bias: true,
+  },
   // dilation (PyTorch's `dilation`): taps spaced apart
   {
     name: "3x3 dilation 2 pad 2",

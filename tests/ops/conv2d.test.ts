@@ -1,3 +1,9 @@
+/**
+ * conv2d's reference loops (tensor/ops/conv2d.ts) against the definition: the 7 nested loops of
+ * the forward and their adjoint, over the one conv2d table (tests/parity/cases_spatial.ts, whose
+ * rows every device also runs against this reference); a finite-difference check of the
+ * backward; conv2dParams' sizes and errors; the kernels' buffer checks.
+ */
 import assert from "node:assert/strict";
 import {
   conv2dBackwardInputCpu,
@@ -10,6 +16,7 @@ import type { Conv2dParams } from "../../backend/backend.ts";
 import { reduceCpu } from "../../tensor/ops/reduce.ts";
 import { Rng } from "../../tensor/random.ts";
 import { assertClose } from "../support/close.ts";
+import { convCases } from "../parity/cases_spatial.ts";
 
 /** dbias as the conv2d op computes it: dy summed over N, H and W. */
 function biasGrad(dy: FloatArray, p: Conv2dParams, out: FloatArray): void {
@@ -30,8 +37,8 @@ function naiveForward(x: Float64Array, w: Float64Array, bias: Float64Array, p: C
           for (let c = 0; c < inGroup; c++) {
             for (let u = 0; u < p.kh; u++) {
               for (let v = 0; v < p.kw; v++) {
-                const y = i * p.strideH - p.padH + u;
-                const x2 = j * p.strideW - p.padW + v;
+                const y = i * p.strideH - p.padH + u * p.dilationH;
+                const x2 = j * p.strideW - p.padW + v * p.dilationW;
                 if (y < 0 || y >= p.h || x2 < 0 || x2 >= p.w) continue;
                 const channel = group * inGroup + c;
                 sum += w[((o * inGroup + c) * p.kh + u) * p.kw + v] *
@@ -64,8 +71,8 @@ function naiveBackward(x: Float64Array, w: Float64Array, dy: Float64Array, p: Co
           for (let c = 0; c < inGroup; c++) {
             for (let u = 0; u < p.kh; u++) {
               for (let v = 0; v < p.kw; v++) {
-                const y = i * p.strideH - p.padH + u;
-                const x2 = j * p.strideW - p.padW + v;
+                const y = i * p.strideH - p.padH + u * p.dilationH;
+                const x2 = j * p.strideW - p.padW + v * p.dilationW;
                 if (y < 0 || y >= p.h || x2 < 0 || x2 >= p.w) continue;
                 const xIndex = ((n * p.c + group * inGroup + c) * p.h + y) * p.w + x2;
                 const wIndex = ((o * inGroup + c) * p.kh + u) * p.kw + v;
@@ -87,74 +94,8 @@ function random(rng: Rng, length: number): Float64Array {
   return values;
 }
 
-interface Case {
-  name: string;
-  x: [number, number, number, number];
-  w: [number, number, number, number];
-  stride: number | [number, number];
-  padding: number | [number, number];
-  groups: number;
-}
-
-const cases: Case[] = [
-  { name: "3x3 pad 1", x: [1, 3, 6, 6], w: [4, 3, 3, 3], stride: 1, padding: 1, groups: 1 },
-  {
-    name: "11x11 stride 4 (conv1)",
-    x: [2, 3, 27, 27],
-    w: [5, 3, 11, 11],
-    stride: 4,
-    padding: 0,
-    groups: 1,
-  },
-  {
-    name: "5x5 pad 2 groups 2 (conv2)",
-    x: [2, 4, 9, 9],
-    w: [6, 2, 5, 5],
-    stride: 1,
-    padding: 2,
-    groups: 2,
-  },
-  {
-    name: "non-square, mixed stride and padding",
-    x: [3, 2, 7, 10],
-    w: [3, 2, 3, 2],
-    stride: [2, 3],
-    padding: [1, 2],
-    groups: 1,
-  },
-  {
-    name: "groups 2, stride 2, odd sizes",
-    x: [2, 6, 9, 8],
-    w: [4, 3, 3, 3],
-    stride: 2,
-    padding: 1,
-    groups: 2,
-  },
-  {
-    name: "1x1 pointwise (im2col skipped)",
-    x: [2, 5, 4, 3],
-    w: [7, 5, 1, 1],
-    stride: 1,
-    padding: 0,
-    groups: 1,
-  },
-  {
-    name: "1x1 pointwise groups 5",
-    x: [1, 5, 3, 3],
-    w: [5, 1, 1, 1],
-    stride: 1,
-    padding: 0,
-    groups: 5,
-  },
-  {
-    name: "kernel covers the whole padded input",
-    x: [2, 2, 3, 4],
-    w: [3, 2, 5, 6],
-    stride: 1,
-    padding: 1,
-    groups: 1,
-  },
-];
+/** The one conv2d table (tests/parity/cases_spatial.ts), dilation included. */
+const cases = convCases;
 
 for (const dtype of ["float64", "float32"] as const) {
   const tolerance = dtype === "float64" ? 1e-12 : 2e-5;
@@ -168,6 +109,7 @@ for (const dtype of ["float64", "float32"] as const) {
         testCase.stride,
         testCase.padding,
         testCase.groups,
+        testCase.dilation,
       );
       // Round the inputs through float32 once so both sides see the same values.
       const x = new Float64Array(new Float32Array(random(rng, p.n * p.c * p.h * p.w)));
