@@ -1,7 +1,7 @@
 /**
  * GPU memory stays flat across training steps: a small convnet (conv2d, relu, maxPool2d,
- * linear, crossEntropy) trained for 200 steps with SGD on the GPU must hold exactly as many
- * bytes and buffers after step 200 as after step 10. Anything that leaks a buffer per step
+ * linear, crossEntropy) trained for 200 steps with SGD on the GPU must hold no more bytes and
+ * buffers in steps 196..200 than in steps 8..10, up to a few buffers (fewer is fine). Anything that leaks a buffer per step
  * (a forgotten intermediate, a gradient not released, a parameter block per dispatch) shows
  * up here. The loss is read after the first step and then only every 50 steps, as a training loop would.
  *
@@ -45,7 +45,7 @@ gpuTest("200 convnet training steps keep GPU memory flat", async (gpu) => {
     device,
   });
 
-  let afterStep10 = gpu.runtime.memoryStats();
+  const held: { liveBuffers: number; bytesInUse: number }[] = []; // after each step
   const losses: number[] = [];
   for (let step = 1; step <= 200; step++) {
     optimizer.zeroGrad();
@@ -57,23 +57,22 @@ gpuTest("200 convnet training steps keep GPU memory flat", async (gpu) => {
     optimizer.step();
     if (step === 1 || step % 50 === 0) losses.push(await loss.item());
     loss.dispose();
-    if (step === 10) {
+    if ((step >= 8 && step <= 10) || step > 195) {
       gpu.runtime.flush();
-      afterStep10 = gpu.runtime.memoryStats();
+      held.push(gpu.runtime.memoryStats());
     }
   }
-  gpu.runtime.flush();
-  const afterStep200 = gpu.runtime.memoryStats();
-  assert.equal(
-    afterStep200.bytesInUse,
-    afterStep10.bytesInUse,
-    "bytesInUse grew between step 10 and step 200",
-  );
-  assert.equal(
-    afterStep200.liveBuffers,
-    afterStep10.liveBuffers,
-    "liveBuffers grew between step 10 and step 200",
-  );
+  // Memory may go down between two moments (buffers released late) but must not grow: the most
+  // held in steps 196..200 may exceed the most held in steps 8..10 by at most a few buffers,
+  // which a leak of one buffer a step (186 by step 196) exceeds by far.
+  for (const [key, allowance] of [["liveBuffers", 4], ["bytesInUse", 64 * 1024]] as const) {
+    const early = Math.max(...held.slice(0, 3).map((s) => s[key]));
+    const late = Math.max(...held.slice(3).map((s) => s[key]));
+    assert.ok(
+      late <= early + allowance,
+      `${key} grew: at most ${early} in steps 8..10, ${late} in steps 196..200`,
+    );
+  }
   // One fixed batch: the net must memorize it, so the loss falls.
   assert.ok(losses[4] < losses[0] / 10, `loss did not fall: ${losses.join(", ")}`);
   for (const t of [...params, images, labels]) t.dispose();
