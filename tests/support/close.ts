@@ -1,6 +1,6 @@
 /**
  * The one float comparison of the test suite: |actual − expected| <= atol + rtol·|expected|
- * elementwise (NaN matches only NaN). Pure TypeScript, no Deno API and no test harness, so the
+ * elementwise (NaN matches only NaN, an infinity only the same infinity). Pure TypeScript, no Deno API and no test harness, so the
  * same check runs in `deno test` and in a browser page.
  *
  * @module
@@ -30,7 +30,11 @@ export function closeMismatch(
   if (a.length !== e.length) return `${what}: length ${a.length} != expected ${e.length}`;
   let worst = -1, worstExcess = 0;
   for (let i = 0; i < a.length; i++) {
-    const excess = Math.abs(a[i] - e[i]) - (atol + rtol * Math.abs(e[i]));
+    // An infinity matches only the same infinity (Inf − Inf and rtol·Inf are NaN, not a miss).
+    const infinite = !Number.isFinite(e[i]) && !Number.isNaN(e[i]);
+    const excess = infinite
+      ? (a[i] === e[i] ? 0 : Infinity)
+      : Math.abs(a[i] - e[i]) - (atol + rtol * Math.abs(e[i]));
     if (excess > worstExcess || Number.isNaN(a[i]) !== Number.isNaN(e[i])) {
       worst = i;
       worstExcess = Number.isNaN(excess) ? Infinity : excess;
