@@ -103,9 +103,9 @@ const mistakes: [string, () => unknown, RegExp][] = [
   [
     "unknown dtype",
     () => zeros([2], { dtype: "float16" as "float32" }),
-    /full: dtype must be .*"float16"/,
+    /zeros: dtype must be .*"float16"/,
   ],
-  ["shape not integer", () => zeros([2.5]), /full: invalid shape \[2.5\]/],
+  ["shape not integer", () => zeros([2.5]), /zeros: invalid shape \[2.5\]/],
   [
     "tensor of a string",
     () => tensor("12" as unknown as number),

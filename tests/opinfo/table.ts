@@ -1520,7 +1520,7 @@ const factories: OpInfo[] = [
     throws(
       "zeros dtype int8",
       () => T.zeros([2], { dtype: "int8" as "int32" }),
-      /dtype must be "float32", "float64" or "int32"/,
+      /zeros: dtype must be "float32", "float64" or "int32"/,
     ),
   ]),
   factoryRow("ones", {
