@@ -62,9 +62,9 @@ import {
 const hasGpu = typeof navigator !== "undefined" && navigator.gpu !== undefined &&
   (await navigator.gpu.requestAdapter()) !== null;
 if (!hasGpu && Deno.env.get("CI") === "true") {
-  throw new Error("gpu_spatial: CI=true but no WebGPU adapter");
+  throw new Error("tests/gpu/spatial.test.ts: CI=true but no WebGPU adapter");
 }
-if (!hasGpu) console.warn("gpu_spatial.test.ts: no WebGPU adapter, skipping");
+if (!hasGpu) console.warn("tests/gpu/spatial.test.ts: no WebGPU adapter, skipping");
 
 /** Runtimes by binding limit, created lazily and shared by the tests of this file. */
 const runtimes = new Map<number, Promise<GpuRuntime>>();

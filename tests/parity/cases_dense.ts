@@ -1,9 +1,11 @@
 /**
- * The CPU-vs-GPU parity table for the dense ops (the spatial ops' cases are in
- * parity/cases_spatial.ts). Each case is one line: its inputs and the function of them; the
- * runner (gpu_parity.test.ts) checks the forward output and every input gradient.
+ * The parity tables of the dense ops, one per family (the spatial ops' are in
+ * cases_spatial.ts). Each case is one line: its inputs and the function of them; the runner
+ * (devices.test.ts) runs it on every device and checks the forward output and every input
+ * gradient against the reference device in float64. Tolerances are the family's float32 error
+ * bound: 1e-5 for one rounding, 1e-4 for transcendental functions (float32 libm on each device).
  *
- * Shapes are small (each readback costs ~11 ms on lavapipe) and deliberately do not divide
+ * Shapes are small (a GPU readback costs milliseconds on lavapipe) and deliberately do not divide
  * the workgroup sizes (256 elements, 64-row matmul tiles); batch 1 and batch > 1 both appear.
  *
  * @module

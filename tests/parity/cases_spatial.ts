@@ -258,7 +258,7 @@ export const convCases: ConvCase[] = [
 
 /**
  * Batches of 16 whose tensors, under a 64 KiB binding limit, span several bindings (x of one
- * sample is 3·23·23·4 = 6.3 KB): run by gpu_spatial.test.ts on such a device.
+ * sample is 3·23·23·4 = 6.3 KB): run by tests/gpu/spatial.test.ts on such a device.
  */
 export const convChunkedCases: ConvCase[] = [
   { name: "chunked 5x5", x: [16, 3, 23, 23], w: [8, 3, 5, 5], padding: 2, bias: true },
@@ -316,7 +316,7 @@ export const poolCases: PoolCase[] = [
   { shape: [1, 4, 6, 6], kernel: 2, stride: 2, padding: 0 },
 ];
 
-/** A batch spanning several 64 KiB bindings, for gpu_spatial.test.ts. */
+/** A batch spanning several 64 KiB bindings, for tests/gpu/spatial.test.ts. */
 export const poolChunkedCase: PoolCase = {
   shape: [9, 8, 27, 27],
   kernel: 3,
