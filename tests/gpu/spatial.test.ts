@@ -58,13 +58,10 @@ import {
   poolName,
   SUMS,
 } from "../parity/cases_spatial.ts";
+import { gpuAvailable } from "../support/gpu_helpers.ts";
 
-const hasGpu = typeof navigator !== "undefined" && navigator.gpu !== undefined &&
-  (await navigator.gpu.requestAdapter()) !== null;
-if (!hasGpu && Deno.env.get("CI") === "true") {
-  throw new Error("tests/gpu/spatial.test.ts: CI=true but no WebGPU adapter");
-}
-if (!hasGpu) console.warn("tests/gpu/spatial.test.ts: no WebGPU adapter, skipping");
+// The one GPU detection of the suite: skipped without an adapter, except in CI (CI=true).
+const hasGpu = gpuAvailable;
 
 /** Runtimes by binding limit, created lazily and shared by the tests of this file. */
 const runtimes = new Map<number, Promise<GpuRuntime>>();
