@@ -102,7 +102,13 @@ export {
   withGradEnabled,
 } from "./tensor/autograd.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./tensor/gradcheck.ts";
-export { checkOptions, declareOptions, optionRegistry } from "./tensor/options.ts";
+export {
+  checkOptions,
+  declareOptions,
+  type DeclareOptionsOf,
+  type NoMissingKeys,
+  optionRegistry,
+} from "./tensor/options.ts";
 export { customOp, type CustomOpDefinition, record } from "./tensor/ops/custom.ts";
 
 export {

@@ -9,6 +9,7 @@
  */
 
 import { registerBackend } from "../backend/registry.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { cpuBackend } from "./backend.ts";
 import {
   getThreads,
@@ -53,6 +54,12 @@ export interface SetCpuOptions {
   workerUrl?: URL | string;
 }
 
+const SET_CPU_KEYS = declareOptions<SetCpuOptions>()("setCpuOptions", [
+  "simd",
+  "threads",
+  "workerUrl",
+]);
+
 /**
  * The cpu device's settings now.
  *
@@ -90,17 +97,8 @@ export function cpuOptions(): CpuOptions {
  * ```
  */
 export async function setCpuOptions(options: SetCpuOptions): Promise<void> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`setCpuOptions: options must be an object, got ${options}`);
-  }
-  const known = ["simd", "threads", "workerUrl"];
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(
-        `setCpuOptions: unknown option "${key}"; the options are ${known.join(", ")}`,
-      );
-    }
-  }
+  checkArgument("setCpuOptions", "options", options, "object");
+  checkOptions("setCpuOptions", options, SET_CPU_KEYS);
   if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) {
     throw new RangeError(`setCpuOptions: threads must be 1 or 2, got ${options.threads}`);
   }

@@ -79,8 +79,11 @@ export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && PNG_MAGIC.every((b, i) => bytes[i] === b);
 }
 
-/** Decodes a JPEG to RGB CHW bytes; grayscale is replicated, CMYK converted. */
-export async function decodeJpeg(bytes: Uint8Array): Promise<ImageCHW<Uint8Array>> {
+/**
+ * Decodes a JPEG to RGB CHW bytes with imagescript; grayscale is replicated, CMYK converted.
+ * Only `decodeImage`'s fallback for CMYK files: the package's decoder is `decodeJpeg` (jpeg.ts).
+ */
+export async function decodeJpegImagescript(bytes: Uint8Array): Promise<ImageCHW<Uint8Array>> {
   const codec = (await loadCodecs()).jpeg;
   const { width, height, format, buffer } = codec.decode(bytes);
   const plane = width * height;

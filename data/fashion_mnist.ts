@@ -35,14 +35,14 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import type { ImageDataset } from "./dataset.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 
-const LOAD_KEYS = declareOptions("loadFashionMnist", [
+const LOAD_KEYS = declareOptions<LoadFashionMnistOptions>()("loadFashionMnist", [
   "dir",
   "systemDir",
   "cacheDir",
   "allowBuiltin",
   "download",
 ]);
-const DOWNLOAD_KEYS = declareOptions("downloadFashionMnist", [
+const DOWNLOAD_KEYS = declareOptions<DownloadOptions>()("downloadFashionMnist", [
   "baseUrl",
   "cacheDir",
   "sha256",

@@ -39,8 +39,8 @@
  */
 
 import { removeStaleTempsOf, writeFileAtomic, writeTextFileAtomic } from "../io/atomic.ts";
-import { decodeJpeg as decodeJpegImagescript, decodePng, isJpeg, isPng } from "./codecs.ts";
-import { checkImage, type ImageCHW, type ImageDataset } from "./dataset.ts";
+import { decodeJpegImagescript, decodePng, isJpeg, isPng } from "./codecs.ts";
+import { checkImage, type ImageCHW, type ImageDataset, validateDataset } from "./dataset.ts";
 import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { applyOrientation, exifOrientation } from "./exif.ts";
 import { decodeJpeg, JpegError } from "./jpeg.ts";
@@ -93,7 +93,7 @@ export interface ImageFolderDataset extends ImageDataset {
   shardDir: string;
 }
 
-const IMAGE_FOLDER_KEYS = declareOptions("loadImageFolder", [
+const IMAGE_FOLDER_KEYS = declareOptions<ImageFolderOptions>()("loadImageFolder", [
   "size",
   "shardDir",
   "skipBad",
@@ -593,6 +593,7 @@ function checkEveryClassHasImages(
  * ```
  */
 export function datasetStats(dataset: ImageDataset): ImageStats {
+  validateDataset(dataset, "datasetStats");
   const [n, c, h, w] = dataset.shape;
   if (c !== 3 || h !== w || n === 0) {
     throw new RangeError(

@@ -23,7 +23,8 @@
  * @module
  */
 
-import type { ImageCHW } from "./dataset.ts";
+import { checkImage, type ImageCHW } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
 import { crop, flipHorizontal, normalize, resizeBilinearAntialias, toFloat } from "./transforms.ts";
 import classes from "./imagenet_classes.json" with { type: "json" };
 
@@ -65,6 +66,8 @@ export function resizeShorterSidePil(
   image: ImageCHW<Uint8Array>,
   size: number,
 ): ImageCHW<Uint8Array> {
+  checkImage("resizeShorterSidePil", image);
+  checkSize("resizeShorterSidePil", size);
   const [height, width] = resizedSize(image.height, image.width, size);
   if (height === image.height && width === image.width) return image;
   return resizeBilinearAntialias(image, height, width);
@@ -76,6 +79,8 @@ export function resizeShorterSidePil(
  * `Resize(256)` it always is).
  */
 export function centerCropTorchvision<T extends ImageCHW>(image: T, size: number): T {
+  checkImage("centerCropTorchvision", image);
+  checkSize("centerCropTorchvision", size);
   if (size > image.height || size > image.width) {
     throw new RangeError(
       `centerCropTorchvision: crop ${size}x${size} does not fit the ` +
@@ -87,7 +92,14 @@ export function centerCropTorchvision<T extends ImageCHW>(image: T, size: number
   return crop(image, top, left, size, size) as T;
 }
 
+function checkSize(op: string, size: unknown): void {
+  if (!Number.isInteger(size) || (size as number) < 1) {
+    throw new RangeError(`${op}: size must be a positive integer (pixels), got ${size}`);
+  }
+}
+
 function checkRgb(image: ImageCHW, what: string): void {
+  checkImage(what, image);
   if (image.channels !== 3 || !(image.data instanceof Uint8Array)) {
     throw new TypeError(
       `${what}: needs an RGB uint8 image (3 channels, as decodeImage returns), got ` +
@@ -107,6 +119,7 @@ export function imagenetEvalBytes(image: ImageCHW<Uint8Array>): ImageCHW<Uint8Ar
 
 /** `bytes / 255`, then ImageNet's mean and std: torchvision's `ToTensor` and `Normalize`. */
 export function imagenetNormalize(image: ImageCHW<Uint8Array>): ImageCHW<Float32Array> {
+  checkRgb(image, "imagenetNormalize");
   return normalize(toFloat(image, 1 / 255), IMAGENET_MEAN, IMAGENET_STD);
 }
 
@@ -126,6 +139,7 @@ export function imagenetNormalize(image: ImageCHW<Uint8Array>): ImageCHW<Float32
  * ```
  */
 export function imagenetEval(image: ImageCHW<Uint8Array>): ImageCHW<Float32Array> {
+  checkRgb(image, "imagenetEval");
   return imagenetNormalize(imagenetEvalBytes(image));
 }
 
@@ -170,6 +184,8 @@ export function topK(
   k = 5,
   names: readonly string[] = IMAGENET_CLASSES,
 ): ClassProbability[] {
+  checkArgument("topK", "probabilities", probabilities, "array");
+  checkArgument("topK", "names", names, "array");
   if (probabilities.length !== names.length) {
     throw new RangeError(
       `topK: ${probabilities.length} probabilities but ${names.length} class names; ` +

@@ -59,6 +59,7 @@ import {
 import { componentSamples, upsample, yccToRgb } from "./jpeg_pixels.ts";
 import { needsSmoothing, smoothedSamples } from "./jpeg_smoothing.ts";
 import type { ImageCHW } from "./dataset.ts";
+import { checkArgument } from "../tensor/options.ts";
 
 export { JpegError } from "./jpeg_markers.ts";
 
@@ -91,6 +92,8 @@ interface DecoderState {
  * ```
  */
 export function decodeJpeg(bytes: Uint8Array, name: string): ImageCHW<Uint8Array> {
+  checkArgument("decodeJpeg", "bytes", bytes, "bytes");
+  checkArgument("decodeJpeg", "name (the file's name, for messages)", name, "string");
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== Marker.SOI) {
     throw new JpegError(name, "no start-of-image marker (FF D8)");
   }

@@ -31,7 +31,7 @@ import type { WorkerRequest } from "./loader_worker.ts";
 import { compose, type PipelineSpec, type Transform } from "./pipeline.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 
-const LOADER_KEYS = declareOptions("DataLoader", [
+const LOADER_KEYS = declareOptions<DataLoaderOptions>()("DataLoader", [
   "batchSize",
   "spec",
   "seed",

@@ -11,9 +11,20 @@ import type { Rng } from "../tensor/random.ts";
 import type { ImageCHW } from "./dataset.ts";
 import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 
-const PAPER_TRAIN_KEYS = declareOptions("paperTrainSpec", ["cropSize", "pcaJitter", "magnitude"]);
-const PAPER_EVAL_KEYS = declareOptions("paperEvalSpec", ["cropSize", "tenCrop"]);
-const FASHION_SPEC_KEYS = declareOptions("fashionMnistSpec", ["padCrop", "flip", "resize"]);
+const PAPER_TRAIN_KEYS = declareOptions<PaperTrainOptions>()("paperTrainSpec", [
+  "cropSize",
+  "pcaJitter",
+  "magnitude",
+]);
+const PAPER_EVAL_KEYS = declareOptions<NonNullable<Parameters<typeof paperEvalSpec>[1]>>()(
+  "paperEvalSpec",
+  ["cropSize", "tenCrop"],
+);
+const FASHION_SPEC_KEYS = declareOptions<FashionMnistSpecOptions>()("fashionMnistSpec", [
+  "padCrop",
+  "flip",
+  "resize",
+]);
 import {
   centerCrop,
   type Eigen3,

@@ -22,8 +22,8 @@ import { checkArgument } from "../tensor/options.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 
 const PCA_KEYS = ["std", "magnitude", "pixelScale"] as const;
-const PCA_SHIFT_KEYS = declareOptions("pcaShift", PCA_KEYS);
-const PCA_JITTER_KEYS = declareOptions("pcaJitter", PCA_KEYS);
+const PCA_SHIFT_KEYS = declareOptions<PcaJitterOptions>()("pcaShift", PCA_KEYS);
+const PCA_JITTER_KEYS = declareOptions<PcaJitterOptions>()("pcaJitter", PCA_KEYS);
 
 function allocLike<T extends PixelArray>(data: T, length: number): T {
   return (data instanceof Uint8Array ? new Uint8Array(length) : new Float32Array(length)) as T;

@@ -18,6 +18,7 @@
  */
 
 import { getBackend, registerBackend } from "../tensor/tensor.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { GpuBackend } from "./backend.ts";
 import { acquireRuntime, hasNavigatorGpu, quietMesaDeviceSelect } from "./device.ts";
 import type { GpuMemoryStats } from "./pool.ts";
@@ -36,10 +37,14 @@ export {
 export type { GpuMemoryStats } from "./pool.ts";
 
 /** Options of {@link initWebGPU}. */
-export interface InitWebGPUOptions extends GpuRuntimeOptions {
+export interface InitWebGPUOptions {
   /** Device name to register (default "gpu"). */
   name?: string;
+  /** Largest binding in bytes (see {@link GpuRuntimeOptions}); tests lower it. */
+  maxBindingBytes?: GpuRuntimeOptions["maxBindingBytes"];
 }
+
+const INIT_KEYS = declareOptions<InitWebGPUOptions>()("initWebGPU", ["name", "maxBindingBytes"]);
 
 /**
  * Acquires the adapter and device, registers the backend under `options.name` ("gpu") and
@@ -63,7 +68,17 @@ export interface InitWebGPUOptions extends GpuRuntimeOptions {
  * ```
  */
 export async function initWebGPU(options: InitWebGPUOptions = {}): Promise<GpuBackend> {
+  checkOptions("initWebGPU", options, INIT_KEYS);
   const name = options.name ?? "gpu";
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError(`initWebGPU: name must be a non-empty string, got ${JSON.stringify(name)}`);
+  }
+  const bytes = options.maxBindingBytes;
+  if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 4)) {
+    throw new RangeError(
+      `initWebGPU: maxBindingBytes must be an integer >= 4 (bytes), got ${String(bytes)}`,
+    );
+  }
   const fresh = options.maxBindingBytes !== undefined || options.name !== undefined;
   if (!fresh) {
     try {

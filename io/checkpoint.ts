@@ -33,14 +33,14 @@ import { Module, stateProblems } from "../nn/module.ts";
 import { describeValue } from "../optim/options.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 
-const SAVE_KEYS = declareOptions("saveCheckpoint", [
+const SAVE_KEYS = declareOptions<SaveCheckpointOptions>()("saveCheckpoint", [
   "model",
   "optimizer",
   "schedule",
   "metadata",
   "allowNonFinite",
 ]);
-const LOAD_KEYS = declareOptions("loadCheckpoint", [
+const LOAD_KEYS = declareOptions<LoadCheckpointOptions>()("loadCheckpoint", [
   "model",
   "optimizer",
   "schedule",

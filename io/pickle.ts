@@ -598,6 +598,7 @@ function pythonFloat(text: string): number {
  */
 export function describe(value: unknown): string {
   if (value === null) return "None";
+  if (value === undefined) return "undefined";
   if (typeof value === "boolean") return `bool ${value ? "True" : "False"}`;
   if (typeof value === "number" || typeof value === "bigint") return `number ${value}`;
   if (typeof value === "string") {

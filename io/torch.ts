@@ -34,7 +34,7 @@
  */
 
 import { fromArray, type Tensor } from "../tensor/tensor.ts";
-import { checkKeys } from "../optim/options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import { describe, isTuple, PickleError, quote, unpickle, type UnpickleOptions } from "./pickle.ts";
 import {
   build,
@@ -91,6 +91,7 @@ export async function loadTorch(
   source: string | URL | Uint8Array,
   options: LoadTorchOptions = {},
 ): Promise<Map<string, Tensor>> {
+  checkOptions("loadTorch", options, LOAD_TORCH_KEYS);
   if (source instanceof Uint8Array) return await loadTorchBytes(source, options);
   if (typeof source !== "string" && !(source instanceof URL)) {
     throw new TypeError(
@@ -128,7 +129,7 @@ export async function loadTorchBytes(
   bytes: Uint8Array,
   options: LoadTorchOptions = {},
 ): Promise<Map<string, Tensor>> {
-  const { name, maxBytes } = checkOptions(bytes, options);
+  const { name, maxBytes } = checkLoadOptions(bytes, options);
   try {
     if (!isLittleEndianHost()) throw new Problem("this reader needs a little-endian machine");
     const budget = new Budget(maxBytes);
@@ -159,14 +160,13 @@ export async function loadTorchBytes(
   }
 }
 
-function checkOptions(bytes: Uint8Array, options: LoadTorchOptions) {
+const LOAD_TORCH_KEYS = declareOptions<LoadTorchOptions>()("loadTorch", ["maxBytes", "name"]);
+
+function checkLoadOptions(bytes: Uint8Array, options: LoadTorchOptions) {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError(`loadTorchBytes: bytes must be a Uint8Array, got ${describe(bytes)}`);
   }
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`loadTorch: options must be an object, got ${describe(options)}`);
-  }
-  checkKeys("loadTorch", options, ["maxBytes", "name"]);
+  checkOptions("loadTorch", options, LOAD_TORCH_KEYS);
   const maxBytes = options.maxBytes ?? Math.max(8 * bytes.length, 1 << 20);
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new RangeError(

@@ -118,10 +118,14 @@ const ALEXNET_KEYS = [
   "init",
 ] as const;
 const MODEL_KEYS = {
-  alexnet: declareOptions("alexnet", ALEXNET_KEYS),
-  alexnetMini: declareOptions("alexnetMini", ALEXNET_KEYS),
-  alexnetTorchvision: declareOptions("alexnetTorchvision", [...ABLATION_KEYS, "init", "hidden"]),
-  figure1Net: declareOptions("figure1Net", [
+  alexnet: declareOptions<AlexNetOptions>()("alexnet", ALEXNET_KEYS),
+  alexnetMini: declareOptions<AlexNetOptions>()("alexnetMini", ALEXNET_KEYS),
+  alexnetTorchvision: declareOptions<AlexNetTorchvisionOptions>()("alexnetTorchvision", [
+    ...ABLATION_KEYS,
+    "init",
+    "hidden",
+  ]),
+  figure1Net: declareOptions<Figure1NetOptions>()("figure1Net", [
     "activation",
     "inChannels",
     "inputSize",

@@ -26,7 +26,7 @@ import {
   imagenetTenCrop,
   topK,
 } from "../data/imagenet.ts";
-import { checkOptions, declareOptions } from "../tensor/options.ts";
+import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 import { alexnetTorchvision } from "./alexnet.ts";
 
 /**
@@ -46,6 +46,21 @@ export interface PretrainedAlexNet {
   classNames: readonly string[];
   /** The device it runs on ("cpu", or "gpu" once WebGPU is initialised). */
   device: string;
+}
+
+/** Throws unless `net` is what {@link alexnetFromStateDict} returns, naming `op`. */
+function checkNet(op: string, net: unknown): asserts net is PretrainedAlexNet {
+  const n = net as Partial<PretrainedAlexNet> | null;
+  if (
+    typeof n !== "object" || n === null || typeof n.model?.forward !== "function" ||
+    !Array.isArray(n.classNames) || typeof n.device !== "string"
+  ) {
+    throw new TypeError(
+      `${op}: net must be a PretrainedAlexNet (what alexnetFromStateDict returns), got ${
+        n === null || typeof n !== "object" ? String(n) : `keys ${Object.keys(n).join(", ")}`
+      }`,
+    );
+  }
 }
 
 /** The `[rows, columns]` of a classifier layer's weight, or an error naming the layout. */
@@ -94,6 +109,13 @@ export async function alexnetFromStateDict(
   where: string,
   device = "cpu",
 ): Promise<PretrainedAlexNet> {
+  if (!(state instanceof Map)) {
+    throw new TypeError(
+      `alexnetFromStateDict: state must be a Map of tensors (loadTorch's result or ` +
+        `model.stateDict()), got ${state === null ? "null" : typeof state}`,
+    );
+  }
+  checkArgument("alexnetFromStateDict", "where (the file's name, for messages)", where, "string");
   const [hidden] = linearShape(state, "classifier.1", where);
   const [numClasses] = linearShape(state, "classifier.6", where);
   checkFinite(state, where);
@@ -135,6 +157,7 @@ export async function classProbabilities(
   image: ImageCHW<Uint8Array>,
   crops: 1 | 10 = 1,
 ): Promise<Float64Array> {
+  checkNet("classProbabilities", net);
   const views = crops === 10 ? imagenetTenCrop(image) : [imagenetEval(image)];
   const values = await run(net, views, (model, x) => softmax(model.forward(x)));
   const classes = net.classNames.length;
@@ -145,7 +168,10 @@ export async function classProbabilities(
   return mean;
 }
 
-const CLASSIFY_KEYS = declareOptions("classify", ["crops", "top"]);
+const CLASSIFY_KEYS = declareOptions<NonNullable<Parameters<typeof classify>[2]>>()("classify", [
+  "crops",
+  "top",
+]);
 
 /** The `top` (default 5) most probable classes of one photo (see {@link classProbabilities}). */
 export async function classify(
@@ -154,6 +180,7 @@ export async function classify(
   options: { crops?: 1 | 10; top?: number } = {},
 ): Promise<ClassProbability[]> {
   checkOptions("classify", options, CLASSIFY_KEYS);
+  checkNet("classify", net);
   const crops = options.crops ?? 1;
   if (crops !== 1 && crops !== 10) {
     throw new RangeError(`classify: crops must be 1 or 10, got ${crops}`);
@@ -170,6 +197,7 @@ export async function lastHiddenLayer(
   net: PretrainedAlexNet,
   image: ImageCHW<Uint8Array>,
 ): Promise<Float32Array> {
+  checkNet("lastHiddenLayer", net);
   return await run(net, [imagenetEval(image)], (model, x) => {
     // features, avgpool, flatten, then classifier up to fc7's ReLU (index 5; 6 is fc8).
     let h = model.at(2).forward(model.at(1).forward(model.at(0).forward(x)));
@@ -181,5 +209,6 @@ export async function lastHiddenLayer(
 
 /** Frees the model's parameters (GPU memory when on the GPU). */
 export function disposePretrained(net: PretrainedAlexNet): void {
+  checkNet("disposePretrained", net);
   for (const p of net.model.parameters()) p.dispose();
 }

@@ -24,10 +24,10 @@ import type { Module } from "./module.ts";
 import { checkOptions, declareOptions } from "../tensor/options.ts";
 
 const INIT_KEYS = {
-  kaimingNormal: declareOptions("init.kaimingNormal", ["gain", "mode", "rng"]),
-  kaimingUniform: declareOptions("init.kaimingUniform", ["gain", "mode", "rng"]),
-  xavierUniform: declareOptions("init.xavierUniform", ["gain", "rng"]),
-  xavierNormal: declareOptions("init.xavierNormal", ["gain", "rng"]),
+  kaimingNormal: declareOptions<KaimingOptions>()("init.kaimingNormal", ["gain", "mode", "rng"]),
+  kaimingUniform: declareOptions<KaimingOptions>()("init.kaimingUniform", ["gain", "mode", "rng"]),
+  xavierUniform: declareOptions<XavierOptions>()("init.xavierUniform", ["gain", "rng"]),
+  xavierNormal: declareOptions<XavierOptions>()("init.xavierNormal", ["gain", "rng"]),
 };
 
 /** A random source: a shared generator (advanced) or a seed for a fresh one. */

@@ -130,32 +130,32 @@ export interface Conv2dLayerOptions extends WeightOptions {
 }
 
 const WEIGHT_KEYS = ["bias", "rng", "initialize"] as const;
-const CONV2D_LAYER_KEYS = declareOptions("Conv2d", [
+const CONV2D_LAYER_KEYS = declareOptions<Conv2dLayerOptions>()("Conv2d", [
   "stride",
   "padding",
   "groups",
   "dilation",
   ...WEIGHT_KEYS,
 ]);
-const LINEAR_KEYS = declareOptions("Linear", WEIGHT_KEYS);
-const LRN_LAYER_KEYS = declareOptions("LocalResponseNorm", [
+const LINEAR_KEYS = declareOptions<WeightOptions>()("Linear", WEIGHT_KEYS);
+const LRN_LAYER_KEYS = declareOptions<LocalResponseNormOptions>()("LocalResponseNorm", [
   "size",
   "alpha",
   "beta",
   "k",
   "alphaScaling",
 ]);
-const MAX_POOL_LAYER_KEYS = declareOptions("MaxPool2d", [
+const MAX_POOL_LAYER_KEYS = declareOptions<Pool2dLayerOptions>()("MaxPool2d", [
   "kernelSize",
   "stride",
   "padding",
   "ceilMode",
 ]);
-const AVG_POOL_LAYER_KEYS = declareOptions("AvgPool2d", [
+const AVG_POOL_LAYER_KEYS = declareOptions<AvgPool2dLayerOptions>()("AvgPool2d", [
   ...MAX_POOL_LAYER_KEYS,
   "countIncludePad",
 ]);
-const DROPOUT_LAYER_KEYS = declareOptions("Dropout", ["seed"]);
+const DROPOUT_LAYER_KEYS = declareOptions<DropoutOptions>()("Dropout", ["seed"]);
 
 /**
  * 2-D convolution: weight [outChannels, inChannels / groups, kH, kW], bias [outChannels],

@@ -40,9 +40,15 @@ import type { RngState } from "../tensor/random.ts";
 import { buildSummary, type SummaryReport, type SummaryRow } from "./summary.ts";
 import { checkArgument, checkOptions, declareOptions } from "../tensor/options.ts";
 
-const LOAD_STATE_KEYS = declareOptions("Module.loadStateDict", ["strict"]);
-const TO_KEYS = declareOptions("Module.to", ["device", "dtype"]);
-const SUMMARY_KEYS = declareOptions("Module.summary", ["print"]);
+const LOAD_STATE_KEYS = declareOptions<LoadStateDictOptions>()("Module.loadStateDict", ["strict"]);
+const TO_KEYS = declareOptions<Exclude<Parameters<Module["to"]>[0], Device>>()("Module.to", [
+  "device",
+  "dtype",
+]);
+const SUMMARY_KEYS = declareOptions<NonNullable<Parameters<Module["summary"]>[1]>>()(
+  "Module.summary",
+  ["print"],
+);
 
 /** Host values with a shape: what a safetensors file yields, accepted by `loadStateDict`. */
 export interface HostTensor {

@@ -2,13 +2,12 @@
  * Checking of hyperparameters and saved optimizer or schedule state, shared by `SGD` and the
  * schedules. A value is either absent (the documented default applies) or a finite number in
  * its range; `undefined`, `null`, `NaN`, strings and the like are errors that name the caller,
- * the field and the value. Unknown option names are errors too, so a misspelt or unsupported
- * option (`weight_decay`, `nesterov`) is never silently ignored.
+ * the field and the value. Unknown option names are checked by tensor/options.ts's
+ * `checkOptions`, so a misspelt or unsupported option (`weight_decay`, `nesterov`) is never
+ * silently ignored.
  *
  * @module
  */
-
-import { checkOptions } from "../tensor/options.ts";
 
 /** The range a number must lie in. */
 export interface NumberRule {
@@ -98,12 +97,4 @@ export function checkObject(where: string, name: string, value: unknown): Record
     throw new TypeError(`${where}: ${name} must be an object, got ${describeValue(value)}`);
   }
   return value as Record<string, unknown>;
-}
-
-/**
- * Throws on option names outside `known`, suggesting the camelCase name for a snake_case one
- * (the shared check of `tensor/options.ts`).
- */
-export function checkKeys(where: string, options: object, known: readonly string[]): void {
-  checkOptions(where, options, known);
 }

@@ -15,17 +15,17 @@
  */
 
 import { SGD } from "./sgd.ts";
-import { checkKeys, checkNumber, checkObject, describeValue, optionalNumber } from "./options.ts";
-import { declareOptions } from "../tensor/options.ts";
+import { checkNumber, checkObject, describeValue, optionalNumber } from "./options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 
-const STEP_LR_KEYS = declareOptions("StepLR", ["stepSize", "gamma"]);
-const PLATEAU_KEYS = declareOptions("ReduceLROnPlateau", [
+const STEP_LR_KEYS = declareOptions<StepLROptions>()("StepLR", ["stepSize", "gamma"]);
+const PLATEAU_KEYS = declareOptions<ReduceLROnPlateauOptions>()("ReduceLROnPlateau", [
   "patience",
   "factor",
   "maxDrops",
   "threshold",
 ]);
-const COSINE_KEYS = declareOptions("CosineAnnealing", ["tMax", "minLr"]);
+const COSINE_KEYS = declareOptions<CosineAnnealingOptions>()("CosineAnnealing", ["tMax", "minLr"]);
 
 /** JSON-serializable schedule state. */
 export type ScheduleState = Record<string, unknown>;
@@ -131,7 +131,7 @@ export class StepLR implements LrSchedule {
   constructor(readonly optimizer: SGD, options: StepLROptions) {
     checkOptimizer("StepLR", optimizer);
     checkObject("StepLR", "options", options);
-    checkKeys("StepLR", options, STEP_LR_KEYS);
+    checkOptions("StepLR", options, STEP_LR_KEYS);
     this.stepSize = checkNumber("StepLR", "stepSize", options.stepSize, { min: 1, integer: true });
     this.gamma = optionalNumber("StepLR", options, "gamma", 0.1, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);
@@ -228,7 +228,7 @@ export class ReduceLROnPlateau implements LrSchedule {
     const where = "ReduceLROnPlateau";
     checkOptimizer(where, optimizer);
     checkObject(where, "options", options);
-    checkKeys(where, options, PLATEAU_KEYS);
+    checkOptions(where, options, PLATEAU_KEYS);
     this.patience = optionalNumber(where, options, "patience", 1, { min: 1, integer: true });
     this.factor = optionalNumber(where, options, "factor", 0.1, { above: 0, below: 1 });
     this.maxDrops = optionalNumber(where, options, "maxDrops", 3, COUNT);
@@ -321,7 +321,7 @@ export class CosineAnnealing implements LrSchedule {
     const where = "CosineAnnealing";
     checkOptimizer(where, optimizer);
     checkObject(where, "options", options);
-    checkKeys(where, options, COSINE_KEYS);
+    checkOptions(where, options, COSINE_KEYS);
     this.tMax = checkNumber(where, "tMax", options.tMax, { min: 1, integer: true });
     this.minLr = optionalNumber(where, options, "minLr", 0, { min: 0 });
     this.#baseLrs = optimizer.groups.map((g) => g.lr);

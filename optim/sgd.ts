@@ -17,9 +17,8 @@
 import type { SgdParams, TypedArray } from "../backend/backend.ts";
 import { fromArray, Tensor, zeros } from "../tensor/tensor.ts";
 import { formatShape, sameShape } from "../tensor/shape.ts";
-import { declareOptions } from "../tensor/options.ts";
+import { checkOptions, declareOptions } from "../tensor/options.ts";
 import {
-  checkKeys,
   checkNumber,
   checkObject,
   describeValue,
@@ -123,8 +122,20 @@ const RULES: Record<"lr" | "momentum" | "weightDecay", NumberRule> = {
   momentum: { min: 0, below: 1 },
   weightDecay: { min: 0 },
 };
-const OPTION_KEYS = declareOptions("SGD", ["lr", "momentum", "weightDecay", "dampening", "rule"]);
-const GROUP_KEYS = ["params", "lr", "momentum", "weightDecay", "dampening"] as const;
+const OPTION_KEYS = declareOptions<SgdOptions>()("SGD", [
+  "lr",
+  "momentum",
+  "weightDecay",
+  "dampening",
+  "rule",
+]);
+const GROUP_KEYS = declareOptions<ParamGroupSpec>()("SGD group", [
+  "params",
+  "lr",
+  "momentum",
+  "weightDecay",
+  "dampening",
+]);
 
 function checkRule(where: string, rule: unknown): SgdRule {
   if (rule !== "paper" && rule !== "pytorch") {
@@ -172,7 +183,7 @@ function groupSpecs(
       );
     }
     const group = checkObject("SGD", `group ${g}`, spec);
-    checkKeys(where, group, GROUP_KEYS);
+    checkOptions(where, group, GROUP_KEYS);
     const inner = group.params as Iterable<unknown> | undefined;
     if (
       inner === null || typeof inner !== "object" ||
@@ -274,7 +285,7 @@ export class SGD {
    */
   constructor(params: Iterable<Tensor> | ParamGroupSpec[], options: SgdOptions) {
     checkObject("SGD", "options", options);
-    checkKeys("SGD", options, OPTION_KEYS);
+    checkOptions("SGD", options, OPTION_KEYS);
     this.rule = Object.hasOwn(options, "rule") ? checkRule("SGD", options.rule) : SGD_DEFAULTS.rule;
     checkDampening("SGD", options);
     const topLr = Object.hasOwn(options, "lr")

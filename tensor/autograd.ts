@@ -19,7 +19,7 @@
 import { onesLike, Tensor, wrap } from "./tensor.ts";
 import { checkArgument, checkOptions, declareOptions } from "./options.ts";
 
-const BACKWARD_KEYS = declareOptions("backward", ["retainGraph"]);
+const BACKWARD_KEYS = declareOptions<BackwardOptions>()("backward", ["retainGraph"]);
 import { formatShape, sameShape } from "./shape.ts";
 import { add } from "./ops/elementwise.ts";
 

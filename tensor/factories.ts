@@ -49,17 +49,32 @@ export interface TensorOptions {
 
 const TENSOR_KEYS = ["dtype", "device", "requiresGrad"] as const;
 const KEYS = {
-  fromArray: declareOptions("fromArray", TENSOR_KEYS),
-  tensor: declareOptions("tensor", [...TENSOR_KEYS, "shape"]),
-  full: declareOptions("full", TENSOR_KEYS),
-  zeros: declareOptions("zeros", TENSOR_KEYS),
-  ones: declareOptions("ones", TENSOR_KEYS),
-  arange: declareOptions("arange", TENSOR_KEYS),
-  linspace: declareOptions("linspace", TENSOR_KEYS),
-  eye: declareOptions("eye", TENSOR_KEYS),
+  fromArray: declareOptions<TensorOptions>()("fromArray", TENSOR_KEYS),
+  tensor: declareOptions<NonNullable<Parameters<typeof tensor>[1]>>()("tensor", [
+    ...TENSOR_KEYS,
+    "shape",
+  ]),
+  full: declareOptions<TensorOptions>()("full", TENSOR_KEYS),
+  zeros: declareOptions<TensorOptions>()("zeros", TENSOR_KEYS),
+  ones: declareOptions<TensorOptions>()("ones", TENSOR_KEYS),
+  arange: declareOptions<TensorOptions>()("arange", TENSOR_KEYS),
+  linspace: declareOptions<TensorOptions>()("linspace", TENSOR_KEYS),
+  eye: declareOptions<TensorOptions>()("eye", TENSOR_KEYS),
 };
-const RAND_KEYS = declareOptions("rand", [...TENSOR_KEYS, "seed", "rng", "low", "high"]);
-const RANDN_KEYS = declareOptions("randn", [...TENSOR_KEYS, "seed", "rng", "mean", "std"]);
+const RAND_KEYS = declareOptions<NonNullable<Parameters<typeof rand>[1]>>()("rand", [
+  ...TENSOR_KEYS,
+  "seed",
+  "rng",
+  "low",
+  "high",
+]);
+const RANDN_KEYS = declareOptions<NonNullable<Parameters<typeof randn>[1]>>()("randn", [
+  ...TENSOR_KEYS,
+  "seed",
+  "rng",
+  "mean",
+  "std",
+]);
 
 /** The {@link TensorOptions} part of a factory's options (for passing on to fromArray). */
 function tensorOptions(options: TensorOptions): TensorOptions {

@@ -31,7 +31,13 @@ export interface GradcheckOptions {
   check?: number[];
 }
 
-const GRADCHECK_KEYS = declareOptions("gradcheck", ["eps", "atol", "rtol", "seed", "check"]);
+const GRADCHECK_KEYS = declareOptions<GradcheckOptions>()("gradcheck", [
+  "eps",
+  "atol",
+  "rtol",
+  "seed",
+  "check",
+]);
 
 /** The outcome of {@link gradcheck}, with the worst element found. */
 export interface GradcheckResult {

@@ -8,7 +8,10 @@
  * (`zeros([2], "float64")`) says how to write it (`{ dtype: "float64" }`).
  *
  * The declarations form a registry ({@link optionRegistry}) that tests read to prove that
- * every options-taking op rejects unknown keys.
+ * every options-taking op rejects unknown keys. Each declaration names its options type,
+ * `declareOptions<AlexNetOptions>()("alexnet", [...])`, so that `deno check` fails when the
+ * key list and the interface differ: a key added to the interface but not to the list would
+ * otherwise be refused at run time, and a listed key the interface lacks silently ignored.
  *
  * This file imports nothing, so every layer (tensor/, nn/, optim/, data/, io/) can use it.
  *
@@ -18,10 +21,57 @@
 const registry = new Map<string, readonly string[]>();
 
 /**
+ * Nothing when `K` lists every key of the options type `T`; otherwise a type no key list
+ * satisfies, whose `missingKeys` names the keys left out (so `deno check` shows them).
+ */
+export type NoMissingKeys<T, K extends readonly string[]> =
+  [Exclude<keyof T & string, K[number]>] extends [never] ? unknown
+    : { missingKeys: Exclude<keyof T & string, K[number]> };
+
+/** The declaration function {@link declareOptions}`<T>()` returns, tied to the options type `T`. */
+export type DeclareOptionsOf<T> = <const K extends readonly (keyof T & string)[]>(
+  op: string,
+  keys: K & NoMissingKeys<T, K>,
+) => K;
+
+/**
  * Declares the option keys of `op` (a public function, or `Class` for a constructor) and
  * returns them, for {@link checkOptions}. Declaring the same op twice with other keys throws.
+ *
+ * Called with the options type and no arguments, it returns a declaration function whose key
+ * list `deno check` requires to be exactly the keys of that type: a key of the interface left
+ * out of the list (valid options refused at run time) or a key the interface lacks is a type
+ * error, so the list and the interface cannot drift apart.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { declareOptions } from "./options.ts";
+ *
+ * interface StepOptions {
+ *   size?: number;
+ *   gamma?: number;
+ * }
+ * const keys = declareOptions<StepOptions>()("exampleStep", ["size", "gamma"]);
+ * assert.deepEqual(keys, ["size", "gamma"]);
+ * // @ts-expect-error the list leaves out gamma
+ * assert.throws(() => declareOptions<StepOptions>()("exampleStep", ["size"]));
+ * ```
  */
-export function declareOptions<const K extends readonly string[]>(op: string, keys: K): K {
+export function declareOptions<T extends object>(): DeclareOptionsOf<T>;
+/** Declares the option keys of `op` without an options type to tie them to. */
+export function declareOptions<const K extends readonly string[]>(op: string, keys: K): K;
+export function declareOptions(
+  op?: string,
+  keys?: readonly string[],
+): readonly string[] | DeclareOptionsOf<object> {
+  if (arguments.length === 0) return register as DeclareOptionsOf<object>;
+  return register(op as string, keys as readonly string[]);
+}
+
+function register<const K extends readonly string[]>(op: string, keys: K): K {
+  checkArgument("declareOptions", "op", op, "string");
+  checkArgument("declareOptions", "keys", keys, "array");
   const known = registry.get(op);
   if (known && known.join() !== keys.join()) {
     throw new Error(`declareOptions: ${op} declared twice with different keys`);

@@ -144,7 +144,10 @@ export class Rng {
 
   /** Restores a generator saved with {@link Rng.state}. */
   static fromState(state: RngState): Rng {
-    if (state.length !== 4 || state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
+    if (
+      !Array.isArray(state) || state.length !== 4 ||
+      state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)
+    ) {
       throw new RangeError(`Rng.fromState: expected four u32 words, got ${JSON.stringify(state)}`);
     }
     const rng = new Rng(0);

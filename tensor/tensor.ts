@@ -93,7 +93,10 @@ export function isHostDevice(backend: Backend): boolean {
   return backend.name === "cpu" || backend.name === "ref";
 }
 
-const TO_KEYS = declareOptions("Tensor.to", ["device", "dtype"]);
+const TO_KEYS = declareOptions<Exclude<Parameters<Tensor["to"]>[0], Device>>()("Tensor.to", [
+  "device",
+  "dtype",
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Shared, reference-counted storage

@@ -3,7 +3,9 @@
  * options-taking function or constructor declares its keys with `declareOptions`, and the
  * table below calls each one with an unknown key. The completeness test fails when a declared
  * op has no row here (or a row names an op that declares nothing), so a new options-taking
- * function cannot skip the check.
+ * function cannot skip the check. The key lists are tied to their options types at compile
+ * time: the `@ts-expect-error` lines below must be type errors, which `deno test` and
+ * `deno task check` (that type-checks this file) verify.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +17,8 @@ import {
   conv2d,
   CosineAnnealing,
   crossEntropy,
+  customOp,
+  declareOptions,
   Dropout,
   dropout,
   eye,
@@ -22,9 +26,11 @@ import {
   full,
   gradcheck,
   init,
+  initWebGPU,
   Linear,
   linspace,
   loadCheckpoint,
+  loadTorch,
   LocalResponseNorm,
   localResponseNorm,
   MaxPool2d,
@@ -35,6 +41,7 @@ import {
   randn,
   ReduceLROnPlateau,
   saveCheckpoint,
+  setCpuOptions,
   SGD,
   StepLR,
   sum,
@@ -57,8 +64,12 @@ import {
   Rng,
 } from "../data/mod.ts";
 import { alexnet, alexnetMini, alexnetTorchvision, figure1Net } from "../models/alexnet.ts";
+import { classify } from "../models/alexnet_pretrained.ts";
 
 type Options = Record<string, unknown>;
+
+/** The library's declarations, taken before the last test declares its own stand-in op. */
+const DECLARED = optionRegistry();
 // deno-lint-ignore no-explicit-any
 type Call = (options: any) => unknown;
 
@@ -115,6 +126,7 @@ const CALLS: Record<string, Call> = {
   "init.xavierNormal": (o) => init.xavierNormal(zeros([2, 2]), o),
   "init.xavierUniform": (o) => init.xavierUniform(zeros([2, 2]), o),
   SGD: (o) => new SGD(model.parameters(), { lr: 0.1, ...o }),
+  "SGD group": (o) => new SGD([{ params: model.parameters(), ...o }], { lr: 0.1 }),
   StepLR: (o) => new StepLR(sgd(), { stepSize: 1, ...o }),
   ReduceLROnPlateau: (o) => new ReduceLROnPlateau(sgd(), o),
   CosineAnnealing: (o) => new CosineAnnealing(sgd(), { tMax: 2, ...o }),
@@ -133,6 +145,12 @@ const CALLS: Record<string, Call> = {
   alexnetMini: (o) => alexnetMini(o),
   alexnetTorchvision: (o) => alexnetTorchvision(o),
   figure1Net: (o) => figure1Net(o),
+  loadTorch: (o) => loadTorch(new Uint8Array(0), o),
+  // The options are checked before a net is needed or a GPU adapter is asked for.
+  classify: (o) => classify(undefined as never, rgb as never, o),
+  initWebGPU: (o) => initWebGPU(o),
+  setCpuOptions: (o) => setCpuOptions(o),
+  customOp: (o) => customOp({ name: "same", forward: (a) => a, backward: (g) => [g], ...o }),
 };
 
 /** Runs `call` and returns its error (thrown at once or as a rejected promise), or fails. */
@@ -146,16 +164,19 @@ async function errorOf(call: () => unknown, what: string): Promise<Error> {
 }
 
 Deno.test("options completeness: every op that declares option keys has a row, and only those", () => {
-  const declared = [...optionRegistry().keys()].sort();
+  const declared = [...DECLARED.keys()].sort();
   assert.deepEqual(Object.keys(CALLS).sort(), declared);
 });
 
 Deno.test("every options-taking op rejects an unknown key, naming the op, the key and the options", async () => {
-  for (const [op, keys] of optionRegistry()) {
+  for (const [op, keys] of DECLARED) {
     const error = await errorOf(() => CALLS[op]({ bogusKey: 1 }), op);
     assert.ok(error instanceof TypeError, `${op}: ${error}`);
     const opName = op.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    assert.match(error.message, new RegExp(`${opName}(\\([^)]*\\))?: unknown option "bogusKey"`));
+    assert.match(
+      error.message,
+      new RegExp(`${opName}(\\([^)]*\\)| \\d+)?: unknown option "bogusKey"`),
+    );
     for (const key of keys) assert.ok(error.message.includes(key), `${op}: ${key} not listed`);
   }
 });
@@ -194,8 +215,32 @@ Deno.test("a positional dtype, null, or a non-object where options go is a clear
       /options go fourth/,
     ],
     ["Tensor.to null", () => x.to(null as never), /to: expects a device/],
+    [
+      "initWebGPU NaN",
+      () => initWebGPU({ maxBindingBytes: NaN }),
+      /initWebGPU: maxBindingBytes must be an integer >= 4 \(bytes\), got NaN/,
+    ],
+    ["initWebGPU name", () => initWebGPU({ name: "" }), /initWebGPU: name must be a non-empty/],
   ];
   for (const [what, call, message] of cases) {
     assert.match((await errorOf(call, what)).message, message, what);
   }
+});
+
+/** A stand-in options interface for the compile-time tie (declared only in this test). */
+interface TieOptions {
+  size?: number;
+  gamma?: number;
+}
+
+Deno.test("a key list must name exactly the keys of its options type (checked by deno check)", () => {
+  const declare = declareOptions<TieOptions>();
+  assert.deepEqual(declare("test.tie", ["size", "gamma"]), ["size", "gamma"]);
+  // The same declaration again is allowed; a different list for the same op throws at run time.
+  assert.deepEqual(declare("test.tie", ["size", "gamma"]), ["size", "gamma"]);
+  // @ts-expect-error a key of the interface is missing from the list (valid options refused)
+  assert.throws(() => declare("test.tie", ["size"]), /declared twice with different keys/);
+  // @ts-expect-error a key the interface does not have (an option the op would ignore)
+  assert.throws(() => declare("test.tie", ["size", "gamma", "momentum"]), /declared twice/);
+  assert.equal(optionRegistry().has("test.tie"), true);
 });

@@ -1,6 +1,7 @@
 /**
  * Internal crashes become messages: every exported function and class of the package (mod.ts,
- * data/mod.ts, models/alexnet.ts), and every method of its main objects, is called with
+ * data/mod.ts, models/alexnet.ts: the entry points of deno.json, and models/alexnet_pretrained.ts,
+ * which the examples use), and every method of its main objects, is called with
  * missing, undefined, null and wrong-typed arguments. Each call may succeed or throw, but an
  * error must be an Error whose message is the library's own, never a JavaScript engine's
  * ("Cannot destructure", "is not iterable", "Invalid array length", "Cannot read properties
@@ -11,6 +12,7 @@ import assert from "node:assert/strict";
 import * as main from "../mod.ts";
 import * as data from "../data/mod.ts";
 import * as models from "../models/alexnet.ts";
+import * as pretrained from "../models/alexnet_pretrained.ts";
 
 const ENGINE_MESSAGE =
   /Cannot destructure|is not iterable|Invalid array length|Cannot read properties|is not a function|undefined is not|Maximum call stack|Cannot convert|not an object|Invalid typed array length|is not a constructor|Cannot access|Array buffer allocation failed/;
@@ -68,7 +70,14 @@ const isClass = (f: unknown) =>
 Deno.test("every exported function and class answers bad arguments with the library's own message", async () => {
   const crashes: string[] = [];
   let calls = 0;
-  for (const [where, mod] of [["mod", main], ["data", data], ["models", models]] as const) {
+  for (
+    const [where, mod] of [
+      ["mod", main],
+      ["data", data],
+      ["models", models],
+      ["pretrained", pretrained],
+    ] as const
+  ) {
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value !== "function" || SKIP.has(name)) continue;
       for (const args of ARGUMENT_LISTS()) {
@@ -103,6 +112,12 @@ Deno.test("every method of the main objects answers bad arguments with the libra
     ["SGD", sgd],
     ["StepLR", () => new main.StepLR(sgd(), { stepSize: 1 })],
     ["ReduceLROnPlateau", () => new main.ReduceLROnPlateau(sgd())],
+    ["CosineAnnealing", () => new main.CosineAnnealing(sgd(), { tMax: 2 })],
+    ["Dropout", () => new main.Dropout(0.5, { seed: 1 })],
+    ["LocalResponseNorm", () => new main.LocalResponseNorm()],
+    ["MaxPool2d", () => new main.MaxPool2d({ kernelSize: 2 })],
+    ["AvgPool2d", () => new main.AvgPool2d({ kernelSize: 2 })],
+    ["AdaptiveAvgPool2d", () => new main.AdaptiveAvgPool2d([1, 1])],
     ["Rng", () => new main.Rng(1)],
     ["DataLoader", () =>
       new data.DataLoader({
@@ -174,4 +189,27 @@ Deno.test("the crashes named in issue 18 are messages now", () => {
     ],
   ];
   for (const [what, call, message] of cases) assert.throws(call, message, what);
+});
+
+Deno.test("the exports merged since the first sweep name the argument they were given", async () => {
+  const cases: [string, () => unknown, RegExp][] = [
+    ["imagenetEval()", () => data.imagenetEval(undefined as never), /imagenetEval: image must be/],
+    ["topK(null)", () => data.topK(null as never), /topK: probabilities must be an array/],
+    ["datasetStats({})", () => data.datasetStats({} as never), /datasetStats: expects a dataset/],
+    ["decodeJpeg()", () => data.decodeJpeg(undefined as never, "x.jpg"), /decodeJpeg: bytes must/],
+    ["record()", () => main.record(undefined as never, null as never, [], () => []), /record: op/],
+    ["loadTorch()", () => main.loadTorch(undefined as never), /loadTorch: source must be/],
+    [
+      "centerCropTorchvision(image, 0)",
+      () =>
+        data.centerCropTorchvision(
+          { data: new Uint8Array(3), channels: 3, height: 1, width: 1 },
+          0,
+        ),
+      /centerCropTorchvision: size must be a positive integer \(pixels\), got 0/,
+    ],
+  ];
+  for (const [what, call, message] of cases) {
+    await assert.rejects(async () => await call(), message, what);
+  }
 });

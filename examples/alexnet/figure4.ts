@@ -27,7 +27,7 @@ import type { ImageCHW } from "../../data/dataset.ts";
 import { type ClassProbability, imagenetEvalBytes } from "../../data/imagenet.ts";
 import { resizeBilinearAntialias } from "../../data/transforms.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
-import { checkKeys } from "../../optim/options.ts";
+import { checkOptions, declareOptions } from "../../tensor/options.ts";
 import { parseNumberFlag, UsageError } from "./config.ts";
 import {
   classify,
@@ -236,17 +236,18 @@ async function crops(files: string[]): Promise<ImageCHW<Uint8Array>[]> {
   return out;
 }
 
+const FIGURE4_KEYS = declareOptions<Figure4Options>()("figure4", [
+  "weights",
+  "photos",
+  "folder",
+  "neighbours",
+  "crops",
+  "device",
+]);
+
 /** Builds both halves of Figure 4 (see the module's documentation). */
 export async function figure4(options: Figure4Options): Promise<Figure4Result> {
-  checkKeys("figure4", options, [
-    "weights",
-    "photos",
-    "folder",
-    "neighbours",
-    "crops",
-    "device",
-    "out",
-  ]);
+  checkOptions("figure4", options, FIGURE4_KEYS);
   if (options.photos.length === 0) throw new UsageError("no photos given");
   const k = options.neighbours ?? 6;
   const net: PretrainedAlexNet = await loadPretrained(options.weights, options.device ?? "cpu");

@@ -21,7 +21,7 @@
 import { type HostTensor, loadSafetensors, type Tensor, writeFileAtomic } from "../../mod.ts";
 import { sha256Hex } from "../../data/mod.ts";
 import { loadTorch } from "../../io/torch.ts";
-import { checkKeys } from "../../optim/options.ts";
+import { checkOptions, declareOptions } from "../../tensor/options.ts";
 import {
   ALEXNET_MAX_BYTES,
   alexnetFromStateDict,
@@ -72,6 +72,13 @@ export interface DownloadWeightsOptions {
   onProgress?: (received: number, total: number | null) => void;
 }
 
+const DOWNLOAD_WEIGHTS_KEYS = declareOptions<DownloadWeightsOptions>()("downloadWeights", [
+  "url",
+  "sha256Prefix",
+  "cacheDir",
+  "onProgress",
+]);
+
 /**
  * Returns the path of torchvision's AlexNet weights in the cache, downloading them first when
  * absent. The download is held in memory, its SHA-256 checked against the prefix, and only
@@ -79,7 +86,7 @@ export interface DownloadWeightsOptions {
  * corrupt file. A cached file is trusted if its name matches: delete it to download again.
  */
 export async function downloadWeights(options: DownloadWeightsOptions = {}): Promise<string> {
-  checkKeys("downloadWeights", options, ["url", "sha256Prefix", "cacheDir", "onProgress"]);
+  checkOptions("downloadWeights", options, DOWNLOAD_WEIGHTS_KEYS);
   const url = options.url ?? TORCHVISION_ALEXNET.url;
   const prefix = options.sha256Prefix ?? TORCHVISION_ALEXNET.sha256Prefix;
   const dir = options.cacheDir ?? weightsCacheDir();

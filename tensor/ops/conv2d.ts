@@ -314,7 +314,12 @@ export interface Conv2dOptions {
   dilation?: number | readonly [number, number];
 }
 
-const CONV2D_KEYS = declareOptions("conv2d", ["stride", "padding", "groups", "dilation"]);
+const CONV2D_KEYS = declareOptions<Conv2dOptions>()("conv2d", [
+  "stride",
+  "padding",
+  "groups",
+  "dilation",
+]);
 
 /**
  * 2-D convolution of x [N, C, H, W] with weight [O, C/groups, KH, KW] plus optional bias [O].

@@ -13,6 +13,7 @@
 import type { Tensor } from "../tensor.ts";
 import { noGrad } from "../autograd.ts";
 import { checkTensor, deviceOf, record } from "./op.ts";
+import { checkOptions, declareOptions } from "../options.ts";
 
 export { record };
 
@@ -75,16 +76,17 @@ export function customOp(definition: CustomOpDefinition): (...inputs: Tensor[]) 
   };
 }
 
+const DEFINITION_KEYS = declareOptions<CustomOpDefinition>()("customOp", [
+  "name",
+  "forward",
+  "backward",
+]);
+
 function checkDefinition(definition: CustomOpDefinition): void {
   if (typeof definition !== "object" || definition === null) {
     throw new TypeError(`customOp: expected { name, forward, backward }, got ${definition}`);
   }
-  const keys = ["name", "forward", "backward"];
-  for (const key of Object.keys(definition)) {
-    if (!keys.includes(key)) {
-      throw new TypeError(`customOp: unknown key "${key}"; the keys are ${keys.join(", ")}`);
-    }
-  }
+  checkOptions("customOp", definition, DEFINITION_KEYS);
   if (typeof definition.name !== "string" || definition.name === "") {
     throw new TypeError(`customOp: name must be a non-empty string, got ${definition.name}`);
   }

@@ -38,7 +38,7 @@ export function dropoutCpu(x: TypedArray, p: number, seed: number, y: TypedArray
 // ---------------------------------------------------------------------------------------------
 // Op
 
-const DROPOUT_KEYS = declareOptions("dropout", ["p", "seed", "training"]);
+const DROPOUT_KEYS = declareOptions<DropoutOptions>()("dropout", ["p", "seed", "training"]);
 
 /** Options of {@link dropout}. */
 export interface DropoutOptions {

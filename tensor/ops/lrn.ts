@@ -134,7 +134,7 @@ export function lrnBackwardCpu(x: TypedArray, dy: TypedArray, p: LrnParams, dx: 
  */
 export type LrnAlphaScaling = "averaged" | "per-term";
 
-const LRN_KEYS = declareOptions("localResponseNorm", [
+const LRN_KEYS = declareOptions<LrnOptions>()("localResponseNorm", [
   "size",
   "alpha",
   "beta",

@@ -7,6 +7,7 @@
 
 import type { Backend } from "../../backend/backend.ts";
 import { needsGrad, Tensor } from "../tensor.ts";
+import { checkArgument } from "../options.ts";
 
 /** Throws unless `value` is a Tensor, naming the op and the argument. */
 export function checkTensor(op: string, name: string, value: unknown): asserts value is Tensor {
@@ -66,6 +67,12 @@ export function record(
   backward: (grad: Tensor) => (Tensor | null)[],
   saved: Tensor[] = [],
 ): Tensor {
+  // The public boundary too (the package exports record): cheap checks, library messages.
+  checkArgument("record", "op", op, "string");
+  checkTensor(op, "record's output", out);
+  checkArgument(op, "record's inputs", inputs, "array");
+  checkArgument(op, "record's backward", backward, "function");
+  checkArgument(op, "record's saved", saved, "array");
   if (needsGrad(...inputs)) out.attachGraph({ op, inputs, backward, saved });
   else for (const s of saved) s.dispose();
   return out;

@@ -333,8 +333,13 @@ export interface AvgPool2dOptions extends Pool2dOptions {
   countIncludePad?: boolean;
 }
 
-const MAX_POOL_KEYS = declareOptions("maxPool2d", ["kernelSize", "stride", "padding", "ceilMode"]);
-const AVG_POOL_KEYS = declareOptions("avgPool2d", [
+const MAX_POOL_KEYS = declareOptions<Pool2dOptions>()("maxPool2d", [
+  "kernelSize",
+  "stride",
+  "padding",
+  "ceilMode",
+]);
+const AVG_POOL_KEYS = declareOptions<AvgPool2dOptions>()("avgPool2d", [
   "kernelSize",
   "stride",
   "padding",

@@ -267,7 +267,7 @@ export interface CrossEntropyOptions {
   labelSmoothing?: number;
 }
 
-const CROSS_ENTROPY_KEYS = declareOptions("crossEntropy", [
+const CROSS_ENTROPY_KEYS = declareOptions<CrossEntropyOptions>()("crossEntropy", [
   "reduction",
   "weight",
   "ignoreIndex",

@@ -243,6 +243,6 @@ Deno.test("setCpuOptions names what is wrong", async () => {
   );
   await assert.rejects(
     () => setCpuOptions({ thread: 2 } as never),
-    /setCpuOptions: unknown option "thread"; the options are simd, threads, workerUrl/,
+    /setCpuOptions: unknown option "thread" \(did you mean threads\?\); the options are simd, threads, workerUrl/,
   );
 });

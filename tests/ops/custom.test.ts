@@ -56,7 +56,7 @@ Deno.test("customOp: mistakes name the op and what is wrong", () => {
   const f = (x: Tensor) => x;
   assert.throws(
     () => customOp({ name: "f", forward: f, backward: () => [], extra: 1 } as never),
-    /customOp: unknown key "extra"; the keys are name, forward, backward/,
+    /customOp: unknown option "extra"; the options are name, forward, backward/,
   );
   assert.throws(
     () => customOp({ name: "", forward: f, backward: () => [] }),
