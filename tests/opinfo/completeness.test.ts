@@ -111,6 +111,11 @@ const OPTIONS_ELSEWHERE: Record<string, string> = {
   "CosineAnnealing": "schedule (tests/optim/schedules.test.ts)",
   "saveCheckpoint": "file I/O (tests/io/checkpoint.test.ts)",
   "loadCheckpoint": "file I/O (tests/io/checkpoint.test.ts)",
+  "loadTorch": "file I/O (tests/io/torch_load.test.ts)",
+  "setCpuOptions": "cpu device settings (tests/cpu/)",
+  "initWebGPU": "GPU device setup (tests/gpu/, tests/options_checked.test.ts)",
+  "customOp": "defines ops (tests/ops/custom.test.ts)",
+  "SGD group": "a parameter group of SGD (tests/optim/sgd.test.ts)",
 };
 
 const exported = Object.entries(tessera)
