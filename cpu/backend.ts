@@ -10,7 +10,7 @@
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
  * kernels of tensor/ops/. Each fast kernel is proven against the reference it replaces
- * (tests/wasm_*.test.ts). The arrays come from the pool of cpu/pool.ts; the storage is the
+ * (tests/cpu/*.test.ts). The arrays come from the pool of cpu/pool.ts; the storage is the
  * reference's {@link CpuStorage}, so the two devices read and write arrays the same way.
  *
  * @module

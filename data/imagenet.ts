@@ -12,7 +12,7 @@
  * On a PIL image (what torchvision's ImageNet loader yields) the resize is PIL's, so
  * {@link resizeBilinearAntialias} reproduces Pillow's 8-bit resampling bit for bit, and on the
  * same decoded pixels this module's 224x224 bytes equal torchvision's exactly
- * (`tests/imagenet_preprocess.test.ts`, fixtures from `tools/imagenet_fixtures.py`). What
+ * (`tests/examples/imagenet_preprocess.test.ts`, fixtures from `tools/imagenet_fixtures.py`). What
  * differs on a JPEG is the decoder: tessera decodes with imagescript, PIL with libjpeg-turbo,
  * and the two may round a few pixels differently; the test measures that end to end.
  *

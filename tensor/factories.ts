@@ -247,13 +247,17 @@ export function tensor(
 
 /** A tensor filled with `value` (which int32 must hold exactly). */
 export function full(shape: Shape, value: number, options?: TensorOptions): Tensor {
-  options = checkOptions("full", options, KEYS.full);
-  checkShape("full", shape);
-  const dtype = checkDType("full", options.dtype ?? "float32");
+  return filled("full", shape, value, checkOptions("full", options, KEYS.full));
+}
+
+/** full() for `op` (full, zeros or ones): its errors name the op the caller called. */
+function filled(op: string, shape: Shape, value: number, options: TensorOptions): Tensor {
+  checkShape(op, shape);
+  const dtype = checkDType(op, options.dtype ?? "float32");
   if (typeof value !== "number") {
-    throw new TypeError(`full: value must be a number, got ${describe(value)}`);
+    throw new TypeError(`${op}: value must be a number, got ${describe(value)}`);
   }
-  if (dtype === "int32") convert("full", [value], "int32");
+  if (dtype === "int32") convert(op, [value], "int32");
   const t = new Tensor(getBackend(options.device).full(sizeOf(shape), value, dtype), shape);
   if (options.requiresGrad) t.requiresGrad = true;
   return t;
@@ -274,12 +278,12 @@ export function full(shape: Shape, value: number, options?: TensorOptions): Tens
  * ```
  */
 export function zeros(shape: Shape, options?: TensorOptions): Tensor {
-  return full(shape, 0, checkOptions("zeros", options, KEYS.zeros));
+  return filled("zeros", shape, 0, checkOptions("zeros", options, KEYS.zeros));
 }
 
 /** A tensor of ones. */
 export function ones(shape: Shape, options?: TensorOptions): Tensor {
-  return full(shape, 1, checkOptions("ones", options, KEYS.ones));
+  return filled("ones", shape, 1, checkOptions("ones", options, KEYS.ones));
 }
 
 /** Zeros with the shape, dtype and device of `like`. */

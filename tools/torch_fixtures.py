@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the torch.save fixtures that tests/torch_load.test.ts and tests/torch_fuzz.test.ts read.
+"""Writes the torch.save fixtures that tests/io/torch_load.test.ts and tests/io/torch_fuzz.test.ts read.
 
     python3 tools/torch_fixtures.py                    # the small committed files, tests/fixtures/torch/
     python3 tools/torch_fixtures.py --alexnet DIR      # torchvision's AlexNet, random weights (233 MB

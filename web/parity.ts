@@ -1,9 +1,9 @@
 /**
- * The parity table in the browser: the cases of tests/parity_cases.ts and
- * tests/parity_cases_spatial.ts (the same cases the Deno suite runs), each computed on the CPU
+ * The parity table in the browser: the cases of tests/parity/cases_dense.ts and
+ * tests/parity/cases_spatial.ts (the same cases the Deno suite runs), each computed on the CPU
  * reference backend and on this browser's WebGPU, compared with the case's tolerances.
  *
- * Runs like tests/gpu_parity.test.ts: every case on the default device, the matmul cases
+ * Runs like tests/parity/gpu.test.ts: every case on the default device, the matmul cases
  * again with the shared-memory tiled kernel, and the chunked cases on a device whose binding
  * limit is forced down to 64 KiB (with both matmul kernels).
  *
@@ -16,9 +16,14 @@
 
 import { fromArray, initWebGPU, setCpuOptions, type Tensor } from "../mod.ts";
 import { setMatmulPath } from "../gpu/kernels/matmul.ts";
-import { chunkedCases, denseCases, inputValues, type ParityCase } from "../tests/parity_cases.ts";
-import { closeMismatch } from "../tests/close.ts";
-import { spatialCases } from "../tests/parity_cases_spatial.ts";
+import {
+  chunkedCases,
+  denseCases,
+  inputValues,
+  type ParityCase,
+} from "../tests/parity/cases_dense.ts";
+import { closeMismatch } from "../tests/support/close.ts";
+import { spatialCases } from "../tests/parity/cases_spatial.ts";
 
 /** One case's outcome: `message` names the first disagreement. */
 interface CaseResult {

@@ -3,7 +3,7 @@
  * two threads. tensor/ops/gemm.ts holds the reference loops; {@link gemm} at the end of this
  * file sends float32 products to {@link GemmEngine.gemm} when the JavaScript engine compiles
  * SIMD, and everything else to the reference. Every result here is proven against that
- * reference in tests/wasm_gemm.test.ts.
+ * reference in tests/cpu/gemm.test.ts.
  *
  * One call: copy the operands into the module's memory (Float32Array.set), pack op(A) and
  * op(B) into panels (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work

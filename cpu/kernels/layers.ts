@@ -3,7 +3,7 @@
  * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling forward and
  * backward (pool2d.ts). Each call copies its operands into the shared memory, runs one job whose tasks
  * are runs of elements, images or planes (layer_tasks.ts), and copies the result out. Same
- * results as the reference loops they stand beside (tests/wasm_layers.test.ts), on any number
+ * results as the reference loops they stand beside (tests/cpu/layers.test.ts), on any number
  * of threads.
  *
  * @module

@@ -151,7 +151,8 @@ export function affineGpu(rt: GpuRuntime, x: GpuStorage, scale: number, shift: n
 
 // JS `**` semantics: x ** 0 is 1 (even for NaN), integer exponents work for negative bases
 // (by repeated squaring, exact like JS up to float32 rounding), a negative base with a
-// fractional exponent is NaN. WGSL's pow(x, e) is exp2(e * log2(x)): undefined for x < 0.
+// fractional exponent is NaN, 0 to a negative fractional power is +Inf. WGSL's pow(x, e) is
+// exp2(e * log2(x)): undefined for x < 0, and for x = 0 with e <= 0.
 const powKernel: GpuKernel = {
   name: "pow_scalar",
   code: `
@@ -181,6 +182,10 @@ ${ELEMENT_MAIN}
     // NaN from a variable's bits: a constant NaN is a compile error on Tint.
     var nanBits = 0x7fc00000u;
     y = bitcast<f32>(nanBits);
+  } else if (x == 0.0) {
+    // WGSL's pow is undefined at 0 for e <= 0: 0 ** e is 0 for e > 0 and +Inf for e < 0.
+    var infBits = 0x7f800000u;
+    y = select(bitcast<f32>(infBits), 0.0, e > 0.0);
   } else {
     y = pow(x, e);
   }

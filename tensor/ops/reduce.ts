@@ -134,6 +134,13 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
 export function max(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
   checkFloat("max", x);
   const list = normalizeAxes("max", axes, x.rank);
+  // PyTorch refuses a maximum of nothing ("Expected reduction dim to have non-zero size").
+  const empty = list.find((axis) => x.shape[axis] === 0);
+  if (empty !== undefined) {
+    throw new RangeError(
+      `max: axis ${empty} of ${formatShape(x.shape)} is empty: a maximum of no values is undefined`,
+    );
+  }
   const kept = keptShape(x.shape, list);
   const y = wrap(
     x.backend.reduce("max", x.storage, x.shape, list),

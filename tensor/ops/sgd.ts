@@ -13,7 +13,7 @@
  * the paper's velocity was accumulated with the old lr already inside it, while PyTorch
  * multiplies its whole buffer by the new lr. After a /10 drop the paper's rule therefore keeps
  * moving with the old, larger steps for a while (the velocity decays by m per step), and
- * PyTorch's takes steps 10 times smaller at once. tests/optim_sgd.test.ts works one example by
+ * PyTorch's takes steps 10 times smaller at once. tests/optim/sgd.test.ts works one example by
  * hand.
  *
  * @module
