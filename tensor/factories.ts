@@ -60,6 +60,8 @@ const KEYS = {
   arange: declareOptions<TensorOptions>()("arange", TENSOR_KEYS),
   linspace: declareOptions<TensorOptions>()("linspace", TENSOR_KEYS),
   eye: declareOptions<TensorOptions>()("eye", TENSOR_KEYS),
+  zerosLike: declareOptions<TensorOptions>()("zerosLike", TENSOR_KEYS),
+  onesLike: declareOptions<TensorOptions>()("onesLike", TENSOR_KEYS),
 };
 const RAND_KEYS = declareOptions<NonNullable<Parameters<typeof rand>[1]>>()("rand", [
   ...TENSOR_KEYS,
@@ -286,16 +288,36 @@ export function ones(shape: Shape, options?: TensorOptions): Tensor {
   return filled("ones", shape, 1, checkOptions("ones", options, KEYS.ones));
 }
 
-/** Zeros with the shape, dtype and device of `like`. */
-export function zerosLike(like: Tensor): Tensor {
-  checkLike("zerosLike", like);
-  return full(like.shape, 0, { dtype: like.dtype, device: like.backend });
+/**
+ * Zeros with the shape of `like`, and its dtype and device unless `options` names others
+ * (PyTorch's `zeros_like(x, dtype=..., device=..., requires_grad=...)`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tensor, zerosLike } from "../mod.ts";
+ *
+ * const x = tensor([[1.5, 2], [3, 4]]);
+ * assert.deepEqual(zerosLike(x).shape, [2, 2]);
+ * assert.equal(zerosLike(x, { dtype: "int32" }).dtype, "int32");
+ * ```
+ */
+export function zerosLike(like: Tensor, options?: TensorOptions): Tensor {
+  return filledLike("zerosLike", like, 0, checkOptions("zerosLike", options, KEYS.zerosLike));
 }
 
-/** Ones with the shape, dtype and device of `like`. */
-export function onesLike(like: Tensor): Tensor {
-  checkLike("onesLike", like);
-  return full(like.shape, 1, { dtype: like.dtype, device: like.backend });
+/** Ones with the shape of `like`, and its dtype and device unless `options` names others. */
+export function onesLike(like: Tensor, options?: TensorOptions): Tensor {
+  return filledLike("onesLike", like, 1, checkOptions("onesLike", options, KEYS.onesLike));
+}
+
+function filledLike(op: string, like: Tensor, value: number, options: TensorOptions): Tensor {
+  checkLike(op, like);
+  return filled(op, like.shape, value, {
+    dtype: options.dtype ?? like.dtype,
+    device: options.device ?? like.backend,
+    requiresGrad: options.requiresGrad,
+  });
 }
 
 function checkLike(op: string, like: unknown): void {

@@ -36,6 +36,7 @@ import {
   MaxPool2d,
   maxPool2d,
   ones,
+  onesLike,
   optionRegistry,
   rand,
   randn,
@@ -47,6 +48,7 @@ import {
   sum,
   tensor,
   zeros,
+  zerosLike,
 } from "../mod.ts";
 import { arange } from "../tensor/factories.ts";
 import {
@@ -98,6 +100,8 @@ const CALLS: Record<string, Call> = {
   full: (o) => full([1], 0, o),
   zeros: (o) => zeros([1], o),
   ones: (o) => ones([1], o),
+  zerosLike: (o) => zerosLike(zeros([1]), o),
+  onesLike: (o) => onesLike(zeros([1]), o),
   arange: (o) => arange(0, 2, 1, o),
   linspace: (o) => linspace(0, 1, 2, o),
   eye: (o) => eye(2, 2, o),

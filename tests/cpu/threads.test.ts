@@ -238,7 +238,7 @@ Deno.test("a program that trained on several threads ends by itself", async () =
   const script = new URL("../support/scripts/train_one_step.ts", import.meta.url);
   // A bound far above the run's seconds: without the idle shutdown the program never ends.
   const signal = AbortSignal.timeout(120_000);
-  const command = new Deno.Command(Deno.execPath(), {
+  const command = new Deno.Command("deno", {
     args: ["run", "--allow-read", "--allow-env", script.pathname],
     stdout: "piped",
     stderr: "piped",

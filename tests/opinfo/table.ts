@@ -1483,7 +1483,7 @@ type FactoryCategories = Record<
 function factoryRow(op: string, rows: FactoryCategories, errors: Sample[]): OpInfo {
   return {
     op,
-    optionsOf: op === "zerosLike" || op === "onesLike" ? undefined : op,
+    optionsOf: op,
     samples: {
       ...rows,
       huge: notApplicable("a factory writes each element once; no loop grows with the size"),
@@ -1697,9 +1697,29 @@ const factories: OpInfo[] = [
   ]),
   factoryRow("zerosLike", {
     empty: [made("zerosLike [0]", (d) => T.zerosLike(T.ones([0], o(d))), [])],
-    scalar: [made("zerosLike 0-d", (d) => T.zerosLike(T.ones([], o(d))), [])],
-    one: [made("zerosLike int32 [1]", (d) => T.zerosLike(T.ones([1], I32o(d))), [])],
-    odd: [made("zerosLike [3,5,7]", (d) => T.zerosLike(T.ones([3, 5, 7], o(d))), [])],
+    scalar: [
+      made(
+        "zerosLike 0-d requiresGrad",
+        (d) => T.zerosLike(T.ones([], o(d)), { requiresGrad: true }),
+        ["requiresGrad"],
+      ),
+    ],
+    one: [
+      made("zerosLike int32 [1]", (d) => T.zerosLike(T.ones([1], I32o(d))), []),
+      made("zerosLike dtype int32", (d) => T.zerosLike(T.ones([1], o(d)), { dtype: "int32" }), [
+        "dtype",
+      ]),
+    ],
+    odd: [
+      made("zerosLike [3,5,7]", (d) => T.zerosLike(T.ones([3, 5, 7], o(d))), []),
+      made(
+        "zerosLike from ref to device",
+        (d) => T.zerosLike(T.ones([3], o("ref")), { device: d }),
+        [
+          "device",
+        ],
+      ),
+    ],
     nonfinite: [made("zerosLike of NaN", (d) => T.zerosLike(T.full([2], NaN, o(d))), [])],
     int32: [
       made(
@@ -1709,18 +1729,44 @@ const factories: OpInfo[] = [
       ),
     ],
     large: [made(`zerosLike [${M20}]`, (d) => T.zerosLike(T.ones([M20], o(d))), [])],
-  }, [notATensor("zerosLike", T.zerosLike as (x: unknown) => Tensor)]),
+  }, [
+    notATensor("zerosLike", T.zerosLike as (x: unknown) => Tensor),
+    unknownKey("zerosLike", (x) => T.zerosLike(T.ones([2]), x)),
+  ]),
   factoryRow("onesLike", {
     empty: [made("onesLike [0]", (d) => T.onesLike(T.zeros([0], o(d))), [])],
-    scalar: [made("onesLike 0-d", (d) => T.onesLike(T.zeros([], o(d))), [])],
-    one: [made("onesLike int32 [1]", (d) => T.onesLike(T.zeros([1], I32o(d))), [])],
-    odd: [made("onesLike [3,5,7]", (d) => T.onesLike(T.zeros([3, 5, 7], o(d))), [])],
+    scalar: [
+      made(
+        "onesLike 0-d requiresGrad",
+        (d) => T.onesLike(T.zeros([], o(d)), { requiresGrad: true }),
+        ["requiresGrad"],
+      ),
+    ],
+    one: [
+      made("onesLike int32 [1]", (d) => T.onesLike(T.zeros([1], I32o(d))), []),
+      made("onesLike dtype int32", (d) => T.onesLike(T.zeros([1], o(d)), { dtype: "int32" }), [
+        "dtype",
+      ]),
+    ],
+    odd: [
+      made("onesLike [3,5,7]", (d) => T.onesLike(T.zeros([3, 5, 7], o(d))), []),
+      made(
+        "onesLike from ref to device",
+        (d) => T.onesLike(T.zeros([3], o("ref")), { device: d }),
+        [
+          "device",
+        ],
+      ),
+    ],
     nonfinite: [made("onesLike of NaN", (d) => T.onesLike(T.full([2], NaN, o(d))), [])],
     int32: [
       made("onesLike of int32 extremes", (d) => T.onesLike(T.tensor(INT32_EXTREMES, I32o(d))), []),
     ],
     large: [made(`onesLike [${M20}]`, (d) => T.onesLike(T.zeros([M20], o(d))), [])],
-  }, [notATensor("onesLike", T.onesLike as (x: unknown) => Tensor)]),
+  }, [
+    notATensor("onesLike", T.onesLike as (x: unknown) => Tensor),
+    unknownKey("onesLike", (x) => T.onesLike(T.ones([2]), x)),
+  ]),
 ];
 
 export const TABLE_PARTS_2 = { pooling, dropouts, softmaxes, optimizers, factories };
