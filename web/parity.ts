@@ -1,7 +1,8 @@
 /**
  * The parity table in the browser: the cases of tests/parity/cases_dense.ts and
- * tests/parity/cases_spatial.ts (the same cases the Deno suite runs), each computed on the CPU
- * reference backend and on this browser's WebGPU, compared with the case's tolerances.
+ * tests/parity/cases_spatial.ts (the same cases the Deno suite runs), each computed on the
+ * reference device "ref" (the plain kernels of tensor/ops/) and on this browser's WebGPU,
+ * compared with the case's tolerances.
  *
  * Runs like tests/parity/gpu.test.ts: every case on the default device, the matmul cases
  * again with the shared-memory tiled kernel, and the chunked cases on a device whose binding
@@ -72,10 +73,10 @@ async function compute(
   return { output, grads };
 }
 
-/** How close the GPU came to the CPU in the case being checked, in units of its tolerance. */
+/** How close the GPU came to the reference in the case being checked, in units of its tolerance. */
 let worstRatio = 0;
 
-/** Why the GPU's values are not close to the CPU's (the suite's one comparison), or null. */
+/** Why the GPU's values are not close to the reference's (the suite's one comparison), or null. */
 function mismatch(
   c: ParityCase,
   what: string,
@@ -83,7 +84,7 @@ function mismatch(
   cpu: ArrayLike<number>,
 ): string | null {
   const rtol = c.rtol ?? 1e-5, atol = c.atol ?? 1e-5;
-  const problem = closeMismatch(gpu, cpu, { rtol, atol, what: `${what} (GPU vs CPU)` });
+  const problem = closeMismatch(gpu, cpu, { rtol, atol, what: `${what} (GPU vs ref)` });
   if (problem === null) {
     // For the table only: the largest difference as a fraction of its tolerance.
     for (let i = 0; i < cpu.length; i++) {
@@ -97,7 +98,7 @@ function mismatch(
 
 async function checkCase(c: ParityCase, device: string, caseIndex: number): Promise<string | null> {
   const values = c.inputs.map((spec, i) => inputValues(spec, caseIndex * 16 + i + 1));
-  const cpu = await compute(c, "cpu", values);
+  const cpu = await compute(c, "ref", values);
   const gpu = await compute(c, device, values);
   const problems = [mismatch(c, "output", gpu.output, cpu.output)];
   cpu.grads.forEach((expected, i) => {

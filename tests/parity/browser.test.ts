@@ -1,7 +1,7 @@
 /**
- * The CPU-vs-GPU parity table on a second WebGPU implementation: web/parity.html runs the
+ * The GPU-vs-reference parity table on a second WebGPU implementation: web/parity.html runs the
  * cases of parity/cases_dense.ts and parity/cases_spatial.ts in headless Chromium (Dawn, with the
- * Tint shader compiler, on SwiftShader) against the CPU reference, with the cases' own
+ * Tint shader compiler, on SwiftShader) against the reference device "ref", with the cases' own
  * tolerances. Any case that disagrees, throws or fails to compile fails this test by name.
  *
  * @module
