@@ -360,6 +360,7 @@ export function crossEntropy(
     classes = fromArray(Int32Array.from(labels), [rows], { device: logits.backend });
   }
   if (options.weight !== undefined || ignoreIndex !== undefined || smoothing !== 0) {
+    if (!isHostDevice(logits.backend)) checkLabelsOnDevice(logits, classes, ignoreIndex);
     const weight = classWeights(logits, options.weight);
     return composedCrossEntropy(logits, classes, weight, ignoreIndex, smoothing, reduction);
   }
@@ -414,6 +415,20 @@ function classWeights(logits: Tensor, weight: CrossEntropyOptions["weight"]): Te
     );
   }
   return reshape(w, [1, cols]);
+}
+
+/**
+ * Labels on a device are not read back here: the device's crossEntropy kernel checks them and
+ * flags one out of range, which the next read reports (naming the label). The composed path
+ * below never runs that kernel, so it runs it for the check alone, with ignored rows as class 0.
+ */
+function checkLabelsOnDevice(logits: Tensor, classes: Tensor, ignoreIndex?: number): void {
+  const [rows, cols] = logits.shape;
+  const checked = ignoreIndex === undefined
+    ? classes
+    : mul(classes, cast(ne(classes, ignoreIndex), "int32"));
+  logits.backend.free(logits.backend.crossEntropy(logits.storage, checked.storage, rows, cols));
+  if (checked !== classes) checked.dispose();
 }
 
 /**

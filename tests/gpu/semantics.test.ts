@@ -106,6 +106,16 @@ gpuTest("crossEntropy with a label out of range fails at the next read, naming i
         new RegExp(`crossEntropy: label ${bad} \\(row 1\\) is out of range for ${cols} classes`),
       );
     }
+    // The composed path (class weights, an ignored label, label smoothing) checks them too; an
+    // ignored label outside [0, cols) is no error.
+    const bad = fromArray(new Int32Array([1, cols]), [2], { device: "gpu" });
+    await assert.rejects(
+      crossEntropy(logits, bad, { labelSmoothing: 0.1 }).data(),
+      new RegExp(`crossEntropy: label ${cols} \\(row 1\\) is out of range for ${cols} classes`),
+    );
+    const ignored = fromArray(new Int32Array([1, -100]), [2], { device: "gpu" });
+    const kept = (await data(crossEntropy(logits, ignored, { ignoreIndex: -100 })))[0];
+    assert.ok(Math.abs(kept - Math.log(cols)) < 1e-5, `loss ${kept}, expected log(${cols})`);
     // The flag is cleared: good labels work again and give log(cols).
     const good = crossEntropy(
       logits,
