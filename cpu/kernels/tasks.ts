@@ -35,6 +35,16 @@ export const CONTROL_BYTES = ZERO_AT + 64;
 export const HEADER = { kind: 0, total: 1, barrier: 2, scratch: 3, scratchBytes: 4 } as const;
 /** Descriptor words a kernel may use for itself start here. */
 export const BODY = 5;
+
+/** Names the words of a descriptor body, in order from BODY. */
+export function bodyWords<const Name extends string>(names: readonly Name[]): Record<Name, number> {
+  return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
+}
+
+/** The byte address of `thread`'s scratch in a job (HEADER's scratch and scratchBytes). */
+export function threadScratch(job: Int32Array, thread: number): number {
+  return job[HEADER.scratch] + thread * job[HEADER.scratchBytes];
+}
 /** The kernels that run as jobs. */
 export const KINDS = {
   gemm: 0,
