@@ -12,7 +12,7 @@
 import type { LrnParams, Pool2dParams } from "../../backend/backend.ts";
 import { engineFor, type GemmEngine, simdTier } from "./gemm.ts";
 import { floatWord, LRN, POOL, RELU } from "./layer_tasks.ts";
-import { CONTROL_BYTES, HEADER, JOB_WORDS, KINDS } from "./tasks.ts";
+import { CONTROL_BYTES, KINDS, newJob, setWords } from "./tasks.ts";
 
 export { lrnWasmSupports } from "./lrn.ts";
 
@@ -43,17 +43,6 @@ function regions(m: GemmEngine, counts: number[]): number[] {
   return at;
 }
 
-/** A descriptor with its header: `total` tasks, no barrier, thread scratch as given. */
-function newJob(kind: number, total: number, scratch = 0, scratchBytes = 0): Int32Array {
-  const job = new Int32Array(JOB_WORDS);
-  job[HEADER.kind] = kind;
-  job[HEADER.total] = Math.max(total, 0);
-  job[HEADER.barrier] = job[HEADER.total];
-  job[HEADER.scratch] = scratch;
-  job[HEADER.scratchBytes] = scratchBytes;
-  return job;
-}
-
 const view = (m: GemmEngine, at: number, n: number) => new Float32Array(m.memory.buffer, at, n);
 
 /** Runs relu (dy null) or its gradient on the pool. */
@@ -64,7 +53,7 @@ function reluJob(x: Float32Array, dy: Float32Array | null, out: Float32Array): v
   if (dy) view(m, dyAt, n).set(dy.subarray(0, n));
   const job = newJob(KINDS.relu, Math.ceil(n / TASK_ELEMENTS));
   const values = { x: xAt, dy: dyAt, out: outAt, n, perTask: TASK_ELEMENTS, backward: dy ? 1 : 0 };
-  for (const key in values) job[RELU[key as keyof typeof RELU]] = values[key as keyof typeof RELU];
+  setWords(job, RELU, values);
   m.run(job, 4 * n);
   out.set(view(m, outAt, n));
 }
@@ -112,7 +101,7 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
     perTask,
     backward: dy ? 1 : 0,
   };
-  for (const key in values) job[LRN[key as keyof typeof LRN]] = values[key as keyof typeof LRN];
+  setWords(job, LRN, values);
   m.run(job, 10 * p.size * length);
   out.set(view(m, outAt, length));
 }
@@ -168,7 +157,7 @@ export function maxPool2dForwardWasm(
     dy: 0,
     dx: 0,
   };
-  for (const key in values) job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL];
+  setWords(job, POOL, values);
   m.run(job, 2 * outLength * p.kh * p.kw);
   y.set(view(m, yAt, outLength));
   argmax.set(new Int32Array(m.memory.buffer, argmaxAt, outLength));
@@ -204,9 +193,7 @@ export function maxPool2dBackwardWasm(
     dy: dyAt,
     dx: dxAt,
   };
-  for (const key in values) {
-    job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL]!;
-  }
+  setWords(job, POOL, values);
   m.run(job, 4 * (inLength + outLength));
   dx.set(view(m, dxAt, inLength));
 }

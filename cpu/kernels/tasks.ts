@@ -41,6 +41,26 @@ export function bodyWords<const Name extends string>(names: readonly Name[]): Re
   return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
 }
 
+/** A descriptor with its header: `total` tasks, no barrier, thread scratch as given. */
+export function newJob(kind: number, total: number, scratch = 0, scratchBytes = 0): Int32Array {
+  const job = new Int32Array(JOB_WORDS);
+  job[HEADER.kind] = kind;
+  job[HEADER.total] = Math.max(total, 0);
+  job[HEADER.barrier] = job[HEADER.total];
+  job[HEADER.scratch] = scratch;
+  job[HEADER.scratchBytes] = scratchBytes;
+  return job;
+}
+
+/** Writes `values` into a job's descriptor words, placed as `names` (a bodyWords record) says. */
+export function setWords<Name extends string>(
+  job: Int32Array,
+  names: Record<Name, number>,
+  values: Partial<Record<Name, number>>,
+): void {
+  for (const name in values) job[names[name]] = values[name]!;
+}
+
 /** The byte address of `thread`'s scratch in a job (HEADER's scratch and scratchBytes). */
 export function threadScratch(job: Int32Array, thread: number): number {
   return job[HEADER.scratch] + thread * job[HEADER.scratchBytes];
