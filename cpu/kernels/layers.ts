@@ -121,6 +121,14 @@ export function lrnBackwardWasm(
   lrnJob(x, dy, p, dx);
 }
 
+/** A pool job (forward or backward) of p: its sizes, and a run of planes per task. */
+function poolJob(p: Pool2dParams) {
+  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
+  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
+  return { planes, inLength, outLength, perTask, job };
+}
+
 /**
  * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
  * h·W + w of the winner in its plane), as `maxPool2dForwardCpu`; a run of planes per task.
@@ -132,11 +140,9 @@ export function maxPool2dForwardWasm(
   argmax: Int32Array,
 ): void {
   const m = engine();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const { planes, inLength, outLength, perTask, job } = poolJob(p);
   const [xAt, yAt, argmaxAt] = regions(m, [inLength, outLength, outLength]);
   view(m, xAt, inLength).set(x.subarray(0, inLength));
-  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
-  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
   const values = {
     x: xAt,
     y: yAt,
@@ -175,12 +181,10 @@ export function maxPool2dBackwardWasm(
   dx: Float32Array,
 ): void {
   const m = engine();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const { planes, inLength, outLength, perTask, job } = poolJob(p);
   const [dyAt, argmaxAt, dxAt] = regions(m, [outLength, outLength, inLength]);
   view(m, dyAt, outLength).set(dy.subarray(0, outLength));
   new Int32Array(m.memory.buffer, argmaxAt, outLength).set(argmax.subarray(0, outLength));
-  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
-  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
   const values: Partial<Record<keyof typeof POOL, number>> = {
     argmax: argmaxAt,
     planes,
