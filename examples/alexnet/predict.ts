@@ -84,6 +84,19 @@ export async function weightsFile(runDir: string): Promise<string> {
   }
 }
 
+/** Decodes `file`; when it cannot be read or decoded, records why in `results` and gives null. */
+async function decodeOrRecord(
+  file: string,
+  results: Prediction[],
+): Promise<ImageCHW<Uint8Array> | null> {
+  try {
+    return await decodeImage(await Deno.readFile(file), file);
+  } catch (error) {
+    results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
+    return null;
+  }
+}
+
 /**
  * Classifies `files` with the weights of run folder `runDir` ({@link weightsFile}). Refuses
  * weights that are not finite; a file that cannot be read or decoded gets an `error` and the
@@ -122,13 +135,8 @@ export async function predictImages(
 
   const results: Prediction[] = [];
   for (const file of files) {
-    let image: ImageCHW<Uint8Array>;
-    try {
-      image = await decodeImage(await Deno.readFile(file), file);
-    } catch (error) {
-      results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
-      continue;
-    }
+    let image = await decodeOrRecord(file, results);
+    if (image === null) continue;
     if (channels === 1) image = grayscale(image);
     let views: ImageCHW<Float32Array>[];
     if (data.kind === "fashion-mnist") {
@@ -173,13 +181,8 @@ export async function predictImagenet(
   const results: Prediction[] = [];
   try {
     for (const file of files) {
-      let image: ImageCHW<Uint8Array>;
-      try {
-        image = await decodeImage(await Deno.readFile(file), file);
-      } catch (error) {
-        results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
-        continue;
-      }
+      const image = await decodeOrRecord(file, results);
+      if (image === null) continue;
       const top = await classify(net, image, { crops: options.crops ?? 1, top: options.top });
       results.push({
         file,
