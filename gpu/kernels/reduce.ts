@@ -53,6 +53,12 @@ export const CHUNK = GROUP * PER_INVOCATION;
 /** Elements one invocation of the serial pass reduces (16^3: three levels of 16). */
 export const SERIAL_MAX = 4096;
 
+/** WGSL: the entry point of the tree kernels: one workgroup, numbered `group`, per chunk. */
+const GROUP_MAIN = `@compute @workgroup_size(${GROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let group = ${WORKGROUP_INDEX};`;
+
 /** WGSL: NaN test on the bits (`x != x` is false on Vulkan, gpu/README.md "Numerics"). */
 export const IS_NAN_WGSL =
   `fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
@@ -228,10 +234,7 @@ ${ELEMENT_MAIN}
 function treeKernel(op: ReduceOp, load: ReduceLoad["kind"]): GpuKernel {
   return reduceKernel("tree", op, load, () => `
 var<workgroup> scratch: array<f32, ${GROUP}>;
-@compute @workgroup_size(${GROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = ${WORKGROUP_INDEX};
+${GROUP_MAIN}
   if (group >= params.outputs * params.chunks) { return; }  // uniform per workgroup
   let output = group / params.chunks;
   let chunk = group % params.chunks;
@@ -469,10 +472,7 @@ struct Params { rows: u32, cols: u32, chunks: u32 }
 ${ARGMAX_COMBINE}
 var<workgroup> scratchValue: array<f32, ${GROUP}>;
 var<workgroup> scratchIndex: array<i32, ${GROUP}>;
-@compute @workgroup_size(${GROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = ${WORKGROUP_INDEX};
+${GROUP_MAIN}
   if (group >= params.rows * params.chunks) { return; }  // uniform per workgroup
   let row = group / params.chunks;
   let first = (group % params.chunks) * ${CHUNK}u + lid * ${PER_INVOCATION}u;
