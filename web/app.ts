@@ -14,6 +14,7 @@
 /// <reference lib="dom" />
 
 import type { FromWorker, ToWorker, TrainOptions } from "./protocol.ts";
+import { drawFilterTiles } from "./filters.ts";
 
 /** What the page has seen so far. */
 interface TrainingState {
@@ -139,30 +140,17 @@ function drawCurves(): void {
 function drawFilters(weights: Float32Array, shape: number[]): void {
   const [out, inChannels, kh, kw] = shape;
   const canvas = $<HTMLCanvasElement>("filters");
-  const ctx = canvas.getContext("2d")!;
   const columns = 8, rows = Math.ceil(out / columns);
   const scale = Math.floor(
     Math.min(canvas.width / (columns * (kw + 1)), canvas.height / (rows * (kh + 1))),
   );
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.imageSmoothingEnabled = false;
-  const tile = new OffscreenCanvas(kw, kh);
-  const tileCtx = tile.getContext("2d")!;
-  for (let f = 0; f < out; f++) {
-    // The first input channel (conv1 of AlexNet-mini sees one, grayscale).
-    const w = weights.subarray(f * inChannels * kh * kw, f * inChannels * kh * kw + kh * kw);
-    let low = Infinity, high = -Infinity;
-    for (const v of w) [low, high] = [Math.min(low, v), Math.max(high, v)];
-    const image = tileCtx.createImageData(kw, kh);
-    w.forEach((v, i) => {
-      const g = high > low ? Math.round((255 * (v - low)) / (high - low)) : 128;
-      image.data.set([g, g, g, 255], 4 * i);
-    });
-    tileCtx.putImageData(image, 0, 0);
-    const x = (f % columns) * (kw + 1) * scale, y = Math.floor(f / columns) * (kh + 1) * scale;
-    ctx.drawImage(tile, x, y, kw * scale, kh * scale);
-  }
+  // The first input channel (conv1 of AlexNet-mini sees one, grayscale).
+  const size = inChannels * kh * kw;
+  const filters = Array.from(
+    { length: out },
+    (_, f) => weights.subarray(f * size, f * size + kh * kw),
+  );
+  drawFilterTiles(canvas, filters, kh, kw, columns, scale, (w, i) => [w[i], w[i], w[i]]);
 }
 
 // ---- the drawing box ------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 /// <reference lib="dom" />
 
 import type { FromImagenetWorker, ToImagenetWorker } from "./imagenet_protocol.ts";
+import { drawFilterTiles } from "./filters.ts";
 
 /** What the page has seen so far. */
 interface ImagenetState {
@@ -43,32 +44,20 @@ const cards = new Map<number, HTMLElement>();
 function drawFilters(weights: Float32Array, shape: number[]): void {
   const [out, channels, kh, kw] = shape;
   const canvas = $<HTMLCanvasElement>("filters");
-  const ctx = canvas.getContext("2d")!;
   const columns = 16, rows = Math.ceil(out / columns);
   const scale = Math.max(1, Math.floor(canvas.width / (columns * (kw + 1))));
   canvas.height = rows * (kh + 1) * scale; // as many rows as the filters need
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.imageSmoothingEnabled = false;
-  const tile = new OffscreenCanvas(kw, kh);
-  const tileCtx = tile.getContext("2d")!;
   const plane = kh * kw, size = channels * plane;
-  for (let f = 0; f < out; f++) {
-    const w = weights.subarray(f * size, (f + 1) * size);
-    let low = Infinity, high = -Infinity;
-    for (const v of w) [low, high] = [Math.min(low, v), Math.max(high, v)];
-    const byte = (v: number) => (high > low ? Math.round((255 * (v - low)) / (high - low)) : 128);
-    const image = tileCtx.createImageData(kw, kh);
-    for (let i = 0; i < plane; i++) {
-      const [r, g, b] = channels === 3
-        ? [w[i], w[plane + i], w[2 * plane + i]]
-        : [w[i], w[i], w[i]];
-      image.data.set([byte(r), byte(g), byte(b), 255], 4 * i);
-    }
-    tileCtx.putImageData(image, 0, 0);
-    const x = (f % columns) * (kw + 1) * scale, y = Math.floor(f / columns) * (kh + 1) * scale;
-    ctx.drawImage(tile, x, y, kw * scale, kh * scale);
-  }
+  const filters = Array.from({ length: out }, (_, f) => weights.subarray(f * size, (f + 1) * size));
+  drawFilterTiles(
+    canvas,
+    filters,
+    kh,
+    kw,
+    columns,
+    scale,
+    (w, i) => channels === 3 ? [w[i], w[plane + i], w[2 * plane + i]] : [w[i], w[i], w[i]],
+  );
 }
 
 /** A photo's RGB bytes, channels first, and a thumbnail canvas. */

@@ -57,7 +57,7 @@ import type { Conv2dParams } from "../../backend/backend.ts";
 import { type SimdTier, TILE } from "./gemm_kernels.ts";
 import { engineFor, type GemmEngine } from "./gemm.ts";
 import { KC, PAD, PIX, WGT } from "./conv2d_tasks.ts";
-import { CONTROL_BYTES, HEADER, JOB_WORDS, KINDS, ZERO_AT } from "./tasks.ts";
+import { CONTROL_BYTES, KINDS, newJob, setWords, ZERO_AT } from "./tasks.ts";
 
 /** Pixels (or taps) per packed A block, in MR-row panels: MC × KC floats stay in L2. */
 const MC_PANELS = 20;
@@ -109,17 +109,6 @@ function put(m: GemmEngine, address: number, values: Float32Array) {
 
 function take(m: GemmEngine, address: number, out: Float32Array, length: number) {
   out.set(new Float32Array(m.memory.buffer, address, length));
-}
-
-/** A descriptor with its header filled: `total` tasks, no barrier, thread scratch as given. */
-function newJob(kind: number, total: number, scratch = 0, scratchBytes = 0): Int32Array {
-  const job = new Int32Array(JOB_WORDS);
-  job[HEADER.kind] = kind;
-  job[HEADER.total] = total;
-  job[HEADER.barrier] = total;
-  job[HEADER.scratch] = scratch;
-  job[HEADER.scratchBytes] = scratchBytes;
-  return job;
 }
 
 /** Packs B = w_gᵀ-like [depth K, cols] blocks of KC steps: source element (col, k) at src + 4·(col·K + k). */
@@ -225,7 +214,7 @@ function pixelProduct(m: GemmEngine, s: Source, g: PixelProduct, scratch: number
     qBlocks,
     mc,
   };
-  for (const key in values) job[PIX[key as keyof typeof PIX]] = values[key as keyof typeof PIX];
+  setWords(job, PIX, values);
   m.run(job, 2 * M * g.K * g.cols * g.groups);
 }
 
@@ -247,7 +236,7 @@ function putPadded(
   const perTask = Math.max(1, Math.floor(PAD_TASK_ELEMENTS / (H * W)));
   const job = newJob(KINDS.convPad, Math.ceil(planes / perTask));
   const values_ = { src: at.raw, dst: at.padded, planes, H, W, padH, padW, perTask };
-  for (const key in values_) job[PAD[key as keyof typeof PAD]] = values_[key as keyof typeof PAD];
+  setWords(job, PAD, values_);
   m.run(job, 8 * planes * (H + 2 * padH) * (W + 2 * padW));
 }
 
@@ -575,7 +564,7 @@ function weightGradientSlice(
     colBlock,
     mc,
   };
-  for (const key in values) job[WGT[key as keyof typeof WGT]] = values[key as keyof typeof WGT];
+  setWords(job, WGT, values);
   m.run(job, 2 * M * K * p.o);
   // dw[group·O/G + o, k] = C_group[k, o]
   const cView = new Float32Array(m.memory.buffer, at.c, p.groups * K * outGroup);

@@ -15,7 +15,7 @@
 
 import type { GemmExports } from "./gemm_kernels.ts";
 import type { ConvExports } from "./conv2d_kernels.ts";
-import { BODY, HEADER } from "./tasks.ts";
+import { bodyWords, threadScratch } from "./tasks.ts";
 
 /** Depth of a packed block (an A panel and a B panel of KC steps fit in L1). */
 export const KC = 256;
@@ -26,19 +26,16 @@ export interface ConvKernels {
   conv: ConvExports;
 }
 
-/** Names the words of a descriptor body, in order from BODY. */
-function words<const Name extends string>(names: readonly Name[]): Record<Name, number> {
-  return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
-}
-
 /** convPad: `planes` H × W planes at src to zero-bordered ones at dst, `perTask` per task. */
-export const PAD = words(["src", "dst", "planes", "H", "W", "padH", "padW", "perTask"] as const);
+export const PAD = bodyWords(
+  ["src", "dst", "planes", "H", "W", "padH", "padW", "perTask"] as const,
+);
 
 /**
  * convPixels: the source (see conv2d.ts's Source), the product (PixelProduct), the byte
  * distance between groups in source, packed weights, output and bias, and the pixel blocks.
  */
-export const PIX = words(
+export const PIX = bodyWords(
   [
     "src",
     "padded",
@@ -76,7 +73,7 @@ export const PIX = words(
  * convWeight: the padded x (Hp × Wp planes), dy, the C matrix [K, cols] per group (the
  * transposed weight gradient), the blocks of MC taps and of colBlock channels.
  */
-export const WGT = words(
+export const WGT = bodyWords(
   [
     "src",
     "srcGroup",
@@ -120,7 +117,7 @@ export function runPixelTask(k: ConvKernels, job: Int32Array, t: number, thread:
   const outW = job[PIX.outW], P = job[PIX.outH] * outW, M = job[PIX.images] * P;
   const rows = Math.min(mc, M - q0), K = job[PIX.K], cols = job[PIX.cols];
   const colsPadded = Math.ceil(cols / 8) * 8;
-  const a = job[HEADER.scratch] + thread * job[HEADER.scratchBytes], c = a + 4 * mc * KC;
+  const a = threadScratch(job, thread), c = a + 4 * mc * KC;
   const src = job[PIX.src] + group * job[PIX.srcGroup];
   const packedB = job[PIX.packedB] + group * job[PIX.packedBGroup];
   for (let k0 = 0; k0 < K; k0 += KC) {
@@ -151,7 +148,7 @@ export function runWeightTask(k: ConvKernels, job: Int32Array, t: number, thread
   const rows = Math.min(mc, K - k0), blockCols = Math.min(job[WGT.colBlock], cols - o0);
   const outH = job[WGT.outH], outW = job[WGT.outW], P = outH * outW;
   const M = job[WGT.images] * P;
-  const a = job[HEADER.scratch] + thread * job[HEADER.scratchBytes], b = a + 4 * mc * KC;
+  const a = threadScratch(job, thread), b = a + 4 * mc * KC;
   const src = job[WGT.src] + group * job[WGT.srcGroup];
   const dy = job[WGT.dy] + group * job[WGT.dyGroup] + 4 * o0 * P;
   const c = job[WGT.c] + group * job[WGT.cGroup] + 4 * (k0 * cols + o0);

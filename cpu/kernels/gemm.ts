@@ -57,7 +57,9 @@ import {
   KINDS,
   LIVE,
   MAX_THREADS,
+  newJob,
   NEXT,
+  setWords,
   TASK_MASK,
   waitAtLeast,
   workOnTasks,
@@ -370,7 +372,7 @@ export class GemmEngine {
       mc,
       unpackedB: unpackedB ? 1 : 0,
     };
-    for (const key in values) job[J[key as keyof typeof J]] = values[key as keyof typeof J];
+    setWords(job, J, values);
 
     this.run(job, 2 * m * n * k);
 
@@ -461,9 +463,7 @@ export class GemmEngine {
     heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
     if (args.accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
     const copied = performance.now();
-    const job = new Int32Array(JOB_WORDS);
-    job[HEADER.kind] = KINDS.skinny;
-    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(n / GEMV_ROWS_PER_TASK);
+    const job = newJob(KINDS.skinny, Math.ceil(n / GEMV_ROWS_PER_TASK));
     const words: Record<keyof typeof SKINNY, number> = {
       a: aAt,
       lda: k * 4,
@@ -477,9 +477,7 @@ export class GemmEngine {
       load: args.accumulate ? 1 : 0,
       perTask: GEMV_ROWS_PER_TASK,
     };
-    for (const key in words) {
-      job[SKINNY[key as keyof typeof SKINNY]] = words[key as keyof typeof SKINNY];
-    }
+    setWords(job, SKINNY, words);
     this.run(job, 2 * m * n * k);
     const computed = performance.now();
     const out = new Float32Array(this.memory.buffer, cAt, cSpan);
@@ -514,10 +512,8 @@ export class GemmEngine {
       for (let i = 0; i < rows; i++) heap[yAt / 4 + i] = c[cOffset + i * yStep];
     }
     const copied = performance.now();
-    const job = new Int32Array(JOB_WORDS);
     const perTask = GEMV_ROWS_PER_TASK;
-    job[HEADER.kind] = KINDS.gemv;
-    job[HEADER.total] = job[HEADER.barrier] = Math.ceil(rows / perTask);
+    const job = newJob(KINDS.gemv, Math.ceil(rows / perTask));
     const words: Record<keyof typeof GEMV, number> = {
       dot: dot ? 1 : 0,
       m: mAt,
@@ -529,7 +525,7 @@ export class GemmEngine {
       load: args.accumulate ? 1 : 0,
       perTask,
     };
-    for (const key in words) job[GEMV[key as keyof typeof GEMV]] = words[key as keyof typeof GEMV];
+    setWords(job, GEMV, words);
     this.run(job, 2 * rows * k);
     const computed = performance.now();
     const y = new Float32Array(this.memory.buffer, yAt, rows);

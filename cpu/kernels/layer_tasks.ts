@@ -13,8 +13,8 @@
 
 import type { ReluExports } from "./relu.ts";
 import type { LrnExports } from "./lrn.ts";
-import type { PoolExports } from "./pool2d.ts";
-import { BODY, HEADER } from "./tasks.ts";
+import { MAX_POOL_ARGS, type PoolExports } from "./pool2d.ts";
+import { bodyWords, threadScratch } from "./tasks.ts";
 
 /** The layer modules a thread has instantiated on the shared memory. */
 export interface LayerKernels {
@@ -23,15 +23,10 @@ export interface LayerKernels {
   pool: PoolExports;
 }
 
-/** Names the words of a descriptor body, in order from BODY. */
-export function words<const Name extends string>(names: readonly Name[]): Record<Name, number> {
-  return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
-}
-
 /** relu: y = relu(x), or (backward) dx = x > 0 ? dy : 0, for n floats, perTask per task. */
-export const RELU = words(["x", "dy", "out", "n", "perTask", "backward"] as const);
+export const RELU = bodyWords(["x", "dy", "out", "n", "perTask", "backward"] as const);
 /** lrn: items images of C planes of P pixels; alpha, k, factor are float32 bits. */
-export const LRN = words(
+export const LRN = bodyWords(
   [
     "x",
     "out",
@@ -48,28 +43,9 @@ export const LRN = words(
     "backward",
   ] as const,
 );
-/** pool: max-pooling of `planes` planes, perTask per task (NAMES of pool2d.ts). */
-export const POOL = words(
-  [
-    "x",
-    "y",
-    "argmax",
-    "planes",
-    "H",
-    "W",
-    "KH",
-    "KW",
-    "Sh",
-    "Sw",
-    "padH",
-    "padW",
-    "outH",
-    "outW",
-    "perTask",
-    "backward",
-    "dy",
-    "dx",
-  ] as const,
+/** pool: max-pooling of `planes` planes, perTask per task (maxPool's arguments first). */
+export const POOL = bodyWords(
+  [...MAX_POOL_ARGS, "perTask", "backward", "dy", "dx"] as const,
 );
 
 /** A float32 stored in a descriptor word, and read back. */
@@ -100,7 +76,7 @@ export function runLrnTask(k: LayerKernels, job: Int32Array, t: number, thread: 
   const alpha = wordFloat(job[LRN.alpha]), kk = wordFloat(job[LRN.k]);
   const x = job[LRN.x] + offset, out = job[LRN.out] + offset;
   if (!job[LRN.backward]) return k.lrn.lrnForward(x, out, ...window, alpha, kk);
-  const scaled = job[HEADER.scratch] + thread * job[HEADER.scratchBytes];
+  const scaled = threadScratch(job, thread);
   const weighted = scaled + 4 * C * P;
   const dy = job[LRN.dy] + offset;
   k.lrn.lrnBackward(x, out, ...window, alpha, kk, dy, scaled, weighted, wordFloat(job[LRN.factor]));

@@ -12,7 +12,7 @@
 import type { LrnParams, Pool2dParams } from "../../backend/backend.ts";
 import { engineFor, type GemmEngine, simdTier } from "./gemm.ts";
 import { floatWord, LRN, POOL, RELU } from "./layer_tasks.ts";
-import { CONTROL_BYTES, HEADER, JOB_WORDS, KINDS } from "./tasks.ts";
+import { CONTROL_BYTES, KINDS, newJob, setWords } from "./tasks.ts";
 
 export { lrnWasmSupports } from "./lrn.ts";
 
@@ -43,17 +43,6 @@ function regions(m: GemmEngine, counts: number[]): number[] {
   return at;
 }
 
-/** A descriptor with its header: `total` tasks, no barrier, thread scratch as given. */
-function newJob(kind: number, total: number, scratch = 0, scratchBytes = 0): Int32Array {
-  const job = new Int32Array(JOB_WORDS);
-  job[HEADER.kind] = kind;
-  job[HEADER.total] = Math.max(total, 0);
-  job[HEADER.barrier] = job[HEADER.total];
-  job[HEADER.scratch] = scratch;
-  job[HEADER.scratchBytes] = scratchBytes;
-  return job;
-}
-
 const view = (m: GemmEngine, at: number, n: number) => new Float32Array(m.memory.buffer, at, n);
 
 /** Runs relu (dy null) or its gradient on the pool. */
@@ -64,7 +53,7 @@ function reluJob(x: Float32Array, dy: Float32Array | null, out: Float32Array): v
   if (dy) view(m, dyAt, n).set(dy.subarray(0, n));
   const job = newJob(KINDS.relu, Math.ceil(n / TASK_ELEMENTS));
   const values = { x: xAt, dy: dyAt, out: outAt, n, perTask: TASK_ELEMENTS, backward: dy ? 1 : 0 };
-  for (const key in values) job[RELU[key as keyof typeof RELU]] = values[key as keyof typeof RELU];
+  setWords(job, RELU, values);
   m.run(job, 4 * n);
   out.set(view(m, outAt, n));
 }
@@ -112,7 +101,7 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
     perTask,
     backward: dy ? 1 : 0,
   };
-  for (const key in values) job[LRN[key as keyof typeof LRN]] = values[key as keyof typeof LRN];
+  setWords(job, LRN, values);
   m.run(job, 10 * p.size * length);
   out.set(view(m, outAt, length));
 }
@@ -132,6 +121,14 @@ export function lrnBackwardWasm(
   lrnJob(x, dy, p, dx);
 }
 
+/** A pool job (forward or backward) of p: its sizes, and a run of planes per task. */
+function poolJob(p: Pool2dParams) {
+  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
+  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
+  return { planes, inLength, outLength, perTask, job };
+}
+
 /**
  * Max pooling of float32 x [N, C, H, W] into y and argmax [N, C, outH, outW] (flat index
  * h·W + w of the winner in its plane), as `maxPool2dForwardCpu`; a run of planes per task.
@@ -143,11 +140,9 @@ export function maxPool2dForwardWasm(
   argmax: Int32Array,
 ): void {
   const m = engine();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const { planes, inLength, outLength, perTask, job } = poolJob(p);
   const [xAt, yAt, argmaxAt] = regions(m, [inLength, outLength, outLength]);
   view(m, xAt, inLength).set(x.subarray(0, inLength));
-  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
-  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
   const values = {
     x: xAt,
     y: yAt,
@@ -168,7 +163,7 @@ export function maxPool2dForwardWasm(
     dy: 0,
     dx: 0,
   };
-  for (const key in values) job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL];
+  setWords(job, POOL, values);
   m.run(job, 2 * outLength * p.kh * p.kw);
   y.set(view(m, yAt, outLength));
   argmax.set(new Int32Array(m.memory.buffer, argmaxAt, outLength));
@@ -186,12 +181,10 @@ export function maxPool2dBackwardWasm(
   dx: Float32Array,
 ): void {
   const m = engine();
-  const planes = p.n * p.c, inLength = planes * p.h * p.w, outLength = planes * p.outH * p.outW;
+  const { planes, inLength, outLength, perTask, job } = poolJob(p);
   const [dyAt, argmaxAt, dxAt] = regions(m, [outLength, outLength, inLength]);
   view(m, dyAt, outLength).set(dy.subarray(0, outLength));
   new Int32Array(m.memory.buffer, argmaxAt, outLength).set(argmax.subarray(0, outLength));
-  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(p.h * p.w, 1)));
-  const job = newJob(KINDS.pool, Math.ceil(planes / perTask));
   const values: Partial<Record<keyof typeof POOL, number>> = {
     argmax: argmaxAt,
     planes,
@@ -204,9 +197,7 @@ export function maxPool2dBackwardWasm(
     dy: dyAt,
     dx: dxAt,
   };
-  for (const key in values) {
-    job[POOL[key as keyof typeof POOL]] = values[key as keyof typeof POOL]!;
-  }
+  setWords(job, POOL, values);
   m.run(job, 4 * (inLength + outLength));
   dx.set(view(m, dxAt, inLength));
 }

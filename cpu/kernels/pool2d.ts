@@ -36,7 +36,8 @@ function pick(f: FunctionBuilder, a: () => void, b: () => void, larger: boolean)
   f.select();
 }
 
-const NAMES = [
+/** The parameters of maxPool, in order (layer_tasks.ts's POOL descriptor begins with them). */
+export const MAX_POOL_ARGS = [
   "x",
   "y",
   "argmax",
@@ -53,11 +54,11 @@ const NAMES = [
   "outW",
 ] as const;
 
-/** maxPool(...NAMES): byte addresses x, y, argmax; `planes` planes of H × W in, outH × outW out. */
+/** maxPool(...MAX_POOL_ARGS): byte addresses x, y, argmax; `planes` planes of H × W in, outH × outW out. */
 export function poolModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
   builder.importMemory("env", "memory", { initial: 1, maximum: MAX_PAGES, shared });
-  const params = Object.fromEntries(NAMES.map((name) => [name, "i32" as const]));
+  const params = Object.fromEntries(MAX_POOL_ARGS.map((name) => [name, "i32" as const]));
   builder.addFunction("maxPool", params, [], (f) => {
     for (const l of ["plane", "i", "j", "top", "left", "r0", "r1", "c0", "c1", "row", "col"]) {
       f.local(l, "i32");
@@ -135,7 +136,7 @@ function emitMaxPoolBackward(builder: ModuleBuilder) {
   });
 }
 
-/** The module's exports: maxPool(...NAMES) and maxPoolBackward (its gradient's scatter). */
+/** The module's exports: maxPool(...MAX_POOL_ARGS) and maxPoolBackward (its gradient's scatter). */
 export interface PoolExports {
   maxPool(...args: number[]): void;
   maxPoolBackward(

@@ -35,6 +35,36 @@ export const CONTROL_BYTES = ZERO_AT + 64;
 export const HEADER = { kind: 0, total: 1, barrier: 2, scratch: 3, scratchBytes: 4 } as const;
 /** Descriptor words a kernel may use for itself start here. */
 export const BODY = 5;
+
+/** Names the words of a descriptor body, in order from BODY. */
+export function bodyWords<const Name extends string>(names: readonly Name[]): Record<Name, number> {
+  return Object.fromEntries(names.map((name, i) => [name, BODY + i])) as Record<Name, number>;
+}
+
+/** A descriptor with its header: `total` tasks, no barrier, thread scratch as given. */
+export function newJob(kind: number, total: number, scratch = 0, scratchBytes = 0): Int32Array {
+  const job = new Int32Array(JOB_WORDS);
+  job[HEADER.kind] = kind;
+  job[HEADER.total] = Math.max(total, 0);
+  job[HEADER.barrier] = job[HEADER.total];
+  job[HEADER.scratch] = scratch;
+  job[HEADER.scratchBytes] = scratchBytes;
+  return job;
+}
+
+/** Writes `values` into a job's descriptor words, placed as `names` (a bodyWords record) says. */
+export function setWords<Name extends string>(
+  job: Int32Array,
+  names: Record<Name, number>,
+  values: Partial<Record<Name, number>>,
+): void {
+  for (const name in values) job[names[name]] = values[name]!;
+}
+
+/** The byte address of `thread`'s scratch in a job (HEADER's scratch and scratchBytes). */
+export function threadScratch(job: Int32Array, thread: number): number {
+  return job[HEADER.scratch] + thread * job[HEADER.scratchBytes];
+}
 /** The kernels that run as jobs. */
 export const KINDS = {
   gemm: 0,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** The networks train-alexnet can train. */
 export const ARCHS = ["alexnet", "alexnet-mini", "alexnet-torchvision", "figure1-cnn"] as const;
@@ -258,6 +258,32 @@ export function parseNumberFlag(
   return x;
 }
 
+/** node:util's parseArgs, its errors as {@link UsageError}s (their first line says it all). */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
+  }
+}
+
+/** The --device flag: "cpu" (the default) or "gpu". */
+export function deviceFlag(value: string | undefined): "cpu" | "gpu" {
+  const device = value ?? "cpu";
+  if (device !== "cpu" && device !== "gpu") {
+    throw new UsageError(`--device must be cpu or gpu; got "${device}"`);
+  }
+  return device;
+}
+
+/** The --crops flag (`value`, parsed as `crops`): 1 (the centre) or 10 (paper section 4.1). */
+export function cropsFlag(crops: number, value: string | undefined): 1 | 10 {
+  if (crops !== 1 && crops !== 10) {
+    throw new UsageError(`--crops must be 1 or 10; got "${value}"`);
+  }
+  return crops;
+}
+
 function choice<T extends string>(flag: string, value: string, options: readonly T[]): T {
   if (!options.includes(value as T)) {
     throw new UsageError(`--${flag} must be one of ${options.join(", ")}; got "${value}"`);
@@ -414,18 +440,12 @@ export function parseTrainCommand(args: string[]): TrainCommand | null {
   for (const [name, flag] of Object.entries(FLAGS)) {
     options[name] = { type: typeof flag.parse === "function" ? "string" : "boolean" };
   }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: joinNegativeValues(args),
-      strict: true,
-      allowPositionals: false,
-      options,
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (error) {
-    // parseArgs's messages run over several lines; the first says it all.
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
+  const values = parseFlags({
+    args: joinNegativeValues(args),
+    strict: true,
+    allowPositionals: false,
+    options,
+  }).values as Record<string, string | boolean | undefined>;
   if (values.help) return null;
   const arch = values.arch === undefined
     ? DEFAULTS.arch

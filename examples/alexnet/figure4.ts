@@ -20,7 +20,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { decodeImage } from "../../data/mod.ts";
 import { encodePng } from "../../data/codecs.ts";
 import type { ImageCHW } from "../../data/dataset.ts";
@@ -28,7 +27,7 @@ import { type ClassProbability, imagenetEvalBytes } from "../../data/imagenet.ts
 import { resizeBilinearAntialias } from "../../data/transforms.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
 import { checkOptions, declareOptions } from "../../tensor/options.ts";
-import { parseNumberFlag, UsageError } from "./config.ts";
+import { cropsFlag, deviceFlag, parseFlags, parseNumberFlag, UsageError } from "./config.ts";
 import {
   classify,
   disposePretrained,
@@ -307,36 +306,24 @@ Usage: deno task figure4 --weights FILE [--folder DIR] [--neighbours N] [--crops
 
 /** Parses figure4's command line; throws {@link UsageError}; null for --help. */
 export function parseFigure4Args(args: string[]): (Figure4Options & { out: string }) | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        weights: { type: "string" },
-        folder: { type: "string" },
-        neighbours: { type: "string" },
-        crops: { type: "string" },
-        device: { type: "string" },
-        out: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags({
+    args,
+    allowPositionals: true,
+    options: {
+      weights: { type: "string" },
+      folder: { type: "string" },
+      neighbours: { type: "string" },
+      crops: { type: "string" },
+      device: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   if (values.help) return null;
   if (values.weights === undefined) throw new UsageError("--weights FILE is required");
   if (positionals.length === 0) throw new UsageError("no photos given");
-  const crops = values.crops === undefined ? 1 : Number(values.crops);
-  if (crops !== 1 && crops !== 10) {
-    throw new UsageError(`--crops must be 1 or 10; got "${values.crops}"`);
-  }
-  const device = values.device ?? "cpu";
-  if (device !== "cpu" && device !== "gpu") {
-    throw new UsageError(`--device must be cpu or gpu; got "${device}"`);
-  }
+  const crops = cropsFlag(values.crops === undefined ? 1 : Number(values.crops), values.crops);
+  const device = deviceFlag(values.device);
   const neighbours = values.neighbours === undefined
     ? 6
     : parseNumberFlag("neighbours", values.neighbours, { integer: true, min: 1 });

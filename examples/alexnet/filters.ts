@@ -13,9 +13,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../../io/atomic.ts";
-import { UsageError } from "./config.ts";
+import { parseFlags, UsageError } from "./config.ts";
 import { readWeightsFile } from "./pretrained.ts";
 import { css, type Rgb, svgToPng } from "./svg.ts";
 
@@ -172,21 +171,15 @@ Usage: deno task filters --weights FILE [--out PNG] [--scale N]
 
 if (import.meta.main) {
   try {
-    const { values } = (() => {
-      try {
-        return parseArgs({
-          args: Deno.args,
-          options: {
-            weights: { type: "string" },
-            out: { type: "string" },
-            scale: { type: "string" },
-            help: { type: "boolean", short: "h" },
-          },
-        });
-      } catch (error) {
-        throw new UsageError((error as Error).message.split("\n")[0]);
-      }
-    })();
+    const { values } = parseFlags({
+      args: Deno.args,
+      options: {
+        weights: { type: "string" },
+        out: { type: "string" },
+        scale: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
     if (values.help) {
       console.log(HELP);
       Deno.exit(0);

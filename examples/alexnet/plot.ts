@@ -51,7 +51,7 @@ export interface LineChartOptions {
 }
 
 // matplotlib's "tab10": ten colours that stay distinguishable for most colour-blind readers.
-const PALETTE: Rgb[] = [
+export const PALETTE: Rgb[] = [
   [31, 119, 180],
   [255, 127, 14],
   [44, 160, 44],

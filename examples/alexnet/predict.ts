@@ -15,7 +15,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { fromArray, loadCheckpoint, loadSafetensors, noGrad, softmax } from "../../mod.ts";
 import {
   centerCrop,
@@ -29,7 +28,7 @@ import {
   tenCrop,
   toFloat,
 } from "../../data/mod.ts";
-import { parseNumberFlag, UsageError } from "./config.ts";
+import { cropsFlag, deviceFlag, parseFlags, parseNumberFlag, UsageError } from "./config.ts";
 import { allFinite, buildModel } from "./trainer.ts";
 import { readRunMetadata } from "./run_state.ts";
 import { tryWebGPU } from "./device.ts";
@@ -85,6 +84,19 @@ export async function weightsFile(runDir: string): Promise<string> {
   }
 }
 
+/** Decodes `file`; when it cannot be read or decoded, records why in `results` and gives null. */
+async function decodeOrRecord(
+  file: string,
+  results: Prediction[],
+): Promise<ImageCHW<Uint8Array> | null> {
+  try {
+    return await decodeImage(await Deno.readFile(file), file);
+  } catch (error) {
+    results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
+    return null;
+  }
+}
+
 /**
  * Classifies `files` with the weights of run folder `runDir` ({@link weightsFile}). Refuses
  * weights that are not finite; a file that cannot be read or decoded gets an `error` and the
@@ -123,13 +135,8 @@ export async function predictImages(
 
   const results: Prediction[] = [];
   for (const file of files) {
-    let image: ImageCHW<Uint8Array>;
-    try {
-      image = await decodeImage(await Deno.readFile(file), file);
-    } catch (error) {
-      results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
-      continue;
-    }
+    let image = await decodeOrRecord(file, results);
+    if (image === null) continue;
     if (channels === 1) image = grayscale(image);
     let views: ImageCHW<Float32Array>[];
     if (data.kind === "fashion-mnist") {
@@ -174,13 +181,8 @@ export async function predictImagenet(
   const results: Prediction[] = [];
   try {
     for (const file of files) {
-      let image: ImageCHW<Uint8Array>;
-      try {
-        image = await decodeImage(await Deno.readFile(file), file);
-      } catch (error) {
-        results.push({ file, top: [], error: `cannot read ${file}: ${(error as Error).message}` });
-        continue;
-      }
+      const image = await decodeOrRecord(file, results);
+      if (image === null) continue;
       const top = await classify(net, image, { crops: options.crops ?? 1, top: options.top });
       results.push({
         file,
@@ -229,40 +231,31 @@ export interface PredictCommand {
 
 /** Parses predict's command line; throws {@link UsageError}; null for --help. */
 export function parsePredictArgs(args: string[]): PredictCommand | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        run: { type: "string" },
-        weights: { type: "string" },
-        download: { type: "boolean" },
-        crops: { type: "string" },
-        device: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseFlags({
+    args,
+    allowPositionals: true,
+    options: {
+      run: { type: "string" },
+      weights: { type: "string" },
+      download: { type: "boolean" },
+      crops: { type: "string" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   if (values.help) return null;
   const chosen = [values.run !== undefined, values.weights !== undefined, !!values.download];
   if (chosen.filter(Boolean).length > 1) {
     throw new UsageError("give one of --run, --weights and --download");
   }
   const mode = values.weights !== undefined || values.download ? "imagenet" : "run";
-  const crops = values.crops === undefined
-    ? (mode === "imagenet" ? 1 : 10)
-    : parseNumberFlag("crops", values.crops, { integer: true, min: 1 });
-  if (crops !== 1 && crops !== 10) {
-    throw new UsageError(`--crops must be 1 or 10; got "${values.crops}"`);
-  }
-  const device = values.device ?? "cpu";
-  if (device !== "cpu" && device !== "gpu") {
-    throw new UsageError(`--device must be cpu or gpu; got "${device}"`);
-  }
+  const crops = cropsFlag(
+    values.crops === undefined
+      ? (mode === "imagenet" ? 1 : 10)
+      : parseNumberFlag("crops", values.crops, { integer: true, min: 1 }),
+    values.crops,
+  );
+  const device = deviceFlag(values.device);
   if (positionals.length === 0) throw new UsageError("no image files given");
   return {
     mode,

@@ -70,6 +70,12 @@ import { reduceGpu } from "./reduce.ts";
 /** Invocations per workgroup of every kernel in this file. */
 const WORKGROUP = 64;
 
+/** WGSL: the entry point of the kernels with one invocation per element, numbered `index`. */
+const INDEX_MAIN = `@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;`;
+
 // ---------------------------------------------------------------------------------------------
 // Weight layouts
 
@@ -98,10 +104,7 @@ function weightLayout(
   const code = `
 @group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+${INDEX_MAIN}
   if (index >= ${total}u) { return; }
   let col = index % ${cols4}u;
   let row = (index / ${cols4}u) % ${rows}u;
@@ -194,10 +197,7 @@ function padKernel(s: StripShape, geo: PaddedGeometry): GpuKernel {
 @group(0) @binding(1) var<storage, read_write> padded: array<f32>;
 struct Params { n: u32, xOffset: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+${INDEX_MAIN}
   if (index >= params.n * ${channels * paddedPlane}u) { return; }
   let plane = index / ${paddedPlane}u;
   let h = i32((index / ${geo.paddedW}u) % ${geo.paddedH}u) - (${s.padH});
@@ -555,10 +555,7 @@ function channelsLastKernel(p: Conv2dParams): GpuKernel {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 struct Params { n: u32, dyOffset: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+${INDEX_MAIN}
   if (index >= params.n * ${outPlane * row}u) { return; }
   let slot = index % ${row}u;
   let position = (index / ${row}u) % ${outPlane}u;
@@ -702,10 +699,7 @@ function weightGradKernel(p: Conv2dParams): GpuKernel {
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 struct Params { n: u32, slices: u32, rowsPerSlice: u32, outOffset: u32, dyOffset: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+${INDEX_MAIN}
   // Each slice of the chunk's samples writes its own partial sums (split-K over the batch).
   let slice = index / ${invocations}u;
   if (slice >= params.slices) { return; }
@@ -899,10 +893,7 @@ function mapTaps(
   const code = `
 @group(0) @binding(0) var<storage, read> source: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let index = ${WORKGROUP_INDEX} * ${WORKGROUP}u + lid;
+${INDEX_MAIN}
   if (index >= ${total}u) { return; }
 ${
     direction === "spread"

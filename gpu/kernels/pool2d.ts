@@ -36,6 +36,23 @@ const ENTRY = `@compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32)`;
 
+/** WGSL: output element `index` as its (n, c) plane and its window (i, j). */
+const OUTPUT_WINDOW = `let plane = index / (OUT_H * OUT_W);
+  let i = (index / OUT_W) % OUT_H;
+  let j = index % OUT_W;`;
+
+/** WGSL: input element `index` as its (n, c) plane and its cell (h, w). */
+const INPUT_CELL = `let plane = index / (H * W);
+  let h = (index / W) % H;
+  let w = index % W;`;
+
+/** WGSL bindings of both max-pool backward kernels: dy and argmax in, dx out. */
+const MAX_BACKWARD_BINDINGS = `@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> argmax: array<i32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+struct Params { count: u32, dyOffset: u32, argmaxOffset: u32, dxOffset: u32 }
+@group(0) @binding(3) var<uniform> params: Params;`;
+
 /** Largest window (or bin) area one invocation loops over; larger ones run in two passes. */
 const WINDOW_AREA_MAX = 1024;
 
@@ -94,9 +111,7 @@ struct Params { count: u32, xOffset: u32, yOffset: u32, argmaxOffset: u32 }
 ${ENTRY} {
   let index = linearIndex(wid, nwg, lid);
   if (index >= params.count) { return; }
-  let plane = index / (OUT_H * OUT_W);
-  let i = (index / OUT_W) % OUT_H;
-  let j = index % OUT_W;
+  ${OUTPUT_WINDOW}
   let rows = rowRange(i);
   let cols = colRange(j);
   let base = params.xOffset + plane * H * W;
@@ -148,6 +163,16 @@ function containingWindows(body: string): string {
   }`;
 }
 
+/** Checks that a per-cell backward's loop over {@link containingWindows} stays short. */
+function checkContainingWindows(kernel: string, p: Pool2dParams): void {
+  checkLoop(
+    kernel,
+    "windows containing an input cell",
+    Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
+    "use a stride closer to the kernel size",
+  );
+}
+
 /**
  * Max pooling backward on the GPU: each input sums dy of the windows whose argmax it is.
  *
@@ -175,11 +200,7 @@ export function maxPool2dBackwardGpu(
   const blocksH = Math.ceil(p.h / p.strideH), blocksW = Math.ceil(p.w / p.strideW);
   const code = `${PROLOGUE}${windowConstants(p)}
 const BLOCKS_H = ${blocksH}u; const BLOCKS_W = ${blocksW}u;
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> argmax: array<i32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-struct Params { count: u32, dyOffset: u32, argmaxOffset: u32, dxOffset: u32 }
-@group(0) @binding(3) var<uniform> params: Params;
+${MAX_BACKWARD_BINDINGS}
 ${ENTRY} {
   let index = linearIndex(wid, nwg, lid);
   if (index >= params.count) { return; }
@@ -244,24 +265,13 @@ function maxPool2dBackwardPerCell(
   p: Pool2dParams,
 ): GpuStorage {
   const name = "maxPool2d_backward_per_cell";
-  checkLoop(
-    name,
-    "windows containing an input cell",
-    Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
-    "use a stride closer to the kernel size",
-  );
+  checkContainingWindows(name, p);
   const code = `${PROLOGUE}${windowConstants(p)}
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> argmax: array<i32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-struct Params { count: u32, dyOffset: u32, argmaxOffset: u32, dxOffset: u32 }
-@group(0) @binding(3) var<uniform> params: Params;
+${MAX_BACKWARD_BINDINGS}
 ${ENTRY} {
   let index = linearIndex(wid, nwg, lid);
   if (index >= params.count) { return; }
-  let plane = index / (H * W);
-  let h = (index / W) % H;
-  let w = index % W;
+  ${INPUT_CELL}
   let cell = i32(h * W + w);
   let outPlane = plane * OUT_H * OUT_W;
   var total = 0.0;
@@ -337,9 +347,7 @@ export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dPara
     return twoPassPool(rt, "avg", x, p, windowConstants(p)).y;
   }
   const body = `
-  let plane = index / (OUT_H * OUT_W);
-  let i = (index / OUT_W) % OUT_H;
-  let j = index % OUT_W;
+  ${OUTPUT_WINDOW}
   let rows = rowRange(i);
   let cols = colRange(j);
   let base = params.xOffset + plane * H * W;
@@ -355,16 +363,9 @@ export function avgPool2dForwardGpu(rt: GpuRuntime, x: GpuStorage, p: Pool2dPara
 
 /** Average pooling backward on the GPU: each input sums dy / divisor of its windows. */
 export function avgPool2dBackwardGpu(rt: GpuRuntime, dy: GpuStorage, p: Pool2dParams): GpuStorage {
-  checkLoop(
-    "avgPool2d_backward",
-    "windows containing an input cell",
-    Math.ceil(p.kh / p.strideH) * Math.ceil(p.kw / p.strideW),
-    "use a stride closer to the kernel size",
-  );
+  checkContainingWindows("avgPool2d_backward", p);
   const body = `
-  let plane = index / (H * W);
-  let h = (index / W) % H;
-  let w = index % W;
+  ${INPUT_CELL}
   let outPlane = plane * OUT_H * OUT_W;
   var total = 0.0;
   ${containingWindows("total += dy[params.dyOffset + outAt] / divisor(i, j);")}
@@ -400,9 +401,7 @@ export function adaptiveAvgPool2dForwardGpu(
     return twoPassPool(rt, "avg", x, p, adaptiveConstants(p)).y;
   }
   const body = `
-  let plane = index / (OUT_H * OUT_W);
-  let i = (index / OUT_W) % OUT_H;
-  let j = index % OUT_W;
+  ${OUTPUT_WINDOW}
   let rowFrom = binStart(i, H, OUT_H); let rowTo = binEnd(i, H, OUT_H);
   let colFrom = binStart(j, W, OUT_W); let colTo = binEnd(j, W, OUT_W);
   let base = params.xOffset + plane * H * W;
@@ -430,9 +429,7 @@ export function adaptiveAvgPool2dBackwardGpu(
   // Bin i contains h iff floor(i·H/outH) <= h < ceil((i+1)·H/outH), which holds only for
   // i in [floor(h·outH/H), ceil((h+1)·outH/H) − 1]; bins overlap when H is not a multiple.
   const body = `
-  let plane = index / (H * W);
-  let h = (index / W) % H;
-  let w = index % W;
+  ${INPUT_CELL}
   let outPlane = params.dyOffset + plane * OUT_H * OUT_W;
   var total = 0.0;
   for (var i = (h * OUT_H) / H; i < min(binEnd(h, OUT_H, H), OUT_H); i++) {
@@ -503,9 +500,7 @@ struct Params { count: u32, tOffset: u32, tArgOffset: u32, yOffset: u32, argmaxO
 ${ENTRY} {
   let index = linearIndex(wid, nwg, lid);
   if (index >= params.count) { return; }
-  let plane = index / (OUT_H * OUT_W);
-  let i = (index / OUT_W) % OUT_H;
-  let j = index % OUT_W;
+  ${OUTPUT_WINDOW}
   let rows = rowRange(i);
   var best = 0.0;
   var bestIndex = -1;

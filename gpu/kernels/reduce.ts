@@ -53,6 +53,12 @@ export const CHUNK = GROUP * PER_INVOCATION;
 /** Elements one invocation of the serial pass reduces (16^3: three levels of 16). */
 export const SERIAL_MAX = 4096;
 
+/** WGSL: the entry point of the tree kernels: one workgroup, numbered `group`, per chunk. */
+const GROUP_MAIN = `@compute @workgroup_size(${GROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let group = ${WORKGROUP_INDEX};`;
+
 /** WGSL: NaN test on the bits (`x != x` is false on Vulkan, gpu/README.md "Numerics"). */
 export const IS_NAN_WGSL =
   `fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }`;
@@ -201,21 +207,7 @@ fn combineRun(output: u32, base: u32, cursor: ptr<function, Cursor>, first: u32,
  * carries at most 48 roundings, and no loop runs more than 16 times a level.
  */
 function serialKernel(op: ReduceOp, load: ReduceLoad["kind"]): GpuKernel {
-  const key = `serial_${op}_${load}`;
-  let kernel = kernels.get(key);
-  if (!kernel) {
-    const outBinding = load === "plain" ? 1 : 2;
-    kernel = {
-      name: `reduce_${op}_serial${load === "plain" ? "" : `_${load}`}`,
-      code: `
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-${loadBindings(load)}
-@group(0) @binding(${outBinding}) var<storage, read_write> ys: array<f32>;
-@group(0) @binding(${outBinding + 1}) var<uniform> params: Params;
-${LAYOUT_WGSL}
-${IS_NAN_WGSL}
-${COMBINE_WGSL}
-${runWgsl(op, load)}
+  return reduceKernel("serial", op, load, () => `
 ${ELEMENT_MAIN}
   if (i >= params.outputs * params.chunks) { return; }
   let output = i / params.chunks;
@@ -235,35 +227,14 @@ ${ELEMENT_MAIN}
     acc = combine_${op}(acc, block);
   }
   ys[i] = acc;
-}`,
-    };
-    kernels.set(key, kernel);
-  }
-  return kernel;
+}`);
 }
 
 /** One workgroup per (output, chunk of CHUNK elements): 16 in order per invocation, then a tree. */
 function treeKernel(op: ReduceOp, load: ReduceLoad["kind"]): GpuKernel {
-  const key = `tree_${op}_${load}`;
-  let kernel = kernels.get(key);
-  if (!kernel) {
-    const outBinding = load === "plain" ? 1 : 2;
-    kernel = {
-      name: `reduce_${op}_tree${load === "plain" ? "" : `_${load}`}`,
-      code: `
-@group(0) @binding(0) var<storage, read> xs: array<f32>;
-${loadBindings(load)}
-@group(0) @binding(${outBinding}) var<storage, read_write> ys: array<f32>;
-@group(0) @binding(${outBinding + 1}) var<uniform> params: Params;
-${LAYOUT_WGSL}
-${IS_NAN_WGSL}
-${COMBINE_WGSL}
-${runWgsl(op, load)}
+  return reduceKernel("tree", op, load, () => `
 var<workgroup> scratch: array<f32, ${GROUP}>;
-@compute @workgroup_size(${GROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = ${WORKGROUP_INDEX};
+${GROUP_MAIN}
   if (group >= params.outputs * params.chunks) { return; }  // uniform per workgroup
   let output = group / params.chunks;
   let chunk = group % params.chunks;
@@ -281,10 +252,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     workgroupBarrier();
   }
   if (lid == 0u) { ys[group] = scratch[0]; }
-}`,
-    };
-    kernels.set(key, kernel);
-  }
+}`);
+}
+
+/**
+ * The kernel of one (path, op, load), built once: the bindings (xs, the load's second input,
+ * ys, params), the layout, NaN and combine WGSL and `combineRun`, then the path's `main`.
+ */
+function reduceKernel(
+  path: "serial" | "tree",
+  op: ReduceOp,
+  load: ReduceLoad["kind"],
+  main: () => string,
+): GpuKernel {
+  const key = `${path}_${op}_${load}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  const outBinding = load === "plain" ? 1 : 2;
+  kernel = {
+    name: `reduce_${op}_${path}${load === "plain" ? "" : `_${load}`}`,
+    code: `
+@group(0) @binding(0) var<storage, read> xs: array<f32>;
+${loadBindings(load)}
+@group(0) @binding(${outBinding}) var<storage, read_write> ys: array<f32>;
+@group(0) @binding(${outBinding + 1}) var<uniform> params: Params;
+${LAYOUT_WGSL}
+${IS_NAN_WGSL}
+${COMBINE_WGSL}
+${runWgsl(op, load)}
+${main()}`,
+  };
+  kernels.set(key, kernel);
   return kernel;
 }
 
@@ -474,10 +472,7 @@ struct Params { rows: u32, cols: u32, chunks: u32 }
 ${ARGMAX_COMBINE}
 var<workgroup> scratchValue: array<f32, ${GROUP}>;
 var<workgroup> scratchIndex: array<i32, ${GROUP}>;
-@compute @workgroup_size(${GROUP})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = ${WORKGROUP_INDEX};
+${GROUP_MAIN}
   if (group >= params.rows * params.chunks) { return; }  // uniform per workgroup
   let row = group / params.chunks;
   let first = (group % params.chunks) * ${CHUNK}u + lid * ${PER_INVOCATION}u;

@@ -57,6 +57,25 @@ fn nan() -> f32 {
   return bitcast<f32>(bits);
 }`;
 
+/**
+ * WGSL: `fn name(lid, value) -> f32`, every invocation's value combined in a tree in workgroup
+ * memory (`combine` writes the WGSL of two operands' combine); each invocation gets the result.
+ */
+function workgroupReduce(name: string, combine: (a: string, b: string) => string): string {
+  return `
+fn ${name}(lid: u32, value: f32) -> f32 {
+  scratch[lid] = value;
+  workgroupBarrier();
+  for (var step = ${ROW_THREADS / 2}u; step > 0u; step = step >> 1u) {
+    if (lid < step) { scratch[lid] = ${combine("scratch[lid]", "scratch[lid + step]")}; }
+    workgroupBarrier();
+  }
+  let result = scratch[0];
+  workgroupBarrier();
+  return result;
+}`;
+}
+
 /** Builds a row kernel: `bindings` declares the buffers, `body` uses `row`, `lid` and the reducers. */
 function rowKernel(
   name: string,
@@ -76,29 +95,8 @@ ${IS_NAN_WGSL}
 // max that lets a NaN win (WGSL's max(NaN, x) may return x), as the CPU's row maximum does.
 fn maxNan(a: f32, b: f32) -> f32 { return select(select(max(a, b), b, isNan(b)), a, isNan(a)); }
 
-fn reduceMax(lid: u32, value: f32) -> f32 {
-  scratch[lid] = value;
-  workgroupBarrier();
-  for (var step = ${ROW_THREADS / 2}u; step > 0u; step = step >> 1u) {
-    if (lid < step) { scratch[lid] = maxNan(scratch[lid], scratch[lid + step]); }
-    workgroupBarrier();
-  }
-  let result = scratch[0];
-  workgroupBarrier();
-  return result;
-}
-
-fn reduceSum(lid: u32, value: f32) -> f32 {
-  scratch[lid] = value;
-  workgroupBarrier();
-  for (var step = ${ROW_THREADS / 2}u; step > 0u; step = step >> 1u) {
-    if (lid < step) { scratch[lid] = scratch[lid] + scratch[lid + step]; }
-    workgroupBarrier();
-  }
-  let result = scratch[0];
-  workgroupBarrier();
-  return result;
-}
+${workgroupReduce("reduceMax", (a, b) => `maxNan(${a}, ${b})`)}
+${workgroupReduce("reduceSum", (a, b) => `${a} + ${b}`)}
 
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

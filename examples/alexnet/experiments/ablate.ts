@@ -17,7 +17,7 @@
 import { DEFAULTS, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
 import { buildModel } from "../learner.ts";
 import { tenCropTestError } from "./ten_crop.ts";
-import { lineChartPng } from "../plot.ts";
+import { lineChartPng, PALETTE as TAB10 } from "../plot.ts";
 import {
   type Difference,
   holm,
@@ -822,20 +822,8 @@ export function ablationChart(file: ResultsFile<AblateCommand, VariantResult[]>)
   });
 }
 
-const PALETTE: [number, number, number][] = [
-  [31, 119, 180],
-  [255, 127, 14],
-  [44, 160, 44],
-  [214, 39, 40],
-  [148, 103, 189],
-  [140, 86, 75],
-  [227, 119, 194],
-  [127, 127, 127],
-  [188, 189, 34],
-  [23, 190, 207],
-  [0, 0, 0],
-  [120, 120, 0],
-];
+/** plot.ts's ten colours, then two more: the ablation draws up to twelve configurations. */
+const PALETTE: [number, number, number][] = [...TAB10, [0, 0, 0], [120, 120, 0]];
 
 /** The command: parse, train, write the table, chart and JSON (and RESULTS.md with --results). */
 export function main(args: string[]): Promise<number> {

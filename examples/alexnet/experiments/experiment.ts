@@ -13,7 +13,7 @@
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
-import { parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
+import { parseFlags, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
 import { train } from "../train.ts";
 import { DivergenceError, type MetricRecord } from "../trainer.ts";
 
@@ -261,24 +261,19 @@ export function parseExperimentFlags(
   numbers: string[],
   texts: string[],
 ): ExperimentFlags | null {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        ...Object.fromEntries(
-          [...numbers, ...texts, "device", "out", "results"].map((n) => [n, {
-            type: "string" as const,
-          }]),
-        ),
-        quick: { type: "boolean" },
-        overwrite: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values as Record<string, string | boolean | undefined>;
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
-  }
+  const values = parseFlags({
+    args,
+    options: {
+      ...Object.fromEntries(
+        [...numbers, ...texts, "device", "out", "results"].map((n) => [n, {
+          type: "string" as const,
+        }]),
+      ),
+      quick: { type: "boolean" },
+      overwrite: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  }).values as Record<string, string | boolean | undefined>;
   if (values.help) return null;
   const device = (values.device ?? "auto") as string;
   if (!["auto", "cpu", "gpu"].includes(device)) {

@@ -125,6 +125,17 @@ export interface Difference {
 }
 
 /**
+ * The standard error of mean(b) - mean(a) from each sample's own variance, and its
+ * Welch-Satterthwaite degrees of freedom (each sample needs at least 2 values).
+ */
+function welchError(a: readonly number[], b: readonly number[]): { se: number; df: number } {
+  const va = standardDeviation(a) ** 2 / a.length;
+  const vb = standardDeviation(b) ** 2 / b.length;
+  const df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
+  return { se: Math.sqrt(va + vb), df };
+}
+
+/**
  * Welch's interval for mean(b) - mean(a) at `confidence` (default 0.95). Each sample needs at
  * least 2 values for an interval; with fewer, low and high are NaN. Two samples without spread
  * give the point itself.
@@ -144,11 +155,8 @@ export function welchInterval(
   }
   const estimate = mean(b) - mean(a);
   if (a.length < 2 || b.length < 2) return { estimate, low: NaN, high: NaN, df: NaN };
-  const va = standardDeviation(a) ** 2 / a.length;
-  const vb = standardDeviation(b) ** 2 / b.length;
-  const se = Math.sqrt(va + vb);
+  const { se, df } = welchError(a, b);
   if (se === 0) return { estimate, low: estimate, high: estimate, df: Infinity };
-  const df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
   const half = studentTQuantile(1 - (1 - confidence) / 2, df) * se;
   return { estimate, low: estimate - half, high: estimate + half, df };
 }
@@ -201,9 +209,9 @@ export function pValue(a: readonly number[], b: readonly number[], paired: boole
     df = d.length - 1;
   } else {
     if (a.length < 2 || b.length < 2) return NaN;
-    const va = standardDeviation(a) ** 2 / a.length, vb = standardDeviation(b) ** 2 / b.length;
-    t = (mean(b) - mean(a)) / Math.sqrt(va + vb);
-    df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
+    const welch = welchError(a, b);
+    t = (mean(b) - mean(a)) / welch.se;
+    df = welch.df;
   }
   if (Number.isNaN(t)) return mean(b) === mean(a) ? 1 : 0; // no spread at all
   if (!Number.isFinite(t)) return 0;
