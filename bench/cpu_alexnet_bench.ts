@@ -19,6 +19,7 @@ import { crossEntropy, fromArray, type Module, noGrad, SGD } from "../mod.ts";
 import { alexnet, alexnetMini } from "../models/alexnet.ts";
 import { defaultThreads, getThreads, setThreads } from "../cpu/kernels/gemm.ts";
 import { Rng } from "../tensor/random.ts";
+import { type Ceiling, measureCeiling } from "./roofline.ts";
 
 /** A network, its input size and classes. */
 interface Net {
@@ -47,14 +48,23 @@ const paper: Net = {
   classes: 1000,
 };
 
+/** A peer's recorded range (PERF.md): images/s, or ms per image at batch 1. */
+type Range = readonly [number, number];
+
+/** A peer's recorded figures on one core and on two threads, and a remark. */
+interface Yardstick {
+  one?: Range;
+  two?: Range;
+  note?: string;
+}
+
 /** One benchmark row: what runs, at which batch, and the recorded yardsticks. */
 interface Row {
   net: Net;
   mode: "train" | "infer";
   batch: number;
-  /** Recorded figures (PERF.md), one core / two threads; images/s, or ms for batch 1. */
-  pytorch?: string;
-  onnx?: string;
+  pytorch?: Yardstick;
+  onnx?: Yardstick;
 }
 
 /**
@@ -108,35 +118,102 @@ function timeRow(row: Row, steps: number): number {
   return seconds;
 }
 
-/** Parameters and forward FLOPs per image of a network, from its summary. */
-function describe(net: Net): string {
+/** A network's parameters and forward FLOPs per image (2 × the multiply-adds of its summary). */
+function measure(net: Net): { parameters: number; flops: number } {
   const report = net.make().summary([1, ...net.input], { print: false });
-  const mflop = (2 * report.totalMultiplyAdds) / 1e6;
-  return `${report.totalParameters.toLocaleString("en-US")} params, ${
+  return { parameters: report.totalParameters, flops: 2 * report.totalMultiplyAdds };
+}
+
+/** "285,322 params, 19.1 MFLOP/img". */
+function describe(net: Net): string {
+  const { parameters, flops } = measure(net);
+  const mflop = flops / 1e6;
+  return `${parameters.toLocaleString("en-US")} params, ${
     mflop >= 1000 ? `${(mflop / 1000).toFixed(2)} GFLOP` : `${mflop.toFixed(1)} MFLOP`
   }/img`;
 }
 
-/** Prints the table: one thread, every core, their ratio, the recorded yardsticks. */
+/**
+ * FLOP per image of a row: the forward's, three times for a training step (the forward, the
+ * gradient of each layer's input and of its weights cost about the same each; conv1 needs no
+ * input gradient, so this slightly overcounts).
+ */
+function flopsPerImage(row: Row): number {
+  return measure(row.net).flops * (row.mode === "train" ? 3 : 1);
+}
+
+/** GFLOP/s of `rate` (images/s, or ms per image at batch 1) on `row`. */
+function gflops(row: Row, rate: number): number {
+  const imagesPerSecond = row.batch === 1 ? 1000 / rate : rate;
+  return (imagesPerSecond * flopsPerImage(row)) / 1e9;
+}
+
+/** A percentage of `ceiling` ("-" without one). */
+function percent(value: number, ceiling: number | null): string {
+  return ceiling === null ? "-" : `${Math.round((100 * value) / ceiling)}%`;
+}
+
+/** A yardstick's cell: its range, with its share of the wasm ceiling of its thread count. */
+function yardstickCell(row: Row, stick: Yardstick | undefined, ceiling: Ceiling | null): string {
+  if (!stick) return "-";
+  const unit = row.batch === 1 ? " ms" : "";
+  const part = (range: Range | undefined, top: number | null) => {
+    if (!range) return "-";
+    const [lo, hi] = range;
+    const text = lo === hi ? `${lo}${unit}` : `${lo}-${hi}${unit}`;
+    const fast = row.batch === 1 ? lo : hi; // the best of the range
+    return `${text} (${percent(gflops(row, fast), top)})`;
+  };
+  return `${part(stick.one, ceiling?.oneThread ?? null)} / ${
+    part(stick.two, ceiling?.allThreads ?? null)
+  }${stick.note ? ` ${stick.note}` : ""}`;
+}
+
+/**
+ * Prints the table: one thread and every core, their ratio, each as a share of the WebAssembly
+ * SIMD ceiling of its thread count (bench/roofline.ts), and the recorded yardsticks with the
+ * share of that ceiling their best figure would take.
+ */
 export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
   const rows: Row[] = [
-    { net: mini2, mode: "train", batch: 128, pytorch: "543-601 / 611-1040" },
-    { net: mini1, mode: "train", batch: 128, pytorch: "392-476 / 527-932" },
+    { net: mini2, mode: "train", batch: 128, pytorch: { one: [543, 601], two: [611, 1040] } },
+    { net: mini1, mode: "train", batch: 128, pytorch: { one: [392, 476], two: [527, 932] } },
     {
       net: mini2,
       mode: "infer",
       batch: 128,
-      pytorch: "1156-1256 / 1469-1625 (untuned)",
-      onnx: "2440-2690 / 2832-3626",
+      pytorch: { one: [1156, 1256], two: [1469, 1625], note: "(untuned)" },
+      onnx: { one: [2440, 2690], two: [2832, 3626] },
     },
     { net: mini2, mode: "infer", batch: 1 },
-    { net: paper, mode: "infer", batch: 1, pytorch: "27.7 ms / -", onnx: "18.5 ms / -" },
+    {
+      net: paper,
+      mode: "infer",
+      batch: 1,
+      pytorch: { one: [27.7, 27.7] },
+      onnx: { one: [18.5, 18.5] },
+    },
   ];
   if (!quick) {
-    rows.push({ net: paper, mode: "train", batch: 8, pytorch: "4.9-5.0 / 8.2-8.3" });
+    rows.push({
+      net: paper,
+      mode: "train",
+      batch: 8,
+      pytorch: { one: [4.9, 5.0], two: [8.2, 8.3] },
+    });
     rows.push({ net: paper, mode: "infer", batch: 128 });
   }
   const all = defaultThreads();
+  const ceiling = await measureCeiling(all);
+  if (ceiling) {
+    console.log(
+      `WebAssembly ${ceiling.tier} ceiling (bench/roofline.ts): ${
+        ceiling.oneThread.toFixed(1)
+      } GFLOP/s on one thread, ${ceiling.allThreads.toFixed(1)} GFLOP/s on ${all} at once. ` +
+        "Each rate below is followed by its share of the ceiling of its thread count (FLOP: " +
+        "2 × the forward's multiply-adds, × 3 for a training step).\n",
+    );
+  }
   console.log(
     `| workload | network | batch | tessera 1 thread | tessera ${all} threads | ${all} / 1 | ` +
       "PyTorch 2.13 tuned, recorded, 1 core / 2 threads | onnxruntime 1.30, recorded, 1 / 2 |",
@@ -150,20 +227,27 @@ export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
       times.push(timeRow(row, quick ? 2 : steps));
     }
     await setThreads("auto");
-    const cell = (s: number) =>
-      row.batch === 1 ? `${(s * 1000).toFixed(1)} ms` : `${(row.batch / s).toFixed(1)} img/s`;
+    const cell = (s: number, top: number | null) => {
+      const rate = row.batch === 1 ? s * 1000 : row.batch / s;
+      const text = row.batch === 1 ? `${rate.toFixed(1)} ms` : `${rate.toFixed(1)} img/s`;
+      return `${text} (${percent(gflops(row, rate), top)})`;
+    };
     console.log(
       `| ${row.mode === "train" ? "training step" : "inference (eval)"} | ${row.net.name} (${
         describe(row.net)
-      }) | ${row.batch} | ${cell(times[0])} | ${cell(times[1])} | ${
-        (times[0] / times[1]).toFixed(2)
-      }x | ${row.pytorch ?? "-"} | ${row.onnx ?? "-"} |`,
+      }) | ${row.batch} | ${cell(times[0], ceiling?.oneThread ?? null)} | ${
+        cell(times[1], ceiling?.allThreads ?? null)
+      } | ${(times[0] / times[1]).toFixed(2)}x | ${yardstickCell(row, row.pytorch, ceiling)} | ${
+        yardstickCell(row, row.onnx, ceiling)
+      } |`,
     );
   }
   console.log(
     `\nthreads: ${getThreads()} (navigator.hardwareConcurrency ${navigator.hardwareConcurrency}); ` +
       "yardsticks are PERF.md's recorded figures, not measured in this run; " +
-      '"1 thread" here runs in this process, the yardsticks\' "1 core" pinned the process.',
+      '"1 thread" here runs in this process, the yardsticks\' "1 core" pinned the process. ' +
+      "A native library issues 256- or 512-bit SIMD (AVX2, AVX-512) where WebAssembly has 128 " +
+      "bits: its share of the wasm ceiling can pass 100%, which no wasm program can reach.",
   );
 }
 

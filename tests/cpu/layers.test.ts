@@ -67,12 +67,40 @@ const poolCases: [number[], Size2d, Size2d, Size2d][] = [
   [[2, 2, 6, 5], [3, 2], [1, 2], [1, 1]], // non-square everything
   [[3, 1, 4, 4], 2, 2, 0], // non-overlapping
   [[1, 2, 5, 9], [5, 1], 1, 0], // windows one column wide
+  [[2, 3, 28, 28], 3, 2, 0], // AlexNet-mini's pool1: 13 windows a row, four lanes at a time
+  [[1, 2, 9, 29], 3, 2, 1], // padding: the first window is clipped, 13 whole ones follow
+  [[1, 1, 3, 11], [2, 5], [1, 3], [1, 2]], // two whole windows a row: too few for the lanes
+  [[1, 2, 6, 12], 3, 1, 1], // stride 1: neighbouring lanes share cells
 ];
+
+/**
+ * Random geometries (sizes, windows, strides, padding, ceil mode) so every way a row splits into
+ * clipped windows, groups of four whole windows and a remainder is met.
+ */
+function randomPoolGeometry(rng: Rng) {
+  for (;;) {
+    const [kh, kw] = [1 + rng.int(5), 1 + rng.int(5)];
+    const [sh, sw] = [1 + rng.int(4), 1 + rng.int(4)];
+    const [ph, pw] = [rng.int(Math.floor(kh / 2) + 1), rng.int(Math.floor(kw / 2) + 1)];
+    const shape = [1 + rng.int(2), 1 + rng.int(3), 1 + rng.int(12), 1 + rng.int(40)];
+    if (kh > shape[2] + 2 * ph || kw > shape[3] + 2 * pw) continue;
+    return pool2dParams("maxPool2d", shape, [kh, kw], [sh, sw], [ph, pw], rng.int(2) === 1);
+  }
+}
 
 Deno.test({ name: "wasm max-pool forward and backward match the reference", ignore: !simd }, () => {
   const rng = new Rng(2);
-  for (const [shape, kernel, stride, padding] of poolCases) {
-    const p = pool2dParams("maxPool2d", shape, kernel, stride, padding);
+  const geometries = [
+    ...poolCases.map(([shape, kernel, stride, padding]) =>
+      pool2dParams("maxPool2d", shape, kernel, stride, padding)
+    ),
+    ...Array.from({ length: 300 }, () => randomPoolGeometry(rng)),
+  ];
+  for (const p of geometries) {
+    const shape = `${[p.n, p.c, p.h, p.w]} k${[p.kh, p.kw]} s${[p.strideH, p.strideW]} p${[
+      p.padH,
+      p.padW,
+    ]}`;
     const x = activations(rng, p.n * p.c * p.h * p.w);
     const outLength = p.n * p.c * p.outH * p.outW;
     const y = new Float32Array(outLength), yRef = new Float32Array(outLength);
