@@ -472,44 +472,15 @@ function scatterTaps(
 
 /**
  * dw = ∂L/∂weight from dy and x on the wasm kernels of `tier`: dw_gᵀ = colᵀ · dY_gᵀ with the
- * whole batch as the depth, one task per group, block of MC taps and block of channels
- * (conv2d_tasks.ts), each summed over the batch in the same order on any number of threads.
- * Same contract as `conv2dBackwardWeightCpu` for float32 arrays.
+ * batch as the depth. The batch is cut into slices of whole images, at most
+ * {@link WEIGHT_DEPTH_BLOCK} output pixels deep (one image when an image is deeper); each task
+ * is one slice's block of MC taps by a block of channels of one group (conv2d_tasks.ts), summed
+ * over the slice in float32 in one fixed order, into the slice's own copy of C; the slices'
+ * results are then added in float64, in slice order. One job for the whole batch, so every
+ * thread count gives the same bits. Same contract as `conv2dBackwardWeightCpu` for float32
+ * arrays.
  */
 export function conv2dBackwardWeightWasm(
-  dy: Float32Array,
-  x: Float32Array,
-  p: Conv2dParams,
-  dw: Float32Array,
-  tier: SimdTier,
-): void {
-  const perImage = p.outH * p.outW;
-  const images = Math.max(1, Math.floor(WEIGHT_DEPTH_BLOCK / Math.max(1, perImage)));
-  if (images >= p.n) return weightGradientSlice(dy, x, p, dw, tier);
-  const total = new Float64Array(dw.length), part = new Float32Array(dw.length);
-  const xImage = p.c * p.h * p.w, dyImage = p.o * perImage;
-  for (let n0 = 0; n0 < p.n; n0 += images) {
-    const n = Math.min(images, p.n - n0);
-    weightGradientSlice(
-      dy.subarray(n0 * dyImage, (n0 + n) * dyImage),
-      x.subarray(n0 * xImage, (n0 + n) * xImage),
-      { ...p, n },
-      part,
-      tier,
-    );
-    for (let i = 0; i < total.length; i++) total[i] += part[i];
-  }
-  for (let i = 0; i < total.length; i++) dw[i] = total[i];
-}
-
-/**
- * The longest weight-gradient depth (N·H'·W' of one slice) summed in float32 before a float64
- * partial sum; a single image deeper than this is one slice of its own.
- */
-export const WEIGHT_DEPTH_BLOCK = 4096;
-
-/** dw for one batch slice: the threaded products, summed over the slice in float32. */
-function weightGradientSlice(
   dy: Float32Array,
   x: Float32Array,
   p: Conv2dParams,
@@ -519,6 +490,8 @@ function weightGradientSlice(
   const m = machine(tier);
   const inGroup = p.c / p.groups, outGroup = p.o / p.groups;
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW, M = p.n * P;
+  const sliceImages = Math.max(1, Math.floor(WEIGHT_DEPTH_BLOCK / Math.max(1, P)));
+  const slices = Math.max(1, Math.ceil(p.n / sliceImages)), cLength = p.groups * K * outGroup;
   const [Hp, Wp] = [p.h + 2 * p.padH, p.w + 2 * p.padW];
   const mc = TILE[tier].mr * MC_PANELS, rowBlocks = Math.ceil(K / mc);
   // Enough tasks to keep several threads busy: split the channels when the taps are few.
@@ -531,14 +504,15 @@ function weightGradientSlice(
     raw: p.n * p.c * p.h * p.w,
     padded: p.n * p.c * Hp * Wp,
     dy: p.n * p.o * P,
-    c: p.groups * K * outGroup,
+    c: slices * cLength,
     scratch: (m.scratchSpaces * scratchBytes) / 4,
   });
   putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   put(m, at.dy, dy.subarray(0, p.n * p.o * P));
-  const c = new Float32Array(m.memory.buffer, at.c, p.groups * K * outGroup);
+  const c = new Float32Array(m.memory.buffer, at.c, slices * cLength);
   if (M === 0) c.fill(0);
-  const job = newJob(KINDS.convWeight, p.groups * rowBlocks * colBlocks, at.scratch, scratchBytes);
+  const tasks = slices * p.groups * rowBlocks * colBlocks;
+  const job = newJob(KINDS.convWeight, tasks, at.scratch, scratchBytes);
   const values: Record<keyof typeof WGT, number> = {
     src: at.padded,
     srcGroup: 4 * inGroup * Hp * Wp,
@@ -552,6 +526,7 @@ function weightGradientSlice(
     outH: p.outH,
     outW: p.outW,
     images: p.n,
+    sliceImages,
     dy: at.dy,
     dyGroup: 4 * outGroup * P,
     dyImageStride: p.o * P,
@@ -559,6 +534,8 @@ function weightGradientSlice(
     cols: outGroup,
     c: at.c,
     cGroup: 4 * K * outGroup,
+    cSlice: 4 * cLength,
+    groups: p.groups,
     rowBlocks,
     colBlocks,
     colBlock,
@@ -566,13 +543,28 @@ function weightGradientSlice(
   };
   setWords(job, WGT, values);
   m.run(job, 2 * M * K * p.o);
-  // dw[group·O/G + o, k] = C_group[k, o]
-  const cView = new Float32Array(m.memory.buffer, at.c, p.groups * K * outGroup);
+  // dw[group·O/G + o, k] = Σ over slices, in order and in float64, of C_slice,group[k, o]
+  const cView = new Float32Array(m.memory.buffer, at.c, slices * cLength);
   for (let group = 0; group < p.groups; group++) {
     const from = group * K * outGroup;
     for (let o = 0; o < outGroup; o++) {
       const row = (group * outGroup + o) * K;
-      for (let k = 0; k < K; k++) dw[row + k] = cView[from + k * outGroup + o];
+      for (let k = 0; k < K; k++) {
+        const cell = from + k * outGroup + o;
+        if (slices === 1) {
+          dw[row + k] = cView[cell];
+          continue;
+        }
+        let total = 0;
+        for (let slice = 0; slice < slices; slice++) total += cView[slice * cLength + cell];
+        dw[row + k] = total;
+      }
     }
   }
 }
+
+/**
+ * The longest weight-gradient depth (N·H'·W' of one slice) summed in float32 before a float64
+ * partial sum; a single image deeper than this is one slice of its own.
+ */
+export const WEIGHT_DEPTH_BLOCK = 4096;

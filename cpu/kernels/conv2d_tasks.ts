@@ -6,9 +6,10 @@
  * - `convPixels` (forward, and the input gradient as a forward convolution of dy): one group's
  *   block of MC output pixels, all its channels: pack im2col blocks, multiply with the group's
  *   packed weights over every k-block, scatter the tile to NCHW.
- * - `convWeight` (weight gradient): one group's block of MC taps by a block of output
- *   channels, summed over every pixel of the batch in KC-pixel steps, in the same order
- *   whichever thread runs it and however many threads there are.
+ * - `convWeight` (weight gradient): one batch slice's block of MC taps by a block of output
+ *   channels of one group, summed over every pixel of the slice in KC-pixel steps into the
+ *   slice's own C, in the same order whichever thread runs it and however many threads there
+ *   are.
  *
  * @module
  */
@@ -70,8 +71,9 @@ export const PIX = bodyWords(
 );
 
 /**
- * convWeight: the padded x (Hp × Wp planes), dy, the C matrix [K, cols] per group (the
- * transposed weight gradient), the blocks of MC taps and of colBlock channels.
+ * convWeight: the padded x (Hp × Wp planes), dy, the C matrix [K, cols] per group and per
+ * batch slice of `sliceImages` images (the slice's transposed weight gradient), the blocks of
+ * MC taps and of colBlock channels.
  */
 export const WGT = bodyWords(
   [
@@ -87,6 +89,7 @@ export const WGT = bodyWords(
     "outH",
     "outW",
     "images",
+    "sliceImages",
     "dy",
     "dyGroup",
     "dyImageStride",
@@ -94,6 +97,8 @@ export const WGT = bodyWords(
     "cols",
     "c",
     "cGroup",
+    "cSlice",
+    "groups",
     "rowBlocks",
     "colBlocks",
     "colBlock",
@@ -137,21 +142,28 @@ export function runPixelTask(k: ConvKernels, job: Int32Array, t: number, thread:
   k.conv.scatter(c, 4 * cols, q0, rows, cols, dst, P, imageStride, bias, job[PIX.biasStep]);
 }
 
-/** Task t of a convWeight job: one group's MC taps × colBlock channels over the whole batch. */
+/**
+ * Task t of a convWeight job: one slice's block of MC taps × colBlock channels of one group,
+ * over every pixel of the slice's images.
+ */
 export function runWeightTask(k: ConvKernels, job: Int32Array, t: number, thread: number): void {
   const rowBlocks = job[WGT.rowBlocks], perGroup = rowBlocks * job[WGT.colBlocks];
-  const group = Math.floor(t / perGroup), r = t % perGroup;
+  const perSlice = perGroup * job[WGT.groups];
+  const slice = Math.floor(t / perSlice), inSlice = t % perSlice;
+  const group = Math.floor(inSlice / perGroup), r = inSlice % perGroup;
   const mc = job[WGT.mc],
     k0 = (r % rowBlocks) * mc,
     o0 = Math.floor(r / rowBlocks) * job[WGT.colBlock];
   const K = job[WGT.K], cols = job[WGT.cols];
   const rows = Math.min(mc, K - k0), blockCols = Math.min(job[WGT.colBlock], cols - o0);
   const outH = job[WGT.outH], outW = job[WGT.outW], P = outH * outW;
-  const M = job[WGT.images] * P;
+  const first = slice * job[WGT.sliceImages];
+  const M = Math.min(job[WGT.sliceImages], job[WGT.images] - first) * P;
   const a = threadScratch(job, thread), b = a + 4 * mc * KC;
-  const src = job[WGT.src] + group * job[WGT.srcGroup];
-  const dy = job[WGT.dy] + group * job[WGT.dyGroup] + 4 * o0 * P;
-  const c = job[WGT.c] + group * job[WGT.cGroup] + 4 * (k0 * cols + o0);
+  const src = job[WGT.src] + 4 * first * job[WGT.imageStride] + group * job[WGT.srcGroup];
+  const dy = job[WGT.dy] + 4 * first * job[WGT.dyImageStride] + group * job[WGT.dyGroup] +
+    4 * o0 * P;
+  const c = job[WGT.c] + slice * job[WGT.cSlice] + group * job[WGT.cGroup] + 4 * (k0 * cols + o0);
   for (let q0 = 0; q0 < M; q0 += KC) {
     const kc = Math.min(KC, M - q0);
     k.conv.packGrad(b, dy, q0, kc, blockCols, P, job[WGT.dyImageStride]);

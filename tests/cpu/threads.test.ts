@@ -52,6 +52,8 @@ const shapes = [
   { x: [5, 7, 29, 31], w: [22, 7, 5, 5], stride: 1, padding: 2, groups: 1 },
   { x: [3, 10, 33, 27], w: [26, 5, 3, 3], stride: 1, padding: 1, groups: 2 },
   { x: [4, 6, 45, 41], w: [18, 3, 5, 5], stride: 2, padding: 1, groups: 2 },
+  // The weight gradient in three batch slices of 4, 4 and 1 images (WEIGHT_DEPTH_BLOCK).
+  { x: [9, 3, 30, 30], w: [10, 3, 3, 3], stride: 1, padding: 1, groups: 1 },
 ];
 
 /** Forward, input gradient (both methods) and weight gradient of every shape, on `tier`. */
