@@ -177,8 +177,8 @@ Training (defaults: paper section 5 unless marked *)
                         not the paper's)
   --momentum X          momentum (default ${DEFAULTS.momentum})
   --weight-decay X      weight decay (default ${DEFAULTS.weightDecay})
-  --schedule NAME       plateau (default: /10 when validation error stops improving) | step |
-                        cosine | none
+  --schedule NAME       plateau (default: /10 when validation error stops improving for two
+                        epochs) | step | cosine | none
   --sgd-rule NAME       paper (default) | pytorch
   --init NAME           auto (default: paper for alexnet; he* for alexnet-mini, on which the
                         paper's leaves a small net at chance; pytorch for alexnet-torchvision)

@@ -131,7 +131,10 @@ export function buildModel(
 export function makeSchedule(config: TrainConfig, optimizer: SGD): LrSchedule | null {
   switch (config.schedule) {
     case "plateau":
-      return new ReduceLROnPlateau(optimizer, { patience: 1, maxDrops: 3 });
+      // "Stopped improving" as two epochs in a row without a new best: one epoch's error on
+      // the 1,000 validation images moves by about a point by chance, and with patience 1 a
+      // single unlucky epoch divided the rate (experiments/RESULTS.md measured the spread).
+      return new ReduceLROnPlateau(optimizer, { patience: 2, maxDrops: 3 });
     case "step":
       return new StepLR(optimizer, { stepSize: Math.max(1, Math.ceil(config.epochs / 3)) });
     case "cosine":
