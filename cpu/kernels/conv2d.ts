@@ -494,10 +494,11 @@ export function conv2dBackwardWeightWasm(
   const slices = Math.max(1, Math.ceil(p.n / sliceImages)), cLength = p.groups * K * outGroup;
   const [Hp, Wp] = [p.h + 2 * p.padH, p.w + 2 * p.padW];
   const mc = TILE[tier].mr * MC_PANELS, rowBlocks = Math.ceil(K / mc);
-  // Enough tasks to keep several threads busy: split the channels when the taps are few.
-  // The split depends on the shape alone, and no split changes any sum's order.
+  // Enough tasks to keep several threads busy: split the channels when the slices and taps
+  // are few (each block of channels packs its taps again). The split depends on the shape
+  // alone, and no split changes any sum's order.
   const panels = Math.ceil(outGroup / 8);
-  const wanted = Math.min(panels, Math.max(1, Math.ceil(8 / (p.groups * rowBlocks))));
+  const wanted = Math.min(panels, Math.max(1, Math.ceil(8 / (slices * p.groups * rowBlocks))));
   const colBlock = Math.ceil(panels / wanted) * 8, colBlocks = Math.ceil(outGroup / colBlock);
   const scratchBytes = line(4 * (mc * KC + KC * colBlock));
   const at = layout(m, {
