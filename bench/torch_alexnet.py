@@ -5,14 +5,23 @@ inference (eval, no_grad), images/s, median of the runs after 2 warm-ups.
 
     python torch_alexnet.py --threads 1   (PyTorch 2.x CPU wheel; for the "tuned" figures set
     MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296, see PERF.md)
+
+--simd128 limits PyTorch to 128-bit vectors, the width WebAssembly SIMD has: oneDNN (convolutions,
+linear layers) to SSE4.1 (ONEDNN_MAX_CPU_ISA=SSE41) and ATen's own kernels to their baseline build
+(ATEN_CPU_CAPABILITY=default). On a CPU with AVX-512 this is the same library with a quarter of the
+vector width, the fair yardstick for a WebAssembly kernel.
 """
 import argparse, os, time
 
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--quick", action="store_true")
+p.add_argument("--simd128", action="store_true", help="128-bit vectors only (SSE4.1), as WebAssembly")
 args = p.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+if args.simd128:
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "SSE41"
+    os.environ["ATEN_CPU_CAPABILITY"] = "default"
 import torch
 from torch import nn
 
@@ -70,7 +79,8 @@ def row(kind, groups, mode, batch, reps):
     print(f"| {mode} | {kind} groups {groups} ({params:,} params) | {batch} | {value} |", flush=True)
 
 
-print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), loadavg {open('/proc/loadavg').read().split()[0]}")
+isa = f"{torch.backends.cpu.get_cpu_capability()}, oneDNN ISA limit {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}"
+print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), {isa}, loadavg {open('/proc/loadavg').read().split()[0]}")
 print("| mode | network | batch | PyTorch |\n|---|---|---:|---:|")
 row("mini", 2, "train", 128, 7)
 row("mini", 1, "train", 128, 7)
