@@ -35,7 +35,6 @@ import {
   presetNote,
   provenanceLine,
   type ResultsFile,
-  roughDuration,
   runExperiment,
   type SeedOutcome,
   trainSeeds,
@@ -103,22 +102,12 @@ export const PRESETS: Record<"full" | "quick", Figure1Preset> = {
   },
 };
 
-// The per-image cost the estimate uses: figure1Net, batch 128, on this 2-core machine's CPU
-// with the WebAssembly kernels: 561,000 image-steps took 12.2 minutes (2026-11-29, an
-// ablation on the other core), about 770 img/s; 700 leaves some margin. An estimate: the full
-// preset of this design has not run.
-const CPU_IMAGES_PER_SECOND = 700;
-
 /**
- * Image-steps of a whole preset (the sweeps and the seeds of the three nets): the training
- * images, and each epoch's evaluation of the validation split and 100 test images (forward
- * only, about a third of a training step per image).
+ * The full preset's measured wall time: commit 9d7f711, the CPU of the 2-core build machine,
+ * 2026-12-06 04:18-05:31 UTC (other work on the second core for part of it): RESULTS.md's
+ * provenance line.
  */
-export function presetWork(p: Figure1Preset): number {
-  const val = p.valSize === "auto" ? 1000 : p.valSize;
-  const epochs = p.sweepLrs.length * p.sweepEpochs + p.seeds * p.epochs;
-  return NETS.length * epochs * (p.trainLimit + (val + 100) / 3);
-}
+const MEASURED_FULL_MINUTES = 73;
 
 const HELP = `The paper's Figure 1 in miniature: ReLU vs tanh, epochs to a training error.
 
@@ -144,11 +133,8 @@ Presets
                        ${PRESETS.full.epochs} epochs of ${PRESETS.full.trainLimit} images per net, thresholds ${
   PRESETS.full.thresholds.join(", ")
 }.
-                       Estimated wall time on this 2-core machine's CPU (not measured: the
-                       full preset of this design has not run): ~${
-  roughDuration(presetWork(PRESETS.full) / CPU_IMAGES_PER_SECOND)
-}, from the
-                       ~770 img/s the previous design measured (12.2 min, 2026-11-29)
+                       Measured wall time: ${MEASURED_FULL_MINUTES} min on the CPU of the 2-core build machine
+                       (2026-12-06, commit 9d7f711, another job on the second core at times)
   --quick              smoke run (${PRESETS.quick.trainLimit} images, ${PRESETS.quick.epochs} epochs, ${PRESETS.quick.seeds} seeds): "not evidence"
 
 Options (override the preset)
