@@ -64,6 +64,8 @@ interface Row {
   mode: "train" | "infer";
   batch: number;
   pytorch?: Yardstick;
+  /** PyTorch limited to 128-bit vectors, WebAssembly's width (torch_alexnet.py --simd128). */
+  pytorch128?: Yardstick;
   onnx?: Yardstick;
 }
 
@@ -175,22 +177,37 @@ function yardstickCell(row: Row, stick: Yardstick | undefined, ceiling: Ceiling 
  * share of that ceiling their best figure would take.
  */
 export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
+  // pytorch128: torch_alexnet.py --quick [--simd128], 2026-12-06 06:18 UTC, load 0.6-0.9.
   const rows: Row[] = [
-    { net: mini2, mode: "train", batch: 128, pytorch: { one: [543, 601], two: [611, 1040] } },
-    { net: mini1, mode: "train", batch: 128, pytorch: { one: [392, 476], two: [527, 932] } },
+    {
+      net: mini2,
+      mode: "train",
+      batch: 128,
+      pytorch: { one: [543, 601], two: [611, 1040] },
+      pytorch128: { one: [260, 260], two: [484, 484] },
+    },
+    {
+      net: mini1,
+      mode: "train",
+      batch: 128,
+      pytorch: { one: [392, 476], two: [527, 932] },
+      pytorch128: { one: [205, 205], two: [385, 385] },
+    },
     {
       net: mini2,
       mode: "infer",
       batch: 128,
       pytorch: { one: [1156, 1256], two: [1469, 1625], note: "(untuned)" },
+      pytorch128: { one: [725, 725], two: [1429, 1429] },
       onnx: { one: [2440, 2690], two: [2832, 3626] },
     },
-    { net: mini2, mode: "infer", batch: 1 },
+    { net: mini2, mode: "infer", batch: 1, pytorch128: { one: [2.0, 2.0], two: [1.7, 1.7] } },
     {
       net: paper,
       mode: "infer",
       batch: 1,
       pytorch: { one: [27.7, 27.7] },
+      pytorch128: { one: [61.5, 61.5], two: [37.1, 37.1] },
       onnx: { one: [18.5, 18.5] },
     },
   ];
@@ -216,9 +233,10 @@ export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
   }
   console.log(
     `| workload | network | batch | tessera 1 thread | tessera ${all} threads | ${all} / 1 | ` +
-      "PyTorch 2.13 tuned, recorded, 1 core / 2 threads | onnxruntime 1.30, recorded, 1 / 2 |",
+      "PyTorch 2.13 tuned, recorded, 1 core / 2 threads | PyTorch 2.13 tuned, 128-bit SIMD, " +
+      "recorded, 1 / 2 | onnxruntime 1.30, recorded, 1 / 2 |",
   );
-  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|");
   for (const row of rows) {
     const steps = row.batch * row.net.input[1] ** 2 > 2e6 ? 3 : row.batch === 1 ? 15 : 5;
     const times: number[] = [];
@@ -238,8 +256,8 @@ export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
       }) | ${row.batch} | ${cell(times[0], ceiling?.oneThread ?? null)} | ${
         cell(times[1], ceiling?.allThreads ?? null)
       } | ${(times[0] / times[1]).toFixed(2)}x | ${yardstickCell(row, row.pytorch, ceiling)} | ${
-        yardstickCell(row, row.onnx, ceiling)
-      } |`,
+        yardstickCell(row, row.pytorch128, ceiling)
+      } | ${yardstickCell(row, row.onnx, ceiling)} |`,
     );
   }
   console.log(
