@@ -32,13 +32,12 @@ import {
   ratios,
 } from "../../examples/alexnet/experiments/figure1.ts";
 import {
-  decodeResults,
-  encodeResults,
   epochsToReach,
   NOT_EVIDENCE,
   presetNote,
   writeResultsSection,
 } from "../../examples/alexnet/experiments/experiment.ts";
+import { decodeResults, encodeResults } from "../../examples/alexnet/experiments/records.ts";
 import { alexnetMini, figure1Net } from "../../models/alexnet.ts";
 import { Rng } from "../../tensor/random.ts";
 import type { MetricRecord } from "../../examples/alexnet/run_state.ts";

@@ -41,6 +41,7 @@ import {
   type SeedOutcome,
   trainSeeds,
 } from "./experiment.ts";
+import type { RunRecords } from "./records.ts";
 
 /** One configuration the ablation trains: the change to the full recipe. */
 export interface Variant {
@@ -376,7 +377,12 @@ Options (override the preset)
   --device NAME      auto (default) | cpu | gpu
   --out DIR          run folder (default runs/ablate): one sub-folder per variant and seed,
                      ablations.md, ablations.png and ablations.json (every seed's records)
-  --overwrite        replace the runs a previous ablation left in --out
+  --records DIR      where each finished run is recorded, one JSON per variant and seed
+                     (default <out>/records)
+  --resume           keep the runs --records holds from this commit with these arguments
+                     (same Deno, same CPU model) and train the rest: a stopped ablation
+                     goes on where it stopped, on this machine or another
+  --overwrite        replace the runs a previous ablation left in --out and --records
   --results FILE     also rewrite the ablation section of FILE (e.g.
                      examples/alexnet/experiments/RESULTS.md), its chart and JSON in results/
   --from-json FILE   redraw the table and chart from a results JSON, without training
@@ -391,6 +397,9 @@ export interface AblateCommand {
   /** Flags that differ from the full preset (see {@link presetDepartures}). */
   departures: string[];
   results: string | null;
+  /** Where finished runs are recorded, and whether earlier records are kept (records.ts). */
+  records: string;
+  resume: boolean;
 }
 
 /** Parses ablate's command line; null for --help; throws {@link UsageError}. */
@@ -443,6 +452,8 @@ export function parseAblateArgs(args: string[]): AblateCommand | null {
       },
     ),
     results: (values.results as string | undefined) ?? null,
+    records: (values.records as string | undefined) ?? `${base.out}/records`,
+    resume: values.resume === true,
   };
 }
 
@@ -528,6 +539,7 @@ export interface VariantResult {
 export async function runAblations(
   command: Pick<AblateCommand, "base" | "seeds" | "variants">,
   log: (line: string) => void = () => {},
+  records?: RunRecords,
 ): Promise<VariantResult[]> {
   const results: VariantResult[] = [];
   const runs = command.variants.length * command.seeds.length;
@@ -536,10 +548,9 @@ export async function runAblations(
     const config = variantConfig(command.base, variant);
     const size = modelSize(config);
     log(`== ${variant.name} (lr ${config.lr}, seeds ${command.seeds.join(", ")})`);
-    const outcomes = await trainSeeds(config, command.seeds, log);
-    if (variant.tenCrop) {
-      for (const o of outcomes.filter((o) => !o.diverged)) {
-        const run = { ...config, seed: o.seed, out: `${config.out}/seed-${o.seed}` };
+    // Ten-crop testing reads the run's checkpoint: it completes the outcome before it is recorded.
+    const finish = variant.tenCrop
+      ? async (run: TrainConfig, o: SeedOutcome) => {
         const errors = await tenCropTestError(run, CROP_PADDING);
         o.tenCropError = errors.tenCrop;
         o.centreError = errors.centre;
@@ -548,7 +559,12 @@ export async function runAblations(
             `centre ${(100 * errors.centre).toFixed(1)}%`,
         );
       }
-    }
+      : undefined;
+    const outcomes = await trainSeeds(config, command.seeds, log, {
+      records,
+      name: variant.slug,
+      finish,
+    });
     results.push({
       slug: variant.slug,
       name: variant.name,

@@ -16,6 +16,7 @@ import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
 import { parseFlags, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
 import { train } from "../train.ts";
 import { DivergenceError, type MetricRecord } from "../trainer.ts";
+import { decodeResults, encodeResults, RunRecords } from "./records.ts";
 
 /** One seed of one configuration: its errors after the last epoch, or how it diverged. */
 export interface SeedOutcome {
@@ -47,52 +48,44 @@ export interface SeedOutcome {
   diverged?: string;
 }
 
+/** What {@link trainSeeds} does with each finished seed: complete it, record it. */
+export interface SeedKeeping {
+  /** Where finished seeds are recorded, and earlier records kept (records.ts). */
+  records?: RunRecords;
+  /** The configuration's folder among the records (a variant's or a net's slug). */
+  name: string;
+  /** Completes a trained seed's outcome (ten-crop testing reads the run's checkpoint). */
+  finish?: (run: TrainConfig, outcome: SeedOutcome) => Promise<void>;
+}
+
 /**
  * Trains `config` once per seed, each in `<config.out>/seed-<seed>`, quietly. A
- * {@link DivergenceError} is an outcome (its errors are NaN), any other error is thrown.
+ * {@link DivergenceError} is an outcome (its errors are NaN), any other error is thrown. With
+ * `keeping.records`, each finished seed is recorded, and a seed that an earlier invocation
+ * recorded is kept instead of trained where the records allow it (`--resume`, records.ts).
  */
 export async function trainSeeds(
   config: TrainConfig,
   seeds: readonly number[],
   log: (line: string) => void = () => {},
+  keeping: SeedKeeping = { name: "" },
 ): Promise<SeedOutcome[]> {
+  const { records, name, finish } = keeping;
   const outcomes: SeedOutcome[] = [];
   for (const seed of seeds) {
-    const start = performance.now();
     const run = { ...config, seed, out: `${config.out}/seed-${seed}` };
-    try {
-      const result = await train(run, { quiet: true });
-      const epochs = result.metrics.filter((m) => m.kind === "epoch");
-      const last = epochs.at(-1)!;
-      outcomes.push({
-        seed,
-        trainError: 1 - last.trainAccuracy,
-        trainEvalError: last.trainEvalAccuracy === undefined ? NaN : 1 - last.trainEvalAccuracy,
-        device: result.device,
-        lrDrops: epochs.slice(1).filter((m, i) => m.lr !== epochs[i].lr).map((m) => m.epoch - 1),
-        valError: 1 - last.valAccuracy!,
-        testError: 1 - last.testAccuracy!,
-        metrics: result.metrics,
-        stepsPerEpoch: last.step / last.epoch,
-        seconds: (performance.now() - start) / 1000,
-      });
-    } catch (error) {
-      if (!(error instanceof DivergenceError)) throw error;
-      outcomes.push({
-        seed,
-        trainError: NaN,
-        trainEvalError: NaN,
-        device: "?",
-        lrDrops: [],
-        valError: NaN,
-        testError: NaN,
-        metrics: [],
-        stepsPerEpoch: NaN,
-        seconds: (performance.now() - start) / 1000,
-        diverged: error.message,
-      });
+    const kept = await records?.keptOutcome(name, run, seed);
+    if (kept) {
+      outcomes.push(kept);
+      log(`  seed ${seed}: kept from ${records!.dir}/${name}/seed-${seed}.json`);
+      continue;
     }
+    // A seed left unfinished by a stopped invocation starts again in its folder.
+    if (records?.resume) run.overwrite = true;
+    outcomes.push(await trainSeed(run));
     const o = outcomes.at(-1)!;
+    if (!o.diverged) await finish?.(run, o);
+    await records?.save(name, run, o);
     log(
       o.diverged
         ? `  seed ${seed}: diverged (lr ${config.lr}) after ${o.seconds.toFixed(0)} s`
@@ -101,6 +94,43 @@ export async function trainSeeds(
     );
   }
   return outcomes;
+}
+
+/** Trains one seed's run (see {@link trainSeeds}). */
+async function trainSeed(run: TrainConfig): Promise<SeedOutcome> {
+  const seed = run.seed, start = performance.now();
+  try {
+    const result = await train(run, { quiet: true });
+    const epochs = result.metrics.filter((m) => m.kind === "epoch");
+    const last = epochs.at(-1)!;
+    return {
+      seed,
+      trainError: 1 - last.trainAccuracy,
+      trainEvalError: last.trainEvalAccuracy === undefined ? NaN : 1 - last.trainEvalAccuracy,
+      device: result.device,
+      lrDrops: epochs.slice(1).filter((m, i) => m.lr !== epochs[i].lr).map((m) => m.epoch - 1),
+      valError: 1 - last.valAccuracy!,
+      testError: 1 - last.testAccuracy!,
+      metrics: result.metrics,
+      stepsPerEpoch: last.step / last.epoch,
+      seconds: (performance.now() - start) / 1000,
+    };
+  } catch (error) {
+    if (!(error instanceof DivergenceError)) throw error;
+    return {
+      seed,
+      trainError: NaN,
+      trainEvalError: NaN,
+      device: "?",
+      lrDrops: [],
+      valError: NaN,
+      testError: NaN,
+      metrics: [],
+      stepsPerEpoch: NaN,
+      seconds: (performance.now() - start) / 1000,
+      diverged: error.message,
+    };
+  }
 }
 
 /**
@@ -253,8 +283,8 @@ export interface ExperimentFlags {
 
 /**
  * Parses an experiment's command line: the numeric flags `numbers` and the text flags `texts`
- * of the command, plus `--device`, `--out`, `--results`, `--quick`, `--overwrite` and `--help`
- * that both commands take. Null for --help; a malformed flag throws {@link UsageError}.
+ * of the command, plus `--device`, `--out`, `--records`, `--results`, `--quick`, `--resume`,
+ * `--overwrite` and `--help` that both commands take. Null for --help; a malformed flag throws {@link UsageError}.
  */
 export function parseExperimentFlags(
   args: string[],
@@ -265,12 +295,13 @@ export function parseExperimentFlags(
     args,
     options: {
       ...Object.fromEntries(
-        [...numbers, ...texts, "device", "out", "results"].map((n) => [n, {
+        [...numbers, ...texts, "device", "out", "records", "results"].map((n) => [n, {
           type: "string" as const,
         }]),
       ),
       quick: { type: "boolean" },
       overwrite: { type: "boolean" },
+      resume: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   }).values as Record<string, string | boolean | undefined>;
@@ -296,8 +327,13 @@ export interface Provenance {
   cpu: string;
   /** The devices the runs trained on. */
   devices: string[];
-  /** Wall time of the whole command, seconds. */
+  /**
+   * Wall time of the whole command, seconds: with runs kept from earlier invocations
+   * (`--resume`), this invocation's plus the kept runs' own.
+   */
   wallSeconds: number;
+  /** Runs kept from earlier invocations (absent when none was). */
+  keptRuns?: number;
   /** When it finished (ISO 8601, UTC). */
   finished: string;
 }
@@ -369,29 +405,12 @@ export function cpuModel(): string {
 /** The provenance line under a section's title. */
 export function provenanceLine(p: Provenance): string {
   return `Produced by commit \`${p.commit}\`, Deno ${p.deno}, CPU ${p.cpu}, device ` +
-    `${p.devices.join(", ") || "-"}, wall time ${roughDuration(p.wallSeconds)} (finished ` +
-    `${p.finished}).`;
-}
-
-/** JSON with NaN and ±Infinity kept (as {"$number": "NaN"}), so a round trip is exact. */
-export function encodeResults(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_key, v) => typeof v === "number" && !Number.isFinite(v) ? { $number: String(v) } : v,
-    1,
-  ) + "\n";
-}
-
-/** Reads what {@link encodeResults} wrote. */
-export function decodeResults<T>(text: string): T {
-  return JSON.parse(
-    text,
-    (_key, v) =>
-      v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 &&
-        typeof v.$number === "string"
-        ? Number(v.$number)
-        : v,
-  );
+    `${p.devices.join(", ") || "-"}, wall time ${roughDuration(p.wallSeconds)}` +
+    (p.keptRuns
+      ? ` over several invocations (${p.keptRuns} run${p.keptRuns === 1 ? "" : "s"} kept ` +
+        "from earlier ones)"
+      : "") +
+    ` (finished ${p.finished}).`;
 }
 
 /** One experiment command: how to read its flags, run it and write what it found. */
@@ -404,8 +423,8 @@ export interface ExperimentSpec<Command, Results> {
   help: string;
   /** Reads the flags; null for --help; throws {@link UsageError}. */
   parse(args: string[]): Command | null;
-  /** Trains every run, printing progress through `log`. */
-  run(command: Command, log: (line: string) => void): Promise<Results>;
+  /** Trains every run, printing progress through `log`, recording each in `records`. */
+  run(command: Command, log: (line: string) => void, records: RunRecords): Promise<Results>;
   /** The markdown section (table and text), from the results file alone. */
   markdown(file: ResultsFile<Command, Results>): string;
   /** The chart, as PNG bytes, from the results file alone. */
@@ -443,7 +462,13 @@ function fromJsonArgs(
  * any other error, each on one line naming the command.
  */
 export async function runExperiment<
-  Command extends { quick: boolean; base: TrainConfig; results: string | null },
+  Command extends {
+    quick: boolean;
+    base: TrainConfig;
+    results: string | null;
+    records: string;
+    resume: boolean;
+  },
   Results,
 >(spec: ExperimentSpec<Command, Results>, args: string[]): Promise<number> {
   try {
@@ -465,19 +490,27 @@ export async function runExperiment<
       }
       if (command.quick) console.log(NOT_EVIDENCE);
       const start = performance.now();
-      const ran = await spec.run(command, console.log);
+      const commit = await gitCommit(), cpu = cpuModel();
+      const records = await RunRecords.open(
+        command.records,
+        { resume: command.resume, overwrite: command.base.overwrite, args },
+        { commit, deno: Deno.version.deno, cpu },
+      );
+      const ran = await spec.run(command, console.log, records);
       const file: ResultsFile<Command, Results> = {
         format: "tessera-experiment",
         version: 1,
         name: spec.name,
-        commandLine: `deno task ${spec.name} ${args.filter((a) => a !== "--overwrite").join(" ")}`
-          .trim(),
+        commandLine: `deno task ${spec.name} ${
+          args.filter((a) => a !== "--overwrite" && a !== "--resume").join(" ")
+        }`.trim(),
         provenance: {
-          commit: await gitCommit(),
+          commit,
           deno: Deno.version.deno,
-          cpu: cpuModel(),
+          cpu,
           devices: devicesOf(ran),
-          wallSeconds: (performance.now() - start) / 1000,
+          wallSeconds: (performance.now() - start) / 1000 + records.keptSeconds,
+          ...(records.kept > 0 ? { keptRuns: records.kept } : {}),
           finished: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
         },
         command,

@@ -40,6 +40,7 @@ import {
   trainSeeds,
   windowedTrainError,
 } from "./experiment.ts";
+import type { RunRecords } from "./records.ts";
 
 /** One of the nets Figure 1 compares. */
 export interface Figure1Net {
@@ -151,7 +152,11 @@ Options (override the preset)
   --window N           steps in the sliding window (default ${PRESETS.full.window})
   --device NAME        auto (default) | cpu | gpu
   --out DIR            run folder (default runs/figure1): figure1.md, .png, .json, the runs
-  --overwrite          replace the runs a previous figure1 left in --out
+  --records DIR        where each finished run is recorded, one JSON per net and seed
+                       (default <out>/records)
+  --resume             keep the runs --records holds from this commit with these arguments
+                       (same Deno, same CPU model) and train the rest
+  --overwrite          replace the runs a previous figure1 left in --out and --records
   --results FILE       also rewrite the Figure 1 section of FILE (e.g.
                        examples/alexnet/experiments/RESULTS.md), its chart and JSON in results/
   --from-json FILE     redraw the section and chart from a results JSON, without training
@@ -169,6 +174,9 @@ export interface Figure1Command {
   /** Flags that differ from the full preset (see {@link presetDepartures}). */
   departures: string[];
   results: string | null;
+  /** Where finished runs are recorded, and whether earlier records are kept (records.ts). */
+  records: string;
+  resume: boolean;
 }
 
 /** A preset's values keyed by their flags. */
@@ -260,6 +268,8 @@ export function parseFigure1Args(args: string[]): Figure1Command | null {
     quick: values.quick === true,
     departures: presetDepartures(flagValues(chosen, data), flagValues(PRESETS.full, null)),
     results: (values.results as string | undefined) ?? null,
+    records: (values.records as string | undefined) ?? `${base.out}/records`,
+    resume: values.resume === true,
   };
 }
 
@@ -289,6 +299,7 @@ export function chooseLr(sweep: { lr: number; trainError: number }[]): number {
 export async function runFigure1(
   command: Pick<Figure1Command, "base" | "seeds" | "sweepLrs" | "sweepEpochs">,
   log: (line: string) => void = () => {},
+  records?: RunRecords,
 ): Promise<NetResult[]> {
   const results: NetResult[] = [];
   for (const net of NETS) {
@@ -302,12 +313,22 @@ export async function runFigure1(
     for (const lr of command.sweepLrs) {
       log(`== ${net.name}: sweep lr ${lr} (${command.sweepEpochs} epoch(s), seed 0)`);
       const config = { ...base, lr, epochs: command.sweepEpochs, out: `${base.out}/sweep-lr${lr}` };
-      const [outcome] = await trainSeeds(config, [0], log);
+      const [outcome] = await trainSeeds(
+        config,
+        [0],
+        log,
+        { records, name: `${net.slug}/sweep-lr${lr}` },
+      );
       sweep.push({ lr, trainError: outcome.trainError });
     }
     const lr = chooseLr(sweep);
     log(`== ${net.name}: lr ${lr}, seeds ${command.seeds.join(", ")}`);
-    const outcomes = await trainSeeds({ ...base, lr }, command.seeds, log);
+    const outcomes = await trainSeeds(
+      { ...base, lr },
+      command.seeds,
+      log,
+      { records, name: net.slug },
+    );
     results.push({ net, sweep, lr, outcomes });
   }
   return results;
