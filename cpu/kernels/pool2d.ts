@@ -165,9 +165,14 @@ function fourWindows(f: FunctionBuilder) {
   });
   f.get("y").get("vBest").v128Store();
   f.get("argmax").get("vIndex").v128Store();
-  f.get("y").i32Const(16).i32Add().set("y");
-  f.get("argmax").i32Const(16).i32Add().set("argmax");
-  f.get("j").i32Const(4).i32Add().set("j");
+  stepPast(f, 4);
+}
+
+/** Moves y, argmax and j past the `windows` windows just stored. */
+function stepPast(f: FunctionBuilder, windows: 1 | 4) {
+  f.get("y").i32Const(4 * windows).i32Add().set("y");
+  f.get("argmax").i32Const(4 * windows).i32Add().set("argmax");
+  f.get("j").i32Const(windows).i32Add().set("j");
 }
 
 /** Window j of row i, its columns clipped to the row: start from its first cell, fold in every cell. */
@@ -195,9 +200,7 @@ function oneWindow(f: FunctionBuilder) {
   });
   f.get("y").get("best").f32Store();
   f.get("argmax").get("index").i32Store();
-  f.get("y").i32Const(4).i32Add().set("y");
-  f.get("argmax").i32Const(4).i32Add().set("argmax");
-  f.get("j").i32Const(1).i32Add().set("j");
+  stepPast(f, 1);
 }
 
 /**

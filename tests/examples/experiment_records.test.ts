@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { captured, withDir } from "../support/alexnet_helpers.ts";
 import { DEFAULTS, UsageError } from "../../examples/alexnet/config.ts";
 import { main as ablateMain } from "../../examples/alexnet/experiments/ablate.ts";
 import {
@@ -13,30 +14,6 @@ import {
   RunRecords,
   type SeedRecord,
 } from "../../examples/alexnet/experiments/records.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Runs `fn` with console.log and console.error silenced; returns what each printed. */
-async function captured<T>(
-  fn: () => Promise<T>,
-): Promise<{ value: T; printed: string; errors: string }> {
-  const { log, error } = console;
-  const lines: string[] = [], errors: string[] = [];
-  console.log = (...args: unknown[]) => void lines.push(args.join(" "));
-  console.error = (...args: unknown[]) => void errors.push(args.join(" "));
-  try {
-    return { value: await fn(), printed: lines.join("\n"), errors: errors.join("\n") };
-  } finally {
-    Object.assign(console, { log, error });
-  }
-}
 
 const TINY = [
   "--quick",

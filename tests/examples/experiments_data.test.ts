@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { withDir } from "../support/alexnet_helpers.ts";
 import { encodePng } from "../../data/codecs.ts";
 import { datasetStats } from "../../data/mod.ts";
 import { checkConfig, DEFAULTS, type TrainConfig } from "../../examples/alexnet/config.ts";
@@ -17,15 +18,6 @@ import { train } from "../../examples/alexnet/train.ts";
 import { fromArray, randn } from "../../mod.ts";
 import { alexnetMini } from "../../models/alexnet.ts";
 import { Rng } from "../../tensor/random.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function cifarRecords(n: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(n * 3073);

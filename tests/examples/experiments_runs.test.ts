@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { captured, withDir } from "../support/alexnet_helpers.ts";
 import { loadSafetensors } from "../../mod.ts";
 import {
   DEFAULTS,
@@ -41,27 +42,6 @@ import { decodeResults, encodeResults } from "../../examples/alexnet/experiments
 import { alexnetMini, figure1Net } from "../../models/alexnet.ts";
 import { Rng } from "../../tensor/random.ts";
 import type { MetricRecord } from "../../examples/alexnet/run_state.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Runs `fn` with console.log silenced and returns what it printed. */
-async function captured<T>(fn: () => Promise<T>): Promise<{ value: T; printed: string }> {
-  const log = console.log;
-  const lines: string[] = [];
-  console.log = (...args: unknown[]) => void lines.push(args.join(" "));
-  try {
-    return { value: await fn(), printed: lines.join("\n") };
-  } finally {
-    console.log = log;
-  }
-}
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
