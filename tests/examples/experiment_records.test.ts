@@ -141,6 +141,11 @@ Deno.test("experiment records: records made elsewhere are refused before anythin
     );
     assert.equal(resumed.kept, 1);
     assert.equal(resumed.keptSeconds, 3);
+    await Deno.writeTextFile(`${dir}/file`, "");
+    await assert.rejects(
+      RunRecords.open(`${dir}/file`, { resume: true, overwrite: false, args }, where),
+      /--records .*\/file: it is a file, not a folder/,
+    );
     // --overwrite trains again; a different folder or place for the outputs is the same run.
     await open({ overwrite: true });
     assert.deepEqual(

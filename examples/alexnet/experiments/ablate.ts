@@ -316,19 +316,15 @@ export const PRESETS: Record<"full" | "quick", AblatePreset> = {
   },
 };
 
-/** Images trained and evaluated (forward only, about a third of a step) by a whole preset. */
-export function presetWork(preset: AblatePreset, variants: Variant[]): number {
-  const val = preset.valSize === "auto" ? 1000 : preset.valSize;
-  const test = preset.testLimit || 2000;
-  const epochs = variants.reduce((n, v) => n + (v.epochsFactor ?? 1) * preset.epochs, 0);
-  return preset.seeds * epochs * (preset.trainLimit + (val + test + preset.evalTrain) / 3);
+/** Runs of a whole preset, counting a 2x-epochs configuration's run as two. */
+export function presetRuns(preset: AblatePreset, variants: Variant[]): number {
+  return preset.seeds * variants.reduce((n, v) => n + (v.epochsFactor ?? 1), 0);
 }
 
-// The per-step cost the estimate uses: a step of 128 images of the mini AlexNet took 0.35 s on
-// the CPU with the WebAssembly kernels (measured 2026-11-29 on this 2-core machine, lightly
-// shared: ~360 img/s); the GPU here (llvmpipe) trains at ~142 img/s. An estimate, not a
-// measurement of the preset: the full preset of this design has not run.
-const CPU_IMAGES_PER_SECOND = 128 / 0.35;
+// What one run of the full preset (6 epochs of 9,000 images, with the evaluations) takes on the
+// CPU of the 2-core build machine, both threads: the mean of the first 50 runs of the full
+// preset (commit 0604c5f, 2026-12-06, 98-230, most 100-125 s each).
+const FULL_RUN_SECONDS = 115;
 
 const HELP = `The paper's ablations on the mini AlexNet: matched comparisons, planned power,
 Holm-corrected verdicts, raw data.
@@ -356,11 +352,11 @@ Presets
                      configuration. ${PRESETS.full.seeds} seeds: the fewest that detect ${POWER_PLAN.effect} point with 80% power
                      (Welch, alpha 0.05/${CLAIMS}) at a pilot sd of ${POWER_PLAN.pilotSd} points:
                      ${POWER_PLAN.pilot}.
-                     Estimated wall time on this 2-core machine's CPU (not measured:
-                     the full preset of this design has not run): ~${
-  roughDuration(presetWork(PRESETS.full, DEFAULT_VARIANTS) / CPU_IMAGES_PER_SECOND)
-},
-                     from a measured 0.35 s per step of 128 (2026-11-29)
+                     Wall time on this 2-core machine's CPU: ~${
+  roughDuration(presetRuns(PRESETS.full, DEFAULT_VARIANTS) * FULL_RUN_SECONDS)
+} (${presetRuns(PRESETS.full, DEFAULT_VARIANTS)} runs
+                     of ~${FULL_RUN_SECONDS} s, measured on the first 50; with --resume it
+                     can run in parts: RESULTS.md's Status)
   --quick            smoke run (${PRESETS.quick.seeds} seeds, ${PRESETS.quick.trainLimit} images, 1 epoch): "not evidence"
 
 Options (override the preset)

@@ -65,6 +65,9 @@ async function recordFiles(dir: string, prefix = ""): Promise<string[]> {
       else if (/^seed-\d+\.json$/.test(entry.name)) found.push(path);
     }
   } catch (error) {
+    if (error instanceof Deno.errors.NotADirectory) {
+      throw new UsageError(`--records ${dir}: ${prefix || "it"} is a file, not a folder`);
+    }
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   return found.sort();
