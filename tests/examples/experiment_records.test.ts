@@ -133,10 +133,10 @@ Deno.test("experiment records: records made elsewhere are refused before anythin
     );
 
     const resumed = await open({ resume: true });
-    assert.deepEqual(await resumed.keptOutcome("full", config, 1), outcome);
-    assert.equal(await resumed.keptOutcome("full", config, 2), null);
-    await assert.rejects(
-      resumed.keptOutcome("full", { ...config, lr: 0.5 }, 1),
+    assert.deepEqual(resumed.keptOutcome("full", config, 1), outcome);
+    assert.equal(resumed.keptOutcome("full", config, 2), null);
+    assert.throws(
+      () => resumed.keptOutcome("full", { ...config, lr: 0.5 }, 1),
       /full\/seed-1\.json trained another configuration/,
     );
     assert.equal(resumed.kept, 1);

@@ -16,7 +16,7 @@ import { writeFileAtomic, writeTextFileAtomic } from "../../../mod.ts";
 import { parseFlags, parseNumberFlag, type TrainConfig, UsageError } from "../config.ts";
 import { train } from "../train.ts";
 import { DivergenceError, type MetricRecord } from "../trainer.ts";
-import { decodeResults, encodeResults, RunRecords } from "./records.ts";
+import { decodeResults, encodeResults, RunRecords, START_FLAGS } from "./records.ts";
 
 /** One seed of one configuration: its errors after the last epoch, or how it diverged. */
 export interface SeedOutcome {
@@ -74,7 +74,7 @@ export async function trainSeeds(
   const outcomes: SeedOutcome[] = [];
   for (const seed of seeds) {
     const run = { ...config, seed, out: `${config.out}/seed-${seed}` };
-    const kept = await records?.keptOutcome(name, run, seed);
+    const kept = records?.keptOutcome(name, run, seed);
     if (kept) {
       outcomes.push(kept);
       log(`  seed ${seed}: kept from ${records!.dir}/${name}/seed-${seed}.json`);
@@ -284,7 +284,8 @@ export interface ExperimentFlags {
 /**
  * Parses an experiment's command line: the numeric flags `numbers` and the text flags `texts`
  * of the command, plus `--device`, `--out`, `--records`, `--results`, `--quick`, `--resume`,
- * `--overwrite` and `--help` that both commands take. Null for --help; a malformed flag throws {@link UsageError}.
+ * `--overwrite` and `--help` that both commands take. Null for --help; a malformed flag throws
+ * {@link UsageError}.
  */
 export function parseExperimentFlags(
   args: string[],
@@ -501,9 +502,8 @@ export async function runExperiment<
         format: "tessera-experiment",
         version: 1,
         name: spec.name,
-        commandLine: `deno task ${spec.name} ${
-          args.filter((a) => a !== "--overwrite" && a !== "--resume").join(" ")
-        }`.trim(),
+        commandLine: `deno task ${spec.name} ${args.filter((a) => !START_FLAGS.has(a)).join(" ")}`
+          .trim(),
         provenance: {
           commit,
           deno: Deno.version.deno,

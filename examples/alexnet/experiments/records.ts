@@ -32,7 +32,7 @@ export interface SeedRecord {
 
 /** Flags that choose where things go or how to start, not what is computed. */
 const PLACE_FLAGS = new Set(["--out", "--records", "--results"]);
-const START_FLAGS = new Set(["--resume", "--overwrite"]);
+export const START_FLAGS = new Set(["--resume", "--overwrite"]);
 
 /** `args` without the flags that do not change a result (each place flag with its value). */
 export function decidingArgs(args: readonly string[]): string[] {
@@ -78,11 +78,12 @@ export class RunRecords {
   /** Runs kept from earlier invocations, and the seconds they had taken. */
   kept = 0;
   keptSeconds = 0;
+  /** The records {@link RunRecords.open} found under `--resume`, by their path in the folder. */
+  readonly #found = new Map<string, SeedRecord>();
 
   private constructor(
     readonly dir: string,
     readonly resume: boolean,
-    readonly overwrite: boolean,
     readonly stamp: Omit<SeedRecord, "format" | "version" | "config" | "outcome">,
   ) {}
 
@@ -104,7 +105,7 @@ export class RunRecords {
           `is ${where.commit} (commit or stash the changes, or check out that commit)`,
       );
     }
-    const records = new RunRecords(dir, options.resume, options.overwrite, {
+    const records = new RunRecords(dir, options.resume, {
       ...where,
       args: decidingArgs(options.args),
     });
@@ -115,7 +116,9 @@ export class RunRecords {
           `--resume to keep them and train the rest, or --overwrite to train every run again`,
       );
     }
-    if (options.resume) { for (const file of files) await records.read(file); }
+    if (options.resume) {
+      for (const file of files) records.#found.set(file, await records.read(file));
+    }
     return records;
   }
 
@@ -149,16 +152,10 @@ export class RunRecords {
   }
 
   /** The kept outcome of `seed` of configuration `name`, or null when it must train. */
-  async keptOutcome(name: string, config: TrainConfig, seed: number): Promise<SeedOutcome | null> {
-    if (!this.resume) return null;
+  keptOutcome(name: string, config: TrainConfig, seed: number): SeedOutcome | null {
     const file = `${name}/seed-${seed}.json`;
-    try {
-      await Deno.stat(`${this.dir}/${file}`);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null;
-      throw error;
-    }
-    const record = await this.read(file);
+    const record = this.#found.get(file);
+    if (!record) return null;
     if (JSON.stringify(record.config) !== JSON.stringify(comparable(config))) {
       throw new UsageError(
         `--resume: ${this.dir}/${file} trained another configuration than this command ` +
