@@ -10,8 +10,10 @@
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
  * kernels of tensor/ops/. Each fast kernel is proven against the reference it replaces
- * (tests/cpu/*.test.ts). The arrays come from the pool of cpu/pool.ts; the storage is the
- * reference's {@link CpuStorage}, so the two devices read and write arrays the same way.
+ * (tests/cpu/*.test.ts). Float32 and int32 tensors of 64 KiB and more live in the kernels'
+ * WebAssembly memory where it is shared (cpu/kernels/heap.ts), so the kernels use them in
+ * place; other arrays come from the pool of cpu/pool.ts. The storage is the reference's
+ * {@link CpuStorage} either way, so the two devices read and write arrays the same way.
  *
  * @module
  */
@@ -27,10 +29,11 @@ import type {
   TypedArray,
   UnaryOp,
 } from "../backend/backend.ts";
-import { type CpuStorage, RefBackend } from "../tensor/ref.ts";
+import { CpuStorage, RefBackend } from "../tensor/ref.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
 import { checkConv2dArrays } from "../tensor/ops/conv2d.ts";
 import { allocate, release } from "./pool.ts";
+import { type Heap, heapOf } from "./kernels/heap.ts";
 import { gemm, type SimdTier, simdTier } from "./kernels/gemm.ts";
 import {
   conv2dBackwardInputWasm,
@@ -50,6 +53,25 @@ import {
 } from "./kernels/layers.ts";
 
 type F32 = Float32Array;
+
+/** Arrays below this size stay ordinary arrays (copied into the kernels' memory: cheap). */
+const HEAP_MIN_BYTES = 64 * 1024;
+
+let poisonOutputs = false;
+
+/**
+ * Fills every kernel output that is not zeroed first with NaN (on) or leaves it as it comes
+ * (off, the default). The parity tests run the cpu device poisoned: an element a fast kernel
+ * does not write then differs from the reference.
+ */
+export function setPoisonOutputs(on: boolean): void {
+  poisonOutputs = on;
+}
+
+/** Blocks of freed tensors whose array a reader still held: given back when it is collected. */
+const heldByReader = new FinalizationRegistry<{ heap: Heap; at: number; bytes: number }>(
+  ({ heap, at, bytes }) => heap.release(at, bytes),
+);
 
 /** The SIMD tier for a float32 kernel on these arrays, or null for the reference kernels. */
 function fastTier(...arrays: TypedArray[]): SimdTier | null {
@@ -72,20 +94,41 @@ export class CpuBackend extends RefBackend {
     super("cpu");
   }
 
-  protected override allocate(dtype: DType, length: number): TypedArray {
-    return allocate(dtype, length);
+  /** Float32 and int32 arrays of 64 KiB and more live in the kernels' memory; others pooled. */
+  protected override allocate(dtype: DType, length: number, zeroed = true): TypedArray {
+    if (dtype !== "float64" && 4 * length >= HEAP_MIN_BYTES) {
+      const array = layerEngine()?.allocateTensor(dtype, length, zeroed);
+      if (array) return array;
+    }
+    return allocate(dtype, length, zeroed);
+  }
+  /**
+   * Storage for a kernel that writes every element of it: not zeroed first (zeroing is a pass
+   * over memory on one thread). With {@link setPoisonOutputs} on it is filled with NaN (int32:
+   * its minimum) instead, so a kernel that missed an element shows it.
+   */
+  #output(dtype: DType, length: number): CpuStorage {
+    const array = this.allocate(dtype, length, false);
+    if (poisonOutputs) array.fill(dtype === "int32" ? -(2 ** 31) : NaN);
+    return new CpuStorage(this, array);
   }
   override free(storage: Storage): void {
     const array = this.array(storage);
-    // An array handed out through `data` may still be held by its reader: never reuse it.
-    if (!(storage as CpuStorage).exposed) release(array);
+    const heap = heapOf(array);
+    // An array handed out through `data` may still be held by its reader: its block or the
+    // array goes back once the reader lets go of it (the garbage collector says when).
+    const exposed = (storage as CpuStorage).exposed;
+    if (heap === null) {
+      if (!exposed) release(array);
+    } else if (!exposed) heap.release(array.byteOffset, array.byteLength);
+    else heldByReader.register(array, { heap, at: array.byteOffset, bytes: array.byteLength });
   }
 
   // ReLU: the branch-free wasm kernel.
   override unary(op: UnaryOp, x: Storage): Storage {
     const xs = this.array(x);
     if (op !== "relu" || !fastTier(xs)) return super.unary(op, x);
-    const y = this.like(x);
+    const y = this.#output("float32", xs.length);
     reluWasm(xs as F32, y.array as F32);
     return y;
   }
@@ -94,14 +137,14 @@ export class CpuBackend extends RefBackend {
     if (op !== "relu" || dys.length !== xs.length || !fastTier(xs, dys)) {
       return super.unaryBackward(op, x, y, dy);
     }
-    const dx = this.like(x);
+    const dx = this.#output("float32", xs.length);
     reluBackwardWasm(xs as F32, dys as F32, dx.array as F32);
     return dx;
   }
 
   // matmul: the reference's batch loop with the WebAssembly gemm (float64: the reference gemm).
   override matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
-    const out = this.like(a, p.batch * p.m * p.n);
+    const out = this.#output(a.dtype, p.batch * p.m * p.n);
     matmulCpu(this.array(a), this.array(b), p, out.array, gemm);
     return out;
   }
@@ -116,7 +159,7 @@ export class CpuBackend extends RefBackend {
     const bs = bias ? this.array(bias) as F32 : null;
     const tier = undilated(p) ? convTier(xs, ws, bs ?? xs) : null;
     if (!tier) return super.conv2dForward(x, weight, bias, p);
-    const y = this.like(x, p.n * p.o * p.outH * p.outW);
+    const y = this.#output("float32", p.n * p.o * p.outH * p.outW);
     checkConv2dArrays(
       p,
       bs ? { x: xs, weight: ws, bias: bs, y: y.array } : { x: xs, weight: ws, y: y.array },
@@ -128,7 +171,7 @@ export class CpuBackend extends RefBackend {
     const dys = this.array(dy) as F32, ws = this.array(weight) as F32;
     const tier = undilated(p) ? convTier(dys, ws) : null;
     if (!tier) return super.conv2dBackwardInput(dy, weight, p);
-    const dx = this.like(dy, p.n * p.c * p.h * p.w);
+    const dx = this.#output("float32", p.n * p.c * p.h * p.w);
     checkConv2dArrays(p, { dy: dys, weight: ws, dx: dx.array });
     conv2dBackwardInputWasm(dys, ws, p, dx.array as F32, tier);
     return dx;
@@ -137,7 +180,7 @@ export class CpuBackend extends RefBackend {
     const dys = this.array(dy) as F32, xs = this.array(x) as F32;
     const tier = undilated(p) ? convTier(dys, xs) : null;
     if (!tier) return super.conv2dBackwardWeight(dy, x, p);
-    const dw = this.like(dy, p.o * (p.c / p.groups) * p.kh * p.kw);
+    const dw = this.#output("float32", p.o * (p.c / p.groups) * p.kh * p.kw);
     checkConv2dArrays(p, { dy: dys, x: xs, dw: dw.array });
     conv2dBackwardWeightWasm(dys, xs, p, dw.array as F32, tier);
     return dw;
@@ -147,8 +190,8 @@ export class CpuBackend extends RefBackend {
   override maxPool2dForward(x: Storage, p: Pool2dParams): { y: Storage; argmax: Storage } {
     const xs = this.array(x);
     if (!fastTier(xs)) return super.maxPool2dForward(x, p);
-    const y = this.like(x, p.n * p.c * p.outH * p.outW);
-    const argmax = this.create("int32", y.length);
+    const y = this.#output("float32", p.n * p.c * p.outH * p.outW);
+    const argmax = this.#output("int32", y.length);
     maxPool2dForwardWasm(xs as F32, p, y.array as F32, argmax.array as Int32Array);
     return { y, argmax };
   }
@@ -156,7 +199,7 @@ export class CpuBackend extends RefBackend {
   override maxPool2dBackward(dy: Storage, argmax: Storage, p: Pool2dParams): Storage {
     const dys = this.array(dy);
     if (!fastTier(dys)) return super.maxPool2dBackward(dy, argmax, p);
-    const dx = this.like(dy, p.n * p.c * p.h * p.w);
+    const dx = this.#output("float32", p.n * p.c * p.h * p.w);
     maxPool2dBackwardWasm(dys as F32, this.array(argmax) as Int32Array, p, dx.array as F32);
     return dx;
   }
@@ -165,14 +208,14 @@ export class CpuBackend extends RefBackend {
   override lrnForward(x: Storage, p: LrnParams): Storage {
     const xs = this.array(x);
     if (!fastTier(xs) || !lrnWasmSupports(p)) return super.lrnForward(x, p);
-    const y = this.like(x);
+    const y = this.#output("float32", xs.length);
     lrnForwardWasm(xs as F32, p, y.array as F32);
     return y;
   }
   override lrnBackward(x: Storage, dy: Storage, p: LrnParams): Storage {
     const xs = this.array(x), dys = this.array(dy);
     if (!fastTier(xs, dys) || !lrnWasmSupports(p)) return super.lrnBackward(x, dy, p);
-    const dx = this.like(x);
+    const dx = this.#output("float32", xs.length);
     lrnBackwardWasm(xs as F32, dys as F32, p, dx.array as F32);
     return dx;
   }

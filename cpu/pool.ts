@@ -4,7 +4,7 @@
  * every time, and a fresh array costs the operating system a page fault and a zeroing per
  * 4 KiB the first time it is written, which on a busy machine can take longer than the ReLU or
  * LRN written into it (bench/cpu_profile.ts measures it). A reused array is zeroed again, so
- * it looks fresh. The backend calls {@link release} once per storage, when the last tensor
+ * it looks fresh, except for a kernel's output that the kernel writes in full. The backend calls {@link release} once per storage, when the last tensor
  * sharing it goes (tensor/tensor.ts), and never for an array handed out to a reader
  * (`CpuStorage.data`), who may still hold it.
  *
@@ -24,13 +24,17 @@ const POOL_MAX_BYTES = 1 << 30;
 
 const poolKey = (dtype: DType, length: number) => `${dtype}:${length}`;
 
-/** A zeroed array of `length` elements of `dtype`: a pooled one when there is one. */
-export function allocate(dtype: DType, length: number): TypedArray {
+/**
+ * An array of `length` elements of `dtype`: a pooled one when there is one. Zeroed, unless
+ * `zeroed` is false (for a kernel that writes every element: a reused array then keeps what
+ * it held).
+ */
+export function allocate(dtype: DType, length: number, zeroed = true): TypedArray {
   const reused = pool.get(poolKey(dtype, length))?.pop();
   if (reused !== undefined) {
     pooled.delete(reused);
     pooledBytes -= reused.byteLength;
-    return reused.fill(0);
+    return zeroed ? reused.fill(0) : reused;
   }
   if (dtype === "float64") return new Float64Array(length);
   if (dtype === "int32") return new Int32Array(length);

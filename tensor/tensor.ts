@@ -311,7 +311,12 @@ export class Tensor {
     return this.backend.read(this.storage);
   }
 
-  /** The CPU storage's own array (no copy: writes change the tensor); CPU tensors only. */
+  /**
+   * The CPU storage's own array (no copy: writes change the tensor); CPU tensors only. On the
+   * cpu device a tensor of 64 KiB or more is a view of the kernels' shared WebAssembly memory
+   * (a SharedArrayBuffer); the few APIs that refuse shared memory (`Blob`, `crypto.subtle`)
+   * need a copy: `t.dataSync().slice()` or `await t.data()`.
+   */
   dataSync(): TypedArray {
     const storage = this.storage;
     if (!storage.data) {

@@ -25,8 +25,8 @@
  * maps, adversarial examples; training never needs it).
  *
  * **im2col straight into packed panels.** col is never materialised. The source (x, or dy for
- * the input gradient) is first copied once into planes with zero borders (`pad`), so every tap
- * is in range: `packPixels` then writes an MC × KC block of col in the microkernel's panel
+ * the input gradient) is first copied once into planes with zero borders (`pad`; a layer
+ * without padding reads it where it is), so every tap is in range: `packPixels` then writes an MC × KC block of col in the microkernel's panel
  * order (MR pixels per depth step) with one load per element, at the pixel's window corner plus
  * the tap's offset, and `packTaps` writes colᵀ blocks (MR taps per depth step) for the weight
  * gradient the same way. Each element of col is packed once per call; the weights (small) are
@@ -39,9 +39,9 @@
  * the gemm engine's, whose thread pool runs the tasks of conv2d_tasks.ts (blocks of output
  * pixels; for the weight gradient blocks of taps × channels, each summed over a batch slice
  * in one fixed order, so every thread count gives the same bits). Outputs leave through `scatter` (forward, backward input: [pixel, channel]
- * tiles back to NCHW, plus the bias) or a transpose (weight gradient, small). Operands are
- * copied in and results out with `Float32Array.set`; the caller (cpu/backend.ts) has checked
- * the array lengths.
+ * tiles back to NCHW, plus the bias) or a transpose (weight gradient, small).  Operands that
+ * live in the engine's memory (the cpu device's tensors) are read and written in place, others
+ * copied in and out (operands.ts); the caller (cpu/backend.ts) has checked the array lengths.
  *
  * Accuracy: float32 sums (KC-long fused multiply-adds, then one float32 add per k-block), where
  * the reference sums in float64: see tests/cpu/conv2d.test.ts for the bound. The weight
@@ -57,7 +57,8 @@ import type { Conv2dParams } from "../../backend/backend.ts";
 import { type SimdTier, TILE } from "./gemm_kernels.ts";
 import { engineFor, type GemmEngine } from "./gemm.ts";
 import { KC, PAD, PIX, WGT } from "./conv2d_tasks.ts";
-import { CONTROL_BYTES, KINDS, newJob, setWords, ZERO_AT } from "./tasks.ts";
+import { KINDS, newJob, setWords, ZERO_AT } from "./tasks.ts";
+import { placeOperands } from "./operands.ts";
 
 /** Pixels (or taps) per packed A block, in MR-row panels: MC × KC floats stay in L2. */
 const MC_PANELS = 20;
@@ -87,29 +88,6 @@ function machine(tier: SimdTier): GemmEngine {
 
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
-
-/** Byte regions of one call (float counts), 64-byte aligned after the control area. */
-function layout<Name extends string>(
-  m: GemmEngine,
-  sizes: Record<Name, number>,
-): Record<Name, number> {
-  const at = {} as Record<Name, number>;
-  let end = CONTROL_BYTES;
-  for (const [name, floats] of Object.entries(sizes) as [Name, number][]) {
-    at[name] = end;
-    end += line(floats * 4);
-  }
-  m.reserve(end, "conv2d");
-  return at;
-}
-
-function put(m: GemmEngine, address: number, values: Float32Array) {
-  new Float32Array(m.memory.buffer, address, values.length).set(values);
-}
-
-function take(m: GemmEngine, address: number, out: Float32Array, length: number) {
-  out.set(new Float32Array(m.memory.buffer, address, length));
-}
 
 /** Packs B = w_gᵀ-like [depth K, cols] blocks of KC steps: source element (col, k) at src + 4·(col·K + k). */
 function packWeights(m: GemmEngine, src: number, cols: number, K: number, dst: number) {
@@ -219,12 +197,11 @@ function pixelProduct(m: GemmEngine, s: Source, g: PixelProduct, scratch: number
 }
 
 /**
- * Copies `values` (`planes` H × W planes) into wasm memory at `raw`, then into zero-bordered
- * planes at `padded` (a convPad job, split over the threads).
+ * Copies the `planes` H × W planes at `at.raw` into zero-bordered planes at `at.padded` (a
+ * convPad job, split over the threads).
  */
-function putPadded(
+function pad(
   m: GemmEngine,
-  values: Float32Array,
   planes: number,
   H: number,
   W: number,
@@ -232,11 +209,10 @@ function putPadded(
   padW: number,
   at: { raw: number; padded: number },
 ) {
-  put(m, at.raw, values.subarray(0, planes * H * W));
   const perTask = Math.max(1, Math.floor(PAD_TASK_ELEMENTS / (H * W)));
   const job = newJob(KINDS.convPad, Math.ceil(planes / perTask));
-  const values_ = { src: at.raw, dst: at.padded, planes, H, W, padH, padW, perTask };
-  setWords(job, PAD, values_);
+  const values = { src: at.raw, dst: at.padded, planes, H, W, padH, padW, perTask };
+  setWords(job, PAD, values);
   m.run(job, 8 * planes * (H + 2 * padH) * (W + 2 * padW));
 }
 
@@ -257,18 +233,17 @@ export function conv2dForwardWasm(
   const K = inGroup * p.kh * p.kw, P = p.outH * p.outW;
   const [Hp, Wp] = [p.h + 2 * p.padH, p.w + 2 * p.padW];
   const packedGroup = K * Math.ceil(outGroup / 8) * 8;
-  const at = layout(m, {
-    raw: p.n * p.c * p.h * p.w,
-    padded: p.n * p.c * Hp * Wp,
-    w: p.o * K,
-    bias: p.o,
-    y: p.n * p.o * P,
+  const unpadded = p.padH === 0 && p.padW === 0;
+  const { at, finish } = placeOperands(m, "conv2d", {
+    raw: { read: x, length: p.n * p.c * p.h * p.w },
+    padded: unpadded ? 0 : p.n * p.c * Hp * Wp,
+    w: { read: weight, length: p.o * K },
+    bias: bias ? { read: bias, length: p.o } : 0,
+    y: { write: y, length: p.n * p.o * P },
     packedB: p.groups * packedGroup,
     scratch: (m.scratchSpaces * pixelScratch(tier, outGroup)) / 4,
   });
-  putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
-  put(m, at.w, weight.subarray(0, p.o * K));
-  if (bias) put(m, at.bias, bias.subarray(0, p.o));
+  if (!unpadded) pad(m, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   for (let group = 0; group < p.groups; group++) {
     packWeights(
       m,
@@ -279,7 +254,7 @@ export function conv2dForwardWasm(
     );
   }
   const source: Source = {
-    src: at.padded,
+    src: unpadded ? at.raw : at.padded,
     group: 4 * inGroup * Hp * Wp,
     padded: true,
     imageStride: p.c * Hp * Wp,
@@ -309,7 +284,7 @@ export function conv2dForwardWasm(
     biasStep: bias ? 4 : 0,
     biasGroup: bias ? 4 * outGroup : 0,
   }, at.scratch);
-  take(m, at.y, y, p.n * p.o * P);
+  finish();
 }
 
 /** How {@link conv2dBackwardInputWasm} computes dx; "auto" picks by the layer's shape. */
@@ -342,16 +317,15 @@ export function conv2dBackwardInputWasm(
   const padded = p.strideH === 1 && p.strideW === 1 && padH >= 0 && padW >= 0;
   const [Hp, Wp] = padded ? [p.outH + 2 * padH, p.outW + 2 * padW] : [p.outH, p.outW];
   const packedGroup = K * Math.ceil(inGroup / 8) * 8;
-  const at = layout(m, {
-    raw: p.n * p.o * P,
+  const { at, finish } = placeOperands(m, "conv2d", {
+    raw: { read: dy, length: p.n * p.o * P },
     padded: padded ? p.n * p.o * Hp * Wp : 0,
     flipped: inGroup * K,
-    dx: p.n * p.c * p.h * p.w,
+    dx: { write: dx, length: p.n * p.c * p.h * p.w },
     packedB: p.groups * packedGroup,
     scratch: (m.scratchSpaces * pixelScratch(tier, inGroup)) / 4,
   });
-  if (padded) putPadded(m, dy, p.n * p.o, p.outH, p.outW, padH, padW, at);
-  else put(m, at.raw, dy.subarray(0, p.n * p.o * P));
+  if (padded) pad(m, p.n * p.o, p.outH, p.outW, padH, padW, at);
   const flipped = new Float32Array(m.memory.buffer, at.flipped, inGroup * K);
   for (let group = 0; group < p.groups; group++) {
     // w'[c, o, u, v] = w[o, c, KH−1−u, KW−1−v] for this group's filters.
@@ -395,7 +369,7 @@ export function conv2dBackwardInputWasm(
     biasStep: 0,
     biasGroup: 0,
   }, at.scratch);
-  take(m, at.dx, dx, p.n * p.c * p.h * p.w);
+  finish();
 }
 
 /**
@@ -501,21 +475,21 @@ export function conv2dBackwardWeightWasm(
   const wanted = Math.min(panels, Math.max(1, Math.ceil(8 / (slices * p.groups * rowBlocks))));
   const colBlock = Math.ceil(panels / wanted) * 8, colBlocks = Math.ceil(outGroup / colBlock);
   const scratchBytes = line(4 * (mc * KC + KC * colBlock));
-  const at = layout(m, {
-    raw: p.n * p.c * p.h * p.w,
-    padded: p.n * p.c * Hp * Wp,
-    dy: p.n * p.o * P,
+  const unpadded = p.padH === 0 && p.padW === 0;
+  const { at, finish } = placeOperands(m, "conv2d", {
+    raw: { read: x, length: p.n * p.c * p.h * p.w },
+    padded: unpadded ? 0 : p.n * p.c * Hp * Wp,
+    dy: { read: dy, length: p.n * p.o * P },
     c: slices * cLength,
     scratch: (m.scratchSpaces * scratchBytes) / 4,
   });
-  putPadded(m, x, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
-  put(m, at.dy, dy.subarray(0, p.n * p.o * P));
+  if (!unpadded) pad(m, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
   const c = new Float32Array(m.memory.buffer, at.c, slices * cLength);
   if (M === 0) c.fill(0);
   const tasks = slices * p.groups * rowBlocks * colBlocks;
   const job = newJob(KINDS.convWeight, tasks, at.scratch, scratchBytes);
   const values: Record<keyof typeof WGT, number> = {
-    src: at.padded,
+    src: unpadded ? at.raw : at.padded,
     srcGroup: 4 * inGroup * Hp * Wp,
     imageStride: p.c * Hp * Wp,
     Hp,
@@ -544,6 +518,7 @@ export function conv2dBackwardWeightWasm(
   };
   setWords(job, WGT, values);
   m.run(job, 2 * M * K * p.o);
+  finish();
   // dw[group·O/G + o, k] = Σ over slices, in order and in float64, of C_slice,group[k, o]
   const cView = new Float32Array(m.memory.buffer, at.c, slices * cLength);
   for (let group = 0; group < p.groups; group++) {

@@ -5,13 +5,14 @@
  * SIMD, and everything else to the reference. Every result here is proven against that
  * reference in tests/cpu/gemm.test.ts.
  *
- * One call: copy the operands into the module's memory (Float32Array.set), pack op(A) and
- * op(B) into panels (wasm), run the macro kernel over blocks of C (wasm), copy C back. The work
+ * One call: find the operands in the module's memory (a tensor of the cpu device lives there
+ * and is used in place; any other array is copied in, and C out: operands.ts), pack op(A) and
+ * op(B) into panels (wasm), run the macro kernel over blocks of C (wasm). The work
  * is a list of tasks (gemm_tasks.ts): 2 packing tasks per k-block, then one task per MC × NC
  * block of C. Products with one row or one column skip packing and use the matrix-vector kernels; with
  * at most 8 rows, B is read in place (or, transposed, as rows for dot products): packing the big
- * operand would cost more than the few rows of C reuse it. The copies are the price of tensors
- * living in ordinary ArrayBuffers; bench/gemm_bench.ts prints their share of each product.
+ * operand would cost more than the few rows of C reuse it. bench/gemm_bench.ts prints the copies'
+ * share of each product for arrays that live outside it.
  *
  * ## Threads
  *
@@ -65,6 +66,9 @@ import {
   workOnTasks,
 } from "./tasks.ts";
 import type { WorkerStart } from "./gemm_worker.ts";
+import { Heap, heapOf, TENSOR_SHARE } from "./heap.ts";
+import { copyStats, placeOperands } from "./operands.ts";
+import type { TypedArray } from "../../backend/backend.ts";
 
 import {
   checkGemmArgs,
@@ -74,6 +78,7 @@ import {
 } from "../../tensor/ops/gemm.ts";
 
 export type { FloatArray, GemmArgs, SimdTier };
+export { copyStats };
 
 /** Whether the pool backs off on a busy machine (see run); tests turn it off. */
 let backoff = true;
@@ -163,15 +168,6 @@ function workerRefused(url: URL | string): string | null {
   return `the cpu worker threads need read access to ${path} (--allow-read); running on one thread`;
 }
 
-/** Byte size rounded up to a 64-byte cache line. */
-const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
-
-/**
- * Copies of operands into WebAssembly memory and of C out: milliseconds and bytes since the
- * last reset, and the milliseconds of the latest call alone (benchmarks report them).
- */
-export const copyStats = { ms: 0, bytes: 0, lastMs: 0 };
-
 /**
  * The cpu device's kernel engine of one SIMD tier: the gemm and conv modules on one memory
  * (shared when the platform allows it) and the pool of workers that share it. Workers start at
@@ -193,6 +189,10 @@ export class GemmEngine {
   #stayHome = 0;
   #control: Int32Array;
   #job: Int32Array;
+  #scratchAt = 0;
+  #scratchBytes = -1;
+  /** The memory's blocks: the cpu device's tensors and each call's scratch (heap.ts). */
+  readonly heap: Heap;
 
   /**
    * Compiles (or takes, from {@link compileGemmModule}) the tier's modules and creates their
@@ -211,7 +211,7 @@ export class GemmEngine {
     this.kernels = instantiateKernels(this.modules, memory);
     this.exports = this.kernels.gemm;
     this.conv = this.kernels.conv;
-    this.#reserve(CONTROL_BYTES);
+    this.heap = new Heap(memory, CONTROL_BYTES, MAX_PAGES * 65536);
     this.#control = new Int32Array(memory.buffer, 0, CONTROL_BYTES / 4);
     this.#job = new Int32Array(memory.buffer, JOB * 4, JOB_WORDS);
     this.#threads = shared ? threads : 1;
@@ -298,20 +298,54 @@ export class GemmEngine {
     }
   }
 
-  /** Grows the memory to at least `bytes`; returns a fresh Float32Array view of all of it. */
-  #reserve(bytes: number, op = "gemm"): Float32Array {
-    const have = this.memory.buffer.byteLength;
-    if (bytes > have) {
-      const pages = Math.ceil((bytes - have) / 65536);
-      if (have / 65536 + pages > MAX_PAGES) {
-        throw new RangeError(
-          `${op}: the operands need ${bytes} bytes of WebAssembly memory, over the 2 GiB limit; ` +
-            "use a smaller batch",
-        );
-      }
-      this.memory.grow(pages);
+  /**
+   * The byte address of `bytes` of scratch for one call: a block of the heap, kept for the
+   * next call and replaced by a larger one when a call needs more. Throws naming `op` when the
+   * memory cannot hold it.
+   */
+  scratch(bytes: number, op = "gemm"): number {
+    if (bytes <= this.#scratchBytes) return this.#scratchAt;
+    if (this.#scratchBytes >= 0) this.heap.release(this.#scratchAt, this.#scratchBytes);
+    this.#scratchBytes = -1;
+    const at = this.heap.allocate(bytes);
+    if (at === null) {
+      throw new RangeError(
+        `${op}: the operands need ${bytes} bytes of WebAssembly memory beside ` +
+          `${this.heap.usedBytes} bytes of tensors, over the 2 GiB limit; use a smaller batch`,
+      );
     }
-    return new Float32Array(this.memory.buffer);
+    [this.#scratchAt, this.#scratchBytes] = [at, bytes];
+    return at;
+  }
+
+  /** Whether `array` lives in this engine's memory (a tensor of the heap: used in place). */
+  holds(array: TypedArray): boolean {
+    return heapOf(array) === this.heap;
+  }
+
+  /**
+   * An array of `length` 4-byte elements in this engine's memory, for a tensor, or null:
+   * without a shared memory, or when tensors already fill their share of it (heap.ts). Zeroed
+   * unless `zeroed` is false (a kernel's output that it writes in full).
+   */
+  allocateTensor(
+    dtype: "float32" | "int32",
+    length: number,
+    zeroed = true,
+  ): Float32Array | Int32Array | null {
+    if (!this.shared) return null;
+    const at = this.heap.allocate(4 * length, TENSOR_SHARE * this.heap.limitBytes);
+    if (at === null) return null;
+    const buffer = this.heap.buffer();
+    const array = dtype === "int32"
+      ? new Int32Array(buffer, at, length)
+      : new Float32Array(buffer, at, length);
+    return zeroed ? array.fill(0) : array;
+  }
+
+  /** Gives back the block of a tensor from {@link allocateTensor}. */
+  releaseTensor(array: Float32Array | Int32Array): void {
+    this.heap.release(array.byteOffset, array.byteLength);
   }
 
   /** C (+)= op(A)·op(B) with the arguments already checked by tensor/ops/gemm.ts. */
@@ -335,16 +369,16 @@ export class GemmEngine {
     const bSpan = ((transB ? n : k) - 1) * ldb + (transB ? k : n);
     const cSpan = (m - 1) * ldc + n;
     const mPad = Math.ceil(m / mr) * mr, nPad = Math.ceil(n / nr) * nr;
-    // 32 spare bytes after B and C: edge tiles load whole vectors past their last column.
-    const aAt = CONTROL_BYTES, bAt = aAt + line(aSpan * 4), cAt = bAt + line(bSpan * 4 + 32);
-    const packedA = cAt + line(cSpan * 4 + 32), packedB = packedA + line(mPad * k * 4);
-    const heap = this.#reserve(packedB + (unpackedB ? 0 : nPad * k * 4));
-    const started = performance.now();
-    heap.set(a.subarray(aOffset, aOffset + aSpan), aAt / 4);
-    heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
-    if (accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
-    const copied = performance.now();
-
+    const { at, finish } = placeOperands(this, "gemm", {
+      a: { read: a, offset: aOffset, length: aSpan },
+      b: { read: b, offset: bOffset, length: bSpan },
+      // C between its rows (ldc > n) is not C's: copied in with it, so copied out unchanged.
+      c: accumulate || ldc !== n
+        ? { update: c, offset: cOffset, length: cSpan }
+        : { write: c, offset: cOffset, length: cSpan },
+      packedA: mPad * k,
+      packedB: unpackedB ? 0 : nPad * k,
+    });
     const job = new Int32Array(JOB_WORDS);
     const kBlocks = Math.ceil(k / KC), rowBlocks = Math.ceil(m / mc);
     job[HEADER.kind] = KINDS.gemm;
@@ -356,15 +390,15 @@ export class GemmEngine {
       k,
       transA: transA ? 1 : 0,
       transB: transB ? 1 : 0,
-      a: aAt,
+      a: at.a,
       lda,
-      b: bAt,
+      b: at.b,
       ldb,
-      c: cAt,
+      c: at.c,
       ldc,
       accumulate: accumulate ? 1 : 0,
-      packedA,
-      packedB,
+      packedA: at.packedA,
+      packedB: at.packedB,
       mPad,
       nPad,
       kBlocks,
@@ -375,15 +409,7 @@ export class GemmEngine {
     setWords(job, J, values);
 
     this.run(job, 2 * m * n * k);
-
-    const computed = performance.now();
-    const out = new Float32Array(this.memory.buffer, cAt, cSpan);
-    if (ldc === n) c.set(out, cOffset);
-    else for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
-    const done = performance.now();
-    copyStats.lastMs = copied - started + done - computed;
-    copyStats.ms += copyStats.lastMs;
-    copyStats.bytes += (aSpan + bSpan + (accumulate ? 2 : 1) * cSpan) * 4;
+    finish();
   }
 
   /**
@@ -440,11 +466,6 @@ export class GemmEngine {
 
   #runTask = (job: Int32Array, t: number, thread: number) => runTask(this.kernels, job, t, thread);
 
-  /** Grows the memory to at least `bytes` (throws over 2 GiB naming `op`); returns a view of it. */
-  reserve(bytes: number, op = "gemm"): Float32Array {
-    return this.#reserve(bytes, op);
-  }
-
   /**
    * C (+)= op(A)·Bᵀ with m ≤ SKINNY_ROWS: dot products of A's rows (gathered contiguously)
    * with B's rows, B copied as it is stored and read once.
@@ -452,39 +473,37 @@ export class GemmEngine {
   #skinnyDot(args: GemmArgs): void {
     const { transA, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc } = args;
     const bSpan = (n - 1) * ldb + k, cSpan = (m - 1) * ldc + n;
-    const aAt = CONTROL_BYTES, bAt = aAt + line(m * k * 4), cAt = bAt + line(bSpan * 4);
-    const heap = this.#reserve(cAt + cSpan * 4);
-    const started = performance.now();
-    for (let i = 0; i < m; i++) {
-      const row = aAt / 4 + i * k;
-      if (!transA) heap.set(a.subarray(aOffset + i * lda, aOffset + i * lda + k), row);
-      else for (let p = 0; p < k; p++) heap[row + p] = a[aOffset + p * lda + i];
+    const { at, finish } = placeOperands(this, "gemm", {
+      // A's rows are read at stride lda; a transposed A is gathered into rows of k.
+      a: transA ? m * k : { read: a, offset: aOffset, length: (m - 1) * lda + k },
+      b: { read: b, offset: bOffset, length: bSpan },
+      c: args.accumulate || ldc !== n
+        ? { update: c, offset: cOffset, length: cSpan }
+        : { write: c, offset: cOffset, length: cSpan },
+    });
+    if (transA) {
+      const rows = new Float32Array(this.memory.buffer, at.a, m * k);
+      for (let i = 0; i < m; i++) {
+        for (let p = 0; p < k; p++) rows[i * k + p] = a[aOffset + p * lda + i];
+      }
     }
-    heap.set(b.subarray(bOffset, bOffset + bSpan), bAt / 4);
-    if (args.accumulate) heap.set(c.subarray(cOffset, cOffset + cSpan), cAt / 4);
-    const copied = performance.now();
     const job = newJob(KINDS.skinny, Math.ceil(n / GEMV_ROWS_PER_TASK));
     const words: Record<keyof typeof SKINNY, number> = {
-      a: aAt,
-      lda: k * 4,
+      a: at.a,
+      lda: (transA ? k : lda) * 4,
       m,
-      w: bAt,
+      w: at.b,
       ldw: ldb * 4,
       n,
       k,
-      c: cAt,
+      c: at.c,
       ldc: ldc * 4,
       load: args.accumulate ? 1 : 0,
       perTask: GEMV_ROWS_PER_TASK,
     };
     setWords(job, SKINNY, words);
     this.run(job, 2 * m * n * k);
-    const computed = performance.now();
-    const out = new Float32Array(this.memory.buffer, cAt, cSpan);
-    for (let i = 0; i < m; i++) c.set(out.subarray(i * ldc, i * ldc + n), cOffset + i * ldc);
-    copyStats.lastMs = copied - started + performance.now() - computed;
-    copyStats.ms += copyStats.lastMs;
-    copyStats.bytes += (m * k + bSpan + (args.accumulate ? 2 : 1) * cSpan) * 4;
+    finish();
   }
 
   /**
@@ -503,37 +522,42 @@ export class GemmEngine {
     const vector = byRow ? a : b, vectorOffset = byRow ? aOffset : bOffset;
     const vectorStep = byRow ? (transA ? lda : 1) : (transB ? 1 : ldb);
     const yStep = byRow ? 1 : ldc;
-    const mAt = CONTROL_BYTES, xAt = mAt + line(span * 4), yAt = xAt + line(k * 4);
-    const heap = this.#reserve(yAt + rows * 4);
-    const started = performance.now();
-    heap.set(matrix.subarray(matrixOffset, matrixOffset + span), mAt / 4);
-    for (let p = 0; p < k; p++) heap[xAt / 4 + p] = vector[vectorOffset + p * vectorStep];
-    if (args.accumulate) {
-      for (let i = 0; i < rows; i++) heap[yAt / 4 + i] = c[cOffset + i * yStep];
+    // x is gathered contiguously; y is C's row or, at stride ldc, copied through scratch.
+    const { at, finish } = placeOperands(this, "gemm", {
+      matrix: { read: matrix, offset: matrixOffset, length: span },
+      x: k,
+      y: yStep !== 1
+        ? rows
+        : args.accumulate
+        ? { update: c, offset: cOffset, length: rows }
+        : { write: c, offset: cOffset, length: rows },
+    });
+    const x = new Float32Array(this.memory.buffer, at.x, k);
+    for (let p = 0; p < k; p++) x[p] = vector[vectorOffset + p * vectorStep];
+    const y = new Float32Array(this.memory.buffer, at.y, rows);
+    if (yStep !== 1 && args.accumulate) {
+      for (let i = 0; i < rows; i++) y[i] = c[cOffset + i * yStep];
     }
-    const copied = performance.now();
     const perTask = GEMV_ROWS_PER_TASK;
     const job = newJob(KINDS.gemv, Math.ceil(rows / perTask));
     const words: Record<keyof typeof GEMV, number> = {
       dot: dot ? 1 : 0,
-      m: mAt,
+      m: at.matrix,
       ld,
       rows,
       k,
-      x: xAt,
-      y: yAt,
+      x: at.x,
+      y: at.y,
       load: args.accumulate ? 1 : 0,
       perTask,
     };
     setWords(job, GEMV, words);
     this.run(job, 2 * rows * k);
-    const computed = performance.now();
-    const y = new Float32Array(this.memory.buffer, yAt, rows);
-    if (yStep === 1) c.set(y, cOffset);
-    else for (let i = 0; i < rows; i++) c[cOffset + i * yStep] = y[i];
-    copyStats.lastMs = copied - started + performance.now() - computed;
-    copyStats.ms += copyStats.lastMs;
-    copyStats.bytes += (span + k + (args.accumulate ? 2 : 1) * rows) * 4;
+    finish();
+    if (yStep !== 1) {
+      const out = new Float32Array(this.memory.buffer, at.y, rows);
+      for (let i = 0; i < rows; i++) c[cOffset + i * yStep] = out[i];
+    }
   }
 }
 

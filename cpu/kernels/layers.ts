@@ -1,8 +1,9 @@
 /**
  * The layer kernels of the cpu device, run on the engine's memory and thread pool: ReLU and its
  * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling forward and
- * backward (pool2d.ts). Each call copies its operands into the shared memory, runs one job whose tasks
- * are runs of elements, images or planes (layer_tasks.ts), and copies the result out. Same
+ * backward (pool2d.ts). Each call finds its operands in the shared memory (in place for the cpu
+ * device's tensors, copied otherwise: operands.ts), runs one job whose tasks are runs of
+ * elements, images or planes (layer_tasks.ts), and leaves the result in its output. Same
  * results as the reference loops they stand beside (tests/cpu/layers.test.ts), on any number
  * of threads.
  *
@@ -12,7 +13,8 @@
 import type { LrnParams, Pool2dParams } from "../../backend/backend.ts";
 import { engineFor, type GemmEngine, simdTier } from "./gemm.ts";
 import { floatWord, LRN, POOL, RELU } from "./layer_tasks.ts";
-import { CONTROL_BYTES, KINDS, newJob, setWords } from "./tasks.ts";
+import { KINDS, newJob, setWords } from "./tasks.ts";
+import { placeOperands } from "./operands.ts";
 
 export { lrnWasmSupports } from "./lrn.ts";
 
@@ -31,31 +33,19 @@ function engine(): GemmEngine {
   return m;
 }
 
-/** Byte addresses of arrays of the given float counts, 64-byte aligned after the control area. */
-function regions(m: GemmEngine, counts: number[]): number[] {
-  const at: number[] = [];
-  let end = CONTROL_BYTES;
-  for (const count of counts) {
-    at.push(end);
-    end += Math.ceil((count * 4) / 64) * 64;
-  }
-  m.reserve(end, "cpu kernels");
-  return at;
-}
-
-const view = (m: GemmEngine, at: number, n: number) => new Float32Array(m.memory.buffer, at, n);
-
 /** Runs relu (dy null) or its gradient on the pool. */
 function reluJob(x: Float32Array, dy: Float32Array | null, out: Float32Array): void {
   const m = engine(), n = x.length;
-  const [xAt, dyAt, outAt] = regions(m, [n, dy ? n : 0, n]);
-  view(m, xAt, n).set(x);
-  if (dy) view(m, dyAt, n).set(dy.subarray(0, n));
+  const { at, finish } = placeOperands(m, "relu", {
+    x: { read: x, length: n },
+    dy: dy ? { read: dy, length: n } : 0,
+    out: { write: out, length: n },
+  });
   const job = newJob(KINDS.relu, Math.ceil(n / TASK_ELEMENTS));
-  const values = { x: xAt, dy: dyAt, out: outAt, n, perTask: TASK_ELEMENTS, backward: dy ? 1 : 0 };
+  const values = { ...at, n, perTask: TASK_ELEMENTS, backward: dy ? 1 : 0 };
   setWords(job, RELU, values);
   m.run(job, 4 * n);
-  out.set(view(m, outAt, n));
+  finish();
 }
 
 /** y = relu(x) for float32 arrays of equal length. */
@@ -75,21 +65,19 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
   const m = engine();
   const item = p.c * p.h * p.w, length = p.n * item;
   const scratchBytes = dy ? Math.ceil((2 * item * 4) / 64) * 64 : 0;
-  const [xAt, dyAt, outAt, scratch] = regions(m, [
-    length,
-    dy ? length : 0,
-    length,
-    (m.scratchSpaces * scratchBytes) / 4,
-  ]);
-  view(m, xAt, length).set(x.subarray(0, length));
-  if (dy) view(m, dyAt, length).set(dy.subarray(0, length));
+  const { at, finish } = placeOperands(m, "lrn", {
+    x: { read: x, length },
+    dy: dy ? { read: dy, length } : 0,
+    out: { write: out, length },
+    scratch: (m.scratchSpaces * scratchBytes) / 4,
+  });
   const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(item, 1)));
-  const job = newJob(KINDS.lrn, Math.ceil(p.n / perTask), scratch, scratchBytes);
+  const job = newJob(KINDS.lrn, Math.ceil(p.n / perTask), at.scratch, scratchBytes);
   const [below, above] = windowOf(p);
   const values = {
-    x: xAt,
-    out: outAt,
-    dy: dyAt,
+    x: at.x,
+    out: at.out,
+    dy: at.dy,
     items: p.n,
     C: p.c,
     P: p.h * p.w,
@@ -103,7 +91,7 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
   };
   setWords(job, LRN, values);
   m.run(job, 10 * p.size * length);
-  out.set(view(m, outAt, length));
+  finish();
 }
 
 /** y = lrn(x) for float32 x [N, C, H, W] with β = 0.75, as `lrnForwardCpu`. */
@@ -141,12 +129,13 @@ export function maxPool2dForwardWasm(
 ): void {
   const m = engine();
   const { planes, inLength, outLength, perTask, job } = poolJob(p);
-  const [xAt, yAt, argmaxAt] = regions(m, [inLength, outLength, outLength]);
-  view(m, xAt, inLength).set(x.subarray(0, inLength));
+  const { at, finish } = placeOperands(m, "maxPool2d", {
+    x: { read: x, length: inLength },
+    y: { write: y, length: outLength },
+    argmax: { write: argmax, length: outLength },
+  });
   const values = {
-    x: xAt,
-    y: yAt,
-    argmax: argmaxAt,
+    ...at,
     planes,
     H: p.h,
     W: p.w,
@@ -165,8 +154,7 @@ export function maxPool2dForwardWasm(
   };
   setWords(job, POOL, values);
   m.run(job, 2 * outLength * p.kh * p.kw);
-  y.set(view(m, yAt, outLength));
-  argmax.set(new Int32Array(m.memory.buffer, argmaxAt, outLength));
+  finish();
 }
 
 /**
@@ -182,11 +170,13 @@ export function maxPool2dBackwardWasm(
 ): void {
   const m = engine();
   const { planes, inLength, outLength, perTask, job } = poolJob(p);
-  const [dyAt, argmaxAt, dxAt] = regions(m, [outLength, outLength, inLength]);
-  view(m, dyAt, outLength).set(dy.subarray(0, outLength));
-  new Int32Array(m.memory.buffer, argmaxAt, outLength).set(argmax.subarray(0, outLength));
+  const { at, finish } = placeOperands(m, "maxPool2d", {
+    dy: { read: dy, length: outLength },
+    argmax: { read: argmax, length: outLength },
+    dx: { write: dx, length: inLength },
+  });
   const values: Partial<Record<keyof typeof POOL, number>> = {
-    argmax: argmaxAt,
+    ...at,
     planes,
     H: p.h,
     W: p.w,
@@ -194,10 +184,8 @@ export function maxPool2dBackwardWasm(
     outW: p.outW,
     perTask,
     backward: 1,
-    dy: dyAt,
-    dx: dxAt,
   };
   setWords(job, POOL, values);
   m.run(job, 4 * (inLength + outLength));
-  dx.set(view(m, dxAt, inLength));
+  finish();
 }

@@ -8,6 +8,10 @@
  * family's float32 error bound (a few ulp for one rounding, more for sums of many terms and for
  * transcendental functions, exact for dropout's masks up to the rounding of the scale).
  *
+ * The cpu device runs with its kernel outputs filled with NaN before the kernel writes them
+ * (`setPoisonOutputs`: it skips zeroing an output its kernel writes in full), so an element a
+ * kernel leaves unwritten fails its row.
+ *
  * Each row is one test step with one sub-step per device ("cpu vs ref", "gpu vs ref"), so the
  * output names both. Without a WebGPU adapter the GPU sub-steps are skipped, except in CI
  * (CI=true), where tests/support/gpu_helpers.ts fails the run.
@@ -26,6 +30,7 @@ import { sgdUpdateCpu } from "../../tensor/ops/sgd.ts";
 import { getBackend } from "../../tensor/tensor.ts";
 import type { SgdParams, TypedArray } from "../../backend/backend.ts";
 import { setMatmulPath } from "../../gpu/kernels/matmul.ts";
+import { setPoisonOutputs } from "../../cpu/backend.ts";
 import {
   chunkedCases,
   dropoutCases,
@@ -66,7 +71,17 @@ function widen(values: Float32Array | Int32Array): Float64Array | Int32Array {
   return values instanceof Float32Array ? Float64Array.from(values) : values;
 }
 
+/** Runs a row on `device`; on the cpu device with its unzeroed outputs poisoned (NaN). */
 async function run(c: ParityCase, device: string, values: TypedArray[]): Promise<Result> {
+  setPoisonOutputs(device === "cpu");
+  try {
+    return await runRow(c, device, values);
+  } finally {
+    setPoisonOutputs(false);
+  }
+}
+
+async function runRow(c: ParityCase, device: string, values: TypedArray[]): Promise<Result> {
   const xs: Tensor[] = c.inputs.map((spec, i) =>
     fromArray(values[i], spec.shape, { device, requiresGrad: spec.kind !== "labels" })
   );
