@@ -7,6 +7,7 @@
  */
 
 import type { Tensor } from "../tensor/tensor.ts";
+import { isGradEnabled } from "../tensor/autograd.ts";
 import { checkShape, type Shape } from "../tensor/shape.ts";
 import { Module } from "./module.ts";
 import type { SummaryRow } from "./summary.ts";
@@ -81,15 +82,22 @@ export class Sequential extends Module {
   /**
    * Feeds x through every child in order. An error inside a child is rethrown (the same
    * error object) with the child's dotted name and type in front of its message:
-   * `features.3 (Linear): linear: ...`.
+   * `features.3 (Linear): linear: ...`. Under `noGrad` no graph keeps the activations
+   * between the children, so each is disposed as soon as the next child has made its own (not
+   * x itself, one a child passed through unchanged, a kept one, or one that requires
+   * gradients: a child that returned a parameter).
    */
   forward(x: Tensor): Tensor {
+    const input = x, release = !isGradEnabled();
     for (const [name, layer] of this.children()) {
+      let y: Tensor;
       try {
-        x = layer.forward(x);
+        y = layer.forward(x);
       } catch (error) {
         throw nameFailingChild(error, name, layer);
       }
+      if (release && x !== input && y !== x && !x.requiresGrad && !x.isKept) x.dispose();
+      x = y;
     }
     return x;
   }

@@ -12,10 +12,13 @@
  * the end of the memory must not make that a trap.
  *
  * Only a shared memory holds tensors: growing it leaves every view of it valid, where growing
- * an ordinary memory detaches its buffer and would empty every tensor at once. Tensors may
- * fill {@link TENSOR_SHARE} of the memory's limit; the rest stays for the kernels' own scratch
- * (copies of operands that live elsewhere, packed panels). Past it, the device allocates
- * ordinary arrays, and the kernels copy them as they always could.
+ * an ordinary memory detaches its buffer and would empty every tensor at once. Tensors take
+ * blocks below {@link TENSOR_SHARE} of the memory's limit (a request's `ceiling`), so the
+ * kernels' own scratch (copies of operands that live elsewhere, packed panels) always finds
+ * the rest; past it, the device allocates ordinary arrays, and the kernels copy them as they
+ * always could. The garbage collector does not see the memory behind a tensor that nobody
+ * disposed (its array is a small view): such a tensor keeps its block until the collector
+ * runs for other reasons, which the ordinary arrays allocated past the share provide.
  *
  * @module
  */
@@ -24,7 +27,7 @@
 export const GUARD_BYTES = 64;
 
 /** The share of the memory's limit that tensors may take (the rest is for scratch). */
-export const TENSOR_SHARE = 0.75;
+export const TENSOR_SHARE = 0.5;
 
 const PAGE = 65536;
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
@@ -79,8 +82,8 @@ export class Heap {
    */
   allocate(bytes: number, ceiling = this.limitBytes): number | null {
     const size = Heap.blockBytes(bytes);
-    const at = this.#reuse(size) ?? this.#bump(size, ceiling) ??
-      (this.#merge(), this.#firstFit(size) ?? this.#bump(size, ceiling));
+    const at = this.#reuse(size, ceiling) ?? this.#bump(size, ceiling) ??
+      (this.#merge(), this.#firstFit(size, ceiling) ?? this.#bump(size, ceiling));
     if (at === null) return null;
     this.#usedBytes += size;
     this.#live.set(at, size);
@@ -105,11 +108,17 @@ export class Heap {
     this.#freeBytes += size;
   }
 
-  #reuse(size: number): number | null {
-    const at = this.#free.get(size)?.pop();
-    if (at === undefined) return null;
-    this.#freeBytes -= size;
-    return at;
+  /** The latest freed block of exactly `size` that ends by `ceiling`, or null. */
+  #reuse(size: number, ceiling: number): number | null {
+    const list = this.#free.get(size) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      if (list[i] + size > ceiling) continue;
+      const at = list[i];
+      list.splice(i, 1);
+      this.#freeBytes -= size;
+      return at;
+    }
+    return null;
   }
 
   /** A block at the top, growing the memory when needed; null past `ceiling`. */
@@ -146,11 +155,13 @@ export class Heap {
     for (const [at, size] of merged) this.#push(at, size);
   }
 
-  /** The first free block of at least `size` (its rest stays free), or null. */
-  #firstFit(size: number): number | null {
+  /** The first free block of at least `size` that ends by `ceiling` (its rest stays free). */
+  #firstFit(size: number, ceiling: number): number | null {
     for (const [have, list] of this.#free) {
-      if (have < size || list.length === 0) continue;
-      const at = list.pop()!;
+      if (have < size) continue;
+      const i = list.findIndex((at) => at + size <= ceiling);
+      if (i < 0) continue;
+      const [at] = list.splice(i, 1);
       this.#freeBytes -= have;
       if (have > size) this.#push(at + size, have - size);
       return at;

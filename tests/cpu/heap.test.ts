@@ -115,6 +115,21 @@ Deno.test("heap: blocks are reused by size, merged when they touch, and never ha
   assert.equal(heapOf(new Float32Array(10)), null);
 });
 
+Deno.test("heap: a request with a ceiling gets no block past it, freed or new", () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64, shared: true });
+  const heap = new Heap(memory, 0, 64 * 65536);
+  const size = Heap.blockBytes(4096);
+  const low = heap.allocate(4096)!, high = heap.allocate(4096)!, top = heap.allocate(4096)!;
+  heap.release(high, 4096);
+  assert.equal(heap.allocate(4096, high), null, "the freed block ends past the ceiling");
+  assert.equal(heap.allocate(4096, high + size), high, "under a higher ceiling it is reused");
+  heap.release(low, 4096);
+  heap.release(high, 4096);
+  // Merged, low and high make one block; a smaller request under the ceiling takes its start.
+  assert.equal(heap.allocate(100, low + Heap.blockBytes(100)), low);
+  assert.ok(top > high);
+});
+
 Deno.test("heap: growing the memory keeps earlier blocks readable", () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 64, shared: true });
   const heap = new Heap(memory, 0, 64 * 65536);

@@ -133,3 +133,39 @@ Deno.test("Sequential: children named by index or by key; at() and length", () =
   const byName = new Sequential({ conv1: new Conv2d(1, 1, 1), relu1: relu });
   assert.deepEqual([...byName.namedParameters().keys()], ["conv1.weight", "conv1.bias"]);
 });
+
+Deno.test("Sequential under noGrad disposes each activation once the next child made its own", () => {
+  const seen: Tensor[] = [];
+  class Spy extends Identity {
+    override forward(x: Tensor): Tensor {
+      seen.push(x);
+      return x;
+    }
+  }
+  class ReturnsWeight extends Linear {
+    override forward(_x: Tensor): Tensor {
+      return this.weight;
+    }
+  }
+  const net = new Sequential([
+    new Linear(4, 6),
+    new Spy(), // passes its input through unchanged
+    new ReLU(),
+    new Spy(),
+    new Flatten(), // a view of its input's memory
+    new Linear(6, 3),
+  ]);
+  const x = randn([2, 4], { seed: 3 });
+  const expected = net.forward(x).dataSync().slice();
+  seen.length = 0;
+  const y = noGrad(() => net.forward(x));
+  assert.deepEqual([...y.dataSync()], [...expected], "the same answer");
+  assert.equal(x.isDisposed, false, "the input is the caller's");
+  assert.deepEqual(seen.map((t) => t.isDisposed), [true, true], "activations went when passed on");
+  assert.ok(net.parameters().every((p) => !p.isDisposed));
+  // A child that returns a parameter: the parameter survives the next child.
+  const owner = new ReturnsWeight(2, 2);
+  const z = noGrad(() => new Sequential([owner, new ReLU()]).forward(x));
+  assert.equal(owner.weight.isDisposed, false, "a returned parameter is not disposed");
+  assert.deepEqual(z.shape, [2, 2]);
+});
