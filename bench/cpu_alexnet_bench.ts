@@ -1,8 +1,8 @@
 /**
  * The cpu device on whole networks, one thread beside every core, with the peers' recorded
  * figures as yardsticks: training steps (forward, backward, SGD update with momentum and
- * weight decay) and inference (eval mode under noGrad: no graph is recorded, the array pool
- * reuses every buffer) of AlexNet-mini, groups 2 and 1, and the paper's AlexNet. Each row
+ * weight decay) and inference (eval mode under noGrad: no graph is recorded, the heap
+ * reuses every block) of AlexNet-mini, groups 2 and 1, and the paper's AlexNet. Each row
  * names the exact network it times: its parameters and forward FLOPs per image (2 × the
  * multiply-adds that `summary()` counts).
  *
