@@ -62,6 +62,10 @@ import { placeOperands } from "./operands.ts";
 
 /** Pixels (or taps) per packed A block, in MR-row panels: MC × KC floats stay in L2. */
 const MC_PANELS = 20;
+/** The fewest panels a pixel block is cut to when a small image leaves too few tasks. */
+const MIN_PANELS = 4;
+/** Tasks per thread a pixel product aims at: enough that no thread waits long for the last. */
+const TASKS_PER_THREAD = 4;
 /** Elements per convPad task (a few hundred KiB of copying: worth a thread's wake-up). */
 const PAD_TASK_ELEMENTS = 1 << 16;
 
@@ -153,13 +157,27 @@ const pixelScratch = (tier: SimdTier, cols: number) => {
 };
 
 /**
+ * Pixels per task of a product over M pixels: MC_PANELS panels, or on several threads fewer
+ * (down to MIN_PANELS) when whole blocks would leave fewer than TASKS_PER_THREAD tasks per
+ * thread (a 13 × 13 map at batch 1 is two blocks). A block only shares out the work: each
+ * output's sum runs in the same order whatever the block, so the bits do not change.
+ */
+function pixelBlock(m: GemmEngine, M: number, groups: number): number {
+  const mr = TILE[m.tier].mr;
+  if (m.threads === 1) return mr * MC_PANELS;
+  const blocks = Math.ceil((TASKS_PER_THREAD * m.threads) / groups);
+  const panels = Math.ceil(Math.ceil(M / mr) / blocks);
+  return mr * Math.min(MC_PANELS, Math.max(MIN_PANELS, panels));
+}
+
+/**
  * out[pixel, col] = Σ_k col[pixel, k] · B[k, col] for every group, one task per group and
  * block of MC pixels (conv2d_tasks.ts), scattered to NCHW. `scratch`: the threads' spaces of
  * {@link pixelScratch} bytes each.
  */
 function pixelProduct(m: GemmEngine, s: Source, g: PixelProduct, scratch: number) {
-  const mc = TILE[m.tier].mr * MC_PANELS;
-  const M = g.images * g.outH * g.outW, qBlocks = Math.ceil(M / mc);
+  const M = g.images * g.outH * g.outW, mc = pixelBlock(m, M, g.groups);
+  const qBlocks = Math.ceil(M / mc);
   const job = newJob(KINDS.convPixels, g.groups * qBlocks, scratch, pixelScratch(m.tier, g.cols));
   const values: Record<keyof typeof PIX, number> = {
     src: s.src,

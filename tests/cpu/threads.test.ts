@@ -54,6 +54,8 @@ const shapes = [
   { x: [4, 6, 45, 41], w: [18, 3, 5, 5], stride: 2, padding: 1, groups: 2 },
   // The weight gradient in three batch slices of 4, 4 and 1 images (WEIGHT_DEPTH_BLOCK).
   { x: [9, 3, 30, 30], w: [10, 3, 3, 3], stride: 1, padding: 1, groups: 1 },
+  // One small image: on several threads the pixel blocks shrink (pixelBlock), same bits.
+  { x: [1, 64, 13, 13], w: [96, 32, 3, 3], stride: 1, padding: 1, groups: 2 },
 ];
 
 /** Forward, input gradient (both methods) and weight gradient of every shape, on `tier`. */
