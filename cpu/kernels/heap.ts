@@ -126,7 +126,13 @@ export class Heap {
     const end = this.#top + size;
     if (end > Math.min(ceiling, this.limitBytes)) return null;
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have) {
+      try {
+        this.memory.grow(Math.ceil((end - have) / PAGE));
+      } catch {
+        return null; // the engine could not commit the pages: as if past the limit
+      }
+    }
     this.buffer();
     const at = this.#top;
     this.#top = end;

@@ -130,6 +130,14 @@ Deno.test("heap: a request with a ceiling gets no block past it, freed or new", 
   assert.ok(top > high);
 });
 
+Deno.test("heap: a memory that cannot grow gives null, not an engine error", () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true });
+  const heap = new Heap(memory, 0, 64 * 65536); // a limit past the memory's own maximum
+  assert.ok(heap.allocate(65536) !== null);
+  assert.equal(heap.allocate(3 * 65536), null);
+  assert.equal(heap.usedBytes, Heap.blockBytes(65536));
+});
+
 Deno.test("heap: growing the memory keeps earlier blocks readable", () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 64, shared: true });
   const heap = new Heap(memory, 0, 64 * 65536);
