@@ -88,7 +88,7 @@ function convTier(...arrays: TypedArray[]): SimdTier | null {
 /** Whether the wasm conv2d kernels handle `p` (they have no dilation; the reference does). */
 const undilated = (p: Conv2dParams) => p.dilationH === 1 && p.dilationW === 1;
 
-/** The cpu device: {@link RefBackend} plus the WebAssembly kernels and the array pool. */
+/** The cpu device: {@link RefBackend} plus the WebAssembly kernels, their heap and the array pool. */
 export class CpuBackend extends RefBackend {
   constructor() {
     super("cpu");

@@ -4,9 +4,11 @@
  * every time, and a fresh array costs the operating system a page fault and a zeroing per
  * 4 KiB the first time it is written, which on a busy machine can take longer than the ReLU or
  * LRN written into it (bench/cpu_profile.ts measures it). A reused array is zeroed again, so
- * it looks fresh, except for a kernel's output that the kernel writes in full. The backend calls {@link release} once per storage, when the last tensor
- * sharing it goes (tensor/tensor.ts), and never for an array handed out to a reader
- * (`CpuStorage.data`), who may still hold it.
+ * it looks fresh, except for a kernel's output that the kernel writes in full. The backend
+ * calls {@link release} once per storage, when the last tensor sharing it goes
+ * (tensor/tensor.ts), and never for an array handed out to a reader (`CpuStorage.data`), who
+ * may still hold it. Float32 and int32 arrays of 64 KiB and more come from the heap of
+ * cpu/kernels/heap.ts instead, where the kernels' memory is shared.
  *
  * @module
  */

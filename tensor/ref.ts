@@ -6,8 +6,8 @@
  * oracle every other device is proven against.
  *
  * The fast CPU backend (cpu/backend.ts, device "cpu", the default) extends this class: it
- * overrides the kernels it accelerates with WebAssembly and the allocation with an array pool,
- * and runs everything else here. Both keep their arrays in {@link CpuStorage}.
+ * overrides the kernels it accelerates with WebAssembly and the allocation with the kernels'
+ * heap and an array pool, and runs everything else here. Both keep their arrays in {@link CpuStorage}.
  *
  * Float32 and float64 both work everywhere; float64 exists for finite-difference gradient
  * checks. This module registers the device when it is loaded (tensor/tensor.ts imports it),
