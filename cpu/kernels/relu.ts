@@ -8,7 +8,7 @@
  * Why a kernel for one comparison: after a convolution about half the values are negative in
  * no pattern, so the reference's `x > 0 ? … : …` is a branch the CPU mispredicts half the time.
  * Here the choice is `v128.bitselect` under the mask of `f32x4.ge` (0 >= x): four lanes per
- * instruction, no branch, at the price of copying in and out of the module's memory
+ * instruction, no branch, on the tensors where they live in the module's memory
  * (bench/cpu_profile.ts shows where the time goes). cpu/kernels/layers.ts runs it, split over
  * the threads.
  *
