@@ -5,8 +5,8 @@
  *
  * - matmul and linear on the gemm of cpu/kernels/gemm.ts (one or two threads),
  * - conv2d, forward and both gradients, on cpu/kernels/conv2d.ts,
- * - ReLU (cpu/kernels/relu.ts), max-pooling (cpu/kernels/pool2d.ts) and LRN
- *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts);
+ * - ReLU (cpu/kernels/relu.ts), max-pooling (cpu/kernels/pool2d.ts), LRN
+ *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts) and the SGD update (cpu/kernels/sgd.ts);
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
  * kernels of tensor/ops/. Each fast kernel is proven against the reference it replaces
@@ -25,6 +25,7 @@ import type {
   LrnParams,
   MatmulParams,
   Pool2dParams,
+  SgdParams,
   Storage,
   TypedArray,
   UnaryOp,
@@ -50,6 +51,7 @@ import {
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
+  sgdUpdateWasm,
 } from "./kernels/layers.ts";
 
 type F32 = Float32Array;
@@ -218,6 +220,14 @@ export class CpuBackend extends RefBackend {
     const dx = this.#output("float32", xs.length);
     lrnBackwardWasm(xs as F32, dys as F32, p, dx.array as F32);
     return dx;
+  }
+
+  // SGD: the update on the threads (a memory-bound loop over every weight), the same bits.
+  override sgdUpdate(weight: Storage, grad: Storage, velocity: Storage, p: SgdParams): void {
+    const [w, g, v] = [weight, grad, velocity].map((s) => this.array(s));
+    const sizes = w.length === g.length && w.length === v.length;
+    if (!sizes || !fastTier(w, g, v)) return super.sgdUpdate(weight, grad, velocity, p);
+    sgdUpdateWasm(w as F32, g as F32, v as F32, p);
   }
 }
 

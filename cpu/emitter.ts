@@ -507,6 +507,9 @@ export class FunctionBuilder {
   f64Add(): this {
     return this.emit(0xa0);
   }
+  f64Sub(): this {
+    return this.emit(0xa1);
+  }
   f64Mul(): this {
     return this.emit(0xa2);
   }

@@ -35,9 +35,10 @@ export interface CpuOptions {
    */
   simd: SimdTier | "none";
   /**
-   * Threads the float32 kernels (matmul, linear, conv2d forward and both gradients) run on:
-   * the main thread and threads − 1 workers on one shared memory. By default every core where
-   * SharedArrayBuffer exists (Deno, a cross-origin-isolated page), else 1.
+   * Threads the float32 kernels (matmul, linear, conv2d forward and both gradients, ReLU, LRN,
+   * max-pooling, the SGD update) run on: the main thread and threads − 1 workers on one shared
+   * memory. By default every core where SharedArrayBuffer exists (Deno, a cross-origin-isolated
+   * page), else 1.
    */
   threads: number;
 }

@@ -45,6 +45,7 @@ import { type ConvExports, convModuleBytes } from "./conv2d_kernels.ts";
 import { reluModuleBytes } from "./relu.ts";
 import { lrnModuleBytes } from "./lrn.ts";
 import { poolModuleBytes } from "./pool2d.ts";
+import { sgdModuleBytes } from "./sgd.ts";
 import { type Kernels, runTask } from "./run_task.ts";
 import {
   claimWord,
@@ -141,6 +142,7 @@ const MODULES: Record<keyof Kernels, (tier: SimdTier, shared: boolean) => Uint8A
     relu: (_tier, shared) => reluModuleBytes(shared),
     lrn: (_tier, shared) => lrnModuleBytes(shared),
     pool: (_tier, shared) => poolModuleBytes(shared),
+    sgd: (_tier, shared) => sgdModuleBytes(shared),
   };
 
 /** The compiled modules, by name. */

@@ -7,6 +7,7 @@
  * - `lrn`: a run of images (the window runs across the channels of one pixel); the backward's
  *   two per-image buffers are per-thread scratch.
  * - `pool`: a run of planes, forward or the gradient's scatter (within a plane in order).
+ * - `sgd`: a run of weights (each element's update depends on its own w, g and v alone).
  *
  * @module
  */
@@ -14,6 +15,7 @@
 import type { ReluExports } from "./relu.ts";
 import type { LrnExports } from "./lrn.ts";
 import { MAX_POOL_ARGS, type PoolExports } from "./pool2d.ts";
+import type { SgdExports } from "./sgd.ts";
 import { bodyWords, threadScratch } from "./tasks.ts";
 
 /** The layer modules a thread has instantiated on the shared memory. */
@@ -21,6 +23,7 @@ export interface LayerKernels {
   relu: ReluExports;
   lrn: LrnExports;
   pool: PoolExports;
+  sgd: SgdExports;
 }
 
 /** relu: y = relu(x), or (backward) dx = x > 0 ? dy : 0, for n floats, perTask per task. */
@@ -47,6 +50,36 @@ export const LRN = bodyWords(
 export const POOL = bodyWords(
   [...MAX_POOL_ARGS, "perTask", "backward", "dy", "dx"] as const,
 );
+
+/** sgd: n weights, perTask per task; the three coefficients as float64, two words each. */
+export const SGD = bodyWords(
+  [
+    "w",
+    "g",
+    "v",
+    "n",
+    "perTask",
+    "pytorch",
+    "momentum",
+    "momentumHigh",
+    "decay",
+    "decayHigh",
+    "lr",
+    "lrHigh",
+  ] as const,
+);
+
+/** A float64 stored in two descriptor words (low, high), and read back. */
+const pair = new Int32Array(2), asDouble = new Float64Array(pair.buffer);
+export function doubleWords(value: number): [number, number] {
+  asDouble[0] = value;
+  return [pair[0], pair[1]];
+}
+function wordsDouble(job: Int32Array, word: number): number {
+  pair[0] = job[word];
+  pair[1] = job[word + 1];
+  return asDouble[0];
+}
 
 /** A float32 stored in a descriptor word, and read back. */
 const bits = new Int32Array(1), asFloat = new Float32Array(bits.buffer);
@@ -103,4 +136,13 @@ export function runPoolTask(k: LayerKernels, job: Int32Array, t: number): void {
     job[POOL.outH],
     job[POOL.outW],
   );
+}
+
+/** Task t of an sgd job. */
+export function runSgdTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[SGD.perTask], n = Math.min(job[SGD.perTask], job[SGD.n] - first);
+  const [w, g, v] = [job[SGD.w], job[SGD.g], job[SGD.v]].map((at) => at + 4 * first);
+  const coefficients = [SGD.momentum, SGD.decay, SGD.lr].map((word) => wordsDouble(job, word));
+  if (job[SGD.pytorch]) k.sgd.sgdPytorch(w, g, v, n, ...coefficients as [number, number, number]);
+  else k.sgd.sgdPaper(w, g, v, n, ...coefficients as [number, number, number]);
 }

@@ -1,7 +1,7 @@
 /**
  * The layer kernels of the cpu device, run on the engine's memory and thread pool: ReLU and its
  * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling forward and
- * backward (pool2d.ts). Each call finds its operands in the shared memory (in place for the cpu
+ * backward (pool2d.ts), and the SGD update (sgd.ts). Each call finds its operands in the shared memory (in place for the cpu
  * device's tensors, copied otherwise: operands.ts), runs one job whose tasks are runs of
  * elements, images or planes (layer_tasks.ts), and leaves the result in its output. Same
  * results as the reference loops they stand beside (tests/cpu/layers.test.ts), on any number
@@ -10,9 +10,9 @@
  * @module
  */
 
-import type { LrnParams, Pool2dParams } from "../../backend/backend.ts";
+import type { LrnParams, Pool2dParams, SgdParams } from "../../backend/backend.ts";
 import { engineFor, type GemmEngine, simdTier } from "./gemm.ts";
-import { floatWord, LRN, POOL, RELU } from "./layer_tasks.ts";
+import { doubleWords, floatWord, LRN, POOL, RELU, SGD } from "./layer_tasks.ts";
 import { KINDS, newJob, setWords } from "./tasks.ts";
 import { placeOperands } from "./operands.ts";
 
@@ -187,5 +187,43 @@ export function maxPool2dBackwardWasm(
   };
   setWords(job, POOL, values);
   m.run(job, 4 * (inLength + outLength));
+  finish();
+}
+
+/**
+ * One SGD update of float32 w and v in place from g (`p.rule`), as `sgdUpdateCpu` bit for bit
+ * (sgd.ts); a run of weights per task.
+ */
+export function sgdUpdateWasm(
+  w: Float32Array,
+  g: Float32Array,
+  v: Float32Array,
+  p: SgdParams,
+): void {
+  const m = engine(), n = w.length;
+  const { at, finish } = placeOperands(m, "sgdUpdate", {
+    w: { update: w, length: n },
+    g: { read: g, length: n },
+    v: { update: v, length: n },
+  });
+  const job = newJob(KINDS.sgd, Math.ceil(n / TASK_ELEMENTS));
+  const pytorch = p.rule !== "paper";
+  const [momentum, momentumHigh] = doubleWords(p.momentum);
+  const [decay, decayHigh] = doubleWords(pytorch ? p.weightDecay : p.weightDecay * p.lr);
+  const [lr, lrHigh] = doubleWords(p.lr);
+  const values = {
+    ...at,
+    n,
+    perTask: TASK_ELEMENTS,
+    pytorch: pytorch ? 1 : 0,
+    momentum,
+    momentumHigh,
+    decay,
+    decayHigh,
+    lr,
+    lrHigh,
+  };
+  setWords(job, SGD, values);
+  m.run(job, 6 * n);
   finish();
 }

@@ -8,7 +8,13 @@
 
 import { runGemmTask, runGemvTask, runSkinnyTask } from "./gemm_tasks.ts";
 import { type ConvKernels, runPadTask, runPixelTask, runWeightTask } from "./conv2d_tasks.ts";
-import { type LayerKernels, runLrnTask, runPoolTask, runReluTask } from "./layer_tasks.ts";
+import {
+  type LayerKernels,
+  runLrnTask,
+  runPoolTask,
+  runReluTask,
+  runSgdTask,
+} from "./layer_tasks.ts";
 import { HEADER, KINDS } from "./tasks.ts";
 
 /** The modules a thread has instantiated on the shared memory, by name. */
@@ -26,5 +32,6 @@ export function runTask(kernels: Kernels, job: Int32Array, t: number, thread: nu
   else if (kind === KINDS.relu) runReluTask(kernels, job, t);
   else if (kind === KINDS.lrn) runLrnTask(kernels, job, t, thread);
   else if (kind === KINDS.pool) runPoolTask(kernels, job, t);
+  else if (kind === KINDS.sgd) runSgdTask(kernels, job, t);
   else throw new Error(`cpu kernels: unknown task kind ${kind}`);
 }

@@ -76,6 +76,7 @@ export const KINDS = {
   pool: 6,
   gemv: 7,
   skinny: 8,
+  sgd: 9,
 } as const;
 
 /**

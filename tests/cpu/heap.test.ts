@@ -15,6 +15,7 @@ import {
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
+  sgdUpdateWasm,
 } from "../../cpu/kernels/layers.ts";
 import {
   conv2dBackwardInputWasm,
@@ -197,6 +198,16 @@ Deno.test({
     ([x], [y, argmax]) =>
       maxPool2dForwardWasm(x as Float32Array, p, y as Float32Array, argmax as Int32Array),
   );
+  for (const rule of ["paper", "pytorch"] as const) {
+    const p = { lr: 0.01, momentum: 0.9, weightDecay: 5e-4, rule };
+    const [w, g, v] = [0, 1, 2].map(() => random(rng, 70_001));
+    provePlacements(
+      `sgd ${rule}`,
+      [g],
+      [w, v],
+      ([g], [w, v]) => sgdUpdateWasm(w as Float32Array, g as Float32Array, v as Float32Array, p),
+    );
+  }
   const y = new Float32Array(outLength), argmax = new Int32Array(outLength);
   maxPool2dForwardWasm(px, p, y, argmax);
   provePlacements(

@@ -21,9 +21,11 @@ import {
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
+  sgdUpdateWasm,
 } from "../../cpu/kernels/layers.ts";
+import { sgdUpdateCpu } from "../../tensor/ops/sgd.ts";
 import { lrnBackwardCpu, lrnForwardCpu } from "../../tensor/ops/lrn.ts";
-import type { LrnParams } from "../../backend/backend.ts";
+import type { LrnParams, SgdParams } from "../../backend/backend.ts";
 import { bestSimdTier } from "../../cpu/kernels/gemm.ts";
 import { cpuBackend, type CpuStorage } from "../../mod.ts";
 import { Rng } from "../../tensor/random.ts";
@@ -232,3 +234,27 @@ Deno.test({ name: "wasm LRN: forward and backward match the reference", ignore: 
     false,
   );
 });
+
+Deno.test(
+  { name: "wasm SGD update: both rules match the reference bit for bit", ignore: !simd },
+  () => {
+    const rng = new Rng(7);
+    const rules: SgdParams[] = [
+      { lr: 0.01, momentum: 0.9, weightDecay: 5e-4, rule: "paper" },
+      { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, rule: "pytorch" },
+      { lr: 0.05, momentum: 0, weightDecay: 0, rule: "pytorch" },
+      { lr: 1e-3, momentum: 0.99, weightDecay: 0.1, rule: "paper" },
+    ];
+    for (const p of rules) {
+      for (const length of [0, 1, 3, 4099, 70_001]) {
+        const [w, g, v] = [0, 1, 2].map(() => activations(rng, length).map((x) => x * 3));
+        if (length > 10) [w[1], g[2], v[3], g[4]] = [Infinity, -Infinity, -3.4e38, 3.4e38];
+        const [wRef, vRef] = [w.slice(), v.slice()];
+        sgdUpdateCpu(wRef, g, vRef, p);
+        sgdUpdateWasm(w, g, v, p);
+        assertIdentical(w, wRef, `w (${p.rule}, lr ${p.lr}, ${length})`);
+        assertIdentical(v, vRef, `v (${p.rule}, lr ${p.lr}, ${length})`);
+      }
+    }
+  },
+);
