@@ -68,20 +68,22 @@ function assertSameBits(
  * (inputs and outputs), and asserts the same outputs bit for bit. `inputs` are read, `outputs`
  * written (their fresh contents given).
  */
-function provePlacements(
+type Arrays = (Float32Array | Int32Array)[];
+
+function provePlacements<In extends Arrays, Out extends Arrays>(
   what: string,
-  inputs: (Float32Array | Int32Array)[],
-  outputs: (Float32Array | Int32Array)[],
-  kernel: (inputs: (Float32Array | Int32Array)[], outputs: (Float32Array | Int32Array)[]) => void,
+  inputs: [...In],
+  outputs: [...Out],
+  kernel: (inputs: In, outputs: Out) => void,
 ) {
-  const expected = outputs.map((o) => o.slice());
+  const expected = outputs.map((o) => o.slice()) as Out;
   kernel(inputs, expected);
   const operands = inputs.length + outputs.length;
   for (let mask = 1; mask < 1 << operands; mask++) {
     const place = <T extends Float32Array | Int32Array>(a: T, i: number) =>
       mask & (1 << i) ? inHeap(a) : a.slice() as T;
-    const ins = inputs.map((a, i) => place(a, i));
-    const outs = outputs.map((a, i) => place(a, inputs.length + i));
+    const ins = inputs.map((a, i) => place(a, i)) as In;
+    const outs = outputs.map((a, i) => place(a, inputs.length + i)) as Out;
     kernel(ins, outs);
     outs.forEach((o, i) =>
       assertSameBits(o, expected[i], `${what} (placement ${mask}) output ${i}`)
@@ -163,14 +165,13 @@ Deno.test({
       `relu ${length}`,
       [x],
       [new Float32Array(length)],
-      ([x], [y]) => reluWasm(x as Float32Array, y as Float32Array),
+      ([x], [y]) => reluWasm(x, y),
     );
     provePlacements(
       `relu backward ${length}`,
       [x, dy],
       [new Float32Array(length)],
-      ([x, dy], [dx]) =>
-        reluBackwardWasm(x as Float32Array, dy as Float32Array, dx as Float32Array),
+      ([x, dy], [dx]) => reluBackwardWasm(x, dy, dx),
     );
   }
   const lrn = { n: 3, c: 7, h: 5, w: 3, size: 5, alpha: 1e-2, beta: 0.75, k: 2 };
@@ -180,14 +181,13 @@ Deno.test({
     "lrn",
     [lx],
     [new Float32Array(lrnLength)],
-    ([x], [y]) => lrnForwardWasm(x as Float32Array, lrn, y as Float32Array),
+    ([x], [y]) => lrnForwardWasm(x, lrn, y),
   );
   provePlacements(
     "lrn backward",
     [lx, ldy],
     [new Float32Array(lrnLength)],
-    ([x, dy], [dx]) =>
-      lrnBackwardWasm(x as Float32Array, dy as Float32Array, lrn, dx as Float32Array),
+    ([x, dy], [dx]) => lrnBackwardWasm(x, dy, lrn, dx),
   );
   const p = pool2dParams("maxPool2d", [2, 3, 13, 13], 3, 2, 0);
   const px = random(rng, 2 * 3 * 13 * 13), outLength = 2 * 3 * p.outH * p.outW;
@@ -195,8 +195,7 @@ Deno.test({
     "max-pool",
     [px],
     [new Float32Array(outLength), new Int32Array(outLength)],
-    ([x], [y, argmax]) =>
-      maxPool2dForwardWasm(x as Float32Array, p, y as Float32Array, argmax as Int32Array),
+    ([x], [y, argmax]) => maxPool2dForwardWasm(x, p, y, argmax),
   );
   for (const rule of ["paper", "pytorch"] as const) {
     const p = { lr: 0.01, momentum: 0.9, weightDecay: 5e-4, rule };
@@ -205,7 +204,7 @@ Deno.test({
       `sgd ${rule}`,
       [g],
       [w, v],
-      ([g], [w, v]) => sgdUpdateWasm(w as Float32Array, g as Float32Array, v as Float32Array, p),
+      ([g], [w, v]) => sgdUpdateWasm(w, g, v, p),
     );
   }
   const y = new Float32Array(outLength), argmax = new Int32Array(outLength);
@@ -214,8 +213,7 @@ Deno.test({
     "max-pool backward",
     [random(rng, outLength), argmax],
     [new Float32Array(px.length)],
-    ([dy, argmax], [dx]) =>
-      maxPool2dBackwardWasm(dy as Float32Array, argmax as Int32Array, p, dx as Float32Array),
+    ([dy, argmax], [dx]) => maxPool2dBackwardWasm(dy, argmax, p, dx),
   );
 });
 
@@ -238,41 +236,19 @@ Deno.test({
       what,
       [x, w, bias],
       [new Float32Array(dy.length)],
-      ([x, w, b], [y]) =>
-        conv2dForwardWasm(
-          x as Float32Array,
-          w as Float32Array,
-          b as Float32Array,
-          p,
-          y as Float32Array,
-          tier!,
-        ),
+      ([x, w, b], [y]) => conv2dForwardWasm(x, w, b, p, y, tier!),
     );
     provePlacements(
       `${what} dx`,
       [dy, w],
       [new Float32Array(x.length)],
-      ([dy, w], [dx]) =>
-        conv2dBackwardInputWasm(
-          dy as Float32Array,
-          w as Float32Array,
-          p,
-          dx as Float32Array,
-          tier!,
-        ),
+      ([dy, w], [dx]) => conv2dBackwardInputWasm(dy, w, p, dx, tier!),
     );
     provePlacements(
       `${what} dw`,
       [dy, x],
       [new Float32Array(w.length)],
-      ([dy, x], [dw]) =>
-        conv2dBackwardWeightWasm(
-          dy as Float32Array,
-          x as Float32Array,
-          p,
-          dw as Float32Array,
-          tier!,
-        ),
+      ([dy, x], [dw]) => conv2dBackwardWeightWasm(dy, x, p, dw, tier!),
     );
   }
 });
@@ -305,13 +281,13 @@ Deno.test({
         m,
         n,
         k,
-        a: a as Float32Array,
+        a: a,
         aOffset: 2,
         lda,
-        b: b as Float32Array,
+        b: b,
         bOffset: 1,
         ldb,
-        c: c as Float32Array,
+        c: c,
         cOffset: 3,
         ldc,
         accumulate,
