@@ -7,6 +7,9 @@
  * - conv2d, forward and both gradients, on cpu/kernels/conv2d.ts,
  * - ReLU (cpu/kernels/relu.ts), max-pooling (cpu/kernels/pool2d.ts), LRN
  *   with AlexNet's β = 0.75 (cpu/kernels/lrn.ts) and the SGD update (cpu/kernels/sgd.ts);
+ * - add, sub, mul and div where one operand is whole and the other whole or repeated in runs
+ *   (a bias), dropout, and the block sums of a sum over the last axes (a bias gradient), all
+ *   in cpu/kernels/elementwise.ts;
  *
  * and everything else, float64, and every op without SIMD, on the inherited reference
  * kernels of tensor/ops/. Each fast kernel is proven against the reference it replaces
@@ -20,11 +23,13 @@
 
 import type {
   Backend,
+  BinaryOp,
   Conv2dParams,
   DType,
   LrnParams,
   MatmulParams,
   Pool2dParams,
+  ReduceOp,
   SgdParams,
   Storage,
   TypedArray,
@@ -33,6 +38,8 @@ import type {
 import { CpuStorage, RefBackend } from "../tensor/ref.ts";
 import { matmulCpu } from "../tensor/ops/matmul.ts";
 import { checkConv2dArrays } from "../tensor/ops/conv2d.ts";
+import { reduceCpu } from "../tensor/ops/reduce.ts";
+import { sizeOf } from "../tensor/shape.ts";
 import { allocate, release } from "./pool.ts";
 import { type Heap, heapOf } from "./kernels/heap.ts";
 import { gemm, type SimdTier, simdTier } from "./kernels/gemm.ts";
@@ -43,6 +50,8 @@ import {
   convEngine,
 } from "./kernels/conv2d.ts";
 import {
+  binaryWasm,
+  dropoutWasm,
   layerEngine,
   lrnBackwardWasm,
   lrnForwardWasm,
@@ -51,8 +60,11 @@ import {
   maxPool2dForwardWasm,
   reluBackwardWasm,
   reluWasm,
+  repeatPattern,
   sgdUpdateWasm,
+  sumBlocksWasm,
 } from "./kernels/layers.ts";
+import { BINARY_KERNEL_OPS, type BinaryKernelOp } from "./kernels/elementwise.ts";
 
 type F32 = Float32Array;
 
@@ -87,6 +99,9 @@ function convTier(...arrays: TypedArray[]): SimdTier | null {
   const tier = fastTier(...arrays);
   return tier !== null && convEngine(tier) !== null ? tier : null;
 }
+const kernelOp = (op: BinaryOp): op is BinaryKernelOp =>
+  (BINARY_KERNEL_OPS as readonly string[]).includes(op);
+
 /** Whether the wasm conv2d kernels handle `p` (they have no dilation; the reference does). */
 const undilated = (p: Conv2dParams) => p.dilationH === 1 && p.dilationW === 1;
 
@@ -142,6 +157,49 @@ export class CpuBackend extends RefBackend {
     const dx = this.#output("float32", xs.length);
     reluBackwardWasm(xs as F32, dys as F32, dx.array as F32);
     return dx;
+  }
+
+  // Arithmetic with a whole or repeated operand (a bias): the SIMD kernels on the threads.
+  override binary(
+    op: BinaryOp,
+    a: Storage,
+    aShape: readonly number[],
+    b: Storage,
+    bShape: readonly number[],
+    outShape: readonly number[],
+  ): Storage {
+    const as = this.array(a), bs = this.array(b);
+    const pattern = kernelOp(op) && fastTier(as, bs)
+      ? repeatPattern(aShape, bShape, outShape)
+      : null;
+    if (!kernelOp(op) || pattern === null) return super.binary(op, a, aShape, b, bShape, outShape);
+    const out = this.#output("float32", sizeOf(outShape));
+    binaryWasm(op, as as F32, bs as F32, out.array as F32, pattern);
+    return out;
+  }
+
+  // A sum over the last axes (a bias gradient): the reference's reduction, its blocks on the threads.
+  override reduce(op: ReduceOp, x: Storage, shape: readonly number[], axes: readonly number[]) {
+    const xs = this.array(x);
+    if (op !== "sum" || !fastTier(xs)) return super.reduce(op, x, shape, axes);
+    const out = this.like(x, sizeOf(shape.map((d, i) => (axes.includes(i) ? 1 : d))));
+    reduceCpu(
+      op,
+      xs,
+      shape,
+      axes,
+      out.array,
+      (x, inner, blocks) => sumBlocksWasm(x as F32, inner, blocks),
+    );
+    return out;
+  }
+
+  override dropout(x: Storage, p: number, seed: number): Storage {
+    const xs = this.array(x);
+    if (!fastTier(xs)) return super.dropout(x, p, seed);
+    const y = this.#output("float32", xs.length);
+    dropoutWasm(xs as F32, p, seed, y.array as F32);
+    return y;
   }
 
   // matmul: the reference's batch loop with the WebAssembly gemm (float64: the reference gemm).

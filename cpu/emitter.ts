@@ -313,6 +313,10 @@ export class FunctionBuilder {
   f32Const(value: number): this {
     return this.emit(0x43, ...encodeF32(value));
   }
+  /** f64.const */
+  f64Const(value: number): this {
+    return this.emit(0x44, ...new Uint8Array(new Float64Array([value]).buffer));
+  }
 
   // Control flow. `block`, `loop` and `if` take an empty block type (0x40): no values cross.
   /** block: `br` to it jumps past its `end`. */
@@ -481,6 +485,12 @@ export class FunctionBuilder {
   i32ShrS(): this {
     return this.emit(0x75);
   }
+  i32ShrU(): this {
+    return this.emit(0x76);
+  }
+  i32Xor(): this {
+    return this.emit(0x73);
+  }
 
   // f32 / f64 scalar arithmetic.
   f32Add(): this {
@@ -535,6 +545,10 @@ export class FunctionBuilder {
   v128Store(offset = 0): this {
     return this.#simd(0x0b, ...this.#memarg(4, offset));
   }
+  /** v128.const of four i32 lanes. */
+  i32x4Const(a: number, b: number, c: number, d: number): this {
+    return this.#simd(0x0c, ...new Uint8Array(new Int32Array([a, b, c, d]).buffer));
+  }
   /** v128.const of four f32 lanes. */
   f32x4Const(a: number, b: number, c: number, d: number): this {
     return this.#simd(0x0c, ...[a, b, c, d].flatMap(encodeF32));
@@ -571,6 +585,10 @@ export class FunctionBuilder {
   v128Or(): this {
     return this.#simd(0x50);
   }
+  /** v128.xor */
+  v128Xor(): this {
+    return this.#simd(0x51);
+  }
   /** i8x16.shuffle: `a b` -> 16 bytes picked by `lanes` (0-15 from a, 16-31 from b). */
   i8x16Shuffle(lanes: number[]): this {
     if (lanes.length !== 16 || lanes.some((lane) => !(lane >= 0 && lane < 32))) {
@@ -585,6 +603,18 @@ export class FunctionBuilder {
   /** i32x4.add */
   i32x4Add(): this {
     return this.#simd(0xae);
+  }
+  /** i32x4.mul: the low 32 bits of each lane's product (Math.imul). */
+  i32x4Mul(): this {
+    return this.#simd(0xb5);
+  }
+  /** i32x4.shr_u: `vector count` -> each lane shifted right, zeros in. */
+  i32x4ShrU(): this {
+    return this.#simd(0xad);
+  }
+  /** i32x4.ge_s: all-ones lanes where a ≥ b (signed). */
+  i32x4GeS(): this {
+    return this.#simd(0x3f);
   }
   /** f32x4.eq: all-ones lanes where a = b. */
   f32x4Eq(): this {

@@ -46,6 +46,7 @@ import { reluModuleBytes } from "./relu.ts";
 import { lrnModuleBytes } from "./lrn.ts";
 import { poolModuleBytes } from "./pool2d.ts";
 import { sgdModuleBytes } from "./sgd.ts";
+import { elementwiseModuleBytes } from "./elementwise.ts";
 import { type Kernels, runTask } from "./run_task.ts";
 import {
   claimWord,
@@ -143,6 +144,7 @@ const MODULES: Record<keyof Kernels, (tier: SimdTier, shared: boolean) => Uint8A
     lrn: (_tier, shared) => lrnModuleBytes(shared),
     pool: (_tier, shared) => poolModuleBytes(shared),
     sgd: (_tier, shared) => sgdModuleBytes(shared),
+    elementwise: (_tier, shared) => elementwiseModuleBytes(shared),
   };
 
 /** The compiled modules, by name. */

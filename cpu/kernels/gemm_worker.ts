@@ -1,7 +1,7 @@
 /**
  * One extra thread of the cpu device's pool (cpu/kernels/gemm.ts starts them): instantiates the
- * kernel modules (gemm, conv, relu, lrn, pool) on the shared memory, then sleeps in Atomics.wait until the main
- * thread posts a job and claims tasks alongside it (tasks.ts). A worker that sees no job for
+ * kernel modules (gemm, conv, relu, lrn, pool, sgd, elementwise) on the shared memory, then
+ * sleeps in Atomics.wait until the main thread posts a job and claims tasks alongside it (tasks.ts). A worker that sees no job for
  * {@link IDLE_MS} clears its slot's "alive" word and closes itself, so a Deno program ends
  * when its work does, without a call; the pool starts a fresh worker at its next job.
  *

@@ -8,6 +8,9 @@
  *   two per-image buffers are per-thread scratch.
  * - `pool`: a run of planes, forward or the gradient's scatter (within a plane in order).
  * - `sgd`: a run of weights (each element's update depends on its own w, g and v alone).
+ * - `binary`: a run of output elements, cut where a repeated operand's run starts over.
+ * - `dropout`: a run of elements (each element's mask depends on its index alone).
+ * - `sumBlocks`: a run of blocks (each block summed in order by one thread).
  *
  * @module
  */
@@ -16,6 +19,7 @@ import type { ReluExports } from "./relu.ts";
 import type { LrnExports } from "./lrn.ts";
 import { MAX_POOL_ARGS, type PoolExports } from "./pool2d.ts";
 import type { SgdExports } from "./sgd.ts";
+import { BINARY_KERNEL_OPS, type ElementwiseExports } from "./elementwise.ts";
 import { bodyWords, threadScratch } from "./tasks.ts";
 
 /** The layer modules a thread has instantiated on the shared memory. */
@@ -24,6 +28,7 @@ export interface LayerKernels {
   lrn: LrnExports;
   pool: PoolExports;
   sgd: SgdExports;
+  elementwise: ElementwiseExports;
 }
 
 /** relu: y = relu(x), or (backward) dx = x > 0 ? dy : 0, for n floats, perTask per task. */
@@ -68,6 +73,21 @@ export const SGD = bodyWords(
     "lrHigh",
   ] as const,
 );
+
+/**
+ * binary: out = a op b for n elements, perTask per task, op a BINARY_KERNEL_OPS index. One
+ * operand may repeat (`repeated`: 0 none, 1 a, 2 b): element i then reads its element
+ * ⌊i / inner⌋ mod period (a bias over rows: inner 1; a value per plane: inner = the plane).
+ */
+export const BINARY = bodyWords(
+  ["a", "b", "out", "n", "perTask", "op", "repeated", "inner", "period"] as const,
+);
+/** dropout: n elements, perTask per task; threshold = ⌈p·2^24⌉, scale float32 bits. */
+export const DROPOUT = bodyWords(
+  ["x", "out", "n", "perTask", "seed", "mixedSeed", "threshold", "scale"] as const,
+);
+/** sumBlocks: `blocks` float64 sums of `inner` floats each, perTask blocks per task. */
+export const SUM_BLOCKS = bodyWords(["x", "out", "blocks", "inner", "perTask"] as const);
 
 /** A float64 stored in two descriptor words (low, high), and read back. */
 const pair = new Int32Array(2), asDouble = new Float64Array(pair.buffer);
@@ -145,4 +165,52 @@ export function runSgdTask(k: LayerKernels, job: Int32Array, t: number): void {
   const coefficients = [SGD.momentum, SGD.decay, SGD.lr].map((word) => wordsDouble(job, word));
   if (job[SGD.pytorch]) k.sgd.sgdPytorch(w, g, v, n, ...coefficients as [number, number, number]);
   else k.sgd.sgdPaper(w, g, v, n, ...coefficients as [number, number, number]);
+}
+
+/** Task t of a binary job: its run of the output, in pieces where a repeated operand restarts. */
+export function runBinaryTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[BINARY.perTask], end = Math.min(first + job[BINARY.perTask], job[BINARY.n]);
+  const op = BINARY_KERNEL_OPS[job[BINARY.op]], repeated = job[BINARY.repeated];
+  const [a, b, out] = [job[BINARY.a], job[BINARY.b], job[BINARY.out]];
+  if (repeated === 0) {
+    return k.elementwise[`${op}VV`](a + 4 * first, b + 4 * first, out + 4 * first, end - first);
+  }
+  const inner = job[BINARY.inner], period = job[BINARY.period];
+  // The repeated operand's element for output i, and how many outputs from i read the same run.
+  for (let i = first; i < end;) {
+    const j = Math.floor(i / inner) % period;
+    const n = Math.min(inner === 1 ? period - j : inner - (i % inner), end - i);
+    const full = 4 * i, part = 4 * j;
+    const form = inner === 1 ? "VV" : repeated === 1 ? "SV" : "VS";
+    if (repeated === 1) k.elementwise[`${op}${form}`](a + part, b + full, out + full, n);
+    else k.elementwise[`${op}${form}`](a + full, b + part, out + full, n);
+    i += n;
+  }
+}
+
+/** Task t of a dropout job. */
+export function runDropoutTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[DROPOUT.perTask];
+  const n = Math.min(job[DROPOUT.perTask], job[DROPOUT.n] - first);
+  const [x, out] = [job[DROPOUT.x], job[DROPOUT.out]].map((at) => at + 4 * first);
+  const [seed, mixedSeed, threshold] = [DROPOUT.seed, DROPOUT.mixedSeed, DROPOUT.threshold]
+    .map((word) => job[word]);
+  k.elementwise.dropout(
+    x,
+    out,
+    n,
+    first,
+    seed,
+    mixedSeed,
+    threshold,
+    wordFloat(job[DROPOUT.scale]),
+  );
+}
+
+/** Task t of a sumBlocks job. */
+export function runSumBlocksTask(k: LayerKernels, job: Int32Array, t: number): void {
+  const first = t * job[SUM_BLOCKS.perTask], inner = job[SUM_BLOCKS.inner];
+  const blocks = Math.min(job[SUM_BLOCKS.perTask], job[SUM_BLOCKS.blocks] - first);
+  const x = job[SUM_BLOCKS.x] + 4 * first * inner, out = job[SUM_BLOCKS.out] + 8 * first;
+  k.elementwise.sumBlocks(x, out, blocks, inner);
 }

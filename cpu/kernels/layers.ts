@@ -1,18 +1,31 @@
 /**
  * The layer kernels of the cpu device, run on the engine's memory and thread pool: ReLU and its
  * gradient (relu.ts), LRN forward and backward for β = 0.75 (lrn.ts), max-pooling forward and
- * backward (pool2d.ts), and the SGD update (sgd.ts). Each call finds its operands in the shared memory (in place for the cpu
- * device's tensors, copied otherwise: operands.ts), runs one job whose tasks are runs of
- * elements, images or planes (layer_tasks.ts), and leaves the result in its output. Same
- * results as the reference loops they stand beside (tests/cpu/layers.test.ts), on any number
- * of threads.
+ * backward (pool2d.ts), the SGD update (sgd.ts), and binary arithmetic, dropout and the block
+ * sums of a reduction (elementwise.ts). Each call finds its operands in the shared memory (in
+ * place for the cpu device's tensors, copied otherwise: operands.ts), runs one job whose tasks
+ * are runs of elements, images, planes or blocks (layer_tasks.ts), and leaves the result in its
+ * output. Same results as the reference loops they stand beside (tests/cpu/layers.test.ts,
+ * tests/cpu/elementwise.test.ts), on any number of threads.
  *
  * @module
  */
 
 import type { LrnParams, Pool2dParams, SgdParams } from "../../backend/backend.ts";
+import { mix32 } from "../../tensor/random.ts";
 import { engineFor, type GemmEngine, simdTier } from "./gemm.ts";
-import { doubleWords, floatWord, LRN, POOL, RELU, SGD } from "./layer_tasks.ts";
+import {
+  BINARY,
+  doubleWords,
+  DROPOUT,
+  floatWord,
+  LRN,
+  POOL,
+  RELU,
+  SGD,
+  SUM_BLOCKS,
+} from "./layer_tasks.ts";
+import { BINARY_KERNEL_OPS, type BinaryKernelOp } from "./elementwise.ts";
 import { KINDS, newJob, setWords } from "./tasks.ts";
 import { placeOperands } from "./operands.ts";
 
@@ -20,6 +33,11 @@ export { lrnWasmSupports } from "./lrn.ts";
 
 /** Elements per relu task; images or planes per task are sized to about as many. */
 const TASK_ELEMENTS = 1 << 15;
+/**
+ * The work of one element of a pass over memory, in the flops `run` weighs against the cost of
+ * waking the threads: a pass of a quarter million floats or more is shared.
+ */
+const PASS_FLOPS = 16;
 
 /** The engine of the current tier; null while a browser compiles it (then: the reference). */
 export function layerEngine(): GemmEngine | null {
@@ -225,5 +243,117 @@ export function sgdUpdateWasm(
   };
   setWords(job, SGD, values);
   m.run(job, 6 * n);
+  finish();
+}
+
+/**
+ * How a broadcast binary operation reads its operands, when the wasm kernels can run it: both
+ * operands whole (`repeated` 0), or one whole and the other (`repeated` 1: a, 2: b) read at
+ * element ⌊i / inner⌋ mod period for output element i.
+ */
+export interface RepeatPattern {
+  repeated: 0 | 1 | 2;
+  inner: number;
+  period: number;
+}
+
+/** Runs shorter than this go to the reference (a call per run would cost more than it does). */
+const MIN_RUN = 8;
+
+/**
+ * The {@link RepeatPattern} of `shape` broadcast to `outShape`: the axes where it has its own
+ * extent (not 1) must be one run of the output's axes (axes of extent 1 aside); null otherwise.
+ */
+function repeatOf(shape: readonly number[], outShape: readonly number[]) {
+  const offset = outShape.length - shape.length;
+  const big = outShape.map((d, i) => (d > 1 ? i : -1)).filter((i) => i >= 0);
+  const own = big.filter((i) => i >= offset && shape[i - offset] === outShape[i]);
+  if (own.length > 0 && big.indexOf(own.at(-1)!) - big.indexOf(own[0]) !== own.length - 1) {
+    return null; // two runs of own axes, with a repeated axis between them
+  }
+  const lo = own.length > 0 ? own[0] : 0, hi = own.length > 0 ? own.at(-1)! + 1 : 0;
+  const product = (from: number, to: number) => outShape.slice(from, to).reduce((n, d) => n * d, 1);
+  return { inner: product(hi, outShape.length), period: product(lo, hi) };
+}
+
+/** The pattern of `a op b` broadcast to `outShape`, or null where the reference should run it. */
+export function repeatPattern(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  outShape: readonly number[],
+): RepeatPattern | null {
+  const size = (shape: readonly number[]) => shape.reduce((n, d) => n * d, 1);
+  const n = size(outShape), aWhole = size(aShape) === n, bWhole = size(bShape) === n;
+  if (aWhole && bWhole) return { repeated: 0, inner: 1, period: n };
+  if (!aWhole && !bWhole) return null;
+  const repeat = repeatOf(aWhole ? bShape : aShape, outShape);
+  if (repeat === null || (repeat.inner === 1 ? repeat.period : repeat.inner) < MIN_RUN) return null;
+  return { repeated: aWhole ? 2 : 1, ...repeat };
+}
+
+/** out = a op b for float32 arrays read as `pattern` says ({@link repeatPattern}), as `binaryCpu`. */
+export function binaryWasm(
+  op: BinaryKernelOp,
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  pattern: RepeatPattern,
+): void {
+  const m = engine(), n = out.length;
+  const { at, finish } = placeOperands(m, op, {
+    a: { read: a, length: a.length },
+    b: { read: b, length: b.length },
+    out: { write: out, length: n },
+  });
+  const job = newJob(KINDS.binary, Math.ceil(n / TASK_ELEMENTS));
+  const values = {
+    ...at,
+    n,
+    perTask: TASK_ELEMENTS,
+    op: BINARY_KERNEL_OPS.indexOf(op),
+    ...pattern,
+  };
+  setWords(job, BINARY, values);
+  m.run(job, PASS_FLOPS * n);
+  finish();
+}
+
+/** y = inverted dropout of float32 x with probability p and mask seed `seed`, as `dropoutCpu`. */
+export function dropoutWasm(x: Float32Array, p: number, seed: number, y: Float32Array): void {
+  const m = engine(), n = x.length;
+  const { at, finish } = placeOperands(m, "dropout", {
+    x: { read: x, length: n },
+    out: { write: y, length: n },
+  });
+  const job = newJob(KINDS.dropout, Math.ceil(n / TASK_ELEMENTS));
+  const values = {
+    ...at,
+    n,
+    perTask: TASK_ELEMENTS,
+    seed: seed | 0,
+    mixedSeed: mix32(seed >>> 0) | 0,
+    threshold: Math.ceil(p * 2 ** 24),
+    scale: floatWord(1 / (1 - p)),
+  };
+  setWords(job, DROPOUT, values);
+  m.run(job, 2 * PASS_FLOPS * n);
+  finish();
+}
+
+/**
+ * blocks[b] = the float64 sum of x[b·inner .. (b+1)·inner − 1] in order, for float32 x, as
+ * `sumBlocksCpu`; a run of blocks per task.
+ */
+export function sumBlocksWasm(x: Float32Array, inner: number, blocks: Float64Array): void {
+  const m = engine(), count = blocks.length;
+  const { at, finish } = placeOperands(m, "sum", {
+    x: { read: x, length: count * inner },
+    out: 2 * count,
+  });
+  const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(inner, 1)));
+  const job = newJob(KINDS.sumBlocks, Math.ceil(count / perTask));
+  setWords(job, SUM_BLOCKS, { ...at, blocks: count, inner, perTask });
+  m.run(job, PASS_FLOPS * count * inner);
+  blocks.set(new Float64Array(m.memory.buffer, at.out, count));
   finish();
 }

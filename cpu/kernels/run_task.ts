@@ -10,10 +10,13 @@ import { runGemmTask, runGemvTask, runSkinnyTask } from "./gemm_tasks.ts";
 import { type ConvKernels, runPadTask, runPixelTask, runWeightTask } from "./conv2d_tasks.ts";
 import {
   type LayerKernels,
+  runBinaryTask,
+  runDropoutTask,
   runLrnTask,
   runPoolTask,
   runReluTask,
   runSgdTask,
+  runSumBlocksTask,
 } from "./layer_tasks.ts";
 import { HEADER, KINDS } from "./tasks.ts";
 
@@ -33,5 +36,8 @@ export function runTask(kernels: Kernels, job: Int32Array, t: number, thread: nu
   else if (kind === KINDS.lrn) runLrnTask(kernels, job, t, thread);
   else if (kind === KINDS.pool) runPoolTask(kernels, job, t);
   else if (kind === KINDS.sgd) runSgdTask(kernels, job, t);
+  else if (kind === KINDS.binary) runBinaryTask(kernels, job, t);
+  else if (kind === KINDS.dropout) runDropoutTask(kernels, job, t);
+  else if (kind === KINDS.sumBlocks) runSumBlocksTask(kernels, job, t);
   else throw new Error(`cpu kernels: unknown task kind ${kind}`);
 }

@@ -77,6 +77,9 @@ export const KINDS = {
   gemv: 7,
   skinny: 8,
   sgd: 9,
+  binary: 10,
+  dropout: 11,
+  sumBlocks: 12,
 } as const;
 
 /**

@@ -36,13 +36,32 @@ import { reshape } from "./layout.ts";
 // ---------------------------------------------------------------------------------------------
 // CPU kernels
 
-/** CPU: reduces `axes` of x (shape `shape`) into `out`, whose shape keeps them with size 1. */
+/**
+ * Sums each block of `inner` consecutive elements of x into `blocks` (length x.length / inner),
+ * in float64, from a block's first element to its last.
+ */
+export type SumBlocks = (x: TypedArray, inner: number, blocks: Float64Array) => void;
+
+/** The reference {@link SumBlocks}. */
+export function sumBlocksCpu(x: TypedArray, inner: number, blocks: Float64Array): void {
+  for (let b = 0, i = 0; b < blocks.length; b++) {
+    let total = 0;
+    for (const end = i + inner; i < end; i++) total += x[i];
+    blocks[b] = total;
+  }
+}
+
+/**
+ * CPU: reduces `axes` of x (shape `shape`) into `out`, whose shape keeps them with size 1.
+ * `sumBlocks` sums the blocks of a sum over the last axes (the cpu device passes its wasm one).
+ */
 export function reduceCpu(
   op: ReduceOp,
   x: TypedArray,
   shape: Shape,
   axes: readonly number[],
   out: TypedArray,
+  sumBlocks: SumBlocks = sumBlocksCpu,
 ): void {
   const reduced = new Set(axes);
   // A sum over the last axes (a conv bias gradient sums [N, O, H, W] over N, H and W) first
@@ -52,26 +71,30 @@ export function reduceCpu(
   while (outer > 0 && reduced.has(outer - 1)) inner *= shape[--outer];
   if (op === "sum" && inner > 1) {
     const blocks = new Float64Array(x.length / inner);
-    for (let b = 0, i = 0; b < blocks.length; b++) {
-      let total = 0;
-      for (const end = i + inner; i < end; i++) total += x[i];
-      blocks[b] = total;
-    }
+    sumBlocks(x, inner, blocks);
     reduceCpu(op, blocks, shape.slice(0, outer), axes.filter((a) => a < outer), out);
     return;
   }
+  // The last axes that are kept make runs contiguous in x and in out alike: each run of x is
+  // added to (or compared with) its run of the output, element by element in order, and the
+  // index bookkeeping below moves once per run (a bias gradient's [N, O] blocks: runs of O).
+  let kept = shape.length, run = 1;
+  while (kept > 0 && !reduced.has(kept - 1)) run *= shape[--kept];
   const outShape = shape.map((d, i) => (reduced.has(i) ? 1 : d));
   const outStrides = stridesOf(outShape).map((s, i) => (reduced.has(i) ? 0 : s));
   // Sums accumulate in float64 whatever `out` holds (see the module comment).
   const acc = op === "sum" && !(out instanceof Float64Array) ? new Float64Array(out.length) : out;
   acc.fill(op === "sum" ? 0 : -Infinity);
-  const rank = shape.length;
-  const index = new Array<number>(rank).fill(0);
+  const index = new Array<number>(kept).fill(0);
   let o = 0;
-  for (let i = 0; i < x.length; i++) {
-    if (op === "sum") acc[o] += x[i];
-    else if (x[i] > acc[o] || Number.isNaN(x[i])) acc[o] = x[i];
-    for (let axis = rank - 1; axis >= 0; axis--) {
+  for (let i = 0; i < x.length; i += run) {
+    if (op === "sum") { for (let j = 0; j < run; j++) acc[o + j] += x[i + j]; }
+    else {
+      for (let j = 0; j < run; j++) {
+        if (x[i + j] > acc[o + j] || Number.isNaN(x[i + j])) acc[o + j] = x[i + j];
+      }
+    }
+    for (let axis = kept - 1; axis >= 0; axis--) {
       if (++index[axis] < shape[axis]) {
         o += outStrides[axis];
         break;
