@@ -2,9 +2,10 @@
  * Where one CPU training step spends its time, kernel by kernel: every method of the CPU
  * backend is wrapped in a timer (the CPU kernels are synchronous, so wall time per call is the
  * kernel's time), then one AlexNet-mini step at batch 128 and one paper-AlexNet step at batch 8
- * run after a warm-up step.
+ * run after a warm-up step. With `--infer`, the same for inference: eval mode under noGrad, the
+ * forward pass alone.
  *
- *     deno run --allow-read bench/cpu_profile.ts [mini|alexnet] [--steps N] [--threads N]
+ *     deno run --allow-read bench/cpu_profile.ts [mini|alexnet] [--steps N] [--threads N] [--infer]
  *
  * Conv calls are split by layer shape (`conv2dForward 1x28x28 k5`), since each layer is a
  * different gemm shape. The machine is shared: read the shares, not the absolute times alone.
@@ -16,6 +17,7 @@ import { cpuBackend } from "../cpu/mod.ts";
 import { getThreads, setThreads } from "../cpu/kernels/gemm.ts";
 import type { Conv2dParams } from "../backend/backend.ts";
 import { fromArray } from "../tensor/tensor.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import { crossEntropy } from "../tensor/ops/softmax.ts";
 import { Rng } from "../tensor/random.ts";
 import { SGD } from "../optim/sgd.ts";
@@ -76,7 +78,9 @@ export async function profileStep(
   classes: number,
   profile: Profile,
   steps = 1,
+  infer = false,
 ): Promise<number> {
+  if (infer) return profileInference(model, inputShape, profile, steps);
   model.train();
   const optimizer = new SGD(model.parameters(), { lr: 1e-3, momentum: 0.9, weightDecay: 5e-4 });
   const rng = new Rng(0);
@@ -96,6 +100,28 @@ export async function profileStep(
     if (i > 0) total += performance.now() - start;
   }
   optimizer.dispose();
+  return total / steps;
+}
+
+/** Runs `steps` inference passes (eval mode, noGrad) after a warm-up; mean ms per pass. */
+async function profileInference(
+  model: Module,
+  inputShape: number[],
+  profile: Profile,
+  steps: number,
+): Promise<number> {
+  model.eval();
+  const rng = new Rng(0);
+  const images = new Float32Array(inputShape.reduce((a, b) => a * b, 1)).map(() => rng.normal());
+  let total = 0;
+  for (let i = 0; i <= steps; i++) {
+    if (i === 1) profile.clear();
+    const start = performance.now();
+    using x = fromArray(images, inputShape);
+    using logits = noGrad(() => model.forward(x));
+    await logits.data();
+    if (i > 0) total += performance.now() - start;
+  }
   return total / steps;
 }
 
@@ -126,17 +152,18 @@ if (import.meta.main) {
   const stepsAt = Deno.args.indexOf("--steps");
   const steps = stepsAt >= 0 ? Number(Deno.args[stepsAt + 1]) : 1;
   const threadsAt = Deno.args.indexOf("--threads");
+  const infer = Deno.args.includes("--infer"), what = infer ? "inference" : "step";
   await setThreads(threadsAt >= 0 ? Number(Deno.args[threadsAt + 1]) : "auto");
   console.log(`${getThreads()} thread(s)`);
   const { profile } = instrumentCpu();
   if (which !== "alexnet") {
-    const ms = await profileStep(alexnetMini(), [128, 1, 28, 28], 10, profile, steps);
-    printProfile("AlexNet-mini, batch 128", profile, ms, steps);
+    const ms = await profileStep(alexnetMini(), [128, 1, 28, 28], 10, profile, steps, infer);
+    printProfile(`AlexNet-mini, batch 128, ${what}`, profile, ms, steps);
     console.log(`\n${(128 / (ms / 1000)).toFixed(1)} images/s`);
   }
   if (which !== "mini") {
-    const ms = await profileStep(alexnet(), [8, 3, 227, 227], 1000, profile, steps);
-    printProfile("AlexNet (paper, 227 px), batch 8", profile, ms, steps);
+    const ms = await profileStep(alexnet(), [8, 3, 227, 227], 1000, profile, steps, infer);
+    printProfile(`AlexNet (paper, 227 px), batch 8, ${what}`, profile, ms, steps);
     console.log(`\n${(8 / (ms / 1000)).toFixed(2)} images/s`);
   }
 }
