@@ -410,6 +410,14 @@ export class FunctionBuilder {
   f32Load(offset = 0): this {
     return this.emit(0x2a, ...this.#memarg(2, offset));
   }
+  /** i64.load (here: two f32 moved as one 8-byte word) */
+  i64Load(offset = 0): this {
+    return this.emit(0x29, ...this.#memarg(3, offset));
+  }
+  /** i64.store: `address value` */
+  i64Store(offset = 0): this {
+    return this.emit(0x37, ...this.#memarg(3, offset));
+  }
   /** f64.load */
   f64Load(offset = 0): this {
     return this.emit(0x2b, ...this.#memarg(3, offset));
