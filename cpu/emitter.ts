@@ -569,6 +569,10 @@ export class FunctionBuilder {
   v128Store32Lane(lane: number, offset = 0): this {
     return this.#simd(0x5a, ...this.#memarg(2, offset), lane);
   }
+  /** v128.store64_lane: `address vector`, stores 64-bit lane `lane` (two f32). */
+  v128Store64Lane(lane: number, offset = 0): this {
+    return this.#simd(0x5b, ...this.#memarg(3, offset), lane);
+  }
   /** v128.load32_zero: one f32 into lane 0, zeros elsewhere. */
   v128Load32Zero(offset = 0): this {
     return this.#simd(0x5c, ...this.#memarg(2, offset));

@@ -31,7 +31,7 @@
  * per element, at the pixel's window corner plus the tap's offset (16-byte moves where a panel's
  * pixels are neighbours in a row of a stride-1 layer: then a tap's MR values are consecutive),
  * and `packTaps` writes colᵀ blocks (MR taps per depth step) for the weight gradient the same
- * way. Each element of col is packed once per call; the weights (small) are
+ * way (four neighbouring pixels at once there, transposed in registers). Each element of col is packed once per call; the weights (small) are
  * packed once per group with the gemm's own packer. Where no padded copy fits (the input
  * gradient of a strided layer: dilation holes; or padding wider than the kernel)
  * `packPixelsGeneral` checks each tap and reads a zero kept at address 0 through `select`.

@@ -231,6 +231,9 @@ const TAP_PARAMS = "dst src k0 rows q0 kc imageStride Hp Wp KH KW Sh Sw outH out
 /**
  * packTaps(...TAP_PARAMS): the A block colᵀ[k0 .. k0+rows, q0 .. q0+kc] in MR-tap panels, from
  * a zero-padded source like packPixels: the same values, transposed, for the weight gradient.
+ * Four neighbouring pixels of one row of a stride-1 layer are four consecutive floats of each
+ * tap: they are loaded as one vector per tap and transposed in registers (4 × 4 blocks of
+ * shuffles, and pairs for MR = 6) into four depth steps of MR taps.
  */
 function emitPackTaps(builder: ModuleBuilder, mr: number) {
   const params = Object.fromEntries(TAP_PARAMS.map((name) => [name, "i32" as const]));
@@ -238,7 +241,24 @@ function emitPackTaps(builder: ModuleBuilder, mr: number) {
     for (const l of ["panel", "q", "k", "c", "u", "i", "j", "image", "line", "at"]) {
       f.local(l, "i32");
     }
-    for (let r = 0; r < mr; r++) f.local(`offset${r}`, "i32");
+    for (let r = 0; r < mr; r++) f.local(`offset${r}`, "i32").local(`tap${r}`, "v128");
+    for (const l of ["low0", "high0", "low1", "high1"]) f.local(l, "v128");
+    // Next pixel: j (`pixels` to the right), then i, then the image.
+    const nextPixels = (pixels: number) => {
+      f.get("dst").i32Const(4 * mr * pixels).i32Add().set("dst");
+      f.get("q").i32Const(pixels).i32Add().set("q");
+      f.get("at").get("Sw").i32Const(2 + Math.log2(pixels)).i32Shl().i32Add().set("at");
+      f.get("j").i32Const(pixels).i32Add().tee("j").get("outW").i32Eq().ifThen(() => {
+        f.i32Const(0).set("j");
+        f.get("line").get("Sh").get("Wp").i32Mul().i32Const(2).i32Shl().i32Add().tee("line");
+        f.set("at");
+        f.get("i").i32Const(1).i32Add().tee("i").get("outH").i32Eq().ifThen(() => {
+          f.i32Const(0).set("i");
+          f.get("image").get("imageStride").i32Const(2).i32Shl().i32Add().tee("image");
+          f.tee("line").set("at");
+        });
+      });
+    };
     f.forRange("panel", () => f.i32Const(0), () => f.get("rows"), mr, () => {
       // offset_r = 4·(c·Hp·Wp + u·Wp + v) of tap k0 + panel + r; past the last tap: 0 (unread).
       for (let r = 0; r < mr; r++) {
@@ -262,26 +282,63 @@ function emitPackTaps(builder: ModuleBuilder, mr: number) {
       f.get("image").get("i").get("Sh").i32Mul().get("Wp").i32Mul().i32Const(2).i32Shl().i32Add()
         .tee("line");
       f.get("j").get("Sw").i32Mul().i32Const(2).i32Shl().i32Add().set("at");
-      f.forRange("q", () => f.i32Const(0), () => f.get("kc"), 1, () => {
-        for (let r = 0; r < mr; r++) {
-          f.get("dst").get("at").get(`offset${r}`).i32Add().f32Load().f32Store(4 * r);
-        }
-        f.get("dst").i32Const(4 * mr).i32Add().set("dst");
-        // Next pixel: j, then i, then the image.
-        f.get("at").get("Sw").i32Const(2).i32Shl().i32Add().set("at");
-        f.get("j").i32Const(1).i32Add().tee("j").get("outW").i32Eq().ifThen(() => {
-          f.i32Const(0).set("j");
-          f.get("line").get("Sh").get("Wp").i32Mul().i32Const(2).i32Shl().i32Add().tee("line");
-          f.set("at");
-          f.get("i").i32Const(1).i32Add().tee("i").get("outH").i32Eq().ifThen(() => {
-            f.i32Const(0).set("i");
-            f.get("image").get("imageStride").i32Const(2).i32Shl().i32Add().tee("image");
-            f.tee("line").set("at");
-          });
+      f.i32Const(0).set("q");
+      f.loopWhile(() => f.get("q").get("kc").i32LtS(), () => {
+        // Four pixels at once: stride 1, and they stay in the row and in the block.
+        f.get("Sw").i32Const(1).i32Eq();
+        f.get("j").i32Const(4).i32Add().get("outW").i32LeS().i32And();
+        f.get("q").i32Const(4).i32Add().get("kc").i32LeS().i32And();
+        f.ifThen(() => {
+          transposeFour(f, mr);
+          nextPixels(4);
+        }, () => {
+          for (let r = 0; r < mr; r++) {
+            f.get("dst").get("at").get(`offset${r}`).i32Add().f32Load().f32Store(4 * r);
+          }
+          nextPixels(1);
         });
       });
     });
   });
+}
+
+/** Shuffle lanes (f32 lanes 0-3 of a, 4-7 of b) as i8x16.shuffle's 16 byte lanes. */
+const floatLanes = (lanes: number[]) =>
+  lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/**
+ * Four depth steps of a packTaps panel from four consecutive pixels: tap_r = the four pixels'
+ * values of tap r (one load each); pixel p's MR taps go to dst + 4·MR·p. Taps in fours are a
+ * 4 × 4 transpose (interleave pairs of taps, then join halves); a last pair of taps is
+ * interleaved, and each pixel's two values stored as one 8-byte lane.
+ */
+function transposeFour(f: FunctionBuilder, mr: number) {
+  for (let r = 0; r < mr; r++) f.get("at").get(`offset${r}`).i32Add().v128Load().set(`tap${r}`);
+  const interleave = (a: string, b: string, high: boolean, into: string) => {
+    const lanes = high ? [2, 6, 3, 7] : [0, 4, 1, 5];
+    f.get(a).get(b).i8x16Shuffle(floatLanes(lanes)).set(into);
+  };
+  let r = 0;
+  for (; r + 4 <= mr; r += 4) {
+    interleave(`tap${r}`, `tap${r + 1}`, false, "low0"); // a0 b0 a1 b1
+    interleave(`tap${r}`, `tap${r + 1}`, true, "high0"); // a2 b2 a3 b3
+    interleave(`tap${r + 2}`, `tap${r + 3}`, false, "low1"); // c0 d0 c1 d1
+    interleave(`tap${r + 2}`, `tap${r + 3}`, true, "high1"); // c2 d2 c3 d3
+    for (let p = 0; p < 4; p++) {
+      const [a, b] = p < 2 ? ["low0", "low1"] : ["high0", "high1"];
+      const lanes = p % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+      f.get("dst").get(a).get(b).i8x16Shuffle(floatLanes(lanes)).v128Store(4 * (mr * p + r));
+    }
+  }
+  if (r + 2 <= mr) {
+    interleave(`tap${r}`, `tap${r + 1}`, false, "low0");
+    interleave(`tap${r}`, `tap${r + 1}`, true, "high0");
+    for (let p = 0; p < 4; p++) {
+      f.get("dst").get(p < 2 ? "low0" : "high0").v128Store64Lane(p % 2, 4 * (mr * p + r));
+    }
+    r += 2;
+  }
+  if (r !== mr) throw new Error(`packTaps: MR ${mr} is not fours and a pair`);
 }
 
 /**
