@@ -176,7 +176,8 @@ export function runBinaryTask(k: LayerKernels, job: Int32Array, t: number): void
     return k.elementwise[`${op}VV`](a + 4 * first, b + 4 * first, out + 4 * first, end - first);
   }
   const inner = job[BINARY.inner], period = job[BINARY.period];
-  // The repeated operand's element for output i, and how many outputs from i read the same run.
+  // From output i: the repeated operand's element j, and the n outputs that read it (inner > 1)
+  // or that read its run from j on (inner = 1).
   for (let i = first; i < end;) {
     const j = Math.floor(i / inner) % period;
     const n = Math.min(inner === 1 ? period - j : inner - (i % inner), end - i);
@@ -193,18 +194,9 @@ export function runDropoutTask(k: LayerKernels, job: Int32Array, t: number): voi
   const first = t * job[DROPOUT.perTask];
   const n = Math.min(job[DROPOUT.perTask], job[DROPOUT.n] - first);
   const [x, out] = [job[DROPOUT.x], job[DROPOUT.out]].map((at) => at + 4 * first);
-  const [seed, mixedSeed, threshold] = [DROPOUT.seed, DROPOUT.mixedSeed, DROPOUT.threshold]
-    .map((word) => job[word]);
-  k.elementwise.dropout(
-    x,
-    out,
-    n,
-    first,
-    seed,
-    mixedSeed,
-    threshold,
-    wordFloat(job[DROPOUT.scale]),
-  );
+  const hash = [DROPOUT.seed, DROPOUT.mixedSeed, DROPOUT.threshold].map((word) => job[word]);
+  const scale = wordFloat(job[DROPOUT.scale]);
+  k.elementwise.dropout(x, out, n, first, ...hash as [number, number, number], scale);
 }
 
 /** Task t of a sumBlocks job. */
