@@ -10,7 +10,7 @@
  */
 
 import { type FunctionBuilder, ModuleBuilder } from "../emitter.ts";
-import { MAX_PAGES, type SimdTier, TILE } from "./gemm_kernels.ts";
+import { MAX_PAGES, type SimdTier, TILE, transposeFour, transposeLocals } from "./gemm_kernels.ts";
 import { ZERO_AT } from "./tasks.ts";
 
 /** A pixel row that no tap reaches: its taps all read the zero at address 0. */
@@ -241,8 +241,8 @@ function emitPackTaps(builder: ModuleBuilder, mr: number) {
     for (const l of ["panel", "q", "k", "c", "u", "i", "j", "image", "line", "at"]) {
       f.local(l, "i32");
     }
-    for (let r = 0; r < mr; r++) f.local(`offset${r}`, "i32").local(`tap${r}`, "v128");
-    for (const l of ["low0", "high0", "low1", "high1"]) f.local(l, "v128");
+    for (let r = 0; r < mr; r++) f.local(`offset${r}`, "i32");
+    transposeLocals(f, mr);
     // Next pixel: j (`pixels` to the right), then i, then the image.
     const nextPixels = (pixels: number) => {
       f.get("dst").i32Const(4 * mr * pixels).i32Add().set("dst");
@@ -289,7 +289,7 @@ function emitPackTaps(builder: ModuleBuilder, mr: number) {
         f.get("j").i32Const(4).i32Add().get("outW").i32LeS().i32And();
         f.get("q").i32Const(4).i32Add().get("kc").i32LeS().i32And();
         f.ifThen(() => {
-          transposeFour(f, mr);
+          transposeFour(f, mr, (r) => f.get("at").get(`offset${r}`).i32Add().v128Load());
           nextPixels(4);
         }, () => {
           for (let r = 0; r < mr; r++) {
@@ -300,45 +300,6 @@ function emitPackTaps(builder: ModuleBuilder, mr: number) {
       });
     });
   });
-}
-
-/** Shuffle lanes (f32 lanes 0-3 of a, 4-7 of b) as i8x16.shuffle's 16 byte lanes. */
-const floatLanes = (lanes: number[]) =>
-  lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
-
-/**
- * Four depth steps of a packTaps panel from four consecutive pixels: tap_r = the four pixels'
- * values of tap r (one load each); pixel p's MR taps go to dst + 4·MR·p. Taps in fours are a
- * 4 × 4 transpose (interleave pairs of taps, then join halves); a last pair of taps is
- * interleaved, and each pixel's two values stored as one 8-byte lane.
- */
-function transposeFour(f: FunctionBuilder, mr: number) {
-  for (let r = 0; r < mr; r++) f.get("at").get(`offset${r}`).i32Add().v128Load().set(`tap${r}`);
-  const interleave = (a: string, b: string, high: boolean, into: string) => {
-    const lanes = high ? [2, 6, 3, 7] : [0, 4, 1, 5];
-    f.get(a).get(b).i8x16Shuffle(floatLanes(lanes)).set(into);
-  };
-  let r = 0;
-  for (; r + 4 <= mr; r += 4) {
-    interleave(`tap${r}`, `tap${r + 1}`, false, "low0"); // a0 b0 a1 b1
-    interleave(`tap${r}`, `tap${r + 1}`, true, "high0"); // a2 b2 a3 b3
-    interleave(`tap${r + 2}`, `tap${r + 3}`, false, "low1"); // c0 d0 c1 d1
-    interleave(`tap${r + 2}`, `tap${r + 3}`, true, "high1"); // c2 d2 c3 d3
-    for (let p = 0; p < 4; p++) {
-      const [a, b] = p < 2 ? ["low0", "low1"] : ["high0", "high1"];
-      const lanes = p % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
-      f.get("dst").get(a).get(b).i8x16Shuffle(floatLanes(lanes)).v128Store(4 * (mr * p + r));
-    }
-  }
-  if (r + 2 <= mr) {
-    interleave(`tap${r}`, `tap${r + 1}`, false, "low0");
-    interleave(`tap${r}`, `tap${r + 1}`, true, "high0");
-    for (let p = 0; p < 4; p++) {
-      f.get("dst").get(p < 2 ? "low0" : "high0").v128Store64Lane(p % 2, 4 * (mr * p + r));
-    }
-    r += 2;
-  }
-  if (r !== mr) throw new Error(`packTaps: MR ${mr} is not fours and a pair`);
 }
 
 /**

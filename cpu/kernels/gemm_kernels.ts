@@ -182,6 +182,55 @@ function emitMacro(builder: ModuleBuilder, tier: SimdTier) {
   });
 }
 
+/** Declares the v128 locals {@link transposeFour} uses for a panel of `width` rows. */
+export function transposeLocals(f: FunctionBuilder, width: number) {
+  for (let r = 0; r < width; r++) f.local(`row${r}`, "v128");
+  for (const l of ["low0", "high0", "low1", "high1"]) f.local(l, "v128");
+}
+
+/** Shuffle lanes (f32 lanes 0-3 of a, 4-7 of b) as i8x16.shuffle's 16 byte lanes. */
+const floatLanes = (lanes: number[]) =>
+  lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/**
+ * Four depth steps of a panel of `width` rows, from one vector per row: `load(r)` pushes row
+ * r's values at four consecutive depth steps; step p's `width` values go to the local `dst` +
+ * 4·(width·p + r). Rows in fours are a 4 × 4 transpose in registers (interleave pairs of rows,
+ * then join halves); a last pair is interleaved and each step's two values stored as one
+ * 8-byte lane. The locals come from {@link transposeLocals}.
+ */
+export function transposeFour(f: FunctionBuilder, width: number, load: (r: number) => void) {
+  for (let r = 0; r < width; r++) {
+    load(r);
+    f.set(`row${r}`);
+  }
+  const interleave = (a: string, b: string, high: boolean, into: string) => {
+    const lanes = high ? [2, 6, 3, 7] : [0, 4, 1, 5];
+    f.get(a).get(b).i8x16Shuffle(floatLanes(lanes)).set(into);
+  };
+  let r = 0;
+  for (; r + 4 <= width; r += 4) {
+    interleave(`row${r}`, `row${r + 1}`, false, "low0"); // a0 b0 a1 b1
+    interleave(`row${r}`, `row${r + 1}`, true, "high0"); // a2 b2 a3 b3
+    interleave(`row${r + 2}`, `row${r + 3}`, false, "low1"); // c0 d0 c1 d1
+    interleave(`row${r + 2}`, `row${r + 3}`, true, "high1"); // c2 d2 c3 d3
+    for (let p = 0; p < 4; p++) {
+      const [a, b] = p < 2 ? ["low0", "low1"] : ["high0", "high1"];
+      const lanes = p % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+      f.get("dst").get(a).get(b).i8x16Shuffle(floatLanes(lanes)).v128Store(4 * (width * p + r));
+    }
+  }
+  if (r + 2 <= width) {
+    interleave(`row${r}`, `row${r + 1}`, false, "low0");
+    interleave(`row${r}`, `row${r + 1}`, true, "high0");
+    for (let p = 0; p < 4; p++) {
+      f.get("dst").get(p < 2 ? "low0" : "high0").v128Store64Lane(p % 2, 4 * (width * p + r));
+    }
+    r += 2;
+  }
+  if (r !== width) throw new Error(`transposeFour: ${width} rows are not fours and a pair`);
+}
+
 /**
  * pack{A,B}(src, rowStride, depthStride, rows, depth, dst): panels of `width` rows of the
  * strided matrix X(r, p) = src[r·rowStride + p·depthStride] (strides in bytes), panel q at
@@ -193,6 +242,7 @@ function emitPacker(builder: ModuleBuilder, name: string, width: number) {
   const params = Object.fromEntries(names.map((n) => [n, "i32" as const]));
   builder.addFunction(name, params, [], (f) => {
     for (const local of ["q", "p", "here", "from", "panel"]) f.local(local, "i32");
+    transposeLocals(f, width);
     f.forRange("q", () => f.i32Const(0), () => f.get("rows"), width, () => {
       f.get("rows").get("q").i32Sub().set("here"); // rows in this panel (may exceed width)
       f.get("src").get("q").get("rowStride").i32Mul().i32Add().set("panel");
@@ -212,7 +262,20 @@ function emitPacker(builder: ModuleBuilder, name: string, width: number) {
             f.get("dst").i32Const(width * 4).i32Add().set("dst");
           });
         }, () => {
-          f.forRange("p", () => f.i32Const(0), () => f.get("depth"), 1, () => {
+          // A row's depth steps are adjacent floats (a transposed operand): four steps at a
+          // time, one vector per row, transposed in registers; the rest one float at a time.
+          f.i32Const(0).set("p");
+          f.get("depthStride").i32Const(4).i32Eq().ifThen(() => {
+            f.loopWhile(() => f.get("p").i32Const(4).i32Add().get("depth").i32LeS(), () => {
+              f.get("panel").get("p").i32Const(4).i32Mul().i32Add().set("from");
+              transposeFour(f, width, (r) => {
+                f.get("from").get("rowStride").i32Const(r).i32Mul().i32Add().v128Load();
+              });
+              f.get("dst").i32Const(4 * width * 4).i32Add().set("dst");
+              f.get("p").i32Const(4).i32Add().set("p");
+            });
+          });
+          f.forRange("p", () => f.get("p"), () => f.get("depth"), 1, () => {
             f.get("panel").get("p").get("depthStride").i32Mul().i32Add().set("from");
             for (let r = 0; r < width; r++) {
               f.get("dst").get("from").f32Load().f32Store(4 * r);
@@ -240,42 +303,25 @@ function emitPacker(builder: ModuleBuilder, name: string, width: number) {
 
 /**
  * gemvDot(m, ldm, rows, depth, x, y, load): y[i] = (load ? y[i] : 0) + Σ_p M[i, p]·x[p] with
- * the rows of M contiguous (ldm: row stride in bytes), x and y contiguous. Two v128 partial
- * sums per row over eight depth steps at a time, then a scalar tail.
+ * the rows of M contiguous (ldm: row stride in bytes), x and y contiguous: the dot products of
+ * `dotRows4` (each vector of x loaded once for four rows of M), then `dotRows1` for the last
+ * rows % 4. Every row sums in the same order either way.
  */
-function emitGemvDot(builder: ModuleBuilder, tier: SimdTier) {
+function emitGemvDot(builder: ModuleBuilder) {
   const names = ["m", "ldm", "rows", "depth", "x", "y", "load"] as const;
   const params = Object.fromEntries(names.map((n) => [n, "i32" as const]));
   builder.addFunction("gemvDot", params, [], (f) => {
-    f.local("i", "i32").local("p", "i32").local("row", "i32").local("sum", "f32");
-    f.local("s0", "v128").local("s1", "v128");
-    f.forRange("i", () => f.i32Const(0), () => f.get("rows"), 1, () => {
-      f.get("m").get("i").get("ldm").i32Mul().i32Add().set("row");
-      f.f32Const(0).f32x4Splat().tee("s0").set("s1");
-      f.i32Const(0).set("p");
-      f.loopWhile(() => f.get("p").i32Const(8).i32Add().get("depth").i32LeS(), () => {
-        const at = (base: string, offset: number) => () =>
-          f.get(base).get("p").i32Const(4).i32Mul().i32Add().v128Load(offset);
-        multiplyAdd(f, tier, at("row", 0), at("x", 0), "s0");
-        multiplyAdd(f, tier, at("row", 16), at("x", 16), "s1");
-        f.get("p").i32Const(8).i32Add().set("p");
+    f.local("i", "i32");
+    const rowsFrom = (r: number) => {
+      f.loopWhile(() => f.get("i").i32Const(r).i32Add().get("rows").i32LeS(), () => {
+        f.get("m").get("i").get("ldm").i32Mul().i32Add().get("ldm").get("x").get("depth");
+        f.get("y").get("i").i32Const(4).i32Mul().i32Add().i32Const(4).get("load");
+        f.call(`dotRows${r}`);
+        f.get("i").i32Const(r).i32Add().set("i");
       });
-      f.get("s0").get("s1").f32x4Add().set("s0");
-      f.get("s0").f32x4ExtractLane(0).get("s0").f32x4ExtractLane(1).f32Add();
-      f.get("s0").f32x4ExtractLane(2).get("s0").f32x4ExtractLane(3).f32Add().f32Add().set("sum");
-      f.loopWhile(() => f.get("p").get("depth").i32LtS(), () => {
-        f.get("sum");
-        f.get("row").get("p").i32Const(4).i32Mul().i32Add().f32Load();
-        f.get("x").get("p").i32Const(4).i32Mul().i32Add().f32Load();
-        f.f32Mul().f32Add().set("sum");
-        f.get("p").i32Const(1).i32Add().set("p");
-      });
-      const yAt = () => f.get("y").get("i").i32Const(4).i32Mul().i32Add();
-      f.get("load").ifThen(() => {
-        yAt().f32Load().get("sum").f32Add().set("sum");
-      });
-      yAt().get("sum").f32Store();
-    });
+    };
+    rowsFrom(4);
+    rowsFrom(1);
   });
 }
 
@@ -426,9 +472,9 @@ export function gemmModuleBytes(tier: SimdTier, shared: boolean): Uint8Array<Arr
   emitMacro(builder, tier);
   emitPacker(builder, "packA", MR);
   emitPacker(builder, "packB", NR);
-  emitGemvDot(builder, tier);
-  emitGemvAxpy(builder, tier);
   for (let r = 1; r <= 4; r++) emitDotRows(builder, tier, r);
+  emitGemvDot(builder);
+  emitGemvAxpy(builder, tier);
   emitSkinnyDot(builder);
   return builder.bytes();
 }
