@@ -31,9 +31,10 @@
  * per element, at the pixel's window corner plus the tap's offset (16-byte moves where a panel's
  * pixels are neighbours in a row of a stride-1 layer: then a tap's MR values are consecutive),
  * and `packTaps` writes colᵀ blocks (MR taps per depth step) for the weight gradient the same
- * way (four neighbouring pixels at once there, transposed in registers). Each element of col is packed once per call; the weights (small) are
- * packed once per group with the gemm's own packer. Where no padded copy fits (the input
- * gradient of a strided layer: dilation holes; or padding wider than the kernel)
+ * way (four neighbouring pixels at once there, transposed in registers). Each element of col is
+ * packed once per call; the weights are packed once per call with the gemm's own packer, by the
+ * product's first tasks (one per group and k-block, on every thread). Where no padded copy fits
+ * (the input gradient of a strided layer: dilation holes; or padding wider than the kernel)
  * `packPixelsGeneral` checks each tap and reads a zero kept at address 0 through `select`.
  *
  * The products run on the gemm module's `macro` (MR × 8 register tiles, edge tiles, fused
@@ -59,7 +60,7 @@ import type { Conv2dParams } from "../../backend/backend.ts";
 import { type SimdTier, TILE } from "./gemm_kernels.ts";
 import { engineFor, type GemmEngine } from "./gemm.ts";
 import { KC, PAD, PIX, WGT } from "./conv2d_tasks.ts";
-import { KINDS, newJob, setWords, ZERO_AT } from "./tasks.ts";
+import { HEADER, KINDS, newJob, setWords, ZERO_AT } from "./tasks.ts";
 import { placeOperands } from "./operands.ts";
 
 /** Pixels (or taps) per packed A block, in MR-row panels: MC × KC floats stay in L2. */
@@ -94,14 +95,6 @@ function machine(tier: SimdTier): GemmEngine {
 
 /** Byte size rounded up to a 64-byte cache line. */
 const line = (bytes: number) => Math.ceil(bytes / 64) * 64;
-
-/** Packs B = w_gᵀ-like [depth K, cols] blocks of KC steps: source element (col, k) at src + 4·(col·K + k). */
-function packWeights(m: GemmEngine, src: number, cols: number, K: number, dst: number) {
-  const colsPadded = Math.ceil(cols / 8) * 8;
-  for (let k0 = 0; k0 < K; k0 += KC) {
-    m.exports.packB(src + 4 * k0, 4 * K, 4, cols, Math.min(KC, K - k0), dst + 4 * k0 * colsPadded);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The three kernels
@@ -140,7 +133,13 @@ interface PixelProduct {
   /** Taps per output pixel (K) and output channels of a group (cols). */
   K: number;
   cols: number;
-  /** Byte address of group 0's packed weights (one group's follow every K·cols8 floats). */
+  /**
+   * Byte address of group 0's weights, [cols, K] (element (col, k) at 4·(col·K + k)), and bytes
+   * from one group's to the next's; where they go packed (one group's follow every K·cols8
+   * floats), packed by the job's first tasks.
+   */
+  weights: number;
+  weightsGroup: number;
   packedB: number;
   /** Output: group 0's first channel, bytes between groups, image stride (elements). */
   dst: number;
@@ -179,8 +178,14 @@ function pixelBlock(m: GemmEngine, M: number, groups: number): number {
  */
 function pixelProduct(m: GemmEngine, s: Source, g: PixelProduct, scratch: number) {
   const M = g.images * g.outH * g.outW, mc = pixelBlock(m, M, g.groups);
-  const qBlocks = Math.ceil(M / mc);
-  const job = newJob(KINDS.convPixels, g.groups * qBlocks, scratch, pixelScratch(m.tier, g.cols));
+  const qBlocks = Math.ceil(M / mc), packTasks = g.groups * Math.ceil(g.K / KC);
+  const job = newJob(
+    KINDS.convPixels,
+    packTasks + g.groups * qBlocks,
+    scratch,
+    pixelScratch(m.tier, g.cols),
+  );
+  job[HEADER.barrier] = packTasks;
   const values: Record<keyof typeof PIX, number> = {
     src: s.src,
     padded: s.padded ? 1 : 0,
@@ -200,12 +205,14 @@ function pixelProduct(m: GemmEngine, s: Source, g: PixelProduct, scratch: number
     images: g.images,
     K: g.K,
     cols: g.cols,
+    weights: g.weights,
     packedB: g.packedB,
     dst: g.dst,
     dstImageStride: g.dstImageStride,
     bias: g.bias,
     biasStep: g.biasStep,
     srcGroup: s.group,
+    weightsGroup: g.weightsGroup,
     packedBGroup: 4 * g.K * Math.ceil(g.cols / 8) * 8,
     dstGroup: g.dstGroup,
     biasGroup: g.biasGroup,
@@ -264,15 +271,6 @@ export function conv2dForwardWasm(
     scratch: (m.scratchSpaces * pixelScratch(tier, outGroup)) / 4,
   });
   if (!unpadded) pad(m, p.n * p.c, p.h, p.w, p.padH, p.padW, at);
-  for (let group = 0; group < p.groups; group++) {
-    packWeights(
-      m,
-      at.w + 4 * group * outGroup * K,
-      outGroup,
-      K,
-      at.packedB + 4 * group * packedGroup,
-    );
-  }
   const source: Source = {
     src: unpadded ? at.raw : at.padded,
     group: 4 * inGroup * Hp * Wp,
@@ -296,6 +294,8 @@ export function conv2dForwardWasm(
     images: p.n,
     K,
     cols: outGroup,
+    weights: at.w,
+    weightsGroup: 4 * outGroup * K,
     packedB: at.packedB,
     dst: at.y,
     dstGroup: 4 * outGroup * P,
@@ -340,23 +340,22 @@ export function conv2dBackwardInputWasm(
   const { at, finish } = placeOperands(m, "conv2d", {
     raw: { read: dy, length: p.n * p.o * P },
     padded: padded ? p.n * p.o * Hp * Wp : 0,
-    flipped: inGroup * K,
+    flipped: p.groups * inGroup * K,
     dx: { write: dx, length: p.n * p.c * p.h * p.w },
     packedB: p.groups * packedGroup,
     scratch: (m.scratchSpaces * pixelScratch(tier, inGroup)) / 4,
   });
   if (padded) pad(m, p.n * p.o, p.outH, p.outW, padH, padW, at);
-  const flipped = new Float32Array(m.memory.buffer, at.flipped, inGroup * K);
+  const flipped = new Float32Array(m.memory.buffer, at.flipped, p.groups * inGroup * K);
   for (let group = 0; group < p.groups; group++) {
     // w'[c, o, u, v] = w[o, c, KH−1−u, KW−1−v] for this group's filters.
     for (let c = 0; c < inGroup; c++) {
       for (let o = 0; o < outGroup; o++) {
         const from = ((group * outGroup + o) * inGroup + c) * taps + taps - 1;
-        const to = (c * outGroup + o) * taps;
+        const to = ((group * inGroup + c) * outGroup + o) * taps;
         for (let t = 0; t < taps; t++) flipped[to + t] = weight[from - t];
       }
     }
-    packWeights(m, at.flipped, inGroup, K, at.packedB + 4 * group * packedGroup);
   }
   const source: Source = {
     src: padded ? at.padded : at.raw,
@@ -381,6 +380,8 @@ export function conv2dBackwardInputWasm(
     images: p.n,
     K,
     cols: inGroup,
+    weights: at.flipped,
+    weightsGroup: 4 * inGroup * K,
     packedB: at.packedB,
     dst: at.dx,
     dstGroup: 4 * inGroup * p.h * p.w,

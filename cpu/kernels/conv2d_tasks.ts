@@ -3,9 +3,11 @@
  * among the threads). Three kinds, each task an independent block of the output:
  *
  * - `convPad`: a run of planes copied into zero-bordered planes (the packers' source).
- * - `convPixels` (forward, and the input gradient as a forward convolution of dy): one group's
- *   block of MC output pixels, all its channels: pack im2col blocks, multiply with the group's
- *   packed weights over every k-block, scatter the tile to NCHW.
+ * - `convPixels` (forward, and the input gradient as a forward convolution of dy): first, before
+ *   the barrier, one task per group and k-block packs that block of the group's weights into
+ *   the gemm's B panels; then one task per group and block of MC output pixels, all its
+ *   channels: pack im2col blocks, multiply with the group's packed weights over every k-block,
+ *   scatter the tile to NCHW.
  * - `convWeight` (weight gradient): one batch slice's block of MC taps by a block of output
  *   channels of one group, summed over every pixel of the slice in KC-pixel steps into the
  *   slice's own C, in the same order whichever thread runs it and however many threads there
@@ -16,7 +18,7 @@
 
 import type { GemmExports } from "./gemm_kernels.ts";
 import type { ConvExports } from "./conv2d_kernels.ts";
-import { bodyWords, threadScratch } from "./tasks.ts";
+import { bodyWords, HEADER, threadScratch } from "./tasks.ts";
 
 /** Depth of a packed block (an A panel and a B panel of KC steps fit in L1). */
 export const KC = 256;
@@ -34,7 +36,8 @@ export const PAD = bodyWords(
 
 /**
  * convPixels: the source (see conv2d.ts's Source), the product (PixelProduct), the byte
- * distance between groups in source, packed weights, output and bias, and the pixel blocks.
+ * distance between groups in source, weights, packed weights, output and bias, and the pixel
+ * blocks. The header's barrier is the number of packing tasks (groups × k-blocks).
  */
 export const PIX = bodyWords(
   [
@@ -56,12 +59,14 @@ export const PIX = bodyWords(
     "images",
     "K",
     "cols",
+    "weights",
     "packedB",
     "dst",
     "dstImageStride",
     "bias",
     "biasStep",
     "srcGroup",
+    "weightsGroup",
     "packedBGroup",
     "dstGroup",
     "biasGroup",
@@ -115,13 +120,25 @@ export function runPadTask(k: ConvKernels, job: Int32Array, t: number): void {
   k.conv.pad(src, dst, planes, H, W, padH, padW);
 }
 
-/** Task t of a convPixels job: one group's block of MC output pixels. */
+/**
+ * Task t of a convPixels job: below the barrier, one group's k-block of weights packed (the
+ * weights of a group: element (col, k) at 4·(col·K + k) bytes); then one group's block of MC
+ * output pixels.
+ */
 export function runPixelTask(k: ConvKernels, job: Int32Array, t: number, thread: number): void {
+  const K = job[PIX.K], cols = job[PIX.cols], colsPadded = Math.ceil(cols / 8) * 8;
+  const packTasks = job[HEADER.barrier], kBlocks = Math.ceil(K / KC);
+  if (t < packTasks) {
+    const group = Math.floor(t / kBlocks), k0 = (t % kBlocks) * KC;
+    const weights = job[PIX.weights] + group * job[PIX.weightsGroup] + 4 * k0;
+    const packed = job[PIX.packedB] + group * job[PIX.packedBGroup] + 4 * k0 * colsPadded;
+    k.gemm.packB(weights, 4 * K, 4, cols, Math.min(KC, K - k0), packed);
+    return;
+  }
   const qBlocks = job[PIX.qBlocks], mc = job[PIX.mc];
-  const group = Math.floor(t / qBlocks), q0 = (t % qBlocks) * mc;
+  const group = Math.floor((t - packTasks) / qBlocks), q0 = ((t - packTasks) % qBlocks) * mc;
   const outW = job[PIX.outW], P = job[PIX.outH] * outW, M = job[PIX.images] * P;
-  const rows = Math.min(mc, M - q0), K = job[PIX.K], cols = job[PIX.cols];
-  const colsPadded = Math.ceil(cols / 8) * 8;
+  const rows = Math.min(mc, M - q0);
   const a = threadScratch(job, thread), c = a + 4 * mc * KC;
   const src = job[PIX.src] + group * job[PIX.srcGroup];
   const packedB = job[PIX.packedB] + group * job[PIX.packedBGroup];
