@@ -4,8 +4,8 @@
  * depends on nothing else, so every thread count gives the same bits.
  *
  * - `relu`: a run of elements (a multiple of 4: the vector loop stays aligned).
- * - `lrn`: a run of images (the window runs across the channels of one pixel); the backward's
- *   two per-image buffers are per-thread scratch.
+ * - `lrn`: a run of images, or a run of one image's pixels (the window runs across the channels
+ *   of one pixel); the backward's two per-image buffers are per-thread scratch.
  * - `pool`: a run of planes, forward or the gradient's scatter (within a plane in order).
  * - `sgd`: a run of weights (each element's update depends on its own w, g and v alone).
  * - `binary`: a run of output elements, cut where a repeated operand's run starts over.
@@ -48,6 +48,8 @@ export const LRN = bodyWords(
     "k",
     "factor",
     "perTask",
+    "chunks",
+    "chunk",
     "backward",
   ] as const,
 );
@@ -122,10 +124,14 @@ export function runReluTask(k: LayerKernels, job: Int32Array, t: number): void {
 
 /** Task t of an lrn job. */
 export function runLrnTask(k: LayerKernels, job: Int32Array, t: number, thread: number): void {
-  const first = t * job[LRN.perTask];
-  const items = Math.min(job[LRN.perTask], job[LRN.items] - first);
-  const C = job[LRN.C], P = job[LRN.P], offset = 4 * first * C * P;
-  const window = [items, C, P, job[LRN.below], job[LRN.above]];
+  const C = job[LRN.C], P = job[LRN.P], chunks = job[LRN.chunks];
+  // `chunks` runs of `chunk` pixels per image (then one image per task), or whole images.
+  const first = chunks > 1 ? Math.floor(t / chunks) : t * job[LRN.perTask];
+  const items = chunks > 1 ? 1 : Math.min(job[LRN.perTask], job[LRN.items] - first);
+  const p0 = chunks > 1 ? (t % chunks) * job[LRN.chunk] : 0;
+  const pixels = chunks > 1 ? Math.min(job[LRN.chunk], P - p0) : P;
+  const offset = 4 * (first * C * P + p0);
+  const window = [items, C, P, pixels, job[LRN.below], job[LRN.above]];
   const alpha = wordFloat(job[LRN.alpha]), kk = wordFloat(job[LRN.k]);
   const x = job[LRN.x] + offset, out = job[LRN.out] + offset;
   if (!job[LRN.backward]) return k.lrn.lrnForward(x, out, ...window, alpha, kk);

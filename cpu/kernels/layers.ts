@@ -35,7 +35,8 @@ export { lrnWasmSupports } from "./lrn.ts";
 const TASK_ELEMENTS = 1 << 15;
 /**
  * The work of one element of a pass over memory, in the flops `run` weighs against the cost of
- * waking the threads: a pass of a quarter million floats or more is shared.
+ * waking the threads: a pass of a quarter million floats or more is shared. A pooling window's
+ * cell (a load, a compare, a select) counts as one element.
  */
 const PASS_FLOPS = 16;
 
@@ -62,7 +63,7 @@ function reluJob(x: Float32Array, dy: Float32Array | null, out: Float32Array): v
   const job = newJob(KINDS.relu, Math.ceil(n / TASK_ELEMENTS));
   const values = { ...at, n, perTask: TASK_ELEMENTS, backward: dy ? 1 : 0 };
   setWords(job, RELU, values);
-  m.run(job, 4 * n);
+  m.run(job, PASS_FLOPS * n);
   finish();
 }
 
@@ -78,7 +79,10 @@ export function reluBackwardWasm(x: Float32Array, dy: Float32Array, dx: Float32A
 
 const windowOf = (p: LrnParams) => [Math.floor(p.size / 2), Math.floor((p.size - 1) / 2)];
 
-/** Runs LRN forward (dy null) or backward on the pool, a run of images per task. */
+/**
+ * Runs LRN forward (dy null) or backward on the pool: a run of images per task, or, for an
+ * image of more than a task's elements, runs of its pixels (a multiple of 4) per task.
+ */
 function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Float32Array): void {
   const m = engine();
   const item = p.c * p.h * p.w, length = p.n * item;
@@ -90,7 +94,10 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
     scratch: (m.scratchSpaces * scratchBytes) / 4,
   });
   const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(item, 1)));
-  const job = newJob(KINDS.lrn, Math.ceil(p.n / perTask), at.scratch, scratchBytes);
+  const P = p.h * p.w, split = Math.max(1, Math.floor(item / TASK_ELEMENTS));
+  const chunk = Math.ceil(P / split / 4) * 4, chunks = Math.ceil(P / chunk);
+  const tasks = chunks > 1 ? p.n * chunks : Math.ceil(p.n / perTask);
+  const job = newJob(KINDS.lrn, tasks, at.scratch, scratchBytes);
   const [below, above] = windowOf(p);
   const values = {
     x: at.x,
@@ -98,13 +105,15 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
     dy: at.dy,
     items: p.n,
     C: p.c,
-    P: p.h * p.w,
+    P,
     below,
     above,
     alpha: floatWord(p.alpha),
     k: floatWord(p.k),
     factor: floatWord(2 * p.alpha * p.beta),
     perTask,
+    chunks,
+    chunk,
     backward: dy ? 1 : 0,
   };
   setWords(job, LRN, values);
@@ -171,7 +180,7 @@ export function maxPool2dForwardWasm(
     dx: 0,
   };
   setWords(job, POOL, values);
-  m.run(job, 2 * outLength * p.kh * p.kw);
+  m.run(job, PASS_FLOPS * outLength * p.kh * p.kw);
   finish();
 }
 
@@ -204,7 +213,7 @@ export function maxPool2dBackwardWasm(
     backward: 1,
   };
   setWords(job, POOL, values);
-  m.run(job, 4 * (inLength + outLength));
+  m.run(job, PASS_FLOPS * (inLength + outLength));
   finish();
 }
 
@@ -242,7 +251,7 @@ export function sgdUpdateWasm(
     lrHigh,
   };
   setWords(job, SGD, values);
-  m.run(job, 6 * n);
+  m.run(job, PASS_FLOPS * n);
   finish();
 }
 

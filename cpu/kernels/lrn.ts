@@ -12,8 +12,11 @@
  * powers are float32, a few ulps apart.
  *
  * The pixels of one channel plane are contiguous, so each plane runs in v128 steps and then one
- * float at a time for its last P mod 4 pixels (the same code emitted twice, once per width).
- * cpu/kernels/layers.ts runs the kernels, split over the threads by images.
+ * float at a time for its last pixels mod 4 (the same code emitted twice, once per width: the
+ * same float32 operations in every lane, so the bits do not depend on which width a pixel
+ * takes). A call normalizes `pixels` consecutive pixels of every plane (planes P apart): whole
+ * images, or a run of one image's pixels. cpu/kernels/layers.ts runs the kernels, split over
+ * the threads by images, or within an image when images are few and large.
  *
  * @module
  */
@@ -51,12 +54,12 @@ function declare(f: FunctionBuilder, names: string[]) {
 }
 
 /**
- * Runs `body(o)` for every pixel step of a plane: o.bytes-wide steps while they fit, then
- * single floats; the local `at` is the step's byte offset within the plane.
+ * Runs `body(o)` for every pixel step of a plane's `pixels`: o.bytes-wide steps while they fit,
+ * then single floats; the local `at` is the step's byte offset within the plane.
  */
 function planeSteps(f: FunctionBuilder, body: (o: Ops) => void) {
-  f.get("P").i32Const(-4).i32And().i32Const(2).i32Shl().set("vectorEnd");
-  f.get("P").i32Const(2).i32Shl().set("planeEnd");
+  f.get("pixels").i32Const(-4).i32And().i32Const(2).i32Shl().set("vectorEnd");
+  f.get("pixels").i32Const(2).i32Shl().set("planeEnd");
   f.i32Const(0).set("at");
   for (const lanes of [4, 1] as const) {
     const o = ops(f, lanes);
@@ -130,7 +133,7 @@ function inversePower(f: FunctionBuilder, o: Ops) {
   f.set(o.v("inv"));
 }
 
-const I32 = ["x", "y", "items", "C", "P", "below", "above"] as const;
+const I32 = ["x", "y", "items", "C", "P", "pixels", "below", "above"] as const;
 
 export function lrnModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const builder = new ModuleBuilder();
@@ -148,7 +151,8 @@ function declareLocals(f: FunctionBuilder): void {
   declare(f, ["sum", "t", "s", "inv"]);
 }
 
-// lrnForward(x, y, items, C, P, below, above, alpha, k)
+// lrnForward(x, y, items, C, P, pixels, below, above, alpha, k): planes of P pixels, the first
+// `pixels` of each normalized (x and y point at the first).
 const LRN_FORWARD_PARAMS = {
   ...Object.fromEntries(I32.map((n) => [n, "i32" as const])),
   alpha: "f32" as const,
@@ -174,8 +178,8 @@ function emitLrnForward(builder: ModuleBuilder): void {
   });
 }
 
-// lrnBackward(x, y = dx, items, C, P, below, above, alpha, k, dy, scaled, weighted, factor):
-// scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
+// lrnBackward(x, y = dx, items, C, P, pixels, below, above, alpha, k, dy, scaled, weighted,
+// factor): scaled = s^(−β) and weighted = dy·x·s^(−β)/s are scratch planes of one item.
 const LRN_BACKWARD_PARAMS = {
   ...LRN_FORWARD_PARAMS,
   dy: "i32" as const,

@@ -206,6 +206,7 @@ Deno.test({ name: "wasm LRN: forward and backward match the reference", ignore: 
     [3, 9, 5, 5, 1],
     [2, 12, 2, 3, 6],
     [1, 5, 1, 1, 3], // one pixel: only the scalar tail
+    [2, 37, 43, 47, 5], // images past a task's elements: runs of 1012 and 1009 pixels per task
   ];
   for (const [n, c, h, w, size] of shapes) {
     // alpha large enough that the normalization matters (s up to ~k + 2).

@@ -181,13 +181,19 @@ function layerOutputs(): (Float32Array | Int32Array)[] {
   const ly = new Float32Array(length), ldx = new Float32Array(length);
   lrnForwardWasm(lx, lrn, ly);
   lrnBackwardWasm(lx, ldy, lrn, ldx);
+  // One image of more than a task's elements: split into runs of its pixels.
+  const big = { n: 1, c: 37, h: 43, w: 47, size: 5, alpha: 1e-4, beta: 0.75, k: 2 };
+  const bx = random(rng, 37 * 43 * 47), bdy = random(rng, bx.length);
+  const by = new Float32Array(bx.length), bdx = new Float32Array(bx.length);
+  lrnForwardWasm(bx, big, by);
+  lrnBackwardWasm(bx, bdy, big, bdx);
   const p = pool2dParams("maxPool2d", [6, 41, 63, 71], 3, 2, 0);
   const px = random(rng, 6 * 41 * 63 * 71);
   const py = new Float32Array(6 * 41 * p.outH * p.outW), argmax = new Int32Array(py.length);
   maxPool2dForwardWasm(px, p, py, argmax);
   const pdx = new Float32Array(px.length);
   maxPool2dBackwardWasm(random(rng, py.length), argmax, p, pdx);
-  return [y, dx, ly, ldx, py, argmax, pdx];
+  return [y, dx, ly, ldx, by, bdx, py, argmax, pdx];
 }
 
 Deno.test("relu, LRN and max-pool kernels give the same bits on 1, 2 and 3 threads", async () => {
