@@ -2,10 +2,11 @@
  * Where one CPU training step spends its time, kernel by kernel: every method of the CPU
  * backend is wrapped in a timer (the CPU kernels are synchronous, so wall time per call is the
  * kernel's time), then one AlexNet-mini step at batch 128 and one paper-AlexNet step at batch 8
- * run after a warm-up step. With `--infer`, the same for inference: eval mode under noGrad, the
+ * run after a warm-up step (`--batch` changes both batch sizes). With `--infer`, the same for inference: eval mode under noGrad, the
  * forward pass alone.
  *
  *     deno run --allow-read bench/cpu_profile.ts [mini|alexnet] [--steps N] [--threads N] [--infer]
+ *       [--batch N]
  *
  * Conv calls are split by layer shape (`conv2dForward 1x28x28 k5`), since each layer is a
  * different gemm shape. The machine is shared: read the shares, not the absolute times alone.
@@ -153,17 +154,21 @@ if (import.meta.main) {
   const steps = stepsAt >= 0 ? Number(Deno.args[stepsAt + 1]) : 1;
   const threadsAt = Deno.args.indexOf("--threads");
   const infer = Deno.args.includes("--infer"), what = infer ? "inference" : "step";
+  const batchAt = Deno.args.indexOf("--batch");
+  const batch = (fallback: number) => batchAt >= 0 ? Number(Deno.args[batchAt + 1]) : fallback;
   await setThreads(threadsAt >= 0 ? Number(Deno.args[threadsAt + 1]) : "auto");
   console.log(`${getThreads()} thread(s)`);
   const { profile } = instrumentCpu();
   if (which !== "alexnet") {
-    const ms = await profileStep(alexnetMini(), [128, 1, 28, 28], 10, profile, steps, infer);
-    printProfile(`AlexNet-mini, batch 128, ${what}`, profile, ms, steps);
-    console.log(`\n${(128 / (ms / 1000)).toFixed(1)} images/s`);
+    const n = batch(128);
+    const ms = await profileStep(alexnetMini(), [n, 1, 28, 28], 10, profile, steps, infer);
+    printProfile(`AlexNet-mini, batch ${n}, ${what}`, profile, ms, steps);
+    console.log(`\n${(n / (ms / 1000)).toFixed(1)} images/s`);
   }
   if (which !== "mini") {
-    const ms = await profileStep(alexnet(), [8, 3, 227, 227], 1000, profile, steps, infer);
-    printProfile(`AlexNet (paper, 227 px), batch 8, ${what}`, profile, ms, steps);
-    console.log(`\n${(8 / (ms / 1000)).toFixed(2)} images/s`);
+    const n = batch(8);
+    const ms = await profileStep(alexnet(), [n, 3, 227, 227], 1000, profile, steps, infer);
+    printProfile(`AlexNet (paper, 227 px), batch ${n}, ${what}`, profile, ms, steps);
+    console.log(`\n${(n / (ms / 1000)).toFixed(2)} images/s`);
   }
 }
