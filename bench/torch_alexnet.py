@@ -1,10 +1,13 @@
-"""PyTorch yardstick for bench/cpu_alexnet_bench.ts, on the same networks: AlexNet-mini (groups 2,
+"""PyTorch yardstick for bench/cpu_alexnet_bench.ts (and onnxruntime's, with --onnxruntime), on the same networks: AlexNet-mini (groups 2,
 as tessera's alexnetMini(), or 1) and the paper's AlexNet (227 px, groups 2 in conv2/4/5, LRN).
 Training step (forward, cross-entropy, backward, SGD momentum 0.9, weight decay 5e-4) and
 inference (eval, no_grad), images/s, median of the runs after 2 warm-ups.
 
     python torch_alexnet.py --threads 1   (PyTorch 2.x CPU wheel; for the "tuned" figures set
     MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296, see PERF.md)
+
+--onnxruntime runs the inference rows on onnxruntime instead (the same network exported to ONNX
+in eval mode, intra-op threads = --threads), and skips the training rows.
 
 --simd128 limits PyTorch to 128-bit vectors, the width WebAssembly SIMD has: oneDNN (convolutions,
 linear layers) to SSE4.1 (ONEDNN_MAX_CPU_ISA=SSE41) and ATen's own kernels to their baseline build
@@ -16,6 +19,7 @@ import argparse, os, time
 p = argparse.ArgumentParser(description=__doc__)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--quick", action="store_true")
+p.add_argument("--onnxruntime", action="store_true", help="inference rows on onnxruntime, no training rows")
 p.add_argument("--simd128", action="store_true", help="128-bit vectors only (SSE4.1), as WebAssembly")
 args = p.parse_args()
 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -59,7 +63,22 @@ def median_seconds(fn, reps):
     return sorted(ts)[len(ts) // 2]
 
 
+def onnx_session(net, x):
+    """One inference of net on x in onnxruntime, as a function (the model exported in memory)."""
+    import io, onnxruntime, warnings
+    model = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on constant folding
+        torch.onnx.export(net, (x,), model, input_names=["x"], dynamo=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+    session = onnxruntime.InferenceSession(model.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
 def row(kind, groups, mode, batch, reps):
+    if mode == "train" and args.onnxruntime: return
     torch.manual_seed(0)
     net, shape, classes = build(kind, groups)
     x = torch.randn(batch, *shape); y = torch.randint(0, classes, (batch,))
@@ -69,6 +88,8 @@ def row(kind, groups, mode, batch, reps):
         loss = nn.CrossEntropyLoss()
         def step():
             opt.zero_grad(set_to_none=True); loss(net(x), y).backward(); opt.step()
+    elif args.onnxruntime:
+        step = onnx_session(net.eval(), x)
     else:
         net.eval()
         def step():
@@ -80,8 +101,12 @@ def row(kind, groups, mode, batch, reps):
 
 
 isa = f"{torch.backends.cpu.get_cpu_capability()}, oneDNN ISA limit {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}"
-print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s), {isa}, loadavg {open('/proc/loadavg').read().split()[0]}")
-print("| mode | network | batch | PyTorch |\n|---|---|---:|---:|")
+engine = "torch " + torch.__version__
+if args.onnxruntime:
+    import onnxruntime
+    engine = f"onnxruntime {onnxruntime.__version__} (model exported by torch {torch.__version__})"
+print(f"# {engine}, {args.threads} thread(s), {isa}, loadavg {open('/proc/loadavg').read().split()[0]}")
+print(f"| mode | network | batch | {'onnxruntime' if args.onnxruntime else 'PyTorch'} |\n|---|---|---:|---:|")
 row("mini", 2, "train", 128, 7)
 row("mini", 1, "train", 128, 7)
 row("mini", 2, "infer", 128, 9)
