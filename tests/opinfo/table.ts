@@ -1100,6 +1100,14 @@ const pooling: OpInfo[] = [
           lrn(),
           { noGrad: true, ...POW },
         ),
+        // An infinite square makes s infinite: s^(−β) = 0, so its finite neighbours give 0 and
+        // the infinite values NaN (∞·0), as in PyTorch.
+        vsRef(
+          "localResponseNorm with ±Inf",
+          [v(cycle([Infinity, 1, -2, 0.5, -Infinity, 0.25, 3], [1, 7, 3, 5]), [1, 7, 3, 5])],
+          lrn(),
+          { noGrad: true, ...POW },
+        ),
       ],
       int32: [floatOnly("localResponseNorm", (x) => T.localResponseNorm(x))],
       large: [
