@@ -179,6 +179,7 @@ function yardstickCell(row: Row, stick: Yardstick | undefined, ceiling: Ceiling 
 export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
   // pytorch128: torch_alexnet.py [--quick] --simd128, tuned, three sittings on 2026-12-06
   // (06:18, 09:22 and 09:28 UTC, load 0.6-1.3); the README gives the last one beside tessera.
+  // onnx: PERF.md's figures and torch_alexnet.py --onnxruntime (2026-12-06 19:02 UTC).
   const rows: Row[] = [
     {
       net: mini2,
@@ -200,7 +201,7 @@ export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
       batch: 128,
       pytorch: { one: [1156, 1256], two: [1469, 1625], note: "(untuned)" },
       pytorch128: { one: [725, 772], two: [1419, 1503] },
-      onnx: { one: [2440, 2690], two: [2832, 3626] },
+      onnx: { one: [1392, 2690], two: [2591, 3626] },
     },
     { net: mini2, mode: "infer", batch: 1, pytorch128: { one: [1.8, 2.0], two: [1.6, 2.1] } },
     {
@@ -209,7 +210,7 @@ export async function runCpuAlexnetBench(quick: boolean): Promise<void> {
       batch: 1,
       pytorch: { one: [27.7, 27.7] },
       pytorch128: { one: [54.9, 61.5], two: [37.1, 41.0] },
-      onnx: { one: [18.5, 18.5] },
+      onnx: { one: [18.5, 23.7], two: [17.8, 17.8] },
     },
   ];
   if (!quick) {
