@@ -95,7 +95,7 @@ function lrnJob(x: Float32Array, dy: Float32Array | null, p: LrnParams, out: Flo
   });
   const perTask = Math.max(1, Math.floor(TASK_ELEMENTS / Math.max(item, 1)));
   const P = p.h * p.w, split = Math.max(1, Math.floor(item / TASK_ELEMENTS));
-  const chunk = Math.ceil(P / split / 4) * 4, chunks = Math.ceil(P / chunk);
+  const chunk = Math.max(4, Math.ceil(P / split / 4) * 4), chunks = Math.ceil(P / chunk);
   const tasks = chunks > 1 ? p.n * chunks : Math.ceil(p.n / perTask);
   const job = newJob(KINDS.lrn, tasks, at.scratch, scratchBytes);
   const [below, above] = windowOf(p);
