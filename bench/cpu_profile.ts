@@ -138,7 +138,8 @@ export function printProfile(title: string, profile: Profile, stepMs: number, st
     const ms = e.ms / steps;
     if (ms < 0.05 * stepMs / 100) continue;
     console.log(
-      `| ${key} | ${ms.toFixed(1)} | ${(100 * ms / stepMs).toFixed(1)}% | ${e.calls / steps} |`,
+      `| ${key} | ${ms.toFixed(1)} | ${(100 * ms / stepMs).toFixed(1)}% | ${+(e.calls / steps)
+        .toFixed(1)} |`,
     );
   }
   console.log(
