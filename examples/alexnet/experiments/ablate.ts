@@ -321,10 +321,10 @@ export function presetRuns(preset: AblatePreset, variants: Variant[]): number {
   return preset.seeds * variants.reduce((n, v) => n + (v.epochsFactor ?? 1), 0);
 }
 
-// What one run of the full preset (6 epochs of 9,000 images, with the evaluations) takes on the
-// CPU of the 2-core build machine, both threads: the mean of the first 50 runs of the full
-// preset (commit 0604c5f, 2026-12-06, 98-230, most 100-125 s each).
-const FULL_RUN_SECONDS = 115;
+// What the full preset took on the CPU of the 2-core build machine, both threads: the sum of
+// the training times of its 275 runs (commit 0604c5f, 2026-12-06, in parts; 60-263 s each, the
+// 12-epoch rows and tanh, which has no WebAssembly kernel, the slowest).
+const FULL_PRESET_SECONDS = 36773;
 
 const HELP = `The paper's ablations on the mini AlexNet: matched comparisons, planned power,
 Holm-corrected verdicts, raw data.
@@ -352,11 +352,10 @@ Presets
                      configuration. ${PRESETS.full.seeds} seeds: the fewest that detect ${POWER_PLAN.effect} point with 80% power
                      (Welch, alpha 0.05/${CLAIMS}) at a pilot sd of ${POWER_PLAN.pilotSd} points:
                      ${POWER_PLAN.pilot}.
-                     Wall time on this 2-core machine's CPU: ~${
-  roughDuration(presetRuns(PRESETS.full, DEFAULT_VARIANTS) * FULL_RUN_SECONDS)
-} (${presetRuns(PRESETS.full, DEFAULT_VARIANTS)} runs
-                     of ~${FULL_RUN_SECONDS} s, measured on the first 50; with --resume it
-                     can run in parts: RESULTS.md's Status)
+                     Wall time on this 2-core machine's CPU, measured: ${
+  roughDuration(FULL_PRESET_SECONDS)
+} (${presetRuns(PRESETS.full, DEFAULT_VARIANTS)} six-epoch
+                     units; with --resume it ran in parts: RESULTS.md's Status)
   --quick            smoke run (${PRESETS.quick.seeds} seeds, ${PRESETS.quick.trainLimit} images, 1 epoch): "not evidence"
 
 Options (override the preset)
