@@ -135,12 +135,9 @@ export function printProfile(title: string, profile: Profile, stepMs: number, st
   );
   console.log("| kernel | ms/step | share | calls/step |\n|---|---|---|---|");
   for (const [key, e] of rows) {
-    const ms = e.ms / steps;
+    const ms = e.ms / steps, calls = +(e.calls / steps).toFixed(1);
     if (ms < 0.05 * stepMs / 100) continue;
-    console.log(
-      `| ${key} | ${ms.toFixed(1)} | ${(100 * ms / stepMs).toFixed(1)}% | ${+(e.calls / steps)
-        .toFixed(1)} |`,
-    );
+    console.log(`| ${key} | ${ms.toFixed(1)} | ${(100 * ms / stepMs).toFixed(1)}% | ${calls} |`);
   }
   console.log(
     `| (outside kernels: autograd, allocation of tensors) | ${(stepMs - kernelMs).toFixed(1)} | ${
